@@ -1,0 +1,144 @@
+//! Map names, sizes and the key/value types stored in them.
+use bytemuck::{Pod, Zeroable};
+
+/// Leases the fast path may renew, keyed by the client's address (what a renewal carries as
+/// `ciaddr`). A plain preallocated HASH: it holds authoritative grants, so nothing may be evicted
+/// behind userspace's back as an LRU would.
+pub const LEASES: &str = "XDHCP_LEASES";
+/// Reply data per subnet index (server id, options block, T1/T2).
+pub const SUBNETS: &str = "XDHCP_SUBNETS";
+/// One-slot array: whether the fast path answers at all, and how.
+pub const CONTROL: &str = "XDHCP_CONTROL";
+/// Per-CPU counters, one slot per [`crate::Stat`].
+pub const STATS: &str = "XDHCP_STATS";
+/// Ring buffer of [`RenewEvent`]s, one per ACK sent by XDP.
+pub const EVENTS: &str = "XDHCP_EVENTS";
+
+pub const LEASES_MAX: u32 = 1 << 20;
+pub const SUBNETS_MAX: u32 = 256;
+/// Large enough for ~5 ms of renewals at 1 M/s; a full ring makes XDP pass the renewal to the
+/// slow path rather than send an ACK userspace would not hear about.
+pub const EVENTS_BYTES: u32 = 1 << 22;
+
+/// Longest client identifier (option 61 value) the fast path compares; longer ones go to the
+/// slow path.
+pub const CLIENT_ID_MAX: usize = 32;
+
+/// Key of [`LEASES`]: the leased IPv4 address in network byte order, as it appears in `ciaddr`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Pod, Zeroable)]
+pub struct LeaseKey {
+    pub addr: [u8; 4],
+}
+
+/// A lease the fast path may renew.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct LeaseEntry {
+    /// End of the time userspace has durably granted (and, with a partner, that the MCLT rule
+    /// allows), in CLOCK_MONOTONIC nanoseconds — the clock `bpf_ktime_get_coarse_ns` reads.
+    /// An ACK never reaches beyond it.
+    pub grant_until_ns: u64,
+    /// [`crate::digest::client_id`] of the client identifier the lease was bound with; only
+    /// meaningful with [`LeaseEntry::F_CLIENT_ID`].
+    pub client_id_digest: u64,
+    /// Last fast-path ACK, CLOCK_MONOTONIC ns, stamped in place by XDP (0 = never).
+    pub renewed_at_ns: u64,
+    /// Lease time a renewal asks for, seconds, before the horizon caps it.
+    pub lease_secs: u32,
+    /// Index into [`SUBNETS`].
+    pub subnet: u32,
+    /// `F_*` bits.
+    pub flags: u32,
+    /// Seconds granted by the last fast-path ACK (paired with `renewed_at_ns`).
+    pub renewed_secs: u32,
+    pub chaddr: [u8; 6],
+    pub _pad: [u8; 2],
+}
+
+impl LeaseEntry {
+    /// The lease was bound with a client identifier: renewals must carry the same one.
+    /// Without it, a renewal carrying any option 61 goes to the slow path.
+    pub const F_CLIENT_ID: u32 = 1;
+}
+
+/// Maximum encoded length of a subnet's constant option block (see [`crate::layout`]).
+pub const SUBNET_OPTS_LEN: usize = 97;
+
+/// What the fast path puts in an ACK for leases of one subnet. Written by userspace only.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct SubnetReply {
+    /// Server identifier (option 54 and the reply's IPv4 source), network order.
+    pub server_id: [u8; 4],
+    /// Nonzero when this slot is configured; an unconfigured subnet makes XDP pass.
+    pub enabled: u32,
+    /// Renewal (T1) and rebinding (T2) times, seconds, for a full-length grant. Shorter grants
+    /// get T1 = grant/2 and T2 = 7/8 grant at most.
+    pub t1_secs: u32,
+    pub t2_secs: u32,
+    /// Pre-encoded options 54, 1, 3, 6, 15 ... followed by END (255) and zero padding, exactly
+    /// [`SUBNET_OPTS_LEN`] bytes, copied verbatim into every ACK.
+    pub opts: [u8; SUBNET_OPTS_LEN],
+    pub _pad: [u8; 3],
+}
+
+/// One-slot control entry.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct Control {
+    /// Nonzero: XDP answers renewals. Zero: everything is passed to userspace (failover uses
+    /// this whenever this server must not answer on its own).
+    pub enabled: u32,
+    /// `F_*` bits.
+    pub flags: u32,
+    /// Smallest grant, seconds, worth answering in the kernel; below it (or below the subnet's
+    /// T1) the renewal goes to userspace. Never below [`Control::MIN_GRANT_FLOOR`].
+    pub min_grant_secs: u32,
+    pub _pad: u32,
+    /// MAC of the interface the program is attached to: the ACK's Ethernet source (a broadcast
+    /// REBINDING request's destination cannot be reused).
+    pub if_mac: [u8; 6],
+    pub _pad2: [u8; 2],
+}
+
+impl Control {
+    /// Send a [`RenewEvent`] on [`EVENTS`] for every ACK (besides the in-place stamp).
+    pub const F_EVENTS: u32 = 1;
+    pub const MIN_GRANT_FLOOR: u32 = 60;
+}
+
+/// Sent by XDP on [`EVENTS`] for every ACK it transmits: userspace persists the new expiry and
+/// tells the failover partner.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct RenewEvent {
+    /// CLOCK_MONOTONIC ns at which the ACK was built.
+    pub at_ns: u64,
+    pub addr: [u8; 4],
+    pub granted_secs: u32,
+    pub subnet: u32,
+    /// Transaction id as on the wire (network order bytes).
+    pub xid: [u8; 4],
+    pub chaddr: [u8; 6],
+    pub _pad: [u8; 2],
+    pub ifindex: u32,
+    pub _pad2: u32,
+}
+
+const _: () = assert!(size_of::<LeaseKey>() == 4);
+const _: () = assert!(size_of::<LeaseEntry>() == 48);
+const _: () = assert!(size_of::<SubnetReply>() == 116);
+const _: () = assert!(size_of::<Control>() == 24);
+const _: () = assert!(size_of::<RenewEvent>() == 40);
+
+#[cfg(feature = "user")]
+mod user {
+    // SAFETY: each type is repr(C), Copy, has no padding (bytemuck::Pod derive checks it), and
+    // every bit pattern is valid.
+    unsafe impl aya::Pod for super::LeaseKey {}
+    unsafe impl aya::Pod for super::LeaseEntry {}
+    unsafe impl aya::Pod for super::SubnetReply {}
+    unsafe impl aya::Pod for super::Control {}
+    unsafe impl aya::Pod for super::RenewEvent {}
+}

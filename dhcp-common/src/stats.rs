@@ -1,0 +1,61 @@
+//! Outcome counters of the XDP program: exactly one is bumped per packet, so their sum is the
+//! number of packets the program saw.
+
+macro_rules! stats {
+    ($($(#[$doc:meta])* $name:ident = $label:literal,)*) => {
+        /// Index into the per-CPU stats array.
+        #[repr(u32)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Stat { $($(#[$doc])* $name,)* }
+
+        impl Stat {
+            pub const ALL: &[Stat] = &[$(Stat::$name,)*];
+            /// Stable snake_case name used by `xdhcp stats`, JSON and metrics.
+            pub const fn name(self) -> &'static str {
+                match self { $(Stat::$name => $label,)* }
+            }
+        }
+    };
+}
+
+stats! {
+    /// A DHCPACK was built and transmitted (XDP_TX).
+    Ack = "ack",
+    /// Not IPv4 (after up to two VLAN tags).
+    PassNotIpv4 = "pass_not_ipv4",
+    /// IPv4 with options (IHL > 5): left to the stack.
+    PassIpOptions = "pass_ip_options",
+    /// A fragment.
+    PassFragment = "pass_fragment",
+    /// Not UDP to port 67.
+    PassNotDhcp = "pass_not_dhcp",
+    /// A header or the options ran past the end of the frame.
+    PassTruncated = "pass_truncated",
+    /// Not a BOOTREQUEST over Ethernet (op/htype/hlen), or no magic cookie.
+    PassNotBootRequest = "pass_not_bootrequest",
+    /// No option 53, or one that is not DHCPREQUEST (DISCOVER, RELEASE, INFORM...).
+    PassNotRequest = "pass_not_request",
+    /// A REQUEST with option 50 or 54, or without ciaddr (SELECTING / INIT-REBOOT).
+    PassNotRenewal = "pass_not_renewal",
+    /// The option scan hit its iteration cap before END.
+    PassOptionCap = "pass_option_cap",
+    /// No lease for ciaddr in the map.
+    PassUnknownLease = "pass_unknown_lease",
+    /// chaddr differs from the lease's.
+    PassChaddrMismatch = "pass_chaddr_mismatch",
+    /// Client identifier differs from the lease's (or is present/absent when it should not be,
+    /// or is longer than the fast path compares).
+    PassClientIdMismatch = "pass_client_id_mismatch",
+    /// What is left of the committed grant is below the floor or T1.
+    PassGrantTooShort = "pass_grant_too_short",
+    /// The control entry has the fast path switched off.
+    PassDisabled = "pass_disabled",
+    /// The lease's subnet has no reply data.
+    PassNoSubnet = "pass_no_subnet",
+    /// The frame could not be resized to the ACK's length.
+    PassResize = "pass_resize",
+    /// The event ring was full: an ACK userspace would not hear of is not sent.
+    PassEventRingFull = "pass_event_ring_full",
+}
+
+pub const STATS_LEN: u32 = Stat::ALL.len() as u32;

@@ -1,0 +1,37 @@
+use aya_ebpf::{
+    btf_maps::{Array, HashMap, PerCpuArray, RingBuf},
+    macros::btf_map,
+};
+use dhcp_common::{
+    Control, LeaseEntry, LeaseKey, RenewEvent, Stat, SubnetReply,
+    maps::{EVENTS_BYTES, LEASES_MAX, SUBNETS_MAX},
+    stats::STATS_LEN,
+};
+
+// BTF map definitions, so `bpftool map dump` can print keys and values by field name.
+#[btf_map]
+pub static XDHCP_LEASES: HashMap<LeaseKey, LeaseEntry, { LEASES_MAX as usize }> = HashMap::new();
+
+#[btf_map]
+pub static XDHCP_SUBNETS: Array<SubnetReply, { SUBNETS_MAX as usize }> = Array::new();
+
+#[btf_map]
+pub static XDHCP_CONTROL: Array<Control, 1> = Array::new();
+
+#[btf_map]
+pub static XDHCP_STATS: PerCpuArray<u64, { STATS_LEN as usize }> = PerCpuArray::new();
+
+#[btf_map]
+pub static XDHCP_EVENTS: RingBuf<RenewEvent, { EVENTS_BYTES as usize }> = RingBuf::new();
+
+/// Scratch space of the option scan (see `parse::Scan`); not shared with userspace.
+#[btf_map]
+pub static XDHCP_SCAN: PerCpuArray<crate::parse::Scan, 1> = PerCpuArray::new();
+
+#[inline(always)]
+pub fn count(stat: Stat) {
+    if let Some(c) = XDHCP_STATS.get_ptr_mut(stat as u32) {
+        // Per-CPU slot: no other writer, no atomics needed.
+        unsafe { *c += 1 };
+    }
+}

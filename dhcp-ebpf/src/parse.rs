@@ -1,0 +1,180 @@
+//! Header parsing up to the facts a renewal decision needs. Each step checks bounds and returns
+//! the PASS reason that stops it.
+use aya_ebpf::programs::XdpContext;
+use dhcp_common::{Stat, bootp::*};
+
+use crate::ptr::{ptr_at, read};
+
+/// The option scan stops (and passes) after this many options; a PAD-stuffed or hostile
+/// options area cannot make the program loop long, and the verifier sees a bounded loop.
+pub const MAX_OPTIONS: u32 = 64;
+/// Options must end within this many bytes of the cookie.
+const OPTIONS_SPAN: usize = 1024;
+const _: () = assert!(OPTIONS_SPAN.is_power_of_two());
+
+/// What the reply needs from a renewal request, all copied out of the frame: the frame is
+/// resized before it is rewritten, which invalidates every packet pointer.
+pub struct Renewal {
+    /// Length of Ethernet + VLAN tags: the IPv4 header starts here.
+    pub l2_len: usize,
+    pub src_mac: [u8; 6],
+    pub chaddr: [u8; 6],
+    pub ciaddr: [u8; 4],
+    pub giaddr: [u8; 4],
+    pub xid: [u8; 4],
+    /// Offset in the frame of the option 61 value; 0 when the request has none.
+    pub client_id_off: usize,
+    pub client_id_len: usize,
+}
+
+impl Renewal {
+    #[inline(always)]
+    pub fn bootp(&self) -> usize {
+        self.l2_len + IPV4_HLEN + UDP_HLEN
+    }
+}
+
+#[inline(always)]
+fn be16(b: [u8; 2]) -> u16 {
+    u16::from_be_bytes(b)
+}
+
+/// Ethernet with up to two VLAN tags (802.1Q or 802.1ad); returns the L2 header length.
+#[inline(always)]
+fn ethernet(ctx: &XdpContext) -> Result<usize, Stat> {
+    let mut off = ETH_HLEN;
+    let mut proto = be16(read(ctx, 12)?);
+    if proto == ETH_P_8021Q || proto == ETH_P_8021AD {
+        proto = be16(read(ctx, off + 2)?);
+        off += VLAN_HLEN;
+        if proto == ETH_P_8021Q || proto == ETH_P_8021AD {
+            proto = be16(read(ctx, off + 2)?);
+            off += VLAN_HLEN;
+        }
+    }
+    if proto != ETH_P_IP {
+        return Err(Stat::PassNotIpv4);
+    }
+    Ok(off)
+}
+
+/// IPv4 without options and unfragmented, carrying UDP to port 67.
+#[inline(always)]
+fn ipv4_udp67(ctx: &XdpContext, l2: usize) -> Result<(), Stat> {
+    let ip = ptr_at::<[u8; IPV4_HLEN + UDP_HLEN]>(ctx, l2)?;
+    let ip = unsafe { &*ip };
+    if ip[0] != 0x45 {
+        return Err(if ip[0] >> 4 == 4 { Stat::PassIpOptions } else { Stat::PassNotIpv4 });
+    }
+    if ip[9] != IPPROTO_UDP {
+        return Err(Stat::PassNotDhcp);
+    }
+    // MF set or a nonzero fragment offset.
+    if be16([ip[6], ip[7]]) & 0x3fff != 0 {
+        return Err(Stat::PassFragment);
+    }
+    if be16([ip[22], ip[23]]) != SERVER_PORT {
+        return Err(Stat::PassNotDhcp);
+    }
+    Ok(())
+}
+
+pub fn renewal(ctx: &XdpContext) -> Result<Renewal, Stat> {
+    let l2_len = ethernet(ctx)?;
+    ipv4_udp67(ctx, l2_len)?;
+    let bootp = l2_len + IPV4_HLEN + UDP_HLEN;
+    let hdr = unsafe { &*ptr_at::<[u8; OPTIONS]>(ctx, bootp)? };
+    if hdr[OP] != BOOTREQUEST
+        || hdr[HTYPE] != HTYPE_ETHER
+        || hdr[HLEN] != 6
+        || hdr[COOKIE..OPTIONS] != MAGIC_COOKIE
+    {
+        return Err(Stat::PassNotBootRequest);
+    }
+    let mut r = Renewal {
+        l2_len,
+        src_mac: read(ctx, 6)?,
+        chaddr: [hdr[CHADDR], hdr[CHADDR + 1], hdr[CHADDR + 2], hdr[CHADDR + 3], hdr[CHADDR + 4], hdr[CHADDR + 5]],
+        ciaddr: [hdr[CIADDR], hdr[CIADDR + 1], hdr[CIADDR + 2], hdr[CIADDR + 3]],
+        giaddr: [hdr[GIADDR], hdr[GIADDR + 1], hdr[GIADDR + 2], hdr[GIADDR + 3]],
+        xid: [hdr[XID], hdr[XID + 1], hdr[XID + 2], hdr[XID + 3]],
+        client_id_off: 0,
+        client_id_len: 0,
+    };
+    let scan = options(ctx, bootp + OPTIONS)?;
+    let msg_type_off = scan.msg_type_off as usize;
+    if msg_type_off == 0 || read::<u8>(ctx, msg_type_off & 0xfff)? != DHCPREQUEST {
+        return Err(Stat::PassNotRequest);
+    }
+    if scan.slow != 0 || r.ciaddr == [0; 4] {
+        return Err(Stat::PassNotRenewal);
+    }
+    r.client_id_off = scan.client_id_off as usize & 0xfff;
+    r.client_id_len = scan.client_id_len as usize & 0xff;
+    Ok(r)
+}
+
+/// What the option scan found, kept in a per-CPU map value rather than in registers: the
+/// verifier does not track map memory, so loop iterations that saw different options still look
+/// alike at the loop head and are pruned. Registers holding flags and offsets made the state
+/// count explode past the 1 M instruction limit.
+#[repr(C)]
+pub struct Scan {
+    /// Offset in the frame of option 53's value; 0 = not seen.
+    msg_type_off: u64,
+    /// Option 50, 54, 52 or 82 seen: SELECTING / INIT-REBOOT, overloaded fields or relay agent
+    /// information, all of which userspace must judge (and echo).
+    slow: u64,
+    client_id_off: u64,
+    client_id_len: u64,
+}
+
+/// Walks the options once, recording only offsets.
+#[inline(always)]
+fn options(ctx: &XdpContext, start: usize) -> Result<&'static Scan, Stat> {
+    let scan = crate::maps::XDHCP_SCAN.get_ptr_mut(0).ok_or(Stat::PassOptionCap)?;
+    // SAFETY: a per-CPU slot, used by this program run only.
+    let scan = unsafe { &mut *scan };
+    let put = |f: &mut u64, v: u64| unsafe { core::ptr::write_volatile(f, v) };
+    put(&mut scan.msg_type_off, 0);
+    put(&mut scan.slow, 0);
+    put(&mut scan.client_id_off, 0);
+    put(&mut scan.client_id_len, 0);
+    let mut o: usize = 0;
+    let mut i = 0;
+    while i < MAX_OPTIONS {
+        i += 1;
+        let rel = core::hint::black_box(o);
+        if rel >= OPTIONS_SPAN {
+            return Err(Stat::PassOptionCap);
+        }
+        // A no-op mask at run time, but it makes the verifier forget how far this path has
+        // advanced: every path reaches the next iteration with the same offset range, and
+        // states prune instead of multiplying.
+        o = core::hint::black_box(rel) & (OPTIONS_SPAN - 1);
+        let at = start + o;
+        // END and PAD have no length byte; END may be the frame's last byte.
+        let code = read::<u8>(ctx, at)?;
+        if code == OPT_END {
+            return Ok(scan);
+        }
+        if code == OPT_PAD {
+            o += 1;
+            continue;
+        }
+        let len = read::<u8>(ctx, at + 1)?;
+        match code {
+            OPT_MESSAGE_TYPE if len == 1 => put(&mut scan.msg_type_off, (at + 2) as u64),
+            OPT_REQUESTED_IP | OPT_SERVER_ID | OPT_OVERLOAD | OPT_RELAY_AGENT => {
+                put(&mut scan.slow, 1);
+            }
+            OPT_CLIENT_ID => {
+                put(&mut scan.client_id_off, (at + 2) as u64);
+                put(&mut scan.client_id_len, u64::from(len));
+            }
+            _ => {}
+        }
+        o += 2 + len as usize;
+    }
+    Err(Stat::PassOptionCap)
+}

@@ -1,0 +1,236 @@
+//! The decision (may this renewal be answered here?) and the in-place rewrite into a DHCPACK.
+use aya_ebpf::{
+    helpers::generated::{bpf_ktime_get_coarse_ns, bpf_xdp_adjust_tail, bpf_xdp_load_bytes},
+    programs::XdpContext,
+};
+use dhcp_common::{
+    Control, LeaseEntry, LeaseKey, RenewEvent, Stat, SubnetReply,
+    bootp::*,
+    digest::{ClientIdWords, client_id_words},
+    layout,
+    maps::{CLIENT_ID_MAX, SUBNET_OPTS_LEN},
+};
+
+use crate::{
+    csum,
+    maps::{XDHCP_CONTROL, XDHCP_EVENTS, XDHCP_LEASES, XDHCP_SUBNETS},
+    parse::{self, Renewal},
+    ptr::ptr_at_mut,
+};
+
+const NS_PER_SEC: u64 = 1_000_000_000;
+
+/// Answers the frame as a DHCPACK (Ok: the caller returns XDP_TX) or says why not (the frame is
+/// then untouched and passed).
+#[inline(always)]
+pub fn renew(ctx: &XdpContext) -> Result<(), Stat> {
+    let req = parse::renewal(ctx)?;
+    let ctl: Control = *XDHCP_CONTROL.get(0).ok_or(Stat::PassDisabled)?;
+    if ctl.enabled == 0 {
+        return Err(Stat::PassDisabled);
+    }
+    let lease_ptr =
+        XDHCP_LEASES.get_ptr_mut(LeaseKey { addr: req.ciaddr }).ok_or(Stat::PassUnknownLease)?;
+    let lease: LeaseEntry = unsafe { *lease_ptr };
+    if lease.chaddr != req.chaddr {
+        return Err(Stat::PassChaddrMismatch);
+    }
+    let mut client_id: ClientIdWords = [0; CLIENT_ID_MAX / 8];
+    check_client_id(ctx, &req, &lease, &mut client_id)?;
+    let subnet: &SubnetReply = XDHCP_SUBNETS.get(lease.subnet).ok_or(Stat::PassNoSubnet)?;
+    if subnet.enabled == 0 {
+        return Err(Stat::PassNoSubnet);
+    }
+
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    let left = lease.grant_until_ns.saturating_sub(now) / NS_PER_SEC;
+    let granted = if left < u64::from(lease.lease_secs) { left as u32 } else { lease.lease_secs };
+    let floor = ctl.min_grant_secs.max(Control::MIN_GRANT_FLOOR).max(subnet.t1_secs);
+    if granted < floor {
+        return Err(Stat::PassGrantTooShort);
+    }
+    let times = Times {
+        lease: granted,
+        t1: subnet.t1_secs.min(granted / 2),
+        t2: subnet.t2_secs.min(granted - granted / 8),
+    };
+
+    // Reserve the event before touching the frame: an ACK userspace would not hear about must
+    // not be sent.
+    let event = if ctl.flags & Control::F_EVENTS != 0 {
+        Some(XDHCP_EVENTS.reserve(0).ok_or(Stat::PassEventRingFull)?)
+    } else {
+        None
+    };
+    if let Err(e) = rewrite(ctx, &req, &ctl, subnet, &client_id, &times) {
+        if let Some(ev) = event {
+            ev.discard(0);
+        }
+        return Err(e);
+    }
+
+    unsafe {
+        (*lease_ptr).renewed_at_ns = now;
+        (*lease_ptr).renewed_secs = granted;
+    }
+    if let Some(mut ev) = event {
+        ev.write(RenewEvent {
+            at_ns: now,
+            addr: req.ciaddr,
+            granted_secs: granted,
+            subnet: lease.subnet,
+            xid: req.xid,
+            chaddr: req.chaddr,
+            _pad: [0; 2],
+            ifindex: ctx.ingress_ifindex() as u32,
+            _pad2: 0,
+        });
+        ev.submit(0);
+    }
+    Ok(())
+}
+
+/// A lease bound with a client identifier is renewed only for that identifier, and a lease bound
+/// without one only for requests without one; anything else is the slow path's call.
+#[inline(always)]
+fn check_client_id(
+    ctx: &XdpContext,
+    req: &Renewal,
+    lease: &LeaseEntry,
+    words: &mut ClientIdWords,
+) -> Result<(), Stat> {
+    let bound = lease.flags & LeaseEntry::F_CLIENT_ID != 0;
+    if req.client_id_off == 0 {
+        return if bound { Err(Stat::PassClientIdMismatch) } else { Ok(()) };
+    }
+    let len = core::hint::black_box(req.client_id_len);
+    if !bound || len == 0 || len > CLIENT_ID_MAX {
+        return Err(Stat::PassClientIdMismatch);
+    }
+    // One bounded copy after the scan; the rest of the buffer stays zero, as the digest expects.
+    let rc = unsafe {
+        bpf_xdp_load_bytes(
+            ctx.ctx,
+            req.client_id_off as u32,
+            words.as_mut_ptr().cast(),
+            (len & 0x3f) as u32,
+        )
+    };
+    if rc != 0 {
+        return Err(Stat::PassTruncated);
+    }
+    if client_id_words(words, len as u32) != lease.client_id_digest {
+        return Err(Stat::PassClientIdMismatch);
+    }
+    Ok(())
+}
+
+struct Times {
+    lease: u32,
+    t1: u32,
+    t2: u32,
+}
+
+#[inline(always)]
+unsafe fn put<T>(base: *mut u8, off: usize, v: T) {
+    unsafe { base.add(off).cast::<T>().write_unaligned(v) }
+}
+
+#[inline(always)]
+fn rewrite(
+    ctx: &XdpContext,
+    req: &Renewal,
+    ctl: &Control,
+    subnet: &SubnetReply,
+    client_id: &ClientIdWords,
+    t: &Times,
+) -> Result<(), Stat> {
+    // Every ACK has the same length: resize once, then every later check is against constants.
+    let bootp = req.bootp();
+    let want = (bootp + layout::BOOTP_LEN) as i64;
+    let have = (ctx.data_end() - ctx.data()) as i64;
+    if want != have && unsafe { bpf_xdp_adjust_tail(ctx.ctx, (want - have) as i32) } != 0 {
+        return Err(Stat::PassResize);
+    }
+    // The frame now has exactly the ACK's length, so these checks cannot fail; the verifier
+    // needs them because resizing invalidated every packet pointer.
+    let eth = ptr_at_mut::<[u8; ETH_HLEN]>(ctx, 0)?.cast::<u8>();
+    // One checked pointer for the whole IP packet; UDP and BOOTP are constant offsets from it,
+    // so the verifier keeps the proven range for all three.
+    let ip = ptr_at_mut::<[u8; layout::IP_LEN]>(ctx, req.l2_len)?.cast::<u8>();
+    let u = unsafe { ip.add(IPV4_HLEN) };
+    let b = unsafe { u.add(UDP_HLEN) };
+    let relayed = req.giaddr != [0; 4];
+    let dst_ip = if relayed { req.giaddr } else { req.ciaddr };
+
+    unsafe {
+        // Ethernet: back to whoever sent it (client or relay), from us; VLAN tags stay.
+        put(eth, 0, req.src_mac);
+        put(eth, 6, ctl.if_mac);
+
+        // IPv4, written whole so nothing of the request's header survives.
+        put(ip, 0, [0x45u8, 0]);
+        put(ip, 2, (layout::IP_LEN as u16).to_be_bytes());
+        put(ip, 4, [0u8, 0, 0x40, 0]); // id 0, DF
+        put(ip, 8, [64u8, IPPROTO_UDP, 0, 0]);
+        put(ip, 12, subnet.server_id);
+        put(ip, 16, dst_ip);
+        let w = |o: usize| csum::ne32(ip.add(o).cast::<[u8; 4]>().read_unaligned());
+        let ip_sum = !csum::fold(w(0) + w(4) + w(8) + w(12) + w(16));
+        put(ip, 10, ip_sum);
+
+        // UDP: from 67, to the relay's 67 or the client's 68; checksum filled in last.
+        put(u, 0, SERVER_PORT.to_be_bytes());
+        put(u, 2, (if relayed { SERVER_PORT } else { CLIENT_PORT }).to_be_bytes());
+        put(u, 4, (layout::UDP_LEN as u16).to_be_bytes());
+        put(u, 6, 0u16);
+
+        // BOOTP: op, hops, secs, yiaddr, siaddr; xid, flags, ciaddr, giaddr, chaddr and the
+        // cookie are the request's. sname and file are cleared.
+        put(b, OP, BOOTREPLY);
+        put(b, HOPS, 0u8);
+        put(b, SECS, 0u16);
+        put(b, YIADDR, req.ciaddr);
+        put(b, SIADDR, [0u8; 4]);
+        let mut z = SNAME;
+        while z < COOKIE {
+            put(b, z, 0u64);
+            z += 8;
+        }
+
+        let o = b.add(OPTIONS);
+        put(o, layout::MSG_TYPE, [OPT_MESSAGE_TYPE, 1, DHCPACK]);
+        put(o, layout::LEASE_TIME, [OPT_LEASE_TIME, 4]);
+        put(o, layout::LEASE_TIME + 2, t.lease.to_be_bytes());
+        put(o, layout::T1, [OPT_T1, 4]);
+        put(o, layout::T1 + 2, t.t1.to_be_bytes());
+        put(o, layout::T2, [OPT_T2, 4]);
+        put(o, layout::T2 + 2, t.t2.to_be_bytes());
+        // RFC 6842: echo the client identifier; unused slot bytes are PAD.
+        if req.client_id_off != 0 {
+            put(o, layout::CLIENT_ID, [OPT_CLIENT_ID, req.client_id_len as u8]);
+        } else {
+            put(o, layout::CLIENT_ID, [OPT_PAD, OPT_PAD]);
+        }
+        put(o, layout::CLIENT_ID + 2, *client_id);
+        let src = subnet.opts.as_ptr();
+        let dst = o.add(layout::SUBNET_BLOCK);
+        let mut k = 0;
+        while k + 8 <= SUBNET_OPTS_LEN {
+            put(dst, k, src.add(k).cast::<u64>().read_unaligned());
+            k += 8;
+        }
+        while k < SUBNET_OPTS_LEN {
+            put(dst, k, *src.add(k));
+            k += 1;
+        }
+
+        let pseudo = csum::ne32(subnet.server_id)
+            + csum::ne32(dst_ip)
+            + csum::ne32([0, IPPROTO_UDP, (layout::UDP_LEN >> 8) as u8, layout::UDP_LEN as u8]);
+        let udp_sum = csum::region(u, layout::UDP_LEN as u32, csum::fold(pseudo).into())
+            .ok_or(Stat::PassResize)?;
+        put(u, 6, udp_sum);
+    }
+    Ok(())
+}

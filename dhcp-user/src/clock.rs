@@ -1,0 +1,22 @@
+//! The kernel's clock for grant horizons. XDP reads CLOCK_MONOTONIC through
+//! `bpf_ktime_get_coarse_ns`, so `grant_until_ns` is written in that clock.
+
+/// `bpf_ktime_get_coarse_ns` lags CLOCK_MONOTONIC by up to one tick (10 ms at HZ=100). Userspace
+/// writes horizons this much earlier than what it committed, so a lagging kernel clock can never
+/// stretch a grant past the committed instant.
+pub const COARSE_SLACK_NS: u64 = 20_000_000;
+
+/// CLOCK_MONOTONIC now, in nanoseconds.
+#[must_use]
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes into the timespec we own; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The `grant_until_ns` for a horizon `secs` from the monotonic instant `now_ns`.
+#[must_use]
+pub fn grant_until_ns(now_ns: u64, secs: u64) -> u64 {
+    (now_ns + secs * 1_000_000_000).saturating_sub(COARSE_SLACK_NS)
+}

@@ -1,0 +1,173 @@
+//! Loading, attaching, pinning and detaching the XDP program.
+//!
+//! Everything of one interface is pinned under `/sys/fs/bpf/xdhcp/<iface>/`: the maps by their
+//! names, the program as `prog` and the XDP link as `link`. The pinned link keeps renewals
+//! answered while no daemon runs; a later daemon (or `xdhcp maps dump`) adopts the pinned maps.
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context as _, Result, bail};
+use aya::{
+    Ebpf, EbpfLoader,
+    programs::{Xdp, XdpMode, links::FdLink},
+};
+use dhcp_common::{Control, maps as m};
+
+use crate::maps::FastPathMaps;
+
+/// The XDP object, built by build.rs from dhcp-ebpf.
+pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/dhcp-xdp.o"));
+
+pub const PROG: &str = "xdhcp";
+/// The do-nothing program for the client side of a veth pair (see dhcp-ebpf).
+pub const PASS_PROG: &str = "xdhcp_pass";
+pub const PIN_ROOT: &str = "/sys/fs/bpf/xdhcp";
+const MAP_NAMES: [&str; 5] = [m::LEASES, m::SUBNETS, m::CONTROL, m::STATS, m::EVENTS];
+const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+
+#[must_use]
+pub fn pin_dir(iface: &str) -> PathBuf {
+    Path::new(PIN_ROOT).join(iface)
+}
+
+/// Mounts bpffs on /sys/fs/bpf unless it already is one (it is not at boot on these machines).
+pub fn ensure_bpffs() -> Result<()> {
+    let target = c"/sys/fs/bpf";
+    // SAFETY: statfs writes into the zeroed struct we own.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(target.as_ptr(), &raw mut st) } == 0 && st.f_type == BPF_FS_MAGIC {
+        return Ok(());
+    }
+    // SAFETY: plain mount(2) with static C strings.
+    let rc = unsafe {
+        libc::mount(c"bpf".as_ptr(), target.as_ptr(), c"bpf".as_ptr(), 0, std::ptr::null())
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error()).context("mount bpffs on /sys/fs/bpf");
+    }
+    Ok(())
+}
+
+/// Where maps live and how big the lease map is.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// Pin (or adopt already pinned) maps in this directory; `None` keeps them private to the
+    /// returned object (tests and benchmarks).
+    pub pin_dir: Option<PathBuf>,
+    /// Override the lease map's capacity (tests use small maps; default 1 M).
+    pub leases_max: Option<u32>,
+}
+
+/// Loads the object: maps are created (or adopted from `pin_dir`), programs are not yet loaded.
+pub fn load(opts: &LoadOptions) -> Result<Ebpf> {
+    let mut loader = EbpfLoader::new();
+    let paths: Vec<(&str, PathBuf)> = opts
+        .pin_dir
+        .as_ref()
+        .map(|d| MAP_NAMES.iter().map(|n| (*n, d.join(n))).collect())
+        .unwrap_or_default();
+    for (name, path) in &paths {
+        loader.map_pin_path(name, path.as_path());
+    }
+    if let Some(n) = opts.leases_max {
+        loader.map_max_entries(m::LEASES, n);
+    }
+    loader.load(OBJECT).context("load the XDP object (is this root, on kernel >= 5.18?)")
+}
+
+/// Loads (verifies) one program of the object and returns it.
+pub fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp> {
+    let prog: &mut Xdp = ebpf
+        .program_mut(name)
+        .with_context(|| format!("program {name} missing from the object"))?
+        .try_into()?;
+    prog.load().with_context(|| format!("verify and load {name}"))?;
+    Ok(prog)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AttachMode {
+    /// Native (driver) mode where the driver has it, else generic.
+    Auto,
+    Native,
+    Generic,
+}
+
+#[derive(Debug)]
+pub struct Attached {
+    pub iface: String,
+    pub mode: &'static str,
+    /// False when a pinned link was already there and was adopted.
+    pub new: bool,
+}
+
+/// Attaches the fast path to `iface` and pins it, or adopts what is already pinned there.
+/// The control entry gets the interface's MAC; `enable` sets whether XDP answers.
+pub fn attach(iface: &str, mode: AttachMode, enable: bool) -> Result<Attached> {
+    ensure_bpffs()?;
+    let dir = pin_dir(iface);
+    fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    let link_pin = dir.join("link");
+    let mut ebpf = load(&LoadOptions { pin_dir: Some(dir.clone()), leases_max: None })?;
+    let (mode_name, new) = if link_pin.exists() {
+        ("pinned", false)
+    } else {
+        let prog = program(&mut ebpf, PROG)?;
+        let (id, name) = match mode {
+            AttachMode::Native => (prog.attach(iface, XdpMode::Driver)?, "native"),
+            AttachMode::Generic => (prog.attach(iface, XdpMode::Skb)?, "generic"),
+            AttachMode::Auto => match prog.attach(iface, XdpMode::Driver) {
+                Ok(id) => (id, "native"),
+                Err(_) => (
+                    prog.attach(iface, XdpMode::Skb)
+                        .with_context(|| format!("attach XDP to {iface}"))?,
+                    "generic",
+                ),
+            },
+        };
+        let link: FdLink = prog.take_link(id)?.try_into().context("XDP link is not a bpf_link")?;
+        link.pin(&link_pin).with_context(|| format!("pin {}", link_pin.display()))?;
+        let _ = fs::remove_file(dir.join("prog"));
+        prog.pin(dir.join("prog")).context("pin the program")?;
+        (name, true)
+    };
+    let mut maps = FastPathMaps::from_ebpf(&mut ebpf)?;
+    let mut ctl = maps.control()?;
+    ctl.if_mac = interface_mac(iface)?;
+    ctl.enabled = u32::from(enable);
+    ctl.min_grant_secs = ctl.min_grant_secs.max(Control::MIN_GRANT_FLOOR);
+    maps.set_control(ctl)?;
+    Ok(Attached { iface: iface.to_owned(), mode: mode_name, new })
+}
+
+/// Removes the fast path from `iface` for good: unpinning the link detaches the program, and the
+/// maps go with their pins.
+pub fn detach(iface: &str) -> Result<()> {
+    let dir = pin_dir(iface);
+    if !dir.exists() {
+        bail!("nothing is pinned for {iface} under {}", dir.display());
+    }
+    for entry in fs::read_dir(&dir)? {
+        let path = entry?.path();
+        fs::remove_file(&path).with_context(|| format!("unpin {}", path.display()))?;
+    }
+    fs::remove_dir(&dir).with_context(|| format!("remove {}", dir.display()))?;
+    Ok(())
+}
+
+/// Interfaces with a pinned fast path.
+pub fn pinned_interfaces() -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(PIN_ROOT)
+        .map(|rd| rd.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+pub fn interface_mac(iface: &str) -> Result<[u8; 6]> {
+    let path = format!("/sys/class/net/{iface}/address");
+    let s = fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
+    crate::packet::parse_mac(s.trim()).with_context(|| format!("bad MAC in {path}: {s}"))
+}

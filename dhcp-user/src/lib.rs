@@ -1,0 +1,14 @@
+//! xdhcp: a DHCPv4 server whose renewals are answered by an XDP program.
+//!
+//! This library holds everything the `xdhcp` binary, the integration tests, the benchmarks and
+//! the load generator share: loading and pinning the XDP program ([`fastpath`]), typed access to
+//! its maps ([`maps`]), pure packet builders ([`packet`]) and the subnet option block encoder
+//! ([`subnet`]).
+
+pub mod clock;
+pub mod fastpath;
+pub mod maps;
+pub mod packet;
+pub mod subnet;
+pub mod table;
+pub mod testrun;

@@ -1,0 +1,314 @@
+//! Pure frame building and parsing: Ethernet (+ VLAN tags), IPv4, UDP around a DHCP message.
+//! The slow path, the XDP tests and the load generator all build their frames here.
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use anyhow::{Result, bail, ensure};
+use dhcp_common::bootp::{
+    CLIENT_PORT, ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IP, IPPROTO_UDP, IPV4_HLEN,
+    SERVER_PORT, UDP_HLEN, VLAN_HLEN,
+};
+use dhcproto::{
+    Decodable as _, Encodable as _,
+    v4::{DhcpOption, Flags, Message, MessageType, Opcode},
+};
+
+pub const BROADCAST_MAC: [u8; 6] = [0xff; 6];
+
+/// Real clients pad BOOTP messages to the historical minimum; the builders do the same.
+pub const BOOTP_MIN_LEN: usize = 300;
+
+#[must_use]
+pub fn fmt_mac(m: &[u8; 6]) -> String {
+    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+}
+
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in &mut out {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
+/// An 802.1Q or 802.1ad tag as it sits in the frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Vlan {
+    pub tpid: u16,
+    pub tci: u16,
+}
+
+impl Vlan {
+    #[must_use]
+    pub fn dot1q(vid: u16) -> Self {
+        Self { tpid: ETH_P_8021Q, tci: vid }
+    }
+    #[must_use]
+    pub fn dot1ad(vid: u16) -> Self {
+        Self { tpid: ETH_P_8021AD, tci: vid }
+    }
+}
+
+/// Link-layer framing of one datagram.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct L2 {
+    pub dst: [u8; 6],
+    pub src: [u8; 6],
+    pub vlans: Vec<Vlan>,
+}
+
+/// Internet checksum of `data` added to `sum` (RFC 1071), not yet complemented.
+fn sum16(mut sum: u32, data: &[u8]) -> u32 {
+    let mut chunks = data.chunks_exact(2);
+    for c in &mut chunks {
+        sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
+    }
+    if let [last] = chunks.remainder() {
+        sum += u32::from(*last) << 8;
+    }
+    sum
+}
+
+fn fold(mut sum: u32) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
+
+#[must_use]
+pub fn ipv4_checksum(header: &[u8]) -> u16 {
+    !fold(sum16(0, header))
+}
+
+/// The UDP checksum over the pseudo header and the whole datagram (with its checksum field as
+/// it is: verifying a datagram gives 0, computing over a zeroed field gives the value to store).
+#[must_use]
+pub fn udp_checksum(src: Ipv4Addr, dst: Ipv4Addr, udp: &[u8]) -> u16 {
+    let mut s = sum16(0, &src.octets());
+    s = sum16(s, &dst.octets());
+    s += u32::from(IPPROTO_UDP) + udp.len() as u32;
+    !fold(sum16(s, udp))
+}
+
+/// Ethernet/VLAN/IPv4/UDP frame around `payload`, with both checksums.
+#[must_use]
+pub fn udp_frame(l2: &L2, src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(ETH_HLEN + 8 + IPV4_HLEN + UDP_HLEN + payload.len());
+    f.extend_from_slice(&l2.dst);
+    f.extend_from_slice(&l2.src);
+    for v in &l2.vlans {
+        f.extend_from_slice(&v.tpid.to_be_bytes());
+        f.extend_from_slice(&v.tci.to_be_bytes());
+    }
+    f.extend_from_slice(&ETH_P_IP.to_be_bytes());
+    let ip_at = f.len();
+    let total = (IPV4_HLEN + UDP_HLEN + payload.len()) as u16;
+    f.extend_from_slice(&[0x45, 0]);
+    f.extend_from_slice(&total.to_be_bytes());
+    f.extend_from_slice(&[0, 0, 0, 0, 64, IPPROTO_UDP, 0, 0]);
+    f.extend_from_slice(&src.ip().octets());
+    f.extend_from_slice(&dst.ip().octets());
+    let c = ipv4_checksum(&f[ip_at..ip_at + IPV4_HLEN]);
+    f[ip_at + 10..ip_at + 12].copy_from_slice(&c.to_be_bytes());
+    let udp_at = f.len();
+    f.extend_from_slice(&src.port().to_be_bytes());
+    f.extend_from_slice(&dst.port().to_be_bytes());
+    f.extend_from_slice(&((UDP_HLEN + payload.len()) as u16).to_be_bytes());
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(payload);
+    let c = match udp_checksum(*src.ip(), *dst.ip(), &f[udp_at..]) {
+        0 => 0xffff,
+        c => c,
+    };
+    f[udp_at + 6..udp_at + 8].copy_from_slice(&c.to_be_bytes());
+    f
+}
+
+/// Encodes a DHCP message, padded to [`BOOTP_MIN_LEN`] as clients do.
+#[must_use]
+pub fn encode(msg: &Message) -> Vec<u8> {
+    let mut v = msg.to_vec().expect("dhcproto encodes any message it can represent");
+    if v.len() < BOOTP_MIN_LEN {
+        v.resize(BOOTP_MIN_LEN, 0);
+    }
+    v
+}
+
+/// How a renewal reaches the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RenewKind {
+    /// RENEWING: unicast from ciaddr to the server.
+    Renewing,
+    /// REBINDING: broadcast from ciaddr.
+    Rebinding,
+    /// Through a relay: from giaddr:67 to the server:67 (how perfdhcp sends renewals).
+    Relayed { giaddr: Ipv4Addr, relay_mac: [u8; 6] },
+}
+
+/// A client renewing `ciaddr`: what a RENEWING/REBINDING DHCPREQUEST carries.
+#[derive(Clone, Debug)]
+pub struct Renewal {
+    pub xid: u32,
+    pub chaddr: [u8; 6],
+    pub ciaddr: Ipv4Addr,
+    /// Option 61 value, type byte included.
+    pub client_id: Option<Vec<u8>>,
+    pub kind: RenewKind,
+    pub server: Ipv4Addr,
+    pub server_mac: [u8; 6],
+    pub vlans: Vec<Vlan>,
+}
+
+impl Renewal {
+    #[must_use]
+    pub fn message(&self) -> Message {
+        let giaddr = match self.kind {
+            RenewKind::Relayed { giaddr, .. } => giaddr,
+            _ => Ipv4Addr::UNSPECIFIED,
+        };
+        let mut m = Message::new_with_id(
+            self.xid,
+            self.ciaddr,
+            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::UNSPECIFIED,
+            giaddr,
+            &self.chaddr,
+        );
+        m.set_opcode(Opcode::BootRequest);
+        if giaddr != Ipv4Addr::UNSPECIFIED {
+            m.set_hops(1);
+        }
+        if self.kind == RenewKind::Rebinding {
+            m.set_flags(Flags::default());
+        }
+        let opts = m.opts_mut();
+        opts.insert(DhcpOption::MessageType(MessageType::Request));
+        if let Some(id) = &self.client_id {
+            opts.insert(DhcpOption::ClientIdentifier(id.clone()));
+        }
+        opts.insert(DhcpOption::ParameterRequestList(vec![
+            dhcproto::v4::OptionCode::SubnetMask,
+            dhcproto::v4::OptionCode::Router,
+            dhcproto::v4::OptionCode::DomainNameServer,
+            dhcproto::v4::OptionCode::DomainName,
+        ]));
+        m
+    }
+
+    /// The whole frame as it arrives at the server's interface.
+    #[must_use]
+    pub fn frame(&self) -> Vec<u8> {
+        self.frame_with(&encode(&self.message()))
+    }
+
+    /// The frame around an arbitrary BOOTP payload (tests mutate the payload).
+    #[must_use]
+    pub fn frame_with(&self, payload: &[u8]) -> Vec<u8> {
+        let (l2, src, dst) = match self.kind {
+            RenewKind::Renewing => (
+                L2 { dst: self.server_mac, src: self.chaddr, vlans: self.vlans.clone() },
+                SocketAddrV4::new(self.ciaddr, CLIENT_PORT),
+                SocketAddrV4::new(self.server, SERVER_PORT),
+            ),
+            RenewKind::Rebinding => (
+                L2 { dst: BROADCAST_MAC, src: self.chaddr, vlans: self.vlans.clone() },
+                SocketAddrV4::new(self.ciaddr, CLIENT_PORT),
+                SocketAddrV4::new(Ipv4Addr::BROADCAST, SERVER_PORT),
+            ),
+            RenewKind::Relayed { giaddr, relay_mac } => (
+                L2 { dst: self.server_mac, src: relay_mac, vlans: self.vlans.clone() },
+                SocketAddrV4::new(giaddr, SERVER_PORT),
+                SocketAddrV4::new(self.server, SERVER_PORT),
+            ),
+        };
+        udp_frame(&l2, src, dst, payload)
+    }
+}
+
+/// A frame taken apart, with both checksums verified independently of whoever built it.
+#[derive(Debug)]
+pub struct Parsed {
+    pub l2: L2,
+    pub ip_src: Ipv4Addr,
+    pub ip_dst: Ipv4Addr,
+    pub ttl: u8,
+    pub ip_checksum_ok: bool,
+    pub src_port: u16,
+    pub dst_port: u16,
+    /// Zero UDP checksum means none was sent.
+    pub udp_checksum: u16,
+    pub udp_checksum_ok: bool,
+    pub payload: Vec<u8>,
+    pub msg: Message,
+}
+
+/// Parses an Ethernet/VLAN/IPv4/UDP/DHCP frame. Lengths must agree exactly.
+pub fn parse_frame(f: &[u8]) -> Result<Parsed> {
+    ensure!(f.len() >= ETH_HLEN, "short Ethernet header");
+    let mut l2 = L2 { dst: f[0..6].try_into()?, src: f[6..12].try_into()?, vlans: vec![] };
+    let mut off = 12;
+    let mut proto = u16::from_be_bytes([f[off], f[off + 1]]);
+    while proto == ETH_P_8021Q || proto == ETH_P_8021AD {
+        ensure!(f.len() >= off + 2 + VLAN_HLEN, "short VLAN tag");
+        l2.vlans.push(Vlan { tpid: proto, tci: u16::from_be_bytes([f[off + 2], f[off + 3]]) });
+        off += VLAN_HLEN;
+        proto = u16::from_be_bytes([f[off], f[off + 1]]);
+    }
+    ensure!(proto == ETH_P_IP, "ethertype {proto:#06x} is not IPv4");
+    let ip = &f[off + 2..];
+    ensure!(ip.len() >= IPV4_HLEN && ip[0] == 0x45, "not a plain IPv4 header");
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    ensure!(total == ip.len(), "IPv4 total length {total} but {} bytes follow", ip.len());
+    ensure!(ip[9] == IPPROTO_UDP, "not UDP");
+    let ip_src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
+    let ip_dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
+    let udp = &ip[IPV4_HLEN..];
+    ensure!(udp.len() >= UDP_HLEN, "short UDP header");
+    let ulen = usize::from(u16::from_be_bytes([udp[4], udp[5]]));
+    ensure!(ulen == udp.len(), "UDP length {ulen} but {} bytes", udp.len());
+    let udp_sum = u16::from_be_bytes([udp[6], udp[7]]);
+    let payload = udp[UDP_HLEN..].to_vec();
+    let msg = match Message::from_bytes(&payload) {
+        Ok(m) => m,
+        Err(e) => bail!("DHCP message does not decode: {e}"),
+    };
+    Ok(Parsed {
+        l2,
+        ip_src,
+        ip_dst,
+        ttl: ip[8],
+        ip_checksum_ok: ipv4_checksum(&ip[..IPV4_HLEN]) == 0,
+        src_port: u16::from_be_bytes([udp[0], udp[1]]),
+        dst_port: u16::from_be_bytes([udp[2], udp[3]]),
+        udp_checksum: udp_sum,
+        udp_checksum_ok: udp_sum != 0 && udp_checksum(ip_src, ip_dst, udp) == 0,
+        payload,
+        msg,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_renewal_parses_back_with_valid_checksums() {
+        let r = Renewal {
+            xid: 7,
+            chaddr: [2, 0, 0, 0, 0, 1],
+            ciaddr: Ipv4Addr::new(10, 0, 0, 5),
+            client_id: Some(vec![1, 2, 0, 0, 0, 0, 1]),
+            kind: RenewKind::Renewing,
+            server: Ipv4Addr::new(10, 0, 0, 1),
+            server_mac: [2, 0, 0, 0, 0, 0xfe],
+            vlans: vec![Vlan::dot1ad(100), Vlan::dot1q(200)],
+        };
+        let p = parse_frame(&r.frame()).unwrap();
+        assert!(p.ip_checksum_ok && p.udp_checksum_ok);
+        assert_eq!(p.l2.vlans, r.vlans);
+        assert_eq!(p.msg.ciaddr(), r.ciaddr);
+        assert_eq!(p.payload.len(), BOOTP_MIN_LEN);
+        assert_eq!(parse_mac(&fmt_mac(&r.chaddr)), Some(r.chaddr));
+    }
+}

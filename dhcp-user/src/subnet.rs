@@ -1,0 +1,86 @@
+//! Encodes what a subnet's fast-path ACKs carry into the kernel's [`SubnetReply`].
+use std::net::Ipv4Addr;
+
+use dhcp_common::{SubnetReply, bootp::*, maps::SUBNET_OPTS_LEN};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubnetOptions {
+    pub server_id: Ipv4Addr,
+    pub mask: Ipv4Addr,
+    pub routers: Vec<Ipv4Addr>,
+    pub dns: Vec<Ipv4Addr>,
+    pub domain: Option<String>,
+    pub t1_secs: u32,
+    pub t2_secs: u32,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SubnetError {
+    #[error("the fast-path options need {need} bytes, more than the {SUBNET_OPTS_LEN} an ACK has room for (fewer routers/DNS servers or a shorter domain)")]
+    TooLong { need: usize },
+    #[error("option {0} has more than 255 bytes")]
+    OptionTooLong(u8),
+}
+
+fn push_opt(out: &mut Vec<u8>, code: u8, value: &[u8]) -> Result<(), SubnetError> {
+    let len = u8::try_from(value.len()).map_err(|_| SubnetError::OptionTooLong(code))?;
+    out.push(code);
+    out.push(len);
+    out.extend_from_slice(value);
+    Ok(())
+}
+
+impl SubnetOptions {
+    /// The option block (54, 1, 3, 6, 15, END), zero padded; errors when it does not fit.
+    pub fn encode(&self) -> Result<SubnetReply, SubnetError> {
+        let mut b = Vec::with_capacity(SUBNET_OPTS_LEN);
+        let addrs = |v: &[Ipv4Addr]| v.iter().flat_map(|a| a.octets()).collect::<Vec<u8>>();
+        push_opt(&mut b, OPT_SERVER_ID, &self.server_id.octets())?;
+        push_opt(&mut b, OPT_SUBNET_MASK, &self.mask.octets())?;
+        if !self.routers.is_empty() {
+            push_opt(&mut b, OPT_ROUTER, &addrs(&self.routers))?;
+        }
+        if !self.dns.is_empty() {
+            push_opt(&mut b, OPT_DNS, &addrs(&self.dns))?;
+        }
+        if let Some(d) = &self.domain {
+            push_opt(&mut b, OPT_DOMAIN_NAME, d.as_bytes())?;
+        }
+        b.push(OPT_END);
+        if b.len() > SUBNET_OPTS_LEN {
+            return Err(SubnetError::TooLong { need: b.len() });
+        }
+        let mut opts = [0u8; SUBNET_OPTS_LEN];
+        opts[..b.len()].copy_from_slice(&b);
+        Ok(SubnetReply {
+            server_id: self.server_id.octets(),
+            enabled: 1,
+            t1_secs: self.t1_secs,
+            t2_secs: self.t2_secs,
+            opts,
+            _pad: [0; 3],
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn too_many_options_is_an_error_not_a_truncated_ack() {
+        let mut s = SubnetOptions {
+            server_id: Ipv4Addr::new(10, 0, 0, 1),
+            mask: Ipv4Addr::new(255, 255, 255, 0),
+            routers: vec![Ipv4Addr::new(10, 0, 0, 1)],
+            dns: vec![Ipv4Addr::new(10, 0, 0, 2)],
+            domain: Some("example.net".into()),
+            t1_secs: 1800,
+            t2_secs: 3150,
+        };
+        let r = s.encode().unwrap();
+        assert_eq!(&r.opts[..6], &[54, 4, 10, 0, 0, 1]);
+        s.domain = Some("x".repeat(80));
+        assert!(matches!(s.encode(), Err(SubnetError::TooLong { .. })));
+    }
+}

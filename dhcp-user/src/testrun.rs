@@ -1,0 +1,71 @@
+//! BPF_PROG_TEST_RUN harness: a private instance of the fast path (its own maps, nothing
+//! attached) that runs frames through the real, verified program. Used by the integration tests
+//! and by `cargo xtask bench fastpath`.
+use anyhow::{Context as _, Result};
+use aya::{
+    Ebpf,
+    programs::{ProgramInfo, TestRun as _, TestRunOptions, Xdp},
+};
+
+use crate::{
+    fastpath::{self, LoadOptions},
+    maps::{Events, FastPathMaps},
+};
+
+pub const XDP_PASS: u32 = 2;
+pub const XDP_TX: u32 = 3;
+
+pub struct Harness {
+    ebpf: Ebpf,
+    pub maps: FastPathMaps,
+    pub events: Events,
+}
+
+impl Harness {
+    /// Loads the object with a lease map of `leases_max` entries and verifies `programs`.
+    pub fn new(leases_max: u32, programs: &[&str]) -> Result<Self> {
+        let mut ebpf = fastpath::load(&LoadOptions { pin_dir: None, leases_max: Some(leases_max) })?;
+        for p in programs {
+            fastpath::program(&mut ebpf, p)?;
+        }
+        let maps = FastPathMaps::from_ebpf(&mut ebpf)?;
+        let events = Events::from_ebpf(&mut ebpf)?;
+        Ok(Self { ebpf, maps, events })
+    }
+
+    pub fn prog(&mut self, name: &str) -> Result<&mut Xdp> {
+        Ok(self.ebpf.program_mut(name).with_context(|| format!("no program {name}"))?.try_into()?)
+    }
+
+    pub fn info(&mut self, name: &str) -> Result<ProgramInfo> {
+        Ok(self.prog(name)?.info()?)
+    }
+
+    /// Runs `frame` once through the fast path: the verdict and the frame as it left.
+    pub fn run(&mut self, frame: &[u8]) -> Result<(u32, Vec<u8>)> {
+        self.run_prog(fastpath::PROG, frame)
+    }
+
+    pub fn run_prog(&mut self, name: &str, frame: &[u8]) -> Result<(u32, Vec<u8>)> {
+        let mut out = vec![0u8; frame.len() + 512];
+        let r = self.prog(name)?.test_run(TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            ..Default::default()
+        })?;
+        out.truncate(r.data_size_out as usize);
+        Ok((r.return_value, out))
+    }
+
+    /// Runs `frame` `repeat` times; the kernel's mean ns per run.
+    pub fn time(&mut self, name: &str, frame: &[u8], repeat: u32) -> Result<(u32, f64)> {
+        let mut out = vec![0u8; frame.len() + 512];
+        let r = self.prog(name)?.test_run(TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            repeat,
+            ..Default::default()
+        })?;
+        Ok((r.return_value, r.duration.as_nanos() as f64))
+    }
+}

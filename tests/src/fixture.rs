@@ -1,0 +1,102 @@
+use std::net::Ipv4Addr;
+
+use dhcp_common::{Control, LeaseEntry, digest};
+use xdhcp::{
+    clock,
+    packet::{RenewKind, Renewal},
+    subnet::SubnetOptions,
+    testrun::Harness,
+};
+
+pub const SERVER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+pub const SERVER_MAC: [u8; 6] = [0x02, 0x77, 0, 0, 0, 0x01];
+pub const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 50);
+pub const CLIENT_MAC: [u8; 6] = [0x02, 0x77, 0, 0, 0, 0x50];
+pub const RELAY: Ipv4Addr = Ipv4Addr::new(10, 78, 0, 1);
+pub const RELAY_MAC: [u8; 6] = [0x02, 0x78, 0, 0, 0, 0x01];
+pub const LEASE_SECS: u32 = 3600;
+pub const T1: u32 = 1800;
+pub const T2: u32 = 3150;
+
+pub fn root_required() {
+    assert!(
+        unsafe { libc_geteuid() } == 0,
+        "these tests load XDP programs and create network namespaces: run them as root \
+         (cargo xtask test does)"
+    );
+}
+
+unsafe extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
+pub fn client_id(mac: [u8; 6]) -> Vec<u8> {
+    let mut v = vec![1];
+    v.extend_from_slice(&mac);
+    v
+}
+
+pub fn subnet() -> SubnetOptions {
+    SubnetOptions {
+        server_id: SERVER,
+        mask: Ipv4Addr::new(255, 255, 255, 0),
+        routers: vec![SERVER],
+        dns: vec![Ipv4Addr::new(10, 77, 0, 53), Ipv4Addr::new(10, 77, 0, 54)],
+        domain: Some("edge.example".into()),
+        t1_secs: T1,
+        t2_secs: T2,
+    }
+}
+
+pub fn control() -> Control {
+    Control {
+        enabled: 1,
+        flags: Control::F_EVENTS,
+        min_grant_secs: 60,
+        _pad: 0,
+        if_mac: SERVER_MAC,
+        _pad2: [0; 2],
+    }
+}
+
+/// A lease bound with `client_id` (or none), granted for `grant_secs` from now.
+pub fn lease(mac: [u8; 6], client_id: Option<&[u8]>, grant_secs: u64) -> LeaseEntry {
+    let digest = client_id.and_then(digest::client_id);
+    LeaseEntry {
+        grant_until_ns: clock::grant_until_ns(clock::monotonic_ns(), grant_secs),
+        client_id_digest: digest.unwrap_or(0),
+        renewed_at_ns: 0,
+        lease_secs: LEASE_SECS,
+        subnet: 0,
+        flags: if digest.is_some() { LeaseEntry::F_CLIENT_ID } else { 0 },
+        renewed_secs: 0,
+        chaddr: mac,
+        _pad: [0; 2],
+    }
+}
+
+/// A harness with the lab subnet, control on, and the lab client's lease (with client-id),
+/// granted for two hours.
+pub fn harness() -> Harness {
+    root_required();
+    let mut h = Harness::new(1024, &[xdhcp::fastpath::PROG]).expect("load and verify the XDP program");
+    h.maps.set_control(control()).unwrap();
+    h.maps.set_subnet(0, &subnet().encode().unwrap()).unwrap();
+    let id = client_id(CLIENT_MAC);
+    h.maps.put_lease(CLIENT, &lease(CLIENT_MAC, Some(&id), 7200)).unwrap();
+    h
+}
+
+pub fn renewal(kind: RenewKind) -> Renewal {
+    Renewal {
+        xid: 0x1234_5678,
+        chaddr: CLIENT_MAC,
+        ciaddr: CLIENT,
+        client_id: Some(client_id(CLIENT_MAC)),
+        kind,
+        server: SERVER,
+        server_mac: SERVER_MAC,
+        vlans: vec![],
+    }
+}

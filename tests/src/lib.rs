@@ -1,0 +1,4 @@
+//! Shared fixtures of the privileged integration tests: a standard lab subnet and lease, and
+//! network namespaces with veth pairs that clean themselves up.
+pub mod fixture;
+pub mod netns;
