@@ -35,7 +35,8 @@ stats! {
     PassNotBootRequest = "pass_not_bootrequest",
     /// No option 53, or one that is not DHCPREQUEST (DISCOVER, RELEASE, INFORM...).
     PassNotRequest = "pass_not_request",
-    /// A REQUEST with option 50 or 54, or without ciaddr (SELECTING / INIT-REBOOT).
+    /// A REQUEST with option 50 or 54 or without ciaddr (SELECTING / INIT-REBOOT), with option
+    /// 52 or 82, or with option 53 or 61 repeated.
     PassNotRenewal = "pass_not_renewal",
     /// The option scan hit its iteration cap before END.
     PassOptionCap = "pass_option_cap",

@@ -58,9 +58,10 @@ fn ethernet(ctx: &XdpContext) -> Result<usize, Stat> {
     Ok(off)
 }
 
-/// IPv4 without options and unfragmented, carrying UDP to port 67.
+/// IPv4 without options and unfragmented, carrying UDP to port 67; returns the UDP payload
+/// length (Ethernet padding after the IP packet is not part of it).
 #[inline(always)]
-fn ipv4_udp67(ctx: &XdpContext, l2: usize) -> Result<(), Stat> {
+fn ipv4_udp67(ctx: &XdpContext, l2: usize) -> Result<usize, Stat> {
     let ip = ptr_at::<[u8; IPV4_HLEN + UDP_HLEN]>(ctx, l2)?;
     let ip = unsafe { &*ip };
     if ip[0] != 0x45 {
@@ -76,12 +77,20 @@ fn ipv4_udp67(ctx: &XdpContext, l2: usize) -> Result<(), Stat> {
     if be16([ip[22], ip[23]]) != SERVER_PORT {
         return Err(Stat::PassNotDhcp);
     }
-    Ok(())
+    let total = usize::from(be16([ip[2], ip[3]]));
+    let udp_len = usize::from(be16([ip[24], ip[25]]));
+    if l2 + total > ctx.data_end() - ctx.data() || udp_len + IPV4_HLEN != total || udp_len < UDP_HLEN {
+        return Err(Stat::PassTruncated);
+    }
+    Ok(udp_len - UDP_HLEN)
 }
 
 pub fn renewal(ctx: &XdpContext) -> Result<Renewal, Stat> {
     let l2_len = ethernet(ctx)?;
-    ipv4_udp67(ctx, l2_len)?;
+    let bootp_len = ipv4_udp67(ctx, l2_len)?;
+    if bootp_len < OPTIONS {
+        return Err(Stat::PassTruncated);
+    }
     let bootp = l2_len + IPV4_HLEN + UDP_HLEN;
     let hdr = unsafe { &*ptr_at::<[u8; OPTIONS]>(ctx, bootp)? };
     if hdr[OP] != BOOTREQUEST
@@ -101,7 +110,7 @@ pub fn renewal(ctx: &XdpContext) -> Result<Renewal, Stat> {
         client_id_off: 0,
         client_id_len: 0,
     };
-    let scan = options(ctx, bootp + OPTIONS)?;
+    let scan = options(ctx, bootp + OPTIONS, bootp_len - OPTIONS)?;
     let msg_type_off = scan.msg_type_off as usize;
     if msg_type_off == 0 || read::<u8>(ctx, msg_type_off & 0xfff)? != DHCPREQUEST {
         return Err(Stat::PassNotRequest);
@@ -122,16 +131,18 @@ pub fn renewal(ctx: &XdpContext) -> Result<Renewal, Stat> {
 pub struct Scan {
     /// Offset in the frame of option 53's value; 0 = not seen.
     msg_type_off: u64,
-    /// Option 50, 54, 52 or 82 seen: SELECTING / INIT-REBOOT, overloaded fields or relay agent
-    /// information, all of which userspace must judge (and echo).
+    /// Option 50, 54, 52 or 82 seen (SELECTING / INIT-REBOOT, overloaded fields or relay agent
+    /// information, all of which userspace must judge and echo), or 53 or 61 repeated.
     slow: u64,
     client_id_off: u64,
     client_id_len: u64,
 }
 
-/// Walks the options once, recording only offsets.
+/// Walks the `len` bytes of options once, recording only offsets. Every option must end before
+/// the next iteration starts inside `len`, so an option running past the UDP payload is
+/// truncation, whatever bytes follow it in the frame.
 #[inline(always)]
-fn options(ctx: &XdpContext, start: usize) -> Result<&'static Scan, Stat> {
+fn options(ctx: &XdpContext, start: usize, len: usize) -> Result<&'static Scan, Stat> {
     let scan = crate::maps::XDHCP_SCAN.get_ptr_mut(0).ok_or(Stat::PassOptionCap)?;
     // SAFETY: a per-CPU slot, used by this program run only.
     let scan = unsafe { &mut *scan };
@@ -145,6 +156,9 @@ fn options(ctx: &XdpContext, start: usize) -> Result<&'static Scan, Stat> {
     while i < MAX_OPTIONS {
         i += 1;
         let rel = core::hint::black_box(o);
+        if rel >= len {
+            return Err(Stat::PassTruncated);
+        }
         if rel >= OPTIONS_SPAN {
             return Err(Stat::PassOptionCap);
         }
@@ -163,12 +177,21 @@ fn options(ctx: &XdpContext, start: usize) -> Result<&'static Scan, Stat> {
             continue;
         }
         let len = read::<u8>(ctx, at + 1)?;
+        // A repeated 53 or 61 would be concatenated by an RFC 3396 reader: too unusual to
+        // answer here, so a second copy sends the request to the slow path.
+        let seen = |f: &u64| unsafe { core::ptr::read_volatile(f) };
         match code {
-            OPT_MESSAGE_TYPE if len == 1 => put(&mut scan.msg_type_off, (at + 2) as u64),
+            OPT_MESSAGE_TYPE => {
+                let again = seen(&scan.slow) | seen(&scan.msg_type_off);
+                put(&mut scan.slow, again);
+                put(&mut scan.msg_type_off, if len == 1 { (at + 2) as u64 } else { 0 });
+            }
             OPT_REQUESTED_IP | OPT_SERVER_ID | OPT_OVERLOAD | OPT_RELAY_AGENT => {
                 put(&mut scan.slow, 1);
             }
             OPT_CLIENT_ID => {
+                let again = seen(&scan.slow) | seen(&scan.client_id_off);
+                put(&mut scan.slow, again);
                 put(&mut scan.client_id_off, (at + 2) as u64);
                 put(&mut scan.client_id_len, u64::from(len));
             }

@@ -5,6 +5,7 @@
 //! its maps ([`maps`]), pure packet builders ([`packet`]) and the subnet option block encoder
 //! ([`subnet`]).
 
+pub mod cli;
 pub mod clock;
 pub mod fastpath;
 pub mod maps;

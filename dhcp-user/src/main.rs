@@ -1,1 +1,198 @@
-fn main(){}
+use std::net::Ipv4Addr;
+
+use anyhow::{Context as _, Result, bail};
+use clap::Parser as _;
+use dhcp_common::{Control, LeaseEntry, digest};
+use xdhcp::{
+    cli::{Cli, Cmd, LeaseCmd, LeasePut, MapsCmd, SubnetArgs},
+    clock, fastpath,
+    maps::{FastPathMaps, LeaseView},
+    packet, subnet, table,
+};
+
+fn main() {
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("xdhcp: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Attach { iface, mode, disabled } => {
+            let a = fastpath::attach(&iface, mode, !disabled)?;
+            let how = if a.new { "attached" } else { "adopted the pinned fast path on" };
+            println!("{how} {} ({} mode), pinned under {}", a.iface, a.mode, fastpath::pin_dir(&iface).display());
+        }
+        Cmd::Detach { iface } => {
+            fastpath::detach(&iface)?;
+            println!("detached the fast path from {iface} and removed its pins");
+        }
+        Cmd::Maps { cmd: MapsCmd::Dump { iface, json } } => dump(iface, json)?,
+        Cmd::Stats { iface, json } => stats(iface, json)?,
+        Cmd::Lease { cmd: LeaseCmd::Put(p) } => lease_put(&p)?,
+        Cmd::Lease { cmd: LeaseCmd::Del { iface, addr } } => open(&iface)?.delete_lease(addr)?,
+        Cmd::Subnet(s) => subnet_set(&s)?,
+        Cmd::Control { iface, enable, disable, events, min_grant } => {
+            let mut m = open(&iface)?;
+            let mut c = m.control()?;
+            if enable || disable {
+                c.enabled = u32::from(enable);
+            }
+            if let Some(e) = events {
+                c.flags = if e { c.flags | Control::F_EVENTS } else { c.flags & !Control::F_EVENTS };
+            }
+            if let Some(g) = min_grant {
+                c.min_grant_secs = g.max(Control::MIN_GRANT_FLOOR);
+            }
+            m.set_control(c)?;
+            println!("{iface}: fast path {}", if c.enabled != 0 { "on" } else { "off" });
+        }
+    }
+    Ok(())
+}
+
+fn open(iface: &str) -> Result<FastPathMaps> {
+    fastpath::ensure_bpffs()?;
+    FastPathMaps::open_pinned(&fastpath::pin_dir(iface))
+        .with_context(|| format!("no fast path pinned for {iface} (xdhcp attach --iface {iface})"))
+}
+
+fn interfaces(iface: Option<String>) -> Result<Vec<String>> {
+    fastpath::ensure_bpffs()?;
+    let all = iface.map_or_else(fastpath::pinned_interfaces, |i| vec![i]);
+    if all.is_empty() {
+        bail!("no fast path is pinned under {}", fastpath::PIN_ROOT);
+    }
+    Ok(all)
+}
+
+fn dump(iface: Option<String>, json: bool) -> Result<()> {
+    let now = clock::monotonic_ns();
+    let mut out = serde_json::Map::new();
+    for i in interfaces(iface)? {
+        let m = open(&i)?;
+        let c = m.control()?;
+        let leases: Vec<LeaseView> =
+            m.leases()?.iter().map(|(a, e)| LeaseView::new(*a, e, now)).collect();
+        if json {
+            out.insert(
+                i.clone(),
+                serde_json::json!({
+                    "control": {
+                        "enabled": c.enabled != 0,
+                        "events": c.flags & Control::F_EVENTS != 0,
+                        "min_grant_secs": c.min_grant_secs,
+                        "if_mac": packet::fmt_mac(&c.if_mac),
+                    },
+                    "leases": leases,
+                }),
+            );
+            continue;
+        }
+        println!(
+            "{i}: fast path {}, events {}, min grant {} s, {} lease(s)",
+            if c.enabled != 0 { "on" } else { "off" },
+            if c.flags & Control::F_EVENTS != 0 { "on" } else { "off" },
+            c.min_grant_secs,
+            leases.len()
+        );
+        let rows: Vec<Vec<String>> = leases
+            .iter()
+            .map(|l| {
+                vec![
+                    l.addr.to_string(),
+                    l.chaddr.clone(),
+                    l.subnet.to_string(),
+                    l.lease_secs.to_string(),
+                    l.grant_left_secs.to_string(),
+                    l.client_id_digest.clone().unwrap_or_else(|| "-".into()),
+                    l.last_renewed_ago_secs
+                        .map_or_else(|| "never".into(), |a| format!("{a} s ago for {} s", l.last_renewed_secs)),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            table::render(
+                &["ADDRESS", "CHADDR", "SUBNET", "LEASE_S", "GRANT_LEFT_S", "CLIENT_ID_DIGEST", "LAST_XDP_ACK"],
+                &rows
+            )
+        );
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    }
+    Ok(())
+}
+
+fn stats(iface: Option<String>, json: bool) -> Result<()> {
+    let mut out = serde_json::Map::new();
+    for i in interfaces(iface)? {
+        let c = open(&i)?.stats()?;
+        if json {
+            out.insert(i, c.to_json());
+        } else {
+            println!("{i}:");
+            let rows: Vec<Vec<String>> =
+                c.values.iter().map(|(s, v)| vec![s.name().to_owned(), v.to_string()]).collect();
+            print!("{}", table::render(&["COUNTER", "PACKETS"], &rows));
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    }
+    Ok(())
+}
+
+fn parse_hex(s: &str) -> Result<Vec<u8>> {
+    let s = s.trim_start_matches("0x").replace(':', "");
+    if s.len() % 2 != 0 {
+        bail!("hex string {s:?} has an odd number of digits");
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).with_context(|| format!("bad hex {s:?}")))
+        .collect()
+}
+
+fn lease_put(p: &LeasePut) -> Result<()> {
+    let mac = packet::parse_mac(&p.mac).with_context(|| format!("bad MAC {:?}", p.mac))?;
+    let digest = match &p.client_id {
+        Some(h) => Some(
+            digest::client_id(&parse_hex(h)?)
+                .context("client id must be 1 to 32 bytes for the fast path")?,
+        ),
+        None => None,
+    };
+    let e = LeaseEntry {
+        grant_until_ns: clock::grant_until_ns(clock::monotonic_ns(), p.grant_secs),
+        client_id_digest: digest.unwrap_or(0),
+        renewed_at_ns: 0,
+        lease_secs: p.lease_secs,
+        subnet: p.subnet,
+        flags: if digest.is_some() { LeaseEntry::F_CLIENT_ID } else { 0 },
+        renewed_secs: 0,
+        chaddr: mac,
+        _pad: [0; 2],
+    };
+    open(&p.iface)?.put_lease(p.addr, &e)?;
+    println!("{}: lease {} for {} ({} s, grantable for {} s)", p.iface, p.addr, p.mac, p.lease_secs, p.grant_secs);
+    Ok(())
+}
+
+fn subnet_set(s: &SubnetArgs) -> Result<()> {
+    let reply = subnet::SubnetOptions {
+        server_id: s.server_id,
+        mask: s.mask,
+        routers: s.router.clone(),
+        dns: s.dns.clone(),
+        domain: s.domain.clone(),
+        t1_secs: s.t1,
+        t2_secs: s.t2,
+    }
+    .encode()?;
+    open(&s.iface)?.set_subnet(s.index, &reply)?;
+    println!("{}: subnet {} replies from {}", s.iface, s.index, Ipv4Addr::from(reply.server_id));
+    Ok(())
+}

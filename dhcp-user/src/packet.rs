@@ -180,7 +180,7 @@ impl Renewal {
             m.set_hops(1);
         }
         if self.kind == RenewKind::Rebinding {
-            m.set_flags(Flags::default());
+            m.set_flags(Flags::default().set_broadcast());
         }
         let opts = m.opts_mut();
         opts.insert(DhcpOption::MessageType(MessageType::Request));
@@ -243,7 +243,8 @@ pub struct Parsed {
     pub msg: Message,
 }
 
-/// Parses an Ethernet/VLAN/IPv4/UDP/DHCP frame. Lengths must agree exactly.
+/// Parses an Ethernet/VLAN/IPv4/UDP/DHCP frame. The IPv4 and UDP lengths must agree; bytes
+/// after the IP packet (Ethernet padding) are ignored.
 pub fn parse_frame(f: &[u8]) -> Result<Parsed> {
     ensure!(f.len() >= ETH_HLEN, "short Ethernet header");
     let mut l2 = L2 { dst: f[0..6].try_into()?, src: f[6..12].try_into()?, vlans: vec![] };
@@ -259,7 +260,8 @@ pub fn parse_frame(f: &[u8]) -> Result<Parsed> {
     let ip = &f[off + 2..];
     ensure!(ip.len() >= IPV4_HLEN && ip[0] == 0x45, "not a plain IPv4 header");
     let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-    ensure!(total == ip.len(), "IPv4 total length {total} but {} bytes follow", ip.len());
+    ensure!(total <= ip.len() && total >= IPV4_HLEN, "IPv4 total length {total} but {} bytes follow", ip.len());
+    let ip = &ip[..total];
     ensure!(ip[9] == IPPROTO_UDP, "not UDP");
     let ip_src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
     let ip_dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);

@@ -1,0 +1,132 @@
+//! Command-line interface of the `xdhcp` binary.
+use std::net::Ipv4Addr;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::fastpath::AttachMode;
+
+#[derive(Parser, Debug)]
+#[command(name = "xdhcp", version, about = "DHCPv4 server with an XDP renewal fast path")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Attach the fast path to an interface and pin it (or adopt what is pinned there).
+    Attach {
+        #[arg(long)]
+        iface: String,
+        #[arg(long, value_enum, default_value = "auto")]
+        mode: AttachMode,
+        /// Attach with the fast path switched off (everything passes to userspace).
+        #[arg(long)]
+        disabled: bool,
+    },
+    /// Remove the fast path from an interface for good: program, link and maps.
+    Detach {
+        #[arg(long)]
+        iface: String,
+    },
+    /// Inspect the pinned kernel maps.
+    Maps {
+        #[command(subcommand)]
+        cmd: MapsCmd,
+    },
+    /// Fast-path counters: ACKs sent and every reason a packet was passed.
+    Stats {
+        /// Interface (default: every interface with a pinned fast path).
+        #[arg(long)]
+        iface: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put or delete a lease entry by hand (lab, tests, emergencies).
+    Lease {
+        #[command(subcommand)]
+        cmd: LeaseCmd,
+    },
+    /// Set a subnet's fast-path reply data by hand.
+    Subnet(SubnetArgs),
+    /// Switch the fast path on or off, or change how it reports ACKs.
+    Control {
+        #[arg(long)]
+        iface: String,
+        #[arg(long, conflicts_with = "disable")]
+        enable: bool,
+        #[arg(long)]
+        disable: bool,
+        /// Send a ring-buffer event for every ACK.
+        #[arg(long)]
+        events: Option<bool>,
+        /// Smallest grant, seconds, the kernel answers (at least 60).
+        #[arg(long)]
+        min_grant: Option<u32>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MapsCmd {
+    /// Decode the lease map (and control and subnets) into a table.
+    Dump {
+        #[arg(long)]
+        iface: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LeaseCmd {
+    Put(LeasePut),
+    Del {
+        #[arg(long)]
+        iface: String,
+        #[arg(long)]
+        addr: Ipv4Addr,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct LeasePut {
+    #[arg(long)]
+    pub iface: String,
+    #[arg(long)]
+    pub addr: Ipv4Addr,
+    /// Client hardware address, aa:bb:cc:dd:ee:ff.
+    #[arg(long)]
+    pub mac: String,
+    /// Option 61 value in hex (type byte included), e.g. 01aabbccddeeff.
+    #[arg(long)]
+    pub client_id: Option<String>,
+    #[arg(long, default_value_t = 3600)]
+    pub lease_secs: u32,
+    /// How long from now the kernel may grant (the committed horizon).
+    #[arg(long, default_value_t = 7200)]
+    pub grant_secs: u64,
+    #[arg(long, default_value_t = 0)]
+    pub subnet: u32,
+}
+
+#[derive(Args, Debug)]
+pub struct SubnetArgs {
+    #[arg(long)]
+    pub iface: String,
+    #[arg(long, default_value_t = 0)]
+    pub index: u32,
+    #[arg(long)]
+    pub server_id: Ipv4Addr,
+    #[arg(long)]
+    pub mask: Ipv4Addr,
+    #[arg(long)]
+    pub router: Vec<Ipv4Addr>,
+    #[arg(long)]
+    pub dns: Vec<Ipv4Addr>,
+    #[arg(long)]
+    pub domain: Option<String>,
+    #[arg(long, default_value_t = 1800)]
+    pub t1: u32,
+    #[arg(long, default_value_t = 3150)]
+    pub t2: u32,
+}

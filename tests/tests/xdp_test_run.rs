@@ -1,0 +1,381 @@
+//! The XDP program run for real through BPF_PROG_TEST_RUN: every ACK is taken apart with
+//! dhcproto and an independent checksum, and every PASS must leave the frame byte for byte as
+//! it came.
+use std::net::Ipv4Addr;
+
+use dhcp_common::{Control, LeaseEntry, RenewEvent, Stat, layout};
+use dhcproto::v4::{DhcpOption, Message, MessageType, OptionCode};
+use integration::fixture::*;
+use xdhcp::{
+    packet::{self, Parsed, RenewKind, Renewal, Vlan},
+    testrun::{Harness, XDP_PASS, XDP_TX},
+};
+
+/// Runs `frame`, asserts an ACK came back, and returns it parsed.
+fn ack(h: &mut Harness, frame: &[u8]) -> Parsed {
+    let before = h.maps.stats().unwrap();
+    let (ret, out) = h.run(frame).unwrap();
+    let d = h.maps.stats().unwrap().since(&before);
+    assert_eq!(ret, XDP_TX, "expected XDP_TX; counters moved: {:?}", d.to_json());
+    assert_eq!(d.get(Stat::Ack), 1);
+    let p = packet::parse_frame(&out).expect("the ACK parses");
+    assert!(p.ip_checksum_ok, "IPv4 header checksum");
+    assert!(p.udp_checksum_ok, "UDP checksum (nonzero and correct)");
+    assert_eq!(p.payload.len(), layout::BOOTP_LEN);
+    p
+}
+
+/// Runs `frame`, asserts it was passed untouched, counted under `reason`.
+fn passes(h: &mut Harness, frame: &[u8], reason: Stat) {
+    let before = h.maps.stats().unwrap();
+    let (ret, out) = h.run(frame).unwrap();
+    let d = h.maps.stats().unwrap().since(&before);
+    assert_eq!(ret, XDP_PASS, "expected XDP_PASS ({})", reason.name());
+    assert!(out == frame, "a passed frame must be unchanged ({})", reason.name());
+    assert_eq!(d.get(reason), 1, "expected {}; counters moved: {:?}", reason.name(), d.to_json());
+}
+
+fn opt<'a>(m: &'a Message, code: OptionCode) -> &'a DhcpOption {
+    m.opts().get(code).unwrap_or_else(|| panic!("option {code:?} missing"))
+}
+
+/// Every field of a full-length ACK for the lab lease.
+fn assert_lab_ack(p: &Parsed, req: &Renewal) {
+    let m = &p.msg;
+    assert_eq!(m.opcode(), dhcproto::v4::Opcode::BootReply);
+    assert_eq!(m.xid(), req.xid);
+    assert_eq!(m.ciaddr(), req.ciaddr);
+    assert_eq!(m.yiaddr(), req.ciaddr);
+    assert_eq!(m.siaddr(), Ipv4Addr::UNSPECIFIED);
+    assert_eq!(&m.chaddr()[..6], &req.chaddr);
+    assert_eq!(m.hops(), 0);
+    assert!(m.sname().is_none() && m.fname().is_none());
+    assert_eq!(opt(m, OptionCode::MessageType), &DhcpOption::MessageType(MessageType::Ack));
+    assert_eq!(opt(m, OptionCode::ServerIdentifier), &DhcpOption::ServerIdentifier(SERVER));
+    assert_eq!(opt(m, OptionCode::AddressLeaseTime), &DhcpOption::AddressLeaseTime(LEASE_SECS));
+    assert_eq!(opt(m, OptionCode::Renewal), &DhcpOption::Renewal(T1));
+    assert_eq!(opt(m, OptionCode::Rebinding), &DhcpOption::Rebinding(T2));
+    let s = subnet();
+    assert_eq!(opt(m, OptionCode::SubnetMask), &DhcpOption::SubnetMask(s.mask));
+    assert_eq!(opt(m, OptionCode::Router), &DhcpOption::Router(s.routers.clone()));
+    assert_eq!(opt(m, OptionCode::DomainNameServer), &DhcpOption::DomainNameServer(s.dns.clone()));
+    assert_eq!(
+        opt(m, OptionCode::DomainName),
+        &DhcpOption::DomainName(s.domain.clone().unwrap())
+    );
+    match &req.client_id {
+        Some(id) => assert_eq!(opt(m, OptionCode::ClientIdentifier), &DhcpOption::ClientIdentifier(id.clone())),
+        None => assert!(m.opts().get(OptionCode::ClientIdentifier).is_none()),
+    }
+    assert_eq!(p.ip_src, SERVER);
+    assert_eq!(p.l2.src, SERVER_MAC);
+    assert_eq!(p.src_port, 67);
+    assert_eq!(p.ttl, 64);
+    assert_eq!(p.l2.vlans, req.vlans, "VLAN tags are kept");
+}
+
+fn drain_events(h: &mut Harness) -> Vec<RenewEvent> {
+    let mut v = Vec::new();
+    h.events.drain(&mut v);
+    v
+}
+
+#[test]
+fn renewing_client_gets_a_unicast_ack_and_userspace_hears_of_it() {
+    let mut h = harness();
+    let req = renewal(RenewKind::Renewing);
+    let p = ack(&mut h, &req.frame());
+    assert_lab_ack(&p, &req);
+    assert_eq!(p.ip_dst, CLIENT);
+    assert_eq!(p.dst_port, 68);
+    assert_eq!(p.l2.dst, CLIENT_MAC);
+
+    let ev = drain_events(&mut h);
+    assert_eq!(ev.len(), 1, "one event per ACK");
+    assert_eq!(ev[0].addr, CLIENT.octets());
+    assert_eq!(ev[0].granted_secs, LEASE_SECS);
+    assert_eq!(ev[0].chaddr, CLIENT_MAC);
+    assert_eq!(ev[0].xid, req.xid.to_be_bytes());
+    let e = h.maps.lease(CLIENT).unwrap();
+    assert_eq!(e.renewed_secs, LEASE_SECS);
+    assert_eq!(e.renewed_at_ns, ev[0].at_ns, "the in-place stamp matches the event");
+}
+
+#[test]
+fn rebinding_broadcast_is_answered_by_unicast_to_ciaddr() {
+    let mut h = harness();
+    let req = renewal(RenewKind::Rebinding);
+    let p = ack(&mut h, &req.frame());
+    assert_lab_ack(&p, &req);
+    assert!(p.msg.flags().broadcast(), "the client's broadcast flag is echoed");
+    assert_eq!(p.ip_dst, CLIENT);
+    assert_eq!(p.dst_port, 68);
+    assert_eq!(p.l2.dst, CLIENT_MAC, "not the broadcast MAC the request was sent to");
+}
+
+#[test]
+fn relayed_renewal_goes_back_to_the_relay_port_67() {
+    let mut h = harness();
+    let req = renewal(RenewKind::Relayed { giaddr: RELAY, relay_mac: RELAY_MAC });
+    let p = ack(&mut h, &req.frame());
+    assert_lab_ack(&p, &req);
+    assert_eq!(p.msg.giaddr(), RELAY);
+    assert_eq!(p.ip_dst, RELAY);
+    assert_eq!(p.dst_port, 67);
+    assert_eq!(p.l2.dst, RELAY_MAC);
+}
+
+#[test]
+fn vlan_tags_802_1q_and_qinq_are_kept() {
+    let mut h = harness();
+    for vlans in [vec![Vlan::dot1q(42)], vec![Vlan::dot1ad(100), Vlan::dot1q(4000)], vec![Vlan::dot1q(7), Vlan::dot1q(8)]] {
+        let mut req = renewal(RenewKind::Renewing);
+        req.vlans = vlans;
+        let p = ack(&mut h, &req.frame());
+        assert_lab_ack(&p, &req);
+    }
+}
+
+#[test]
+fn lease_bound_without_client_id_renews_for_requests_without_one() {
+    let mut h = harness();
+    let addr = Ipv4Addr::new(10, 77, 0, 60);
+    let mac = [2, 0x77, 0, 0, 0, 0x60];
+    h.maps.put_lease(addr, &lease(mac, None, 7200)).unwrap();
+    let req = Renewal { chaddr: mac, ciaddr: addr, client_id: None, ..renewal(RenewKind::Renewing) };
+    let p = ack(&mut h, &req.frame());
+    assert_lab_ack(&p, &req);
+    // ...but not for one that now presents an identifier: userspace decides.
+    let with_id = Renewal { client_id: Some(client_id(mac)), ..req };
+    passes(&mut h, &with_id.frame(), Stat::PassClientIdMismatch);
+}
+
+#[test]
+fn grant_is_capped_by_the_committed_horizon_and_t1_t2_follow() {
+    let mut h = harness();
+    let id = client_id(CLIENT_MAC);
+    h.maps.put_lease(CLIENT, &lease(CLIENT_MAC, Some(&id), 600)).unwrap();
+    // (subnet T1, T2) -> expected (T1, T2) for a grant of ~600 s.
+    for ((t1, t2), want) in [((200, 400), (Some(200), Some(400))), ((250, 700), (None, None))] {
+        let mut s = subnet();
+        s.t1_secs = t1;
+        s.t2_secs = t2;
+        h.maps.set_subnet(0, &s.encode().unwrap()).unwrap();
+        let p = ack(&mut h, &renewal(RenewKind::Renewing).frame());
+        let DhcpOption::AddressLeaseTime(l) = *opt(&p.msg, OptionCode::AddressLeaseTime) else {
+            panic!()
+        };
+        assert!((598..=600).contains(&l), "lease {l} must not exceed the 600 s horizon");
+        // A shortened grant gets T1 at most half and T2 at most 7/8 of it.
+        let (w1, w2) = (want.0.unwrap_or(t1.min(l / 2)), want.1.unwrap_or(t2.min(l - l / 8)));
+        assert_eq!(opt(&p.msg, OptionCode::Renewal), &DhcpOption::Renewal(w1));
+        assert_eq!(opt(&p.msg, OptionCode::Rebinding), &DhcpOption::Rebinding(w2));
+    }
+}
+
+#[test]
+fn renewals_userspace_must_judge_are_passed_untouched() {
+    let mut h = harness();
+    let base = renewal(RenewKind::Renewing);
+
+    let unknown = Renewal { ciaddr: Ipv4Addr::new(10, 77, 0, 99), ..base.clone() };
+    passes(&mut h, &unknown.frame(), Stat::PassUnknownLease);
+
+    let other_mac = Renewal { chaddr: [2, 0x77, 0, 0, 0, 0x51], ..base.clone() };
+    passes(&mut h, &other_mac.frame(), Stat::PassChaddrMismatch);
+
+    let other_id = Renewal { client_id: Some(vec![0, b'x', b'y']), ..base.clone() };
+    passes(&mut h, &other_id.frame(), Stat::PassClientIdMismatch);
+
+    let no_id = Renewal { client_id: None, ..base.clone() };
+    passes(&mut h, &no_id.frame(), Stat::PassClientIdMismatch);
+
+    let long_id = Renewal { client_id: Some(vec![7; 33]), ..base.clone() };
+    passes(&mut h, &long_id.frame(), Stat::PassClientIdMismatch);
+
+    // Under the 60 s floor, and under T1 (1800 s) though above the floor.
+    for grant in [30, 900] {
+        h.maps.put_lease(CLIENT, &lease(CLIENT_MAC, Some(&client_id(CLIENT_MAC)), grant)).unwrap();
+        passes(&mut h, &base.frame(), Stat::PassGrantTooShort);
+    }
+    h.maps.put_lease(CLIENT, &lease(CLIENT_MAC, Some(&client_id(CLIENT_MAC)), 7200)).unwrap();
+
+    let mut ctl = control();
+    ctl.enabled = 0;
+    h.maps.set_control(ctl).unwrap();
+    passes(&mut h, &base.frame(), Stat::PassDisabled);
+    h.maps.set_control(control()).unwrap();
+
+    let mut e = lease(CLIENT_MAC, Some(&client_id(CLIENT_MAC)), 7200);
+    e.subnet = 5;
+    h.maps.put_lease(CLIENT, &e).unwrap();
+    passes(&mut h, &base.frame(), Stat::PassNoSubnet);
+}
+
+fn with_options(req: &Renewal, f: impl FnOnce(&mut Message)) -> Vec<u8> {
+    let mut m = req.message();
+    f(&mut m);
+    req.frame_with(&packet::encode(&m))
+}
+
+#[test]
+fn other_dhcp_messages_are_passed_untouched() {
+    let mut h = harness();
+    let base = renewal(RenewKind::Renewing);
+    let discover = with_options(&base, |m| {
+        m.opts_mut().insert(DhcpOption::MessageType(MessageType::Discover));
+    });
+    passes(&mut h, &discover, Stat::PassNotRequest);
+    for t in [MessageType::Release, MessageType::Inform, MessageType::Decline] {
+        let f = with_options(&base, |m| {
+            m.opts_mut().insert(DhcpOption::MessageType(t));
+        });
+        passes(&mut h, &f, Stat::PassNotRequest);
+    }
+    let no_type = with_options(&base, |m| {
+        m.opts_mut().remove(OptionCode::MessageType);
+    });
+    passes(&mut h, &no_type, Stat::PassNotRequest);
+
+    let selecting = with_options(&base, |m| {
+        m.set_ciaddr(Ipv4Addr::UNSPECIFIED);
+        m.opts_mut().insert(DhcpOption::ServerIdentifier(SERVER));
+        m.opts_mut().insert(DhcpOption::RequestedIpAddress(CLIENT));
+    });
+    passes(&mut h, &selecting, Stat::PassNotRenewal);
+    // Option 54 alone with ciaddr set is still not a renewal: only userspace may judge it.
+    let with_54 = with_options(&base, |m| {
+        m.opts_mut().insert(DhcpOption::ServerIdentifier(SERVER));
+    });
+    passes(&mut h, &with_54, Stat::PassNotRenewal);
+    let init_reboot = with_options(&base, |m| {
+        m.set_ciaddr(Ipv4Addr::UNSPECIFIED);
+        m.opts_mut().insert(DhcpOption::RequestedIpAddress(CLIENT));
+    });
+    passes(&mut h, &init_reboot, Stat::PassNotRenewal);
+    let no_ciaddr = with_options(&base, |m| {
+        m.set_ciaddr(Ipv4Addr::UNSPECIFIED);
+    });
+    passes(&mut h, &no_ciaddr, Stat::PassNotRenewal);
+    // Relay agent information must be echoed: the slow path does that.
+    let opt82 = with_options(&base, |m| {
+        let mut info = dhcproto::v4::relay::RelayAgentInformation::default();
+        info.insert(dhcproto::v4::relay::RelayInfo::AgentCircuitId(b"eth0.100".to_vec()));
+        m.opts_mut().insert(DhcpOption::RelayAgentInformation(info));
+    });
+    passes(&mut h, &opt82, Stat::PassNotRenewal);
+}
+
+/// Offsets in an untagged frame.
+const IP: usize = 14;
+const UDP: usize = IP + 20;
+const BOOTP: usize = UDP + 8;
+
+#[test]
+fn non_dhcp_and_odd_ip_frames_are_passed_untouched() {
+    let mut h = harness();
+    let good = renewal(RenewKind::Renewing).frame();
+
+    let mut arp = good.clone();
+    arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+    passes(&mut h, &arp, Stat::PassNotIpv4);
+    let mut ipv6 = good.clone();
+    ipv6[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
+    passes(&mut h, &ipv6, Stat::PassNotIpv4);
+    let mut v6_in_v4 = good.clone();
+    v6_in_v4[IP] = 0x65;
+    passes(&mut h, &v6_in_v4, Stat::PassNotIpv4);
+
+    let mut dns = good.clone();
+    dns[UDP + 2..UDP + 4].copy_from_slice(&53u16.to_be_bytes());
+    passes(&mut h, &dns, Stat::PassNotDhcp);
+    let mut tcp = good.clone();
+    tcp[IP + 9] = 6;
+    passes(&mut h, &tcp, Stat::PassNotDhcp);
+
+    // IPv4 options: IHL 6 (the program only answers plain 20-byte headers).
+    let mut opts = good.clone();
+    opts[IP] = 0x46;
+    passes(&mut h, &opts, Stat::PassIpOptions);
+
+    for frag in [0x2000u16 /* MF */, 0x0001 /* offset 8 */, 0x2010] {
+        let mut f = good.clone();
+        f[IP + 6..IP + 8].copy_from_slice(&frag.to_be_bytes());
+        passes(&mut h, &f, Stat::PassFragment);
+    }
+
+    let mut reply = good.clone();
+    reply[BOOTP] = 2;
+    passes(&mut h, &reply, Stat::PassNotBootRequest);
+    let mut cookie = good.clone();
+    cookie[BOOTP + 236] = 0;
+    passes(&mut h, &cookie, Stat::PassNotBootRequest);
+    let mut hlen = good.clone();
+    hlen[BOOTP + 2] = 16;
+    passes(&mut h, &hlen, Stat::PassNotBootRequest);
+}
+
+#[test]
+fn truncation_at_every_header_and_option_is_passed_untouched() {
+    let mut h = harness();
+    for vlans in [vec![], vec![Vlan::dot1ad(10), Vlan::dot1q(20)]] {
+        let req = Renewal { vlans, ..renewal(RenewKind::Renewing) };
+        let frame = req.frame();
+        let opts_at = frame.len() - packet::BOOTP_MIN_LEN + 240;
+        let end = opts_at + frame[opts_at..].iter().position(|b| *b == 255).unwrap_or(0);
+        // test_run refuses frames shorter than an Ethernet header.
+        for cut in 14..=end {
+            passes(&mut h, &frame[..cut], Stat::PassTruncated);
+        }
+        // A request that stops right after END (no padding), with lengths to match, is whole.
+        let payload = packet::encode(&req.message());
+        let end = 240 + payload[240..].iter().position(|b| *b == 255).unwrap();
+        ack(&mut h, &req.frame_with(&payload[..=end]));
+        // Ethernet padding after the IP packet is not part of it.
+        let mut padded = frame.clone();
+        padded.extend_from_slice(&[0xee; 18]);
+        ack(&mut h, &padded);
+    }
+}
+
+#[test]
+fn option_scan_gives_up_at_its_cap() {
+    let mut h = harness();
+    let req = renewal(RenewKind::Renewing);
+    let frame = req.frame();
+    let opts_at = BOOTP + 240;
+    // 70 one-byte-long options before anything useful: the scan stops at 64.
+    let mut payload = frame[BOOTP..opts_at].to_vec();
+    for _ in 0..70 {
+        payload.extend_from_slice(&[224, 0]);
+    }
+    payload.extend_from_slice(&frame[opts_at..]);
+    passes(&mut h, &req.frame_with(&payload), Stat::PassOptionCap);
+    // PAD-stuffing costs an iteration per byte too.
+    let mut padded = frame[BOOTP..opts_at].to_vec();
+    padded.extend_from_slice(&[0; 100]);
+    padded.extend_from_slice(&frame[opts_at..]);
+    passes(&mut h, &req.frame_with(&padded), Stat::PassOptionCap);
+}
+
+#[test]
+fn without_events_the_in_place_stamp_still_records_the_ack() {
+    let mut h = harness();
+    let mut ctl = control();
+    ctl.flags &= !Control::F_EVENTS;
+    h.maps.set_control(ctl).unwrap();
+    ack(&mut h, &renewal(RenewKind::Renewing).frame());
+    assert!(drain_events(&mut h).is_empty());
+    let e: LeaseEntry = h.maps.lease(CLIENT).unwrap();
+    assert_eq!(e.renewed_secs, LEASE_SECS);
+    assert!(e.renewed_at_ns > 0);
+}
+
+/// The verifier's work is a budget: a change that makes it creep up shows here.
+#[test]
+fn verifier_work_stays_within_budget() {
+    let mut h = harness();
+    let n = h.info(xdhcp::fastpath::PROG).unwrap().verified_instruction_count().unwrap();
+    println!("verified (processed) instructions: {n}");
+    assert!(n > 1000 && n < 200_000, "processed {n} instructions");
+}
