@@ -1,0 +1,357 @@
+//! What the engine remembers per address, and whether to accept a partner's binding update.
+//!
+//! The lease store owns the leases; the engine keeps the failover side of each one: the last
+//! binding either side settled on, the four times of draft-12 §7.1.5, and whether the partner
+//! has acknowledged our latest version (the "up to date" bit of §5.17). That is what an UPDREQ
+//! or UPDREQALL must be answered from, so it has to live here.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::Ipv4Addr;
+
+use super::Role;
+use crate::mclt::LeaseTimes;
+use crate::messages::BindingUpdate;
+use crate::options::{BindingStatus, IP_FLAG_RESERVED, RejectReason};
+
+/// ISC accepts an EXPIRED (or FREE/BACKUP) update for a lease it still shows ACTIVE once the
+/// lease is within 65 s of its end. The partner expires the lease by *its* clock, so without
+/// such slack a few seconds of clock offset turn every expiry into an "outdated" reject.
+pub const EXPIRY_SLACK: u64 = 65;
+
+/// Decides whether a partner's binding update may replace ours (draft-12 Figure 7.1.3-1).
+///
+/// `ours` is `None` when we have never heard of the address, which accepts like FREE does.
+pub fn judge_update(
+    ours: Option<&BindingUpdate>,
+    theirs: &BindingUpdate,
+    role: Role,
+    now: u64,
+) -> Result<(), RejectReason> {
+    use BindingStatus::{Abandoned, Active, Backup, Expired, Free, Released, Reset};
+
+    let reserved = |b: &BindingUpdate| b.ip_flags.unwrap_or(0) & IP_FLAG_RESERVED != 0;
+    if theirs.status == Backup && reserved(theirs) && !ours.is_some_and(reserved) {
+        return Err(RejectReason::IP_NOT_RESERVED);
+    }
+    let Some(ours) = ours else { return Ok(()) };
+
+    // "time(1)": a missing CLTT in the update is never later; one only in the update always is.
+    let cltt_later = || match (theirs.client_last_transaction, ours.client_last_transaction) {
+        (None, _) => false,
+        (Some(_), None) => true,
+        (Some(t), Some(o)) => t > o,
+    };
+    // "time(2)": our lease has run out.
+    let expired_here = || {
+        ours.lease_expiration
+            .is_none_or(|end| now.saturating_add(EXPIRY_SLACK) > u64::from(end))
+    };
+    // "time(3)": the client talked to the partner after our RESET.
+    let cltt_after_reset = || match (theirs.client_last_transaction, ours.start_time_of_state) {
+        (None, _) => false,
+        (Some(_), None) => true,
+        (Some(t), Some(s)) => t > s,
+    };
+    let outdated = |ok: bool| {
+        if ok {
+            Ok(())
+        } else {
+            Err(RejectReason::OUTDATED_BINDING)
+        }
+    };
+
+    match (ours.status, theirs.status) {
+        (Active, Active) => {
+            // Two clients on one address: the primary's view wins (note 5).
+            if ours.same_client(theirs) || role == Role::Secondary {
+                Ok(())
+            } else {
+                Err(RejectReason::FATAL_CONFLICT)
+            }
+        }
+        (Active, Expired | Free | Backup) => outdated(expired_here()),
+        (Active, Released) | (Expired, Active) | (Released, Active | Expired) => {
+            outdated(cltt_later())
+        }
+        (Reset, Active) => outdated(cltt_after_reset()),
+        (Abandoned, Reset | Abandoned) => Ok(()),
+        (Abandoned, _) => Err(RejectReason::LESS_CRITICAL_BINDING),
+        _ => Ok(()),
+    }
+}
+
+/// The failover side of one address.
+#[derive(Debug, Clone)]
+pub(crate) struct Record {
+    pub binding: BindingUpdate,
+    pub times: LeaseTimes,
+    /// Bumped on every change, so an ack for an older BNDUPD does not mark a newer one seen.
+    pub version: u64,
+    /// The partner has our current version (it acked it, or it sent it to us).
+    pub up_to_date: bool,
+    /// Present in the send queue.
+    pub queued: bool,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct BindingTable {
+    records: HashMap<Ipv4Addr, Record>,
+    queue: VecDeque<Ipv4Addr>,
+}
+
+impl BindingTable {
+    pub fn get(&self, ip: Ipv4Addr) -> Option<&Record> {
+        self.records.get(&ip)
+    }
+
+    pub fn get_mut(&mut self, ip: Ipv4Addr) -> Option<&mut Record> {
+        self.records.get_mut(&ip)
+    }
+
+    /// Addresses waiting to be sent.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// A change made by this server: the partner must hear of it.
+    pub fn local_update(&mut self, binding: BindingUpdate) {
+        let ip = binding.ip;
+        self.upsert(binding, false);
+        self.enqueue(ip);
+    }
+
+    /// A binding loaded from stable storage at startup.
+    pub fn restore(&mut self, binding: BindingUpdate, times: LeaseTimes, partner_has_it: bool) {
+        let ip = binding.ip;
+        self.upsert(binding, partner_has_it);
+        if let Some(r) = self.records.get_mut(&ip) {
+            r.times = times;
+        }
+        if !partner_has_it {
+            self.enqueue(ip);
+        }
+    }
+
+    /// A partner's binding we accepted: it knows it, so there is nothing to send back.
+    pub fn accept_remote(&mut self, binding: BindingUpdate) {
+        let pet = binding.potential_expiration.map(u64::from);
+        let ip = binding.ip;
+        self.upsert(binding, true);
+        if let (Some(r), Some(pet)) = (self.records.get_mut(&ip), pet) {
+            r.times.received_pet = r.times.received_pet.max(pet);
+        }
+    }
+
+    fn upsert(&mut self, binding: BindingUpdate, up_to_date: bool) {
+        let ends = binding.lease_expiration.map(u64::from);
+        match self.records.get_mut(&binding.ip) {
+            Some(r) => {
+                r.binding = binding;
+                r.version += 1;
+                r.up_to_date = up_to_date;
+                if let Some(ends) = ends {
+                    r.times.lease_expiration = r.times.lease_expiration.max(ends);
+                }
+            }
+            None => {
+                let times = LeaseTimes {
+                    lease_expiration: ends.unwrap_or(0),
+                    ..LeaseTimes::default()
+                };
+                self.records.insert(
+                    binding.ip,
+                    Record {
+                        binding,
+                        times,
+                        version: 0,
+                        up_to_date,
+                        queued: false,
+                    },
+                );
+            }
+        }
+    }
+
+    pub fn enqueue(&mut self, ip: Ipv4Addr) {
+        if let Some(r) = self.records.get_mut(&ip)
+            && !r.queued
+        {
+            r.queued = true;
+            self.queue.push_back(ip);
+        }
+    }
+
+    /// Next address whose current version the partner lacks.
+    pub fn next_to_send(&mut self) -> Option<Ipv4Addr> {
+        while let Some(ip) = self.queue.pop_front() {
+            if let Some(r) = self.records.get_mut(&ip) {
+                r.queued = false;
+                if !r.up_to_date {
+                    return Some(ip);
+                }
+            }
+        }
+        None
+    }
+
+    /// Queues everything the partner has not acknowledged (entering NORMAL, answering UPDREQ),
+    /// except versions already on their way (`in_flight` holds address and version).
+    pub fn enqueue_stale(&mut self, in_flight: &HashSet<(Ipv4Addr, u64)>) -> Vec<Ipv4Addr> {
+        let stale: Vec<Ipv4Addr> = self
+            .records
+            .iter()
+            .filter(|(ip, r)| !r.up_to_date && !in_flight.contains(&(**ip, r.version)))
+            .map(|(ip, _)| *ip)
+            .collect();
+        for ip in &stale {
+            self.enqueue(*ip);
+        }
+        stale
+    }
+
+    /// UPDREQALL: the partner lost its database, so nothing it acked before counts (§5.17).
+    pub fn forget_partner_knowledge(&mut self) {
+        for r in self.records.values_mut() {
+            r.up_to_date = false;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::HwAddr;
+    use BindingStatus::*;
+
+    const NOW: u64 = 1_000_000;
+
+    fn b(status: BindingStatus) -> BindingUpdate {
+        BindingUpdate::new(Ipv4Addr::new(10, 0, 0, 1), status)
+    }
+
+    fn client(status: BindingStatus, mac: u8, cltt: Option<u32>) -> BindingUpdate {
+        BindingUpdate {
+            chaddr: Some(HwAddr::ethernet([0, 0, 0, 0, 0, mac])),
+            client_last_transaction: cltt,
+            lease_expiration: Some(1_000_500),
+            ..b(status)
+        }
+    }
+
+    fn judge(ours: &BindingUpdate, theirs: &BindingUpdate) -> Result<(), RejectReason> {
+        judge_update(Some(ours), theirs, Role::Primary, NOW)
+    }
+
+    #[test]
+    fn anything_may_replace_an_unknown_free_or_backup_address() {
+        for theirs in [Active, Expired, Released, Free, Backup, Reset, Abandoned] {
+            let t = client(theirs, 1, None);
+            assert_eq!(judge_update(None, &t, Role::Primary, NOW), Ok(()));
+            assert_eq!(judge(&b(Free), &t), Ok(()));
+            assert_eq!(judge(&b(Backup), &t), Ok(()));
+        }
+    }
+
+    #[test]
+    fn a_different_client_on_our_active_lease_is_a_fatal_conflict_only_for_the_primary() {
+        let ours = client(Active, 1, Some(5));
+        let theirs = client(Active, 2, Some(6));
+        assert_eq!(judge(&ours, &theirs), Err(RejectReason::FATAL_CONFLICT));
+        assert_eq!(
+            judge_update(Some(&ours), &theirs, Role::Secondary, NOW),
+            Ok(())
+        );
+        assert_eq!(judge(&ours, &client(Active, 1, Some(4))), Ok(()));
+    }
+
+    #[test]
+    fn an_active_lease_expires_or_frees_only_once_it_has_run_out_here() {
+        let ours = client(Active, 1, Some(5)); // ends at NOW + 500
+        assert_eq!(
+            judge(&ours, &b(Expired)),
+            Err(RejectReason::OUTDATED_BINDING)
+        );
+        assert_eq!(judge(&ours, &b(Free)), Err(RejectReason::OUTDATED_BINDING));
+        let later = judge_update(Some(&ours), &b(Expired), Role::Primary, NOW + 500);
+        assert_eq!(later, Ok(()));
+        // Within the clock-offset slack of the end.
+        let near = judge_update(Some(&ours), &b(Backup), Role::Primary, NOW + 436);
+        assert_eq!(near, Ok(()));
+    }
+
+    #[test]
+    fn release_and_reactivation_need_a_newer_client_transaction() {
+        let ours = client(Active, 1, Some(10));
+        assert_eq!(judge(&ours, &client(Released, 1, Some(11))), Ok(()));
+        assert_eq!(
+            judge(&ours, &client(Released, 1, Some(10))),
+            Err(RejectReason::OUTDATED_BINDING)
+        );
+        assert_eq!(
+            judge(&ours, &client(Released, 1, None)),
+            Err(RejectReason::OUTDATED_BINDING)
+        );
+        let expired = client(Expired, 1, Some(10));
+        assert_eq!(judge(&expired, &client(Active, 1, Some(11))), Ok(()));
+        assert_eq!(
+            judge(&client(Expired, 1, None), &client(Active, 1, Some(1))),
+            Ok(())
+        );
+        let released = client(Released, 1, Some(10));
+        assert_eq!(
+            judge(&released, &client(Expired, 1, Some(9))),
+            Err(RejectReason::OUTDATED_BINDING)
+        );
+        assert_eq!(judge(&released, &b(Free)), Ok(()));
+    }
+
+    #[test]
+    fn a_reset_address_is_reactivated_only_by_a_client_seen_after_the_reset() {
+        let ours = BindingUpdate {
+            start_time_of_state: Some(100),
+            ..b(Reset)
+        };
+        assert_eq!(judge(&ours, &client(Active, 1, Some(101))), Ok(()));
+        assert_eq!(
+            judge(&ours, &client(Active, 1, Some(99))),
+            Err(RejectReason::OUTDATED_BINDING)
+        );
+        assert_eq!(judge(&ours, &b(Free)), Ok(()));
+    }
+
+    #[test]
+    fn an_abandoned_address_only_yields_to_reset_or_abandoned() {
+        let ours = b(Abandoned);
+        for theirs in [Active, Expired, Released, Free, Backup] {
+            assert_eq!(
+                judge(&ours, &client(theirs, 1, Some(1))),
+                Err(RejectReason::LESS_CRITICAL_BINDING)
+            );
+        }
+        assert_eq!(judge(&ours, &b(Reset)), Ok(()));
+        assert_eq!(judge(&ours, &b(Abandoned)), Ok(()));
+    }
+
+    #[test]
+    fn a_reserved_address_goes_to_backup_only_if_reserved_here_too() {
+        let mut theirs = b(Backup);
+        theirs.ip_flags = Some(IP_FLAG_RESERVED);
+        assert_eq!(judge(&b(Free), &theirs), Err(RejectReason::IP_NOT_RESERVED));
+        let mut ours = b(Free);
+        ours.ip_flags = Some(IP_FLAG_RESERVED);
+        assert_eq!(judge(&ours, &theirs), Ok(()));
+    }
+
+    #[test]
+    fn the_send_queue_skips_what_the_partner_already_has() {
+        let mut t = BindingTable::default();
+        t.local_update(b(Active));
+        t.local_update(b(Expired)); // same address, queued once
+        assert_eq!(t.queued(), 1);
+        t.accept_remote(b(Free));
+        assert_eq!(t.next_to_send(), None);
+        t.forget_partner_knowledge();
+        assert_eq!(t.enqueue_stale(&HashSet::new()).len(), 1);
+        assert_eq!(t.next_to_send(), Some(Ipv4Addr::new(10, 0, 0, 1)));
+    }
+}

@@ -1,0 +1,195 @@
+//! Binding replication: BNDUPD / BNDACK and the UPDREQ / UPDREQALL / UPDDONE handshake
+//! (draft-12 §7.1–§7.5).
+
+use std::collections::HashSet;
+
+use super::{CommitId, Event, InFlight, Link, Peer, PendingAck, ServingRequest, wire_time};
+use crate::messages::BindingAck;
+use crate::options::{RejectReason, ServerState};
+use crate::wire::Message;
+
+impl Peer {
+    /// The partner changed bindings. Each transaction is judged on its own (§6.3); accepted ones
+    /// go to the store, and the BNDACK waits until the store says they are durable.
+    pub(super) fn on_bndupd(&mut self, now: u64, msg: &Message) {
+        let mut acks = Vec::new();
+        let mut accepted_any = false;
+        let commit = CommitId(self.next_commit);
+        for txn in msg.binding_updates() {
+            let binding = match txn {
+                Ok(b) => b,
+                Err(incomplete) => {
+                    acks.push(BindingAck::reject(
+                        incomplete.ip,
+                        RejectReason::MISSING_BINDING_INFO,
+                        "binding status or client missing",
+                    ));
+                    continue;
+                }
+            };
+            let ip = binding.ip;
+            if !self.cfg.serves_address(ip) {
+                acks.push(BindingAck::reject(
+                    ip,
+                    RejectReason::ILLEGAL_IP,
+                    "address not in any failover pool",
+                ));
+                continue;
+            }
+            let ours = self.bindings.get(ip).map(|r| &r.binding);
+            match super::judge_update(ours, &binding, self.cfg.role, now) {
+                Ok(()) => {
+                    self.bindings.accept_remote(binding.clone());
+                    self.events
+                        .push_back(Event::ApplyBinding { binding, commit });
+                    accepted_any = true;
+                    acks.push(BindingAck::accept(ip));
+                }
+                Err(reason) => acks.push(BindingAck::reject(ip, reason, reject_text(reason))),
+            }
+        }
+        if acks.is_empty() {
+            // A BNDUPD without any address says nothing; there is nothing to acknowledge.
+            return;
+        }
+        if accepted_any {
+            self.next_commit += 1;
+            self.pending_acks.push_back(PendingAck {
+                xid: msg.xid,
+                acks,
+                commit,
+            });
+        } else {
+            self.send(now, Message::bndack(wire_time(now), msg.xid, &acks));
+        }
+    }
+
+    /// The partner answered one of our BNDUPDs.
+    pub(super) fn on_bndack(&mut self, msg: &Message) {
+        let Some(pos) = self.in_flight.iter().position(|f| f.xid == msg.xid) else {
+            // Stale (from before a reconnect) or bogus; nothing to update.
+            return;
+        };
+        let sent = self.in_flight.swap_remove(pos);
+        let acks = msg.binding_acks();
+        let verdict = acks
+            .iter()
+            .find(|a| a.ip == sent.ip)
+            .or_else(|| acks.first())
+            .and_then(|a| a.reject.map(|r| (r, a.message.clone().unwrap_or_default())));
+        if let Some(serving) = &mut self.serving {
+            serving.waiting.remove(&sent.ip);
+        }
+        match verdict {
+            None => {
+                if let Some(r) = self.bindings.get_mut(sent.ip) {
+                    if let Some(pet) = sent.pet {
+                        r.times.acked_pet = r.times.acked_pet.max(u64::from(pet));
+                    }
+                    if r.version == sent.version {
+                        r.up_to_date = true;
+                    }
+                }
+                self.events.push_back(Event::BindingAcked {
+                    ip: sent.ip,
+                    status: sent.status,
+                    acked_pet: sent.pet,
+                });
+            }
+            Some((reason, message)) => self.events.push_back(Event::BindingRejected {
+                ip: sent.ip,
+                reason,
+                message,
+            }),
+        }
+    }
+
+    /// UPDREQ / UPDREQALL: send what the partner lacks and remember what must be acked before
+    /// UPDDONE. A new request while one is being answered takes over its bookkeeping: ISC sends
+    /// two UPDREQALLs back to back and expects a single UPDDONE, for the later one.
+    pub(super) fn on_update_request(&mut self, xid: u32, all: bool) {
+        if all {
+            self.bindings.forget_partner_knowledge();
+        }
+        let sending = self.in_flight_versions();
+        let mut waiting: HashSet<_> = self.bindings.enqueue_stale(&sending).into_iter().collect();
+        waiting.extend(self.in_flight.iter().map(|f| f.ip));
+        if let Some(previous) = self.serving.take() {
+            waiting.extend(previous.waiting);
+        }
+        self.serving = Some(ServingRequest { xid, waiting });
+    }
+
+    pub(super) fn in_flight_versions(&self) -> HashSet<(std::net::Ipv4Addr, u64)> {
+        self.in_flight.iter().map(|f| (f.ip, f.version)).collect()
+    }
+
+    /// Sends queued BNDUPDs while the partner's window has room.
+    pub(super) fn pump_updates(&mut self, now: u64) {
+        if self.link != Link::Up {
+            return;
+        }
+        // Spontaneous updates only flow in NORMAL (and CONFLICT-DONE, where the primary is the
+        // authority); in other states only what the partner asked for.
+        let flowing = matches!(self.state, ServerState::Normal | ServerState::ConflictDone)
+            || self.serving.is_some();
+        if !flowing {
+            return;
+        }
+        let window = usize::try_from(self.partner.max_unacked).unwrap_or(1);
+        while self.in_flight.len() < window {
+            let Some(ip) = self.bindings.next_to_send() else {
+                break;
+            };
+            let Some(record) = self.bindings.get_mut(ip) else {
+                continue;
+            };
+            let binding = record.binding.clone();
+            if let Some(pet) = binding.potential_expiration {
+                // §7.1.1: every PET ever sent counts once we go PARTNER-DOWN, acked or not.
+                record.times.sent_pet = record.times.sent_pet.max(u64::from(pet));
+            }
+            let version = record.version;
+            let xid = self.xid();
+            self.in_flight.push(InFlight {
+                xid,
+                ip,
+                version,
+                status: binding.status,
+                pet: binding.potential_expiration,
+            });
+            self.send(now, Message::bndupd(wire_time(now), xid, &binding));
+        }
+    }
+
+    /// Sends UPDDONE once every address of the request has been answered.
+    pub(super) fn finish_serving(&mut self, now: u64) {
+        if self.link != Link::Up {
+            return;
+        }
+        let Some(serving) = &mut self.serving else {
+            return;
+        };
+        // An address the partner has meanwhile told us about itself no longer needs sending.
+        let in_flight: HashSet<_> = self.in_flight.iter().map(|f| f.ip).collect();
+        let bindings = &self.bindings;
+        serving.waiting.retain(|ip| {
+            in_flight.contains(ip) || bindings.get(*ip).is_some_and(|r| !r.up_to_date && r.queued)
+        });
+        if serving.waiting.is_empty() {
+            let xid = serving.xid;
+            self.serving = None;
+            self.send(now, Message::upddone(wire_time(now), xid));
+        }
+    }
+}
+
+fn reject_text(reason: RejectReason) -> &'static str {
+    match reason {
+        RejectReason::FATAL_CONFLICT => "address in use by another client",
+        RejectReason::OUTDATED_BINDING => "outdated binding information",
+        RejectReason::LESS_CRITICAL_BINDING => "less critical binding information",
+        RejectReason::IP_NOT_RESERVED => "address not reserved on this server",
+        _ => "binding rejected",
+    }
+}
