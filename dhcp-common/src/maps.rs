@@ -142,3 +142,45 @@ mod user {
     unsafe impl aya::Pod for super::Control {}
     unsafe impl aya::Pod for super::RenewEvent {}
 }
+
+/// Benchmark only: the request `xdhcp_bench` restores before every repetition, because
+/// BPF_PROG_TEST_RUN hands each repetition the previous one's output (our own ACK).
+pub const BENCH: &str = "XDHCP_BENCH";
+pub const BENCH_FRAME_MAX: usize = 512;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct BenchFrame {
+    /// Bytes of `frame` in use.
+    pub len: u32,
+    /// Vary the client over this many leases (0 or 1: always the same client). Lease `i` is
+    /// address `base + i` and MAC `02:00:` followed by `i` as four big-endian bytes.
+    pub clients: u32,
+    /// Repetitions so far; picks the next client.
+    pub counter: u64,
+    /// Frame offsets to patch per client (0: none): ciaddr, chaddr, client-id MAC part.
+    pub ciaddr_off: u32,
+    pub chaddr_off: u32,
+    pub client_id_mac_off: u32,
+    /// First client address, host order.
+    pub base_addr: u32,
+    /// Length of the ACK the request turns into; `xdhcp_bench_resize` grows back to it.
+    pub ack_len: u32,
+    pub _pad: u32,
+    pub frame: [u8; BENCH_FRAME_MAX],
+}
+
+const _: () = assert!(size_of::<BenchFrame>() == 552);
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C), no padding (checked by the Pod derive), any bit pattern valid.
+unsafe impl aya::Pod for BenchFrame {}
+
+impl BenchFrame {
+    /// The MAC of benchmark client `i`.
+    #[must_use]
+    pub const fn client_mac(i: u32) -> [u8; 6] {
+        let b = i.to_be_bytes();
+        [2, 0, b[0], b[1], b[2], b[3]]
+    }
+}

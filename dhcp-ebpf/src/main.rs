@@ -7,6 +7,7 @@
 #![no_std]
 #![no_main]
 
+mod bench;
 mod csum;
 mod maps;
 mod parse;
@@ -18,8 +19,13 @@ use dhcp_common::Stat;
 
 #[xdp]
 pub fn xdhcp(ctx: XdpContext) -> u32 {
-    // The single exit: every packet bumps exactly one outcome counter.
-    let (action, stat) = match reply::renew(&ctx) {
+    fast_path(&ctx)
+}
+
+/// The single exit: every packet bumps exactly one outcome counter.
+#[inline(always)]
+pub(crate) fn fast_path(ctx: &XdpContext) -> u32 {
+    let (action, stat) = match reply::renew(ctx) {
         Ok(()) => (xdp_action::XDP_TX, Stat::Ack),
         Err(reason) => (xdp_action::XDP_PASS, reason),
     };

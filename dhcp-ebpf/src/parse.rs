@@ -3,7 +3,7 @@
 use aya_ebpf::programs::XdpContext;
 use dhcp_common::{Stat, bootp::*};
 
-use crate::ptr::{ptr_at, read};
+use crate::ptr::{ptr_at, read, read_fixed};
 
 /// The option scan stops (and passes) after this many options; a PAD-stuffed or hostile
 /// options area cannot make the program loop long, and the verifier sees a bounded loop.
@@ -43,12 +43,12 @@ fn be16(b: [u8; 2]) -> u16 {
 #[inline(always)]
 fn ethernet(ctx: &XdpContext) -> Result<usize, Stat> {
     let mut off = ETH_HLEN;
-    let mut proto = be16(read(ctx, 12)?);
+    let mut proto = be16(read_fixed(ctx, 12)?);
     if proto == ETH_P_8021Q || proto == ETH_P_8021AD {
-        proto = be16(read(ctx, off + 2)?);
+        proto = be16(read_fixed(ctx, off + 2)?);
         off += VLAN_HLEN;
         if proto == ETH_P_8021Q || proto == ETH_P_8021AD {
-            proto = be16(read(ctx, off + 2)?);
+            proto = be16(read_fixed(ctx, off + 2)?);
             off += VLAN_HLEN;
         }
     }
@@ -85,6 +85,7 @@ fn ipv4_udp67(ctx: &XdpContext, l2: usize) -> Result<usize, Stat> {
     Ok(udp_len - UDP_HLEN)
 }
 
+#[inline(always)]
 pub fn renewal(ctx: &XdpContext) -> Result<Renewal, Stat> {
     let l2_len = ethernet(ctx)?;
     let bootp_len = ipv4_udp67(ctx, l2_len)?;

@@ -35,7 +35,7 @@ pub fn renew(ctx: &XdpContext) -> Result<(), Stat> {
     if lease.chaddr != req.chaddr {
         return Err(Stat::PassChaddrMismatch);
     }
-    let mut client_id: ClientIdWords = [0; CLIENT_ID_MAX / 8];
+    let mut client_id: ClientIdWords = zeroed_words();
     check_client_id(ctx, &req, &lease, &mut client_id)?;
     let subnet: &SubnetReply = XDHCP_SUBNETS.get(lease.subnet).ok_or(Stat::PassNoSubnet)?;
     if subnet.enabled == 0 {
@@ -64,7 +64,7 @@ pub fn renew(ctx: &XdpContext) -> Result<(), Stat> {
     };
     if let Err(e) = rewrite(ctx, &req, &ctl, subnet, &client_id, &times) {
         if let Some(ev) = event {
-            ev.discard(0);
+            ev.discard(u64::from(aya_ebpf::bindings::BPF_RB_NO_WAKEUP));
         }
         return Err(e);
     }
@@ -85,7 +85,9 @@ pub fn renew(ctx: &XdpContext) -> Result<(), Stat> {
             ifindex: ctx.ingress_ifindex() as u32,
             _pad2: 0,
         });
-        ev.submit(0);
+        // No wakeup per event: userspace drains the ring on a short timer. A wakeup per ACK
+        // costs an irq_work each and multiplies the cost of a renewal.
+        ev.submit(u64::from(aya_ebpf::bindings::BPF_RB_NO_WAKEUP));
     }
     Ok(())
 }
@@ -123,6 +125,20 @@ fn check_client_id(
         return Err(Stat::PassClientIdMismatch);
     }
     Ok(())
+}
+
+/// A zeroed buffer built from volatile stores, not the byte-wise memset LLVM would call.
+#[inline(always)]
+fn zeroed_words() -> ClientIdWords {
+    let mut w = core::mem::MaybeUninit::<ClientIdWords>::uninit();
+    let p = w.as_mut_ptr().cast::<u64>();
+    let mut i = 0;
+    while i < CLIENT_ID_MAX / 8 {
+        // SAFETY: every word of the buffer is written before it is read.
+        unsafe { p.add(i).write_volatile(0) };
+        i += 1;
+    }
+    unsafe { w.assume_init() }
 }
 
 struct Times {
@@ -192,9 +208,11 @@ fn rewrite(
         put(b, SECS, 0u16);
         put(b, YIADDR, req.ciaddr);
         put(b, SIADDR, [0u8; 4]);
+        // Volatile stores: LLVM turns a plain zeroing loop into a call to the BPF memset,
+        // which stores one byte per iteration (~80 ns for these 192 bytes).
         let mut z = SNAME;
         while z < COOKIE {
-            put(b, z, 0u64);
+            b.add(z).cast::<u64>().write_volatile(0);
             z += 8;
         }
 
@@ -212,7 +230,12 @@ fn rewrite(
         } else {
             put(o, layout::CLIENT_ID, [OPT_PAD, OPT_PAD]);
         }
-        put(o, layout::CLIENT_ID + 2, *client_id);
+        // Word by word: a 32-byte array store would be lowered to a byte-wise copy.
+        let mut w = 0;
+        while w < client_id.len() {
+            put(o, layout::CLIENT_ID + 2 + w * 8, client_id[w]);
+            w += 1;
+        }
         let src = subnet.opts.as_ptr();
         let dst = o.add(layout::SUBNET_BLOCK);
         let mut k = 0;

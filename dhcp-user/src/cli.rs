@@ -6,7 +6,11 @@ use clap::{Args, Parser, Subcommand};
 use crate::fastpath::AttachMode;
 
 #[derive(Parser, Debug)]
-#[command(name = "xdhcp", version, about = "DHCPv4 server with an XDP renewal fast path")]
+#[command(
+    name = "xdhcp",
+    version,
+    about = "DHCPv4 server with an XDP renewal fast path"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub cmd: Cmd,
@@ -49,6 +53,11 @@ pub enum Cmd {
     },
     /// Set a subnet's fast-path reply data by hand.
     Subnet(SubnetArgs),
+    /// Benchmarks (run by `cargo xtask bench ...`); results as JSON.
+    Bench {
+        #[command(subcommand)]
+        cmd: BenchCmd,
+    },
     /// Switch the fast path on or off, or change how it reports ACKs.
     Control {
         #[arg(long)]
@@ -63,6 +72,24 @@ pub enum Cmd {
         /// Smallest grant, seconds, the kernel answers (at least 60).
         #[arg(long)]
         min_grant: Option<u32>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCmd {
+    /// Time the XDP program with BPF_PROG_TEST_RUN (no interface is touched).
+    Fastpath {
+        #[arg(long, default_value_t = 1_000_000)]
+        repeat: u32,
+        /// Runs per figure; the median is reported.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Skip the 1 M-lease figures (quicker, for development).
+        #[arg(long)]
+        quick: bool,
+        /// Write the JSON report here (also printed).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
     },
 }
 

@@ -4,7 +4,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::Parser as _;
 use dhcp_common::{Control, LeaseEntry, digest};
 use xdhcp::{
-    cli::{Cli, Cmd, LeaseCmd, LeasePut, MapsCmd, SubnetArgs},
+    cli::{BenchCmd, Cli, Cmd, LeaseCmd, LeasePut, MapsCmd, SubnetArgs},
     clock, fastpath,
     maps::{FastPathMaps, LeaseView},
     packet, subnet, table,
@@ -19,34 +19,86 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
-        Cmd::Attach { iface, mode, disabled } => {
+        Cmd::Attach {
+            iface,
+            mode,
+            disabled,
+        } => {
             let a = fastpath::attach(&iface, mode, !disabled)?;
-            let how = if a.new { "attached" } else { "adopted the pinned fast path on" };
-            println!("{how} {} ({} mode), pinned under {}", a.iface, a.mode, fastpath::pin_dir(&iface).display());
+            let how = if a.new {
+                "attached"
+            } else {
+                "adopted the pinned fast path on"
+            };
+            println!(
+                "{how} {} ({} mode), pinned under {}",
+                a.iface,
+                a.mode,
+                fastpath::pin_dir(&iface).display()
+            );
         }
         Cmd::Detach { iface } => {
             fastpath::detach(&iface)?;
             println!("detached the fast path from {iface} and removed its pins");
         }
-        Cmd::Maps { cmd: MapsCmd::Dump { iface, json } } => dump(iface, json)?,
+        Cmd::Maps {
+            cmd: MapsCmd::Dump { iface, json },
+        } => dump(iface, json)?,
         Cmd::Stats { iface, json } => stats(iface, json)?,
-        Cmd::Lease { cmd: LeaseCmd::Put(p) } => lease_put(&p)?,
-        Cmd::Lease { cmd: LeaseCmd::Del { iface, addr } } => open(&iface)?.delete_lease(addr)?,
+        Cmd::Lease {
+            cmd: LeaseCmd::Put(p),
+        } => lease_put(&p)?,
+        Cmd::Lease {
+            cmd: LeaseCmd::Del { iface, addr },
+        } => open(&iface)?.delete_lease(addr)?,
         Cmd::Subnet(s) => subnet_set(&s)?,
-        Cmd::Control { iface, enable, disable, events, min_grant } => {
+        Cmd::Bench {
+            cmd:
+                BenchCmd::Fastpath {
+                    repeat,
+                    runs,
+                    quick,
+                    out,
+                },
+        } => {
+            let r = xdhcp::bench::fastpath(repeat, runs, quick)?;
+            let json = serde_json::to_string_pretty(&r)?;
+            println!("{json}");
+            if let Some(p) = out {
+                if let Some(d) = p.parent() {
+                    std::fs::create_dir_all(d)?;
+                }
+                std::fs::write(&p, json + "\n")
+                    .with_context(|| format!("write {}", p.display()))?;
+            }
+        }
+        Cmd::Control {
+            iface,
+            enable,
+            disable,
+            events,
+            min_grant,
+        } => {
             let mut m = open(&iface)?;
             let mut c = m.control()?;
             if enable || disable {
                 c.enabled = u32::from(enable);
             }
             if let Some(e) = events {
-                c.flags = if e { c.flags | Control::F_EVENTS } else { c.flags & !Control::F_EVENTS };
+                c.flags = if e {
+                    c.flags | Control::F_EVENTS
+                } else {
+                    c.flags & !Control::F_EVENTS
+                };
             }
             if let Some(g) = min_grant {
                 c.min_grant_secs = g.max(Control::MIN_GRANT_FLOOR);
             }
             m.set_control(c)?;
-            println!("{iface}: fast path {}", if c.enabled != 0 { "on" } else { "off" });
+            println!(
+                "{iface}: fast path {}",
+                if c.enabled != 0 { "on" } else { "off" }
+            );
         }
     }
     Ok(())
@@ -73,8 +125,11 @@ fn dump(iface: Option<String>, json: bool) -> Result<()> {
     for i in interfaces(iface)? {
         let m = open(&i)?;
         let c = m.control()?;
-        let leases: Vec<LeaseView> =
-            m.leases()?.iter().map(|(a, e)| LeaseView::new(*a, e, now)).collect();
+        let leases: Vec<LeaseView> = m
+            .leases()?
+            .iter()
+            .map(|(a, e)| LeaseView::new(*a, e, now))
+            .collect();
         if json {
             out.insert(
                 i.clone(),
@@ -93,7 +148,11 @@ fn dump(iface: Option<String>, json: bool) -> Result<()> {
         println!(
             "{i}: fast path {}, events {}, min grant {} s, {} lease(s)",
             if c.enabled != 0 { "on" } else { "off" },
-            if c.flags & Control::F_EVENTS != 0 { "on" } else { "off" },
+            if c.flags & Control::F_EVENTS != 0 {
+                "on"
+            } else {
+                "off"
+            },
             c.min_grant_secs,
             leases.len()
         );
@@ -107,15 +166,25 @@ fn dump(iface: Option<String>, json: bool) -> Result<()> {
                     l.lease_secs.to_string(),
                     l.grant_left_secs.to_string(),
                     l.client_id_digest.clone().unwrap_or_else(|| "-".into()),
-                    l.last_renewed_ago_secs
-                        .map_or_else(|| "never".into(), |a| format!("{a} s ago for {} s", l.last_renewed_secs)),
+                    l.last_renewed_ago_secs.map_or_else(
+                        || "never".into(),
+                        |a| format!("{a} s ago for {} s", l.last_renewed_secs),
+                    ),
                 ]
             })
             .collect();
         print!(
             "{}",
             table::render(
-                &["ADDRESS", "CHADDR", "SUBNET", "LEASE_S", "GRANT_LEFT_S", "CLIENT_ID_DIGEST", "LAST_XDP_ACK"],
+                &[
+                    "ADDRESS",
+                    "CHADDR",
+                    "SUBNET",
+                    "LEASE_S",
+                    "GRANT_LEFT_S",
+                    "CLIENT_ID_DIGEST",
+                    "LAST_XDP_ACK"
+                ],
                 &rows
             )
         );
@@ -134,8 +203,11 @@ fn stats(iface: Option<String>, json: bool) -> Result<()> {
             out.insert(i, c.to_json());
         } else {
             println!("{i}:");
-            let rows: Vec<Vec<String>> =
-                c.values.iter().map(|(s, v)| vec![s.name().to_owned(), v.to_string()]).collect();
+            let rows: Vec<Vec<String>> = c
+                .values
+                .iter()
+                .map(|(s, v)| vec![s.name().to_owned(), v.to_string()])
+                .collect();
             print!("{}", table::render(&["COUNTER", "PACKETS"], &rows));
         }
     }
@@ -171,13 +243,20 @@ fn lease_put(p: &LeasePut) -> Result<()> {
         renewed_at_ns: 0,
         lease_secs: p.lease_secs,
         subnet: p.subnet,
-        flags: if digest.is_some() { LeaseEntry::F_CLIENT_ID } else { 0 },
+        flags: if digest.is_some() {
+            LeaseEntry::F_CLIENT_ID
+        } else {
+            0
+        },
         renewed_secs: 0,
         chaddr: mac,
         _pad: [0; 2],
     };
     open(&p.iface)?.put_lease(p.addr, &e)?;
-    println!("{}: lease {} for {} ({} s, grantable for {} s)", p.iface, p.addr, p.mac, p.lease_secs, p.grant_secs);
+    println!(
+        "{}: lease {} for {} ({} s, grantable for {} s)",
+        p.iface, p.addr, p.mac, p.lease_secs, p.grant_secs
+    );
     Ok(())
 }
 
@@ -193,6 +272,11 @@ fn subnet_set(s: &SubnetArgs) -> Result<()> {
     }
     .encode()?;
     open(&s.iface)?.set_subnet(s.index, &reply)?;
-    println!("{}: subnet {} replies from {}", s.iface, s.index, Ipv4Addr::from(reply.server_id));
+    println!(
+        "{}: subnet {} replies from {}",
+        s.iface,
+        s.index,
+        Ipv4Addr::from(reply.server_id)
+    );
     Ok(())
 }

@@ -4,8 +4,11 @@
 use anyhow::{Context as _, Result};
 use aya::{
     Ebpf,
+    maps::Map,
     programs::{ProgramInfo, TestRun as _, TestRunOptions, Xdp},
 };
+
+use dhcp_common::RenewEvent;
 
 use crate::{
     fastpath::{self, LoadOptions},
@@ -18,23 +21,51 @@ pub const XDP_TX: u32 = 3;
 pub struct Harness {
     ebpf: Ebpf,
     pub maps: FastPathMaps,
-    pub events: Events,
+    /// `None` while lent to another thread (the benchmark's drainer).
+    pub events: Option<Events>,
 }
 
 impl Harness {
     /// Loads the object with a lease map of `leases_max` entries and verifies `programs`.
     pub fn new(leases_max: u32, programs: &[&str]) -> Result<Self> {
-        let mut ebpf = fastpath::load(&LoadOptions { pin_dir: None, leases_max: Some(leases_max) })?;
+        let mut ebpf = fastpath::load(&LoadOptions {
+            pin_dir: None,
+            leases_max: Some(leases_max),
+        })?;
         for p in programs {
             fastpath::program(&mut ebpf, p)?;
         }
         let maps = FastPathMaps::from_ebpf(&mut ebpf)?;
         let events = Events::from_ebpf(&mut ebpf)?;
-        Ok(Self { ebpf, maps, events })
+        Ok(Self {
+            ebpf,
+            maps,
+            events: Some(events),
+        })
+    }
+
+    /// Every renewal event ready in the ring.
+    pub fn drain_events(&mut self) -> Vec<RenewEvent> {
+        let mut v = Vec::new();
+        if let Some(e) = &mut self.events {
+            e.drain(&mut v);
+        }
+        v
+    }
+
+    /// A map of the object the fast-path types do not cover (benchmark frames).
+    pub fn take_map(&mut self, name: &str) -> Result<Map> {
+        self.ebpf
+            .take_map(name)
+            .with_context(|| format!("no map {name}"))
     }
 
     pub fn prog(&mut self, name: &str) -> Result<&mut Xdp> {
-        Ok(self.ebpf.program_mut(name).with_context(|| format!("no program {name}"))?.try_into()?)
+        Ok(self
+            .ebpf
+            .program_mut(name)
+            .with_context(|| format!("no program {name}"))?
+            .try_into()?)
     }
 
     pub fn info(&mut self, name: &str) -> Result<ProgramInfo> {

@@ -75,9 +75,7 @@ fn assert_lab_ack(p: &Parsed, req: &Renewal) {
 }
 
 fn drain_events(h: &mut Harness) -> Vec<RenewEvent> {
-    let mut v = Vec::new();
-    h.events.drain(&mut v);
-    v
+    h.drain_events()
 }
 
 #[test]

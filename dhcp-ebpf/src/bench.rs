@@ -1,0 +1,82 @@
+//! Benchmark programs, never attached: BPF_PROG_TEST_RUN with `repeat` feeds each repetition the
+//! previous output, so `xdhcp_bench` first restores the request (and picks the next client)
+//! and then runs the real fast path. Its restore step has to shrink our ACK back to the request;
+//! `xdhcp_bench_restore` (restore without resizing) and `xdhcp_bench_resize` (restore, then
+//! grow back to the ACK's length) bracket that cost, and userspace subtracts their mean.
+use aya_ebpf::{
+    bindings::xdp_action,
+    btf_maps::Array,
+    helpers::generated::{bpf_xdp_adjust_tail, bpf_xdp_store_bytes},
+    macros::{btf_map, xdp},
+    programs::XdpContext,
+};
+use dhcp_common::{BenchFrame, maps::BENCH_FRAME_MAX};
+
+#[btf_map]
+static XDHCP_BENCH: Array<BenchFrame, 1> = Array::new();
+
+#[inline(always)]
+fn restore(ctx: &XdpContext) -> Option<()> {
+    let b = XDHCP_BENCH.get_ptr_mut(0)?;
+    // SAFETY: test_run runs one repetition at a time on one CPU.
+    let b = unsafe { &mut *b };
+    let len = (b.len as usize) & (BENCH_FRAME_MAX - 1);
+    if len < 64 {
+        return None;
+    }
+    let have = ctx.data_end() - ctx.data();
+    if have != len && unsafe { bpf_xdp_adjust_tail(ctx.ctx, len as i32 - have as i32) } != 0 {
+        return None;
+    }
+    if unsafe { bpf_xdp_store_bytes(ctx.ctx, 0, b.frame.as_mut_ptr().cast(), len as u32) } != 0 {
+        return None;
+    }
+    if b.clients > 1 {
+        let i = (b.counter % u64::from(b.clients)) as u32;
+        b.counter += 1;
+        // Built as whole words: LLVM would otherwise merge byte stores into a misaligned
+        // stack store, which the verifier rejects. Little-endian: the first byte is lowest.
+        let mut addr = u64::from(u32::from_ne_bytes((b.base_addr + i).to_be_bytes()));
+        // BenchFrame::client_mac(i) = [2, 0, i as big-endian bytes].
+        let mut mac = 2 | (u64::from(i.swap_bytes()) << 16);
+        let store = |off: u32, p: *mut u8, n: u32| {
+            off == 0 || unsafe { bpf_xdp_store_bytes(ctx.ctx, off, p.cast(), n) } == 0
+        };
+        let (a, m) = ((&raw mut addr).cast::<u8>(), (&raw mut mac).cast::<u8>());
+        let ok = store(b.ciaddr_off, a, 4) && store(b.chaddr_off, m, 6) && store(b.client_id_mac_off, m, 6);
+        if !ok {
+            return None;
+        }
+    }
+    Some(())
+}
+
+#[xdp]
+pub fn xdhcp_bench(ctx: XdpContext) -> u32 {
+    if restore(&ctx).is_none() {
+        return xdp_action::XDP_DROP;
+    }
+    crate::fast_path(&ctx)
+}
+
+#[xdp]
+pub fn xdhcp_bench_resize(ctx: XdpContext) -> u32 {
+    if restore(&ctx).is_none() {
+        return xdp_action::XDP_DROP;
+    }
+    let Some(b) = XDHCP_BENCH.get(0) else { return xdp_action::XDP_DROP };
+    let have = ctx.data_end() - ctx.data();
+    let grow = (b.ack_len as usize & (BENCH_FRAME_MAX - 1)) as i32 - have as i32;
+    if unsafe { bpf_xdp_adjust_tail(ctx.ctx, grow) } != 0 {
+        return xdp_action::XDP_DROP;
+    }
+    xdp_action::XDP_PASS
+}
+
+#[xdp]
+pub fn xdhcp_bench_restore(ctx: XdpContext) -> u32 {
+    if restore(&ctx).is_none() {
+        return xdp_action::XDP_DROP;
+    }
+    xdp_action::XDP_PASS
+}

@@ -1,0 +1,350 @@
+//! `xdhcp bench fastpath`: the XDP program timed by the kernel through BPF_PROG_TEST_RUN.
+//!
+//! test_run hands every repetition the previous one's output, so a naive run times one renewal
+//! and then our own ACK exiting early. `xdhcp_bench` restores the request first (and moves to
+//! the next client), `xdhcp_bench_restore` does only that, and the difference is the renewal.
+//! The ACK counter must equal the repetitions, or the figure is refused.
+use std::{
+    net::Ipv4Addr,
+    os::fd::{AsFd as _, AsRawFd as _},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+};
+
+use anyhow::{Context as _, Result, ensure};
+use aya::maps::{Array, IterableMap as _};
+use dhcp_common::{
+    BenchFrame, Control, LeaseEntry, Stat, bootp,
+    maps::{BENCH, BENCH_FRAME_MAX},
+};
+use serde::Serialize;
+
+use crate::{
+    clock, fastpath,
+    packet::{RenewKind, Renewal},
+    subnet::SubnetOptions,
+    testrun::{Harness, XDP_PASS, XDP_TX},
+};
+
+const BENCH_PROG: &str = "xdhcp_bench";
+const RESTORE_PROG: &str = "xdhcp_bench_restore";
+const RESIZE_PROG: &str = "xdhcp_bench_resize";
+const SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+const SERVER_MAC: [u8; 6] = [2, 0xff, 0, 0, 0, 1];
+/// Clients are 10.16.0.0 + i: room for 1 M of them.
+const BASE: Ipv4Addr = Ipv4Addr::new(10, 16, 0, 0);
+
+#[derive(Debug, Serialize)]
+pub struct FastpathReport {
+    /// Mean ns per renewal, one lease, net of the restore step (events on: the chosen design).
+    pub ns_per_renewal: f64,
+    /// Same, with the renewing client varying across 1,000,000 leases.
+    pub ns_per_renewal_1m: f64,
+    /// One lease, ring-buffer events off (in-place stamp only): what the event costs.
+    pub ns_per_renewal_stamp_only: f64,
+    pub ns_per_renewal_1m_stamp_only: f64,
+    /// A trivial XDP_PASS program.
+    pub ns_floor: f64,
+    /// A non-DHCP UDP frame through our program.
+    pub ns_non_dhcp: f64,
+    /// The restore step (one client / 1 M clients), already subtracted above: the mean of
+    /// restoring without resizing and restoring with a shrink and a grow, since the timed
+    /// renewal's restore shrinks the previous ACK once.
+    pub ns_restore: f64,
+    pub ns_restore_1m: f64,
+    /// ACKs counted by the program over all timed renewal runs; equals the repetitions.
+    pub acks_counted: u64,
+    pub repeat: u32,
+    /// Median of this many runs for every figure.
+    pub runs: usize,
+    pub verified_insns: u32,
+    /// Kernel memory of the 1 M-entry lease map (memlock from fdinfo).
+    pub map_bytes_1m: u64,
+    pub kernel: String,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn request(i: u32) -> Renewal {
+    let mac = BenchFrame::client_mac(i);
+    let mut id = vec![1];
+    id.extend_from_slice(&mac);
+    Renewal {
+        xid: 0x00be_0c4e,
+        chaddr: mac,
+        ciaddr: Ipv4Addr::from(u32::from(BASE) + i),
+        client_id: Some(id),
+        kind: RenewKind::Renewing,
+        server: SERVER,
+        server_mac: SERVER_MAC,
+        vlans: vec![],
+    }
+}
+
+fn entry(i: u32, now: u64) -> LeaseEntry {
+    let r = request(i);
+    let d = dhcp_common::digest::client_id(r.client_id.as_deref().unwrap_or_default());
+    LeaseEntry {
+        grant_until_ns: clock::grant_until_ns(now, 86_400),
+        client_id_digest: d.unwrap_or(0),
+        renewed_at_ns: 0,
+        lease_secs: 3600,
+        subnet: 0,
+        flags: LeaseEntry::F_CLIENT_ID,
+        renewed_secs: 0,
+        chaddr: r.chaddr,
+        _pad: [0; 2],
+    }
+}
+
+/// The frame to restore, with the offsets the program patches per client.
+fn bench_frame(clients: u32) -> Result<BenchFrame> {
+    let f = request(0).frame();
+    ensure!(f.len() <= BENCH_FRAME_MAX, "request frame too long");
+    let bootp_at = bootp::ETH_HLEN + bootp::IPV4_HLEN + bootp::UDP_HLEN;
+    let mac = BenchFrame::client_mac(0);
+    let opts = bootp_at + bootp::OPTIONS;
+    // The MAC inside option 61 (after code, length and type byte).
+    let id_at = opts
+        + f[opts..]
+            .windows(3)
+            .position(|w| w == [bootp::OPT_CLIENT_ID, 7, 1])
+            .context("no option 61")?
+        + 3;
+    ensure!(f[id_at..id_at + 6] == mac);
+    let mut frame = [0u8; BENCH_FRAME_MAX];
+    frame[..f.len()].copy_from_slice(&f);
+    Ok(BenchFrame {
+        len: f.len() as u32,
+        clients,
+        counter: 0,
+        ciaddr_off: (bootp_at + bootp::CIADDR) as u32,
+        chaddr_off: (bootp_at + bootp::CHADDR) as u32,
+        client_id_mac_off: id_at as u32,
+        base_addr: u32::from(BASE),
+        ack_len: (bootp::ETH_HLEN + dhcp_common::layout::IP_LEN) as u32,
+        _pad: 0,
+        frame,
+    })
+}
+
+/// Consumes ring-buffer events on another thread while the kernel times renewals, as the daemon
+/// would; a full ring would otherwise turn ACKs into passes.
+struct Drainer {
+    stop: Arc<AtomicBool>,
+    seen: Arc<AtomicU64>,
+    handle: Option<std::thread::JoinHandle<crate::maps::Events>>,
+}
+
+impl Drainer {
+    fn start(mut events: crate::maps::Events) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(AtomicU64::new(0));
+        let (s, n) = (stop.clone(), seen.clone());
+        let handle = std::thread::spawn(move || {
+            let mut buf = Vec::with_capacity(4096);
+            loop {
+                let done = s.load(Ordering::Acquire);
+                events.drain(&mut buf);
+                n.fetch_add(buf.len() as u64, Ordering::Relaxed);
+                buf.clear();
+                if done {
+                    return events;
+                }
+                // As the daemon does: drain on a short timer. Spinning here would steal the
+                // core (or hyperthread) the kernel is timing on.
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        });
+        Self {
+            stop,
+            seen,
+            handle: Some(handle),
+        }
+    }
+
+    fn stop(mut self) -> (crate::maps::Events, u64) {
+        self.stop.store(true, Ordering::Release);
+        let ev = self
+            .handle
+            .take()
+            .expect("started")
+            .join()
+            .expect("drainer thread");
+        (ev, self.seen.load(Ordering::Relaxed))
+    }
+}
+
+pub struct Bench {
+    h: Harness,
+    frames: Array<aya::maps::MapData, BenchFrame>,
+    repeat: u32,
+    runs: usize,
+    acks: u64,
+}
+
+impl Bench {
+    pub fn new(repeat: u32, runs: usize) -> Result<Self> {
+        let mut h = Harness::new(
+            1 << 20,
+            &[
+                fastpath::PROG,
+                fastpath::PASS_PROG,
+                BENCH_PROG,
+                RESTORE_PROG,
+                RESIZE_PROG,
+            ],
+        )?;
+        h.maps.set_control(Control {
+            enabled: 1,
+            flags: Control::F_EVENTS,
+            min_grant_secs: 60,
+            _pad: 0,
+            if_mac: SERVER_MAC,
+            _pad2: [0; 2],
+        })?;
+        let subnet = SubnetOptions {
+            server_id: SERVER,
+            mask: Ipv4Addr::new(255, 240, 0, 0),
+            routers: vec![SERVER],
+            dns: vec![SERVER],
+            domain: Some("bench.example".into()),
+            t1_secs: 1800,
+            t2_secs: 3150,
+        };
+        h.maps.set_subnet(0, &subnet.encode()?)?;
+        let frames = h.take_map(BENCH)?.try_into()?;
+        Ok(Self {
+            h,
+            frames,
+            repeat,
+            runs,
+            acks: 0,
+        })
+    }
+
+    fn set_clients(&mut self, clients: u32) -> Result<()> {
+        Ok(self.frames.set(0, bench_frame(clients)?, 0)?)
+    }
+
+    fn events(&mut self, on: bool) -> Result<()> {
+        let mut c = self.h.maps.control()?;
+        c.flags = if on {
+            c.flags | Control::F_EVENTS
+        } else {
+            c.flags & !Control::F_EVENTS
+        };
+        self.h.maps.set_control(c)
+    }
+
+    /// Median ns per run of `prog` over `frame`, checking the verdict.
+    fn time(&mut self, prog: &str, frame: &[u8], want: u32) -> Result<f64> {
+        let mut v = Vec::new();
+        for _ in 0..self.runs {
+            let (ret, ns) = self.h.time(prog, frame, self.repeat)?;
+            ensure!(ret == want, "{prog} returned {ret}, expected {want}");
+            v.push(ns);
+        }
+        Ok(median(v))
+    }
+
+    fn time_restore(&mut self) -> Result<f64> {
+        let f = request(0).frame();
+        Ok((self.time(RESTORE_PROG, &f, XDP_PASS)? + self.time(RESIZE_PROG, &f, XDP_PASS)?) / 2.0)
+    }
+
+    /// Median ns per full renewal (restore included); every repetition must be an ACK.
+    fn time_renewals(&mut self) -> Result<f64> {
+        let frame = request(0).frame();
+        let mut v = Vec::new();
+        for _ in 0..self.runs {
+            let before = self.h.maps.stats()?.get(Stat::Ack);
+            let drainer = Drainer::start(self.h.events.take().context("events lent out")?);
+            let r = self.h.time(BENCH_PROG, &frame, self.repeat);
+            let (events, _) = drainer.stop();
+            self.h.events = Some(events);
+            let (ret, ns) = r?;
+            ensure!(ret == XDP_TX, "bench program returned {ret}");
+            let acks = self.h.maps.stats()?.get(Stat::Ack) - before;
+            ensure!(
+                acks == u64::from(self.repeat),
+                "{acks} ACKs for {} repetitions: not every timed run was a renewal ({:?})",
+                self.repeat,
+                self.h.maps.stats()?.to_json()
+            );
+            self.acks += acks;
+            v.push(ns);
+        }
+        Ok(median(v))
+    }
+}
+
+/// `quick` skips the 1 M-lease figures (development only; they are then 0).
+pub fn fastpath(repeat: u32, runs: usize, quick: bool) -> Result<FastpathReport> {
+    let mut b = Bench::new(repeat, runs)?;
+    let now = clock::monotonic_ns();
+    b.h.maps.put_lease(request(0).ciaddr, &entry(0, now))?;
+
+    let mut dns = request(0).frame();
+    let udp = bootp::ETH_HLEN + bootp::IPV4_HLEN;
+    dns[udp + 2..udp + 4].copy_from_slice(&53u16.to_be_bytes());
+    let ns_floor = b.time(fastpath::PASS_PROG, &dns, XDP_PASS)?;
+    let ns_non_dhcp = b.time(fastpath::PROG, &dns, XDP_PASS)?;
+
+    b.set_clients(1)?;
+    let ns_restore = b.time_restore()?;
+    let one = b.time_renewals()?;
+    b.events(false)?;
+    let one_stamp = b.time_renewals()?;
+    b.events(true)?;
+
+    let (mut ns_restore_1m, mut m, mut m_stamp) = (0.0, 0.0, 0.0);
+    const MILLION: u32 = 1_000_000;
+    if !quick {
+        for i in 1..MILLION {
+            b.h.maps
+                .put_lease(Ipv4Addr::from(u32::from(BASE) + i), &entry(i, now))?;
+        }
+        b.set_clients(MILLION)?;
+        ns_restore_1m = b.time_restore()?;
+        m = b.time_renewals()? - ns_restore_1m;
+        b.events(false)?;
+        m_stamp = b.time_renewals()? - ns_restore_1m;
+    }
+
+    let fd = b.h.maps.leases.map().fd().as_fd().as_raw_fd();
+    let fdinfo = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))?;
+    let map_bytes_1m = fdinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("memlock:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let verified_insns =
+        b.h.info(fastpath::PROG)?
+            .verified_instruction_count()
+            .unwrap_or(0);
+    Ok(FastpathReport {
+        ns_per_renewal: one - ns_restore,
+        ns_per_renewal_1m: m,
+        ns_per_renewal_stamp_only: one_stamp - ns_restore,
+        ns_per_renewal_1m_stamp_only: m_stamp,
+        ns_floor,
+        ns_non_dhcp,
+        ns_restore,
+        ns_restore_1m,
+        acks_counted: b.acks,
+        repeat,
+        runs,
+        verified_insns,
+        map_bytes_1m,
+        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
+    })
+}
