@@ -14,7 +14,9 @@ fn main() {
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let root = manifest.parent().expect("dhcp-user sits in the workspace").to_path_buf();
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets it"));
-    for dir in ["dhcp-ebpf/src", "dhcp-ebpf/Cargo.toml", "dhcp-common/src", "dhcp-common/Cargo.toml"] {
+    for dir in
+        ["dhcp-ebpf/src", "dhcp-ebpf/Cargo.toml", "dhcp-common/src", "dhcp-common/Cargo.toml"]
+    {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     println!("cargo:rerun-if-env-changed=XDHCP_BPF_RUSTC");

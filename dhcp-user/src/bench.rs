@@ -161,21 +161,12 @@ impl Drainer {
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
         });
-        Self {
-            stop,
-            seen,
-            handle: Some(handle),
-        }
+        Self { stop, seen, handle: Some(handle) }
     }
 
     fn stop(mut self) -> (crate::maps::Events, u64) {
         self.stop.store(true, Ordering::Release);
-        let ev = self
-            .handle
-            .take()
-            .expect("started")
-            .join()
-            .expect("drainer thread");
+        let ev = self.handle.take().expect("started").join().expect("drainer thread");
         (ev, self.seen.load(Ordering::Relaxed))
     }
 }
@@ -192,13 +183,7 @@ impl Bench {
     pub fn new(repeat: u32, runs: usize) -> Result<Self> {
         let mut h = Harness::new(
             1 << 20,
-            &[
-                fastpath::PROG,
-                fastpath::PASS_PROG,
-                BENCH_PROG,
-                RESTORE_PROG,
-                RESIZE_PROG,
-            ],
+            &[fastpath::PROG, fastpath::PASS_PROG, BENCH_PROG, RESTORE_PROG, RESIZE_PROG],
         )?;
         h.maps.set_control(Control {
             enabled: 1,
@@ -219,13 +204,7 @@ impl Bench {
         };
         h.maps.set_subnet(0, &subnet.encode()?)?;
         let frames = h.take_map(BENCH)?.try_into()?;
-        Ok(Self {
-            h,
-            frames,
-            repeat,
-            runs,
-            acks: 0,
-        })
+        Ok(Self { h, frames, repeat, runs, acks: 0 })
     }
 
     fn set_clients(&mut self, clients: u32) -> Result<()> {
@@ -234,11 +213,7 @@ impl Bench {
 
     fn events(&mut self, on: bool) -> Result<()> {
         let mut c = self.h.maps.control()?;
-        c.flags = if on {
-            c.flags | Control::F_EVENTS
-        } else {
-            c.flags & !Control::F_EVENTS
-        };
+        c.flags = if on { c.flags | Control::F_EVENTS } else { c.flags & !Control::F_EVENTS };
         self.h.maps.set_control(c)
     }
 
@@ -307,8 +282,7 @@ pub fn fastpath(repeat: u32, runs: usize, quick: bool) -> Result<FastpathReport>
     const MILLION: u32 = 1_000_000;
     if !quick {
         for i in 1..MILLION {
-            b.h.maps
-                .put_lease(Ipv4Addr::from(u32::from(BASE) + i), &entry(i, now))?;
+            b.h.maps.put_lease(Ipv4Addr::from(u32::from(BASE) + i), &entry(i, now))?;
         }
         b.set_clients(MILLION)?;
         ns_restore_1m = b.time_restore()?;
@@ -324,10 +298,7 @@ pub fn fastpath(repeat: u32, runs: usize, quick: bool) -> Result<FastpathReport>
         .find_map(|l| l.strip_prefix("memlock:"))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
-    let verified_insns =
-        b.h.info(fastpath::PROG)?
-            .verified_instruction_count()
-            .unwrap_or(0);
+    let verified_insns = b.h.info(fastpath::PROG)?.verified_instruction_count().unwrap_or(0);
     Ok(FastpathReport {
         ns_per_renewal: one - ns_restore,
         ns_per_renewal_1m: m,

@@ -6,11 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::fastpath::AttachMode;
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "xdhcp",
-    version,
-    about = "DHCPv4 server with an XDP renewal fast path"
-)]
+#[command(name = "xdhcp", version, about = "DHCPv4 server with an XDP renewal fast path")]
 pub struct Cli {
     #[command(subcommand)]
     pub cmd: Cmd,

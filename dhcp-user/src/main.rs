@@ -19,17 +19,9 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
-        Cmd::Attach {
-            iface,
-            mode,
-            disabled,
-        } => {
+        Cmd::Attach { iface, mode, disabled } => {
             let a = fastpath::attach(&iface, mode, !disabled)?;
-            let how = if a.new {
-                "attached"
-            } else {
-                "adopted the pinned fast path on"
-            };
+            let how = if a.new { "attached" } else { "adopted the pinned fast path on" };
             println!(
                 "{how} {} ({} mode), pinned under {}",
                 a.iface,
@@ -41,26 +33,12 @@ fn run(cli: Cli) -> Result<()> {
             fastpath::detach(&iface)?;
             println!("detached the fast path from {iface} and removed its pins");
         }
-        Cmd::Maps {
-            cmd: MapsCmd::Dump { iface, json },
-        } => dump(iface, json)?,
+        Cmd::Maps { cmd: MapsCmd::Dump { iface, json } } => dump(iface, json)?,
         Cmd::Stats { iface, json } => stats(iface, json)?,
-        Cmd::Lease {
-            cmd: LeaseCmd::Put(p),
-        } => lease_put(&p)?,
-        Cmd::Lease {
-            cmd: LeaseCmd::Del { iface, addr },
-        } => open(&iface)?.delete_lease(addr)?,
+        Cmd::Lease { cmd: LeaseCmd::Put(p) } => lease_put(&p)?,
+        Cmd::Lease { cmd: LeaseCmd::Del { iface, addr } } => open(&iface)?.delete_lease(addr)?,
         Cmd::Subnet(s) => subnet_set(&s)?,
-        Cmd::Bench {
-            cmd:
-                BenchCmd::Fastpath {
-                    repeat,
-                    runs,
-                    quick,
-                    out,
-                },
-        } => {
+        Cmd::Bench { cmd: BenchCmd::Fastpath { repeat, runs, quick, out } } => {
             let r = xdhcp::bench::fastpath(repeat, runs, quick)?;
             let json = serde_json::to_string_pretty(&r)?;
             println!("{json}");
@@ -72,33 +50,21 @@ fn run(cli: Cli) -> Result<()> {
                     .with_context(|| format!("write {}", p.display()))?;
             }
         }
-        Cmd::Control {
-            iface,
-            enable,
-            disable,
-            events,
-            min_grant,
-        } => {
+        Cmd::Control { iface, enable, disable, events, min_grant } => {
             let mut m = open(&iface)?;
             let mut c = m.control()?;
             if enable || disable {
                 c.enabled = u32::from(enable);
             }
             if let Some(e) = events {
-                c.flags = if e {
-                    c.flags | Control::F_EVENTS
-                } else {
-                    c.flags & !Control::F_EVENTS
-                };
+                c.flags =
+                    if e { c.flags | Control::F_EVENTS } else { c.flags & !Control::F_EVENTS };
             }
             if let Some(g) = min_grant {
                 c.min_grant_secs = g.max(Control::MIN_GRANT_FLOOR);
             }
             m.set_control(c)?;
-            println!(
-                "{iface}: fast path {}",
-                if c.enabled != 0 { "on" } else { "off" }
-            );
+            println!("{iface}: fast path {}", if c.enabled != 0 { "on" } else { "off" });
         }
     }
     Ok(())
@@ -125,11 +91,8 @@ fn dump(iface: Option<String>, json: bool) -> Result<()> {
     for i in interfaces(iface)? {
         let m = open(&i)?;
         let c = m.control()?;
-        let leases: Vec<LeaseView> = m
-            .leases()?
-            .iter()
-            .map(|(a, e)| LeaseView::new(*a, e, now))
-            .collect();
+        let leases: Vec<LeaseView> =
+            m.leases()?.iter().map(|(a, e)| LeaseView::new(*a, e, now)).collect();
         if json {
             out.insert(
                 i.clone(),
@@ -148,11 +111,7 @@ fn dump(iface: Option<String>, json: bool) -> Result<()> {
         println!(
             "{i}: fast path {}, events {}, min grant {} s, {} lease(s)",
             if c.enabled != 0 { "on" } else { "off" },
-            if c.flags & Control::F_EVENTS != 0 {
-                "on"
-            } else {
-                "off"
-            },
+            if c.flags & Control::F_EVENTS != 0 { "on" } else { "off" },
             c.min_grant_secs,
             leases.len()
         );
@@ -203,11 +162,8 @@ fn stats(iface: Option<String>, json: bool) -> Result<()> {
             out.insert(i, c.to_json());
         } else {
             println!("{i}:");
-            let rows: Vec<Vec<String>> = c
-                .values
-                .iter()
-                .map(|(s, v)| vec![s.name().to_owned(), v.to_string()])
-                .collect();
+            let rows: Vec<Vec<String>> =
+                c.values.iter().map(|(s, v)| vec![s.name().to_owned(), v.to_string()]).collect();
             print!("{}", table::render(&["COUNTER", "PACKETS"], &rows));
         }
     }
@@ -243,11 +199,7 @@ fn lease_put(p: &LeasePut) -> Result<()> {
         renewed_at_ns: 0,
         lease_secs: p.lease_secs,
         subnet: p.subnet,
-        flags: if digest.is_some() {
-            LeaseEntry::F_CLIENT_ID
-        } else {
-            0
-        },
+        flags: if digest.is_some() { LeaseEntry::F_CLIENT_ID } else { 0 },
         renewed_secs: 0,
         chaddr: mac,
         _pad: [0; 2],
@@ -272,11 +224,6 @@ fn subnet_set(s: &SubnetArgs) -> Result<()> {
     }
     .encode()?;
     open(&s.iface)?.set_subnet(s.index, &reply)?;
-    println!(
-        "{}: subnet {} replies from {}",
-        s.iface,
-        s.index,
-        Ipv4Addr::from(reply.server_id)
-    );
+    println!("{}: subnet {} replies from {}", s.iface, s.index, Ipv4Addr::from(reply.server_id));
     Ok(())
 }

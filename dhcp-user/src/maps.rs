@@ -61,7 +61,9 @@ impl FastPathMaps {
     }
 
     pub fn delete_lease(&mut self, addr: Ipv4Addr) -> Result<()> {
-        self.leases.remove(&LeaseKey { addr: addr.octets() }).with_context(|| format!("delete lease {addr}"))
+        self.leases
+            .remove(&LeaseKey { addr: addr.octets() })
+            .with_context(|| format!("delete lease {addr}"))
     }
 
     pub fn lease(&self, addr: Ipv4Addr) -> Option<LeaseEntry> {
@@ -108,9 +110,7 @@ impl Counters {
     /// Counts since `earlier`.
     #[must_use]
     pub fn since(&self, earlier: &Counters) -> Counters {
-        Counters {
-            values: self.values.iter().map(|(s, v)| (*s, v - earlier.get(*s))).collect(),
-        }
+        Counters { values: self.values.iter().map(|(s, v)| (*s, v - earlier.get(*s))).collect() }
     }
 
     #[must_use]

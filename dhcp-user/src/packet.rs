@@ -260,7 +260,11 @@ pub fn parse_frame(f: &[u8]) -> Result<Parsed> {
     let ip = &f[off + 2..];
     ensure!(ip.len() >= IPV4_HLEN && ip[0] == 0x45, "not a plain IPv4 header");
     let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-    ensure!(total <= ip.len() && total >= IPV4_HLEN, "IPv4 total length {total} but {} bytes follow", ip.len());
+    ensure!(
+        total <= ip.len() && total >= IPV4_HLEN,
+        "IPv4 total length {total} but {} bytes follow",
+        ip.len()
+    );
     let ip = &ip[..total];
     ensure!(ip[9] == IPPROTO_UDP, "not UDP");
     let ip_src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);

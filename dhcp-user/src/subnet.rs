@@ -16,7 +16,9 @@ pub struct SubnetOptions {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SubnetError {
-    #[error("the fast-path options need {need} bytes, more than the {SUBNET_OPTS_LEN} an ACK has room for (fewer routers/DNS servers or a shorter domain)")]
+    #[error(
+        "the fast-path options need {need} bytes, more than the {SUBNET_OPTS_LEN} an ACK has room for (fewer routers/DNS servers or a shorter domain)"
+    )]
     TooLong { need: usize },
     #[error("option {0} has more than 255 bytes")]
     OptionTooLong(u8),

@@ -28,20 +28,14 @@ pub struct Harness {
 impl Harness {
     /// Loads the object with a lease map of `leases_max` entries and verifies `programs`.
     pub fn new(leases_max: u32, programs: &[&str]) -> Result<Self> {
-        let mut ebpf = fastpath::load(&LoadOptions {
-            pin_dir: None,
-            leases_max: Some(leases_max),
-        })?;
+        let mut ebpf =
+            fastpath::load(&LoadOptions { pin_dir: None, leases_max: Some(leases_max) })?;
         for p in programs {
             fastpath::program(&mut ebpf, p)?;
         }
         let maps = FastPathMaps::from_ebpf(&mut ebpf)?;
         let events = Events::from_ebpf(&mut ebpf)?;
-        Ok(Self {
-            ebpf,
-            maps,
-            events: Some(events),
-        })
+        Ok(Self { ebpf, maps, events: Some(events) })
     }
 
     /// Every renewal event ready in the ring.
@@ -55,17 +49,11 @@ impl Harness {
 
     /// A map of the object the fast-path types do not cover (benchmark frames).
     pub fn take_map(&mut self, name: &str) -> Result<Map> {
-        self.ebpf
-            .take_map(name)
-            .with_context(|| format!("no map {name}"))
+        self.ebpf.take_map(name).with_context(|| format!("no map {name}"))
     }
 
     pub fn prog(&mut self, name: &str) -> Result<&mut Xdp> {
-        Ok(self
-            .ebpf
-            .program_mut(name)
-            .with_context(|| format!("no program {name}"))?
-            .try_into()?)
+        Ok(self.ebpf.program_mut(name).with_context(|| format!("no program {name}"))?.try_into()?)
     }
 
     pub fn info(&mut self, name: &str) -> Result<ProgramInfo> {

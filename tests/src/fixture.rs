@@ -80,7 +80,8 @@ pub fn lease(mac: [u8; 6], client_id: Option<&[u8]>, grant_secs: u64) -> LeaseEn
 /// granted for two hours.
 pub fn harness() -> Harness {
     root_required();
-    let mut h = Harness::new(1024, &[xdhcp::fastpath::PROG]).expect("load and verify the XDP program");
+    let mut h =
+        Harness::new(1024, &[xdhcp::fastpath::PROG]).expect("load and verify the XDP program");
     h.maps.set_control(control()).unwrap();
     h.maps.set_subnet(0, &subnet().encode().unwrap()).unwrap();
     let id = client_id(CLIENT_MAC);

@@ -51,7 +51,12 @@ fn model_says_renewal(frame: &[u8], h: &Harness) -> Result<(), String> {
     if o.get(OptionCode::MessageType) != Some(&DhcpOption::MessageType(MessageType::Request)) {
         return Err("not a REQUEST".into());
     }
-    for c in [OptionCode::RequestedIpAddress, OptionCode::ServerIdentifier, OptionCode::RelayAgentInformation, OptionCode::OptionOverload] {
+    for c in [
+        OptionCode::RequestedIpAddress,
+        OptionCode::ServerIdentifier,
+        OptionCode::RelayAgentInformation,
+        OptionCode::OptionOverload,
+    ] {
         if o.get(c).is_some() {
             return Err(format!("carries {c:?}"));
         }
@@ -64,7 +69,9 @@ fn model_says_renewal(frame: &[u8], h: &Harness) -> Result<(), String> {
         Some(DhcpOption::ClientIdentifier(id)) => digest::client_id(id),
         _ => None,
     };
-    if (e.flags & LeaseEntry::F_CLIENT_ID != 0) != id.is_some() || id.is_some_and(|d| d != e.client_id_digest) {
+    if (e.flags & LeaseEntry::F_CLIENT_ID != 0) != id.is_some()
+        || id.is_some_and(|d| d != e.client_id_digest)
+    {
         return Err("client id differs".into());
     }
     Ok(())
@@ -127,9 +134,14 @@ fn random_and_mutated_frames_only_pass_untouched_or_ack_valid_renewals() {
     let mut h = harness();
     for i in 0..LEASES {
         let id = client_id(lease_mac(i));
-        h.maps.put_lease(lease_addr(i), &lease(lease_mac(i), (i % 2 == 0).then_some(&id[..]), 7200)).unwrap();
+        h.maps
+            .put_lease(lease_addr(i), &lease(lease_mac(i), (i % 2 == 0).then_some(&id[..]), 7200))
+            .unwrap();
     }
-    let seed = std::env::var("XDHCP_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_2026_u64);
+    let seed = std::env::var("XDHCP_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_2026_u64);
     let mut rng = Rng(seed);
     let (mut acks, mut passed) = (0, 0);
     for n in 0..6000 {
@@ -149,7 +161,9 @@ fn random_and_mutated_frames_only_pass_untouched_or_ack_valid_renewals() {
             }
             XDP_TX => {
                 if let Err(why) = model_says_renewal(&frame, &h) {
-                    panic!("seed {seed} frame {n}: XDP answered a frame the rules refuse ({why}): {frame:02x?}");
+                    panic!(
+                        "seed {seed} frame {n}: XDP answered a frame the rules refuse ({why}): {frame:02x?}"
+                    );
                 }
                 let p = packet::parse_frame(&out).expect("ACK parses");
                 assert!(p.ip_checksum_ok && p.udp_checksum_ok, "seed {seed} frame {n}: checksums");

@@ -59,12 +59,12 @@ fn assert_lab_ack(p: &Parsed, req: &Renewal) {
     assert_eq!(opt(m, OptionCode::SubnetMask), &DhcpOption::SubnetMask(s.mask));
     assert_eq!(opt(m, OptionCode::Router), &DhcpOption::Router(s.routers.clone()));
     assert_eq!(opt(m, OptionCode::DomainNameServer), &DhcpOption::DomainNameServer(s.dns.clone()));
-    assert_eq!(
-        opt(m, OptionCode::DomainName),
-        &DhcpOption::DomainName(s.domain.clone().unwrap())
-    );
+    assert_eq!(opt(m, OptionCode::DomainName), &DhcpOption::DomainName(s.domain.clone().unwrap()));
     match &req.client_id {
-        Some(id) => assert_eq!(opt(m, OptionCode::ClientIdentifier), &DhcpOption::ClientIdentifier(id.clone())),
+        Some(id) => assert_eq!(
+            opt(m, OptionCode::ClientIdentifier),
+            &DhcpOption::ClientIdentifier(id.clone())
+        ),
         None => assert!(m.opts().get(OptionCode::ClientIdentifier).is_none()),
     }
     assert_eq!(p.ip_src, SERVER);
@@ -126,7 +126,11 @@ fn relayed_renewal_goes_back_to_the_relay_port_67() {
 #[test]
 fn vlan_tags_802_1q_and_qinq_are_kept() {
     let mut h = harness();
-    for vlans in [vec![Vlan::dot1q(42)], vec![Vlan::dot1ad(100), Vlan::dot1q(4000)], vec![Vlan::dot1q(7), Vlan::dot1q(8)]] {
+    for vlans in [
+        vec![Vlan::dot1q(42)],
+        vec![Vlan::dot1ad(100), Vlan::dot1q(4000)],
+        vec![Vlan::dot1q(7), Vlan::dot1q(8)],
+    ] {
         let mut req = renewal(RenewKind::Renewing);
         req.vlans = vlans;
         let p = ack(&mut h, &req.frame());
@@ -140,7 +144,8 @@ fn lease_bound_without_client_id_renews_for_requests_without_one() {
     let addr = Ipv4Addr::new(10, 77, 0, 60);
     let mac = [2, 0x77, 0, 0, 0, 0x60];
     h.maps.put_lease(addr, &lease(mac, None, 7200)).unwrap();
-    let req = Renewal { chaddr: mac, ciaddr: addr, client_id: None, ..renewal(RenewKind::Renewing) };
+    let req =
+        Renewal { chaddr: mac, ciaddr: addr, client_id: None, ..renewal(RenewKind::Renewing) };
     let p = ack(&mut h, &req.frame());
     assert_lab_ack(&p, &req);
     // ...but not for one that now presents an identifier: userspace decides.
