@@ -27,5 +27,5 @@ pub const BOOTP_LEN: usize = bootp::OPTIONS + OPTIONS_LEN;
 pub const UDP_LEN: usize = bootp::UDP_HLEN + BOOTP_LEN;
 pub const IP_LEN: usize = bootp::IPV4_HLEN + UDP_LEN;
 
-const _: () = assert!(UDP_LEN % 4 == 0);
+const _: () = assert!(UDP_LEN.is_multiple_of(4));
 const _: () = assert!(BOOTP_LEN >= 300, "BOOTP minimum message size");

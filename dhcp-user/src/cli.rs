@@ -8,6 +8,10 @@ use crate::fastpath::AttachMode;
 #[derive(Parser, Debug)]
 #[command(name = "xdhcp", version, about = "DHCPv4 server with an XDP renewal fast path")]
 pub struct Cli {
+    /// Act inside this network namespace (from `ip netns add`). Unlike `ip netns exec`, pins
+    /// made here stay in the host's bpffs.
+    #[arg(long, global = true)]
+    pub netns: Option<String>,
     #[command(subcommand)]
     pub cmd: Cmd,
 }

@@ -5,6 +5,7 @@
 //! answered while no daemon runs; a later daemon (or `xdhcp maps dump`) adopts the pinned maps.
 use std::{
     fs,
+    os::fd::{AsRawFd as _, FromRawFd as _},
     path::{Path, PathBuf},
 };
 
@@ -166,8 +167,49 @@ pub fn pinned_interfaces() -> Vec<String> {
     v
 }
 
+/// The interface's MAC, asked of the kernel in the calling thread's network namespace (sysfs
+/// shows the namespace it was mounted in, which is not the one a test or `--netns` enters).
 pub fn interface_mac(iface: &str) -> Result<[u8; 6]> {
-    let path = format!("/sys/class/net/{iface}/address");
-    let s = fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
-    crate::packet::parse_mac(s.trim()).with_context(|| format!("bad MAC in {path}: {s}"))
+    let name = iface.as_bytes();
+    if name.is_empty() || name.len() >= libc::IFNAMSIZ {
+        bail!("bad interface name {iface:?}");
+    }
+    // SAFETY: a plain datagram socket, closed by OwnedFd.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error()).context("socket for SIOCGIFHWADDR");
+    }
+    // SAFETY: fd was just returned by socket(2) and is owned here.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    // SAFETY: ifreq is plain data; zeroed is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(name) {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: SIOCGIFHWADDR fills ifr_hwaddr of the ifreq we own.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFHWADDR, &raw mut req) } != 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("no interface {iface} in this network namespace"));
+    }
+    // SAFETY: the kernel filled the hwaddr member of the union.
+    let sa = unsafe { req.ifr_ifru.ifru_hwaddr };
+    let mut mac = [0u8; 6];
+    for (d, s) in mac.iter_mut().zip(sa.sa_data.iter()) {
+        *d = *s as u8;
+    }
+    Ok(mac)
+}
+
+/// Moves the calling thread into the named network namespace (`ip netns add NAME`), keeping
+/// this process's mount namespace: pins under /sys/fs/bpf then outlive the process, which they
+/// would not under `ip netns exec` (it mounts a private /sys).
+pub fn enter_netns(name: &str) -> Result<()> {
+    let path = Path::new("/run/netns").join(name);
+    let f = fs::File::open(&path).with_context(|| format!("open {}", path.display()))?;
+    // SAFETY: setns(2) with a namespace fd we hold open.
+    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("enter network namespace {name}"));
+    }
+    Ok(())
 }

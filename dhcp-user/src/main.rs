@@ -18,6 +18,9 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    if let Some(ns) = &cli.netns {
+        fastpath::enter_netns(ns)?;
+    }
     match cli.cmd {
         Cmd::Attach { iface, mode, disabled } => {
             let a = fastpath::attach(&iface, mode, !disabled)?;

@@ -93,7 +93,7 @@ fn valid_renewal(rng: &mut Rng) -> Renewal {
         xid: rng.next() as u32,
         chaddr: lease_mac(i),
         ciaddr: lease_addr(i),
-        client_id: (i % 2 == 0).then(|| client_id(lease_mac(i))),
+        client_id: i.is_multiple_of(2).then(|| client_id(lease_mac(i))),
         kind,
         server: SERVER,
         server_mac: SERVER_MAC,
@@ -135,7 +135,7 @@ fn random_and_mutated_frames_only_pass_untouched_or_ack_valid_renewals() {
     for i in 0..LEASES {
         let id = client_id(lease_mac(i));
         h.maps
-            .put_lease(lease_addr(i), &lease(lease_mac(i), (i % 2 == 0).then_some(&id[..]), 7200))
+            .put_lease(lease_addr(i), &lease(lease_mac(i), i.is_multiple_of(2).then_some(&id[..]), 7200))
             .unwrap();
     }
     let seed = std::env::var("XDHCP_FUZZ_SEED")

@@ -35,7 +35,7 @@ fn passes(h: &mut Harness, frame: &[u8], reason: Stat) {
     assert_eq!(d.get(reason), 1, "expected {}; counters moved: {:?}", reason.name(), d.to_json());
 }
 
-fn opt<'a>(m: &'a Message, code: OptionCode) -> &'a DhcpOption {
+fn opt(m: &Message, code: OptionCode) -> &DhcpOption {
     m.opts().get(code).unwrap_or_else(|| panic!("option {code:?} missing"))
 }
 

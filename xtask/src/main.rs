@@ -1,1 +1,103 @@
-fn main(){}
+//! `cargo xtask`: everything the project needs beyond plain cargo, on a fresh Debian machine.
+//! Every command first runs `setup`, which installs what is missing and is quick otherwise.
+mod setup;
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "xdhcp's developer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install the toolchain and test tools (idempotent).
+    Setup,
+    /// Build the release binary (and the XDP object inside it).
+    Build,
+    /// Run every test: unit, BPF_PROG_TEST_RUN, netns with real clients. Needs root.
+    Test {
+        /// Extra arguments for `cargo test` (after --), e.g. a test name filter.
+        #[arg(trailing_var_arg = true)]
+        args: Vec<String>,
+    },
+    /// Benchmarks; JSON under target/bench/.
+    Bench {
+        #[command(subcommand)]
+        which: Bench,
+    },
+    /// The demo: a network-namespace lab with real DHCP clients renewing through XDP.
+    Lab,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// The XDP program timed in the kernel with BPF_PROG_TEST_RUN.
+    Fastpath,
+}
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask sits in the workspace").into()
+}
+
+pub fn run(cmd: &mut Command) -> Result<()> {
+    let shown = format!("{cmd:?}");
+    let status = cmd.status().with_context(|| format!("start {shown}"))?;
+    if !status.success() {
+        bail!("{shown} failed: {status}");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+fn release_binary() -> Result<PathBuf> {
+    run(cargo().args(["build", "--release", "-p", "dhcp-user", "--bin", "xdhcp"]))?;
+    Ok(root().join("target/release/xdhcp"))
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    setup::setup()?;
+    match cli.cmd {
+        Cmd::Setup => {}
+        Cmd::Build => {
+            let bin = release_binary()?;
+            println!("built {}", bin.display());
+        }
+        Cmd::Test { args } => {
+            setup::require_root("the tests load XDP programs and create network namespaces")?;
+            let mut c = cargo();
+            c.args(["test", "--workspace", "--all-targets"]);
+            if !args.is_empty() {
+                c.arg("--").args(args);
+            }
+            run(&mut c)?;
+        }
+        Cmd::Bench { which: Bench::Fastpath } => {
+            setup::require_root("the benchmark loads XDP programs")?;
+            let bin = release_binary()?;
+            let out = root().join("target/bench/fastpath.json");
+            run(Command::new(bin).args(["bench", "fastpath", "--out"]).arg(&out))?;
+            println!("wrote {}", out.display());
+        }
+        Cmd::Lab => {
+            setup::require_root("the lab creates network namespaces and attaches XDP")?;
+            let bin = release_binary()?;
+            run(Command::new(bin).arg("lab"))?;
+        }
+    }
+    Ok(())
+}

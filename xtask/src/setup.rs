@@ -1,0 +1,111 @@
+//! Idempotent bootstrap of the verified toolchain (see docs/building.md): Debian's rustc with
+//! its standard-library source for the eBPF crate, bpf-linker 0.13.0 against LLVM 22, bpffs,
+//! and the tools the tests drive. Quick when everything is there; says what it installs.
+use std::process::Command;
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::run;
+
+/// Debian packages: the eBPF toolchain, and the real programs the tests run.
+const PACKAGES: &[(&str, &str)] = &[
+    ("rustc-web", "Rust compiler for the eBPF crate (its rustup toolchains have no rust-src)"),
+    ("rust-web-src", "standard-library source for -Z build-std=core"),
+    ("llvm-22-dev", "LLVM 22 for bpf-linker"),
+    ("libpolly-22-dev", "needed to link bpf-linker against LLVM 22"),
+    ("zlib1g-dev", "bpf-linker"),
+    ("libzstd-dev", "bpf-linker"),
+    ("iproute2", "network namespaces and veth pairs for tests and the lab"),
+    ("udhcpc", "a real DHCP client (busybox)"),
+    ("isc-dhcp-client", "a real DHCP client (dhclient)"),
+    ("dhcpcd-base", "a real DHCP client (dhcpcd)"),
+    ("tshark", "independent decoding of our failover messages"),
+    ("bpftool", "inspecting maps and programs"),
+];
+const BPF_LINKER_VERSION: &str = "0.13.0";
+
+fn installed(pkg: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", pkg])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+}
+
+fn apt_install(pkgs: &[&str]) -> Result<()> {
+    let install = || {
+        Command::new("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(pkgs)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+    };
+    if install().is_ok_and(|s| s.success()) {
+        return Ok(());
+    }
+    // A fresh machine may have no package lists yet.
+    eprintln!("xtask setup: apt-get install failed; running apt-get update and retrying");
+    run(Command::new("apt-get").args(["update", "-q"]).env("DEBIAN_FRONTEND", "noninteractive"))?;
+    let status = install().context("run apt-get")?;
+    if !status.success() {
+        bail!("apt-get install {} failed", pkgs.join(" "));
+    }
+    Ok(())
+}
+
+fn bpf_linker_ok() -> bool {
+    Command::new("bpf-linker")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(BPF_LINKER_VERSION))
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+pub fn require_root(why: &str) -> Result<()> {
+    if !is_root() {
+        bail!("run this as root: {why}");
+    }
+    Ok(())
+}
+
+pub fn setup() -> Result<()> {
+    let missing: Vec<&str> = PACKAGES.iter().map(|(p, _)| *p).filter(|p| !installed(p)).collect();
+    if !missing.is_empty() {
+        if !is_root() {
+            bail!("missing Debian packages {}: run `cargo xtask setup` as root", missing.join(" "));
+        }
+        for (p, why) in PACKAGES.iter().filter(|(p, _)| missing.contains(p)) {
+            eprintln!("xtask setup: installing {p} ({why})");
+        }
+        apt_install(&missing)?;
+    }
+    if !bpf_linker_ok() {
+        eprintln!(
+            "xtask setup: installing bpf-linker {BPF_LINKER_VERSION} against LLVM 22 (~1 min)"
+        );
+        run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION])
+            .args(["--no-default-features", "--features", "llvm-22"])
+            .env("LLVM_PREFIX", "/usr/lib/llvm-22"))?;
+    }
+    if is_root() {
+        mount_bpffs()?;
+    }
+    Ok(())
+}
+
+/// bpffs is not mounted at boot on these machines; pinning needs it.
+fn mount_bpffs() -> Result<()> {
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    if mounts
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some("/sys/fs/bpf") && l.contains(" bpf "))
+    {
+        return Ok(());
+    }
+    eprintln!("xtask setup: mounting bpffs on /sys/fs/bpf");
+    run(Command::new("mount").args(["-t", "bpf", "bpf", "/sys/fs/bpf"]))
+}
