@@ -5,11 +5,15 @@
 //! its maps ([`maps`]), pure packet builders ([`packet`]) and the subnet option block encoder
 //! ([`subnet`]).
 
+pub mod bench;
 pub mod cli;
 pub mod clock;
+pub mod config;
 pub mod fastpath;
 pub mod maps;
 pub mod packet;
+pub mod server;
+pub mod store;
 pub mod subnet;
 pub mod table;
 pub mod testrun;

@@ -1,0 +1,483 @@
+//! The validated config: what the rest of the server may rely on without checking again.
+//!
+//! [`Config`] is only made by `TryFrom<wire::Config>`, a pure function of the file's contents:
+//! no interface look-ups, no clocks. Every rule that spans fields (pools inside their prefix,
+//! no overlaps, T1 < T2 < lease) is checked here and reported against the key it concerns.
+use std::{collections::HashMap, net::Ipv4Addr, path::PathBuf};
+
+use ipnet::Ipv4Net;
+
+use super::wire;
+use crate::subnet::{SubnetError, SubnetOptions};
+
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/xdhcp";
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/xdhcp/control.sock";
+pub const DEFAULT_LEASE_TIME: u32 = 3600;
+/// A declined address was found in use by some other host; an hour gives that host time to
+/// go away before the address is offered again.
+pub const DEFAULT_PROBATION: u32 = 3600;
+/// Long enough for a client to pick among offers and REQUEST; short enough that a burst of
+/// DISCOVERs from clients that never come back cannot hold a pool for long.
+pub const DEFAULT_OFFER_HOLD: u32 = 60;
+
+/// A subnet's position in [`Config::subnets`], which is also its slot in the kernel's subnet map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SubnetId(pub u32);
+
+impl SubnetId {
+    #[must_use]
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Interfaces the server listens on and attaches the fast path to.
+    pub interfaces: Vec<String>,
+    /// Option 54 in every reply, and the address clients unicast renewals to.
+    pub server_id: Ipv4Addr,
+    /// Where the lease store lives.
+    pub state_dir: PathBuf,
+    pub control_socket: PathBuf,
+    /// Seconds a declined address is kept out of the pools.
+    pub probation: u32,
+    /// Seconds an offered address stays set aside for the client it was offered to.
+    pub offer_hold: u32,
+    pub fast_path: FastPath,
+    pub subnets: Vec<Subnet>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FastPath {
+    pub enabled: bool,
+    pub attach_mode: AttachMode,
+    /// XDP reports each ACK it sends, so the store learns of renewals (CLTT, new expiry).
+    pub events: bool,
+    /// Seconds beyond a lease's end that the store commits the fast path may renew up to;
+    /// `None`: one lease time of the lease's subnet.
+    pub horizon: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachMode {
+    /// Native where the driver supports it, else generic.
+    Auto,
+    Native,
+    Generic,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subnet {
+    pub id: SubnetId,
+    pub prefix: Ipv4Net,
+    /// Inclusive ranges, sorted, disjoint, inside `prefix`.
+    pub pools: Vec<Pool>,
+    pub routers: Vec<Ipv4Addr>,
+    pub dns: Vec<Ipv4Addr>,
+    pub domain: Option<String>,
+    /// Lease granted when the client asks for none.
+    pub lease_time: u32,
+    /// Bounds on a lease time the client asks for (option 51).
+    pub min_lease: u32,
+    pub max_lease: u32,
+    /// Renewal and rebinding times for a lease of `lease_time`; other lengths scale.
+    pub t1: u32,
+    pub t2: u32,
+    /// Relay addresses (giaddr) whose requests belong to this subnet although the prefix does
+    /// not contain them.
+    pub relay_addresses: Vec<Ipv4Addr>,
+    pub reservations: Vec<Reservation>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pool {
+    pub start: Ipv4Addr,
+    pub end: Ipv4Addr,
+}
+
+impl Pool {
+    #[must_use]
+    pub fn contains(&self, a: Ipv4Addr) -> bool {
+        self.start <= a && a <= self.end
+    }
+
+    #[must_use]
+    pub fn size(&self) -> u64 {
+        u64::from(u32::from(self.end)) - u64::from(u32::from(self.start)) + 1
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ReservationKey {
+    Mac([u8; 6]),
+    /// Option 61's value, type byte included.
+    ClientId(Vec<u8>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    pub key: ReservationKey,
+    pub address: Ipv4Addr,
+}
+
+impl Subnet {
+    #[must_use]
+    pub fn in_pool(&self, a: Ipv4Addr) -> bool {
+        self.pools.iter().any(|p| p.contains(a))
+    }
+
+    /// Lease length for a client that asked for `requested` seconds (option 51), if anything.
+    #[must_use]
+    pub fn lease_for(&self, requested: Option<u32>) -> u32 {
+        requested.map_or(self.lease_time, |r| r.clamp(self.min_lease, self.max_lease))
+    }
+
+    /// T1 and T2 for a lease of `lease` seconds: the configured ones for the configured lease
+    /// time, in the same proportion otherwise, so T1 < T2 < lease holds for any length.
+    #[must_use]
+    pub fn timers(&self, lease: u32) -> (u32, u32) {
+        if lease == self.lease_time {
+            return (self.t1, self.t2);
+        }
+        let scale = |t: u32| (u64::from(t) * u64::from(lease) / u64::from(self.lease_time)) as u32;
+        (scale(self.t1), scale(self.t2))
+    }
+
+    /// What the fast path puts in ACKs for this subnet.
+    #[must_use]
+    pub fn fast_path_options(&self, server_id: Ipv4Addr) -> SubnetOptions {
+        SubnetOptions {
+            server_id,
+            mask: self.prefix.netmask(),
+            routers: self.routers.clone(),
+            dns: self.dns.clone(),
+            domain: self.domain.clone(),
+            t1_secs: self.t1,
+            t2_secs: self.t2,
+        }
+    }
+}
+
+impl Config {
+    #[must_use]
+    pub fn subnet(&self, id: SubnetId) -> Option<&Subnet> {
+        self.subnets.get(id.index())
+    }
+
+    /// The subnet whose prefix contains `a`.
+    #[must_use]
+    pub fn subnet_containing(&self, a: Ipv4Addr) -> Option<SubnetId> {
+        self.subnets.iter().find(|s| s.prefix.contains(&a)).map(|s| s.id)
+    }
+
+    /// The subnet a request belongs to (RFC 2131 §4.3.1, RFC 3527).
+    ///
+    /// * relayed (`giaddr` set): the link-selection sub-option of option 82 names the client's
+    ///   link when present; otherwise a subnet listing `giaddr` in `relay_addresses`, then the
+    ///   subnet whose prefix contains `giaddr`. Link selection is honoured only from relays:
+    ///   a client could forge it on a directly attached link.
+    /// * direct: the subnet containing `local`, the receiving interface's address.
+    #[must_use]
+    pub fn subnet_for(
+        &self,
+        giaddr: Option<Ipv4Addr>,
+        link_selection: Option<Ipv4Addr>,
+        local: Option<Ipv4Addr>,
+    ) -> Option<SubnetId> {
+        let listed = |a: Ipv4Addr| {
+            self.subnets.iter().find(|s| s.relay_addresses.contains(&a)).map(|s| s.id)
+        };
+        match (giaddr, link_selection) {
+            (Some(_), Some(link)) => self.subnet_containing(link).or_else(|| listed(link)),
+            (Some(gi), None) => listed(gi).or_else(|| self.subnet_containing(gi)),
+            (None, _) => local.and_then(|a| self.subnet_containing(a)),
+        }
+    }
+}
+
+/// A rule the file breaks, against the key it concerns (`subnet[1].pools[0].end`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct ValidationError {
+    pub key: String,
+    pub message: String,
+}
+
+fn err<T>(key: impl Into<String>, message: impl Into<String>) -> Result<T, ValidationError> {
+    Err(ValidationError { key: key.into(), message: message.into() })
+}
+
+/// Linux's IFNAMSIZ less the terminating NUL.
+const IFNAME_MAX: usize = 15;
+
+impl TryFrom<wire::Config> for Config {
+    type Error = ValidationError;
+
+    fn try_from(w: wire::Config) -> Result<Self, ValidationError> {
+        let Some(interfaces) = w.interfaces else {
+            return err("interfaces", "required: the interfaces to listen on, e.g. [\"eth1\"]");
+        };
+        if interfaces.is_empty() {
+            return err("interfaces", "lists no interface");
+        }
+        for (i, name) in interfaces.iter().enumerate() {
+            if name.is_empty() || name.len() > IFNAME_MAX || name.contains(['/', ' ']) {
+                return err(
+                    format!("interfaces[{i}]"),
+                    format!("{name:?} is not an interface name"),
+                );
+            }
+            if interfaces[..i].contains(name) {
+                return err(format!("interfaces[{i}]"), format!("{name} is listed twice"));
+            }
+        }
+        let Some(wire::Addr(server_id)) = w.server_id else {
+            return err("server_id", "required: this server's address, sent as option 54");
+        };
+        if server_id.is_unspecified() || server_id.is_broadcast() || server_id.is_multicast() {
+            return err("server_id", format!("{server_id} cannot identify a server"));
+        }
+        let offer_hold = w.offer_hold.map_or(DEFAULT_OFFER_HOLD, |s| s.0);
+        if offer_hold == 0 {
+            return err("offer_hold", "must be at least 1 second");
+        }
+        let fast_path = FastPath {
+            enabled: w.fast_path.enabled.unwrap_or(true),
+            attach_mode: match w.fast_path.attach_mode.unwrap_or(wire::AttachMode::Auto) {
+                wire::AttachMode::Auto => AttachMode::Auto,
+                wire::AttachMode::Native => AttachMode::Native,
+                wire::AttachMode::Generic => AttachMode::Generic,
+            },
+            events: w.fast_path.events.unwrap_or(true),
+            horizon: w.fast_path.horizon.map(|s| s.0),
+        };
+        if w.subnets.is_empty() {
+            return err("subnet", "no [[subnet]] is configured");
+        }
+        if w.subnets.len() > dhcp_common::maps::SUBNETS_MAX as usize {
+            return err(
+                "subnet",
+                format!(
+                    "at most {} subnets fit the fast path's map",
+                    dhcp_common::maps::SUBNETS_MAX
+                ),
+            );
+        }
+        let mut subnets = Vec::with_capacity(w.subnets.len());
+        for (i, ws) in w.subnets.into_iter().enumerate() {
+            let s = subnet(i, ws, server_id, fast_path.enabled)?;
+            subnets.push(s);
+        }
+        check_across_subnets(&subnets)?;
+        Ok(Config {
+            interfaces,
+            server_id,
+            state_dir: w.state_dir.unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
+            control_socket: w.control_socket.unwrap_or_else(|| DEFAULT_CONTROL_SOCKET.into()),
+            probation: w.probation.map_or(DEFAULT_PROBATION, |s| s.0),
+            offer_hold,
+            fast_path,
+            subnets,
+        })
+    }
+}
+
+/// Network and broadcast addresses of prefixes that have them (not /31 and /32, RFC 3021).
+fn special(prefix: Ipv4Net, a: Ipv4Addr) -> bool {
+    prefix.prefix_len() < 31 && (a == prefix.network() || a == prefix.broadcast())
+}
+
+fn subnet(
+    i: usize,
+    w: wire::Subnet,
+    server_id: Ipv4Addr,
+    fast_path: bool,
+) -> Result<Subnet, ValidationError> {
+    let at = |k: &str| format!("subnet[{i}].{k}");
+    let Some(wire::Prefix(prefix)) = w.prefix else {
+        return err(format!("subnet[{i}]"), "prefix is required, e.g. prefix = \"10.0.0.0/24\"");
+    };
+    if prefix.addr() != prefix.network() {
+        return err(
+            at("prefix"),
+            format!("{prefix} has host bits set (did you mean {}?)", prefix.trunc()),
+        );
+    }
+
+    let mut pools: Vec<(usize, Pool)> = Vec::new();
+    for (j, p) in w.pools.iter().enumerate() {
+        let pool = Pool { start: p.start.0, end: p.end.0 };
+        let key = at(&format!("pools[{j}]"));
+        for (end, a) in [("start", pool.start), ("end", pool.end)] {
+            if !prefix.contains(&a) {
+                return err(
+                    format!("{key}.{end}"),
+                    format!("{a} is outside the subnet's prefix {prefix}"),
+                );
+            }
+            if special(prefix, a) {
+                return err(
+                    format!("{key}.{end}"),
+                    format!("{a} is the network or broadcast address of {prefix}"),
+                );
+            }
+        }
+        if pool.start > pool.end {
+            return err(key, format!("start {} is after end {}", pool.start, pool.end));
+        }
+        if let Some((k, other)) =
+            pools.iter().find(|(_, o)| o.start <= pool.end && pool.start <= o.end)
+        {
+            return err(key, format!("overlaps pools[{k}] ({} - {})", other.start, other.end));
+        }
+        if pool.contains(server_id) {
+            return err(key, format!("contains the server's own address {server_id}"));
+        }
+        pools.push((j, pool));
+    }
+
+    for (j, r) in w.routers.iter().enumerate() {
+        if !prefix.contains(&r.0) {
+            return err(
+                at(&format!("routers[{j}]")),
+                format!("{} is not on {prefix}: a router must be on-link", r.0),
+            );
+        }
+        if let Some((k, _)) = pools.iter().find(|(_, p)| p.contains(r.0)) {
+            return err(at(&format!("pools[{k}]")), format!("contains router {}", r.0));
+        }
+    }
+
+    let lease_time = w.lease_time.map_or(DEFAULT_LEASE_TIME, |s| s.0);
+    if lease_time == 0 {
+        return err(at("lease_time"), "must be at least 1 second");
+    }
+    let t1 = w.t1.map_or(lease_time / 2, |s| s.0);
+    let t2 = w.t2.map_or((u64::from(lease_time) * 7 / 8) as u32, |s| s.0);
+    if t2 >= lease_time {
+        return err(at("t2"), format!("{t2} s must be shorter than lease_time ({lease_time} s)"));
+    }
+    if t1 >= t2 {
+        return err(at("t1"), format!("{t1} s must be shorter than t2 ({t2} s)"));
+    }
+    if t1 == 0 {
+        return err(at("t1"), "must be at least 1 second");
+    }
+    let min_lease = w.min_lease.map_or(lease_time, |s| s.0);
+    let max_lease = w.max_lease.map_or(lease_time, |s| s.0);
+    if min_lease > lease_time || min_lease == 0 {
+        return err(
+            at("min_lease"),
+            format!("{min_lease} s must be between 1 and lease_time ({lease_time} s)"),
+        );
+    }
+    if max_lease < lease_time {
+        return err(
+            at("max_lease"),
+            format!("{max_lease} s must not be shorter than lease_time ({lease_time} s)"),
+        );
+    }
+
+    if let Some(d) = &w.domain
+        && (d.is_empty() || d.len() > 255)
+    {
+        return err(at("domain"), "must be 1 to 255 characters");
+    }
+
+    let mut reservations: Vec<Reservation> = Vec::new();
+    for (j, r) in w.reservations.into_iter().enumerate() {
+        let key_at = at(&format!("reservation[{j}]"));
+        let key = match (r.mac, r.client_id) {
+            (Some(m), None) => ReservationKey::Mac(m.0),
+            (None, Some(id)) => ReservationKey::ClientId(id.0),
+            (Some(_), Some(_)) => {
+                return err(key_at, "has both mac and client_id; a reservation matches one");
+            }
+            (None, None) => return err(key_at, "needs mac or client_id"),
+        };
+        let Some(wire::Addr(address)) = r.address else {
+            return err(key_at, "address is required");
+        };
+        let a_at = format!("{key_at}.address");
+        if !prefix.contains(&address) {
+            return err(a_at, format!("{address} is outside the subnet's prefix {prefix}"));
+        }
+        if special(prefix, address)
+            || address == server_id
+            || w.routers.iter().any(|x| x.0 == address)
+        {
+            return err(a_at, format!("{address} cannot be given to a client"));
+        }
+        if let Some(k) = reservations.iter().position(|o| o.address == address) {
+            return err(a_at, format!("{address} is already reserved by reservation[{k}]"));
+        }
+        if let Some(k) = reservations.iter().position(|o| o.key == key) {
+            let which = if matches!(key, ReservationKey::Mac(_)) { "mac" } else { "client_id" };
+            return err(
+                format!("{key_at}.{which}"),
+                format!("the same client already has reservation[{k}]"),
+            );
+        }
+        reservations.push(Reservation { key, address });
+    }
+
+    let mut pools: Vec<Pool> = pools.into_iter().map(|(_, p)| p).collect();
+    pools.sort_by_key(|p| p.start);
+    let s = Subnet {
+        id: SubnetId(i as u32),
+        prefix,
+        pools,
+        routers: w.routers.iter().map(|a| a.0).collect(),
+        dns: w.dns.iter().map(|a| a.0).collect(),
+        domain: w.domain,
+        lease_time,
+        min_lease,
+        max_lease,
+        t1,
+        t2,
+        relay_addresses: w.relay_addresses.iter().map(|a| a.0).collect(),
+        reservations,
+    };
+    if fast_path {
+        match s.fast_path_options(server_id).encode() {
+            Ok(_) => {}
+            Err(SubnetError::TooLong { need }) => {
+                return err(
+                    format!("subnet[{i}]"),
+                    format!(
+                        "routers, dns and domain take {need} bytes in a fast-path ACK, more than the {} that fit",
+                        dhcp_common::maps::SUBNET_OPTS_LEN
+                    ),
+                );
+            }
+            Err(e @ SubnetError::OptionTooLong(_)) => {
+                return err(format!("subnet[{i}]"), e.to_string());
+            }
+        }
+    }
+    Ok(s)
+}
+
+fn check_across_subnets(subnets: &[Subnet]) -> Result<(), ValidationError> {
+    let mut relays: HashMap<Ipv4Addr, usize> = HashMap::new();
+    for (i, s) in subnets.iter().enumerate() {
+        if let Some(o) = subnets[..i].iter().find(|o| {
+            o.prefix.contains(&s.prefix.network()) || s.prefix.contains(&o.prefix.network())
+        }) {
+            return err(
+                format!("subnet[{i}].prefix"),
+                format!("{} overlaps subnet[{}] ({})", s.prefix, o.id.0, o.prefix),
+            );
+        }
+        for (j, r) in s.relay_addresses.iter().enumerate() {
+            if let Some(k) = relays.insert(*r, i) {
+                return err(
+                    format!("subnet[{i}].relay_addresses[{j}]"),
+                    format!("{r} is already a relay address of subnet[{k}]"),
+                );
+            }
+        }
+    }
+    Ok(())
+}

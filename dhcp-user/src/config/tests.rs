@@ -1,0 +1,290 @@
+//! Each class of config mistake, and the exact `file:line: key: message` an operator sees.
+use std::net::Ipv4Addr;
+
+use super::*;
+
+const MINIMAL: &str = r#"interfaces = ["eth1"]
+server_id = "10.0.0.1"
+
+[[subnet]]
+prefix = "10.0.0.0/24"
+pools = [{ start = "10.0.0.100", end = "10.0.0.199" }]
+"#;
+
+fn error_of(text: &str) -> String {
+    match Config::from_toml(text, "xdhcp.toml") {
+        Ok(_) => panic!("expected an error for:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Two subnets; the second one's first pool is on line 14 for the error tests to break.
+const TWO_SUBNETS: &str = r#"interfaces = ["eth1"]
+server_id = "10.0.0.1"
+
+[[subnet]]
+prefix = "10.0.0.0/24"
+pools = [{ start = "10.0.0.100", end = "10.0.0.199" }]
+routers = ["10.0.0.254"]
+
+[[subnet]]
+prefix = "10.0.1.0/24"
+lease_time = 600
+relay_addresses = ["192.0.2.7"]
+pools = [
+  { start = "10.0.1.10", end = "10.0.1.200" },
+]
+"#;
+
+#[test]
+fn the_shipped_example_is_valid_and_shows_every_key() {
+    let text = include_str!("../../../examples/xdhcp.toml");
+    let c = Config::from_toml(text, "examples/xdhcp.toml").unwrap();
+    assert_eq!(c.server_id, Ipv4Addr::new(192, 0, 2, 1));
+    assert_eq!(c.subnets.len(), 2);
+    assert_eq!(c.subnets[0].reservations.len(), 2);
+    assert_eq!((c.subnets[0].t1, c.subnets[0].t2), (1800, 3150));
+    assert_eq!(c.fast_path.horizon, Some(3600));
+    // docs/config.md documents each key the example uses and vice versa.
+    let docs = include_str!("../../../docs/config.md");
+    for key in [
+        "interfaces",
+        "server_id",
+        "state_dir",
+        "control_socket",
+        "probation",
+        "offer_hold",
+        "enabled",
+        "attach_mode",
+        "events",
+        "horizon",
+        "prefix",
+        "pools",
+        "routers",
+        "dns",
+        "domain",
+        "lease_time",
+        "min_lease",
+        "max_lease",
+        "t1",
+        "t2",
+        "relay_addresses",
+        "mac",
+        "client_id",
+        "address",
+    ] {
+        assert!(text.contains(&format!("{key} =")), "example lacks {key}");
+        assert!(docs.contains(&format!("`{key}`")), "docs/config.md lacks {key}");
+    }
+}
+
+#[test]
+fn defaults_fill_what_a_minimal_file_leaves_out() {
+    let c = Config::from_toml(MINIMAL, "x").unwrap();
+    let s = &c.subnets[0];
+    assert_eq!((s.lease_time, s.t1, s.t2), (3600, 1800, 3150));
+    assert_eq!((s.min_lease, s.max_lease), (3600, 3600));
+    assert_eq!(c.probation, 3600);
+    assert_eq!(c.state_dir, std::path::PathBuf::from("/var/lib/xdhcp"));
+    assert!(c.fast_path.enabled && c.fast_path.events);
+    assert_eq!(c.fast_path.attach_mode, AttachMode::Auto);
+}
+
+#[test]
+fn a_bad_address_names_file_line_and_key() {
+    let text = TWO_SUBNETS.replace("end = \"10.0.1.200\"", "end = \"10.0.1.300\"");
+    assert_eq!(
+        error_of(&text),
+        "xdhcp.toml:14: subnet[1].pools[0].end: 10.0.1.300 is not an IPv4 address"
+    );
+}
+
+#[test]
+fn a_toml_syntax_error_names_its_line() {
+    let text = TWO_SUBNETS.replace("lease_time = 600", "lease_time = = 600");
+    let e = error_of(&text);
+    assert!(e.starts_with("xdhcp.toml:11: "), "{e}");
+}
+
+#[test]
+fn an_unknown_key_is_refused_where_it_is() {
+    let text = TWO_SUBNETS.replace("lease_time = 600", "lease_tiem = 600");
+    let e = error_of(&text);
+    assert!(
+        e.starts_with("xdhcp.toml:11: subnet[1].lease_tiem: unknown field `lease_tiem`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_wrongly_typed_value_names_its_key() {
+    let text = TWO_SUBNETS.replace("lease_time = 600", "lease_time = \"ten minutes\"");
+    assert_eq!(
+        error_of(&text),
+        "xdhcp.toml:11: subnet[1].lease_time: ten minutes is not a duration (seconds, or a number followed by s, m, h or d)"
+    );
+    let text = MINIMAL.replace("[\"eth1\"]", "\"eth1\"");
+    assert!(
+        error_of(&text).starts_with("xdhcp.toml:1: interfaces: invalid type"),
+        "{}",
+        error_of(&text)
+    );
+}
+
+#[test]
+fn a_pool_outside_its_prefix_is_refused() {
+    let text = TWO_SUBNETS.replace("end = \"10.0.1.200\"", "end = \"10.0.2.20\"");
+    assert_eq!(
+        error_of(&text),
+        "xdhcp.toml:14: subnet[1].pools[0].end: 10.0.2.20 is outside the subnet's prefix 10.0.1.0/24"
+    );
+}
+
+#[test]
+fn overlapping_pools_are_refused() {
+    let text = TWO_SUBNETS.replace(
+        "  { start = \"10.0.1.10\", end = \"10.0.1.200\" },\n",
+        "  { start = \"10.0.1.10\", end = \"10.0.1.200\" },\n  { start = \"10.0.1.200\", end = \"10.0.1.220\" },\n",
+    );
+    assert_eq!(
+        error_of(&text),
+        "xdhcp.toml:15: subnet[1].pools[1]: overlaps pools[0] (10.0.1.10 - 10.0.1.200)"
+    );
+}
+
+#[test]
+fn overlapping_subnets_are_refused() {
+    let text = TWO_SUBNETS.replace("prefix = \"10.0.1.0/24\"", "prefix = \"10.0.0.0/23\"");
+    assert_eq!(
+        error_of(&text),
+        "xdhcp.toml:10: subnet[1].prefix: 10.0.0.0/23 overlaps subnet[0] (10.0.0.0/24)"
+    );
+}
+
+#[test]
+fn a_prefix_with_host_bits_suggests_the_network() {
+    let text = MINIMAL.replace("10.0.0.0/24", "10.0.0.5/24");
+    assert_eq!(
+        error_of(&text),
+        "xdhcp.toml:5: subnet[0].prefix: 10.0.0.5/24 has host bits set (did you mean 10.0.0.0/24?)"
+    );
+}
+
+#[test]
+fn timers_must_be_ordered_t1_t2_lease() {
+    let text = TWO_SUBNETS.replace("lease_time = 600", "lease_time = 600\nt2 = 600");
+    assert_eq!(
+        error_of(&text),
+        "xdhcp.toml:12: subnet[1].t2: 600 s must be shorter than lease_time (600 s)"
+    );
+    let text = TWO_SUBNETS.replace("lease_time = 600", "lease_time = 600\nt1 = \"9m\"\nt2 = 500");
+    assert_eq!(
+        error_of(&text),
+        "xdhcp.toml:12: subnet[1].t1: 540 s must be shorter than t2 (500 s)"
+    );
+}
+
+#[test]
+fn reservations_must_be_inside_the_prefix_and_unique() {
+    let base = format!(
+        "{MINIMAL}\n[[subnet.reservation]]\nmac = \"02:00:00:00:00:01\"\naddress = \"10.0.0.5\"\n"
+    );
+    Config::from_toml(&base, "x").unwrap();
+    let outside = base.replace("10.0.0.5", "10.9.0.5");
+    assert_eq!(
+        error_of(&outside),
+        "xdhcp.toml:10: subnet[0].reservation[0].address: 10.9.0.5 is outside the subnet's prefix 10.0.0.0/24"
+    );
+    let same_addr = format!(
+        "{base}\n[[subnet.reservation]]\nclient_id = \"01:02:00:00:00:00:02\"\naddress = \"10.0.0.5\"\n"
+    );
+    assert_eq!(
+        error_of(&same_addr),
+        "xdhcp.toml:14: subnet[0].reservation[1].address: 10.0.0.5 is already reserved by reservation[0]"
+    );
+    let same_mac = format!(
+        "{base}\n[[subnet.reservation]]\nmac = \"02-00-00-00-00-01\"\naddress = \"10.0.0.6\"\n"
+    );
+    assert_eq!(
+        error_of(&same_mac),
+        "xdhcp.toml:13: subnet[0].reservation[1].mac: the same client already has reservation[0]"
+    );
+    let neither = format!("{MINIMAL}\n[[subnet.reservation]]\naddress = \"10.0.0.5\"\n");
+    assert_eq!(
+        error_of(&neither),
+        "xdhcp.toml:8: subnet[0].reservation[0]: needs mac or client_id"
+    );
+    let bad_mac = base.replace("02:00:00:00:00:01", "02:00:00:00:01");
+    assert_eq!(
+        error_of(&bad_mac),
+        "xdhcp.toml:9: subnet[0].reservation[0].mac: 02:00:00:00:01 is not a MAC address (aa:bb:cc:dd:ee:ff)"
+    );
+}
+
+#[test]
+fn a_missing_required_key_is_named_without_a_line() {
+    let text = MINIMAL.replace("server_id = \"10.0.0.1\"\n", "");
+    assert_eq!(
+        error_of(&text),
+        "xdhcp.toml: server_id: required: this server's address, sent as option 54"
+    );
+    let text = MINIMAL.replace("prefix = \"10.0.0.0/24\"\n", "");
+    assert_eq!(
+        error_of(&text),
+        "xdhcp.toml:4: subnet[0]: prefix is required, e.g. prefix = \"10.0.0.0/24\""
+    );
+}
+
+#[test]
+fn a_pool_holding_the_router_is_refused() {
+    let text = TWO_SUBNETS.replace("routers = [\"10.0.0.254\"]", "routers = [\"10.0.0.150\"]");
+    assert_eq!(error_of(&text), "xdhcp.toml:6: subnet[0].pools[0]: contains router 10.0.0.150");
+}
+
+#[test]
+fn options_too_long_for_the_fast_path_are_refused_unless_it_is_off() {
+    let long = MINIMAL
+        .replace("pools =", &format!("domain = \"{}.example.net\"\npools =", "x".repeat(90)));
+    assert!(error_of(&long).starts_with("xdhcp.toml:4: subnet[0]: routers, dns and domain take"));
+    let off = format!("{long}\n[fast_path]\nenabled = false\n");
+    Config::from_toml(&off, "x").unwrap();
+}
+
+#[test]
+fn an_unreadable_file_names_the_file() {
+    let e = Config::load(Path::new("/nonexistent/xdhcp.toml")).unwrap_err();
+    assert!(e.to_string().starts_with("/nonexistent/xdhcp.toml: "), "{e}");
+}
+
+#[test]
+fn subnet_selection_follows_relay_then_link_selection_then_interface() {
+    let c = Config::from_toml(TWO_SUBNETS, "x").unwrap();
+    let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+    // Direct: the receiving interface's address decides.
+    assert_eq!(c.subnet_for(None, None, Some(ip("10.0.0.1"))), Some(SubnetId(0)));
+    assert_eq!(c.subnet_for(None, None, Some(ip("172.16.0.1"))), None);
+    // Relayed: a listed relay address, else the prefix containing giaddr.
+    assert_eq!(c.subnet_for(Some(ip("192.0.2.7")), None, Some(ip("10.0.0.1"))), Some(SubnetId(1)));
+    assert_eq!(c.subnet_for(Some(ip("10.0.1.1")), None, None), Some(SubnetId(1)));
+    assert_eq!(c.subnet_for(Some(ip("192.0.2.8")), None, None), None);
+    // Link selection names the client's link, whatever the relay's own address.
+    assert_eq!(c.subnet_for(Some(ip("192.0.2.7")), Some(ip("10.0.0.0")), None), Some(SubnetId(0)));
+    // ... but only from a relay.
+    assert_eq!(c.subnet_for(None, Some(ip("10.0.1.0")), Some(ip("10.0.0.1"))), Some(SubnetId(0)));
+}
+
+#[test]
+fn shape_errors_name_the_table_or_key_they_are_in() {
+    let missing_end = TWO_SUBNETS
+        .replace("{ start = \"10.0.1.10\", end = \"10.0.1.200\" }", "{ start = \"10.0.1.10\" }");
+    assert_eq!(error_of(&missing_end), "xdhcp.toml:14: subnet[1].pools[0]: missing field `end`");
+    let mode = format!("{MINIMAL}\n[fast_path]\nattach_mode = \"fast\"\n");
+    assert_eq!(
+        error_of(&mode),
+        "xdhcp.toml:9: fast_path.attach_mode: unknown variant `fast`, expected one of `auto`, `native`, `generic`"
+    );
+    let typo = format!("{MINIMAL}\n[fast_path]\nenable = true\n");
+    assert!(error_of(&typo).starts_with("xdhcp.toml:9: fast_path.enable: unknown field `enable`"));
+    let top = MINIMAL.replace("interfaces = [\"eth1\"]", "interfaces = [\"eth1\"]\nbogus = 1");
+    assert!(error_of(&top).starts_with("xdhcp.toml:2: bogus: unknown field `bogus`"));
+}

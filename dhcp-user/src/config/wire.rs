@@ -1,0 +1,222 @@
+//! The config file as written: serde structs that mirror the TOML one to one.
+//!
+//! Nothing here is validated beyond "is it the right shape": leaf values parse into small
+//! newtypes so that a malformed address, MAC or duration fails at the exact value (and toml
+//! reports its span), while every cross-field rule lives in [`super::model`]. Fields the
+//! model can default are `Option` here, so the model — not serde — decides the default and can
+//! say which key was missing.
+use std::{fmt, path::PathBuf};
+
+use serde::{Deserialize, Deserializer, de};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub interfaces: Option<Vec<String>>,
+    pub server_id: Option<Addr>,
+    pub state_dir: Option<PathBuf>,
+    pub control_socket: Option<PathBuf>,
+    pub probation: Option<Secs>,
+    pub offer_hold: Option<Secs>,
+    #[serde(default)]
+    pub fast_path: FastPath,
+    #[serde(default, rename = "subnet")]
+    pub subnets: Vec<Subnet>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FastPath {
+    pub enabled: Option<bool>,
+    pub attach_mode: Option<AttachMode>,
+    pub events: Option<bool>,
+    pub horizon: Option<Secs>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttachMode {
+    Auto,
+    Native,
+    Generic,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subnet {
+    pub prefix: Option<Prefix>,
+    #[serde(default)]
+    pub pools: Vec<Pool>,
+    #[serde(default)]
+    pub routers: Vec<Addr>,
+    #[serde(default)]
+    pub dns: Vec<Addr>,
+    pub domain: Option<String>,
+    pub lease_time: Option<Secs>,
+    pub min_lease: Option<Secs>,
+    pub max_lease: Option<Secs>,
+    pub t1: Option<Secs>,
+    pub t2: Option<Secs>,
+    #[serde(default)]
+    pub relay_addresses: Vec<Addr>,
+    #[serde(default, rename = "reservation")]
+    pub reservations: Vec<Reservation>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pool {
+    pub start: Addr,
+    pub end: Addr,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reservation {
+    pub mac: Option<Mac>,
+    pub client_id: Option<Hex>,
+    pub address: Option<Addr>,
+}
+
+/// Deserializes a string with `FromStr`-like parsing, so the error names the offending text.
+fn from_str_with<'de, D, T>(
+    d: D,
+    what: &str,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let s = String::deserialize(d)?;
+    parse(&s).ok_or_else(|| de::Error::custom(format_args!("{s} is not {what}")))
+}
+
+/// An IPv4 address written as a dotted-quad string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Addr(pub std::net::Ipv4Addr);
+
+impl<'de> Deserialize<'de> for Addr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        from_str_with(d, "an IPv4 address", |s| s.parse().ok()).map(Addr)
+    }
+}
+
+/// An IPv4 prefix in CIDR notation. Host bits are kept so the model can reject them: a typo
+/// such as `10.0.1.0/16` is more likely than a wish for `10.0.0.0/16`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prefix(pub ipnet::Ipv4Net);
+
+impl<'de> Deserialize<'de> for Prefix {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        from_str_with(d, "an IPv4 prefix (address/length)", |s| s.parse().ok()).map(Prefix)
+    }
+}
+
+/// A 6-byte Ethernet address, `aa:bb:cc:dd:ee:ff` or with `-` separators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mac(pub [u8; 6]);
+
+impl<'de> Deserialize<'de> for Mac {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        from_str_with(d, "a MAC address (aa:bb:cc:dd:ee:ff)", |s| {
+            let mut out = [0u8; 6];
+            let mut parts = s.split([':', '-']);
+            for b in &mut out {
+                let p = parts.next()?;
+                if p.len() != 2 {
+                    return None;
+                }
+                *b = u8::from_str_radix(p, 16).ok()?;
+            }
+            parts.next().is_none().then_some(Mac(out))
+        })
+    }
+}
+
+/// Bytes written in hex, optionally separated by `:` (`01:aa:bb:cc:dd:ee:ff` or `01aabb…`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hex(pub Vec<u8>);
+
+impl<'de> Deserialize<'de> for Hex {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        from_str_with(d, "hex bytes (01:aa:bb or 01aabb)", |s| {
+            let digits: Vec<u8> = s.bytes().filter(|&b| b != b':').collect();
+            if digits.is_empty() || !digits.len().is_multiple_of(2) {
+                return None;
+            }
+            digits
+                .chunks(2)
+                .map(|p| u8::from_str_radix(std::str::from_utf8(p).ok()?, 16).ok())
+                .collect::<Option<Vec<u8>>>()
+                .map(Hex)
+        })
+    }
+}
+
+/// A duration in seconds: an integer, or a string such as `"90s"`, `"30m"`, `"12h"`, `"1d"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Secs(pub u32);
+
+impl Secs {
+    fn parse(s: &str) -> Option<u32> {
+        let s = s.trim();
+        let (num, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+            Some((i, _)) => s.split_at(i),
+            None => (s, "s"),
+        };
+        let mult = match unit.trim() {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            _ => return None,
+        };
+        num.parse::<u32>().ok()?.checked_mul(mult)
+    }
+}
+
+impl<'de> Deserialize<'de> for Secs {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = Secs;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("seconds, or a string like \"30m\", \"12h\", \"1d\"")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Secs, E> {
+                u32::try_from(v).map(Secs).map_err(|_| {
+                    E::custom(format_args!("{v} is not a duration in seconds (0 to {})", u32::MAX))
+                })
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Secs, E> {
+                u32::try_from(v).map(Secs).map_err(|_| {
+                    E::custom(format_args!("{v} is not a duration in seconds (0 to {})", u32::MAX))
+                })
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Secs, E> {
+                Secs::parse(s).map(Secs).ok_or_else(|| {
+                    E::custom(format_args!(
+                        "{s} is not a duration (seconds, or a number followed by s, m, h or d)"
+                    ))
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_operators_write_them() {
+        assert_eq!(Secs::parse("90"), Some(90));
+        assert_eq!(Secs::parse("30m"), Some(1800));
+        assert_eq!(Secs::parse("12h"), Some(43_200));
+        assert_eq!(Secs::parse("1d"), Some(86_400));
+        assert_eq!(Secs::parse("1w"), None);
+        assert_eq!(Secs::parse("h"), None);
+        assert_eq!(Secs::parse("99999999d"), None);
+    }
+}

@@ -1,0 +1,736 @@
+//! The DHCPv4 decision engine: requests in, replies and lease changes out.
+//!
+//! Sans-IO and deterministic: no sockets, no clock (every call takes `now`, unix seconds), no
+//! database. It keeps an in-memory index of the leases loaded from the store and returns each
+//! decision's [`LeaseChange`]s for the caller to commit.
+//!
+//! # The caller's contract
+//!
+//! One task owns the [`Server`], the [`crate::store::LeaseStore`] and the kernel lease map. It
+//! loops:
+//!
+//! 1. drain whatever requests are queued, calling [`Server::handle`] (or
+//!    [`Server::handle_bytes`]) for each, and [`Server::apply_fast_path_renewal`] for each
+//!    event the fast path reported; collect every [`Outcome::changes`];
+//! 2. commit all of them in one [`crate::store::LeaseStore::commit`] (group commit);
+//! 3. apply [`Server::map_ops`] of the committed changes to the kernel map;
+//! 4. only then send the replies.
+//!
+//! If the commit fails, send none of the batch's replies: an ACK must never be ahead of stable
+//! storage, and the engine's memory is then ahead of the store, so the caller should restart
+//! the engine from [`crate::store::LeaseStore::load_all`]. Call [`Server::expire`] when
+//! [`Server::next_timeout`] is due, after draining the fast path's events (a renewal XDP
+//! answered just before the expiry then counts), and commit its changes the same way.
+//!
+//! Every ACK's lease ends at `now + lease`, which is exactly the committed `expires_at`, and the
+//! committed `held_until` (how far the fast path may renew without asking) is never below it.
+//! An address goes to another client only once its `held_until` has passed.
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use dhcproto::{
+    Decodable as _,
+    v4::{Message, MessageType},
+};
+
+use crate::config::{Config, Subnet, SubnetId};
+use crate::store::{Lease, LeaseChange, LeaseState};
+
+mod index;
+mod reply;
+mod request;
+#[cfg(test)]
+mod tests;
+
+pub use reply::{Dest, Reply};
+pub use request::{Client, ClientKey};
+
+use index::{Index, reuse_at};
+use request::Request;
+
+/// Where a request came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RxInfo {
+    /// Interface the request arrived on; replies that need L2 leave through it.
+    pub ifindex: u32,
+    /// That interface's IPv4 address: it selects the subnet of unrelayed requests.
+    pub local_addr: Option<Ipv4Addr>,
+    /// IP source and UDP port of the request.
+    pub src: SocketAddrV4,
+    pub src_mac: [u8; 6],
+}
+
+/// What [`Server::handle`] decided.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// To be sent only once `changes` are committed.
+    pub reply: Option<Reply>,
+    pub changes: Vec<LeaseChange>,
+    pub result: Handled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handled {
+    Offered(Ipv4Addr),
+    Acked(Ipv4Addr),
+    Nacked,
+    Informed,
+    Declined(Ipv4Addr),
+    Released(Ipv4Addr),
+    /// No reply, for this reason.
+    Dropped(DropReason),
+}
+
+/// Why a request got no reply. Malformed requests and ones RFC 2131 says to ignore alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// Not a BOOTP/DHCP message dhcproto can decode.
+    Undecodable,
+    /// op is not BOOTREQUEST.
+    NotBootRequest,
+    /// hlen over 16, or no usable identity (no client id and an all-zero chaddr).
+    BadHardwareAddress,
+    /// Option 61 shorter than a type byte and one byte of identifier.
+    BadClientId,
+    /// No option 53: plain BOOTP, which this server does not serve.
+    NoMessageType,
+    /// A message type a server does not act on (OFFER, ACK, lease query...).
+    UnsupportedMessageType,
+    /// A REQUEST, DECLINE or RELEASE without the address it is about.
+    MissingAddress,
+    /// No configured subnet matches the request's link.
+    NoSubnet,
+    /// The subnet has no address left for this client.
+    PoolExhausted,
+    /// Addressed to another server (option 54): in SELECTING, the client chose another offer.
+    OtherServer,
+    /// INIT-REBOOT, RENEWING or REBINDING from a client this server knows nothing about:
+    /// RFC 2131 §4.3.2 says to stay silent, another server may know it.
+    UnknownClient,
+    /// DECLINE or RELEASE for an address that is not the sender's.
+    NotTheirs,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 12] = [
+        Self::Undecodable,
+        Self::NotBootRequest,
+        Self::BadHardwareAddress,
+        Self::BadClientId,
+        Self::NoMessageType,
+        Self::UnsupportedMessageType,
+        Self::MissingAddress,
+        Self::NoSubnet,
+        Self::PoolExhausted,
+        Self::OtherServer,
+        Self::UnknownClient,
+        Self::NotTheirs,
+    ];
+
+    /// Stable name for metrics and logs.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Undecodable => "undecodable",
+            Self::NotBootRequest => "not_boot_request",
+            Self::BadHardwareAddress => "bad_hardware_address",
+            Self::BadClientId => "bad_client_id",
+            Self::NoMessageType => "no_message_type",
+            Self::UnsupportedMessageType => "unsupported_message_type",
+            Self::MissingAddress => "missing_address",
+            Self::NoSubnet => "no_subnet",
+            Self::PoolExhausted => "pool_exhausted",
+            Self::OtherServer => "other_server",
+            Self::UnknownClient => "unknown_client",
+            Self::NotTheirs => "not_theirs",
+        }
+    }
+
+    fn slot(self) -> usize {
+        Self::ALL.iter().position(|&r| r == self).unwrap_or(0)
+    }
+}
+
+/// Message types counted on receipt, in [`Counters::received`] order.
+pub const RECEIVED_TYPES: [&str; 6] =
+    ["discover", "request", "decline", "release", "inform", "other"];
+
+/// Running totals, for metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Decodable requests by message type, see [`RECEIVED_TYPES`].
+    pub received: [u64; 6],
+    pub offers: u64,
+    pub acks: u64,
+    pub naks: u64,
+    pub informs: u64,
+    pub declines: u64,
+    pub releases: u64,
+    /// By [`DropReason`], in [`DropReason::ALL`] order.
+    pub dropped: [u64; 12],
+}
+
+impl Counters {
+    #[must_use]
+    pub fn dropped(&self, r: DropReason) -> u64 {
+        self.dropped[r.slot()]
+    }
+}
+
+/// An active lease as the kernel map needs it; see `dhcp_common::LeaseEntry`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FastPathLease {
+    pub address: Ipv4Addr,
+    pub chaddr: [u8; 6],
+    /// Option 61's value, type byte included, when the lease was bound with one.
+    pub client_id: Option<Vec<u8>>,
+    /// The subnet's `lease_time`: what a fast-path renewal grants, before the horizon caps it.
+    pub lease_secs: u32,
+    /// Index of the subnet's slot in the kernel's subnet map.
+    pub subnet: u32,
+    /// Committed horizon, unix seconds; the caller converts it to the kernel's monotonic clock
+    /// (see [`crate::clock`]).
+    pub held_until: u64,
+}
+
+/// A kernel map update following a committed change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MapOp {
+    Upsert(FastPathLease),
+    Delete(Ipv4Addr),
+}
+
+#[derive(Debug, Clone)]
+struct Offer {
+    client: ClientKey,
+    subnet: SubnetId,
+    until: u64,
+}
+
+pub struct Server {
+    cfg: Config,
+    ix: Index,
+    /// Offered addresses, held in memory only: losing them in a crash costs a client one retry.
+    offers: HashMap<Ipv4Addr, Offer>,
+    offer_of: HashMap<ClientKey, Ipv4Addr>,
+    counters: Counters,
+}
+
+impl Server {
+    /// An engine for `cfg` over the leases loaded from the store. A record's subnet is
+    /// recomputed from its address, so renumbering `[[subnet]]` tables between runs is safe;
+    /// records no subnet contains are kept but never offered nor put on the fast path.
+    #[must_use]
+    pub fn new(cfg: Config, leases: impl IntoIterator<Item = Lease>) -> Self {
+        let mut ix = Index::new(&cfg);
+        for mut l in leases {
+            if let Some(s) = cfg.subnet_containing(l.address) {
+                l.subnet = s.0;
+            }
+            let _ = ix.put(&cfg, l);
+        }
+        Server {
+            cfg,
+            ix,
+            offers: HashMap::new(),
+            offer_of: HashMap::new(),
+            counters: Counters::default(),
+        }
+    }
+
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    #[must_use]
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    #[must_use]
+    pub fn lease(&self, a: Ipv4Addr) -> Option<&Lease> {
+        self.ix.leases.get(&a)
+    }
+
+    /// Every record, in no particular order.
+    pub fn leases(&self) -> impl Iterator<Item = &Lease> {
+        self.ix.leases.values()
+    }
+
+    /// Decodes a UDP payload and handles it; undecodable bytes are counted and dropped.
+    pub fn handle_bytes(&mut self, now: u64, payload: &[u8], rx: &RxInfo) -> Outcome {
+        if !request::dhcproto_safe(payload) {
+            return self.dropped(DropReason::Undecodable);
+        }
+        // A backstop: should the decoder still panic on some input, that input is one more
+        // undecodable packet, not a dead server.
+        match std::panic::catch_unwind(|| Message::from_bytes(payload)) {
+            Ok(Ok(m)) => self.handle(now, &m, rx),
+            _ => self.dropped(DropReason::Undecodable),
+        }
+    }
+
+    /// Decides what to do with one request. See the module doc for what the caller must do
+    /// with the [`Outcome`].
+    pub fn handle(&mut self, now: u64, msg: &Message, rx: &RxInfo) -> Outcome {
+        let req = match Request::parse(msg) {
+            Ok(r) => r,
+            Err(why) => return self.dropped(why),
+        };
+        let slot = match req.kind {
+            MessageType::Discover => 0,
+            MessageType::Request => 1,
+            MessageType::Decline => 2,
+            MessageType::Release => 3,
+            MessageType::Inform => 4,
+            _ => 5,
+        };
+        self.counters.received[slot] += 1;
+        let out = match req.kind {
+            MessageType::Discover => self.discover(now, &req, rx),
+            MessageType::Request => self.request(now, &req, rx),
+            MessageType::Decline => self.decline(now, &req),
+            MessageType::Release => self.release(now, &req),
+            MessageType::Inform => self.inform(&req, rx),
+            _ => Err(DropReason::UnsupportedMessageType),
+        };
+        match out {
+            Ok(o) => {
+                let c = &mut self.counters;
+                match o.result {
+                    Handled::Offered(_) => c.offers += 1,
+                    Handled::Acked(_) => c.acks += 1,
+                    Handled::Nacked => c.naks += 1,
+                    Handled::Informed => c.informs += 1,
+                    Handled::Declined(_) => c.declines += 1,
+                    Handled::Released(_) => c.releases += 1,
+                    Handled::Dropped(r) => c.dropped[r.slot()] += 1,
+                }
+                o
+            }
+            Err(why) => self.dropped(why),
+        }
+    }
+
+    fn dropped(&mut self, why: DropReason) -> Outcome {
+        self.counters.dropped[why.slot()] += 1;
+        Outcome { reply: None, changes: Vec::new(), result: Handled::Dropped(why) }
+    }
+
+    /// Ends leases and probations due at `now` and lets lapsed offers go. Returns the changes
+    /// to commit (followed by their [`Server::map_ops`]).
+    pub fn expire(&mut self, now: u64) -> Vec<LeaseChange> {
+        let mut out = Vec::new();
+        while let Some(&(t, a)) = self.ix.timers.first() {
+            if t > now {
+                break;
+            }
+            self.ix.timers.pop_first();
+            let Some(mut l) = self.ix.leases.get(&a).cloned() else { continue };
+            match l.state {
+                LeaseState::Active if l.expires_at <= now => l.state = LeaseState::Expired,
+                LeaseState::Abandoned if l.probation_until.is_some_and(|p| p <= now) => {
+                    l.state = LeaseState::Free;
+                    l.probation_until = None;
+                    l.client_id = None;
+                    l.chaddr.clear();
+                    l.hostname = None;
+                }
+                _ => continue,
+            }
+            l.stos = now;
+            out.push(self.ix.put(&self.cfg, l));
+        }
+        let lapsed: Vec<Ipv4Addr> =
+            self.offers.iter().filter(|(_, o)| o.until <= now).map(|(a, _)| *a).collect();
+        for a in lapsed {
+            self.forget_offer(a, now);
+        }
+        out
+    }
+
+    /// The earliest `now` at which [`Server::expire`] has something to do.
+    #[must_use]
+    pub fn next_timeout(&self) -> Option<u64> {
+        let lease = self.ix.timers.first().map(|&(t, _)| t);
+        let offer = self.offers.values().map(|o| o.until).min();
+        lease.into_iter().chain(offer).min()
+    }
+
+    /// Records a renewal the fast path answered (an event from the kernel): the client was told
+    /// its lease runs `granted_secs` from `now`. The horizon moves along so the next renewal can
+    /// be answered in the kernel too. `None` when the event concerns no lease of that client
+    /// (the address changed hands since: the event is stale).
+    pub fn apply_fast_path_renewal(
+        &mut self,
+        now: u64,
+        address: Ipv4Addr,
+        chaddr: [u8; 6],
+        granted_secs: u32,
+    ) -> Option<LeaseChange> {
+        let l = self.ix.leases.get(&address)?;
+        if l.mac() != Some(chaddr)
+            || !matches!(l.state, LeaseState::Active | LeaseState::Expired | LeaseState::Released)
+        {
+            return None;
+        }
+        let s = self.cfg.subnet(SubnetId(l.subnet))?;
+        let end = now.saturating_add(u64::from(granted_secs));
+        let mut n = l.clone();
+        if n.state != LeaseState::Active {
+            n.state = LeaseState::Active;
+            n.stos = now;
+        }
+        n.expires_at = n.expires_at.max(end);
+        n.cltt = now;
+        n.held_until = n.held_until.max(n.expires_at.saturating_add(u64::from(self.horizon(s))));
+        Some(self.ix.put(&self.cfg, n))
+    }
+
+    /// The kernel map entry for `l`, if the fast path may renew it at `now`.
+    #[must_use]
+    pub fn fast_path_entry(&self, l: &Lease, now: u64) -> Option<FastPathLease> {
+        if !self.cfg.fast_path.enabled
+            || l.state != LeaseState::Active
+            || l.expires_at <= now
+            || l.held_until <= now
+        {
+            return None;
+        }
+        let s = self.cfg.subnet(self.cfg.subnet_containing(l.address)?)?;
+        Some(FastPathLease {
+            address: l.address,
+            chaddr: l.mac()?,
+            client_id: l.client_id.clone(),
+            lease_secs: s.lease_time,
+            subnet: s.id.0,
+            held_until: l.held_until,
+        })
+    }
+
+    /// Every lease the kernel map should hold at `now` (for a full reconcile at start).
+    pub fn fast_path_entries(&self, now: u64) -> impl Iterator<Item = FastPathLease> + '_ {
+        self.ix.leases.values().filter_map(move |l| self.fast_path_entry(l, now))
+    }
+
+    /// The kernel map updates that follow committed `changes`.
+    #[must_use]
+    pub fn map_ops(&self, changes: &[LeaseChange], now: u64) -> Vec<MapOp> {
+        changes
+            .iter()
+            .map(|c| match c {
+                LeaseChange::Put(l) => {
+                    self.fast_path_entry(l, now).map_or(MapOp::Delete(l.address), MapOp::Upsert)
+                }
+                LeaseChange::Remove(a) => MapOp::Delete(*a),
+            })
+            .collect()
+    }
+
+    fn horizon(&self, s: &Subnet) -> u32 {
+        if self.cfg.fast_path.enabled {
+            self.cfg.fast_path.horizon.unwrap_or(s.lease_time)
+        } else {
+            0
+        }
+    }
+
+    fn subnet_of_request(&self, req: &Request<'_>, rx: &RxInfo) -> Result<SubnetId, DropReason> {
+        self.cfg
+            .subnet_for(req.giaddr, req.link_selection, rx.local_addr)
+            .ok_or(DropReason::NoSubnet)
+    }
+
+    fn reservation_for(&self, s: &Subnet, c: &Client) -> Option<Ipv4Addr> {
+        // A client-id reservation is the more specific: it wins over a MAC one.
+        let by = |want_id: bool| {
+            s.reservations
+                .iter()
+                .find(|r| {
+                    matches!(r.key, crate::config::ReservationKey::ClientId(_)) == want_id
+                        && c.matches(&r.key)
+                })
+                .map(|r| r.address)
+        };
+        by(true).or_else(|| by(false))
+    }
+
+    /// Whether `a` may be bound to `c` in `s` at `now`.
+    fn available_to(&self, now: u64, s: &Subnet, c: &Client, a: Ipv4Addr) -> bool {
+        if !s.prefix.contains(&a) {
+            return false;
+        }
+        if self.ix.reserved.contains_key(&a) {
+            if self.reservation_for(s, c) != Some(a) {
+                return false;
+            }
+        } else if !s.in_pool(a) {
+            return false;
+        }
+        if let Some(o) = self.offers.get(&a)
+            && o.until > now
+            && o.client != c.key
+        {
+            return false;
+        }
+        match self.ix.leases.get(&a) {
+            None => true,
+            Some(l) if c.owns(l) => true,
+            Some(l) if l.state == LeaseState::Active => now >= l.expires_at.max(l.held_until),
+            Some(l) => reuse_at(l).is_some_and(|t| t <= now),
+        }
+    }
+
+    fn discover(
+        &mut self,
+        now: u64,
+        req: &Request<'_>,
+        rx: &RxInfo,
+    ) -> Result<Outcome, DropReason> {
+        let sid = self.subnet_of_request(req, rx)?;
+        let s = &self.cfg.subnets[sid.index()];
+        let c = &req.client;
+        let ok = |a: Ipv4Addr| self.available_to(now, s, c, a);
+        // RFC 2131 §4.3.1's order: the client's binding (a reservation, a pending offer, its
+        // current or previous lease), then the address it asks for, then a free one.
+        let known = self
+            .reservation_for(s, c)
+            .filter(|&a| ok(a))
+            .or_else(|| self.offer_of.get(&c.key).copied().filter(|&a| ok(a)))
+            .or_else(|| self.ix.client_address(sid, &c.key).filter(|&a| ok(a)))
+            .or_else(|| req.requested.filter(|&a| ok(a)));
+        let picked = match known {
+            Some(a) => Some(a),
+            None => {
+                let offers = &self.offers;
+                let fresh = self.ix.take_fresh(sid, |a| {
+                    offers.get(&a).is_none_or(|o| o.until <= now || o.client == c.key)
+                });
+                fresh.or_else(|| {
+                    self.ix.take_reusable(sid, now, |a| self.available_to(now, s, c, a))
+                })
+            }
+        };
+        let Some(a) = picked else { return Err(DropReason::PoolExhausted) };
+        self.hold_offer(now, sid, c.key.clone(), a);
+        let s = &self.cfg.subnets[sid.index()];
+        let lease = s.lease_for(req.lease_time);
+        let msg = reply::lease_reply(req, MessageType::Offer, self.cfg.server_id, s, a, lease);
+        Ok(self.reply(req, rx, msg, MessageType::Offer, a, Vec::new(), Handled::Offered(a)))
+    }
+
+    fn hold_offer(&mut self, now: u64, subnet: SubnetId, client: ClientKey, a: Ipv4Addr) {
+        if let Some(old) = self.offer_of.get(&client).copied()
+            && old != a
+        {
+            self.forget_offer(old, now);
+        }
+        if let Some(prev) = self.offers.get(&a)
+            && prev.client != client
+            && self.offer_of.get(&prev.client) == Some(&a)
+        {
+            // That client's offer lapsed (available_to checked): it no longer holds anything.
+            self.offer_of.remove(&prev.client);
+        }
+        self.offers.insert(
+            a,
+            Offer { client: client.clone(), subnet, until: now + u64::from(self.cfg.offer_hold) },
+        );
+        self.offer_of.insert(client, a);
+    }
+
+    fn forget_offer(&mut self, a: Ipv4Addr, now: u64) {
+        if let Some(o) = self.offers.remove(&a) {
+            if self.offer_of.get(&o.client) == Some(&a) {
+                self.offer_of.remove(&o.client);
+            }
+            self.ix.give_back(&self.cfg, o.subnet, a, now);
+        }
+    }
+
+    fn request(&mut self, now: u64, req: &Request<'_>, rx: &RxInfo) -> Result<Outcome, DropReason> {
+        let c = &req.client;
+        if let Some(server_id) = req.server_id {
+            // SELECTING: the client answers one offer, naming its server.
+            if server_id != self.cfg.server_id {
+                if let Some(a) = self.offer_of.get(&c.key).copied() {
+                    self.forget_offer(a, now);
+                }
+                return Err(DropReason::OtherServer);
+            }
+            let a = req.requested.or(req.ciaddr).ok_or(DropReason::MissingAddress)?;
+            let sid = self.subnet_of_request(req, rx)?;
+            let s = &self.cfg.subnets[sid.index()];
+            if !self.available_to(now, s, c, a) {
+                return Ok(self.nak(req, rx, "requested address is not available"));
+            }
+            return Ok(self.ack(now, req, rx, sid, a));
+        }
+        if let Some(ci) = req.ciaddr {
+            // RENEWING (unicast) or REBINDING (broadcast): ciaddr names the lease, and its
+            // subnet, wherever the request was routed from.
+            let sid = self.cfg.subnet_containing(ci).ok_or(DropReason::UnknownClient)?;
+            let s = &self.cfg.subnets[sid.index()];
+            let record = self.ix.leases.get(&ci);
+            let mine = record.is_some_and(|l| c.owns(l)) || self.reservation_for(s, c) == Some(ci);
+            return match (mine, self.available_to(now, s, c, ci)) {
+                (true, true) => Ok(self.ack(now, req, rx, sid, ci)),
+                (true, false) => Ok(self.nak(req, rx, "address is bound to another client")),
+                (false, false) if record.is_some() => {
+                    Ok(self.nak(req, rx, "address is bound to another client"))
+                }
+                (false, _) => Err(DropReason::UnknownClient),
+            };
+        }
+        let a = req.requested.ok_or(DropReason::MissingAddress)?;
+        // INIT-REBOOT: the client checks that its remembered address is still good here.
+        let sid = self.subnet_of_request(req, rx)?;
+        let s = &self.cfg.subnets[sid.index()];
+        if !s.prefix.contains(&a) {
+            return Ok(self.nak(req, rx, "wrong network"));
+        }
+        let reserved = self.reservation_for(s, c);
+        let mine = self.ix.leases.get(&a).is_some_and(|l| c.owns(l)) || reserved == Some(a);
+        if mine {
+            if self.available_to(now, s, c, a) {
+                return Ok(self.ack(now, req, rx, sid, a));
+            }
+            return Ok(self.nak(req, rx, "address is bound to another client"));
+        }
+        if reserved.is_some() || self.ix.client_address(sid, &c.key).is_some() {
+            return Ok(self.nak(req, rx, "not this client's address"));
+        }
+        Err(DropReason::UnknownClient)
+    }
+
+    fn ack(
+        &mut self,
+        now: u64,
+        req: &Request<'_>,
+        rx: &RxInfo,
+        sid: SubnetId,
+        a: Ipv4Addr,
+    ) -> Outcome {
+        let s = &self.cfg.subnets[sid.index()];
+        let c = &req.client;
+        let lease = s.lease_for(req.lease_time);
+        let expires_at = now + u64::from(lease);
+        let horizon = expires_at + u64::from(self.horizon(s));
+        let old = self.ix.leases.get(&a);
+        let same = old.is_some_and(|l| c.owns(l));
+        // The failover fields (PETs, rewind) describe the address, whoever holds it: kept.
+        let mut l = old.cloned().unwrap_or_else(|| Lease::new(a, LeaseState::Active, sid.0, now));
+        if !same || l.state != LeaseState::Active {
+            l.stos = now;
+        }
+        // The kernel may hold a horizon from before: a committed horizon never shrinks.
+        l.held_until = if same { l.held_until.max(horizon) } else { horizon };
+        if req.hostname.is_some() || !same {
+            l.hostname.clone_from(&req.hostname);
+        }
+        l.state = LeaseState::Active;
+        l.htype = c.htype;
+        l.chaddr.clone_from(&c.chaddr);
+        l.client_id.clone_from(&c.client_id);
+        l.subnet = sid.0;
+        l.expires_at = expires_at;
+        l.cltt = now;
+        l.probation_until = None;
+        // The address is bound now: whoever's offer it was (this client's, or a lapsed one)
+        // is settled, and an offer this client held elsewhere goes back to the pool.
+        if let Some(o) = self.offers.remove(&a)
+            && self.offer_of.get(&o.client) == Some(&a)
+        {
+            self.offer_of.remove(&o.client);
+        }
+        if let Some(other) = self.offer_of.get(&c.key).copied() {
+            self.forget_offer(other, now);
+        }
+        let change = self.ix.put(&self.cfg, l);
+        let s = &self.cfg.subnets[sid.index()];
+        let msg = reply::lease_reply(req, MessageType::Ack, self.cfg.server_id, s, a, lease);
+        self.reply(req, rx, msg, MessageType::Ack, a, vec![change], Handled::Acked(a))
+    }
+
+    fn nak(&mut self, req: &Request<'_>, rx: &RxInfo, why: &str) -> Outcome {
+        let msg = reply::nak(req, self.cfg.server_id, why);
+        self.reply(
+            req,
+            rx,
+            msg,
+            MessageType::Nak,
+            Ipv4Addr::UNSPECIFIED,
+            Vec::new(),
+            Handled::Nacked,
+        )
+    }
+
+    #[expect(clippy::too_many_arguments, reason = "private assembly of an Outcome from its parts")]
+    fn reply(
+        &self,
+        req: &Request<'_>,
+        rx: &RxInfo,
+        msg: Message,
+        kind: MessageType,
+        yiaddr: Ipv4Addr,
+        changes: Vec<LeaseChange>,
+        result: Handled,
+    ) -> Outcome {
+        let dest = reply::dest(req, kind, yiaddr);
+        Outcome { reply: Some(Reply { msg, dest, ifindex: rx.ifindex }), changes, result }
+    }
+
+    fn decline(&mut self, now: u64, req: &Request<'_>) -> Result<Outcome, DropReason> {
+        if req.server_id.is_some_and(|s| s != self.cfg.server_id) {
+            return Err(DropReason::OtherServer);
+        }
+        let a = req.requested.ok_or(DropReason::MissingAddress)?;
+        let mut l = match self.ix.leases.get(&a) {
+            Some(l) if req.client.owns(l) => l.clone(),
+            // Anyone could otherwise take addresses out of service by declining them.
+            _ => return Err(DropReason::NotTheirs),
+        };
+        l.state = LeaseState::Abandoned;
+        l.stos = now;
+        l.probation_until = Some(now + u64::from(self.cfg.probation));
+        let change = self.ix.put(&self.cfg, l);
+        Ok(Outcome { reply: None, changes: vec![change], result: Handled::Declined(a) })
+    }
+
+    fn release(&mut self, now: u64, req: &Request<'_>) -> Result<Outcome, DropReason> {
+        if req.server_id.is_some_and(|s| s != self.cfg.server_id) {
+            return Err(DropReason::OtherServer);
+        }
+        let a = req.ciaddr.ok_or(DropReason::MissingAddress)?;
+        let mut l = match self.ix.leases.get(&a) {
+            Some(l) if req.client.owns(l) && l.state == LeaseState::Active => l.clone(),
+            _ => return Err(DropReason::NotTheirs),
+        };
+        // held_until stays: the kernel may renew until the caller has deleted the map entry,
+        // so the address waits for it before going to anyone else.
+        l.state = LeaseState::Released;
+        l.stos = now;
+        l.cltt = now;
+        l.expires_at = l.expires_at.min(now);
+        let change = self.ix.put(&self.cfg, l);
+        Ok(Outcome { reply: None, changes: vec![change], result: Handled::Released(a) })
+    }
+
+    fn inform(&mut self, req: &Request<'_>, rx: &RxInfo) -> Result<Outcome, DropReason> {
+        let sid = match (req.giaddr, req.ciaddr) {
+            (None, Some(ci)) => self.cfg.subnet_containing(ci).ok_or(DropReason::NoSubnet)?,
+            _ => self.subnet_of_request(req, rx)?,
+        };
+        let msg = reply::inform_ack(req, self.cfg.server_id, &self.cfg.subnets[sid.index()]);
+        Ok(self.reply(
+            req,
+            rx,
+            msg,
+            MessageType::Ack,
+            Ipv4Addr::UNSPECIFIED,
+            Vec::new(),
+            Handled::Informed,
+        ))
+    }
+}

@@ -1,0 +1,178 @@
+//! What a request says, read once and checked, so the decision code never touches a field the
+//! wire could have made inconsistent.
+use std::net::Ipv4Addr;
+
+use dhcproto::v4::{
+    DhcpOption, Message, MessageType, Opcode, OptionCode, relay::RelayCode, relay::RelayInfo,
+};
+
+use super::DropReason;
+use crate::config::ReservationKey;
+use crate::store::Lease;
+
+/// How a client is told apart from others (RFC 2131 §4.2): its client identifier when it
+/// sends one, else its hardware address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ClientKey {
+    Id(Vec<u8>),
+    Hw(u8, Vec<u8>),
+}
+
+impl ClientKey {
+    #[must_use]
+    pub fn of_lease(l: &Lease) -> Self {
+        match &l.client_id {
+            Some(id) => Self::Id(id.clone()),
+            None => Self::Hw(l.htype, l.chaddr.clone()),
+        }
+    }
+}
+
+/// The requesting client as far as identity goes.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub key: ClientKey,
+    pub htype: u8,
+    pub chaddr: Vec<u8>,
+    pub client_id: Option<Vec<u8>>,
+}
+
+impl Client {
+    /// Whether a reservation names this client: by client identifier, or by the Ethernet
+    /// address whatever identifier the client sends.
+    #[must_use]
+    pub fn matches(&self, r: &ReservationKey) -> bool {
+        match r {
+            ReservationKey::ClientId(id) => self.client_id.as_ref() == Some(id),
+            ReservationKey::Mac(m) => self.htype == 1 && self.chaddr == m,
+        }
+    }
+
+    /// Whether `l` is this client's binding. A declined address is nobody's.
+    #[must_use]
+    pub fn owns(&self, l: &Lease) -> bool {
+        l.state != crate::store::LeaseState::Abandoned && ClientKey::of_lease(l) == self.key
+    }
+}
+
+/// A checked request.
+#[derive(Debug)]
+pub struct Request<'m> {
+    pub msg: &'m Message,
+    pub kind: MessageType,
+    pub client: Client,
+    pub ciaddr: Option<Ipv4Addr>,
+    pub giaddr: Option<Ipv4Addr>,
+    pub requested: Option<Ipv4Addr>,
+    pub server_id: Option<Ipv4Addr>,
+    pub lease_time: Option<u32>,
+    pub hostname: Option<String>,
+    /// Option 82, echoed verbatim in replies (RFC 3046 §2.2).
+    pub relay_info: Option<DhcpOption>,
+    pub link_selection: Option<Ipv4Addr>,
+}
+
+fn nonzero(a: Ipv4Addr) -> Option<Ipv4Addr> {
+    (!a.is_unspecified()).then_some(a)
+}
+
+impl<'m> Request<'m> {
+    pub fn parse(msg: &'m Message) -> Result<Self, DropReason> {
+        if msg.opcode() != Opcode::BootRequest {
+            return Err(DropReason::NotBootRequest);
+        }
+        // dhcproto keeps the wire's hlen and slices chaddr with it: check before any chaddr().
+        let hlen = usize::from(msg.hlen());
+        if hlen > 16 {
+            return Err(DropReason::BadHardwareAddress);
+        }
+        let opts = msg.opts();
+        let kind = opts.msg_type().ok_or(DropReason::NoMessageType)?;
+        let client_id = match opts.get(OptionCode::ClientIdentifier) {
+            // RFC 2132 §9.14: at least a type byte and one byte of identifier.
+            Some(DhcpOption::ClientIdentifier(id)) if id.len() >= 2 => Some(id.clone()),
+            Some(_) => return Err(DropReason::BadClientId),
+            None => None,
+        };
+        let htype = u8::from(msg.htype());
+        let chaddr = msg.chaddr().to_vec();
+        if client_id.is_none() && chaddr.iter().all(|&b| b == 0) {
+            return Err(DropReason::BadHardwareAddress);
+        }
+        let key = match &client_id {
+            Some(id) => ClientKey::Id(id.clone()),
+            None => ClientKey::Hw(htype, chaddr.clone()),
+        };
+        let addr = |code| match opts.get(code) {
+            Some(DhcpOption::RequestedIpAddress(a) | DhcpOption::ServerIdentifier(a)) => {
+                nonzero(*a)
+            }
+            _ => None,
+        };
+        let relay_info = opts.get(OptionCode::RelayAgentInformation).cloned();
+        let link_selection = match &relay_info {
+            Some(DhcpOption::RelayAgentInformation(info)) => {
+                match info.get(RelayCode::LinkSelection) {
+                    Some(RelayInfo::LinkSelection(a)) => nonzero(*a),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        Ok(Request {
+            msg,
+            kind,
+            client: Client { key, htype, chaddr, client_id },
+            ciaddr: nonzero(msg.ciaddr()),
+            giaddr: nonzero(msg.giaddr()),
+            requested: addr(OptionCode::RequestedIpAddress),
+            server_id: addr(OptionCode::ServerIdentifier),
+            lease_time: match opts.get(OptionCode::AddressLeaseTime) {
+                Some(DhcpOption::AddressLeaseTime(t)) => Some(*t),
+                _ => None,
+            },
+            hostname: match opts.get(OptionCode::Hostname) {
+                Some(DhcpOption::Hostname(h)) if !h.is_empty() => Some(h.clone()),
+                _ => None,
+            },
+            relay_info,
+            link_selection,
+        })
+    }
+}
+
+/// Whether dhcproto 0.15 can decode `payload` without tripping one of its own assertions.
+///
+/// Its decoder `debug_assert!`s the length of a few options and subtracts from others' lengths
+/// unchecked; both panic in debug builds on a crafted packet. Options are checked as dhcproto
+/// sees them: consecutive instances of one code concatenated (RFC 3396).
+pub(super) fn dhcproto_safe(payload: &[u8]) -> bool {
+    const OPTIONS_AT: usize = 240;
+    let Some(mut rest) = payload.get(OPTIONS_AT..) else { return true };
+    let ok = |code: u8, len: usize| match code {
+        80 => len == 0,
+        81 => len >= 3,
+        94 => len == 3,
+        151 => len >= 1,
+        152..=155 => len == 4,
+        _ => true,
+    };
+    let mut run: Option<(u8, usize)> = None;
+    loop {
+        match rest {
+            [] | [255, ..] | [0, ..] => return run.is_none_or(|(c, l)| ok(c, l)),
+            [code, len, tail @ ..] => {
+                let len = usize::from(*len);
+                run = match run {
+                    Some((c, l)) if c == *code => Some((c, l + len)),
+                    Some((c, l)) if !ok(c, l) => return false,
+                    _ => Some((*code, len)),
+                };
+                // A truncated option is dhcproto's to reject, and it does so without panicking.
+                let Some(next) = tail.get(len..) else { return true };
+                rest = next;
+            }
+            [_] => return true,
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! The lease record as the store keeps it.
+use std::net::Ipv4Addr;
+
+/// Binding state of an address. The numbering is the failover protocol's binding-status
+/// (draft-ietf-dhc-failover-12 §12.5, `dhcp_failover::options::BindingStatus`), so a record
+/// converts to and from a binding update without a table, and the store's integers mean the
+/// same thing on both sides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum LeaseState {
+    /// Available to any client (after a failover RESET or an expiry the partner acknowledged).
+    Free = 1,
+    /// Bound to a client until `expires_at`.
+    Active = 2,
+    /// The client let its lease run out; it gets the address back first if it returns.
+    Expired = 3,
+    /// The client gave the address back (DHCPRELEASE); same preference as `Expired`.
+    Released = 4,
+    /// Some host other than the client uses the address (DHCPDECLINE): kept out of the pools
+    /// until `probation_until`.
+    Abandoned = 5,
+    /// An operator reset the binding (failover).
+    Reset = 6,
+    /// Free, but in the failover secondary's share of the pool.
+    Backup = 7,
+}
+
+impl LeaseState {
+    #[must_use]
+    pub fn from_u8(v: u8) -> Option<Self> {
+        Some(match v {
+            1 => Self::Free,
+            2 => Self::Active,
+            3 => Self::Expired,
+            4 => Self::Released,
+            5 => Self::Abandoned,
+            6 => Self::Reset,
+            7 => Self::Backup,
+            _ => return None,
+        })
+    }
+
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Free => "free",
+            Self::Active => "active",
+            Self::Expired => "expired",
+            Self::Released => "released",
+            Self::Abandoned => "abandoned",
+            Self::Reset => "reset",
+            Self::Backup => "backup",
+        }
+    }
+}
+
+/// One address's binding. Times are unix seconds (wall clock), as the failover protocol
+/// exchanges them; 0 means "never"/"unset" for the PET fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub address: Ipv4Addr,
+    pub state: LeaseState,
+    /// Hardware type (`htype`) and address (`chaddr`, `hlen` bytes, at most 16).
+    pub htype: u8,
+    pub chaddr: Vec<u8>,
+    /// Option 61's value, type byte included, when the client sent one.
+    pub client_id: Option<Vec<u8>>,
+    /// Option 12, as the client sent it.
+    pub hostname: Option<String>,
+    /// Index of the subnet in the config the lease was made under.
+    pub subnet: u32,
+    /// End of the lease as told to the client.
+    pub expires_at: u64,
+    /// Client last transaction time.
+    pub cltt: u64,
+    /// The committed horizon: the fast path may renew this lease up to here without asking
+    /// userspace, so nobody else may have the address before it passes. Never below
+    /// `expires_at` for an active lease.
+    pub held_until: u64,
+    /// Potential expiration times: latest sent to, acknowledged by, and received from the
+    /// failover partner (draft-12 §7.1.5).
+    pub pet_sent: u64,
+    pub pet_acked: u64,
+    pub pet_received: u64,
+    /// Start time of the current state.
+    pub stos: u64,
+    /// The state and expiry to return to if a failover update is rejected.
+    pub rewind_state: Option<LeaseState>,
+    pub rewind_expiry: Option<u64>,
+    /// For `Abandoned`: when the address may be offered again.
+    pub probation_until: Option<u64>,
+}
+
+impl Lease {
+    /// A record with every failover field unset.
+    #[must_use]
+    pub fn new(address: Ipv4Addr, state: LeaseState, subnet: u32, now: u64) -> Self {
+        Self {
+            address,
+            state,
+            htype: 1,
+            chaddr: Vec::new(),
+            client_id: None,
+            hostname: None,
+            subnet,
+            expires_at: now,
+            cltt: now,
+            held_until: now,
+            pet_sent: 0,
+            pet_acked: 0,
+            pet_received: 0,
+            stos: now,
+            rewind_state: None,
+            rewind_expiry: None,
+            probation_until: None,
+        }
+    }
+
+    /// The 6-byte MAC the kernel map keys on, when the hardware address is Ethernet.
+    #[must_use]
+    pub fn mac(&self) -> Option<[u8; 6]> {
+        (self.htype == 1).then(|| self.chaddr.as_slice().try_into().ok()).flatten()
+    }
+}
+
+/// One write to the store. The server engine returns these; the store applies a batch of them
+/// in one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseChange {
+    /// Insert or replace the record for `lease.address`.
+    Put(Lease),
+    /// Forget an address entirely (an address no subnet contains any more).
+    Remove(Ipv4Addr),
+}
+
+impl LeaseChange {
+    #[must_use]
+    pub fn address(&self) -> Ipv4Addr {
+        match self {
+            Self::Put(l) => l.address,
+            Self::Remove(a) => *a,
+        }
+    }
+}

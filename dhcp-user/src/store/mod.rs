@@ -1,0 +1,325 @@
+//! The durable lease store: SQLite (bundled) in WAL mode, with `synchronous = FULL`.
+//!
+//! # Ownership
+//! One task owns the [`LeaseStore`] and calls it synchronously; nothing else writes the file and
+//! no lock is shared. The same task owns the server engine, so the engine's in-memory index and
+//! the store never disagree about who decides.
+//!
+//! # Group commit
+//! [`LeaseStore::commit`] applies a whole batch of [`LeaseChange`]s in one transaction: one
+//! fsync whatever the batch size. The owner drains its input queue, runs every request through
+//! the engine, commits all their changes at once, and only then sends the replies.
+//!
+//! # Durability
+//! In WAL mode a commit appends to the `-wal` file. With `synchronous = FULL` SQLite fsyncs that
+//! file before `COMMIT` returns, so a committed lease survives both a killed process and a power
+//! loss. `NORMAL` would survive `kill -9` (the appended pages sit in the kernel's page cache,
+//! which outlives the process) but may lose the last transactions on power loss, as it syncs
+//! only at checkpoints. xdhcp sends an ACK — and lets the kernel renew up to a horizon — only
+//! after the commit that covers it, so an ACK must never outlive a power cut: `FULL` it is. The
+//! cost is one fsync per batch, which group commit spreads over every request in the batch.
+use std::{
+    net::Ipv4Addr,
+    path::{Path, PathBuf},
+};
+
+use rusqlite::{Connection, OptionalExtension as _, Row, TransactionBehavior, params};
+
+mod lease;
+pub use lease::{Lease, LeaseChange, LeaseState};
+
+#[cfg(test)]
+mod tests;
+
+/// File name of the database inside the state directory.
+pub const DB_FILE: &str = "leases.db";
+
+/// Version of the schema this build writes (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create the state directory {dir}: {source}")]
+    CreateDir { dir: PathBuf, source: std::io::Error },
+    #[error("lease store {path}: {source}")]
+    Sqlite { path: PathBuf, source: rusqlite::Error },
+    #[error(
+        "lease store {path} has schema version {found}; this build knows versions up to {SCHEMA_VERSION}"
+    )]
+    SchemaTooNew { path: PathBuf, found: u32 },
+    #[error(
+        "lease store {path}: journal mode is {mode}, not wal (is the file on a filesystem without shared memory?)"
+    )]
+    NotWal { path: PathBuf, mode: String },
+    #[error("lease store {path}: row for {address} is corrupt: {what}")]
+    Corrupt { path: PathBuf, address: Ipv4Addr, what: &'static str },
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+pub struct LeaseStore {
+    conn: Connection,
+    path: PathBuf,
+}
+
+const SCHEMA_V1: &str = "
+CREATE TABLE leases (
+    address         INTEGER PRIMARY KEY,  -- IPv4 address as a host-order u32
+    state           INTEGER NOT NULL,     -- LeaseState: failover binding-status numbering
+    htype           INTEGER NOT NULL,
+    chaddr          BLOB    NOT NULL,
+    client_id       BLOB,                 -- option 61 value, type byte included
+    hostname        TEXT,
+    subnet          INTEGER NOT NULL,
+    expires_at      INTEGER NOT NULL,     -- unix seconds, as told to the client
+    cltt            INTEGER NOT NULL,     -- client last transaction time
+    held_until      INTEGER NOT NULL,     -- committed horizon the fast path may renew up to
+    pet_sent        INTEGER NOT NULL DEFAULT 0,
+    pet_acked       INTEGER NOT NULL DEFAULT 0,
+    pet_received    INTEGER NOT NULL DEFAULT 0,
+    stos            INTEGER NOT NULL DEFAULT 0,
+    rewind_state    INTEGER,
+    rewind_expiry   INTEGER,
+    probation_until INTEGER
+);
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+) WITHOUT ROWID;
+";
+
+const UPSERT: &str =
+    "INSERT OR REPLACE INTO leases (address, state, htype, chaddr, client_id, hostname,
+    subnet, expires_at, cltt, held_until, pet_sent, pet_acked, pet_received, stos, rewind_state,
+    rewind_expiry, probation_until)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
+
+const FAILOVER_KEY: &str = "failover_state";
+
+/// SQLite integers are signed; times past year 292 billion saturate.
+fn i(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn u(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+impl LeaseStore {
+    /// Opens (creating if needed) the store in `dir`, upgrading an older schema.
+    pub fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir)
+            .map_err(|source| StoreError::CreateDir { dir: dir.to_owned(), source })?;
+        let path = dir.join(DB_FILE);
+        let conn = Connection::open(&path)
+            .map_err(|source| StoreError::Sqlite { path: path.clone(), source })?;
+        let mut s = Self { conn, path };
+        s.setup()?;
+        Ok(s)
+    }
+
+    fn sql<T>(&self, r: rusqlite::Result<T>) -> Result<T> {
+        r.map_err(|source| StoreError::Sqlite { path: self.path.clone(), source })
+    }
+
+    fn setup(&mut self) -> Result<()> {
+        let mode: String =
+            self.sql(self.conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::NotWal { path: self.path.clone(), mode });
+        }
+        // See the module doc: an ACK must survive power loss, not only a crash.
+        self.sql(self.conn.execute_batch("PRAGMA synchronous = FULL;"))?;
+        let version: u32 =
+            self.sql(self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)))?;
+        match version {
+            0 => {
+                let r = self
+                    .conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .and_then(|tx| {
+                        tx.execute_batch(SCHEMA_V1)?;
+                        tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+                        tx.commit()
+                    });
+                self.sql(r)?;
+            }
+            SCHEMA_VERSION => {}
+            found => return Err(StoreError::SchemaTooNew { path: self.path.clone(), found }),
+        }
+        Ok(())
+    }
+
+    /// Path of the database file.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The schema version of the open file.
+    pub fn schema_version(&self) -> Result<u32> {
+        self.sql(self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)))
+    }
+
+    /// Every record, in address order.
+    pub fn load_all(&self) -> Result<Vec<Lease>> {
+        let mut stmt = self.sql(self.conn.prepare("SELECT * FROM leases ORDER BY address"))?;
+        let rows = self.sql(stmt.query_map([], raw_row))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let raw = self.sql(r)?;
+            out.push(raw.into_lease().map_err(|(address, what)| StoreError::Corrupt {
+                path: self.path.clone(),
+                address,
+                what,
+            })?);
+        }
+        Ok(out)
+    }
+
+    /// Applies `changes` in one transaction, durable when this returns `Ok`. On error nothing
+    /// of the batch is applied, and no reply that depends on it may be sent.
+    pub fn commit(&mut self, changes: &[LeaseChange]) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let r = (|| {
+            let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            {
+                let mut put = tx.prepare_cached(UPSERT)?;
+                let mut del = tx.prepare_cached("DELETE FROM leases WHERE address = ?1")?;
+                for c in changes {
+                    match c {
+                        LeaseChange::Put(l) => {
+                            put.execute(params![
+                                u32::from(l.address),
+                                l.state as u8,
+                                l.htype,
+                                l.chaddr,
+                                l.client_id,
+                                l.hostname,
+                                l.subnet,
+                                i(l.expires_at),
+                                i(l.cltt),
+                                i(l.held_until),
+                                i(l.pet_sent),
+                                i(l.pet_acked),
+                                i(l.pet_received),
+                                i(l.stos),
+                                l.rewind_state.map(|s| s as u8),
+                                l.rewind_expiry.map(i),
+                                l.probation_until.map(i),
+                            ])?;
+                        }
+                        LeaseChange::Remove(a) => {
+                            del.execute([u32::from(*a)])?;
+                        }
+                    }
+                }
+            }
+            tx.commit()
+        })();
+        self.sql(r)
+    }
+
+    /// The failover engine's persistent state, opaque to the store.
+    pub fn get_failover_state(&self) -> Result<Option<Vec<u8>>> {
+        self.get_meta(FAILOVER_KEY)
+    }
+
+    /// Replaces the failover engine's persistent state, durably.
+    pub fn put_failover_state(&mut self, blob: &[u8]) -> Result<()> {
+        self.put_meta(FAILOVER_KEY, blob)
+    }
+
+    /// A small named value kept beside the leases.
+    pub fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.sql(
+            self.conn
+                .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+                .optional(),
+        )
+    }
+
+    pub fn put_meta(&mut self, key: &str, value: &[u8]) -> Result<()> {
+        let r = self.conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+            params![key, value],
+        );
+        self.sql(r).map(drop)
+    }
+}
+
+/// A row as SQLite returns it, before its values are checked.
+struct RawRow {
+    address: u32,
+    state: u8,
+    htype: u8,
+    chaddr: Vec<u8>,
+    client_id: Option<Vec<u8>>,
+    hostname: Option<String>,
+    subnet: u32,
+    times: [i64; 7],
+    rewind_state: Option<u8>,
+    rewind_expiry: Option<i64>,
+    probation_until: Option<i64>,
+}
+
+fn raw_row(r: &Row<'_>) -> rusqlite::Result<RawRow> {
+    Ok(RawRow {
+        address: r.get("address")?,
+        state: r.get("state")?,
+        htype: r.get("htype")?,
+        chaddr: r.get("chaddr")?,
+        client_id: r.get("client_id")?,
+        hostname: r.get("hostname")?,
+        subnet: r.get("subnet")?,
+        times: [
+            r.get("expires_at")?,
+            r.get("cltt")?,
+            r.get("held_until")?,
+            r.get("pet_sent")?,
+            r.get("pet_acked")?,
+            r.get("pet_received")?,
+            r.get("stos")?,
+        ],
+        rewind_state: r.get("rewind_state")?,
+        rewind_expiry: r.get("rewind_expiry")?,
+        probation_until: r.get("probation_until")?,
+    })
+}
+
+impl RawRow {
+    fn into_lease(self) -> std::result::Result<Lease, (Ipv4Addr, &'static str)> {
+        let address = Ipv4Addr::from(self.address);
+        let state = LeaseState::from_u8(self.state).ok_or((address, "unknown state"))?;
+        let rewind_state = match self.rewind_state {
+            None => None,
+            Some(v) => Some(LeaseState::from_u8(v).ok_or((address, "unknown rewind state"))?),
+        };
+        if self.chaddr.len() > 16 {
+            return Err((address, "chaddr longer than 16 bytes"));
+        }
+        let [expires_at, cltt, held_until, pet_sent, pet_acked, pet_received, stos] =
+            self.times.map(u);
+        Ok(Lease {
+            address,
+            state,
+            htype: self.htype,
+            chaddr: self.chaddr,
+            client_id: self.client_id,
+            hostname: self.hostname,
+            subnet: self.subnet,
+            expires_at,
+            cltt,
+            held_until,
+            pet_sent,
+            pet_acked,
+            pet_received,
+            stos,
+            rewind_state,
+            rewind_expiry: self.rewind_expiry.map(u),
+            probation_until: self.probation_until.map(u),
+        })
+    }
+}

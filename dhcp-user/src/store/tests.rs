@@ -1,0 +1,202 @@
+//! The store keeps what it committed: across a reopen, across `kill -9`, whatever the batch.
+use std::{
+    io::{BufRead as _, BufReader},
+    path::PathBuf,
+    process::{Command, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
+    time::Instant,
+};
+
+use super::*;
+
+/// A fresh directory under the system temp dir, removed on drop.
+pub(crate) struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub(crate) fn new(tag: &str) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "xdhcp-store-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        Self(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn lease(n: u32, expires_at: u64) -> Lease {
+    let address = Ipv4Addr::from(0x0a00_0000 + n);
+    Lease {
+        chaddr: vec![2, 0, 0, 0, (n >> 8) as u8, n as u8],
+        client_id: n.is_multiple_of(2).then(|| vec![1, 2, 0, 0, 0, (n >> 8) as u8, n as u8]),
+        hostname: Some(format!("host-{n}")),
+        expires_at,
+        cltt: expires_at - 3600,
+        held_until: expires_at + 3600,
+        pet_sent: expires_at + 10,
+        pet_acked: expires_at + 5,
+        pet_received: 7,
+        rewind_state: n.is_multiple_of(3).then_some(LeaseState::Expired),
+        rewind_expiry: n.is_multiple_of(3).then_some(99),
+        probation_until: None,
+        ..Lease::new(address, LeaseState::Active, n % 4, expires_at - 3600)
+    }
+}
+
+#[test]
+fn a_reopened_store_has_every_field_it_committed() {
+    let dir = TempDir::new("reopen");
+    let written: Vec<Lease> = (0..50).map(|n| lease(n, 1_700_000_000 + u64::from(n))).collect();
+    {
+        let mut s = LeaseStore::open(&dir.0).unwrap();
+        assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+        s.commit(&written.iter().cloned().map(LeaseChange::Put).collect::<Vec<_>>()).unwrap();
+        let mut declined = lease(7, 1_700_000_100);
+        declined.state = LeaseState::Abandoned;
+        declined.probation_until = Some(1_700_003_700);
+        s.commit(&[LeaseChange::Put(declined), LeaseChange::Remove(written[9].address)]).unwrap();
+        s.put_failover_state(b"state: normal").unwrap();
+    }
+    let s = LeaseStore::open(&dir.0).unwrap();
+    let got = s.load_all().unwrap();
+    assert_eq!(got.len(), 49);
+    for l in &got {
+        let n = u32::from(l.address) - 0x0a00_0000;
+        if n == 7 {
+            assert_eq!((l.state, l.probation_until), (LeaseState::Abandoned, Some(1_700_003_700)));
+        } else {
+            assert_eq!(l, &written[n as usize]);
+        }
+    }
+    assert!(got.iter().all(|l| l.address != written[9].address));
+    assert_eq!(s.get_failover_state().unwrap().as_deref(), Some(&b"state: normal"[..]));
+}
+
+#[test]
+fn a_store_written_by_a_newer_build_is_refused_not_rewritten() {
+    let dir = TempDir::new("newer");
+    drop(LeaseStore::open(&dir.0).unwrap());
+    let c = Connection::open(dir.0.join(DB_FILE)).unwrap();
+    c.execute_batch("PRAGMA user_version = 99").unwrap();
+    drop(c);
+    match LeaseStore::open(&dir.0) {
+        Err(StoreError::SchemaTooNew { found: 99, .. }) => {}
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("opened a newer schema"),
+    }
+}
+
+#[test]
+fn a_failed_batch_applies_nothing() {
+    let dir = TempDir::new("atomic");
+    let mut s = LeaseStore::open(&dir.0).unwrap();
+    s.commit(&[LeaseChange::Put(lease(1, 1_700_000_000))]).unwrap();
+    // A trigger makes the second write of the next batch fail, after the first succeeded.
+    s.conn
+        .execute_batch(
+            "CREATE TRIGGER no_two BEFORE INSERT ON leases WHEN NEW.address = 167772162
+             BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+        )
+        .unwrap();
+    let batch =
+        [LeaseChange::Put(lease(1, 1_800_000_000)), LeaseChange::Put(lease(2, 1_800_000_000))];
+    assert!(s.commit(&batch).is_err());
+    let got = s.load_all().unwrap();
+    assert_eq!(got, vec![lease(1, 1_700_000_000)]);
+}
+
+/// Env var that turns [`kill9_child_writer`] from a no-op into the crash test's writer.
+const CRASH_DIR_ENV: &str = "XDHCP_STORE_CRASH_DIR";
+const BATCH: u32 = 10;
+
+/// The writer half of [`a_commit_survives_kill_9`]: commits batch after batch and reports each
+/// one on stdout only once `commit` has returned. Run alone it does nothing.
+#[test]
+fn kill9_child_writer() {
+    let Some(dir) = std::env::var_os(CRASH_DIR_ENV) else { return };
+    let mut s = LeaseStore::open(Path::new(&dir)).unwrap();
+    for b in 0..100_000u32 {
+        let batch: Vec<LeaseChange> = (0..BATCH)
+            .map(|k| LeaseChange::Put(lease(b * BATCH + k, 1_700_000_000 + u64::from(b))))
+            .collect();
+        s.commit(&batch).unwrap();
+        println!("committed {b}");
+    }
+}
+
+#[test]
+fn a_commit_survives_kill_9() {
+    let dir = TempDir::new("kill9");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["store::tests::kill9_child_writer", "--exact", "--nocapture", "--test-threads=1"])
+        .env(CRASH_DIR_ENV, &dir.0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut last = None;
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some(n) = line.strip_prefix("committed ") {
+            last = Some(n.parse::<u32>().unwrap());
+            if last >= Some(30) {
+                // SIGKILL, mid-stream: the writer is committing the next batch by now.
+                child.kill().unwrap();
+                break;
+            }
+        }
+    }
+    child.wait().unwrap();
+    let last = last.expect("the writer reported no commit");
+
+    let s = LeaseStore::open(&dir.0).unwrap();
+    let ok: String = s.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(ok, "ok");
+    let got = s.load_all().unwrap();
+    for b in 0..=last {
+        for k in 0..BATCH {
+            let n = b * BATCH + k;
+            assert_eq!(
+                got.get(n as usize),
+                Some(&lease(n, 1_700_000_000 + u64::from(b))),
+                "batch {b} lost"
+            );
+        }
+    }
+    // A batch in flight at the kill is all there or not at all.
+    assert_eq!(got.len() % BATCH as usize, 0);
+}
+
+#[test]
+fn commit_latency_by_batch_size() {
+    let dir = TempDir::new("latency");
+    let mut s = LeaseStore::open(&dir.0).unwrap();
+    let mut next = 0u32;
+    for size in [1u32, 10, 100] {
+        let mut us: Vec<u128> = (0..40)
+            .map(|_| {
+                let batch: Vec<LeaseChange> =
+                    (0..size).map(|k| LeaseChange::Put(lease(next + k, 1_700_000_000))).collect();
+                next += size;
+                let t = Instant::now();
+                s.commit(&batch).unwrap();
+                t.elapsed().as_micros()
+            })
+            .collect();
+        us.sort_unstable();
+        eprintln!(
+            "store commit, batch of {size:>3}: p50 {} us, p90 {} us, max {} us ({:.1} us per lease at p50)",
+            us[us.len() / 2],
+            us[us.len() * 9 / 10],
+            us[us.len() - 1],
+            us[us.len() / 2] as f64 / f64::from(size)
+        );
+    }
+}
