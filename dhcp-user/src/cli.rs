@@ -16,8 +16,34 @@ pub struct Cli {
     pub cmd: Cmd,
 }
 
+/// Where `xdhcp run` listens by default (the `control_socket` config key).
+pub const DEFAULT_SOCKET: &str = "/run/xdhcp/control.sock";
+
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
+    /// Run the server.
+    Run {
+        #[arg(long)]
+        config: std::path::PathBuf,
+    },
+    /// Leases the running server holds.
+    Leases {
+        /// Only this address.
+        #[arg(long)]
+        addr: Option<Ipv4Addr>,
+        /// Only this client MAC.
+        #[arg(long)]
+        mac: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = DEFAULT_SOCKET)]
+        socket: std::path::PathBuf,
+    },
+    /// The running server's metrics in Prometheus text format.
+    Metrics {
+        #[arg(long, default_value = DEFAULT_SOCKET)]
+        socket: std::path::PathBuf,
+    },
     /// Attach the fast path to an interface and pin it (or adopt what is pinned there).
     Attach {
         #[arg(long)]
@@ -45,6 +71,9 @@ pub enum Cmd {
         iface: Option<String>,
         #[arg(long)]
         json: bool,
+        /// Also the running server's counters, from its control socket.
+        #[arg(long)]
+        socket: Option<std::path::PathBuf>,
     },
     /// Put or delete a lease entry by hand (lab, tests, emergencies).
     Lease {

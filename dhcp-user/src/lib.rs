@@ -9,6 +9,7 @@ pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod daemon;
 pub mod fastpath;
 pub mod maps;
 pub mod packet;

@@ -5,7 +5,9 @@ use clap::Parser as _;
 use dhcp_common::{Control, LeaseEntry, digest};
 use xdhcp::{
     cli::{BenchCmd, Cli, Cmd, LeaseCmd, LeasePut, MapsCmd, SubnetArgs},
-    clock, fastpath,
+    clock,
+    daemon::ctl,
+    fastpath,
     maps::{FastPathMaps, LeaseView},
     packet, subnet, table,
 };
@@ -37,7 +39,19 @@ fn run(cli: Cli) -> Result<()> {
             println!("detached the fast path from {iface} and removed its pins");
         }
         Cmd::Maps { cmd: MapsCmd::Dump { iface, json } } => dump(iface, json)?,
-        Cmd::Stats { iface, json } => stats(iface, json)?,
+        Cmd::Stats { iface, json, socket } => {
+            if let Some(sock) = socket {
+                let v = ctl::request(&sock, &ctl::Request::Stats)?;
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            }
+            stats(iface, json)?;
+        }
+        Cmd::Run { config } => xdhcp::daemon::run(&config)?,
+        Cmd::Leases { addr, mac, json, socket } => leases(&socket, addr, mac, json)?,
+        Cmd::Metrics { socket } => {
+            let v = ctl::request(&socket, &ctl::Request::Metrics)?;
+            print!("{}", v["text"].as_str().unwrap_or_default());
+        }
         Cmd::Lease { cmd: LeaseCmd::Put(p) } => lease_put(&p)?,
         Cmd::Lease { cmd: LeaseCmd::Del { iface, addr } } => open(&iface)?.delete_lease(addr)?,
         Cmd::Subnet(s) => subnet_set(&s)?,
@@ -154,6 +168,38 @@ fn dump(iface: Option<String>, json: bool) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(&out)?);
     }
+    Ok(())
+}
+
+fn leases(socket: &std::path::Path, addr: Option<Ipv4Addr>, mac: Option<String>, json: bool) -> Result<()> {
+    let v = ctl::request(socket, &ctl::Request::Leases { addr, mac })?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v["leases"])?);
+        return Ok(());
+    }
+    let s = |x: &serde_json::Value| match x {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "-".into(),
+        other => other.to_string(),
+    };
+    let rows: Vec<Vec<String>> = v["leases"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|l| {
+            ["address", "state", "mac", "client_id", "hostname", "expires_in", "held_for"]
+                .iter()
+                .map(|k| s(&l[*k]))
+                .collect()
+        })
+        .collect();
+    print!(
+        "{}",
+        table::render(
+            &["ADDRESS", "STATE", "MAC", "CLIENT_ID", "HOSTNAME", "EXPIRES_IN_S", "HELD_FOR_S"],
+            &rows
+        )
+    );
     Ok(())
 }
 

@@ -1,0 +1,171 @@
+//! Keeps the kernel maps true to the store. Only the core task calls this, and only after the
+//! store has committed what it writes: a map entry's `grant_until_ns` is the committed
+//! `held_until`, moved from unix time to the kernel's monotonic clock.
+use std::net::Ipv4Addr;
+
+use anyhow::Result;
+use dhcp_common::{Control, LeaseEntry, RenewEvent, digest};
+use tracing::warn;
+
+use crate::{
+    clock,
+    config::Config,
+    fastpath::{self, AttachMode},
+    maps::{Events, FastPathMaps},
+    server::{FastPathLease, MapOp},
+};
+
+/// One instant read on both clocks: conversions between them use the same pair.
+#[derive(Clone, Copy, Debug)]
+pub struct Now {
+    pub unix: u64,
+    pub mono_ns: u64,
+}
+
+impl Now {
+    #[must_use]
+    pub fn read() -> Self {
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Self { unix, mono_ns: clock::monotonic_ns() }
+    }
+
+    /// Unix seconds of a monotonic instant (an event's timestamp), rounded down.
+    #[must_use]
+    pub fn unix_of(&self, mono_ns: u64) -> u64 {
+        self.unix.saturating_sub(self.mono_ns.saturating_sub(mono_ns).div_ceil(1_000_000_000))
+    }
+}
+
+/// The kernel entry for a lease: `None` when its horizon has passed.
+#[must_use]
+pub fn entry(l: &FastPathLease, now: Now) -> Option<LeaseEntry> {
+    let left = l.held_until.checked_sub(now.unix).filter(|s| *s > 0)?;
+    let digest = l.client_id.as_deref().and_then(digest::client_id);
+    // A client id the kernel cannot compare (too long) keeps the lease out of the fast path:
+    // comparing only the MAC would let another identifier renew it.
+    if l.client_id.is_some() && digest.is_none() {
+        return None;
+    }
+    Some(LeaseEntry {
+        grant_until_ns: clock::grant_until_ns(now.mono_ns, left),
+        client_id_digest: digest.unwrap_or(0),
+        renewed_at_ns: 0,
+        lease_secs: l.lease_secs,
+        subnet: l.subnet,
+        flags: if digest.is_some() { LeaseEntry::F_CLIENT_ID } else { 0 },
+        renewed_secs: 0,
+        chaddr: l.chaddr,
+        _pad: [0; 2],
+    })
+}
+
+pub struct Iface {
+    pub name: String,
+    pub maps: FastPathMaps,
+    pub events: Events,
+}
+
+/// The fast path of every interface. A lease goes into every interface's map: relayed clients
+/// arrive on whichever uplink routes them.
+pub struct KernelMaps {
+    pub ifaces: Vec<Iface>,
+}
+
+impl KernelMaps {
+    /// Attaches (or adopts the pinned) fast path on each interface and loads the subnets' reply
+    /// data. The control entry stays off until [`KernelMaps::enable`].
+    pub fn attach(cfg: &Config, mode: AttachMode) -> Result<Self> {
+        let mut ifaces = Vec::new();
+        for name in &cfg.interfaces {
+            let a = fastpath::attach(name, mode, false)?;
+            tracing::info!(iface = %name, mode = a.mode, adopted = !a.new, "fast path attached");
+            let dir = fastpath::pin_dir(name);
+            let mut maps = FastPathMaps::open_pinned(&dir)?;
+            for s in &cfg.subnets {
+                maps.set_subnet(s.id.0, &s.fast_path_options(cfg.server_id).encode()?)?;
+            }
+            ifaces.push(Iface { name: name.clone(), maps, events: Events::open_pinned(&dir)? });
+        }
+        Ok(Self { ifaces })
+    }
+
+    /// Switches the fast path on (or off), with or without events.
+    pub fn enable(&mut self, on: bool, events: bool) -> Result<()> {
+        for i in &mut self.ifaces {
+            let mut c = i.maps.control()?;
+            c.enabled = u32::from(on);
+            c.flags = if events { c.flags | Control::F_EVENTS } else { c.flags & !Control::F_EVENTS };
+            i.maps.set_control(c)?;
+        }
+        Ok(())
+    }
+
+    /// Makes each map hold exactly `entries` (the store wins): at start, after a restart.
+    pub fn reconcile(&mut self, entries: &[FastPathLease], now: Now) -> Result<(usize, usize)> {
+        let want: std::collections::HashSet<Ipv4Addr> = entries.iter().map(|l| l.address).collect();
+        let (mut put, mut removed) = (0, 0);
+        for i in &mut self.ifaces {
+            for (addr, _) in i.maps.leases()? {
+                if !want.contains(&addr) {
+                    i.maps.delete_lease(addr)?;
+                    removed += 1;
+                }
+            }
+        }
+        for l in entries {
+            put += usize::from(self.upsert(l, now));
+        }
+        Ok((put, removed))
+    }
+
+    fn upsert(&mut self, l: &FastPathLease, now: Now) -> bool {
+        let Some(e) = entry(l, now) else {
+            self.delete(l.address);
+            return false;
+        };
+        for i in &mut self.ifaces {
+            if let Err(err) = i.maps.put_lease(l.address, &e) {
+                // A full map only costs speed: the slow path answers that client.
+                warn!(iface = %i.name, addr = %l.address, "fast path map update failed: {err:#}");
+            }
+        }
+        true
+    }
+
+    fn delete(&mut self, a: Ipv4Addr) {
+        for i in &mut self.ifaces {
+            let _ = i.maps.delete_lease(a);
+        }
+    }
+
+    /// Applies the map updates of a committed batch.
+    pub fn apply(&mut self, ops: &[MapOp], now: Now) {
+        for op in ops {
+            match op {
+                MapOp::Upsert(l) => {
+                    self.upsert(l, now);
+                }
+                MapOp::Delete(a) => self.delete(*a),
+            }
+        }
+    }
+
+    /// Every renewal the fast path reported since the last call.
+    pub fn drain_events(&mut self, out: &mut Vec<RenewEvent>) {
+        for i in &mut self.ifaces {
+            i.events.drain(out);
+        }
+    }
+}
+
+impl From<crate::config::AttachMode> for AttachMode {
+    fn from(m: crate::config::AttachMode) -> Self {
+        match m {
+            crate::config::AttachMode::Auto => AttachMode::Auto,
+            crate::config::AttachMode::Native => AttachMode::Native,
+            crate::config::AttachMode::Generic => AttachMode::Generic,
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! DHCP sockets of one interface: a UDP socket on port 67 bound to the device (requests in,
+//! routed and broadcast replies out) and an AF_PACKET socket for replies to clients that have
+//! no address yet (RFC 2131 §4.1: unicast to yiaddr at chaddr, without ARP).
+use std::{
+    io,
+    mem::size_of,
+    net::{Ipv4Addr, SocketAddrV4, UdpSocket as StdUdp},
+    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+};
+
+use anyhow::{Context as _, Result};
+use dhcp_common::bootp::{CLIENT_PORT, SERVER_PORT};
+use tokio::net::UdpSocket;
+
+use crate::packet::{self, L2};
+
+fn check(rc: libc::c_int, what: &str) -> Result<libc::c_int> {
+    if rc < 0 {
+        return Err(io::Error::last_os_error()).context(what.to_owned());
+    }
+    Ok(rc)
+}
+
+fn setopt<T>(fd: libc::c_int, level: i32, name: i32, v: &T, what: &str) -> Result<()> {
+    // SAFETY: v points to a live T of the size given.
+    let rc = unsafe {
+        libc::setsockopt(fd, level, name, (v as *const T).cast(), size_of::<T>() as libc::socklen_t)
+    };
+    check(rc, what).map(|_| ())
+}
+
+pub struct IfaceSockets {
+    pub name: String,
+    pub ifindex: u32,
+    pub mac: [u8; 6],
+    /// The interface's IPv4 address: selects the subnet of unrelayed requests.
+    pub addr: Option<Ipv4Addr>,
+    pub udp: UdpSocket,
+    raw: OwnedFd,
+}
+
+impl IfaceSockets {
+    /// Opens both sockets on `iface` in the calling thread's network namespace.
+    pub fn open(iface: &str) -> Result<Self> {
+        let c_name = std::ffi::CString::new(iface)?;
+        // SAFETY: a NUL-terminated name.
+        let ifindex = unsafe { libc::if_nametoindex(c_name.as_ptr()) };
+        if ifindex == 0 {
+            return Err(io::Error::last_os_error()).with_context(|| format!("interface {iface}"));
+        }
+        let mac = crate::fastpath::interface_mac(iface)?;
+        let addr = interface_addr(iface);
+
+        // SAFETY: plain socket(2) calls; the fds are owned right away.
+        let fd = check(
+            unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) },
+            "UDP socket",
+        )?;
+        let udp_fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let one: libc::c_int = 1;
+        setopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, &one, "SO_REUSEADDR")?;
+        setopt(fd, libc::SOL_SOCKET, libc::SO_BROADCAST, &one, "SO_BROADCAST")?;
+        // One socket per interface, all on 0.0.0.0:67: the device binding keeps them apart and
+        // tells which interface a request came in on.
+        // SAFETY: the name buffer outlives the call.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_BINDTODEVICE,
+                c_name.as_ptr().cast(),
+                c_name.as_bytes().len() as libc::socklen_t,
+            )
+        };
+        check(rc, "SO_BINDTODEVICE")?;
+        let std_udp = StdUdp::from(udp_fd);
+        std_udp
+            .set_nonblocking(true)
+            .and_then(|()| bind_any(&std_udp))
+            .with_context(|| format!("bind 0.0.0.0:67 on {iface}"))?;
+        let udp = UdpSocket::from_std(std_udp)?;
+
+        let raw = check(
+            unsafe {
+                libc::socket(
+                    libc::AF_PACKET,
+                    libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+                    0, // send only: protocol 0 receives nothing
+                )
+            },
+            "AF_PACKET socket",
+        )?;
+        let raw = unsafe { OwnedFd::from_raw_fd(raw) };
+        Ok(Self { name: iface.to_owned(), ifindex, mac, addr, udp, raw })
+    }
+
+    pub async fn send_udp(&self, bytes: &[u8], to: SocketAddrV4) -> Result<()> {
+        self.udp.send_to(bytes, to).await.with_context(|| format!("send to {to} on {}", self.name))?;
+        Ok(())
+    }
+
+    /// A whole frame to `mac`/`ip`:68 from our MAC and `src`:67, with no ARP.
+    pub fn send_l2(&self, bytes: &[u8], src: Ipv4Addr, ip: Ipv4Addr, mac: [u8; 6]) -> Result<()> {
+        let frame = packet::udp_frame(
+            &L2 { dst: mac, src: self.mac, vlans: vec![] },
+            SocketAddrV4::new(src, SERVER_PORT),
+            SocketAddrV4::new(ip, CLIENT_PORT),
+            bytes,
+        );
+        // SAFETY: sockaddr_ll is plain data.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = (libc::ETH_P_IP as u16).to_be();
+        sll.sll_ifindex = self.ifindex as i32;
+        sll.sll_halen = 6;
+        sll.sll_addr[..6].copy_from_slice(&mac);
+        // SAFETY: frame and sll live across the call.
+        let rc = unsafe {
+            libc::sendto(
+                self.raw.as_raw_fd(),
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                (&raw const sll).cast(),
+                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        check(rc as libc::c_int, "send an L2 frame").map(|_| ())
+    }
+}
+
+fn bind_any(s: &StdUdp) -> io::Result<()> {
+    // SAFETY: sockaddr_in for 0.0.0.0:67.
+    let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    sin.sin_family = libc::AF_INET as u16;
+    sin.sin_port = SERVER_PORT.to_be();
+    let rc = unsafe {
+        libc::bind(
+            s.as_raw_fd(),
+            (&raw const sin).cast(),
+            size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// The interface's primary IPv4 address, if it has one (SIOCGIFADDR).
+fn interface_addr(iface: &str) -> Option<Ipv4Addr> {
+    // SAFETY: a plain socket for the ioctl, owned right away.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return None;
+    }
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: ifreq is plain data.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(iface.as_bytes()) {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: SIOCGIFADDR fills ifr_addr of the ifreq we own.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFADDR, &raw mut req) } != 0 {
+        return None;
+    }
+    // SAFETY: for AF_INET the kernel wrote a sockaddr_in into the union.
+    let sin: libc::sockaddr_in = unsafe { std::mem::transmute_copy(&req.ifr_ifru.ifru_addr) };
+    Some(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)))
+}
