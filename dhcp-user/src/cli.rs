@@ -26,6 +26,29 @@ pub enum Cmd {
         #[arg(long)]
         config: std::path::PathBuf,
     },
+    /// Load generator: simulated clients on one interface do DORA, then renew. Bounded by
+    /// --clients, --renewals and --duration; only sends on --iface.
+    Load {
+        #[arg(long)]
+        iface: String,
+        #[arg(long, default_value_t = 1000)]
+        clients: u32,
+        #[arg(long, default_value_t = 0)]
+        renewals: u64,
+        /// Renewals per second (0: as fast as possible).
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
+        /// Seconds before everything stops.
+        #[arg(long, default_value_t = 60)]
+        duration: u64,
+        #[arg(long, default_value_t = 64)]
+        window: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u16,
+        /// Write the JSON summary here too.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
     /// Leases the running server holds.
     Leases {
         /// Only this address.
@@ -53,6 +76,10 @@ pub enum Cmd {
         /// Attach with the fast path switched off (everything passes to userspace).
         #[arg(long)]
         disabled: bool,
+        /// Attach only the do-nothing program, for the client side of a veth lab (XDP_TX from
+        /// the server side reaches a veth peer only if it runs an XDP program).
+        #[arg(long, conflicts_with = "disabled")]
+        peer: bool,
     },
     /// Remove the fast path from an interface for good: program, link and maps.
     Detach {

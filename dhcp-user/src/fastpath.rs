@@ -143,9 +143,38 @@ pub fn attach(iface: &str, mode: AttachMode, enable: bool) -> Result<Attached> {
     Ok(Attached { iface: iface.to_owned(), mode: mode_name, new })
 }
 
+/// Where the do-nothing peer program of a lab's client side is pinned.
+pub const PEER_PIN_ROOT: &str = "/sys/fs/bpf/xdhcp-peer";
+
+/// Attaches the do-nothing [`PASS_PROG`] to `iface` and pins its link: on a veth pair, frames
+/// our fast path sends with XDP_TX only arrive at a peer that runs an XDP program of its own.
+/// For labs and load tests, on the client side.
+pub fn attach_peer(iface: &str) -> Result<()> {
+    ensure_bpffs()?;
+    let dir = Path::new(PEER_PIN_ROOT).join(iface);
+    if dir.join("link").exists() {
+        return Ok(());
+    }
+    fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    let mut ebpf = load(&LoadOptions { pin_dir: None, leases_max: Some(1) })?;
+    let prog = program(&mut ebpf, PASS_PROG)?;
+    let id = prog.attach(iface, XdpMode::Driver).or_else(|_| prog.attach(iface, XdpMode::Skb))?;
+    let link: FdLink = prog.take_link(id)?.try_into().context("XDP link is not a bpf_link")?;
+    link.pin(dir.join("link")).context("pin the peer link")?;
+    Ok(())
+}
+
 /// Removes the fast path from `iface` for good: unpinning the link detaches the program, and the
-/// maps go with their pins.
+/// maps go with their pins. Also removes a peer program attached with [`attach_peer`].
 pub fn detach(iface: &str) -> Result<()> {
+    let peer = Path::new(PEER_PIN_ROOT).join(iface);
+    if peer.exists() {
+        for entry in fs::read_dir(&peer)? {
+            fs::remove_file(entry?.path())?;
+        }
+        fs::remove_dir(&peer)?;
+        return Ok(());
+    }
     let dir = pin_dir(iface);
     if !dir.exists() {
         bail!("nothing is pinned for {iface} under {}", dir.display());

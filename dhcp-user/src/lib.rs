@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod fastpath;
+pub mod load;
 pub mod maps;
 pub mod packet;
 pub mod server;

@@ -24,7 +24,11 @@ fn run(cli: Cli) -> Result<()> {
         fastpath::enter_netns(ns)?;
     }
     match cli.cmd {
-        Cmd::Attach { iface, mode, disabled } => {
+        Cmd::Attach { iface, peer: true, .. } => {
+            fastpath::attach_peer(&iface)?;
+            println!("attached the do-nothing peer program to {iface}");
+        }
+        Cmd::Attach { iface, mode, disabled, peer: false } => {
             let a = fastpath::attach(&iface, mode, !disabled)?;
             let how = if a.new { "attached" } else { "adopted the pinned fast path on" };
             println!(
@@ -47,6 +51,23 @@ fn run(cli: Cli) -> Result<()> {
             stats(iface, json)?;
         }
         Cmd::Run { config } => xdhcp::daemon::run(&config)?,
+        Cmd::Load { iface, clients, renewals, rate, duration, window, seed, out } => {
+            let s = xdhcp::load::run(&xdhcp::load::LoadOptions {
+                iface,
+                clients,
+                renewals,
+                rate,
+                duration: std::time::Duration::from_secs(duration),
+                window,
+                seed,
+                progress: true,
+            })?;
+            let json = serde_json::to_string_pretty(&s)?;
+            println!("{json}");
+            if let Some(p) = out {
+                std::fs::write(&p, json + "\n").with_context(|| format!("write {}", p.display()))?;
+            }
+        }
         Cmd::Leases { addr, mac, json, socket } => leases(&socket, addr, mac, json)?,
         Cmd::Metrics { socket } => {
             let v = ctl::request(&socket, &ctl::Request::Metrics)?;

@@ -1,0 +1,423 @@
+//! `xdhcp load`: many simulated clients on one interface. Every client first gets a lease by
+//! DORA, then renews it (RENEWING, unicast to the server) at a set rate or as fast as the
+//! server answers. Frames go out and come back on an AF_PACKET socket, so the clients need no
+//! addresses and the replies are counted before the IP stack would drop them.
+//!
+//! Bounded by construction: a client count, a renewal count and a duration, and it only ever
+//! sends on the interface it is given (the lab's client veth, inside the lab's namespace).
+use std::{
+    mem::size_of,
+    net::{Ipv4Addr, SocketAddrV4},
+    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail, ensure};
+use dhcp_common::bootp::{CLIENT_PORT, SERVER_PORT};
+use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode};
+use serde::Serialize;
+
+use crate::packet::{self, BROADCAST_MAC, L2, RenewKind, Renewal};
+
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    pub iface: String,
+    pub clients: u32,
+    /// Renewals to send in all (0: none, DORA only).
+    pub renewals: u64,
+    /// Renewals per second; 0 sends as fast as the socket takes them.
+    pub rate: u64,
+    /// Hard stop for the whole run.
+    pub duration: Duration,
+    /// How many DORAs may be in flight at once.
+    pub window: u32,
+    /// Distinguishes this run's clients (and MACs) from another run's.
+    pub seed: u16,
+    pub progress: bool,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Summary {
+    pub clients: u32,
+    pub bound: u64,
+    pub dora_secs: f64,
+    pub dora_per_s: f64,
+    pub naks: u64,
+    pub renewals_sent: u64,
+    pub renewal_acks: u64,
+    pub renew_secs: f64,
+    pub renew_sent_per_s: f64,
+    pub renew_acked_per_s: f64,
+    /// Share of renewals that got no ACK.
+    pub renew_loss: f64,
+    pub renew_latency_us_p50: u64,
+    pub renew_latency_us_p99: u64,
+    pub renew_latency_us_max: u64,
+}
+
+const PHASE_DISCOVER: u32 = 0;
+const PHASE_REQUEST: u32 = 1;
+const PHASE_RENEW: u32 = 2;
+
+fn xid(phase: u32, client: u32) -> u32 {
+    (phase << 30) | client
+}
+
+fn client_mac(seed: u16, i: u32) -> [u8; 6] {
+    let s = seed.to_be_bytes();
+    let b = i.to_be_bytes();
+    // Locally administered, unicast; the seed keeps runs apart.
+    [0x02 | (s[0] & 0xf0), s[1], b[0], b[1], b[2], b[3]]
+}
+
+struct Raw {
+    fd: OwnedFd,
+}
+
+impl Raw {
+    fn open(iface: &str) -> Result<Self> {
+        let name = std::ffi::CString::new(iface)?;
+        // SAFETY: NUL-terminated name.
+        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) } as i32;
+        ensure!(ifindex != 0, "no interface {iface} in this network namespace");
+        let proto = (libc::ETH_P_IP as u16).to_be();
+        // SAFETY: socket(2); owned right away.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, i32::from(proto)) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error()).context("AF_PACKET socket");
+        }
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: sockaddr_ll is plain data.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = proto;
+        sll.sll_ifindex = ifindex;
+        let rc = unsafe {
+            libc::bind(fd.as_raw_fd(), (&raw const sll).cast(), size_of::<libc::sockaddr_ll>() as u32)
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error()).context("bind AF_PACKET socket");
+        }
+        let tv = libc::timeval { tv_sec: 0, tv_usec: 100_000 };
+        unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&raw const tv).cast(),
+                size_of::<libc::timeval>() as u32,
+            )
+        };
+        let buf: libc::c_int = 32 << 20;
+        for opt in [libc::SO_RCVBUF, libc::SO_SNDBUF] {
+            unsafe {
+                libc::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, opt, (&raw const buf).cast(), 4)
+            };
+        }
+        Ok(Self { fd })
+    }
+
+    /// Sends a frame; false when the socket is momentarily full.
+    fn send(&self, frame: &[u8]) -> bool {
+        // SAFETY: the frame outlives the call; the socket is bound to the interface.
+        let n = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+        n == frame.len() as isize
+    }
+
+    fn recv(&self, buf: &mut [u8]) -> Option<usize> {
+        // SAFETY: buf is ours for the call.
+        let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        (n > 0).then_some(n as usize)
+    }
+}
+
+/// A reply seen on the wire, reduced to what the run tracks.
+struct Seen {
+    xid: u32,
+    kind: MessageType,
+    yiaddr: Ipv4Addr,
+    server: Option<Ipv4Addr>,
+    server_mac: [u8; 6],
+}
+
+fn parse_reply(frame: &[u8]) -> Option<Seen> {
+    let p = packet::parse_frame(frame).ok()?;
+    if p.src_port != SERVER_PORT || p.msg.opcode() != Opcode::BootReply {
+        return None;
+    }
+    let kind = match p.msg.opts().get(OptionCode::MessageType) {
+        Some(DhcpOption::MessageType(t)) => *t,
+        _ => return None,
+    };
+    let server = match p.msg.opts().get(OptionCode::ServerIdentifier) {
+        Some(DhcpOption::ServerIdentifier(a)) => Some(*a),
+        _ => None,
+    };
+    Some(Seen { xid: p.msg.xid(), kind, yiaddr: p.msg.yiaddr(), server, server_mac: p.l2.src })
+}
+
+fn discover(seed: u16, i: u32, src_mac: [u8; 6]) -> Vec<u8> {
+    let mac = client_mac(seed, i);
+    let mut m = Message::new_with_id(
+        xid(PHASE_DISCOVER, i),
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::UNSPECIFIED,
+        &mac,
+    );
+    m.opts_mut().insert(DhcpOption::MessageType(MessageType::Discover));
+    m.opts_mut().insert(DhcpOption::ClientIdentifier(client_id(mac)));
+    bootp_broadcast(&m, src_mac)
+}
+
+fn select(seed: u16, i: u32, src_mac: [u8; 6], addr: Ipv4Addr, server: Ipv4Addr) -> Vec<u8> {
+    let mac = client_mac(seed, i);
+    let mut m = Message::new_with_id(
+        xid(PHASE_REQUEST, i),
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::UNSPECIFIED,
+        &mac,
+    );
+    let o = m.opts_mut();
+    o.insert(DhcpOption::MessageType(MessageType::Request));
+    o.insert(DhcpOption::ClientIdentifier(client_id(mac)));
+    o.insert(DhcpOption::RequestedIpAddress(addr));
+    o.insert(DhcpOption::ServerIdentifier(server));
+    bootp_broadcast(&m, src_mac)
+}
+
+fn client_id(mac: [u8; 6]) -> Vec<u8> {
+    let mut v = vec![1];
+    v.extend_from_slice(&mac);
+    v
+}
+
+fn bootp_broadcast(m: &Message, src_mac: [u8; 6]) -> Vec<u8> {
+    packet::udp_frame(
+        &L2 { dst: BROADCAST_MAC, src: src_mac, vlans: vec![] },
+        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, CLIENT_PORT),
+        SocketAddrV4::new(Ipv4Addr::BROADCAST, SERVER_PORT),
+        &packet::encode(m),
+    )
+}
+
+#[derive(Clone, Copy)]
+struct Bound {
+    addr: Ipv4Addr,
+    server: Ipv4Addr,
+}
+
+/// Latencies in microseconds, log2 buckets.
+struct Hist {
+    buckets: [AtomicU64; 40],
+    max: AtomicU64,
+}
+
+impl Hist {
+    fn new() -> Self {
+        Self { buckets: std::array::from_fn(|_| AtomicU64::new(0)), max: AtomicU64::new(0) }
+    }
+    fn add(&self, us: u64) {
+        let b = (64 - us.leading_zeros()) as usize;
+        self.buckets[b.min(39)].fetch_add(1, Ordering::Relaxed);
+        self.max.fetch_max(us, Ordering::Relaxed);
+    }
+    fn quantile(&self, q: f64) -> u64 {
+        let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
+        let total: u64 = counts.iter().sum();
+        let mut acc = 0;
+        for (i, c) in counts.iter().enumerate() {
+            acc += c;
+            if total > 0 && acc as f64 >= q * total as f64 {
+                return if i == 0 { 0 } else { 1 << i };
+            }
+        }
+        0
+    }
+}
+
+pub fn run(opts: &LoadOptions) -> Result<Summary> {
+    ensure!(opts.clients > 0 && opts.clients < (1 << 30), "clients must be 1 .. 2^30");
+    let raw = Arc::new(Raw::open(&opts.iface)?);
+    let my_mac = crate::fastpath::interface_mac(&opts.iface)?;
+    let deadline = Instant::now() + opts.duration;
+    let mut sum = Summary { clients: opts.clients, ..Summary::default() };
+
+    // DORA: a window of clients in flight; retransmit what has not moved on within a second.
+    let n = opts.clients as usize;
+    let mut bound: Vec<Option<Bound>> = vec![None; n];
+    let mut sent_at: Vec<Option<Instant>> = vec![None; n];
+    let mut offered: Vec<Option<Bound>> = vec![None; n];
+    let mut server_mac = None;
+    let mut next = 0usize;
+    let mut inflight = 0usize;
+    let t0 = Instant::now();
+    let mut buf = vec![0u8; 2048];
+    let mut last_progress = Instant::now();
+    while (sum.bound as usize) < n && Instant::now() < deadline {
+        while inflight < opts.window as usize && next < n {
+            raw.send(&discover(opts.seed, next as u32, my_mac));
+            sent_at[next] = Some(Instant::now());
+            next += 1;
+            inflight += 1;
+        }
+        if let Some(len) = raw.recv(&mut buf) {
+            if let Some(s) = parse_reply(&buf[..len]) {
+                let i = (s.xid & ((1 << 30) - 1)) as usize;
+                if i < n && bound[i].is_none() {
+                    match (s.xid >> 30, s.kind) {
+                        (PHASE_DISCOVER, MessageType::Offer) if offered[i].is_none() => {
+                            let server = s.server.unwrap_or(Ipv4Addr::UNSPECIFIED);
+                            offered[i] = Some(Bound { addr: s.yiaddr, server });
+                            raw.send(&select(opts.seed, i as u32, my_mac, s.yiaddr, server));
+                        }
+                        (PHASE_REQUEST, MessageType::Ack) => {
+                            bound[i] = offered[i];
+                            server_mac.get_or_insert(s.server_mac);
+                            sum.bound += 1;
+                            inflight -= 1;
+                        }
+                        (PHASE_REQUEST, MessageType::Nak) => {
+                            sum.naks += 1;
+                            offered[i] = None;
+                            sent_at[i] = Some(Instant::now() - Duration::from_secs(2));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        // Retransmit stalled DORAs (lost OFFER/ACK, or a NAK).
+        if last_progress.elapsed() >= Duration::from_secs(1) {
+            for i in 0..next {
+                if bound[i].is_none() && sent_at[i].is_some_and(|t| t.elapsed() > Duration::from_secs(1)) {
+                    offered[i] = None;
+                    raw.send(&discover(opts.seed, i as u32, my_mac));
+                    sent_at[i] = Some(Instant::now());
+                }
+            }
+            if opts.progress {
+                eprintln!("dora: {}/{} bound, {} NAKs", sum.bound, n, sum.naks);
+            }
+            last_progress = Instant::now();
+        }
+    }
+    sum.dora_secs = t0.elapsed().as_secs_f64();
+    sum.dora_per_s = sum.bound as f64 / sum.dora_secs.max(1e-9);
+    if sum.bound == 0 {
+        bail!("no client got a lease in {:?}", opts.duration);
+    }
+    if opts.renewals == 0 {
+        return Ok(sum);
+    }
+
+    // Renewals: a sender thread at the set rate, this thread counts ACKs.
+    let clients: Vec<(u32, Bound)> =
+        bound.iter().enumerate().filter_map(|(i, b)| b.map(|b| (i as u32, b))).collect();
+    let server_mac = server_mac.context("no server MAC learned")?;
+    let frames: Vec<Vec<u8>> = clients
+        .iter()
+        .map(|(i, b)| {
+            let mac = client_mac(opts.seed, *i);
+            let mut r = Renewal {
+                xid: xid(PHASE_RENEW, *i),
+                chaddr: mac,
+                ciaddr: b.addr,
+                client_id: Some(client_id(mac)),
+                kind: RenewKind::Renewing,
+                server: b.server,
+                server_mac,
+                vlans: vec![],
+            }
+            .frame();
+            // Every renewal leaves from our one MAC: the server's ACKs come back to it.
+            r[6..12].copy_from_slice(&my_mac);
+            r
+        })
+        .collect();
+    let stamps: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
+    let sent = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let epoch = Instant::now();
+    let sender = {
+        let (raw, stamps, sent, done) = (raw.clone(), stamps.clone(), sent.clone(), done.clone());
+        let (total, rate) = (opts.renewals, opts.rate);
+        let idx: Vec<u32> = clients.iter().map(|(i, _)| *i).collect();
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            let mut k = 0u64;
+            while k < total && Instant::now() < deadline && !done.load(Ordering::Relaxed) {
+                if rate > 0 {
+                    let due = start + Duration::from_secs_f64(k as f64 / rate as f64);
+                    let now = Instant::now();
+                    if due > now {
+                        std::thread::sleep((due - now).min(Duration::from_millis(1)));
+                        continue;
+                    }
+                }
+                let j = (k % frames.len() as u64) as usize;
+                stamps[idx[j] as usize].store(epoch.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                if raw.send(&frames[j]) {
+                    k += 1;
+                    sent.store(k, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    let hist = Hist::new();
+    let t1 = Instant::now();
+    let mut last = Instant::now();
+    let mut quiet_since = None;
+    loop {
+        if let Some(len) = raw.recv(&mut buf) {
+            if let Some(s) = parse_reply(&buf[..len]) {
+                if s.xid >> 30 == PHASE_RENEW && s.kind == MessageType::Ack {
+                    let i = (s.xid & ((1 << 30) - 1)) as usize;
+                    if i < n {
+                        sum.renewal_acks += 1;
+                        let at = stamps[i].load(Ordering::Relaxed);
+                        let now = epoch.elapsed().as_nanos() as u64;
+                        hist.add(now.saturating_sub(at) / 1000);
+                    }
+                }
+            }
+        }
+        let s = sent.load(Ordering::Relaxed);
+        if opts.progress && last.elapsed() >= Duration::from_secs(1) {
+            eprintln!("renew: {s} sent, {} acked", sum.renewal_acks);
+            last = Instant::now();
+        }
+        // Stop once the sender is done and replies have stopped for 200 ms, or at the deadline.
+        if sender.is_finished() {
+            let q = quiet_since.get_or_insert(Instant::now());
+            if sum.renewal_acks >= s || q.elapsed() > Duration::from_millis(200) {
+                break;
+            }
+        }
+        if Instant::now() >= deadline + Duration::from_secs(1) {
+            done.store(true, Ordering::Relaxed);
+            break;
+        }
+    }
+    let _ = sender.join();
+    sum.renewals_sent = sent.load(Ordering::Relaxed);
+    sum.renew_secs = t1.elapsed().as_secs_f64();
+    sum.renew_sent_per_s = sum.renewals_sent as f64 / sum.renew_secs.max(1e-9);
+    sum.renew_acked_per_s = sum.renewal_acks as f64 / sum.renew_secs.max(1e-9);
+    sum.renew_loss = if sum.renewals_sent > 0 {
+        1.0 - (sum.renewal_acks as f64 / sum.renewals_sent as f64).min(1.0)
+    } else {
+        0.0
+    };
+    sum.renew_latency_us_p50 = hist.quantile(0.5);
+    sum.renew_latency_us_p99 = hist.quantile(0.99);
+    sum.renew_latency_us_max = hist.max.load(Ordering::Relaxed);
+    Ok(sum)
+}
