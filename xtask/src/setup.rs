@@ -21,6 +21,9 @@ const PACKAGES: &[(&str, &str)] = &[
     ("dhcpcd-base", "a real DHCP client (dhcpcd)"),
     ("tshark", "independent decoding of our failover messages"),
     ("bpftool", "inspecting maps and programs"),
+    ("kea-dhcp4-server", "Kea, run beside xdhcp by `cargo xtask bench e2e`"),
+    ("kea-admin", "perfdhcp, Kea's load generator (DORA rates, the crash test)"),
+    ("isc-dhcp-relay", "a real relay agent between namespaces"),
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
@@ -31,7 +34,38 @@ fn installed(pkg: &str) -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
 }
 
+/// While packages install, no service may start: the servers we install (Kea, ISC dhcpd, the
+/// relay) are run by the tests inside their own namespaces, never as host daemons. Debian's
+/// invoke-rc.d asks /usr/sbin/policy-rc.d; exit 101 means "not allowed".
+struct NoServiceStarts {
+    created: bool,
+}
+
+const POLICY_RC_D: &str = "/usr/sbin/policy-rc.d";
+
+impl NoServiceStarts {
+    fn new() -> Self {
+        let created = !std::path::Path::new(POLICY_RC_D).exists()
+            && std::fs::write(POLICY_RC_D, "#!/bin/sh\n# xtask setup: no service starts\nexit 101\n")
+                .is_ok();
+        if created {
+            use std::os::unix::fs::PermissionsExt as _;
+            let _ = std::fs::set_permissions(POLICY_RC_D, std::fs::Permissions::from_mode(0o755));
+        }
+        Self { created }
+    }
+}
+
+impl Drop for NoServiceStarts {
+    fn drop(&mut self) {
+        if self.created {
+            let _ = std::fs::remove_file(POLICY_RC_D);
+        }
+    }
+}
+
 fn apt_install(pkgs: &[&str]) -> Result<()> {
+    let _no_starts = NoServiceStarts::new();
     let install = || {
         Command::new("apt-get")
             .args(["install", "-y", "-q", "--no-install-recommends"])
