@@ -17,8 +17,14 @@ const _: () = assert!(OPTIONS_SPAN.is_power_of_two());
 pub struct Renewal {
     /// Length of Ethernet + VLAN tags: the IPv4 header starts here.
     pub l2_len: usize,
+    /// The VLAN tags (TPID and TCI) as they sit in the frame; only the first
+    /// `(l2_len - 14) / 4` are meaningful.
+    pub vlan: [u32; 2],
     pub src_mac: [u8; 6],
     pub chaddr: [u8; 6],
+    /// All 16 bytes of the chaddr field, echoed as they came.
+    pub chaddr_field: [u64; 2],
+    pub flags: u16,
     pub ciaddr: [u8; 4],
     pub giaddr: [u8; 4],
     pub xid: [u8; 4],
@@ -101,9 +107,18 @@ pub fn renewal(ctx: &XdpContext) -> Result<Renewal, Stat> {
     {
         return Err(Stat::PassNotBootRequest);
     }
+    let vlan = match l2_len {
+        ETH_HLEN => [0, 0],
+        18 => [read_fixed(ctx, 12)?, 0],
+        _ => [read_fixed(ctx, 12)?, read_fixed(ctx, 16)?],
+    };
+    let field = |o: usize| unsafe { hdr.as_ptr().add(o).cast::<u64>().read_unaligned() };
     let mut r = Renewal {
         l2_len,
+        vlan,
         src_mac: read(ctx, 6)?,
+        chaddr_field: [field(CHADDR), field(CHADDR + 8)],
+        flags: unsafe { hdr.as_ptr().add(FLAGS).cast::<u16>().read_unaligned() },
         chaddr: [hdr[CHADDR], hdr[CHADDR + 1], hdr[CHADDR + 2], hdr[CHADDR + 3], hdr[CHADDR + 4], hdr[CHADDR + 5]],
         ciaddr: [hdr[CIADDR], hdr[CIADDR + 1], hdr[CIADDR + 2], hdr[CIADDR + 3]],
         giaddr: [hdr[GIADDR], hdr[GIADDR + 1], hdr[GIADDR + 2], hdr[GIADDR + 3]],

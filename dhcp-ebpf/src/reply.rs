@@ -1,6 +1,8 @@
 //! The decision (may this renewal be answered here?) and the in-place rewrite into a DHCPACK.
 use aya_ebpf::{
-    helpers::generated::{bpf_ktime_get_coarse_ns, bpf_xdp_adjust_tail, bpf_xdp_load_bytes},
+    helpers::generated::{
+        bpf_ktime_get_coarse_ns, bpf_xdp_adjust_head, bpf_xdp_adjust_tail, bpf_xdp_load_bytes,
+    },
     programs::XdpContext,
 };
 use dhcp_common::{
@@ -161,16 +163,26 @@ fn rewrite(
     client_id: &ClientIdWords,
     t: &Times,
 ) -> Result<(), Stat> {
-    // Every ACK has the same length: resize once, then every later check is against constants.
+    // Every ACK has the same length, and is written whole: resize once, then every later check
+    // is against constants. A frame too short grows at the head, not the tail: XDP guarantees
+    // 256 bytes of headroom, while tailroom can be a few bytes (veth copies frames into tight
+    // page-pool fragments), so the ACK is built from scratch over whatever is there.
     let bootp = req.bootp();
     let want = (bootp + layout::BOOTP_LEN) as i64;
     let have = (ctx.data_end() - ctx.data()) as i64;
-    if want != have && unsafe { bpf_xdp_adjust_tail(ctx.ctx, (want - have) as i32) } != 0 {
+    let rc = if want > have {
+        unsafe { bpf_xdp_adjust_head(ctx.ctx, (have - want) as i32) }
+    } else if want < have {
+        unsafe { bpf_xdp_adjust_tail(ctx.ctx, (want - have) as i32) }
+    } else {
+        0
+    };
+    if rc != 0 {
         return Err(Stat::PassResize);
     }
     // The frame now has exactly the ACK's length, so these checks cannot fail; the verifier
     // needs them because resizing invalidated every packet pointer.
-    let eth = ptr_at_mut::<[u8; ETH_HLEN]>(ctx, 0)?.cast::<u8>();
+    let eth = ptr_at_mut::<[u8; ETH_HLEN + 2 * VLAN_HLEN]>(ctx, 0)?.cast::<u8>();
     // One checked pointer for the whole IP packet; UDP and BOOTP are constant offsets from it,
     // so the verifier keeps the proven range for all three.
     let ip = ptr_at_mut::<[u8; layout::IP_LEN]>(ctx, req.l2_len)?.cast::<u8>();
@@ -180,11 +192,24 @@ fn rewrite(
     let dst_ip = if relayed { req.giaddr } else { req.ciaddr };
 
     unsafe {
-        // Ethernet: back to whoever sent it (client or relay), from us; VLAN tags stay.
+        // Ethernet: back to whoever sent it (client or relay), from us; VLAN tags as they came.
         put(eth, 0, req.src_mac);
         put(eth, 6, ctl.if_mac);
+        let ip_type = ETH_P_IP.to_be_bytes();
+        match req.l2_len {
+            ETH_HLEN => put(eth, 12, ip_type),
+            18 => {
+                put(eth, 12, req.vlan[0]);
+                put(eth, 16, ip_type);
+            }
+            _ => {
+                put(eth, 12, req.vlan[0]);
+                put(eth, 16, req.vlan[1]);
+                put(eth, 20, ip_type);
+            }
+        }
 
-        // IPv4, written whole so nothing of the request's header survives.
+        // IPv4.
         put(ip, 0, [0x45u8, 0]);
         put(ip, 2, (layout::IP_LEN as u16).to_be_bytes());
         put(ip, 4, [0u8, 0, 0x40, 0]); // id 0, DF
@@ -201,13 +226,17 @@ fn rewrite(
         put(u, 4, (layout::UDP_LEN as u16).to_be_bytes());
         put(u, 6, 0u16);
 
-        // BOOTP: op, hops, secs, yiaddr, siaddr; xid, flags, ciaddr, giaddr, chaddr and the
-        // cookie are the request's. sname and file are cleared.
-        put(b, OP, BOOTREPLY);
-        put(b, HOPS, 0u8);
+        // BOOTP: xid, flags, ciaddr, giaddr and chaddr are the request's; sname and file empty.
+        put(b, OP, [BOOTREPLY, HTYPE_ETHER, 6, 0]);
+        put(b, XID, req.xid);
         put(b, SECS, 0u16);
+        put(b, FLAGS, req.flags);
+        put(b, CIADDR, req.ciaddr);
         put(b, YIADDR, req.ciaddr);
         put(b, SIADDR, [0u8; 4]);
+        put(b, GIADDR, req.giaddr);
+        put(b, CHADDR, req.chaddr_field[0]);
+        put(b, CHADDR + 8, req.chaddr_field[1]);
         // Volatile stores: LLVM turns a plain zeroing loop into a call to the BPF memset,
         // which stores one byte per iteration (~80 ns for these 192 bytes).
         let mut z = SNAME;
@@ -215,6 +244,7 @@ fn rewrite(
             b.add(z).cast::<u64>().write_volatile(0);
             z += 8;
         }
+        put(b, COOKIE, MAGIC_COOKIE);
 
         let o = b.add(OPTIONS);
         put(o, layout::MSG_TYPE, [OPT_MESSAGE_TYPE, 1, DHCPACK]);

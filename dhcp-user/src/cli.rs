@@ -45,6 +45,11 @@ pub enum Cmd {
         window: u32,
         #[arg(long, default_value_t = 1)]
         seed: u16,
+        /// Act as a relay with this address (the interface must have it), towards --server.
+        #[arg(long, requires = "server")]
+        relay: Option<Ipv4Addr>,
+        #[arg(long)]
+        server: Option<Ipv4Addr>,
         /// Write the JSON summary here too.
         #[arg(long)]
         out: Option<std::path::PathBuf>,

@@ -37,6 +37,10 @@ pub struct LoadOptions {
     pub window: u32,
     /// Distinguishes this run's clients (and MACs) from another run's.
     pub seed: u16,
+    /// Act as a relay agent with this address (which the interface must have): requests carry
+    /// it as giaddr and leave from its port 67, replies come back to it. Servers then answer
+    /// renewals without ARP for addresses the simulated clients do not hold, as perfdhcp does.
+    pub relay: Option<(Ipv4Addr, Ipv4Addr)>,
     pub progress: bool,
 }
 
@@ -160,29 +164,39 @@ fn parse_reply(frame: &[u8]) -> Option<Seen> {
     Some(Seen { xid: p.msg.xid(), kind, yiaddr: p.msg.yiaddr(), server, server_mac: p.l2.src })
 }
 
-fn discover(seed: u16, i: u32, src_mac: [u8; 6]) -> Vec<u8> {
+/// Relay agent address and the server it relays to.
+type Relay = Option<(Ipv4Addr, Ipv4Addr)>;
+
+fn discover(seed: u16, i: u32, src_mac: [u8; 6], relay: Relay) -> Vec<u8> {
     let mac = client_mac(seed, i);
     let mut m = Message::new_with_id(
         xid(PHASE_DISCOVER, i),
         Ipv4Addr::UNSPECIFIED,
         Ipv4Addr::UNSPECIFIED,
         Ipv4Addr::UNSPECIFIED,
-        Ipv4Addr::UNSPECIFIED,
+        relay.map_or(Ipv4Addr::UNSPECIFIED, |r| r.0),
         &mac,
     );
     m.opts_mut().insert(DhcpOption::MessageType(MessageType::Discover));
     m.opts_mut().insert(DhcpOption::ClientIdentifier(client_id(mac)));
-    bootp_broadcast(&m, src_mac)
+    to_server(&mut m, src_mac, relay)
 }
 
-fn select(seed: u16, i: u32, src_mac: [u8; 6], addr: Ipv4Addr, server: Ipv4Addr) -> Vec<u8> {
+fn select(
+    seed: u16,
+    i: u32,
+    src_mac: [u8; 6],
+    addr: Ipv4Addr,
+    server: Ipv4Addr,
+    relay: Relay,
+) -> Vec<u8> {
     let mac = client_mac(seed, i);
     let mut m = Message::new_with_id(
         xid(PHASE_REQUEST, i),
         Ipv4Addr::UNSPECIFIED,
         Ipv4Addr::UNSPECIFIED,
         Ipv4Addr::UNSPECIFIED,
-        Ipv4Addr::UNSPECIFIED,
+        relay.map_or(Ipv4Addr::UNSPECIFIED, |r| r.0),
         &mac,
     );
     let o = m.opts_mut();
@@ -190,7 +204,7 @@ fn select(seed: u16, i: u32, src_mac: [u8; 6], addr: Ipv4Addr, server: Ipv4Addr)
     o.insert(DhcpOption::ClientIdentifier(client_id(mac)));
     o.insert(DhcpOption::RequestedIpAddress(addr));
     o.insert(DhcpOption::ServerIdentifier(server));
-    bootp_broadcast(&m, src_mac)
+    to_server(&mut m, src_mac, relay)
 }
 
 fn client_id(mac: [u8; 6]) -> Vec<u8> {
@@ -199,13 +213,20 @@ fn client_id(mac: [u8; 6]) -> Vec<u8> {
     v
 }
 
-fn bootp_broadcast(m: &Message, src_mac: [u8; 6]) -> Vec<u8> {
-    packet::udp_frame(
-        &L2 { dst: BROADCAST_MAC, src: src_mac, vlans: vec![] },
-        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, CLIENT_PORT),
-        SocketAddrV4::new(Ipv4Addr::BROADCAST, SERVER_PORT),
-        &packet::encode(m),
-    )
+/// A client's broadcast, or a relay's unicast to the server (sent to the broadcast MAC: the
+/// server's kernel takes it for its own address all the same, and no ARP is needed).
+fn to_server(m: &mut Message, src_mac: [u8; 6], relay: Relay) -> Vec<u8> {
+    let (src, dst) = match relay {
+        Some((giaddr, server)) => {
+            m.set_hops(1);
+            (SocketAddrV4::new(giaddr, SERVER_PORT), SocketAddrV4::new(server, SERVER_PORT))
+        }
+        None => (
+            SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, CLIENT_PORT),
+            SocketAddrV4::new(Ipv4Addr::BROADCAST, SERVER_PORT),
+        ),
+    };
+    packet::udp_frame(&L2 { dst: BROADCAST_MAC, src: src_mac, vlans: vec![] }, src, dst, &packet::encode(m))
 }
 
 #[derive(Clone, Copy)]
@@ -246,6 +267,13 @@ impl Hist {
 pub fn run(opts: &LoadOptions) -> Result<Summary> {
     ensure!(opts.clients > 0 && opts.clients < (1 << 30), "clients must be 1 .. 2^30");
     let raw = Arc::new(Raw::open(&opts.iface)?);
+    // Replies to the relay address reach the IP stack too; a bound socket keeps it from answering
+    // each with an ICMP port-unreachable. Never read: the raw socket counts the replies.
+    let _absorb = opts
+        .relay
+        .map(|(giaddr, _)| std::net::UdpSocket::bind(SocketAddrV4::new(giaddr, SERVER_PORT)))
+        .transpose()
+        .context("bind the relay address's port 67 (does the interface have that address?)")?;
     let my_mac = crate::fastpath::interface_mac(&opts.iface)?;
     let deadline = Instant::now() + opts.duration;
     let mut sum = Summary { clients: opts.clients, ..Summary::default() };
@@ -263,7 +291,7 @@ pub fn run(opts: &LoadOptions) -> Result<Summary> {
     let mut last_progress = Instant::now();
     while (sum.bound as usize) < n && Instant::now() < deadline {
         while inflight < opts.window as usize && next < n {
-            raw.send(&discover(opts.seed, next as u32, my_mac));
+            raw.send(&discover(opts.seed, next as u32, my_mac, opts.relay));
             sent_at[next] = Some(Instant::now());
             next += 1;
             inflight += 1;
@@ -276,7 +304,7 @@ pub fn run(opts: &LoadOptions) -> Result<Summary> {
                         (PHASE_DISCOVER, MessageType::Offer) if offered[i].is_none() => {
                             let server = s.server.unwrap_or(Ipv4Addr::UNSPECIFIED);
                             offered[i] = Some(Bound { addr: s.yiaddr, server });
-                            raw.send(&select(opts.seed, i as u32, my_mac, s.yiaddr, server));
+                            raw.send(&select(opts.seed, i as u32, my_mac, s.yiaddr, server, opts.relay));
                         }
                         (PHASE_REQUEST, MessageType::Ack) => {
                             bound[i] = offered[i];
@@ -299,7 +327,7 @@ pub fn run(opts: &LoadOptions) -> Result<Summary> {
             for i in 0..next {
                 if bound[i].is_none() && sent_at[i].is_some_and(|t| t.elapsed() > Duration::from_secs(1)) {
                     offered[i] = None;
-                    raw.send(&discover(opts.seed, i as u32, my_mac));
+                    raw.send(&discover(opts.seed, i as u32, my_mac, opts.relay));
                     sent_at[i] = Some(Instant::now());
                 }
             }
@@ -331,7 +359,10 @@ pub fn run(opts: &LoadOptions) -> Result<Summary> {
                 chaddr: mac,
                 ciaddr: b.addr,
                 client_id: Some(client_id(mac)),
-                kind: RenewKind::Renewing,
+                kind: match opts.relay {
+                    Some((giaddr, _)) => RenewKind::Relayed { giaddr, relay_mac: my_mac },
+                    None => RenewKind::Renewing,
+                },
                 server: b.server,
                 server_mac,
                 vlans: vec![],

@@ -51,7 +51,7 @@ fn run(cli: Cli) -> Result<()> {
             stats(iface, json)?;
         }
         Cmd::Run { config } => xdhcp::daemon::run(&config)?,
-        Cmd::Load { iface, clients, renewals, rate, duration, window, seed, out } => {
+        Cmd::Load { iface, clients, renewals, rate, duration, window, seed, relay, server, out } => {
             let s = xdhcp::load::run(&xdhcp::load::LoadOptions {
                 iface,
                 clients,
@@ -60,6 +60,7 @@ fn run(cli: Cli) -> Result<()> {
                 duration: std::time::Duration::from_secs(duration),
                 window,
                 seed,
+                relay: relay.zip(server),
                 progress: true,
             })?;
             let json = serde_json::to_string_pretty(&s)?;
