@@ -119,6 +119,11 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: BenchCmd,
     },
+    /// The failover relationship of the running server.
+    Failover {
+        #[command(subcommand)]
+        cmd: FailoverCmd,
+    },
     /// Switch the fast path on or off, or change how it reports ACKs.
     Control {
         #[arg(long)]
@@ -133,6 +138,18 @@ pub enum Cmd {
         /// Smallest grant, seconds, the kernel answers (at least 60).
         #[arg(long)]
         min_grant: Option<u32>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FailoverCmd {
+    /// Both servers' states, STOS, MCLT, unacknowledged updates and who owns how much of each
+    /// shared pool.
+    Status {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = DEFAULT_SOCKET)]
+        socket: std::path::PathBuf,
     },
 }
 

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod failover;
 pub mod fastpath;
 pub mod load;
 pub mod maps;

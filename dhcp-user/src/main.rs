@@ -4,7 +4,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::Parser as _;
 use dhcp_common::{Control, LeaseEntry, digest};
 use xdhcp::{
-    cli::{BenchCmd, Cli, Cmd, LeaseCmd, LeasePut, MapsCmd, SubnetArgs},
+    cli::{BenchCmd, Cli, Cmd, FailoverCmd, LeaseCmd, LeasePut, MapsCmd, SubnetArgs},
     clock,
     daemon::ctl,
     fastpath,
@@ -73,6 +73,9 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Metrics { socket } => {
             let v = ctl::request(&socket, &ctl::Request::Metrics)?;
             print!("{}", v["text"].as_str().unwrap_or_default());
+        }
+        Cmd::Failover { cmd: FailoverCmd::Status { json, socket } } => {
+            failover_status(&socket, json)?;
         }
         Cmd::Lease { cmd: LeaseCmd::Put(p) } => lease_put(&p)?,
         Cmd::Lease { cmd: LeaseCmd::Del { iface, addr } } => open(&iface)?.delete_lease(addr)?,
@@ -296,5 +299,76 @@ fn subnet_set(s: &SubnetArgs) -> Result<()> {
     .encode()?;
     open(&s.iface)?.set_subnet(s.index, &reply)?;
     println!("{}: subnet {} replies from {}", s.iface, s.index, Ipv4Addr::from(reply.server_id));
+    Ok(())
+}
+
+fn failover_status(socket: &std::path::Path, json: bool) -> Result<()> {
+    let v = ctl::request(socket, &ctl::Request::FailoverStatus)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let s = |k: &str| match &v[k] {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "-".into(),
+        other => other.to_string(),
+    };
+    println!("relationship {} ({}), partner {}", s("relationship"), s("role"), s("peer"));
+    println!(
+        "  this server: {} since {} ({} s); partner: {} since {}",
+        s("my_state"),
+        s("my_stos"),
+        s("my_state_for_secs"),
+        s("partner_state"),
+        s("partner_stos")
+    );
+    println!(
+        "  communicating: {}, serving: {}, fast path allowed: {}, MCLT {} s",
+        s("communicating"),
+        s("service"),
+        s("fast_path_allowed"),
+        s("mclt")
+    );
+    println!(
+        "  updates: {} unacked, {} queued; {} sent, {} acked, {} rejected; {} partner bindings applied",
+        s("updates_unacked"),
+        s("updates_queued"),
+        s("updates_sent_total"),
+        s("acks_received_total"),
+        s("rejects_received_total"),
+        s("bindings_applied_total")
+    );
+    let cols = [
+        "subnet",
+        "free_primary",
+        "backup_secondary",
+        "active",
+        "expired",
+        "released",
+        "abandoned",
+        "reset",
+    ];
+    let rows: Vec<Vec<String>> = v["pools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| cols.iter().map(|k| p[*k].to_string().trim_matches('"').to_owned()).collect())
+        .collect();
+    print!(
+        "{}",
+        table::render(
+            &[
+                "SUBNET",
+                "FREE(PRIMARY)",
+                "BACKUP(SECONDARY)",
+                "ACTIVE",
+                "EXPIRED",
+                "RELEASED",
+                "ABANDONED",
+                "RESET"
+            ],
+            &rows
+        )
+    );
     Ok(())
 }

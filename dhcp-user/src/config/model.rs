@@ -5,6 +5,7 @@
 //! no overlaps, T1 < T2 < lease) is checked here and reported against the key it concerns.
 use std::{collections::HashMap, net::Ipv4Addr, path::PathBuf};
 
+use dhcp_failover::{Role, load_balance::Hba};
 use ipnet::Ipv4Net;
 
 use super::wire;
@@ -46,6 +47,39 @@ pub struct Config {
     pub offer_hold: u32,
     pub fast_path: FastPath,
     pub subnets: Vec<Subnet>,
+    /// The failover relationship the subnets with `failover = true` share with a partner.
+    pub failover: Option<Failover>,
+}
+
+/// The failover port IANA assigned (draft-12 §8.1); ISC dhcpd's default too.
+pub const FAILOVER_PORT: u16 = 647;
+
+/// `[failover]`, validated. Defaults are ISC dhcpd 4.4's, so a pair keeps the behaviour an
+/// operator migrating from `failover peer` expects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failover {
+    /// The relationship name; must equal the partner's `failover peer "<name>"`.
+    pub name: String,
+    pub role: Role,
+    /// Our address: where we listen and the source of our connections (ISC accepts only
+    /// connections from the address it has as `peer address`).
+    pub address: Ipv4Addr,
+    pub port: u16,
+    pub peer_address: Ipv4Addr,
+    pub peer_port: u16,
+    pub max_response_delay: u32,
+    pub max_unacked_updates: u32,
+    /// Primary only; the secondary learns it from the primary's CONNECT.
+    pub mclt: u32,
+    /// Primary only (ISC meaning: set bits are the primary's buckets).
+    pub hba: Hba,
+    /// 0 turns load balancing off.
+    pub load_balance_max_seconds: u16,
+    pub auto_partner_down: Option<u32>,
+    pub max_lease_misbalance: u8,
+    pub max_lease_ownership: u8,
+    pub min_balance: u32,
+    pub max_balance: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +122,8 @@ pub struct Subnet {
     /// not contain them.
     pub relay_addresses: Vec<Ipv4Addr>,
     pub reservations: Vec<Reservation>,
+    /// The pools are shared with the failover partner.
+    pub failover: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -270,6 +306,26 @@ impl TryFrom<wire::Config> for Config {
             subnets.push(s);
         }
         check_across_subnets(&subnets)?;
+        let failover = match w.failover {
+            Some(f) => Some(failover(f)?),
+            None => None,
+        };
+        let shared = subnets.iter().position(|s| s.failover);
+        match (&failover, shared) {
+            (Some(_), None) => {
+                return err(
+                    "failover",
+                    "no subnet uses it: set failover = true in the [[subnet]] tables to share",
+                );
+            }
+            (None, Some(i)) => {
+                return err(
+                    format!("subnet[{i}].failover"),
+                    "there is no [failover] table describing the partner",
+                );
+            }
+            _ => {}
+        }
         Ok(Config {
             interfaces,
             server_id,
@@ -279,8 +335,119 @@ impl TryFrom<wire::Config> for Config {
             offer_hold,
             fast_path,
             subnets,
+            failover,
         })
     }
+}
+
+fn failover(w: wire::Failover) -> Result<Failover, ValidationError> {
+    let Some(name) = w.name else {
+        return err("failover.name", "required: the relationship name both servers use");
+    };
+    if name.is_empty() || name.len() > 255 {
+        return err("failover.name", "must be 1 to 255 characters");
+    }
+    let Some(role) = w.role else {
+        return err("failover.role", "required: \"primary\" or \"secondary\"");
+    };
+    let role = match role {
+        wire::Role::Primary => Role::Primary,
+        wire::Role::Secondary => Role::Secondary,
+    };
+    let Some(wire::Addr(address)) = w.address else {
+        return err("failover.address", "required: the address this server listens on");
+    };
+    let Some(wire::Addr(peer_address)) = w.peer_address else {
+        return err("failover.peer_address", "required: the partner's address");
+    };
+    let port = w.port.unwrap_or(FAILOVER_PORT);
+    let peer_port = w.peer_port.unwrap_or(FAILOVER_PORT);
+    if (address, port) == (peer_address, peer_port) {
+        return err("failover.peer_address", "is this server's own address and port");
+    }
+    let max_response_delay = w.max_response_delay.map_or(20, |s| s.0);
+    if max_response_delay == 0 {
+        return err("failover.max_response_delay", "must be at least 1 second");
+    }
+    let max_unacked_updates = w.max_unacked_updates.unwrap_or(100);
+    if max_unacked_updates == 0 {
+        return err("failover.max_unacked_updates", "must be at least 1");
+    }
+    let (mclt, hba) = match role {
+        Role::Primary => {
+            let Some(mclt) = w.mclt else {
+                return err("failover.mclt", "required on the primary (e.g. mclt = \"1h\")");
+            };
+            let hba = match (w.split, w.hba) {
+                (Some(n), None) if n <= 256 => Hba::split(n),
+                (Some(n), None) => {
+                    return err("failover.split", format!("{n} is not between 0 and 256"));
+                }
+                (None, Some(h)) => match <[u8; 32]>::try_from(h.0.as_slice()) {
+                    Ok(bits) => Hba(bits),
+                    Err(_) => {
+                        return err(
+                            "failover.hba",
+                            format!("is {} bytes; a hash bucket assignment has 32", h.0.len()),
+                        );
+                    }
+                },
+                (Some(_), Some(_)) => return err("failover.hba", "give split or hba, not both"),
+                (None, None) => {
+                    return err("failover.split", "required on the primary: split or hba");
+                }
+            };
+            (mclt.0, hba)
+        }
+        Role::Secondary => {
+            let primary_only = [
+                ("mclt", w.mclt.is_some()),
+                ("split", w.split.is_some()),
+                ("hba", w.hba.is_some()),
+            ];
+            if let Some((k, _)) = primary_only.iter().find(|(_, set)| *set) {
+                return err(
+                    format!("failover.{k}"),
+                    "is set by the primary only; the secondary learns it when the primary connects",
+                );
+            }
+            (0, Hba::split(0))
+        }
+    };
+    let pct = |key: &str, v: Option<u8>, default: u8| match v {
+        Some(p) if p > 100 => err(format!("failover.{key}"), format!("{p} is not a percentage")),
+        Some(p) => Ok(p),
+        None => Ok(default),
+    };
+    let max_lease_misbalance = pct("max_lease_misbalance", w.max_lease_misbalance, 15)?;
+    let max_lease_ownership = pct("max_lease_ownership", w.max_lease_ownership, 10)?;
+    let min_balance = w.min_balance.map_or(60, |s| s.0);
+    let max_balance = w.max_balance.map_or(3600, |s| s.0);
+    if min_balance > max_balance {
+        return err(
+            "failover.min_balance",
+            format!("{min_balance} s is longer than max_balance ({max_balance} s)"),
+        );
+    }
+    Ok(Failover {
+        name,
+        role,
+        address,
+        port,
+        peer_address,
+        peer_port,
+        max_response_delay,
+        max_unacked_updates,
+        mclt,
+        hba,
+        // ISC's default: a client that has waited 3 s is answered by whichever server hears it.
+        load_balance_max_seconds: w.load_balance_max_seconds.unwrap_or(3),
+        auto_partner_down: w.auto_partner_down.map(|s| s.0).filter(|s| *s > 0),
+        max_lease_misbalance,
+        max_lease_ownership,
+        min_balance,
+        max_balance,
+    })
 }
 
 /// Network and broadcast addresses of prefixes that have them (not /31 and /32, RFC 3021).
@@ -438,6 +605,7 @@ fn subnet(
         t2,
         relay_addresses: w.relay_addresses.iter().map(|a| a.0).collect(),
         reservations,
+        failover: w.failover.unwrap_or(false),
     };
     if fast_path {
         match s.fast_path_options(server_id).encode() {

@@ -72,6 +72,23 @@ fn the_shipped_example_is_valid_and_shows_every_key() {
         "mac",
         "client_id",
         "address",
+        "failover",
+        "name",
+        "role",
+        "port",
+        "peer_address",
+        "peer_port",
+        "max_response_delay",
+        "max_unacked_updates",
+        "mclt",
+        "split",
+        "hba",
+        "load_balance_max_seconds",
+        "auto_partner_down",
+        "max_lease_misbalance",
+        "max_lease_ownership",
+        "min_balance",
+        "max_balance",
     ] {
         assert!(text.contains(&format!("{key} =")), "example lacks {key}");
         assert!(docs.contains(&format!("`{key}`")), "docs/config.md lacks {key}");
@@ -287,4 +304,59 @@ fn shape_errors_name_the_table_or_key_they_are_in() {
     assert!(error_of(&typo).starts_with("xdhcp.toml:9: fast_path.enable: unknown field `enable`"));
     let top = MINIMAL.replace("interfaces = [\"eth1\"]", "interfaces = [\"eth1\"]\nbogus = 1");
     assert!(error_of(&top).starts_with("xdhcp.toml:2: bogus: unknown field `bogus`"));
+}
+
+const FAILOVER: &str = r#"interfaces = ["eth1"]
+server_id = "10.0.0.1"
+
+[failover]
+name = "edge"
+role = "primary"
+address = "10.0.0.1"
+peer_address = "10.0.0.2"
+mclt = "30m"
+split = 100
+
+[[subnet]]
+prefix = "10.0.0.0/24"
+pools = [{ start = "10.0.0.100", end = "10.0.0.199" }]
+failover = true
+"#;
+
+#[test]
+fn a_failover_peer_takes_isc_defaults() {
+    let c = Config::from_toml(FAILOVER, "x").unwrap();
+    let f = c.failover.unwrap();
+    assert_eq!(f.role, dhcp_failover::Role::Primary);
+    assert_eq!((f.port, f.peer_port), (647, 647));
+    assert_eq!((f.max_response_delay, f.max_unacked_updates, f.mclt), (20, 100, 1800));
+    assert_eq!(f.hba, dhcp_failover::load_balance::Hba::split(100));
+    assert_eq!((f.max_lease_misbalance, f.max_lease_ownership), (15, 10));
+    assert_eq!((f.min_balance, f.max_balance, f.auto_partner_down), (60, 3600, None));
+    assert!(c.subnets[0].failover);
+}
+
+#[test]
+fn failover_mistakes_name_their_key() {
+    let secondary = FAILOVER.replace("\"primary\"", "\"secondary\"");
+    assert_eq!(
+        error_of(&secondary),
+        "xdhcp.toml:9: failover.mclt: is set by the primary only; the secondary learns it when the primary connects"
+    );
+    let no_split = FAILOVER.replace("split = 100\n", "");
+    assert_eq!(error_of(&no_split), "xdhcp.toml:4: failover.split: required on the primary: split or hba");
+    let both = FAILOVER.replace("split = 100", "split = 100\nhba = \"00\"");
+    assert_eq!(error_of(&both), "xdhcp.toml:11: failover.hba: give split or hba, not both");
+    let short = FAILOVER.replace("split = 100", "hba = \"ff\"");
+    assert!(error_of(&short).contains("failover.hba: is 1 bytes; a hash bucket assignment has 32"));
+    let unused = FAILOVER.replace("failover = true\n", "");
+    assert!(error_of(&unused).starts_with("xdhcp.toml:4: failover: no subnet uses it"));
+    let orphan = FAILOVER.replace("[failover]", "[ignored]");
+    assert!(error_of(&orphan).contains("unknown field `ignored`"), "{}", error_of(&orphan));
+    let orphan = FAILOVER.split("[failover]").next().unwrap().to_owned()
+        + "[[subnet]]\nprefix = \"10.0.0.0/24\"\nfailover = true\n";
+    assert_eq!(
+        error_of(&orphan),
+        "xdhcp.toml:6: subnet[0].failover: there is no [failover] table describing the partner"
+    );
 }

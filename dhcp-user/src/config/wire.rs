@@ -22,6 +22,37 @@ pub struct Config {
     pub fast_path: FastPath,
     #[serde(default, rename = "subnet")]
     pub subnets: Vec<Subnet>,
+    pub failover: Option<Failover>,
+}
+
+/// `[failover]`: ISC dhcpd's `failover peer "name" { ... }`, one key per statement.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Failover {
+    pub name: Option<String>,
+    pub role: Option<Role>,
+    pub address: Option<Addr>,
+    pub port: Option<u16>,
+    pub peer_address: Option<Addr>,
+    pub peer_port: Option<u16>,
+    pub max_response_delay: Option<Secs>,
+    pub max_unacked_updates: Option<u32>,
+    pub mclt: Option<Secs>,
+    pub split: Option<u16>,
+    pub hba: Option<Hex>,
+    pub load_balance_max_seconds: Option<u16>,
+    pub auto_partner_down: Option<Secs>,
+    pub max_lease_misbalance: Option<u8>,
+    pub max_lease_ownership: Option<u8>,
+    pub min_balance: Option<Secs>,
+    pub max_balance: Option<Secs>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Primary,
+    Secondary,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -61,6 +92,8 @@ pub struct Subnet {
     pub relay_addresses: Vec<Addr>,
     #[serde(default, rename = "reservation")]
     pub reservations: Vec<Reservation>,
+    /// The subnet's pools are shared with the `[failover]` partner.
+    pub failover: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -31,6 +31,8 @@ pub enum Request {
     Stats,
     /// Prometheus text exposition.
     Metrics,
+    /// The failover relationship: both states, STOS, MCLT, updates, pools.
+    FailoverStatus,
 }
 
 pub(super) fn listen(path: &Path, tx: mpsc::Sender<Input>) -> Result<tokio::task::JoinHandle<()>> {
@@ -39,8 +41,8 @@ pub(super) fn listen(path: &Path, tx: mpsc::Sender<Input>) -> Result<tokio::task
     }
     // A socket left by a killed daemon would make bind fail.
     let _ = std::fs::remove_file(path);
-    let listener =
-        UnixListener::bind(path).with_context(|| format!("bind control socket {}", path.display()))?;
+    let listener = UnixListener::bind(path)
+        .with_context(|| format!("bind control socket {}", path.display()))?;
     Ok(tokio::spawn(async move {
         while let Ok((conn, _)) = listener.accept().await {
             let tx = tx.clone();
@@ -71,9 +73,8 @@ pub(super) fn listen(path: &Path, tx: mpsc::Sender<Input>) -> Result<tokio::task
 
 /// Client side, for the CLI.
 pub fn request(path: &Path, req: &Request) -> Result<Value> {
-    let mut s = StdUnixStream::connect(path).with_context(|| {
-        format!("connect to {} (is `xdhcp run` running?)", path.display())
-    })?;
+    let mut s = StdUnixStream::connect(path)
+        .with_context(|| format!("connect to {} (is `xdhcp run` running?)", path.display()))?;
     let mut line = serde_json::to_string(req)?;
     line.push('\n');
     s.write_all(line.as_bytes())?;
@@ -106,6 +107,10 @@ pub(super) fn answer(core: &Core, req: &Request, now: Now) -> Value {
                         "expires_in": l.expires_at as i64 - now.unix as i64,
                         "held_for": l.held_until as i64 - now.unix as i64,
                         "cltt": l.cltt,
+                        "expires_at": l.expires_at,
+                        "pet_sent": l.pet_sent,
+                        "pet_acked": l.pet_acked,
+                        "pet_received": l.pet_received,
                     })
                 })
                 .collect();
@@ -113,6 +118,10 @@ pub(super) fn answer(core: &Core, req: &Request, now: Now) -> Value {
         }
         Request::Stats => stats(core),
         Request::Metrics => json!({ "text": metrics(core) }),
+        Request::FailoverStatus => match &core.failover {
+            Some(f) => f.fo.status(&core.server, now.unix),
+            None => json!({"error": "no [failover] relationship is configured"}),
+        },
     }
 }
 
@@ -148,7 +157,7 @@ fn stats(core: &Core) -> Value {
         "store": {
             "commits": m.commits,
             "changes": m.changes,
-            "mean_commit_us": if m.commits > 0 { m.total.as_micros() as u64 / m.commits } else { 0 },
+            "mean_commit_us": (m.total.as_micros() as u64).checked_div(m.commits).unwrap_or(0),
             "max_commit_us": m.max.as_micros() as u64,
         },
         "pools": pools(core),
@@ -191,7 +200,11 @@ fn metrics(core: &Core) -> String {
     }
     for (iface, counters) in v["fast_path"].as_object().into_iter().flatten() {
         for (k, n) in counters.as_object().into_iter().flatten() {
-            line("xdhcp_fast_path_packets_total", &format!("{{iface=\"{iface}\",outcome=\"{k}\"}}"), n);
+            line(
+                "xdhcp_fast_path_packets_total",
+                &format!("{{iface=\"{iface}\",outcome=\"{k}\"}}"),
+                n,
+            );
         }
     }
     line("xdhcp_fast_path_renewals_recorded_total", "", &v["fast_path_renewals_recorded"]);

@@ -96,7 +96,8 @@ impl KernelMaps {
         for i in &mut self.ifaces {
             let mut c = i.maps.control()?;
             c.enabled = u32::from(on);
-            c.flags = if events { c.flags | Control::F_EVENTS } else { c.flags & !Control::F_EVENTS };
+            c.flags =
+                if events { c.flags | Control::F_EVENTS } else { c.flags & !Control::F_EVENTS };
             i.maps.set_control(c)?;
         }
         Ok(())

@@ -8,6 +8,7 @@
 pub mod ctl;
 mod mapsync;
 mod net;
+mod peer;
 
 use std::{
     net::{Ipv4Addr, SocketAddr, SocketAddrV4},
@@ -25,6 +26,7 @@ pub use mapsync::Now;
 
 use crate::{
     config::Config,
+    failover::{self, Failover, LinkCmd},
     server::{Dest, Reply, RxInfo, Server},
     store::{LeaseChange, LeaseStore},
 };
@@ -37,6 +39,7 @@ const EVENT_TICK: Duration = Duration::from_millis(10);
 enum Input {
     Dhcp { iface: usize, src: SocketAddrV4, bytes: Vec<u8> },
     Ctl { req: ctl::Request, reply: oneshot::Sender<serde_json::Value> },
+    Peer(peer::LinkEvent),
 }
 
 /// Store commit latency, for metrics.
@@ -57,9 +60,35 @@ struct Core {
     commits: CommitStats,
     fast_path_renewals: u64,
     events: Vec<dhcp_common::RenewEvent>,
+    failover: Option<FailoverLink>,
+}
+
+/// The failover relationship as the core holds it: the glue, and the link it drives.
+struct FailoverLink {
+    fo: Failover,
+    link: Option<mpsc::UnboundedSender<peer::PeerCmd>>,
+    /// The connection the engine is on, if any: commands for older ones are dropped.
+    link_id: Option<u64>,
+}
+
+/// What one turn has decided and not yet made durable or sent.
+#[derive(Default)]
+struct Pending {
+    changes: Vec<LeaseChange>,
+    /// Addresses this server changed: the failover partner hears of them once committed.
+    local: Vec<Ipv4Addr>,
+    commit: Option<dhcp_failover::engine::CommitId>,
+    link: Vec<LinkCmd>,
+    gate_changed: bool,
 }
 
 pub fn run(config: &Path) -> Result<()> {
+    run_until(config, None)
+}
+
+/// [`run`], also returning when `stop` fires (or its sender goes away): for running servers
+/// inside a test process, one thread each, in the thread's network namespace.
+pub fn run_until(config: &Path, stop: Option<oneshot::Receiver<()>>) -> Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
@@ -69,14 +98,17 @@ pub fn run(config: &Path) -> Result<()> {
     let store = LeaseStore::open(&cfg.state_dir)?;
     let leases = store.load_all()?;
     info!(leases = leases.len(), store = %store.path().display(), "lease store opened");
-    let server = Server::new(cfg.clone(), leases);
     let now = Now::read();
+    let blob = store.get_failover_state()?;
+    let fo = Failover::new(&cfg, blob.as_deref(), &leases, now.unix);
+    let server = Server::new(cfg.clone(), leases);
     let kmaps = if cfg.fast_path.enabled {
         let mut k = mapsync::KernelMaps::attach(&cfg, cfg.fast_path.attach_mode.into())?;
         let entries: Vec<_> = server.fast_path_entries(now.unix).collect();
         let (put, removed) = k.reconcile(&entries, now)?;
         info!(put, removed, "kernel lease maps reconciled with the store");
-        k.enable(true, cfg.fast_path.events)?;
+        // With failover, the fast path waits for the relationship to allow answering.
+        k.enable(fo.is_none(), cfg.fast_path.events)?;
         Some(k)
     } else {
         None
@@ -96,13 +128,14 @@ pub fn run(config: &Path) -> Result<()> {
             commits: CommitStats::default(),
             fast_path_renewals: 0,
             events: Vec::new(),
+            failover: fo.map(|fo| FailoverLink { fo, link: None, link_id: None }),
         };
-        core.serve().await
+        core.serve(stop).await
     })
 }
 
 impl Core {
-    async fn serve(&mut self) -> Result<()> {
+    async fn serve(&mut self, mut stop: Option<oneshot::Receiver<()>>) -> Result<()> {
         let (tx, mut rx) = mpsc::channel::<Input>(8192);
         for (i, s) in self.socks.iter().enumerate() {
             let (s, tx) = (s.clone(), tx.clone());
@@ -123,6 +156,9 @@ impl Core {
             });
         }
         let _ctl = ctl::listen(&self.cfg.control_socket, tx.clone())?;
+        if let (Some(f), Some(fc)) = (&mut self.failover, &self.cfg.failover) {
+            f.link = Some(peer::spawn(fc, tx.clone())?);
+        }
         info!(
             interfaces = ?self.cfg.interfaces,
             control = %self.cfg.control_socket.display(),
@@ -136,6 +172,12 @@ impl Core {
                 i = rx.recv() => i,
                 _ = tick.tick() => None,
                 _ = term.recv() => break,
+                _ = async {
+                    match &mut stop {
+                        Some(r) => { let _ = r.await; }
+                        None => std::future::pending::<()>().await,
+                    }
+                } => break,
                 _ = tokio::signal::ctrl_c() => break,
             };
             let mut batch: Vec<Input> = first.into_iter().collect();
@@ -155,9 +197,20 @@ impl Core {
 
     async fn turn(&mut self, batch: Vec<Input>) {
         let now = Now::read();
-        let mut changes: Vec<LeaseChange> = Vec::new();
+        let mut p = Pending::default();
         let mut replies: Vec<Reply> = Vec::new();
         let mut ctls = Vec::new();
+
+        // The partner's news first: the server then decides this batch under the failover
+        // state it brings.
+        let mut requests = Vec::with_capacity(batch.len());
+        for input in batch {
+            match input {
+                Input::Peer(ev) => self.link_event(now, ev),
+                other => requests.push(other),
+            }
+        }
+        self.failover_poll(now, &mut p);
 
         // Renewals XDP answered first: an expiry below must not undo one it already granted.
         if let Some(k) = &mut self.kmaps {
@@ -169,61 +222,170 @@ impl Core {
                 if let Some(c) =
                     self.server.apply_fast_path_renewal(at, addr, ev.chaddr, ev.granted_secs)
                 {
-                    changes.push(c);
+                    p.local.push(c.address());
+                    p.changes.push(c);
                 }
             }
             self.fast_path_renewals += self.events.len() as u64;
         }
-        for input in batch {
+        for input in requests {
             match input {
                 Input::Dhcp { iface, src, bytes } => {
                     let s = &self.socks[iface];
-                    let rx = RxInfo {
-                        ifindex: s.ifindex,
-                        local_addr: s.addr,
-                        src,
-                        src_mac: [0; 6],
-                    };
+                    let rx =
+                        RxInfo { ifindex: s.ifindex, local_addr: s.addr, src, src_mac: [0; 6] };
                     let out = self.server.handle_bytes(now.unix, &bytes, &rx);
-                    changes.extend(out.changes);
+                    p.local.extend(out.changes.iter().map(LeaseChange::address));
+                    p.changes.extend(out.changes);
                     replies.extend(out.reply);
                 }
                 Input::Ctl { req, reply } => ctls.push((req, reply)),
+                Input::Peer(_) => {}
             }
         }
         if self.server.next_timeout().is_some_and(|t| t <= now.unix) {
-            changes.extend(self.server.expire(now.unix));
+            let expired = self.server.expire(now.unix);
+            p.local.extend(expired.iter().map(LeaseChange::address));
+            p.changes.extend(expired);
         }
 
-        if !changes.is_empty() {
-            let t = Instant::now();
-            if let Err(e) = self.store.commit(&changes) {
-                // Nothing of this batch may be sent, and the engine is ahead of the store:
-                // start it again from what is durable.
-                error!("lease store commit failed, {} replies withheld: {e:#}", replies.len());
-                match self.store.load_all() {
-                    Ok(l) => self.server = Server::new(self.cfg.clone(), l),
-                    Err(e) => error!("reloading the store failed too: {e:#}"),
+        // Commit, then tell the partner; what that brings (acks of a balance move...) is
+        // committed in a further round. Four rounds are plenty: only a second poll can add
+        // changes, and only through the pool balance, which runs at most once per turn.
+        for _ in 0..4 {
+            if p.changes.is_empty() && p.local.is_empty() && p.commit.is_none() {
+                break;
+            }
+            let changes = std::mem::take(&mut p.changes);
+            if self.commit(now, &changes) {
+                if let Some(f) = &mut self.failover {
+                    f.fo.committed(now.unix, &self.server, p.commit.take(), p.local.drain(..));
                 }
+            } else {
                 replies.clear();
-                changes.clear();
+                p.local.clear();
+                p.commit = None;
             }
-            let d = t.elapsed();
-            self.commits.commits += 1;
-            self.commits.changes += changes.len() as u64;
-            self.commits.total += d;
-            self.commits.max = self.commits.max.max(d);
-            if let Some(k) = &mut self.kmaps {
-                k.apply(&self.server.map_ops(&changes, now.unix), now);
-            }
+            p.local.clear();
+            self.failover_poll(now, &mut p);
+        }
+        if p.gate_changed {
+            self.switch_fast_path();
         }
         for r in replies {
             if let Err(e) = self.send(&r).await {
                 warn!("reply to {:?}: {e:#}", r.dest);
             }
         }
+        self.send_link(std::mem::take(&mut p.link));
         for (req, reply) in ctls {
             let _ = reply.send(ctl::answer(self, &req, now));
+        }
+    }
+
+    /// Commits `changes` and mirrors them into the kernel maps; false if the store refused
+    /// (then nothing of the batch may be acknowledged to anyone).
+    fn commit(&mut self, now: Now, changes: &[LeaseChange]) -> bool {
+        if changes.is_empty() {
+            return true;
+        }
+        let t = Instant::now();
+        if let Err(e) = self.store.commit(changes) {
+            // Nothing of this batch may be sent, and the engine is ahead of the store:
+            // start it again from what is durable.
+            error!("lease store commit failed, replies and acks withheld: {e:#}");
+            match self.store.load_all() {
+                Ok(l) => {
+                    self.server = Server::new(self.cfg.clone(), l);
+                    if let Some(f) = &self.failover {
+                        self.server.set_failover_gate(f.fo.gate());
+                    }
+                }
+                Err(e) => error!("reloading the store failed too: {e:#}"),
+            }
+            return false;
+        }
+        let d = t.elapsed();
+        self.commits.commits += 1;
+        self.commits.changes += changes.len() as u64;
+        self.commits.total += d;
+        self.commits.max = self.commits.max.max(d);
+        if let Some(k) = &mut self.kmaps {
+            k.apply(&self.server.map_ops(changes, now.unix), now);
+        }
+        true
+    }
+
+    fn link_event(&mut self, now: Now, ev: peer::LinkEvent) {
+        let Some(f) = &mut self.failover else { return };
+        match ev {
+            peer::LinkEvent::Up { id } => {
+                f.link_id = Some(id);
+                f.fo.link_up(now.unix);
+            }
+            peer::LinkEvent::Message { id, msg } if f.link_id == Some(id) => {
+                f.fo.message(now.unix, msg);
+            }
+            peer::LinkEvent::Message { .. } => {}
+            peer::LinkEvent::Down { id } if f.link_id == Some(id) => {
+                f.link_id = None;
+                f.fo.link_down(now.unix);
+            }
+            peer::LinkEvent::Down { .. } => {}
+        }
+    }
+
+    /// Runs the failover engine's timers and collects what it has to say into `p`; writes its
+    /// state at once, before anything that reveals it is sent.
+    fn failover_poll(&mut self, now: Now, p: &mut Pending) {
+        let Some(f) = &mut self.failover else { return };
+        f.fo.tick(now.unix);
+        let mut acts = failover::Actions::default();
+        f.fo.poll(now.unix, &mut self.server, &mut acts);
+        if let Some(blob) = acts.persist.take()
+            && let Err(e) = self.store.put_failover_state(&blob)
+        {
+            error!("writing the failover state failed: {e:#}");
+        }
+        p.changes.append(&mut acts.changes);
+        p.local.append(&mut acts.local);
+        if acts.commit.is_some() {
+            p.commit = acts.commit;
+        }
+        p.link.append(&mut acts.link);
+        p.gate_changed |= acts.gate_changed;
+    }
+
+    /// The fast path answers only in failover states that let this server answer.
+    fn switch_fast_path(&mut self) {
+        let (Some(f), Some(k)) = (&self.failover, &mut self.kmaps) else { return };
+        let on = f.fo.fast_path_allowed();
+        match k.enable(on, self.cfg.fast_path.events) {
+            Ok(()) => info!(
+                "fast path {} (failover {:?})",
+                if on { "on" } else { "off" },
+                f.fo.gate().state
+            ),
+            Err(e) => error!("switching the fast path {}: {e:#}", if on { "on" } else { "off" }),
+        }
+    }
+
+    fn send_link(&mut self, cmds: Vec<LinkCmd>) {
+        let Some(f) = &mut self.failover else { return };
+        let Some(link) = &f.link else { return };
+        for c in cmds {
+            let cmd = match c {
+                LinkCmd::Connect => peer::PeerCmd::Connect,
+                LinkCmd::Send(bytes) => match f.link_id {
+                    Some(id) => peer::PeerCmd::Send { id, bytes },
+                    None => continue,
+                },
+                LinkCmd::Close => match f.link_id.take() {
+                    Some(id) => peer::PeerCmd::Close { id },
+                    None => continue,
+                },
+            };
+            let _ = link.send(cmd);
         }
     }
 

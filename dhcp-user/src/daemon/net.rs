@@ -95,7 +95,10 @@ impl IfaceSockets {
     }
 
     pub async fn send_udp(&self, bytes: &[u8], to: SocketAddrV4) -> Result<()> {
-        self.udp.send_to(bytes, to).await.with_context(|| format!("send to {to} on {}", self.name))?;
+        self.udp
+            .send_to(bytes, to)
+            .await
+            .with_context(|| format!("send to {to} on {}", self.name))?;
         Ok(())
     }
 

@@ -43,11 +43,15 @@ pub(super) struct Index {
 /// may have been promised, including what the fast path could still grant (`held_until`).
 pub(super) fn reuse_at(l: &Lease) -> Option<u64> {
     match l.state {
-        LeaseState::Active | LeaseState::Backup => None,
+        LeaseState::Active => None,
         LeaseState::Abandoned => Some(l.probation_until.unwrap_or(0).max(l.held_until)),
-        LeaseState::Free | LeaseState::Expired | LeaseState::Released | LeaseState::Reset => {
-            Some(l.held_until.max(l.expires_at))
-        }
+        // Backup addresses are the failover secondary's free pool; the server's ownership rule
+        // keeps the primary off them.
+        LeaseState::Free
+        | LeaseState::Backup
+        | LeaseState::Expired
+        | LeaseState::Released
+        | LeaseState::Reset => Some(l.held_until.max(l.expires_at)),
     }
 }
 

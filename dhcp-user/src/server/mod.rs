@@ -28,6 +28,12 @@
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
+use dhcp_failover::{
+    Role, ServerState,
+    engine::Service,
+    load_balance::{self, Hba},
+    mclt::{self, LeaseTimes},
+};
 use dhcproto::{
     Decodable as _,
     v4::{Message, MessageType},
@@ -109,10 +115,15 @@ pub enum DropReason {
     UnknownClient,
     /// DECLINE or RELEASE for an address that is not the sender's.
     NotTheirs,
+    /// A DISCOVER whose hash bucket is the failover partner's (RFC 3074 load balancing).
+    LoadBalancedToPeer,
+    /// The failover state forbids answering this request (STARTUP, RECOVER, a partner that
+    /// took over...): answering could hand out an address the partner also hands out.
+    FailoverNotResponding,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 12] = [
+    pub const ALL: [DropReason; 14] = [
         Self::Undecodable,
         Self::NotBootRequest,
         Self::BadHardwareAddress,
@@ -125,6 +136,8 @@ impl DropReason {
         Self::OtherServer,
         Self::UnknownClient,
         Self::NotTheirs,
+        Self::LoadBalancedToPeer,
+        Self::FailoverNotResponding,
     ];
 
     /// Stable name for metrics and logs.
@@ -143,6 +156,8 @@ impl DropReason {
             Self::OtherServer => "other_server",
             Self::UnknownClient => "unknown_client",
             Self::NotTheirs => "not_theirs",
+            Self::LoadBalancedToPeer => "load_balance_to_peer",
+            Self::FailoverNotResponding => "failover_not_responding",
         }
     }
 
@@ -167,7 +182,7 @@ pub struct Counters {
     pub declines: u64,
     pub releases: u64,
     /// By [`DropReason`], in [`DropReason::ALL`] order.
-    pub dropped: [u64; 12],
+    pub dropped: [u64; 14],
 }
 
 impl Counters {
@@ -200,6 +215,64 @@ pub enum MapOp {
     Delete(Ipv4Addr),
 }
 
+/// What the failover relationship allows right now, as far as answering clients goes. The
+/// failover glue sets it whenever the relationship's state changes; it applies only to subnets
+/// with `failover = true`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailoverGate {
+    pub role: Role,
+    pub state: ServerState,
+    pub service: Service,
+    /// The MCLT in force (the secondary's is the primary's).
+    pub mclt: u32,
+    pub hba: Hba,
+    pub load_balance_max_seconds: u16,
+}
+
+impl FailoverGate {
+    /// Where a relationship starts: nobody is answered until the partner has been heard from.
+    #[must_use]
+    pub fn starting(f: &crate::config::Failover) -> Self {
+        FailoverGate {
+            role: f.role,
+            state: ServerState::Startup,
+            service: Service::NotResponding,
+            mclt: f.mclt,
+            hba: f.hba,
+            load_balance_max_seconds: f.load_balance_max_seconds,
+        }
+    }
+
+    /// Latest time the fast path may let `l` run to, by the MCLT rule: MCLT beyond what the
+    /// partner acknowledged or told us. `told` is the lease end the partner may know of,
+    /// which counts only while the servers cannot talk (draft-12 §9.9.2).
+    #[must_use]
+    pub fn grant_limit(&self, l: &Lease, told: u64) -> u64 {
+        self.times(l, told).grant_horizon(self.state).saturating_add(u64::from(self.mclt))
+    }
+
+    fn times(&self, l: &Lease, told: u64) -> LeaseTimes {
+        LeaseTimes {
+            lease_expiration: told,
+            sent_pet: l.pet_sent,
+            acked_pet: l.pet_acked,
+            received_pet: l.pet_received,
+        }
+    }
+
+    /// Whether this server may give `l`'s address (`None`: no record, an address nobody used
+    /// yet) to a client that does not hold it. Free addresses are the primary's, backup ones
+    /// the secondary's (draft-12 §5.11); anything bound, or on its way back to free, waits for
+    /// the partner to hear of it.
+    fn owns_free(&self, l: Option<&Lease>) -> bool {
+        match l.map(|l| l.state) {
+            None | Some(LeaseState::Free) => self.role == Role::Primary,
+            Some(LeaseState::Backup) => self.role == Role::Secondary,
+            Some(_) => false,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Offer {
     client: ClientKey,
@@ -214,6 +287,7 @@ pub struct Server {
     offers: HashMap<Ipv4Addr, Offer>,
     offer_of: HashMap<ClientKey, Ipv4Addr>,
     counters: Counters,
+    failover: Option<FailoverGate>,
 }
 
 impl Server {
@@ -229,13 +303,110 @@ impl Server {
             }
             let _ = ix.put(&cfg, l);
         }
+        let failover = cfg.failover.as_ref().map(FailoverGate::starting);
         Server {
             cfg,
             ix,
             offers: HashMap::new(),
             offer_of: HashMap::new(),
             counters: Counters::default(),
+            failover,
         }
+    }
+
+    /// The failover relationship's verdict from now on (see [`FailoverGate`]).
+    pub fn set_failover_gate(&mut self, gate: FailoverGate) {
+        if self.cfg.failover.is_some() {
+            self.failover = Some(gate);
+        }
+    }
+
+    #[must_use]
+    pub fn failover_gate(&self) -> Option<&FailoverGate> {
+        self.failover.as_ref()
+    }
+
+    /// The gate that applies to subnet `sid`: none unless the subnet is shared.
+    fn gate(&self, sid: SubnetId) -> Option<FailoverGate> {
+        self.cfg.subnet(sid).filter(|s| s.failover).and(self.failover)
+    }
+
+    /// Replaces a record on the failover relationship's behalf (a partner's binding update, an
+    /// address moved between the free and backup pools). An offer we made of that address to
+    /// someone else no longer stands.
+    pub fn put_failover_record(&mut self, now: u64, mut l: Lease) -> LeaseChange {
+        if let Some(s) = self.cfg.subnet_containing(l.address) {
+            l.subnet = s.0;
+        }
+        if let Some(o) = self.offers.get(&l.address)
+            && (l.state != LeaseState::Active || o.client != ClientKey::of_lease(&l))
+        {
+            self.forget_offer(l.address, now);
+        }
+        self.ix.put(&self.cfg, l)
+    }
+
+    /// The partner acknowledged `pet` for `a`: the fast path may now renew MCLT beyond it.
+    pub fn failover_acked(&mut self, a: Ipv4Addr, pet: u64) -> Option<LeaseChange> {
+        let mut l = self.ix.leases.get(&a)?.clone();
+        if pet <= l.pet_acked {
+            return None;
+        }
+        l.pet_acked = pet;
+        if l.state == LeaseState::Active
+            && let Some(g) = self.gate(SubnetId(l.subnet))
+            && let Some(s) = self.cfg.subnet(SubnetId(l.subnet))
+        {
+            let committed = l.expires_at.saturating_add(u64::from(self.horizon(s)));
+            let limit = g.grant_limit(&l, l.expires_at);
+            l.held_until = l.held_until.max(committed.min(limit));
+        }
+        Some(self.ix.put(&self.cfg, l))
+    }
+
+    /// Addresses of subnet `sid`'s pools this server could hand to a new client now (with no
+    /// record, or a free one), highest first, at most `n`: what a primary moves to the backup
+    /// pool. Taking from the top keeps them away from the primary's own allocation order.
+    #[must_use]
+    pub fn free_addresses_from_top(&self, sid: SubnetId, n: usize) -> Vec<Ipv4Addr> {
+        let Some(s) = self.cfg.subnet(sid) else { return Vec::new() };
+        let mut out = Vec::new();
+        for p in s.pools.iter().rev() {
+            let (lo, hi) = (u32::from(p.start), u32::from(p.end));
+            for a in (lo..=hi).rev().map(Ipv4Addr::from) {
+                if out.len() >= n {
+                    return out;
+                }
+                let free = match self.ix.leases.get(&a) {
+                    None => true,
+                    Some(l) => l.state == LeaseState::Free,
+                };
+                if free && !self.ix.reserved.contains_key(&a) && !self.offers.contains_key(&a) {
+                    out.push(a);
+                }
+            }
+        }
+        out
+    }
+
+    /// Pool addresses of subnet `sid` by binding state; addresses without a record count as
+    /// free (the primary's).
+    #[must_use]
+    pub fn pool_counts(&self, sid: SubnetId) -> HashMap<LeaseState, u64> {
+        let mut counts: HashMap<LeaseState, u64> = HashMap::new();
+        let Some(s) = self.cfg.subnet(sid) else { return counts };
+        let mut recorded = 0;
+        for l in self.ix.leases.values() {
+            if s.in_pool(l.address) && !self.ix.reserved.contains_key(&l.address) {
+                *counts.entry(l.state).or_default() += 1;
+                recorded += 1;
+            }
+        }
+        let reserved_in_pool = self.ix.reserved.keys().filter(|a| s.in_pool(**a)).count() as u64;
+        let size: u64 = s.pools.iter().map(crate::config::Pool::size).sum();
+        *counts.entry(LeaseState::Free).or_default() +=
+            size.saturating_sub(recorded + reserved_in_pool);
+        counts
     }
 
     #[must_use]
@@ -382,9 +553,18 @@ impl Server {
             n.state = LeaseState::Active;
             n.stos = now;
         }
+        let told = n.expires_at;
         n.expires_at = n.expires_at.max(end);
         n.cltt = now;
-        n.held_until = n.held_until.max(n.expires_at.saturating_add(u64::from(self.horizon(s))));
+        let mut held = n.expires_at.saturating_add(u64::from(self.horizon(s)));
+        if let Some(g) = self.gate(SubnetId(n.subnet)) {
+            // The partner hears of this renewal through a BNDUPD carrying this PET; until it
+            // acknowledges, the horizon stays MCLT beyond what it already knows.
+            let pet = mclt::potential_expiration(now, s.lease_time, granted_secs);
+            n.pet_sent = n.pet_sent.max(pet);
+            held = held.min(g.grant_limit(&n, told));
+        }
+        n.held_until = n.held_until.max(held);
         Some(self.ix.put(&self.cfg, n))
     }
 
@@ -426,6 +606,27 @@ impl Server {
                 LeaseChange::Remove(a) => MapOp::Delete(*a),
             })
             .collect()
+    }
+
+    /// The lease to give (seconds) and, on a shared subnet, the potential expiration time to
+    /// send the partner. On a shared subnet the lease is capped by the MCLT rule: at most MCLT
+    /// beyond what the partner knows of the address (draft-12 §5.2.1).
+    fn lease_length(
+        &self,
+        now: u64,
+        s: &Subnet,
+        req: &Request<'_>,
+        a: Ipv4Addr,
+    ) -> (u32, Option<u64>) {
+        let desired = s.lease_for(req.lease_time);
+        let Some(g) = self.gate(s.id) else { return (desired, None) };
+        let times = match self.ix.leases.get(&a) {
+            Some(l) if req.client.owns(l) => g.times(l, l.expires_at),
+            Some(l) => g.times(l, 0),
+            None => LeaseTimes::default(),
+        };
+        let lease = mclt::max_client_lease(now, times.grant_horizon(g.state), g.mclt, desired);
+        (lease, Some(mclt::potential_expiration(now, desired, lease)))
     }
 
     fn horizon(&self, s: &Subnet) -> u32 {
@@ -474,7 +675,15 @@ impl Server {
         {
             return false;
         }
-        match self.ix.leases.get(&a) {
+        let record = self.ix.leases.get(&a);
+        if let Some(g) = self.gate(s.id)
+            && !record.is_some_and(|l| c.owns(l))
+            && !self.ix.reserved.contains_key(&a)
+            && !g.owns_free(record)
+        {
+            return false;
+        }
+        match record {
             None => true,
             Some(l) if c.owns(l) => true,
             Some(l) if l.state == LeaseState::Active => now >= l.expires_at.max(l.held_until),
@@ -489,6 +698,35 @@ impl Server {
         rx: &RxInfo,
     ) -> Result<Outcome, DropReason> {
         let sid = self.subnet_of_request(req, rx)?;
+        let gate = self.gate(sid);
+        if let Some(g) = gate {
+            match g.service {
+                Service::NotResponding | Service::RenewalsOnly => {
+                    return Err(DropReason::FailoverNotResponding);
+                }
+                Service::LoadBalanced => {
+                    let key = load_balance::client_key(
+                        req.client.client_id.as_deref(),
+                        &req.client.chaddr,
+                    );
+                    let primary = g.role == Role::Primary;
+                    let secs = req.msg.secs();
+                    if !load_balance::should_answer_discover(
+                        &g.hba,
+                        primary,
+                        key,
+                        secs,
+                        g.load_balance_max_seconds,
+                    ) {
+                        return Err(DropReason::LoadBalancedToPeer);
+                    }
+                }
+                Service::OwnPool | Service::PartnerDown => {}
+            }
+        }
+        // Addresses nobody used yet are the primary's: the secondary allocates only from what
+        // the primary moved to its backup pool (taking over the rest is partner-down's job).
+        let fresh_allowed = gate.is_none_or(|g| g.role == Role::Primary);
         let s = &self.cfg.subnets[sid.index()];
         let c = &req.client;
         let ok = |a: Ipv4Addr| self.available_to(now, s, c, a);
@@ -504,9 +742,13 @@ impl Server {
             Some(a) => Some(a),
             None => {
                 let offers = &self.offers;
-                let fresh = self.ix.take_fresh(sid, |a| {
-                    offers.get(&a).is_none_or(|o| o.until <= now || o.client == c.key)
-                });
+                let fresh = if fresh_allowed {
+                    self.ix.take_fresh(sid, |a| {
+                        offers.get(&a).is_none_or(|o| o.until <= now || o.client == c.key)
+                    })
+                } else {
+                    None
+                };
                 fresh.or_else(|| {
                     self.ix.take_reusable(sid, now, |a| self.available_to(now, s, c, a))
                 })
@@ -515,7 +757,7 @@ impl Server {
         let Some(a) = picked else { return Err(DropReason::PoolExhausted) };
         self.hold_offer(now, sid, c.key.clone(), a);
         let s = &self.cfg.subnets[sid.index()];
-        let lease = s.lease_for(req.lease_time);
+        let lease = self.lease_length(now, s, req, a).0;
         let msg = reply::lease_reply(req, MessageType::Offer, self.cfg.server_id, s, a, lease);
         Ok(self.reply(req, rx, msg, MessageType::Offer, a, Vec::new(), Handled::Offered(a)))
     }
@@ -551,6 +793,15 @@ impl Server {
 
     fn request(&mut self, now: u64, req: &Request<'_>, rx: &RxInfo) -> Result<Outcome, DropReason> {
         let c = &req.client;
+        // Renewals and rebinds are answered in every state that answers anyone (draft-12
+        // §9.8.2); only new bindings need a state that may hand out addresses.
+        let refuse = |sid: SubnetId, new_binding: bool| {
+            self.gate(sid).is_some_and(|g| match g.service {
+                Service::NotResponding => true,
+                Service::RenewalsOnly => new_binding,
+                _ => false,
+            })
+        };
         if let Some(server_id) = req.server_id {
             // SELECTING: the client answers one offer, naming its server.
             if server_id != self.cfg.server_id {
@@ -561,6 +812,9 @@ impl Server {
             }
             let a = req.requested.or(req.ciaddr).ok_or(DropReason::MissingAddress)?;
             let sid = self.subnet_of_request(req, rx)?;
+            if refuse(sid, true) {
+                return Err(DropReason::FailoverNotResponding);
+            }
             let s = &self.cfg.subnets[sid.index()];
             if !self.available_to(now, s, c, a) {
                 return Ok(self.nak(req, rx, "requested address is not available"));
@@ -571,6 +825,9 @@ impl Server {
             // RENEWING (unicast) or REBINDING (broadcast): ciaddr names the lease, and its
             // subnet, wherever the request was routed from.
             let sid = self.cfg.subnet_containing(ci).ok_or(DropReason::UnknownClient)?;
+            if refuse(sid, false) {
+                return Err(DropReason::FailoverNotResponding);
+            }
             let s = &self.cfg.subnets[sid.index()];
             let record = self.ix.leases.get(&ci);
             let mine = record.is_some_and(|l| c.owns(l)) || self.reservation_for(s, c) == Some(ci);
@@ -586,6 +843,9 @@ impl Server {
         let a = req.requested.ok_or(DropReason::MissingAddress)?;
         // INIT-REBOOT: the client checks that its remembered address is still good here.
         let sid = self.subnet_of_request(req, rx)?;
+        if refuse(sid, false) {
+            return Err(DropReason::FailoverNotResponding);
+        }
         let s = &self.cfg.subnets[sid.index()];
         if !s.prefix.contains(&a) {
             return Ok(self.nak(req, rx, "wrong network"));
@@ -614,11 +874,18 @@ impl Server {
     ) -> Outcome {
         let s = &self.cfg.subnets[sid.index()];
         let c = &req.client;
-        let lease = s.lease_for(req.lease_time);
+        let (lease, pet) = self.lease_length(now, s, req, a);
         let expires_at = now + u64::from(lease);
-        let horizon = expires_at + u64::from(self.horizon(s));
+        let mut horizon = expires_at + u64::from(self.horizon(s));
         let old = self.ix.leases.get(&a);
         let same = old.is_some_and(|l| c.owns(l));
+        if let (Some(g), Some(pet)) = (self.gate(sid), pet) {
+            let told = old.filter(|_| same).map_or(0, |l| l.expires_at);
+            let mut probe =
+                old.cloned().unwrap_or_else(|| Lease::new(a, LeaseState::Free, sid.0, now));
+            probe.pet_sent = probe.pet_sent.max(pet);
+            horizon = horizon.min(g.grant_limit(&probe, told));
+        }
         // The failover fields (PETs, rewind) describe the address, whoever holds it: kept.
         let mut l = old.cloned().unwrap_or_else(|| Lease::new(a, LeaseState::Active, sid.0, now));
         if !same || l.state != LeaseState::Active {
@@ -637,6 +904,9 @@ impl Server {
         l.expires_at = expires_at;
         l.cltt = now;
         l.probation_until = None;
+        if let Some(pet) = pet {
+            l.pet_sent = l.pet_sent.max(pet);
+        }
         // The address is bound now: whoever's offer it was (this client's, or a lapsed one)
         // is settled, and an offer this client held elsewhere goes back to the pool.
         if let Some(o) = self.offers.remove(&a)

@@ -1,0 +1,318 @@
+//! The TCP side of failover: listening for the partner and connecting to it (port 647), framing,
+//! and keeping exactly one connection for the engine.
+//!
+//! The engine handles one connection at a time, yet both servers connect to each other, so two
+//! connections often come up at once and the servers must agree on which one to keep:
+//!
+//! * the primary hands the engine the first connection that comes up (the engine sends CONNECT
+//!   on it); should the partner close that one before answering, the next one takes its place;
+//! * the secondary hands the engine the first connection on which a CONNECT arrives, which is
+//!   by construction the one the primary chose.
+//!
+//! Other connections stay open but unread until the chosen one carries traffic, then they are
+//! closed. Everything here is I/O; decisions stay in the core task, which this task talks to by
+//! channel: [`LinkEvent`]s in, [`PeerCmd`]s out. Link ids keep a message meant for a connection
+//! that has since been replaced from being written to its successor.
+use std::{net::SocketAddrV4, time::Duration};
+
+use anyhow::{Context as _, Result};
+use dhcp_failover::{FrameDecoder, Message, MessageType, Role};
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::{TcpListener, TcpSocket, TcpStream, tcp::OwnedWriteHalf},
+    sync::mpsc,
+    task::JoinHandle,
+};
+use tracing::{debug, info, warn};
+
+use super::Input;
+use crate::config::Failover;
+
+/// What the link tells the core.
+#[derive(Debug)]
+pub enum LinkEvent {
+    Up { id: u64 },
+    Message { id: u64, msg: Message },
+    Down { id: u64 },
+}
+
+/// What the core asks of the link.
+#[derive(Debug)]
+pub enum PeerCmd {
+    Connect,
+    Send { id: u64, bytes: Vec<u8> },
+    Close { id: u64 },
+}
+
+/// A connection attempt that takes longer than this is given up; the engine asks again.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A partner that does not take our bytes for this long is as good as gone.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections kept while choosing; more are refused at once.
+const MAX_CANDIDATES: usize = 4;
+/// Frames decoded from one read at most; a 4 KiB read holds at most 341 twelve-byte frames.
+const FRAMES_PER_READ: usize = 1024;
+
+enum ConnEvent {
+    Connected(TcpStream),
+    ConnectFailed(String),
+    Frame { id: u64, msg: Message },
+    Closed { id: u64, why: String },
+}
+
+struct Conn {
+    id: u64,
+    writer: OwnedWriteHalf,
+    reader: JoinHandle<()>,
+    peer: std::net::SocketAddr,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+/// Binds the failover listener and starts the link task.
+pub(super) fn spawn(
+    f: &Failover,
+    to_core: mpsc::Sender<Input>,
+) -> Result<mpsc::UnboundedSender<PeerCmd>> {
+    let local = SocketAddrV4::new(f.address, f.port);
+    let sock = TcpSocket::new_v4()?;
+    sock.set_reuseaddr(true)?;
+    sock.bind(local.into())
+        .with_context(|| format!("bind the failover listener on {local} (failover.address)"))?;
+    let listener = sock.listen(16)?;
+    info!(listen = %local, peer = %SocketAddrV4::new(f.peer_address, f.peer_port), "failover link ready");
+    let (tx, rx) = mpsc::unbounded_channel();
+    let link = Link {
+        role: f.role,
+        local: f.address,
+        peer: SocketAddrV4::new(f.peer_address, f.peer_port),
+        to_core,
+        candidates: Vec::new(),
+        active: None,
+        connecting: false,
+        next_id: 0,
+    };
+    tokio::spawn(link.run(listener, rx));
+    Ok(tx)
+}
+
+struct Link {
+    role: Role,
+    local: std::net::Ipv4Addr,
+    peer: SocketAddrV4,
+    to_core: mpsc::Sender<Input>,
+    candidates: Vec<Conn>,
+    active: Option<u64>,
+    connecting: bool,
+    next_id: u64,
+}
+
+impl Link {
+    async fn run(mut self, listener: TcpListener, mut cmds: mpsc::UnboundedReceiver<PeerCmd>) {
+        let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<ConnEvent>();
+        loop {
+            tokio::select! {
+                acc = listener.accept() => match acc {
+                    // ISC accepts only its configured peer address; so do we, so a stray
+                    // client cannot take the partner's place.
+                    Ok((s, from)) if from.ip() == *self.peer.ip() => {
+                        self.add(s, &ev_tx).await;
+                    }
+                    Ok((_, from)) => warn!(%from, "failover: refused a connection from a stranger"),
+                    Err(e) => warn!("failover: accept: {e}"),
+                },
+                cmd = cmds.recv() => match cmd {
+                    None => return,
+                    Some(c) => self.command(c, &ev_tx).await,
+                },
+                ev = ev_rx.recv() => match ev {
+                    None => return,
+                    Some(e) => self.conn_event(e, &ev_tx).await,
+                },
+            }
+        }
+    }
+
+    async fn tell(&self, ev: LinkEvent) {
+        let _ = self.to_core.send(Input::Peer(ev)).await;
+    }
+
+    async fn command(&mut self, c: PeerCmd, ev_tx: &mpsc::UnboundedSender<ConnEvent>) {
+        match c {
+            PeerCmd::Connect => {
+                if self.active.is_some() || self.connecting {
+                    return;
+                }
+                self.connecting = true;
+                let (local, peer, tx) = (self.local, self.peer, ev_tx.clone());
+                tokio::spawn(async move {
+                    let ev = match connect(local, peer).await {
+                        Ok(s) => ConnEvent::Connected(s),
+                        Err(e) => ConnEvent::ConnectFailed(format!("{e:#}")),
+                    };
+                    let _ = tx.send(ev);
+                });
+            }
+            PeerCmd::Send { id, bytes } => {
+                if self.active != Some(id) {
+                    return;
+                }
+                let Some(c) = self.candidates.iter_mut().find(|c| c.id == id) else { return };
+                let done = tokio::time::timeout(WRITE_TIMEOUT, c.writer.write_all(&bytes)).await;
+                if !matches!(done, Ok(Ok(()))) {
+                    warn!("failover: writing to the partner failed; dropping the connection");
+                    self.drop_conn(id);
+                    self.active = None;
+                    self.tell(LinkEvent::Down { id }).await;
+                    self.promote_next().await;
+                }
+            }
+            PeerCmd::Close { id } => {
+                if self.active == Some(id) {
+                    if let Some(c) = self.candidates.iter_mut().find(|c| c.id == id) {
+                        let _ = c.writer.shutdown().await;
+                    }
+                    self.drop_conn(id);
+                    self.active = None;
+                }
+            }
+        }
+    }
+
+    async fn conn_event(&mut self, e: ConnEvent, ev_tx: &mpsc::UnboundedSender<ConnEvent>) {
+        match e {
+            ConnEvent::Connected(s) => {
+                self.connecting = false;
+                self.add(s, ev_tx).await;
+            }
+            ConnEvent::ConnectFailed(why) => {
+                self.connecting = false;
+                debug!(peer = %self.peer, "failover: connect failed: {why}");
+            }
+            ConnEvent::Frame { id, msg } => {
+                if self.active == Some(id) {
+                    // The chosen connection carries traffic: the others are not needed.
+                    self.close_others(id);
+                    self.tell(LinkEvent::Message { id, msg }).await;
+                } else if self.active.is_none()
+                    && self.role == Role::Secondary
+                    && msg.kind == MessageType::Connect
+                {
+                    self.active = Some(id);
+                    self.close_others(id);
+                    info!(peer = ?self.conn_peer(id), "failover: partner connected");
+                    self.tell(LinkEvent::Up { id }).await;
+                    self.tell(LinkEvent::Message { id, msg }).await;
+                }
+            }
+            ConnEvent::Closed { id, why } => {
+                if !self.candidates.iter().any(|c| c.id == id) {
+                    return;
+                }
+                self.drop_conn(id);
+                if self.active == Some(id) {
+                    info!("failover: connection to the partner lost: {why}");
+                    self.active = None;
+                    self.tell(LinkEvent::Down { id }).await;
+                    self.promote_next().await;
+                }
+            }
+        }
+    }
+
+    fn conn_peer(&self, id: u64) -> Option<std::net::SocketAddr> {
+        self.candidates.iter().find(|c| c.id == id).map(|c| c.peer)
+    }
+
+    async fn add(&mut self, s: TcpStream, ev_tx: &mpsc::UnboundedSender<ConnEvent>) {
+        if self.candidates.len() >= MAX_CANDIDATES {
+            return;
+        }
+        let _ = s.set_nodelay(true);
+        let peer = match s.peer_addr() {
+            Ok(p) => p,
+            Err(_) => return,
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        let (r, w) = s.into_split();
+        let reader = tokio::spawn(read_frames(id, r, ev_tx.clone()));
+        self.candidates.push(Conn { id, writer: w, reader, peer });
+        if self.role == Role::Primary && self.active.is_none() {
+            self.active = Some(id);
+            info!(%peer, "failover: connected to the partner");
+            self.tell(LinkEvent::Up { id }).await;
+        }
+    }
+
+    /// The primary's chosen connection went away before carrying traffic: try the next one.
+    async fn promote_next(&mut self) {
+        if self.role != Role::Primary || self.active.is_some() {
+            return;
+        }
+        if let Some(id) = self.candidates.first().map(|c| c.id) {
+            self.active = Some(id);
+            self.tell(LinkEvent::Up { id }).await;
+        }
+    }
+
+    fn drop_conn(&mut self, id: u64) {
+        self.candidates.retain(|c| c.id != id);
+    }
+
+    fn close_others(&mut self, keep: u64) {
+        self.candidates.retain(|c| c.id == keep);
+    }
+}
+
+async fn connect(local: std::net::Ipv4Addr, peer: SocketAddrV4) -> Result<TcpStream> {
+    let sock = TcpSocket::new_v4()?;
+    // From our failover address: the partner accepts connections from its peer address only.
+    sock.bind(SocketAddrV4::new(local, 0).into())
+        .with_context(|| format!("bind {local} for the connection to the partner"))?;
+    let s = tokio::time::timeout(CONNECT_TIMEOUT, sock.connect(peer.into()))
+        .await
+        .context("timed out")??;
+    Ok(s)
+}
+
+async fn read_frames(
+    id: u64,
+    mut r: tokio::net::tcp::OwnedReadHalf,
+    tx: mpsc::UnboundedSender<ConnEvent>,
+) {
+    let mut dec = FrameDecoder::new();
+    let mut buf = vec![0u8; 4096];
+    let why = loop {
+        let n = match r.read(&mut buf).await {
+            Ok(0) => break "closed by the partner".to_owned(),
+            Ok(n) => n,
+            Err(e) => break format!("read: {e}"),
+        };
+        dec.push(&buf[..n]);
+        let mut failed = None;
+        for _ in 0..FRAMES_PER_READ {
+            match dec.pop_message() {
+                Ok(Some(msg)) => {
+                    if tx.send(ConnEvent::Frame { id, msg }).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) if e.is_ignorable() => debug!("failover: ignoring a frame: {e}"),
+                Err(e) => {
+                    failed = Some(format!("undecodable message from the partner: {e}"));
+                    break;
+                }
+            }
+        }
+        if let Some(why) = failed {
+            break why;
+        }
+    };
+    let _ = tx.send(ConnEvent::Closed { id, why });
+}

@@ -1,0 +1,562 @@
+//! Glue between the failover engine ([`dhcp_failover::Peer`]) and the DHCP server.
+//!
+//! Sans-IO like both sides it joins: the core task feeds it link events, partner messages and
+//! the clock, and it hands back lease changes to commit, state to persist and bytes to write.
+//! The core's contract, per turn:
+//!
+//! 1. feed inputs ([`Failover::link_up`], [`Failover::message`], ...), then [`Failover::poll`]
+//!    *before* deciding DHCP requests, so the server decides under the current
+//!    [`FailoverGate`];
+//! 2. commit [`Actions::changes`] together with the DHCP decisions, write
+//!    [`Actions::persist`];
+//! 3. only then call [`Failover::committed`] with the addresses this server changed: the
+//!    partner hears of a binding once it is durable here, and our BNDACKs for the partner's
+//!    bindings go out once those are durable (draft-12 §5.2.1);
+//! 4. poll again and write [`Actions::link`] to the connection.
+//!
+//! Which lease changes become BNDUPDs is decided here: every change this server makes to an
+//! address of a shared subnet (a DHCP decision, a fast-path renewal, an expiry, a move between
+//! the free and backup pools), never one that came from the partner.
+use std::{collections::BTreeSet, net::Ipv4Addr};
+
+use dhcp_failover::{
+    BindingStatus, BindingUpdate, Event, HwAddr, Peer, PersistedState, Role, ServerState,
+    engine::{CommitId, Config as PeerConfig, Service},
+    load_balance::Hba,
+    mclt::LeaseTimes,
+};
+use serde_json::{Value, json};
+use tracing::{info, warn};
+
+use crate::{
+    config::{Config, SubnetId},
+    server::{FailoverGate, Server},
+    store::{Lease, LeaseChange, LeaseState},
+};
+
+#[cfg(test)]
+mod tests;
+
+/// What the link to the partner must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkCmd {
+    /// Open a connection if none is up.
+    Connect,
+    /// Write an encoded message on the current connection.
+    Send(Vec<u8>),
+    /// Close the current connection (after what was queued before).
+    Close,
+}
+
+/// What the core must do after [`Failover::poll`].
+#[derive(Debug, Default)]
+pub struct Actions {
+    /// Lease changes to commit in this turn's transaction.
+    pub changes: Vec<LeaseChange>,
+    /// Addresses among `changes` that this server changed (the partner must hear of them).
+    pub local: Vec<Ipv4Addr>,
+    /// The failover state to write, when it changed.
+    pub persist: Option<Vec<u8>>,
+    /// Bindings of the partner up to here are in `changes`: report it to
+    /// [`Failover::committed`] once they are durable.
+    pub commit: Option<CommitId>,
+    pub link: Vec<LinkCmd>,
+    /// The server's [`FailoverGate`] changed: the fast path may have to be switched.
+    pub gate_changed: bool,
+}
+
+/// Counters for `xdhcp failover status` and metrics.
+#[derive(Debug, Default, Clone)]
+pub struct Counters {
+    pub updates_queued_total: u64,
+    pub acks_received: u64,
+    pub rejects_received: u64,
+    pub bindings_applied: u64,
+}
+
+pub struct Failover {
+    peer: Peer,
+    cfg: crate::config::Failover,
+    shared: Vec<SubnetId>,
+    gate: FailoverGate,
+    /// When the primary next checks that the secondary has its share of free addresses.
+    next_balance: u64,
+    counters: Counters,
+}
+
+/// Encodes the engine's persisted state for the store's opaque blob.
+#[must_use]
+pub fn encode_state(p: &PersistedState) -> Vec<u8> {
+    json!({
+        "version": 1,
+        "my_state": p.my_state as u8,
+        "my_state_since": p.my_state_since,
+        "partner_state": p.partner_state.map(|s| s as u8),
+        "partner_state_since": p.partner_state_since,
+        "mclt": p.mclt,
+        "hba": hex(&p.hba.0),
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// Reads what [`encode_state`] wrote. A blob that does not read is treated as absent: the
+/// engine then recovers the database from the partner, the safe way to start without state.
+#[must_use]
+pub fn decode_state(blob: &[u8]) -> Option<PersistedState> {
+    let v: Value = serde_json::from_slice(blob).ok()?;
+    let state = |k: &str| ServerState::from_u8(u8::try_from(v[k].as_u64()?).ok()?);
+    let hba_hex = v["hba"].as_str()?;
+    let bytes = unhex(hba_hex)?;
+    Some(PersistedState {
+        my_state: state("my_state")?,
+        my_state_since: v["my_state_since"].as_u64()?,
+        partner_state: state("partner_state"),
+        partner_state_since: v["partner_state_since"].as_u64().unwrap_or(0),
+        mclt: u32::try_from(v["mclt"].as_u64()?).ok()?,
+        hba: Hba(<[u8; 32]>::try_from(bytes.as_slice()).ok()?),
+    })
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+}
+
+/// Wire times are u32; a time past 2106 saturates rather than wrapping.
+fn wire(t: u64) -> u32 {
+    u32::try_from(t).unwrap_or(u32::MAX)
+}
+
+fn bound(s: LeaseState) -> bool {
+    matches!(s, LeaseState::Active | LeaseState::Expired | LeaseState::Released)
+}
+
+/// The BNDUPD that tells the partner about `l`.
+#[must_use]
+pub fn binding_of(l: &Lease) -> BindingUpdate {
+    let status = BindingStatus::from_u8(l.state as u8).unwrap_or(BindingStatus::Free);
+    let mut b = BindingUpdate::new(l.address, status);
+    if bound(l.state) {
+        b.client_id.clone_from(&l.client_id);
+        if !l.chaddr.is_empty() {
+            b.chaddr = Some(HwAddr { htype: l.htype, addr: l.chaddr.clone() });
+        }
+        b.lease_expiration = Some(wire(l.expires_at));
+        b.client_last_transaction = Some(wire(l.cltt));
+    }
+    if l.pet_sent > 0 {
+        b.potential_expiration = Some(wire(l.pet_sent));
+    }
+    b.start_time_of_state = Some(wire(l.stos));
+    b
+}
+
+/// The record after accepting the partner's `b` over ours (`old`).
+#[must_use]
+pub fn lease_from_binding(old: Option<&Lease>, b: &BindingUpdate, subnet: u32, now: u64) -> Lease {
+    let state = LeaseState::from_u8(b.status as u8).unwrap_or(LeaseState::Free);
+    let mut l = old.cloned().unwrap_or_else(|| Lease::new(b.ip, state, subnet, now));
+    let same_client = match (&b.client_id, &l.client_id) {
+        (Some(x), Some(y)) => x == y,
+        _ => b.chaddr.as_ref().is_some_and(|h| h.htype == l.htype && h.addr == l.chaddr),
+    };
+    l.state = state;
+    if bound(state) {
+        if let Some(hw) = &b.chaddr {
+            l.htype = hw.htype;
+            l.chaddr = hw.addr.iter().copied().take(16).collect();
+        }
+        l.client_id.clone_from(&b.client_id);
+        if !same_client {
+            l.hostname = None;
+            // Whatever the fast path could grant the previous client is no concern of this one.
+            l.held_until = 0;
+        }
+    } else {
+        l.chaddr.clear();
+        l.client_id = None;
+        l.hostname = None;
+    }
+    match b.lease_expiration {
+        Some(e) => l.expires_at = u64::from(e),
+        // No lease runs on an address the partner calls free.
+        None if !bound(state) => l.expires_at = l.expires_at.min(now),
+        None => {}
+    }
+    if let Some(pet) = b.potential_expiration {
+        l.pet_received = l.pet_received.max(u64::from(pet));
+    }
+    l.stos = b.start_time_of_state.map_or(now, u64::from);
+    if let Some(t) = b.client_last_transaction {
+        l.cltt = u64::from(t);
+    }
+    l.probation_until = None;
+    l
+}
+
+fn peer_config(cfg: &Config, f: &crate::config::Failover) -> PeerConfig {
+    let mut pc = match f.role {
+        Role::Primary => PeerConfig::primary(&f.name, f.mclt, f.hba),
+        Role::Secondary => PeerConfig::secondary(&f.name),
+    };
+    pc.max_response_delay = f.max_response_delay;
+    pc.max_unacked_updates = f.max_unacked_updates;
+    pc.auto_partner_down = f.auto_partner_down;
+    pc.ranges = cfg
+        .subnets
+        .iter()
+        .filter(|s| s.failover)
+        .flat_map(|s| s.pools.iter().map(|p| (p.start, p.end)))
+        .collect();
+    pc
+}
+
+impl Failover {
+    /// The relationship of `cfg` (which must have a `[failover]` table), resumed from the
+    /// persisted `blob` and the leases in the store.
+    pub fn new(cfg: &Config, blob: Option<&[u8]>, leases: &[Lease], now: u64) -> Option<Self> {
+        let f = cfg.failover.clone()?;
+        let persisted = blob.and_then(decode_state);
+        if blob.is_some() && persisted.is_none() {
+            warn!("the stored failover state does not read; recovering from the partner");
+        }
+        let mut peer = Peer::new(peer_config(cfg, &f), persisted, now);
+        let shared: Vec<SubnetId> =
+            cfg.subnets.iter().filter(|s| s.failover).map(|s| s.id).collect();
+        for l in leases {
+            let Some(sid) = cfg.subnet_containing(l.address) else { continue };
+            if !shared.contains(&sid) || !cfg.subnets[sid.index()].in_pool(l.address) {
+                continue;
+            }
+            let times = LeaseTimes {
+                lease_expiration: l.expires_at,
+                sent_pet: l.pet_sent,
+                acked_pet: l.pet_acked,
+                received_pet: l.pet_received,
+            };
+            // The store keeps no "partner has this version" bit; an acknowledged PET at least as
+            // late as the last one sent is the best evidence. Anything else is sent again, which
+            // the partner accepts as a repeat.
+            let partner_has_it = l.pet_acked >= l.pet_sent;
+            peer.restore_binding(binding_of(l), times, partner_has_it);
+        }
+        let gate = FailoverGate::starting(&f);
+        Some(Self { peer, cfg: f, shared, gate, next_balance: 0, counters: Counters::default() })
+    }
+
+    #[must_use]
+    pub fn peer(&self) -> &Peer {
+        &self.peer
+    }
+
+    #[must_use]
+    pub fn config(&self) -> &crate::config::Failover {
+        &self.cfg
+    }
+
+    pub fn link_up(&mut self, now: u64) {
+        self.peer.handle_connected(now);
+    }
+
+    pub fn link_down(&mut self, now: u64) {
+        self.peer.handle_disconnected(now);
+    }
+
+    pub fn message(&mut self, now: u64, msg: dhcp_failover::Message) {
+        self.peer.handle_message(now, msg);
+    }
+
+    /// Runs the engine's timers if one is due.
+    pub fn tick(&mut self, now: u64) {
+        if self.peer.poll_timeout().is_some_and(|t| t <= now) {
+            self.peer.handle_timeout(now);
+        }
+    }
+
+    pub fn command(&mut self, now: u64, c: dhcp_failover::engine::Command) {
+        self.peer.handle_command(now, c);
+    }
+
+    /// Whether `a` is an address of a shared pool.
+    fn shared_pool(&self, server: &Server, a: Ipv4Addr) -> bool {
+        let cfg = server.config();
+        cfg.subnet_containing(a)
+            .is_some_and(|sid| self.shared.contains(&sid) && cfg.subnets[sid.index()].in_pool(a))
+    }
+
+    /// Acts on everything the engine has to say; see the module doc for what the caller does
+    /// with `out`.
+    pub fn poll(&mut self, now: u64, server: &mut Server, out: &mut Actions) {
+        // Each event is handled once and the engine produces new ones only on input, so this
+        // drains; the bound is a guard against a bug, not a limit on real traffic.
+        for _ in 0..1_000_000 {
+            let Some(ev) = self.peer.poll_event() else { break };
+            self.on_event(now, server, ev, out);
+        }
+        self.update_gate(server, out);
+        self.balance(now, server, out);
+        for _ in 0..1_000_000 {
+            let Some(msg) = self.peer.poll_transmit() else { break };
+            match dhcp_failover::encode(&msg) {
+                Ok(bytes) => out.link.push(LinkCmd::Send(bytes)),
+                // Only our own builders make messages, so this is a bug; dropping the message
+                // is recoverable (the partner times out and resyncs), a panic is not.
+                Err(e) => warn!("failover: cannot encode our {:?}: {e}", msg.kind),
+            }
+        }
+    }
+
+    fn on_event(&mut self, now: u64, server: &mut Server, ev: Event, out: &mut Actions) {
+        let name = &self.cfg.name;
+        match ev {
+            Event::StateChanged { from, to } => {
+                info!(relationship = %name, "failover: I move from {from:?} to {to:?}");
+                if to == ServerState::Normal {
+                    self.next_balance = now;
+                }
+            }
+            Event::PartnerState { state, startup, .. } => {
+                info!(relationship = %name, startup, "failover: partner is in {state:?}");
+            }
+            Event::Communications { ok } => {
+                info!(relationship = %name, "failover: communications {}", if ok { "OK" } else { "lost" });
+            }
+            Event::Persist(p) => out.persist = Some(encode_state(&p)),
+            Event::ApplyBinding { binding, commit } => {
+                out.commit = Some(commit);
+                let cfg = server.config();
+                let Some(sid) = cfg.subnet_containing(binding.ip) else { return };
+                let l = lease_from_binding(server.lease(binding.ip), &binding, sid.0, now);
+                out.changes.push(server.put_failover_record(now, l));
+                self.counters.bindings_applied += 1;
+            }
+            Event::BindingAcked { ip, status, acked_pet } => {
+                self.counters.acks_received += 1;
+                if let Some(pet) = acked_pet
+                    && let Some(c) = server.failover_acked(ip, u64::from(pet))
+                {
+                    out.changes.push(c);
+                }
+                // §5.11: once the partner knows the client is gone, the address is free again;
+                // the primary says so, and the secondary waits to be told (two servers freeing
+                // the same address would only trade updates).
+                let freed = matches!(status, BindingStatus::Expired | BindingStatus::Released);
+                if freed
+                    && self.cfg.role == Role::Primary
+                    && let Some(l) = server.lease(ip)
+                    && l.state as u8 == status as u8
+                {
+                    let mut f = l.clone();
+                    f.state = LeaseState::Free;
+                    f.stos = now;
+                    f.chaddr.clear();
+                    f.client_id = None;
+                    f.hostname = None;
+                    out.changes.push(server.put_failover_record(now, f));
+                    out.local.push(ip);
+                }
+            }
+            Event::BindingRejected { ip, reason, message } => {
+                self.counters.rejects_received += 1;
+                warn!(
+                    relationship = %name,
+                    "failover: partner rejected our update for {ip}: reason {} ({})",
+                    reason.0,
+                    String::from_utf8_lossy(&message)
+                );
+            }
+            Event::PoolRequested { xid } => {
+                // Moving addresses on request is pool balancing's job (issue 5); until then the
+                // answer is an honest "none moved", and the periodic balance does the work.
+                self.peer.handle_pool_response(now, xid, 0);
+            }
+            Event::PoolResponse { transferred } => {
+                info!(relationship = %name, transferred, "failover: pool response");
+            }
+            Event::Connect => out.link.push(LinkCmd::Connect),
+            Event::Close { reason, message } => {
+                info!(relationship = %name, "failover: closing the connection: {message} (reason {})", reason.0);
+                out.link.push(LinkCmd::Close);
+            }
+            Event::PartnerDisconnected { reason, message } => {
+                warn!(
+                    relationship = %name,
+                    "failover: partner ended the connection: {} (reason {:?})",
+                    String::from_utf8_lossy(&message),
+                    reason.map(|r| r.0)
+                );
+            }
+        }
+    }
+
+    fn update_gate(&mut self, server: &mut Server, out: &mut Actions) {
+        let gate = FailoverGate {
+            role: self.cfg.role,
+            state: self.peer.state(),
+            service: self.peer.service(),
+            mclt: self.peer.mclt(),
+            hba: self.peer.hba(),
+            load_balance_max_seconds: self.cfg.load_balance_max_seconds,
+        };
+        if gate != self.gate {
+            self.gate = gate;
+            server.set_failover_gate(gate);
+            out.gate_changed = true;
+        }
+    }
+
+    /// The gate the server decides under.
+    #[must_use]
+    pub fn gate(&self) -> FailoverGate {
+        self.gate
+    }
+
+    /// Whether the XDP fast path may answer: not in states where this server must be silent.
+    #[must_use]
+    pub fn fast_path_allowed(&self) -> bool {
+        self.gate.service != Service::NotResponding
+    }
+
+    /// The primary hands the secondary half of what is free, so each can serve new clients
+    /// from its own pool when they cannot talk (ISC's pool balancing, first pass only: moving
+    /// addresses back, POOLREQ and the misbalance thresholds are issue 5's).
+    fn balance(&mut self, now: u64, server: &mut Server, out: &mut Actions) {
+        if self.cfg.role != Role::Primary
+            || self.peer.state() != ServerState::Normal
+            || now < self.next_balance
+        {
+            return;
+        }
+        self.next_balance = now.saturating_add(u64::from(self.cfg.min_balance.max(1)));
+        for &sid in &self.shared {
+            let counts = server.pool_counts(sid);
+            let free = counts.get(&LeaseState::Free).copied().unwrap_or(0);
+            let backup = counts.get(&LeaseState::Backup).copied().unwrap_or(0);
+            let total: u64 = counts.values().sum();
+            let hold = total * u64::from(self.cfg.max_lease_ownership) / 100;
+            let give = free.saturating_sub(backup) / 2;
+            if give == 0 || give <= hold {
+                continue;
+            }
+            let n = usize::try_from(give).unwrap_or(usize::MAX);
+            let moved = server.free_addresses_from_top(sid, n);
+            info!(
+                relationship = %self.cfg.name,
+                subnet = sid.0,
+                free,
+                backup,
+                moving = moved.len(),
+                "failover: balancing pool, moving free addresses to the secondary"
+            );
+            for a in moved {
+                let mut l = server
+                    .lease(a)
+                    .cloned()
+                    .unwrap_or_else(|| Lease::new(a, LeaseState::Backup, sid.0, now));
+                l.state = LeaseState::Backup;
+                l.stos = now;
+                out.changes.push(server.put_failover_record(now, l));
+                out.local.push(a);
+            }
+        }
+    }
+
+    /// The changes of this turn are durable: acknowledge the partner's bindings and tell it
+    /// about ours. `local` are the addresses this server changed (DHCP decisions, fast-path
+    /// renewals, expiries, and [`Actions::local`]).
+    pub fn committed(
+        &mut self,
+        now: u64,
+        server: &Server,
+        commit: Option<CommitId>,
+        local: impl IntoIterator<Item = Ipv4Addr>,
+    ) {
+        if let Some(c) = commit {
+            self.peer.handle_committed(now, c);
+        }
+        let addrs: BTreeSet<Ipv4Addr> = local.into_iter().collect();
+        for a in addrs {
+            if !self.shared_pool(server, a) {
+                continue;
+            }
+            if let Some(l) = server.lease(a) {
+                self.peer.handle_local_binding(now, binding_of(l));
+                self.counters.updates_queued_total += 1;
+            }
+        }
+    }
+
+    /// `xdhcp failover status`: both states, STOS, MCLT, the update window and who owns what.
+    #[must_use]
+    pub fn status(&self, server: &Server, now: u64) -> Value {
+        let p = self.peer.persisted();
+        let state_name = |s: ServerState| state_name(s).to_owned();
+        let pools: Vec<Value> = self
+            .shared
+            .iter()
+            .filter_map(|sid| {
+                let s = server.config().subnet(*sid)?;
+                let c = server.pool_counts(*sid);
+                let n = |st: LeaseState| c.get(&st).copied().unwrap_or(0);
+                Some(json!({
+                    "subnet": s.prefix.to_string(),
+                    "free_primary": n(LeaseState::Free),
+                    "backup_secondary": n(LeaseState::Backup),
+                    "active": n(LeaseState::Active),
+                    "expired": n(LeaseState::Expired),
+                    "released": n(LeaseState::Released),
+                    "abandoned": n(LeaseState::Abandoned),
+                    "reset": n(LeaseState::Reset),
+                }))
+            })
+            .collect();
+        json!({
+            "relationship": self.cfg.name,
+            "role": match self.cfg.role { Role::Primary => "primary", Role::Secondary => "secondary" },
+            "peer": format!("{}:{}", self.cfg.peer_address, self.cfg.peer_port),
+            "communicating": self.peer.is_communicating(),
+            "my_state": state_name(self.peer.state()),
+            "my_stos": p.my_state_since,
+            "my_state_for_secs": now.saturating_sub(p.my_state_since),
+            "partner_state": p.partner_state.map(state_name),
+            "partner_stos": p.partner_state_since,
+            "service": format!("{:?}", self.peer.service()),
+            "mclt": self.peer.mclt(),
+            "updates_unacked": self.peer.updates_in_flight(),
+            "updates_queued": self.peer.updates_queued(),
+            "updates_sent_total": self.counters.updates_queued_total,
+            "acks_received_total": self.counters.acks_received,
+            "rejects_received_total": self.counters.rejects_received,
+            "bindings_applied_total": self.counters.bindings_applied,
+            "partner_vendor_class": String::from_utf8_lossy(self.peer.partner_vendor_class()),
+            "fast_path_allowed": self.fast_path_allowed(),
+            "pools": pools,
+        })
+    }
+}
+
+/// The draft's (and ISC's log's) name of a state.
+#[must_use]
+pub fn state_name(s: ServerState) -> &'static str {
+    match s {
+        ServerState::Startup => "startup",
+        ServerState::Normal => "normal",
+        ServerState::CommunicationsInterrupted => "communications-interrupted",
+        ServerState::PartnerDown => "partner-down",
+        ServerState::PotentialConflict => "potential-conflict",
+        ServerState::Recover => "recover",
+        ServerState::Paused => "paused",
+        ServerState::Shutdown => "shutdown",
+        ServerState::RecoverDone => "recover-done",
+        ServerState::ResolutionInterrupted => "resolution-interrupted",
+        ServerState::ConflictDone => "conflict-done",
+        ServerState::RecoverWait => "recover-wait",
+    }
+}

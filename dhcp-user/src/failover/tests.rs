@@ -1,0 +1,360 @@
+//! Scenarios of two servers sharing a pool, in memory: a primary and a secondary, each a
+//! DHCP engine with its failover glue and a map standing in for its store, joined by a link
+//! that carries the encoded messages. The clock is a number the test moves.
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use dhcp_failover::{ServerState, load_balance};
+use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode};
+
+use super::*;
+use crate::server::{DropReason, Handled, RxInfo};
+
+const T0: u64 = 1_700_000_000;
+const MCLT: u32 = 300;
+const LEASE: u32 = 3600;
+
+fn config(role: &str) -> Config {
+    let (me, peer, extra) = match role {
+        "primary" => ("10.0.0.1", "10.0.0.2", "mclt = 300\nsplit = 128\n"),
+        _ => ("10.0.0.2", "10.0.0.1", ""),
+    };
+    let text = format!(
+        r#"interfaces = ["eth1"]
+server_id = "{me}"
+
+[failover]
+name = "pair"
+role = "{role}"
+address = "{me}"
+peer_address = "{peer}"
+load_balance_max_seconds = 3
+{extra}
+[[subnet]]
+prefix = "10.0.0.0/24"
+pools = [{{ start = "10.0.0.100", end = "10.0.0.119" }}]
+lease_time = {LEASE}
+failover = true
+"#
+    );
+    Config::from_toml(&text, "test.toml").unwrap()
+}
+
+/// One server: engine, glue and the records its store would hold.
+struct Side {
+    server: Server,
+    fo: Failover,
+    store: HashMap<Ipv4Addr, Lease>,
+    /// Addresses this server changed since the last commit (DHCP, fast path).
+    local: Vec<Ipv4Addr>,
+    persisted: Option<Vec<u8>>,
+    up: bool,
+}
+
+impl Side {
+    fn new(role: &str) -> Self {
+        let cfg = config(role);
+        Side {
+            server: Server::new(cfg.clone(), Vec::new()),
+            fo: Failover::new(&cfg, None, &[], T0).unwrap(),
+            store: HashMap::new(),
+            local: Vec::new(),
+            persisted: None,
+            up: false,
+        }
+    }
+
+    fn commit(&mut self, changes: &[LeaseChange]) {
+        for c in changes {
+            if let LeaseChange::Put(l) = c {
+                self.store.insert(l.address, l.clone());
+            }
+        }
+    }
+
+    /// What the core does after its inputs: poll, commit, report, poll again.
+    fn settle(&mut self, now: u64) -> Vec<LinkCmd> {
+        let mut link = Vec::new();
+        for _ in 0..8 {
+            let mut acts = Actions::default();
+            self.fo.poll(now, &mut self.server, &mut acts);
+            link.append(&mut acts.link);
+            if let Some(p) = acts.persist.take() {
+                self.persisted = Some(p);
+            }
+            self.commit(&acts.changes);
+            let mut local = std::mem::take(&mut self.local);
+            local.extend(acts.local.iter().copied());
+            if acts.changes.is_empty() && local.is_empty() && acts.commit.is_none() {
+                break;
+            }
+            self.fo.committed(now, &self.server, acts.commit, local);
+        }
+        link
+    }
+
+    /// A DHCP request through the engine, committed as the core would.
+    fn dhcp(&mut self, now: u64, m: &Message) -> crate::server::Outcome {
+        let o = self.server.handle(now, m, &rx(self.server.config().server_id));
+        self.commit(&o.changes);
+        self.local.extend(o.changes.iter().map(LeaseChange::address));
+        o
+    }
+
+    fn lease(&self, a: Ipv4Addr) -> &Lease {
+        self.store.get(&a).unwrap_or_else(|| panic!("{a} is not in the store"))
+    }
+}
+
+struct Pair {
+    p: Side,
+    s: Side,
+    now: u64,
+}
+
+impl Pair {
+    fn new() -> Self {
+        Pair { p: Side::new("primary"), s: Side::new("secondary"), now: T0 }
+    }
+
+    /// Carries messages both ways until neither side has anything to say.
+    fn exchange(&mut self) {
+        for _ in 0..1000 {
+            let (now, mut quiet) = (self.now, true);
+            self.p.fo.tick(now);
+            self.s.fo.tick(now);
+            let from_p = self.p.settle(now);
+            let from_s = self.s.settle(now);
+            for (cmds, to_primary) in [(from_p, false), (from_s, true)] {
+                for c in cmds {
+                    quiet = false;
+                    match c {
+                        LinkCmd::Connect if !self.p.up => {
+                            self.p.up = true;
+                            self.s.up = true;
+                            self.p.fo.link_up(now);
+                            self.s.fo.link_up(now);
+                        }
+                        LinkCmd::Connect => {}
+                        LinkCmd::Close => {
+                            self.p.up = false;
+                            self.s.up = false;
+                            self.p.fo.link_down(now);
+                            self.s.fo.link_down(now);
+                        }
+                        LinkCmd::Send(bytes) => {
+                            let msg = dhcp_failover::decode(&bytes).unwrap();
+                            let to = if to_primary { &mut self.p } else { &mut self.s };
+                            if to.up {
+                                to.fo.message(now, msg);
+                            }
+                        }
+                    }
+                }
+            }
+            if quiet {
+                return;
+            }
+        }
+        panic!("the servers never stopped talking");
+    }
+
+    /// Lets `secs` pass, a second at a time, exchanging as it goes.
+    fn run_for(&mut self, secs: u64) {
+        for _ in 0..secs {
+            self.now += 1;
+            self.exchange();
+        }
+    }
+
+    fn normal(&mut self) {
+        self.exchange();
+        for _ in 0..120 {
+            if self.p.fo.peer().state() == ServerState::Normal
+                && self.s.fo.peer().state() == ServerState::Normal
+            {
+                self.exchange();
+                return;
+            }
+            self.run_for(1);
+        }
+        panic!(
+            "no NORMAL: primary {:?}, secondary {:?}",
+            self.p.fo.peer().state(),
+            self.s.fo.peer().state()
+        );
+    }
+}
+
+fn rx(server: Ipv4Addr) -> RxInfo {
+    RxInfo {
+        ifindex: 2,
+        local_addr: Some(server),
+        src: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
+        src_mac: [0; 6],
+    }
+}
+
+fn msg(mac: [u8; 6], kind: MessageType, ciaddr: Ipv4Addr) -> Message {
+    let z = Ipv4Addr::UNSPECIFIED;
+    let mut m = Message::new_with_id(0x77, ciaddr, z, z, z, &mac);
+    m.set_opcode(Opcode::BootRequest);
+    m.opts_mut().insert(DhcpOption::MessageType(kind));
+    m
+}
+
+fn select(mac: [u8; 6], server: Ipv4Addr, a: Ipv4Addr) -> Message {
+    let mut m = msg(mac, MessageType::Request, Ipv4Addr::UNSPECIFIED);
+    m.opts_mut().insert(DhcpOption::ServerIdentifier(server));
+    m.opts_mut().insert(DhcpOption::RequestedIpAddress(a));
+    m
+}
+
+fn lease_time(o: &crate::server::Outcome) -> u32 {
+    let r = o.reply.as_ref().unwrap_or_else(|| panic!("no reply: {:?}", o.result));
+    match r.msg.opts().get(OptionCode::AddressLeaseTime) {
+        Some(DhcpOption::AddressLeaseTime(t)) => *t,
+        other => panic!("no lease time: {other:?}"),
+    }
+}
+
+/// A MAC whose RFC 3074 bucket the primary (or the secondary) serves under split 128.
+fn mac_for(primary: bool, n: u8) -> [u8; 6] {
+    let hba = load_balance::Hba::split(128);
+    (0..=255u8)
+        .map(|i| [2, 0, 0, n, 0, i])
+        .find(|m| hba.serves(primary, load_balance::bucket(m)))
+        .unwrap()
+}
+
+/// DISCOVER and REQUEST at `side`; the address and the ACK's lease time.
+fn dora(side: &mut Side, now: u64, mac: [u8; 6]) -> (Ipv4Addr, u32) {
+    let o = side.dhcp(now, &msg(mac, MessageType::Discover, Ipv4Addr::UNSPECIFIED));
+    let Handled::Offered(a) = o.result else { panic!("no offer: {:?}", o.result) };
+    let sid = side.server.config().server_id;
+    let o = side.dhcp(now, &select(mac, sid, a));
+    assert_eq!(o.result, Handled::Acked(a));
+    (a, lease_time(&o))
+}
+
+#[test]
+fn nothing_is_answered_and_the_fast_path_stays_off_until_the_partner_is_heard() {
+    let mut p = Side::new("primary");
+    p.settle(T0);
+    assert!(!p.fo.fast_path_allowed());
+    let o = p.dhcp(T0, &msg(mac_for(true, 1), MessageType::Discover, Ipv4Addr::UNSPECIFIED));
+    assert_eq!(o.result, Handled::Dropped(DropReason::FailoverNotResponding));
+}
+
+#[test]
+fn a_fresh_pair_reaches_normal_and_the_secondary_gets_half_the_free_pool() {
+    let mut pair = Pair::new();
+    pair.normal();
+    assert!(pair.p.fo.fast_path_allowed() && pair.s.fo.fast_path_allowed());
+    let backup =
+        |side: &Side| side.store.values().filter(|l| l.state == LeaseState::Backup).count();
+    assert_eq!(backup(&pair.p), 10);
+    assert_eq!(backup(&pair.s), 10, "the secondary stores what the primary moved");
+    // Both persisted their state: a restart resumes NORMAL rather than recovering.
+    let saved = decode_state(pair.s.persisted.as_ref().unwrap()).unwrap();
+    assert_eq!(saved.my_state, ServerState::Normal);
+    assert_eq!(saved.mclt, MCLT, "the secondary keeps the primary's MCLT");
+}
+
+#[test]
+fn a_new_lease_is_capped_at_the_mclt_replicated_and_its_acked_pet_opens_the_fast_path() {
+    let mut pair = Pair::new();
+    pair.normal();
+    let now = pair.now;
+    let mac = mac_for(true, 2);
+    let (a, lease) = dora(&mut pair.p, now, mac);
+    assert_eq!(lease, MCLT, "the partner knows nothing of this address yet");
+    let l = pair.p.lease(a).clone();
+    assert_eq!(l.pet_sent, now + u64::from(LEASE) + u64::from(MCLT / 2));
+    assert_eq!(l.pet_acked, 0);
+    assert!(
+        pair.p.server.fast_path_entry(&l, now).is_none(),
+        "before the BNDACK the MCLT rule leaves the kernel nothing to grant"
+    );
+
+    pair.exchange();
+    let theirs = pair.s.lease(a);
+    assert_eq!(theirs.state, LeaseState::Active);
+    assert_eq!(theirs.chaddr, mac.to_vec());
+    assert_eq!(theirs.expires_at, now + u64::from(MCLT));
+    assert_eq!(theirs.pet_received, l.pet_sent);
+
+    let ours = pair.p.lease(a);
+    assert_eq!(ours.pet_acked, l.pet_sent, "the BNDACK raised the acknowledged PET");
+    let e = pair.p.server.fast_path_entry(ours, now).expect("on the fast path now");
+    assert_eq!(e.held_until, ours.expires_at + u64::from(LEASE));
+    assert!(e.held_until <= ours.pet_acked + u64::from(MCLT));
+
+    // At T1 the renewal gets the full lease: the partner has acknowledged enough.
+    let t1 = now + u64::from(MCLT / 2);
+    let o = pair.p.dhcp(t1, &msg(mac, MessageType::Request, a));
+    assert_eq!(o.result, Handled::Acked(a));
+    assert_eq!(lease_time(&o), LEASE);
+}
+
+#[test]
+fn a_fast_path_renewal_sends_a_new_pet_and_its_ack_raises_the_horizon() {
+    let mut pair = Pair::new();
+    pair.normal();
+    let mac = mac_for(true, 3);
+    let (a, _) = dora(&mut pair.p, pair.now, mac);
+    pair.exchange();
+    let before = pair.p.lease(a).clone();
+
+    pair.run_for(100);
+    let at = pair.now;
+    let c = pair.p.server.apply_fast_path_renewal(at, a, mac, LEASE).expect("a renewal");
+    pair.p.commit(std::slice::from_ref(&c));
+    pair.p.local.push(a);
+    let renewed = pair.p.lease(a).clone();
+    let pet = at + u64::from(LEASE) + u64::from(LEASE / 2);
+    assert_eq!(renewed.pet_sent, pet);
+    assert!(renewed.held_until <= before.pet_acked + u64::from(MCLT));
+
+    pair.exchange();
+    assert_eq!(pair.s.lease(a).pet_received, pet, "the partner's store has the new PET");
+    assert_eq!(pair.s.lease(a).expires_at, at + u64::from(LEASE));
+    let acked = pair.p.lease(a);
+    assert_eq!(acked.pet_acked, pet);
+    assert!(acked.held_until > renewed.held_until, "the grant horizon rose with the BNDACK");
+}
+
+#[test]
+fn discovers_are_shared_by_hash_and_each_server_allocates_from_its_own_pool() {
+    let mut pair = Pair::new();
+    pair.normal();
+    let now = pair.now;
+    let theirs = mac_for(false, 4);
+    let o = pair.p.dhcp(now, &msg(theirs, MessageType::Discover, Ipv4Addr::UNSPECIFIED));
+    assert_eq!(o.result, Handled::Dropped(DropReason::LoadBalancedToPeer));
+    let (a, _) = dora(&mut pair.s, now, theirs);
+    let was = pair.p.lease(a).state;
+    assert_eq!(was, LeaseState::Backup, "the secondary used an address the primary gave it");
+    pair.exchange();
+    assert_eq!(pair.p.lease(a).state, LeaseState::Active, "and the primary heard of it");
+
+    // A client that has waited past load_balance_max_seconds is answered by whoever hears it.
+    let mut late = msg(theirs, MessageType::Discover, Ipv4Addr::UNSPECIFIED);
+    late.set_secs(10);
+    let o = pair.p.server.handle(now, &late, &rx(Ipv4Addr::new(10, 0, 0, 1)));
+    assert!(matches!(o.result, Handled::Offered(_)), "{:?}", o.result);
+}
+
+#[test]
+fn the_persisted_state_reads_back() {
+    let p = PersistedState {
+        my_state: ServerState::CommunicationsInterrupted,
+        my_state_since: T0,
+        partner_state: Some(ServerState::Normal),
+        partner_state_since: T0 - 5,
+        mclt: MCLT,
+        hba: Hba::split(100),
+    };
+    assert_eq!(decode_state(&encode_state(&p)), Some(p));
+    assert_eq!(decode_state(b"{not json"), None);
+}
