@@ -1,0 +1,562 @@
+//! A failover lab: one L2 segment (a bridge in a namespace of its own) with servers and real
+//! DHCP clients each in their own namespace, all created for one test and removed on drop.
+//!
+//! xdhcp servers run inside the test process (one thread each, moved into its namespace) so
+//! the test always runs the code it was built with; ISC dhcpd and the clients are processes
+//! started with `ip netns exec`. Nothing here touches the host's interfaces: every interface is
+//! created inside a namespace this lab made, and only processes it started are signalled.
+use std::{
+    fs,
+    net::Ipv4Addr,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+use serde_json::Value;
+use xdhcp::{daemon::ctl, fastpath};
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+fn seq() -> u32 {
+    SEQ.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Runs a command with a deadline; its output if it succeeded.
+pub fn run(cmd: &mut Command, timeout: Duration) -> Result<String> {
+    let what = format!("{cmd:?}");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("start {what}"))?;
+    let end = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            let out = child.wait_with_output()?;
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            if !status.success() {
+                bail!("{what}: {status}: {}", String::from_utf8_lossy(&out.stderr).trim());
+            }
+            return Ok(text);
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{what} took longer than {timeout:?}");
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn ip(args: &[&str]) -> Result<String> {
+    run(Command::new("ip").args(args), Duration::from_secs(10))
+}
+
+/// Polls `f` every 200 ms until it yields a value or `timeout` passes.
+pub fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    mut f: impl FnMut() -> Result<Option<T>>,
+) -> Result<T> {
+    let end = Instant::now() + timeout;
+    let mut last_err = None;
+    while Instant::now() < end {
+        match f() {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => {}
+            Err(e) => last_err = Some(e),
+        }
+        thread::sleep(Duration::from_millis(200));
+    }
+    match last_err {
+        Some(e) => Err(e.context(format!("timed out after {timeout:?} waiting for {what}"))),
+        None => bail!("timed out after {timeout:?} waiting for {what}"),
+    }
+}
+
+/// A network namespace of this lab, deleted on drop with whatever still runs in it.
+#[derive(Debug)]
+pub struct Ns {
+    name: String,
+}
+
+impl Ns {
+    pub fn new(tag: &str) -> Result<Self> {
+        let name = format!("xfo-{tag}-{}-{}", std::process::id(), seq());
+        ip(&["netns", "add", &name])?;
+        let ns = Ns { name };
+        ns.ip(&["link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn ip(&self, args: &[&str]) -> Result<String> {
+        let mut all = vec!["-n", self.name.as_str()];
+        all.extend_from_slice(args);
+        ip(&all)
+    }
+
+    /// `program` inside the namespace.
+    #[must_use]
+    pub fn exec(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name]).arg(program);
+        c
+    }
+
+    /// Moves the calling thread into the namespace; only for threads that end afterwards.
+    pub fn enter(&self) -> Result<()> {
+        fastpath::enter_netns(&self.name)
+    }
+
+    /// Runs `f` on a fresh thread inside the namespace.
+    pub fn run<R: Send>(&self, f: impl FnOnce() -> Result<R> + Send) -> Result<R> {
+        thread::scope(|s| {
+            s.spawn(|| {
+                self.enter()?;
+                f()
+            })
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        })
+    }
+
+    fn pids(&self) -> Vec<i32> {
+        ip(&["netns", "pids", &self.name])
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    }
+}
+
+impl Drop for Ns {
+    fn drop(&mut self) {
+        // Only processes inside this lab's namespace: every one of them was started here.
+        for _ in 0..50 {
+            let pids = self.pids();
+            if pids.is_empty() {
+                break;
+            }
+            for pid in pids {
+                // SAFETY: plain kill(2) of a process in our own namespace.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        if let Err(e) = ip(&["netns", "del", &self.name]) {
+            eprintln!("failover lab: cannot delete namespace {}: {e:#}", self.name);
+        }
+    }
+}
+
+/// A directory under the temp dir, removed on drop.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Result<Self> {
+        let p = std::env::temp_dir().join(format!("xfo-{tag}-{}-{}", std::process::id(), seq()));
+        fs::create_dir_all(&p)?;
+        Ok(TempDir(p))
+    }
+
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::env::var_os("XFO_KEEP").is_none() {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// An interface name unique on this host (pins under bpffs are named after interfaces).
+fn ifname(role: char) -> String {
+    format!("f{role}{}n{}", std::process::id() % 100_000, seq())
+}
+
+/// One end of the segment, inside `ns`.
+pub struct Port {
+    pub ns: Ns,
+    pub iface: String,
+    pub mac: [u8; 6],
+}
+
+/// The segment: a bridge in its own namespace. Ports are veth pairs whose far end is in a
+/// namespace of the port's own.
+pub struct Segment {
+    pub sw: Ns,
+    /// Keeps the pass program on the bridge ports: a frame XDP_TX sends out of a veth is only
+    /// taken by a peer running XDP itself.
+    pass: Vec<aya::Ebpf>,
+}
+
+impl Segment {
+    pub fn new() -> Result<Self> {
+        let sw = Ns::new("sw")?;
+        sw.ip(&["link", "add", "br0", "type", "bridge"])?;
+        sw.ip(&["link", "set", "br0", "up"])?;
+        Ok(Segment { sw, pass: Vec::new() })
+    }
+
+    /// A port for a server (`addr`/24 configured) or a client (`addr` None), with `mac`.
+    pub fn port(&mut self, tag: &str, mac: [u8; 6], addr: Option<Ipv4Addr>) -> Result<Port> {
+        let ns = Ns::new(tag)?;
+        let (a, b) = (ifname('a'), ifname('b'));
+        self.sw.ip(&["link", "add", &a, "type", "veth", "peer", "name", &b])?;
+        self.sw.ip(&["link", "set", &b, "netns", ns.name()])?;
+        self.sw.ip(&["link", "set", &a, "master", "br0"])?;
+        self.sw.ip(&["link", "set", &a, "up"])?;
+        let m = xdhcp::packet::fmt_mac(&mac);
+        ns.ip(&["link", "set", &b, "address", &m])?;
+        if let Some(addr) = addr {
+            ns.ip(&["addr", "add", &format!("{addr}/24"), "dev", &b])?;
+        }
+        ns.ip(&["link", "set", &b, "up"])?;
+        let ebpf = self.sw.run(|| {
+            let mut ebpf = fastpath::load(&fastpath::LoadOptions::default())?;
+            let prog = fastpath::program(&mut ebpf, fastpath::PASS_PROG)?;
+            prog.attach(&a, aya::programs::XdpMode::Driver)
+                .with_context(|| format!("attach {} to {a}", fastpath::PASS_PROG))?;
+            Ok(ebpf)
+        })?;
+        self.pass.push(ebpf);
+        Ok(Port { ns, iface: b, mac })
+    }
+}
+
+/// An xdhcp server running in this process, in `port`'s namespace.
+pub struct Xdhcp {
+    pub dir: TempDir,
+    pub socket: PathBuf,
+    iface: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<thread::JoinHandle<Result<()>>>,
+}
+
+impl Xdhcp {
+    /// Starts `xdhcp run` with `config` (TOML; `STATE` and `SOCKET` in it are replaced by
+    /// paths in a fresh directory).
+    pub fn start(port: &Port, config: &str) -> Result<Self> {
+        let dir = TempDir::new("xdhcp")?;
+        let socket = dir.path().join("control.sock");
+        let text = config
+            .replace("STATE", &dir.path().join("state").display().to_string())
+            .replace("SOCKET", &socket.display().to_string())
+            .replace("IFACE", &port.iface);
+        let file = dir.path().join("xdhcp.toml");
+        fs::write(&file, text)?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let ns = port.ns.name().to_owned();
+        let thread = thread::spawn(move || {
+            fastpath::enter_netns(&ns)?;
+            xdhcp::daemon::run_until(&file, Some(rx))
+        });
+        let x =
+            Xdhcp { dir, socket, iface: port.iface.clone(), stop: Some(tx), thread: Some(thread) };
+        wait_for("the control socket", Duration::from_secs(20), || {
+            if x.thread.as_ref().is_some_and(thread::JoinHandle::is_finished) {
+                bail!("xdhcp run ended early");
+            }
+            Ok(x.socket.exists().then_some(()))
+        })?;
+        Ok(x)
+    }
+
+    pub fn ask(&self, req: &ctl::Request) -> Result<Value> {
+        ctl::request(&self.socket, req)
+    }
+
+    pub fn failover(&self) -> Result<Value> {
+        self.ask(&ctl::Request::FailoverStatus)
+    }
+
+    /// Every lease record the server holds (`xdhcp leases --json`).
+    pub fn leases(&self) -> Result<Vec<Value>> {
+        let v = self.ask(&ctl::Request::Leases { addr: None, mac: None })?;
+        Ok(v["leases"].as_array().cloned().unwrap_or_default())
+    }
+
+    pub fn lease(&self, addr: Ipv4Addr) -> Result<Option<Value>> {
+        let v = self.ask(&ctl::Request::Leases { addr: Some(addr), mac: None })?;
+        Ok(v["leases"].as_array().and_then(|a| a.first().cloned()))
+    }
+
+    /// Waits until this server and its partner are both in NORMAL.
+    pub fn wait_normal(&self, timeout: Duration) -> Result<Value> {
+        wait_for("failover NORMAL on both sides", timeout, || {
+            let v = self.failover()?;
+            let normal = v["my_state"] == "normal" && v["partner_state"] == "normal";
+            Ok(normal.then_some(v))
+        })
+    }
+
+    pub fn stop(&mut self) -> Result<()> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let end = Instant::now() + Duration::from_secs(10);
+            while !t.is_finished() && Instant::now() < end {
+                thread::sleep(Duration::from_millis(20));
+            }
+            if t.is_finished() {
+                t.join().unwrap_or_else(|_| Err(anyhow::anyhow!("xdhcp run panicked")))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Xdhcp {
+    fn drop(&mut self) {
+        let _ = self.stop();
+        // The daemon leaves its fast path pinned for a successor; this one has none.
+        let _ = fastpath::detach(&self.iface);
+    }
+}
+
+/// ISC dhcpd (4.4) in `port`'s namespace, with its own config, lease file and log.
+pub struct Dhcpd {
+    pub dir: TempDir,
+    pub leases: PathBuf,
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Dhcpd {
+    /// Starts `dhcpd -4 -d -f` on `port` with `conf` and an empty (or `keep`'s) lease file.
+    pub fn start(port: &Port, conf: &str, dir: Option<TempDir>) -> Result<Self> {
+        let dir = match dir {
+            Some(d) => d,
+            None => TempDir::new("dhcpd")?,
+        };
+        let cf = dir.path().join("dhcpd.conf");
+        fs::write(&cf, conf)?;
+        let leases = dir.path().join("dhcpd.leases");
+        if !leases.exists() {
+            fs::write(&leases, "")?;
+        }
+        let log = dir.path().join("dhcpd.log");
+        // A stale pid file makes dhcpd refuse to start: each run gets a fresh one.
+        let pf = dir.path().join(format!("dhcpd-{}.pid", seq()));
+        let logf = fs::OpenOptions::new().create(true).append(true).open(&log)?;
+        let child = port
+            .ns
+            .exec("dhcpd")
+            .args(["-4", "-d", "-f", "-cf"])
+            .arg(&cf)
+            .arg("-lf")
+            .arg(&leases)
+            .arg("-pf")
+            .arg(&pf)
+            .arg(&port.iface)
+            .stdin(Stdio::null())
+            .stdout(logf.try_clone()?)
+            .stderr(logf)
+            .spawn()
+            .context("start dhcpd (is isc-dhcp-server installed? cargo xtask setup)")?;
+        Ok(Dhcpd { dir, leases, log, child: Some(child) })
+    }
+
+    #[must_use]
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    #[must_use]
+    pub fn lease_file(&self) -> String {
+        fs::read_to_string(&self.leases).unwrap_or_default()
+    }
+
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> Result<()> {
+        wait_for(&format!("{needle:?} in dhcpd's log"), timeout, || {
+            Ok(self.log_text().contains(needle).then_some(()))
+        })
+        .with_context(|| format!("dhcpd log:\n{}", tail(&self.log_text(), 40)))
+    }
+
+    /// Stops dhcpd (it writes its lease file on every change, so nothing is lost) and hands
+    /// back its directory.
+    pub fn stop(mut self) -> TempDir {
+        self.kill();
+        TempDir(std::mem::take(&mut self.dir.0))
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: SIGTERM to the ip-netns-exec child we started (it execs dhcpd).
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let end = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < end {
+                if c.try_wait().ok().flatten().is_some() {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Dhcpd {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[must_use]
+pub fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// A udhcpc (busybox) client on `port`, logging what its script is told.
+pub struct Udhcpc {
+    dir: TempDir,
+    child: Option<Child>,
+}
+
+/// One line the client's script logged.
+#[derive(Debug, Clone)]
+pub struct ClientEvent {
+    pub reason: String,
+    pub ip: Option<Ipv4Addr>,
+    pub server: Option<Ipv4Addr>,
+    pub lease: Option<u32>,
+}
+
+const HOOK: &str = r#"#!/bin/sh
+log="$(dirname "$0")/events.log"
+case "$1" in
+  bound|renew)
+    ip addr replace "$ip/$mask" dev "$interface"
+    echo "$1 $ip $serverid $lease" >> "$log" ;;
+  deconfig)
+    ip addr flush dev "$interface"
+    echo "deconfig - - -" >> "$log" ;;
+  *)
+    echo "$1 - - -" >> "$log" ;;
+esac
+exit 0
+"#;
+
+impl Udhcpc {
+    pub fn start(port: &Port) -> Result<Self> {
+        let dir = TempDir::new("udhcpc")?;
+        let hook = dir.path().join("hook.sh");
+        fs::write(&hook, HOOK)?;
+        use std::os::unix::fs::PermissionsExt as _;
+        fs::set_permissions(&hook, fs::Permissions::from_mode(0o755))?;
+        let out = fs::File::create(dir.path().join("udhcpc.out"))?;
+        // -t/-T/-A: retry quickly, a lab segment has no slow links.
+        let child = port
+            .ns
+            .exec("udhcpc")
+            .args(["-f", "-i", &port.iface, "-s"])
+            .arg(&hook)
+            .args(["-t", "20", "-T", "1", "-A", "1"])
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()
+            .context("start udhcpc")?;
+        Ok(Udhcpc { dir, child: Some(child) })
+    }
+
+    #[must_use]
+    pub fn events(&self) -> Vec<ClientEvent> {
+        let text = fs::read_to_string(self.dir.path().join("events.log")).unwrap_or_default();
+        text.lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let get = |i: usize| f.get(i).copied().unwrap_or("-");
+                ClientEvent {
+                    reason: get(0).to_owned(),
+                    ip: get(1).parse().ok(),
+                    server: get(2).parse().ok(),
+                    lease: get(3).parse().ok(),
+                }
+            })
+            .collect()
+    }
+
+    pub fn wait_bound(&self, timeout: Duration) -> Result<ClientEvent> {
+        wait_for("the client to be bound", timeout, || {
+            Ok(self.events().into_iter().find(|e| e.reason == "bound"))
+        })
+        .with_context(|| format!("udhcpc said:\n{}", self.output()))
+    }
+
+    pub fn wait_renewals(&self, n: usize, timeout: Duration) -> Result<Vec<ClientEvent>> {
+        wait_for(&format!("{n} renewals"), timeout, || {
+            let r: Vec<ClientEvent> =
+                self.events().into_iter().filter(|e| e.reason == "renew").collect();
+            Ok((r.len() >= n).then_some(r))
+        })
+    }
+
+    #[must_use]
+    pub fn output(&self) -> String {
+        tail(&fs::read_to_string(self.dir.path().join("udhcpc.out")).unwrap_or_default(), 30)
+    }
+}
+
+impl Drop for Udhcpc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A MAC whose RFC 3074 bucket, hashed as the server will (udhcpc sends option 61 = 1 + MAC),
+/// the primary (or the secondary) serves under `split`.
+#[must_use]
+pub fn mac_served_by(primary: bool, split: u16, tag: u8) -> [u8; 6] {
+    let hba = dhcp_failover::load_balance::Hba::split(split);
+    (0..=255u8)
+        .map(|i| [0x02, 0xf0, tag, 0, 0, i])
+        .find(|m| {
+            let mut key = vec![1];
+            key.extend_from_slice(m);
+            hba.serves(primary, dhcp_failover::load_balance::bucket(&key))
+        })
+        .expect("some MAC in 256 hashes to each side")
+}
+
+/// Lease blocks of an ISC lease file: address → the block's text (the last one wins, as for
+/// dhcpd itself).
+#[must_use]
+pub fn isc_leases(text: &str) -> std::collections::HashMap<Ipv4Addr, String> {
+    let mut out = std::collections::HashMap::new();
+    let mut rest = text;
+    while let Some(i) =
+        rest.find("\nlease ").map(|i| i + 1).or_else(|| rest.starts_with("lease ").then_some(0))
+    {
+        let block = &rest[i..];
+        let end = block.find("\n}").map_or(block.len(), |e| e + 2);
+        let head = block["lease ".len()..].split_whitespace().next().unwrap_or("");
+        if let Ok(a) = head.parse() {
+            out.insert(a, block[..end].to_owned());
+        }
+        rest = &block[end..];
+    }
+    out
+}

@@ -1,0 +1,141 @@
+//! Two xdhcp servers share a pool over the failover protocol, with real clients on one segment.
+//!
+//! The pair starts with empty stores, so it goes the whole way a new deployment does: STARTUP,
+//! RECOVER with UPDREQALL both ways, RECOVER-DONE, NORMAL, and the primary handing the
+//! secondary half the free addresses. Then each client lands on the server its hash says,
+//! each server's binding shows up in the other's store, and a renewal the primary's XDP program
+//! answers reaches the secondary's store as a new potential expiration time.
+use std::{
+    net::Ipv4Addr,
+    time::{Duration, Instant},
+};
+
+use integration::{
+    failover_lab::{Segment, Udhcpc, Xdhcp, mac_served_by, wait_for},
+    fixture::root_required,
+};
+use serde_json::Value;
+
+const PRIMARY: Ipv4Addr = Ipv4Addr::new(10, 91, 0, 1);
+const SECONDARY: Ipv4Addr = Ipv4Addr::new(10, 91, 0, 2);
+const SPLIT: u16 = 128;
+/// The fast path grants at least 60 s, so leases and the MCLT are 60 s: the first lease is
+/// MCLT long, and udhcpc renews it after 30 s.
+const LEASE: u64 = 60;
+
+fn config(role: &str, me: Ipv4Addr, peer: Ipv4Addr) -> String {
+    let primary_only = if role == "primary" {
+        format!("mclt = {LEASE}\nsplit = {SPLIT}\n")
+    } else {
+        String::new()
+    };
+    format!(
+        r#"interfaces = ["IFACE"]
+server_id = "{me}"
+state_dir = "STATE"
+control_socket = "SOCKET"
+
+[fast_path]
+attach_mode = "native"
+
+[failover]
+name = "edge-pair"
+role = "{role}"
+address = "{me}"
+peer_address = "{peer}"
+max_response_delay = 10
+# Wider than any client's retry delay, so the split alone decides who answers.
+load_balance_max_seconds = 60
+{primary_only}
+[[subnet]]
+prefix = "10.91.0.0/24"
+pools = [{{ start = "10.91.0.100", end = "10.91.0.139" }}]
+lease_time = {LEASE}
+failover = true
+"#
+    )
+}
+
+fn num(v: &Value, k: &str) -> u64 {
+    v[k].as_u64().unwrap_or_else(|| panic!("{k} missing in {v}"))
+}
+
+#[test]
+fn an_xdhcp_pair_reaches_normal_replicates_both_ways_and_carries_fast_path_renewals() {
+    root_required();
+    let t0 = Instant::now();
+    let mut seg = Segment::new().unwrap();
+    let pa = seg.port("pri", [0x02, 0x91, 0, 0, 0, 1], Some(PRIMARY)).unwrap();
+    let sa = seg.port("sec", [0x02, 0x91, 0, 0, 0, 2], Some(SECONDARY)).unwrap();
+    let p = Xdhcp::start(&pa, &config("primary", PRIMARY, SECONDARY)).unwrap();
+    let s = Xdhcp::start(&sa, &config("secondary", SECONDARY, PRIMARY)).unwrap();
+
+    let status = p.wait_normal(Duration::from_secs(60)).unwrap();
+    s.wait_normal(Duration::from_secs(30)).unwrap();
+    let normal_after = t0.elapsed();
+    assert_eq!(num(&status, "mclt"), LEASE);
+    let backup = wait_for("the secondary's share of the pool", Duration::from_secs(10), || {
+        let v = s.failover()?;
+        let n = num(&v["pools"][0], "backup_secondary");
+        Ok((n == 20).then_some(n))
+    })
+    .unwrap();
+    assert_eq!(backup, 20, "half of the 40 free addresses moved to the secondary");
+
+    // One client for each side of the split; each must land where the hash says.
+    let mp = mac_served_by(true, SPLIT, 1);
+    let ms = mac_served_by(false, SPLIT, 2);
+    let cp_port = seg.port("cp", mp, None).unwrap();
+    let cs_port = seg.port("cs", ms, None).unwrap();
+    let cp = Udhcpc::start(&cp_port).unwrap();
+    let cs = Udhcpc::start(&cs_port).unwrap();
+    let bp = cp.wait_bound(Duration::from_secs(30)).unwrap();
+    let bs = cs.wait_bound(Duration::from_secs(30)).unwrap();
+    assert_eq!(bp.server, Some(PRIMARY), "{bp:?}");
+    assert_eq!(bs.server, Some(SECONDARY), "{bs:?}");
+    assert_eq!(bp.lease, Some(LEASE as u32), "a new lease is MCLT long");
+    let (ap, as_) = (bp.ip.unwrap(), bs.ip.unwrap());
+
+    // Each binding reaches the other server's store.
+    let mac = |m: [u8; 6]| xdhcp::packet::fmt_mac(&m);
+    let replicated = |x: &Xdhcp, a: Ipv4Addr, m: [u8; 6]| {
+        wait_for(&format!("{a} in the partner's store"), Duration::from_secs(10), || {
+            let l = x.lease(a)?;
+            Ok(l.filter(|l| l["state"] == "active" && l["mac"] == mac(m).as_str()))
+        })
+    };
+    let on_s = replicated(&s, ap, mp).unwrap();
+    let on_p = replicated(&p, as_, ms).unwrap();
+    let first_pet = num(&p.lease(ap).unwrap().unwrap(), "pet_sent");
+    assert_eq!(num(&on_s, "pet_received"), first_pet);
+    assert!(num(&on_p, "pet_received") > 0);
+
+    // The primary's client renews at T1; the primary's XDP program answers it, and the new
+    // PET reaches the secondary's store.
+    let renewals = cp.wait_renewals(1, Duration::from_secs(LEASE + 20)).unwrap();
+    assert_eq!(renewals[0].server, Some(PRIMARY));
+    let stats = p.ask(&xdhcp::daemon::ctl::Request::Stats).unwrap();
+    assert!(
+        num(&stats, "fast_path_renewals_recorded") >= 1,
+        "the renewal was not answered by XDP: {stats}"
+    );
+    let (renewed, theirs) =
+        wait_for("the renewal's PET on the secondary", Duration::from_secs(10), || {
+            let mine = p.lease(ap)?.unwrap_or_default();
+            let theirs = s.lease(ap)?.unwrap_or_default();
+            let pet = num(&mine, "pet_sent");
+            Ok((pet > first_pet && num(&theirs, "pet_received") == pet).then_some((mine, theirs)))
+        })
+        .unwrap();
+    assert_eq!(num(&renewed, "pet_acked"), num(&renewed, "pet_sent"), "and it was acknowledged");
+    assert_eq!(num(&theirs, "expires_at"), num(&renewed, "expires_at"));
+
+    let st = s.failover().unwrap();
+    assert_eq!(num(&st, "updates_unacked"), 0, "{st}");
+    eprintln!(
+        "pair: NORMAL after {:.1} s, replicated and renewed through XDP after {:.1} s",
+        normal_after.as_secs_f64(),
+        t0.elapsed().as_secs_f64()
+    );
+    drop((cp, cs));
+}
