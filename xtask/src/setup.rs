@@ -24,6 +24,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("kea-dhcp4-server", "Kea, run beside xdhcp by `cargo xtask bench e2e`"),
     ("kea-admin", "perfdhcp, Kea's load generator (DORA rates, the crash test)"),
     ("isc-dhcp-relay", "a real relay agent between namespaces"),
+    ("isc-dhcp-server", "ISC dhcpd 4.4, the failover partner of the interop tests"),
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
@@ -127,6 +128,7 @@ pub fn setup() -> Result<()> {
     }
     if is_root() {
         mount_bpffs()?;
+        keep_dhcpd_off_at_boot();
     }
     Ok(())
 }
@@ -142,4 +144,17 @@ fn mount_bpffs() -> Result<()> {
     }
     eprintln!("xtask setup: mounting bpffs on /sys/fs/bpf");
     run(Command::new("mount").args(["-t", "bpf", "bpf", "/sys/fs/bpf"]))
+}
+
+/// Debian enables isc-dhcp-server's init script on install. The tests run dhcpd only inside
+/// their own namespaces; a host dhcpd started at boot would answer on real interfaces.
+fn keep_dhcpd_off_at_boot() {
+    let script = std::path::Path::new("/etc/init.d/isc-dhcp-server");
+    let enabled = std::fs::read_dir("/etc/rc2.d").is_ok_and(|d| {
+        d.filter_map(|e| e.ok()).any(|e| e.file_name().to_string_lossy() == "S01isc-dhcp-server")
+    });
+    if script.exists() && enabled {
+        eprintln!("xtask setup: disabling isc-dhcp-server at boot (the tests run their own dhcpd)");
+        let _ = Command::new("update-rc.d").args(["isc-dhcp-server", "disable"]).status();
+    }
 }
