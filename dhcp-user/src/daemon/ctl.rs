@@ -211,6 +211,26 @@ fn metrics(core: &Core) -> String {
     line("xdhcp_store_commits_total", "", &v["store"]["commits"]);
     line("xdhcp_store_commit_mean_microseconds", "", &v["store"]["mean_commit_us"]);
     line("xdhcp_store_commit_max_microseconds", "", &v["store"]["max_commit_us"]);
+    if let Some(f) = &core.failover {
+        let st = f.fo.status(&core.server, 0);
+        for (side, k) in [("self", "my_state"), ("partner", "partner_state")] {
+            let state = st[k].as_str().unwrap_or("unknown");
+            line(
+                "xdhcp_failover_state",
+                &format!("{{side=\"{side}\",state=\"{state}\"}}"),
+                &1.into(),
+            );
+        }
+        for k in [
+            "updates_unacked",
+            "updates_queued",
+            "updates_sent_total",
+            "acks_received_total",
+            "rejects_received_total",
+        ] {
+            line(&format!("xdhcp_failover_{k}"), "", &st[k]);
+        }
+    }
     for p in v["pools"].as_array().into_iter().flatten() {
         let l = format!("{{subnet=\"{}\"}}", p["subnet"].as_str().unwrap_or(""));
         line("xdhcp_pool_size", &l, &p["size"]);

@@ -48,7 +48,7 @@ pub enum PeerCmd {
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A partner that does not take our bytes for this long is as good as gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections kept while choosing; more are refused at once.
+/// Connections kept while choosing; a further one replaces the oldest idle one.
 const MAX_CANDIDATES: usize = 4;
 /// Frames decoded from one read at most; a 4 KiB read holds at most 341 twelve-byte frames.
 const FRAMES_PER_READ: usize = 1024;
@@ -230,7 +230,12 @@ impl Link {
 
     async fn add(&mut self, s: TcpStream, ev_tx: &mpsc::UnboundedSender<ConnEvent>) {
         if self.candidates.len() >= MAX_CANDIDATES {
-            return;
+            // Make room by dropping the oldest idle one: a partner that opened connections and
+            // went quiet must not lock out the one it opens next.
+            let Some(pos) = self.candidates.iter().position(|c| Some(c.id) != self.active) else {
+                return;
+            };
+            self.candidates.remove(pos);
         }
         let _ = s.set_nodelay(true);
         let peer = match s.peer_addr() {
