@@ -260,6 +260,11 @@ impl Xdhcp {
             .replace("IFACE", &port.iface);
         let file = dir.path().join("xdhcp.toml");
         fs::write(&file, text)?;
+        // Before the daemon installs its own: logs then go through the test harness, which
+        // shows them for failing tests only (threads inherit the test's output capture).
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let ns = port.ns.name().to_owned();
         let thread = thread::spawn(move || {
