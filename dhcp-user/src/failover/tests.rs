@@ -358,3 +358,32 @@ fn the_persisted_state_reads_back() {
     assert_eq!(decode_state(&encode_state(&p)), Some(p));
     assert_eq!(decode_state(b"{not json"), None);
 }
+
+#[test]
+fn a_restarted_server_resumes_its_state_and_resends_what_the_partner_never_acknowledged() {
+    let mut pair = Pair::new();
+    pair.normal();
+    let now = pair.now;
+    let mac = mac_for(true, 5);
+    // The lease is committed, then the primary dies before its BNDUPD goes out.
+    let (a, _) = dora(&mut pair.p, now, mac);
+    assert_eq!(pair.p.lease(a).pet_acked, 0);
+
+    let cfg = config("primary");
+    let leases: Vec<Lease> = pair.p.store.values().cloned().collect();
+    let blob = pair.p.persisted.clone();
+    let fo = Failover::new(&cfg, blob.as_deref(), &leases, now).unwrap();
+    pair.p = Side {
+        server: Server::new(cfg, leases),
+        fo,
+        store: pair.p.store.clone(),
+        local: Vec::new(),
+        persisted: blob,
+        up: false,
+    };
+    pair.s.up = false;
+    pair.s.fo.link_down(now);
+    pair.normal();
+    assert!(pair.s.store.get(&a).is_some_and(|l| l.state == LeaseState::Active));
+    assert_eq!(pair.p.lease(a).pet_acked, pair.p.lease(a).pet_sent);
+}
