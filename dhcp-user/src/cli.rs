@@ -21,6 +21,8 @@ pub const DEFAULT_SOCKET: &str = "/run/xdhcp/control.sock";
 
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
+    /// The demo: real DHCP clients in network namespaces renewing through XDP.
+    Lab(crate::lab::DemoOptions),
     /// Run the server.
     Run {
         #[arg(long)]
@@ -155,6 +157,18 @@ pub enum FailoverCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum BenchCmd {
+    /// xdhcp (fast path on and off) and Kea side by side on a veth lab: DORA/s with perfdhcp,
+    /// renewals/s with `xdhcp load`. Writes e2e.json and e2e.png.
+    E2e {
+        #[arg(long, default_value = "target/bench")]
+        out_dir: std::path::PathBuf,
+        #[arg(long, default_value_t = 3)]
+        trial_secs: u64,
+        #[arg(long, default_value_t = 2_000_000)]
+        max_rate: u64,
+        #[arg(long, default_value_t = 5000)]
+        clients: u32,
+    },
     /// Time the XDP program with BPF_PROG_TEST_RUN (no interface is touched).
     Fastpath {
         #[arg(long, default_value_t = 1_000_000)]

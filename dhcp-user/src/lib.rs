@@ -6,12 +6,14 @@
 //! ([`subnet`]).
 
 pub mod bench;
+pub mod bench_e2e;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod failover;
 pub mod fastpath;
+pub mod lab;
 pub mod load;
 pub mod maps;
 pub mod packet;

@@ -44,7 +44,7 @@ pub struct LoadOptions {
     pub progress: bool,
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, serde::Deserialize)]
 pub struct Summary {
     pub clients: u32,
     pub bound: u64,

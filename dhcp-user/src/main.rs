@@ -51,6 +51,7 @@ fn run(cli: Cli) -> Result<()> {
             stats(iface, json)?;
         }
         Cmd::Run { config } => xdhcp::daemon::run(&config)?,
+        Cmd::Lab(o) => xdhcp::lab::run_demo(&o)?,
         Cmd::Load { iface, clients, renewals, rate, duration, window, seed, relay, server, out } => {
             let s = xdhcp::load::run(&xdhcp::load::LoadOptions {
                 iface,
@@ -80,6 +81,16 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Lease { cmd: LeaseCmd::Put(p) } => lease_put(&p)?,
         Cmd::Lease { cmd: LeaseCmd::Del { iface, addr } } => open(&iface)?.delete_lease(addr)?,
         Cmd::Subnet(s) => subnet_set(&s)?,
+        Cmd::Bench { cmd: BenchCmd::E2e { out_dir, trial_secs, max_rate, clients } } => {
+            let r = xdhcp::bench_e2e::e2e(&xdhcp::bench_e2e::Options {
+                xdhcp: std::env::current_exe()?,
+                out_dir,
+                trial_secs,
+                max_rate,
+                clients,
+            })?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
+        }
         Cmd::Bench { cmd: BenchCmd::Fastpath { repeat, runs, quick, out } } => {
             let r = xdhcp::bench::fastpath(repeat, runs, quick)?;
             let json = serde_json::to_string_pretty(&r)?;

@@ -42,6 +42,8 @@ enum Cmd {
 enum Bench {
     /// The XDP program timed in the kernel with BPF_PROG_TEST_RUN.
     Fastpath,
+    /// xdhcp (fast path on/off) and Kea on a veth lab: DORA/s and renewals/s.
+    E2e,
 }
 
 pub fn root() -> PathBuf {
@@ -92,6 +94,12 @@ fn main() -> Result<()> {
             let out = root().join("target/bench/fastpath.json");
             run(Command::new(bin).args(["bench", "fastpath", "--out"]).arg(&out))?;
             println!("wrote {}", out.display());
+        }
+        Cmd::Bench { which: Bench::E2e } => {
+            setup::require_root("the benchmark creates network namespaces")?;
+            let bin = release_binary()?;
+            run(Command::new(bin).args(["bench", "e2e", "--out-dir"]).arg(root().join("target/bench")))?;
+            println!("wrote target/bench/e2e.json and e2e.png");
         }
         Cmd::Lab => {
             setup::require_root("the lab creates network namespaces and attaches XDP")?;

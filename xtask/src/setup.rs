@@ -25,6 +25,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("kea-admin", "perfdhcp, Kea's load generator (DORA rates, the crash test)"),
     ("isc-dhcp-relay", "a real relay agent between namespaces"),
     ("isc-dhcp-server", "ISC dhcpd 4.4, the failover partner of the interop tests"),
+    ("librsvg2-bin", "rsvg-convert, for the benchmark chart"),
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 

@@ -1,0 +1,381 @@
+//! `xdhcp bench e2e`: xdhcp with the fast path, xdhcp without it, and Kea 2.2 (memfile,
+//! multi-threaded), one after the other on the same veth lab, each pushed to the highest rate
+//! it sustains with at most 1 % of requests unanswered: DORA/s measured by perfdhcp,
+//! renewals/s by `xdhcp load` (relayed renewals, as perfdhcp sends them).
+//!
+//! Every server starts from an empty store for every trial, so no trial inherits another's
+//! leases. Only the lab's namespaces see any traffic.
+use std::{
+    fmt::Write as _,
+    net::Ipv4Addr,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+use serde::Serialize;
+
+use crate::{
+    fastpath,
+    lab::{NetNs, VethEnd, VethPair},
+    load::Summary,
+};
+
+const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 64, 0, 1);
+const RELAY_IP: Ipv4Addr = Ipv4Addr::new(10, 64, 0, 2);
+/// Rates are accepted when at most this share of requests goes unanswered.
+const MAX_LOSS: f64 = 0.01;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    XdhcpFast,
+    XdhcpSlow,
+    Kea,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Trial {
+    pub server: Kind,
+    pub test: &'static str,
+    pub rate: u64,
+    pub answered_per_s: f64,
+    pub loss: f64,
+    pub ok: bool,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct E2eReport {
+    pub xdhcp_renew_per_s: u64,
+    pub xdhcp_slow_renew_per_s: u64,
+    pub kea_renew_per_s: u64,
+    pub xdhcp_dora_per_s: u64,
+    pub xdhcp_slow_dora_per_s: u64,
+    pub kea_dora_per_s: u64,
+    pub max_loss: f64,
+    pub trial_secs: u64,
+    pub trials: Vec<Trial>,
+}
+
+pub struct Options {
+    pub xdhcp: PathBuf,
+    pub out_dir: PathBuf,
+    pub trial_secs: u64,
+    /// Highest rate tried, per second.
+    pub max_rate: u64,
+    pub clients: u32,
+}
+
+struct Lab {
+    srv: NetNs,
+    cli: NetNs,
+    veth: VethPair,
+    work: PathBuf,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = fastpath::detach(&self.veth.a.name);
+        let _ = fastpath::detach(&self.veth.b.name);
+    }
+}
+
+/// A server process, stopped on drop.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(5) {
+            if matches!(self.0.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Lab {
+    fn new() -> Result<Self> {
+        let srv = NetNs::new("bench-srv")?;
+        let cli = NetNs::new("bench-cli")?;
+        let seq = std::process::id() % 10_000;
+        let veth = VethPair::new(
+            &srv,
+            VethEnd {
+                name: format!("xbs{seq}"),
+                mac: [2, 0x64, 0, 0, 0, 1],
+                addr: Some((SERVER_IP, 10)),
+            },
+            &cli,
+            VethEnd {
+                name: format!("xbc{seq}"),
+                mac: [2, 0x64, 0, 0, 0, 2],
+                addr: Some((RELAY_IP, 10)),
+            },
+        )?;
+        let b = veth.b.name.clone();
+        cli.run(move || fastpath::attach_peer(&b))?;
+        let work = std::env::temp_dir().join(format!("xdhcp-bench-e2e-{}", std::process::id()));
+        std::fs::create_dir_all(&work)?;
+        Ok(Self { srv, cli, veth, work })
+    }
+
+    fn start(&self, kind: Kind, xdhcp: &Path) -> Result<Running> {
+        let state = self.work.join("state");
+        let _ = std::fs::remove_dir_all(&state);
+        std::fs::create_dir_all(&state)?;
+        let log = std::fs::File::create(self.work.join(format!("{kind:?}.log")))?;
+        let child = match kind {
+            Kind::Kea => {
+                let cfg = self.work.join("kea.json");
+                std::fs::write(&cfg, kea_config(&self.veth.a.name, &state))?;
+                self.srv
+                    .exec("kea-dhcp4")
+                    .arg("-c")
+                    .arg(&cfg)
+                    .env("KEA_PIDFILE_DIR", &state)
+                    .env("KEA_LOCKFILE_DIR", &state)
+                    .stdout(log.try_clone()?)
+                    .stderr(log)
+                    .spawn()
+                    .context("start kea-dhcp4 (apt package kea-dhcp4-server)")?
+            }
+            _ => {
+                let _ = fastpath::detach(&self.veth.a.name);
+                let cfg = self.work.join("xdhcp.toml");
+                std::fs::write(&cfg, xdhcp_config(&self.veth.a.name, &state, kind == Kind::XdhcpFast))?;
+                Command::new(xdhcp)
+                    .args(["--netns", self.srv.name(), "run", "--config"])
+                    .arg(&cfg)
+                    .stdout(log.try_clone()?)
+                    .stderr(log)
+                    .spawn()
+                    .context("start xdhcp run")?
+            }
+        };
+        let mut running = Running(child);
+        // Ready when a DHCP request gets an answer: one client, one DORA.
+        let t = Instant::now();
+        loop {
+            if let Ok(Some(st)) = running.0.try_wait() {
+                let log = std::fs::read_to_string(self.work.join(format!("{kind:?}.log")))
+                    .unwrap_or_default();
+                bail!("{kind:?} exited ({st}): {}", log.trim());
+            }
+            if self.load(xdhcp, 1, 0, 0, 2).is_ok_and(|s| s.bound == 1) {
+                return Ok(running);
+            }
+            if t.elapsed() > Duration::from_secs(20) {
+                bail!("{kind:?} did not answer within 20 s (see {})", self.work.display());
+            }
+        }
+    }
+
+    fn load(&self, xdhcp: &Path, clients: u32, renewals: u64, rate: u64, secs: u64) -> Result<Summary> {
+        let out = self.work.join("load.json");
+        let _ = std::fs::remove_file(&out);
+        let st = Command::new(xdhcp)
+            .args(["--netns", self.cli.name(), "load", "--iface", &self.veth.b.name])
+            .args(["--clients", &clients.to_string(), "--renewals", &renewals.to_string()])
+            .args(["--rate", &rate.to_string(), "--duration", &secs.to_string()])
+            .args(["--relay", &RELAY_IP.to_string(), "--server", &SERVER_IP.to_string()])
+            .args(["--seed", &(rate % 60_000 + 1).to_string(), "--out"])
+            .arg(&out)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?;
+        if !st.success() {
+            bail!("xdhcp load failed: {st}");
+        }
+        Ok(serde_json::from_slice(&std::fs::read(&out)?)?)
+    }
+
+    /// perfdhcp at `rate` DORAs per second: answered share of the worse exchange.
+    fn perfdhcp(&self, rate: u64, secs: u64) -> Result<(f64, f64)> {
+        let out = self
+            .cli
+            .exec("perfdhcp")
+            .args(["-4", "-l", &self.veth.b.name, "-r", &rate.to_string()])
+            .args(["-R", &(rate * secs * 2).to_string(), "-p", &secs.to_string()])
+            .arg(SERVER_IP.to_string())
+            .output()
+            .context("run perfdhcp (apt package kea-admin)")?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let nums = |key: &str| -> Vec<f64> {
+            text.lines()
+                .filter_map(|l| l.strip_prefix(key))
+                .filter_map(|v| v.trim().parse().ok())
+                .collect()
+        };
+        let (sent, recv) = (nums("sent packets:"), nums("received packets:"));
+        if sent.len() < 2 || recv.len() < 2 {
+            bail!("perfdhcp printed no statistics: {text}");
+        }
+        // The REQUEST-ACK exchange completes a DORA.
+        let loss = (0..2).map(|i| 1.0 - recv[i] / sent[i].max(1.0)).fold(0.0, f64::max);
+        Ok((recv[1] / secs as f64, loss))
+    }
+}
+
+fn xdhcp_config(iface: &str, state: &Path, fast: bool) -> String {
+    format!(
+        r#"interfaces = ["{iface}"]
+server_id = "{SERVER_IP}"
+state_dir = "{state}"
+control_socket = "{state}/ctl.sock"
+[fast_path]
+enabled = {fast}
+[[subnet]]
+prefix = "10.64.0.0/10"
+pools = [{{ start = "10.65.0.0", end = "10.127.255.254" }}]
+routers = ["{SERVER_IP}"]
+dns = ["{SERVER_IP}"]
+lease_time = 3600
+"#,
+        state = state.display()
+    )
+}
+
+fn kea_config(iface: &str, state: &Path) -> String {
+    format!(
+        r#"{{ "Dhcp4": {{
+  "interfaces-config": {{ "interfaces": [ "{iface}" ], "dhcp-socket-type": "raw" }},
+  "lease-database": {{ "type": "memfile", "persist": true, "name": "{state}/kea-leases.csv", "lfc-interval": 0 }},
+  "multi-threading": {{ "enable-multi-threading": true, "thread-pool-size": 2, "packet-queue-size": 64 }},
+  "valid-lifetime": 3600, "renew-timer": 1800, "rebind-timer": 3150,
+  "subnet4": [ {{ "subnet": "10.64.0.0/10", "pools": [ {{ "pool": "10.65.0.0 - 10.127.255.254" }} ],
+    "option-data": [ {{ "name": "routers", "data": "{SERVER_IP}" }}, {{ "name": "domain-name-servers", "data": "{SERVER_IP}" }} ] }} ],
+  "loggers": [ {{ "name": "kea-dhcp4", "output_options": [ {{ "output": "stdout" }} ], "severity": "WARN" }} ]
+}} }}"#,
+        state = state.display()
+    )
+}
+
+/// The highest rate for which `trial` keeps loss within [`MAX_LOSS`]: doubling, then bisecting.
+fn search(max_rate: u64, mut trial: impl FnMut(u64) -> Result<bool>) -> Result<u64> {
+    let (mut good, mut bad) = (0u64, None);
+    let mut rate = 1000;
+    while rate <= max_rate {
+        if trial(rate)? {
+            good = rate;
+            rate *= 2;
+        } else {
+            bad = Some(rate);
+            break;
+        }
+    }
+    if let Some(mut hi) = bad {
+        for _ in 0..3 {
+            let mid = (good + hi) / 2;
+            if mid <= good || hi - good < hi / 20 {
+                break;
+            }
+            if trial(mid)? {
+                good = mid;
+            } else {
+                hi = mid;
+            }
+        }
+    }
+    Ok(good)
+}
+
+pub fn e2e(o: &Options) -> Result<E2eReport> {
+    let lab = Lab::new()?;
+    let mut r = E2eReport { max_loss: MAX_LOSS, trial_secs: o.trial_secs, ..E2eReport::default() };
+    for kind in [Kind::XdhcpFast, Kind::XdhcpSlow, Kind::Kea] {
+        let dora = search(o.max_rate, |rate| {
+            let _server = lab.start(kind, &o.xdhcp)?;
+            let (per_s, loss) = lab.perfdhcp(rate, o.trial_secs)?;
+            let ok = loss <= MAX_LOSS;
+            eprintln!("{kind:?} dora rate {rate}: {per_s:.0}/s answered, loss {:.2} %", loss * 100.0);
+            r.trials.push(Trial { server: kind, test: "dora", rate, answered_per_s: per_s, loss, ok });
+            Ok(ok)
+        })?;
+        let renew = search(o.max_rate, |rate| {
+            let _server = lab.start(kind, &o.xdhcp)?;
+            let s = lab.load(&o.xdhcp, o.clients, rate * o.trial_secs, rate, o.trial_secs + 30)?;
+            let ok = s.bound == u64::from(o.clients) && s.renew_loss <= MAX_LOSS;
+            eprintln!(
+                "{kind:?} renew rate {rate}: {:.0}/s answered, loss {:.2} %",
+                s.renew_acked_per_s,
+                s.renew_loss * 100.0
+            );
+            r.trials.push(Trial {
+                server: kind,
+                test: "renew",
+                rate,
+                answered_per_s: s.renew_acked_per_s,
+                loss: s.renew_loss,
+                ok,
+            });
+            Ok(ok)
+        })?;
+        match kind {
+            Kind::XdhcpFast => (r.xdhcp_dora_per_s, r.xdhcp_renew_per_s) = (dora, renew),
+            Kind::XdhcpSlow => (r.xdhcp_slow_dora_per_s, r.xdhcp_slow_renew_per_s) = (dora, renew),
+            Kind::Kea => (r.kea_dora_per_s, r.kea_renew_per_s) = (dora, renew),
+        }
+    }
+    std::fs::create_dir_all(&o.out_dir)?;
+    std::fs::write(o.out_dir.join("e2e.json"), serde_json::to_string_pretty(&r)? + "\n")?;
+    let svg = o.out_dir.join("e2e.svg");
+    std::fs::write(&svg, chart(&r))?;
+    let png = o.out_dir.join("e2e.png");
+    let st = Command::new("rsvg-convert").arg("-o").arg(&png).arg(&svg).status();
+    if !st.is_ok_and(|s| s.success()) {
+        bail!("rsvg-convert (apt package librsvg2-bin) could not write {}", png.display());
+    }
+    Ok(r)
+}
+
+/// Two groups of bars (DORA/s, renewals/s) on a log scale, one bar per server.
+fn chart(r: &E2eReport) -> String {
+    let groups = [
+        ("DORA/s (perfdhcp)", [r.xdhcp_dora_per_s, r.xdhcp_slow_dora_per_s, r.kea_dora_per_s]),
+        ("renewals/s (xdhcp load)", [r.xdhcp_renew_per_s, r.xdhcp_slow_renew_per_s, r.kea_renew_per_s]),
+    ];
+    let names = ["xdhcp, XDP fast path", "xdhcp, slow path only", "Kea 2.2 memfile MT"];
+    let colors = ["#1b7837", "#7fbf7b", "#762a83"];
+    let top = groups.iter().flat_map(|g| g.1).max().unwrap_or(1).max(10) as f64;
+    let (w, h, base, plot_h) = (760.0, 420.0, 360.0, 300.0);
+    let y = |v: u64| base - plot_h * ((v.max(1) as f64).log10() / top.log10());
+    let mut s = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12"><rect width="100%" height="100%" fill="white"/><text x="20" y="24" font-size="16">xdhcp vs Kea on a veth pair, highest rate with &lt;= 1 % unanswered (log scale)</text>"#
+    );
+    for (gi, (label, vals)) in groups.iter().enumerate() {
+        let gx = 60.0 + gi as f64 * 350.0;
+        for (i, v) in vals.iter().enumerate() {
+            let x = gx + i as f64 * 90.0;
+            let _ = write!(
+                s,
+                r#"<rect x="{x}" y="{:.1}" width="70" height="{:.1}" fill="{}"/><text x="{:.1}" y="{:.1}" text-anchor="middle">{v}</text>"#,
+                y(*v),
+                base - y(*v),
+                colors[i],
+                x + 35.0,
+                y(*v) - 4.0
+            );
+        }
+        let _ = write!(s, r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{label}</text>"#, gx + 125.0, base + 20.0);
+    }
+    for (i, n) in names.iter().enumerate() {
+        let x = 60.0 + i as f64 * 230.0;
+        let _ = write!(
+            s,
+            r#"<rect x="{x}" y="{:.1}" width="12" height="12" fill="{}"/><text x="{:.1}" y="{:.1}">{n}</text>"#,
+            h - 28.0,
+            colors[i],
+            x + 18.0,
+            h - 18.0
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
