@@ -153,6 +153,17 @@ pub enum FailoverCmd {
         #[arg(long, default_value = DEFAULT_SOCKET)]
         socket: std::path::PathBuf,
     },
+    /// Declare the partner down (draft-12 PARTNER-DOWN): this server serves every client, and
+    /// after MCLT (STOS+MCLT) also the partner's free addresses. Only when the partner is
+    /// known to be down, not merely unreachable: two servers in PARTNER-DOWN can give one
+    /// address to two clients.
+    PartnerDown {
+        /// Required: you checked that the partner is not serving clients.
+        #[arg(long)]
+        yes_partner_is_down: bool,
+        #[arg(long, default_value = DEFAULT_SOCKET)]
+        socket: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -78,6 +78,9 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Failover { cmd: FailoverCmd::Status { json, socket } } => {
             failover_status(&socket, json)?;
         }
+        Cmd::Failover { cmd: FailoverCmd::PartnerDown { yes_partner_is_down, socket } } => {
+            failover_partner_down(&socket, yes_partner_is_down)?;
+        }
         Cmd::Lease { cmd: LeaseCmd::Put(p) } => lease_put(&p)?,
         Cmd::Lease { cmd: LeaseCmd::Del { iface, addr } } => open(&iface)?.delete_lease(addr)?,
         Cmd::Subnet(s) => subnet_set(&s)?,
@@ -313,6 +316,24 @@ fn subnet_set(s: &SubnetArgs) -> Result<()> {
     Ok(())
 }
 
+fn failover_partner_down(socket: &std::path::Path, confirm: bool) -> Result<()> {
+    if !confirm {
+        anyhow::bail!(
+            "refusing without --yes-partner-is-down: check first that the partner is really \
+             down (not just unreachable from here); two servers in partner-down can give one \
+             address to two clients"
+        );
+    }
+    let v = ctl::request(socket, &ctl::Request::FailoverPartnerDown { confirm })?;
+    let at = v["partner_addresses_usable_at"].as_u64().unwrap_or(0);
+    println!(
+        "partner-down: this server now serves every client; the partner's free addresses \
+         become usable in {} s (STOS+MCLT, unix time {at})",
+        v["usable_in_secs"].as_u64().unwrap_or(0)
+    );
+    Ok(())
+}
+
 fn failover_status(socket: &std::path::Path, json: bool) -> Result<()> {
     let v = ctl::request(socket, &ctl::Request::FailoverStatus)?;
     if json {
@@ -349,8 +370,17 @@ fn failover_status(socket: &std::path::Path, json: bool) -> Result<()> {
         s("rejects_received_total"),
         s("bindings_applied_total")
     );
+    if let Some(at) = v["partner_addresses_usable_at"].as_u64() {
+        println!("  partner-down: the partner's free addresses are usable from unix time {at}");
+    }
+    println!(
+        "  new clients refused because this server's share was used up: {}",
+        s("refused_share_exhausted_total")
+    );
     let cols = [
         "subnet",
+        "share_ours_free",
+        "share_partner_free",
         "free_primary",
         "backup_secondary",
         "active",
@@ -370,6 +400,8 @@ fn failover_status(socket: &std::path::Path, json: bool) -> Result<()> {
         table::render(
             &[
                 "SUBNET",
+                "OURS FREE",
+                "PARTNER'S FREE",
                 "FREE(PRIMARY)",
                 "BACKUP(SECONDARY)",
                 "ACTIVE",

@@ -33,6 +33,12 @@ pub enum Request {
     Metrics,
     /// The failover relationship: both states, STOS, MCLT, updates, pools.
     FailoverStatus,
+    /// The operator declares the partner down. `confirm` must be set: taking over a partner
+    /// that is in fact running can give one address to two clients.
+    FailoverPartnerDown {
+        #[serde(default)]
+        confirm: bool,
+    },
 }
 
 pub(super) fn listen(path: &Path, tx: mpsc::Sender<Input>) -> Result<tokio::task::JoinHandle<()>> {
@@ -118,7 +124,7 @@ pub(super) fn answer(core: &Core, req: &Request, now: Now) -> Value {
         }
         Request::Stats => stats(core),
         Request::Metrics => json!({ "text": metrics(core) }),
-        Request::FailoverStatus => match &core.failover {
+        Request::FailoverStatus | Request::FailoverPartnerDown { .. } => match &core.failover {
             Some(f) => f.fo.status(&core.server, now.unix),
             None => json!({"error": "no [failover] relationship is configured"}),
         },
@@ -227,8 +233,19 @@ fn metrics(core: &Core) -> String {
             "updates_sent_total",
             "acks_received_total",
             "rejects_received_total",
+            "refused_share_exhausted_total",
         ] {
             line(&format!("xdhcp_failover_{k}"), "", &st[k]);
+        }
+        for p in st["pools"].as_array().into_iter().flatten() {
+            let subnet = p["subnet"].as_str().unwrap_or("");
+            for (owner, k) in [("self", "share_ours_free"), ("partner", "share_partner_free")] {
+                line(
+                    "xdhcp_failover_share_free",
+                    &format!("{{subnet=\"{subnet}\",owner=\"{owner}\"}}"),
+                    &p[k],
+                );
+            }
         }
     }
     for p in v["pools"].as_array().into_iter().flatten() {

@@ -204,9 +204,15 @@ impl Core {
         // The partner's news first: the server then decides this batch under the failover
         // state it brings.
         let mut requests = Vec::with_capacity(batch.len());
+        let mut decided = Vec::new();
         for input in batch {
             match input {
                 Input::Peer(ev) => self.link_event(now, ev),
+                // Before the poll below, so its persisted state is written in this turn and
+                // the answer goes out only after that.
+                Input::Ctl { req: ctl::Request::FailoverPartnerDown { confirm }, reply } => {
+                    decided.push((self.partner_down(now, confirm), reply));
+                }
                 other => requests.push(other),
             }
         }
@@ -280,6 +286,34 @@ impl Core {
         self.send_link(std::mem::take(&mut p.link));
         for (req, reply) in ctls {
             let _ = reply.send(ctl::answer(self, &req, now));
+        }
+        for (mut answer, reply) in decided {
+            if answer.get("error").is_none()
+                && let Some(f) = &self.failover
+            {
+                answer["status"] = f.fo.status(&self.server, now.unix);
+            }
+            let _ = reply.send(answer);
+        }
+    }
+
+    /// `xdhcp failover partner-down`.
+    fn partner_down(&mut self, now: Now, confirm: bool) -> serde_json::Value {
+        let Some(f) = &mut self.failover else {
+            return serde_json::json!({"error": "no [failover] relationship is configured"});
+        };
+        if !confirm {
+            return serde_json::json!({"error": "not confirmed: PARTNER-DOWN while the partner \
+                still serves clients can give one address to two of them; repeat with \
+                --yes-partner-is-down once you know it is down"});
+        }
+        match f.fo.partner_down(now.unix) {
+            Ok(at) => serde_json::json!({
+                "partner_down": true,
+                "partner_addresses_usable_at": at,
+                "usable_in_secs": at.saturating_sub(now.unix),
+            }),
+            Err(e) => serde_json::json!({"error": e.to_string()}),
         }
     }
 

@@ -17,7 +17,11 @@
 //! Which lease changes become BNDUPDs is decided here: every change this server makes to an
 //! address of a shared subnet (a DHCP decision, a fast-path renewal, an expiry, a move between
 //! the free and backup pools), never one that came from the partner.
-use std::{collections::BTreeSet, net::Ipv4Addr};
+use std::{
+    collections::{BTreeSet, HashMap},
+    net::Ipv4Addr,
+    path::PathBuf,
+};
 
 use dhcp_failover::{
     BindingStatus, BindingUpdate, Event, HwAddr, Peer, PersistedState, Role, ServerState,
@@ -30,7 +34,7 @@ use tracing::{info, warn};
 
 use crate::{
     config::{Config, SubnetId},
-    server::{FailoverGate, Server},
+    server::{DropReason, FailoverGate, Server},
     store::{Lease, LeaseChange, LeaseState},
 };
 
@@ -72,6 +76,35 @@ pub struct Counters {
     pub acks_received: u64,
     pub rejects_received: u64,
     pub bindings_applied: u64,
+    /// DISCOVERs refused because this server's share of a pool was used up while the
+    /// partner's share still had addresses (COMMUNICATIONS-INTERRUPTED, or PARTNER-DOWN
+    /// before STOS+MCLT).
+    pub refused_share_exhausted: u64,
+}
+
+/// How often the "share used up" warning may repeat per pool: often enough that an operator
+/// tailing the log sees it, rarely enough that a flood of DISCOVERs does not bury the log.
+pub const SHARE_WARNING_EVERY: u64 = 300;
+
+/// One shared pool split by owner, as this server sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shares {
+    /// Addresses free in this server's share (FREE on the primary, BACKUP on the secondary).
+    pub ours: u64,
+    /// Addresses free in the partner's share.
+    pub partners: u64,
+}
+
+/// Why an operator's PARTNER-DOWN was not applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PartnerDownRefused {
+    #[error("the partner is connected and talking to this server (it reports {0}); it is not down")]
+    PartnerTalking(&'static str),
+    #[error(
+        "this server is in {0}: it is still rebuilding its own database or stopping, and may \
+         not take over alone"
+    )]
+    NotNow(&'static str),
 }
 
 pub struct Failover {
@@ -82,6 +115,14 @@ pub struct Failover {
     /// When the primary next checks that the secondary has its share of free addresses.
     next_balance: u64,
     counters: Counters,
+    /// The control socket, for the command the share warning tells the operator to run.
+    control_socket: PathBuf,
+    /// The server's pool-exhausted drop count at the last poll: new drops are looked at once.
+    exhausted_seen: u64,
+    /// Per pool, when the share warning was last logged.
+    share_warned: HashMap<SubnetId, u64>,
+    /// PARTNER-DOWN's takeover time was announced in the log.
+    takeover_announced: bool,
 }
 
 /// Encodes the engine's persisted state for the store's opaque blob.
@@ -248,7 +289,18 @@ impl Failover {
             peer.restore_binding(binding_of(l), times, partner_has_it);
         }
         let gate = FailoverGate::starting(&f);
-        Some(Self { peer, cfg: f, shared, gate, next_balance: 0, counters: Counters::default() })
+        Some(Self {
+            peer,
+            cfg: f,
+            shared,
+            gate,
+            next_balance: 0,
+            counters: Counters::default(),
+            control_socket: cfg.control_socket.clone(),
+            exhausted_seen: 0,
+            share_warned: HashMap::new(),
+            takeover_announced: false,
+        })
     }
 
     #[must_use]
@@ -284,6 +336,135 @@ impl Failover {
         self.peer.handle_command(now, c);
     }
 
+    /// The operator says the partner is down (`xdhcp failover partner-down`). Refused while
+    /// the partner is demonstrably up, since two servers in PARTNER-DOWN can hand one address
+    /// to two clients, and in states where the engine may not take over. Returns when the
+    /// partner's addresses become usable (STOS+MCLT).
+    pub fn partner_down(&mut self, now: u64) -> Result<u64, PartnerDownRefused> {
+        if self.peer.is_communicating() {
+            let p = self.peer.partner_state().map_or("no state yet", state_name);
+            return Err(PartnerDownRefused::PartnerTalking(p));
+        }
+        if self.peer.state() != ServerState::PartnerDown {
+            self.peer.handle_command(now, dhcp_failover::engine::Command::PartnerDown);
+        }
+        if self.peer.state() != ServerState::PartnerDown {
+            return Err(PartnerDownRefused::NotNow(state_name(self.peer.state())));
+        }
+        warn!(
+            relationship = %self.cfg.name,
+            "failover: PARTNER-DOWN declared by the operator"
+        );
+        Ok(self.takeover_time())
+    }
+
+    /// In PARTNER-DOWN, when the partner's never-used free addresses become usable: STOS+MCLT.
+    #[must_use]
+    pub fn takeover_time(&self) -> u64 {
+        self.peer.persisted().my_state_since.saturating_add(u64::from(self.peer.mclt()))
+    }
+
+    /// Pool `sid` split by owner (addresses without a record are the primary's).
+    #[must_use]
+    pub fn shares(&self, server: &Server, sid: SubnetId) -> Shares {
+        let c = server.pool_counts(sid);
+        let n = |st: LeaseState| c.get(&st).copied().unwrap_or(0);
+        let (free, backup) = (n(LeaseState::Free), n(LeaseState::Backup));
+        match self.cfg.role {
+            Role::Primary => Shares { ours: free, partners: backup },
+            Role::Secondary => Shares { ours: backup, partners: free },
+        }
+    }
+
+    /// New clients were refused for want of an address: if the reason is that the rest of a
+    /// pool is the partner's, say so in a form an operator can act on (ISC's bare "peer holds
+    /// all free leases" is the question this answers), at most every
+    /// [`SHARE_WARNING_EVERY`] seconds per pool.
+    fn watch_shares(&mut self, now: u64, server: &Server) {
+        let drops = server.counters().dropped(DropReason::PoolExhausted);
+        let new = drops.saturating_sub(self.exhausted_seen);
+        self.exhausted_seen = drops;
+        let service = self.peer.service();
+        let takeover = self.takeover_time();
+        let waiting = match service {
+            Service::OwnPool => true,
+            Service::PartnerDown => now < takeover,
+            _ => false,
+        };
+        if new == 0 || !waiting {
+            return;
+        }
+        let mut counted = false;
+        for sid in self.shared.clone() {
+            let sh = self.shares(server, sid);
+            if sh.ours > 0 || sh.partners == 0 {
+                continue;
+            }
+            if !counted {
+                self.counters.refused_share_exhausted += new;
+                counted = true;
+            }
+            if self.share_warned.get(&sid).is_some_and(|t| now < t + SHARE_WARNING_EVERY) {
+                continue;
+            }
+            self.share_warned.insert(sid, now);
+            let pool = server.config().subnet(sid).map_or(String::new(), |s| s.prefix.to_string());
+            let mine = match self.cfg.role {
+                Role::Primary => "the primary's FREE addresses",
+                Role::Secondary => "the secondary's BACKUP addresses",
+            };
+            let refused = self.counters.refused_share_exhausted;
+            let socket = self.control_socket.display();
+            let mclt = self.peer.mclt();
+            if service == Service::OwnPool {
+                warn!(
+                    relationship = %self.cfg.name,
+                    pool = %pool,
+                    partner_free = sh.partners,
+                    refused,
+                    "failover: pool {pool}: this server's share ({mine}) is used up and new \
+                     clients are refused; the partner holds {} free addresses, which this server \
+                     may not use while it only knows that communications are interrupted. If \
+                     the partner is really down (not just unreachable), declare it with \
+                     `xdhcp failover partner-down --socket {socket} --yes-partner-is-down`: \
+                     its addresses become usable here MCLT ({mclt} s) after that \
+                     (STOS+MCLT). {refused} DISCOVERs refused so far.",
+                    sh.partners
+                );
+            } else {
+                warn!(
+                    relationship = %self.cfg.name,
+                    pool = %pool,
+                    partner_free = sh.partners,
+                    refused,
+                    usable_in = takeover.saturating_sub(now),
+                    "failover: pool {pool}: this server's share ({mine}) is used up; in \
+                     PARTNER-DOWN the partner's {} free addresses become usable in {} s \
+                     (STOS+MCLT, at unix time {takeover}). {refused} DISCOVERs refused so far.",
+                    sh.partners,
+                    takeover.saturating_sub(now)
+                );
+            }
+        }
+    }
+
+    /// Logs once per PARTNER-DOWN when the partner's addresses become usable.
+    fn announce_takeover(&mut self, now: u64) {
+        if self.peer.state() != ServerState::PartnerDown {
+            self.takeover_announced = false;
+            return;
+        }
+        if !self.takeover_announced && now >= self.takeover_time() {
+            self.takeover_announced = true;
+            info!(
+                relationship = %self.cfg.name,
+                "failover: PARTNER-DOWN for MCLT ({} s): the partner's free addresses are usable \
+                 now, and expired or released ones as each one's own MCLT passes",
+                self.peer.mclt()
+            );
+        }
+    }
+
     /// Whether `a` is an address of a shared pool.
     fn shared_pool(&self, server: &Server, a: Ipv4Addr) -> bool {
         let cfg = server.config();
@@ -301,6 +482,8 @@ impl Failover {
             self.on_event(now, server, ev, out);
         }
         self.update_gate(server, out);
+        self.watch_shares(now, server);
+        self.announce_takeover(now);
         self.balance(now, server, out);
         for _ in 0..1_000_000 {
             let Some(msg) = self.peer.poll_transmit() else { break };
@@ -320,6 +503,27 @@ impl Failover {
                 info!(relationship = %name, "failover: I move from {from:?} to {to:?}");
                 if to == ServerState::Normal {
                     self.next_balance = now;
+                }
+                if to == ServerState::CommunicationsInterrupted {
+                    // §9.9.1 asks for an alarm; what happens next depends on the operator.
+                    let auto = self.cfg.auto_partner_down.map_or_else(
+                        || "auto-partner-down is off".to_owned(),
+                        |s| format!("auto-partner-down in {s} s"),
+                    );
+                    warn!(
+                        relationship = %name,
+                        "failover: cannot reach the partner; serving new clients from this \
+                         server's own share only, renewing everyone within MCLT ({auto})"
+                    );
+                }
+                if to == ServerState::PartnerDown {
+                    let at = now.saturating_add(u64::from(self.peer.mclt()));
+                    warn!(
+                        relationship = %name,
+                        "failover: PARTNER-DOWN (from {from:?}): the partner's addresses become \
+                         usable at unix time {at} (STOS+MCLT, in {} s)",
+                        self.peer.mclt()
+                    );
                 }
             }
             Event::PartnerState { state, startup, .. } => {
@@ -404,6 +608,7 @@ impl Failover {
             mclt: self.peer.mclt(),
             hba: self.peer.hba(),
             load_balance_max_seconds: self.cfg.load_balance_max_seconds,
+            since: self.peer.persisted().my_state_since,
         };
         if gate != self.gate {
             self.gate = gate;
@@ -505,7 +710,10 @@ impl Failover {
                 let s = server.config().subnet(*sid)?;
                 let c = server.pool_counts(*sid);
                 let n = |st: LeaseState| c.get(&st).copied().unwrap_or(0);
+                let sh = self.shares(server, *sid);
                 Some(json!({
+                    "share_ours_free": sh.ours,
+                    "share_partner_free": sh.partners,
                     "subnet": s.prefix.to_string(),
                     "free_primary": n(LeaseState::Free),
                     "backup_secondary": n(LeaseState::Backup),
@@ -535,6 +743,9 @@ impl Failover {
             "acks_received_total": self.counters.acks_received,
             "rejects_received_total": self.counters.rejects_received,
             "bindings_applied_total": self.counters.bindings_applied,
+            "refused_share_exhausted_total": self.counters.refused_share_exhausted,
+            "partner_addresses_usable_at": (self.peer.state() == ServerState::PartnerDown)
+                .then(|| self.takeover_time()),
             "partner_vendor_class": String::from_utf8_lossy(self.peer.partner_vendor_class()),
             "fast_path_allowed": self.fast_path_allowed(),
             "pools": pools,

@@ -227,6 +227,8 @@ pub struct FailoverGate {
     pub mclt: u32,
     pub hba: Hba,
     pub load_balance_max_seconds: u16,
+    /// When this server entered `state` (its STOS): PARTNER-DOWN counts the MCLT from here.
+    pub since: u64,
 }
 
 impl FailoverGate {
@@ -240,6 +242,7 @@ impl FailoverGate {
             mclt: f.mclt,
             hba: f.hba,
             load_balance_max_seconds: f.load_balance_max_seconds,
+            since: 0,
         }
     }
 
@@ -261,14 +264,46 @@ impl FailoverGate {
     }
 
     /// Whether this server may give `l`'s address (`None`: no record, an address nobody used
-    /// yet) to a client that does not hold it. Free addresses are the primary's, backup ones
-    /// the secondary's (draft-12 §5.11); anything bound, or on its way back to free, waits for
-    /// the partner to hear of it.
-    fn owns_free(&self, l: Option<&Lease>) -> bool {
-        match l.map(|l| l.state) {
+    /// yet) to a client that does not hold it at `now`. Free addresses are the primary's,
+    /// backup ones the secondary's (draft-12 §5.11); anything bound, or on its way back to
+    /// free, waits for the partner to hear of it, except in PARTNER-DOWN (see
+    /// [`FailoverGate::takeover_at`]).
+    fn may_allocate(&self, l: Option<&Lease>, now: u64) -> bool {
+        let own = match l.map(|l| l.state) {
             None | Some(LeaseState::Free) => self.role == Role::Primary,
             Some(LeaseState::Backup) => self.role == Role::Secondary,
             Some(_) => false,
+        };
+        own || self.takeover_at(l).is_some_and(|t| t <= now)
+    }
+
+    /// In PARTNER-DOWN, when an address this server does not own (the partner's free or
+    /// backup share, or one that expired or was released without the partner acknowledging
+    /// it) may go to a new client: MCLT beyond every time either side may have promised a
+    /// client, and never before MCLT after entering PARTNER-DOWN (draft-12 §5.2.2, §9.4.2).
+    /// The partner may have handed the address out just before it went silent, with a lease of
+    /// at most that much. `None`: not in PARTNER-DOWN, or an address that never moves this way
+    /// (active leases expire first; abandoned ones wait out their probation).
+    #[must_use]
+    pub fn takeover_at(&self, l: Option<&Lease>) -> Option<u64> {
+        if self.service != Service::PartnerDown {
+            return None;
+        }
+        let mclt = u64::from(self.mclt);
+        match l {
+            None => Some(self.since.saturating_add(mclt)),
+            Some(l) => match l.state {
+                LeaseState::Free
+                | LeaseState::Backup
+                | LeaseState::Expired
+                | LeaseState::Released
+                | LeaseState::Reset => {
+                    let t =
+                        self.times(l, l.expires_at).partner_down_reuse_at(self.since, self.mclt);
+                    Some(t.max(l.held_until))
+                }
+                LeaseState::Active | LeaseState::Abandoned => None,
+            },
         }
     }
 }
@@ -679,7 +714,7 @@ impl Server {
         if let Some(g) = self.gate(s.id)
             && !record.is_some_and(|l| c.owns(l))
             && !self.ix.reserved.contains_key(&a)
-            && !g.owns_free(record)
+            && !g.may_allocate(record, now)
         {
             return false;
         }
@@ -725,8 +760,9 @@ impl Server {
             }
         }
         // Addresses nobody used yet are the primary's: the secondary allocates only from what
-        // the primary moved to its backup pool (taking over the rest is partner-down's job).
-        let fresh_allowed = gate.is_none_or(|g| g.role == Role::Primary);
+        // the primary moved to its backup pool, until PARTNER-DOWN's MCLT has passed.
+        let fresh_allowed =
+            gate.is_none_or(|g| g.role == Role::Primary || g.may_allocate(None, now));
         let s = &self.cfg.subnets[sid.index()];
         let c = &req.client;
         let ok = |a: Ipv4Addr| self.available_to(now, s, c, a);
