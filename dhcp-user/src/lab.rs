@@ -1,5 +1,5 @@
-//! A lab of network namespaces in which real DHCP clients (udhcpc, dhclient, dhcpcd) get a
-//! lease and then renew it through the XDP fast path. `xdhcp lab` and the real-client
+//! A lab of network namespaces in which real DHCP clients (udhcpc, dhclient, dhcpcd) get
+//! leases and renew them through the XDP fast path. `xdhcp lab` and the real-client
 //! integration tests are built from these pieces.
 //!
 //! Rules every piece follows:
@@ -11,10 +11,12 @@
 //! - client hook scripts only log and configure the lab interface: nothing touches the host's
 //!   resolv.conf, routes or lease databases.
 //!
-//! The full DHCP server does not exist yet, so the first lease comes from [`Responder`], a
-//! deliberately tiny DORA responder for one pre-decided address. It never answers a renewal:
-//! those must be answered by XDP, or the client never logs one, which is what makes the
-//! tests and the demo proofs rather than demonstrations.
+//! Two kinds of lab:
+//! - [`Lan`] + [`Daemon`]: the real server, `xdhcp run` in a server namespace, serving a bridge
+//!   with clients (and a relay agent) on ports of their own. The demo and the server tests.
+//! - [`Segment`]: the fast path alone on a veth pair, the client's lease put in the map by hand
+//!   and its first lease from [`Responder`], a deliberately tiny DORA responder that never
+//!   answers a renewal. A renewal the client logs there can only have come from XDP.
 use std::{
     collections::HashMap,
     ffi::{CString, OsStr},
@@ -1037,6 +1039,7 @@ pub struct Client {
     kind: ClientKind,
     iface: String,
     netns: PathBuf,
+    netns_name: String,
     child: Option<Child>,
     started: SystemTime,
     log: PathBuf,
@@ -1130,6 +1133,7 @@ impl Client {
             kind,
             iface: iface.to_owned(),
             netns: ns.path(),
+            netns_name: ns.name().to_owned(),
             child: Some(child),
             started: SystemTime::now(),
             log,
@@ -1266,6 +1270,41 @@ impl Client {
             Ok((renewals.len() >= n).then_some(renewals))
         });
         r.map_err(|e| self.diagnose(e))
+    }
+
+    /// Makes the client give its lease back (DHCPRELEASE) the way an operator would:
+    /// `dhclient -r` with the running client's files, SIGUSR2 to udhcpc, SIGALRM to dhcpcd
+    /// (what `dhcpcd -k` sends when it cannot reach the control socket). dhclient -r also
+    /// stops the running dhclient; the others keep running, without a lease.
+    pub fn release(&mut self) -> Result<()> {
+        let pid = self.child.as_ref().context("the client is not running")?.id();
+        let sig = match self.kind {
+            ClientKind::Udhcpc => libc::SIGUSR2,
+            ClientKind::Dhcpcd => libc::SIGALRM,
+            ClientKind::Dhclient => {
+                let d = self.dir.path();
+                let bin = self.kind.locate()?;
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &self.netns_name])
+                    .arg(bin)
+                    .args(["-4", "-r", "-v", "-cf"])
+                    .arg(d.join("dhclient.conf"))
+                    .arg("-sf")
+                    .arg(d.join("hook"))
+                    .arg("-lf")
+                    .arg(d.join("dhclient.leases"))
+                    .arg("-pf")
+                    .arg(d.join("dhclient.pid"))
+                    .arg(&self.iface);
+                run_cmd(&mut c, CMD_TIMEOUT)?;
+                return Ok(());
+            }
+        };
+        // SAFETY: kill(2) of the client we started (ip netns exec execs it, same pid).
+        if unsafe { libc::kill(pid as libc::pid_t, sig) } != 0 {
+            return Err(errno("signal the client"));
+        }
+        Ok(())
     }
 
     /// Stops the client and every process it forked (dhcpcd's privilege-separated helpers):
@@ -1657,6 +1696,682 @@ impl RenewalReport {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// The real server: one LAN, `xdhcp run`, clients on ports of the LAN
+// ---------------------------------------------------------------------------------------------
+
+/// The server's address on the lab LAN (10.99.0.0/16): its server identifier.
+pub const LAN_SERVER: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
+pub const LAN_PREFIX: u8 = 16;
+const LAN_SERVER_MAC: [u8; 6] = [0x02, 0x58, 0x64, 0, 0, 0x01];
+/// A relay agent's address on the LAN ([`Lan::relay`]).
+pub const RELAY_UPSTREAM: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 2);
+/// The relay agent's address on the relayed subnet 10.98.0.0/24: the giaddr it stamps.
+pub const RELAY_GIADDR: Ipv4Addr = Ipv4Addr::new(10, 98, 0, 1);
+
+/// What the lab configures `xdhcp run` with.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// 60 s is the shortest lease the fast path grants (below its floor it passes to
+    /// userspace), so it is also the shortest that still shows renewals through XDP.
+    pub lease_secs: u32,
+    pub t1_secs: u32,
+    pub t2_secs: u32,
+    /// `[fast_path] horizon`: how long the kernel may keep renewing while no daemon runs.
+    pub horizon_secs: u32,
+    /// The LAN's pool, inside 10.99.0.0/16.
+    pub pool: (Ipv4Addr, Ipv4Addr),
+    pub fast_path: bool,
+    pub attach_mode: AttachMode,
+    /// Also serve 10.98.0.0/24, the subnet behind [`Lan::relay`].
+    pub relayed: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            lease_secs: 60,
+            t1_secs: 10,
+            t2_secs: 50,
+            horizon_secs: 300,
+            pool: (Ipv4Addr::new(10, 99, 0, 100), Ipv4Addr::new(10, 99, 0, 199)),
+            fast_path: true,
+            attach_mode: AttachMode::Native,
+            relayed: false,
+        }
+    }
+}
+
+impl ServerConfig {
+    fn toml(&self, iface: &str, dir: &Path) -> String {
+        let mode = format!("{:?}", self.attach_mode).to_lowercase();
+        let times = format!(
+            "lease_time = {}\nt1 = {}\nt2 = {}\n",
+            self.lease_secs, self.t1_secs, self.t2_secs
+        );
+        let mut s = format!(
+            "# Written by the xdhcp lab.\n\
+             interfaces = [\"{iface}\"]\n\
+             server_id = \"{LAN_SERVER}\"\n\
+             state_dir = \"{dir}/state\"\n\
+             control_socket = \"{dir}/control.sock\"\n\
+             [fast_path]\n\
+             enabled = {fast}\n\
+             attach_mode = \"{mode}\"\n\
+             horizon = {horizon}\n\
+             [[subnet]]\n\
+             prefix = \"10.99.0.0/{LAN_PREFIX}\"\n\
+             pools = [{{ start = \"{start}\", end = \"{end}\" }}]\n\
+             {times}",
+            dir = dir.display(),
+            fast = self.fast_path,
+            horizon = self.horizon_secs,
+            start = self.pool.0,
+            end = self.pool.1,
+        );
+        if self.relayed {
+            s += &format!(
+                "[[subnet]]\n\
+                 prefix = \"10.98.0.0/24\"\n\
+                 pools = [{{ start = \"10.98.0.100\", end = \"10.98.0.199\" }}]\n\
+                 {times}"
+            );
+        }
+        s
+    }
+}
+
+/// One L2 segment: a bridge in a switch namespace, the server's veth (in a server namespace,
+/// where `xdhcp run` attaches XDP to it) as one port, and [`Port`]s for clients. The bridge
+/// end of the server's link runs the pass program, without which a veth drops the frames its
+/// peer sends with XDP_TX. Drop removes whatever the daemon left pinned, then everything else.
+pub struct Lan {
+    _pass: PassProgram,
+    _link: VethPair,
+    pub switch: NetNs,
+    pub server: NetNs,
+    pub server_if: String,
+    ports: AtomicU32,
+}
+
+impl Lan {
+    pub fn new() -> Result<Self> {
+        require_root()?;
+        let server = NetNs::new("server")?;
+        let switch = NetNs::new("switch")?;
+        switch.ip(&["link", "add", "br0", "type", "bridge"])?;
+        switch.ip(&["link", "set", "br0", "up"])?;
+        let server_if = unique_ifname('s');
+        let uplink = unique_ifname('u');
+        let link = VethPair::new(
+            &server,
+            VethEnd {
+                name: server_if.clone(),
+                mac: LAN_SERVER_MAC,
+                addr: Some((LAN_SERVER, LAN_PREFIX)),
+            },
+            &switch,
+            VethEnd { name: uplink.clone(), mac: [0x02, 0x58, 0x64, 0, 0, 0x02], addr: None },
+        )?;
+        switch.ip(&["link", "set", &uplink, "master", "br0"])?;
+        let pass = PassProgram::attach(&switch, &uplink)?;
+        Ok(Self { _pass: pass, _link: link, switch, server, server_if, ports: AtomicU32::new(0) })
+    }
+
+    /// A new namespace with a veth on the bridge, its end there configured with `addr` (a
+    /// client gets none: its DHCP client configures it).
+    pub fn port(&self, tag: &str, addr: Option<(Ipv4Addr, u8)>) -> Result<Port> {
+        let n = self.ports.fetch_add(1, Ordering::Relaxed) + 16;
+        let mac = [0x02, 0x58, 0x64, 0, (n >> 8) as u8, n as u8];
+        let ns = NetNs::new(tag)?;
+        let (sw, iface) = (unique_ifname('b'), unique_ifname('c'));
+        let veth = VethPair::new(
+            &self.switch,
+            VethEnd {
+                name: sw.clone(),
+                mac: [0x02, 0x58, 0x65, 0, (n >> 8) as u8, n as u8],
+                addr: None,
+            },
+            &ns,
+            VethEnd { name: iface.clone(), mac, addr },
+        )?;
+        self.switch.ip(&["link", "set", &sw, "master", "br0"])?;
+        Ok(Port { client: None, _veth: veth, ns, iface, mac })
+    }
+
+    /// A relay agent (ISC dhcrelay) in a namespace of its own with one port on the LAN
+    /// ([`RELAY_UPSTREAM`]) and one on 10.98.0.0/24 ([`RELAY_GIADDR`]), where a client port
+    /// waits; routes both ways go through the agent. Needs [`ServerConfig::relayed`].
+    pub fn relay(&self) -> Result<Relay> {
+        let bin = Path::new("/usr/sbin/dhcrelay");
+        ensure!(bin.is_file(), "dhcrelay is not installed: apt-get install isc-dhcp-relay");
+        let agent = self.port("relay", Some((RELAY_UPSTREAM, LAN_PREFIX)))?;
+        let n = self.ports.fetch_add(1, Ordering::Relaxed) + 16;
+        let ns = NetNs::new("relayed")?;
+        let (down, iface) = (unique_ifname('r'), unique_ifname('c'));
+        let mac = [0x02, 0x58, 0x64, 0, (n >> 8) as u8, n as u8];
+        let veth = VethPair::new(
+            &agent.ns,
+            VethEnd {
+                name: down.clone(),
+                mac: [0x02, 0x58, 0x66, 0, 0, 1],
+                addr: Some((RELAY_GIADDR, 24)),
+            },
+            &ns,
+            VethEnd { name: iface.clone(), mac, addr: None },
+        )?;
+        agent.ns.run(|| Ok(fs::write("/proc/sys/net/ipv4/ip_forward", "1")?))?;
+        self.server.ip(&["route", "add", "10.98.0.0/24", "via", &RELAY_UPSTREAM.to_string()])?;
+        // onlink: the client has no address yet when the route goes in; it unicasts its
+        // renewals to the server identifier through the agent.
+        ns.ip(&[
+            "route",
+            "add",
+            "10.99.0.0/16",
+            "via",
+            &RELAY_GIADDR.to_string(),
+            "dev",
+            &iface,
+            "onlink",
+        ])?;
+        let dir = TempDir::new("dhcrelay")?;
+        let log = dir.path().join("dhcrelay.log");
+        let out = File::create(&log)?;
+        let child = agent
+            .ns
+            .exec(bin)
+            .args(["-d", "-4", "--no-pid", "-i", &down, "-i", &agent.iface])
+            .arg(LAN_SERVER.to_string())
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .process_group(0)
+            .spawn()
+            .context("start dhcrelay")?;
+        Ok(Relay {
+            agent: Some(child),
+            client: Port { client: None, _veth: veth, ns, iface, mac },
+            _agent_port: agent,
+            log,
+            _dir: dir,
+        })
+    }
+
+    /// The fast path's maps, as the daemon pinned them (also while no daemon runs).
+    pub fn fast_path(&self) -> Result<FastPathMaps> {
+        FastPathMaps::open_pinned(&fastpath::pin_dir(&self.server_if))
+            .with_context(|| format!("open the fast path pinned for {}", self.server_if))
+    }
+
+    /// The fast path's counters; all zero before a daemon first attached it.
+    pub fn fast_path_stats(&self) -> Result<Counters> {
+        if !fastpath::pin_dir(&self.server_if).exists() {
+            return Ok(Counters::default());
+        }
+        self.fast_path()?.stats()
+    }
+
+    #[must_use]
+    pub fn namespaces(&self) -> Vec<String> {
+        vec![self.server.name().to_owned(), self.switch.name().to_owned()]
+    }
+}
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        // The daemon leaves its fast path pinned for a successor; the lab has none.
+        if fastpath::pin_dir(&self.server_if).exists()
+            && let Err(e) = fastpath::detach(&self.server_if)
+        {
+            eprintln!("xdhcp lab: detach {}: {e:#}", self.server_if);
+        }
+    }
+}
+
+/// A namespace on the LAN (or behind a relay) with its veth end `iface`, and the DHCP client
+/// running there, if any.
+pub struct Port {
+    client: Option<Client>,
+    _veth: VethPair,
+    pub ns: NetNs,
+    pub iface: String,
+    pub mac: [u8; 6],
+}
+
+impl Port {
+    pub fn start_client(&mut self, kind: ClientKind) -> Result<&mut Client> {
+        ensure!(self.client.is_none(), "a client already runs on {}", self.iface);
+        let c = Client::start(kind, &self.ns, &self.iface, self.mac)?;
+        Ok(self.client.insert(c))
+    }
+
+    pub fn client(&mut self) -> Result<&mut Client> {
+        self.client.as_mut().context("no client started")
+    }
+
+    pub fn stop_client(&mut self) -> Result<()> {
+        self.client.as_mut().map_or(Ok(()), Client::stop)
+    }
+
+    /// The client identifier this port's client sends.
+    #[must_use]
+    pub fn client_id(&self) -> Option<Vec<u8>> {
+        self.client.as_ref().and_then(|c| c.kind.client_id(self.mac))
+    }
+}
+
+/// ISC dhcrelay between the LAN and 10.98.0.0/24, with a client port behind it.
+pub struct Relay {
+    agent: Option<Child>,
+    pub client: Port,
+    _agent_port: Port,
+    log: PathBuf,
+    _dir: TempDir,
+}
+
+impl Relay {
+    /// What dhcrelay printed.
+    #[must_use]
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.agent.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// How the lab starts `xdhcp run`.
+#[derive(Clone, Debug)]
+pub enum Launcher {
+    /// `EXE --netns NS run --config FILE`: the demo runs the binary it is.
+    Exe(PathBuf),
+    /// A test binary running itself again with only the test `test` selected, which calls
+    /// [`daemon_child`]: the server is then the code the test was built with, whatever state
+    /// the separately built `xdhcp` binary is in.
+    TestHarness { exe: PathBuf, test: String },
+}
+
+const CHILD_CONFIG: &str = "XDHCP_LAB_DAEMON_CONFIG";
+const CHILD_NETNS: &str = "XDHCP_LAB_DAEMON_NETNS";
+
+/// The body of the test that [`Launcher::TestHarness`] selects: in a normal test run it
+/// returns at once; in the child the lab started, it becomes `xdhcp --netns NS run --config
+/// FILE` and ends the process when the server stops.
+pub fn daemon_child() {
+    let (Some(cfg), Some(ns)) = (std::env::var_os(CHILD_CONFIG), std::env::var_os(CHILD_NETNS))
+    else {
+        return;
+    };
+    let r = fastpath::enter_netns(&ns.to_string_lossy())
+        .and_then(|()| crate::daemon::run(Path::new(&cfg)));
+    if let Err(e) = r {
+        eprintln!("xdhcp: {e:#}");
+        std::process::exit(1);
+    }
+    std::process::exit(0);
+}
+
+/// `xdhcp run` as a child process in the LAN's server namespace, with its config, store,
+/// control socket and log in a temp dir. It can be killed and started again on the same store
+/// and pinned fast path. Drop stops it (SIGTERM, then SIGKILL).
+pub struct Daemon {
+    child: Option<Child>,
+    launcher: Launcher,
+    netns: String,
+    pub config: PathBuf,
+    pub socket: PathBuf,
+    pub state_dir: PathBuf,
+    log: PathBuf,
+    /// How many times it was started.
+    pub starts: u32,
+    dir: TempDir,
+}
+
+/// How long a start may take before the daemon answers on its control socket.
+const DAEMON_READY: Duration = Duration::from_secs(20);
+
+impl Daemon {
+    pub fn start(lan: &Lan, cfg: &ServerConfig, launcher: Launcher) -> Result<Self> {
+        let dir = TempDir::new("server")?;
+        let config = dir.path().join("xdhcp.toml");
+        fs::write(&config, cfg.toml(&lan.server_if, dir.path()))?;
+        let mut d = Self {
+            child: None,
+            launcher,
+            netns: lan.server.name().to_owned(),
+            config,
+            socket: dir.path().join("control.sock"),
+            state_dir: dir.path().join("state"),
+            log: dir.path().join("xdhcp.log"),
+            starts: 0,
+            dir,
+        };
+        d.restart()?;
+        Ok(d)
+    }
+
+    /// The temp dir with config, store, socket and log.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    #[must_use]
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Starts the server again (after [`Daemon::kill`]) and waits until it answers.
+    pub fn restart(&mut self) -> Result<()> {
+        ensure!(self.child.is_none(), "xdhcp run is still running");
+        let mut log = fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
+        self.starts += 1;
+        io::Write::write_all(
+            &mut log,
+            format!("--- xdhcp lab: start {}\n", self.starts).as_bytes(),
+        )?;
+        let mut cmd = match &self.launcher {
+            Launcher::Exe(exe) => {
+                let mut c = Command::new(exe);
+                c.args(["--netns", &self.netns, "run", "--config"]).arg(&self.config);
+                c
+            }
+            Launcher::TestHarness { exe, test } => {
+                let mut c = Command::new(exe);
+                c.args([test.as_str(), "--exact", "--nocapture", "--test-threads=1"])
+                    .env(CHILD_CONFIG, &self.config)
+                    .env(CHILD_NETNS, &self.netns);
+                c
+            }
+        };
+        if std::env::var_os("RUST_LOG").is_none() {
+            cmd.env("RUST_LOG", "info");
+        }
+        cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log).process_group(0);
+        // SAFETY: prctl(2) only, between fork and exec: the server must not outlive the
+        // thread that started it (a test killed mid-run), as nothing else would stop it.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        self.child = Some(cmd.spawn().context("start xdhcp run")?);
+        let r = wait_for("xdhcp run to answer on its control socket", DAEMON_READY, || {
+            if let Some(c) = &mut self.child
+                && let Some(st) = c.try_wait()?
+            {
+                self.child = None;
+                bail!("xdhcp run exited ({st})");
+            }
+            Ok(crate::daemon::ctl::request(&self.socket, &crate::daemon::ctl::Request::Stats)
+                .ok()
+                .map(|_| ()))
+        });
+        r.map_err(|e| e.context(format!("xdhcp log:\n{}", self.log_tail(30))))
+    }
+
+    /// Sends `signal` and waits (bounded) for the server to exit; its exit status.
+    pub fn kill(&mut self, signal: libc::c_int) -> Result<std::process::ExitStatus> {
+        let mut child = self.child.take().context("xdhcp run is not running")?;
+        // SAFETY: kill(2) of our own child, not yet reaped.
+        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        let mut status = None;
+        settle(Duration::from_secs(10), || {
+            status = child.try_wait().ok().flatten();
+            status.is_some()
+        });
+        match status {
+            Some(s) => Ok(s),
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("xdhcp run did not exit on signal {signal} within 10 s")
+            }
+        }
+    }
+
+    /// Whether the server still runs; an error with its log if it exited.
+    pub fn check_running(&mut self) -> Result<()> {
+        if let Some(c) = &mut self.child
+            && let Some(st) = c.try_wait()?
+        {
+            self.child = None;
+            bail!("xdhcp run exited ({st}):\n{}", self.log_tail(30));
+        }
+        Ok(())
+    }
+
+    pub fn ctl(&self, req: &crate::daemon::ctl::Request) -> Result<serde_json::Value> {
+        crate::daemon::ctl::request(&self.socket, req)
+    }
+
+    /// `xdhcp leases --json`: every lease record the server holds.
+    pub fn leases(&self) -> Result<Vec<serde_json::Value>> {
+        let v = self.ctl(&crate::daemon::ctl::Request::Leases { addr: None, mac: None })?;
+        Ok(v["leases"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// The record of `addr`, if the server has one.
+    pub fn lease(&self, addr: Ipv4Addr) -> Result<Option<serde_json::Value>> {
+        let v = self.ctl(&crate::daemon::ctl::Request::Leases { addr: Some(addr), mac: None })?;
+        Ok(v["leases"].as_array().and_then(|a| a.first().cloned()))
+    }
+
+    /// `xdhcp stats`.
+    pub fn stats(&self) -> Result<serde_json::Value> {
+        self.ctl(&crate::daemon::ctl::Request::Stats)
+    }
+
+    /// Everything the server logged, over all its starts.
+    #[must_use]
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    #[must_use]
+    pub fn log_tail(&self, lines: usize) -> String {
+        let s = self.log();
+        let v: Vec<&str> = s.lines().collect();
+        v[v.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.is_some()
+            && let Err(e) = self.kill(libc::SIGTERM)
+        {
+            eprintln!("xdhcp lab: {e:#}");
+        }
+    }
+}
+
+/// An AF_PACKET socket on a lab interface, for exchanges the real clients cannot be made to
+/// do (a DECLINE, an INIT-REBOOT from another network) and for watching the wire.
+pub struct RawSocket {
+    fd: OwnedFd,
+    ifindex: i32,
+}
+
+impl RawSocket {
+    /// Opens the socket on `iface` in `ns`; it receives every IPv4 frame the interface sees
+    /// or sends from then on.
+    pub fn open(ns: &NetNs, iface: &str) -> Result<Self> {
+        let iface = iface.to_owned();
+        ns.run(move || {
+            let name = CString::new(iface.as_str())?;
+            // SAFETY: if_nametoindex reads a C string we own.
+            let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+            ensure!(ifindex != 0, "no interface {iface} in this namespace");
+            let proto = (libc::ETH_P_IP as u16).to_be();
+            // SAFETY: socket(2); the fd is owned right away.
+            let fd = unsafe {
+                libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, i32::from(proto))
+            };
+            if fd < 0 {
+                return Err(errno("packet socket"));
+            }
+            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            // SAFETY: all-zero is a valid sockaddr_ll; family, protocol and index are set.
+            let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+            sll.sll_family = libc::AF_PACKET as u16;
+            sll.sll_protocol = proto;
+            sll.sll_ifindex = ifindex as i32;
+            // SAFETY: bind(2) with a sockaddr_ll we own.
+            let rc = unsafe {
+                libc::bind(
+                    fd.as_raw_fd(),
+                    (&raw const sll).cast(),
+                    size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+                )
+            };
+            if rc != 0 {
+                return Err(errno("bind the packet socket"));
+            }
+            // A load test's burst must not overflow the default 200 KB.
+            let size: libc::c_int = 32 << 20;
+            // SAFETY: setsockopt(2) with a live int.
+            unsafe {
+                libc::setsockopt(
+                    fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVBUFFORCE,
+                    (&raw const size).cast(),
+                    size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            let tv = libc::timeval { tv_sec: 0, tv_usec: POLL.as_micros() as libc::suseconds_t };
+            // SAFETY: as above.
+            let rc = unsafe {
+                libc::setsockopt(
+                    fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVTIMEO,
+                    (&raw const tv).cast(),
+                    size_of::<libc::timeval>() as libc::socklen_t,
+                )
+            };
+            if rc != 0 {
+                return Err(errno("SO_RCVTIMEO"));
+            }
+            Ok(Self { fd, ifindex: ifindex as i32 })
+        })
+    }
+
+    pub fn send(&self, frame: &[u8]) -> Result<()> {
+        send_frame(&self.fd, self.ifindex, frame).context("send a frame")
+    }
+
+    /// The next frame that arrived (not one sent from this interface), waiting at most
+    /// [`POLL`]; `None` when none came.
+    pub fn recv(&self, buf: &mut [u8]) -> Result<Option<usize>> {
+        loop {
+            // SAFETY: all-zero is a valid sockaddr_ll for recvfrom to fill.
+            let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+            let mut len = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+            // SAFETY: recvfrom(2) into buffers we own, with their lengths.
+            let n = unsafe {
+                libc::recvfrom(
+                    self.fd.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    0,
+                    (&raw mut sll).cast(),
+                    &raw mut len,
+                )
+            };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                return match e.kind() {
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Ok(None),
+                    io::ErrorKind::Interrupted => continue,
+                    _ => Err(e).context("receive a frame"),
+                };
+            }
+            if sll.sll_pkttype != libc::PACKET_OUTGOING {
+                return Ok(Some(n as usize));
+            }
+        }
+    }
+
+    /// Frames dropped because the receive queue was full, since the last call.
+    pub fn drops(&self) -> u32 {
+        // SAFETY: tpacket_stats is plain data; getsockopt fills it.
+        let mut st: libc::tpacket_stats = unsafe { std::mem::zeroed() };
+        let mut len = size_of::<libc::tpacket_stats>() as libc::socklen_t;
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_STATISTICS,
+                (&raw mut st).cast(),
+                &raw mut len,
+            )
+        };
+        if rc == 0 { st.tp_drops } else { 0 }
+    }
+
+    /// Sends `msg` broadcast from `mac` (no address yet, 0.0.0.0:68) and waits at most
+    /// `timeout` for a DHCP reply with the same xid.
+    pub fn exchange(
+        &self,
+        mac: [u8; 6],
+        msg: &Message,
+        timeout: Duration,
+    ) -> Result<Option<packet::Parsed>> {
+        self.send(&client_frame(mac, msg))?;
+        self.reply_to(msg.xid(), timeout)
+    }
+
+    /// The first DHCP reply carrying `xid` within `timeout`.
+    pub fn reply_to(&self, xid: u32, timeout: Duration) -> Result<Option<packet::Parsed>> {
+        let deadline = Instant::now() + timeout;
+        let mut buf = vec![0u8; 2048];
+        while Instant::now() < deadline {
+            let Some(n) = self.recv(&mut buf)? else { continue };
+            if let Ok(p) = packet::parse_frame(&buf[..n])
+                && p.src_port == dhcp_common::bootp::SERVER_PORT
+                && p.msg.opcode() == Opcode::BootReply
+                && p.msg.xid() == xid
+            {
+                return Ok(Some(p));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// `msg` as a client without an address broadcasts it.
+#[must_use]
+pub fn client_frame(mac: [u8; 6], msg: &Message) -> Vec<u8> {
+    packet::udp_frame(
+        &L2 { dst: BROADCAST_MAC, src: mac, vlans: vec![] },
+        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, dhcp_common::bootp::CLIENT_PORT),
+        SocketAddrV4::new(Ipv4Addr::BROADCAST, dhcp_common::bootp::SERVER_PORT),
+        &packet::encode(msg),
+    )
+}
+
+/// A client message from `mac` with client identifier 1 + MAC, of type `kind`.
+#[must_use]
+pub fn client_message(xid: u32, mac: [u8; 6], kind: MessageType) -> Message {
+    let z = Ipv4Addr::UNSPECIFIED;
+    let mut m = Message::new_with_id(xid, z, z, z, z, &mac);
+    m.set_flags(dhcproto::v4::Flags::default().set_broadcast());
+    m.opts_mut().insert(DhcpOption::MessageType(kind));
+    m.opts_mut().insert(DhcpOption::ClientIdentifier([&[1u8][..], &mac].concat()));
+    m
+}
+
 /// Names in `ip netns list`.
 pub fn netns_list() -> Result<Vec<String>> {
     Ok(ip(&["netns", "list"])?
@@ -1681,7 +2396,7 @@ pub struct DemoOptions {
     /// Give up (and tear down) after this many seconds.
     #[arg(long, default_value_t = 85)]
     pub timeout_secs: u64,
-    /// How the fast path is attached to the server-side veths.
+    /// How the server attaches the fast path to its veth.
     #[arg(long, value_enum, default_value = "native")]
     pub mode: AttachMode,
 }
@@ -1692,11 +2407,11 @@ impl Default for DemoOptions {
     }
 }
 
-/// `xdhcp lab`: a server namespace with one veth per client, the fast path on each server-side
-/// veth, udhcpc, dhclient and dhcpcd each in its own namespace. Every client gets its first
-/// lease from the lab responder and then renews through XDP; the summary shows the XDP ACK
-/// counter against the renewals the clients logged. Everything is torn down on return, also
-/// on error and Ctrl-C.
+/// `xdhcp lab`: a LAN of network namespaces, `xdhcp run` (this binary) serving it with XDP on
+/// its veth, and udhcpc, dhclient and dhcpcd each on a port of its own. Every client gets its
+/// lease from the server's slow path and renews through XDP; the summary shows the store's
+/// leases (from the control socket) beside the fast path's counters. Everything is torn down
+/// on return, also on error and Ctrl-C.
 pub fn run_demo(opts: &DemoOptions) -> Result<()> {
     require_root()?;
     let mut kinds: Vec<ClientKind> = Vec::new();
@@ -1712,17 +2427,19 @@ pub fn run_demo(opts: &DemoOptions) -> Result<()> {
     catch_interrupts();
     let t0 = Instant::now();
     let mut names = Vec::new();
-    let result = demo(opts, &kinds, t0, &mut names);
+    let mut pins = String::new();
+    let result = demo(opts, &kinds, t0, &mut names, &mut pins);
     let leftover: Vec<String> =
         netns_list().unwrap_or_default().into_iter().filter(|n| names.contains(n)).collect();
-    if leftover.is_empty() {
+    let pinned = !pins.is_empty() && fastpath::pin_dir(&pins).exists();
+    if leftover.is_empty() && !pinned {
         println!(
-            "[{:5.1}s] torn down: {} namespaces deleted, pins removed",
+            "[{:5.1}s] torn down: server stopped, {} namespaces deleted, pins removed",
             t0.elapsed().as_secs_f64(),
             names.len()
         );
     } else {
-        eprintln!("xdhcp lab: namespaces left behind: {leftover:?}");
+        eprintln!("xdhcp lab: left behind: namespaces {leftover:?}, pins of {pins}: {pinned}");
     }
     if interrupted() {
         bail!("interrupted");
@@ -1735,61 +2452,60 @@ fn demo(
     kinds: &[ClientKind],
     t0: Instant,
     names: &mut Vec<String>,
+    pins: &mut String,
 ) -> Result<()> {
     let deadline = t0 + Duration::from_secs(opts.timeout_secs);
     let at = || t0.elapsed().as_secs_f64();
-    let timing = Timing::default();
-    let server = Arc::new(NetNs::new("server")?);
-    names.push(server.name().to_owned());
+    let cfg = ServerConfig { attach_mode: opts.mode, ..ServerConfig::default() };
+    let lan = Lan::new()?;
+    names.extend(lan.namespaces());
+    pins.clone_from(&lan.server_if);
+    let exe = std::env::current_exe().context("find this program's path")?;
+    let daemon = Daemon::start(&lan, &cfg, Launcher::Exe(exe))?;
     println!(
-        "[{:5.1}s] server namespace {}; fast path grants {} s leases with T1 {} s, the lab \
-         responder {} s first leases",
+        "[{:5.1}s] xdhcp run (pid {}) serves 10.99.0.0/{LAN_PREFIX} as {LAN_SERVER} on {} in \
+         namespace {}, XDP in {} mode; leases {} s, T1 {} s, T2 {} s; store {}",
         at(),
-        server.name(),
-        timing.lease_secs,
-        timing.t1_secs,
-        timing.first_lease_secs
+        daemon.pid().unwrap_or(0),
+        lan.server_if,
+        lan.server.name(),
+        format!("{:?}", cfg.attach_mode).to_lowercase(),
+        cfg.lease_secs,
+        cfg.t1_secs,
+        cfg.t2_secs,
+        daemon.state_dir.display(),
     );
-    let mut segs = Vec::new();
-    for (i, k) in kinds.iter().enumerate() {
-        let mut plan = SegmentPlan::new(u8::try_from(i + 1)?, *k, timing);
-        plan.attach_mode = opts.mode;
-        let mut s = Segment::new(&server, plan)?;
-        names.push(s.client_ns.name().to_owned());
-        s.install_lease()?;
-        let p = &s.plan;
+    let mut daemon = daemon;
+    let before = lan.fast_path_stats()?;
+    let mut ports = Vec::new();
+    for k in kinds {
+        let mut p = lan.port(k.name(), None)?;
+        names.push(p.ns.name().to_owned());
+        p.start_client(*k)?;
         println!(
-            "[{:5.1}s] {k}: namespace {}, {} ({}) <-> {} {}/{} with XDP ({} mode); lease {} \
-             put in the map by hand (client id {})",
+            "[{:5.1}s] {k}: namespace {}, {} ({}) on the LAN's bridge",
             at(),
-            s.client_ns.name(),
-            p.client_if,
-            packet::fmt_mac(&p.client_mac),
-            p.server_if,
-            p.server,
-            p.prefix,
-            format!("{:?}", p.attach_mode).to_lowercase(),
-            p.addr,
-            k.client_id(p.client_mac).map_or_else(|| "none".to_owned(), |id| hex(&id)),
+            p.ns.name(),
+            p.iface,
+            packet::fmt_mac(&p.mac)
         );
-        segs.push(s);
+        ports.push(p);
     }
-    let before = segs.iter().map(Segment::stats).collect::<Result<Vec<_>>>()?;
-    for s in &mut segs {
-        s.start_client()?;
-    }
-    let mut shown = vec![0usize; segs.len()];
+    let mut shown = vec![0usize; ports.len()];
     loop {
+        daemon.check_running()?;
+        let acks = lan.fast_path_stats()?.since(&before).get(Stat::Ack);
         let mut done = true;
-        for (i, s) in segs.iter_mut().enumerate() {
-            let acks = s.stats()?.since(&before[i]).get(Stat::Ack);
-            let c = s.client()?;
+        for (i, p) in ports.iter_mut().enumerate() {
+            let c = p.client()?;
             c.check_running()?;
             let events = c.events();
             for e in &events[shown[i]..] {
                 let source = match e.kind {
-                    EventKind::Bound => " (lab responder)".to_owned(),
-                    EventKind::Renew | EventKind::Rebind => format!(" (XDP ACKs so far: {acks})"),
+                    EventKind::Bound => " (xdhcp's slow path)".to_owned(),
+                    EventKind::Renew | EventKind::Rebind => {
+                        format!(" (XDP ACKs on the server's veth so far: {acks})")
+                    }
                     EventKind::Other => String::new(),
                 };
                 let detail = match (e.ip, e.lease_secs) {
@@ -1808,8 +2524,8 @@ fn demo(
         ensure!(!interrupted(), "interrupted");
         if Instant::now() >= deadline {
             let mut msg = String::new();
-            for s in &mut segs {
-                let c = s.client()?;
+            for p in &mut ports {
+                let c = p.client()?;
                 let (b, r) = c.lease_history();
                 msg += &format!(
                     "\n{}: {}, {} renewal(s); output:\n{}",
@@ -1819,88 +2535,193 @@ fn demo(
                     c.output_tail(10)
                 );
             }
-            bail!("timed out after {} s{msg}", opts.timeout_secs);
+            bail!(
+                "timed out after {} s{msg}\nxdhcp log:\n{}",
+                opts.timeout_secs,
+                daemon.log_tail(20)
+            );
         }
         thread::sleep(POLL);
     }
-    for s in &mut segs {
-        s.stop_client()?;
+    for p in &mut ports {
+        p.stop_client()?;
     }
-
+    // The events of the last renewals reach the store within a tick of the daemon's loop.
+    thread::sleep(Duration::from_millis(300));
+    let counters = lan.fast_path_stats()?.since(&before);
+    let stats = daemon.stats()?;
+    let leases = daemon.leases()?;
+    let maps = lan.fast_path()?;
     println!();
     let mut rows = Vec::new();
     let mut problems = Vec::new();
-    let mut lost_unicast = Vec::new();
-    for (i, s) in segs.iter_mut().enumerate() {
-        let r = s.report(&before[i])?;
-        let p = r.problems(opts.renewals);
-        if r.acks() > r.renewals.len() as u64 {
-            lost_unicast.push(format!("{} ({})", r.kind, r.acks() - r.renewals.len() as u64));
-        }
+    let (mut renewals_total, mut requests_total) = (0u64, 0u64);
+    for p in &mut ports {
+        let mac = p.mac;
+        let c = p.client()?;
+        let kind = c.kind();
+        let (bound, renewals) = c.lease_history();
+        let requests = c.renewal_requests();
+        renewals_total += renewals.len() as u64;
+        requests_total += requests as u64;
+        let addr = bound.as_ref().and_then(|b| b.ip);
+        let record = leases
+            .iter()
+            .find(|l| Some(l["address"].as_str()) == Some(addr.map(|a| a.to_string()).as_deref()));
+        let entry = addr.and_then(|a| maps.lease(a));
+        let p = lease_problems(
+            &cfg,
+            mac,
+            bound.as_ref(),
+            &renewals,
+            record,
+            entry.as_ref(),
+            opts.renewals,
+        );
+        let field = |k: &str| record.map_or("-".to_owned(), |l| json_text(&l[k]));
         rows.push(vec![
-            r.kind.to_string(),
-            r.addr.to_string(),
-            r.bound.as_ref().and_then(|b| b.lease_secs).map_or("-".into(), |l| format!("{l} s")),
-            r.renewals.len().to_string(),
-            r.renewals
-                .iter()
-                .map(|e| e.lease_secs.map_or("?".into(), |l| l.to_string()))
-                .collect::<Vec<_>>()
-                .join(","),
-            r.requests.to_string(),
-            r.acks().to_string(),
-            r.responder.renewals.to_string(),
+            kind.to_string(),
+            packet::fmt_mac(&mac),
+            addr.map_or("-".into(), |a| a.to_string()),
+            field("state"),
+            field("expires_in"),
+            field("held_for"),
+            renewals.len().to_string(),
+            requests.to_string(),
+            record.and_then(|l| l["cltt"].as_u64()).map_or("-".into(), |t| {
+                let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                format!("{} s ago", now.saturating_sub(t))
+            }),
             if p.is_empty() { "ok" } else { "FAILED" }.to_owned(),
         ]);
-        problems.extend(p.into_iter().map(|p| format!("{}: {p}", r.kind)));
+        problems.extend(p.into_iter().map(|p| format!("{kind}: {p}")));
     }
+    println!("leases (xdhcp leases, from the control socket) and each client's renewals:");
     print!(
         "{}",
         crate::table::render(
             &[
                 "CLIENT",
+                "MAC",
                 "ADDRESS",
-                "FIRST_LEASE",
+                "STATE",
+                "EXPIRES_IN_S",
+                "HELD_FOR_S",
                 "RENEWALS",
-                "RENEWED_LEASE_S",
                 "REQUESTS",
-                "XDP_ACKS",
-                "IN_USERSPACE",
+                "CLTT",
                 "VERDICT"
             ],
             &rows
         )
     );
-    println!("\nfast-path counters during the run (nonzero):");
-    for (i, s) in segs.iter().enumerate() {
-        let d = s.stats()?.since(&before[i]);
-        let nz: Vec<String> = d
-            .values
-            .iter()
-            .filter(|(_, v)| *v != 0)
-            .map(|(k, v)| format!("{}={v}", k.name()))
-            .collect();
-        println!("  {} ({}): {}", s.fast.iface(), s.plan.kind, nz.join(" "));
+    let xdp_acks = counters.get(Stat::Ack);
+    let slow_acks = stats["sent"]["ack"].as_u64().unwrap_or(0);
+    let recorded = stats["fast_path_renewals_recorded"].as_u64().unwrap_or(0);
+    println!(
+        "\nslow path (xdhcp run): {} DISCOVER, {} REQUEST received; {} OFFER, {slow_acks} ACK, \
+         {} NAK sent; {} store commits, mean {} us",
+        stats["received"]["discover"],
+        stats["received"]["request"],
+        stats["sent"]["offer"],
+        stats["sent"]["nak"],
+        stats["store"]["commits"],
+        stats["store"]["mean_commit_us"],
+    );
+    println!(
+        "fast path (XDP on {}): {xdp_acks} ACKs for {requests_total} renewal requests the clients \
+         sent ({renewals_total} renewals they logged); {recorded} recorded in the store",
+        lan.server_if
+    );
+    let nz: Vec<String> = counters
+        .values
+        .iter()
+        .filter(|(_, v)| *v != 0)
+        .map(|(k, v)| format!("{}={v}", k.name()))
+        .collect();
+    println!("fast-path counters during the run (nonzero): {}", nz.join(" "));
+    if xdp_acks != requests_total {
+        problems.push(format!("{xdp_acks} XDP ACKs for {requests_total} renewal requests"));
     }
-    if !lost_unicast.is_empty() {
+    if slow_acks != kinds.len() as u64 {
+        problems.push(format!(
+            "the slow path sent {slow_acks} ACKs for {} first leases: renewals reached userspace",
+            kinds.len()
+        ));
+    }
+    if recorded != xdp_acks {
+        problems.push(format!("{recorded} of {xdp_acks} XDP renewals recorded in the store"));
+    }
+    if xdp_acks > renewals_total {
         println!(
-            "\nmore ACKs than renewals for {}: on veth the ACK to a unicast renewal arrives \
-             while the client is still inside send(); udhcpc sends from a short-lived socket \
-             that then takes the ACK and is closed, and renews with the ACK to its broadcast \
-             retry instead",
-            lost_unicast.join(", ")
+            "\nmore XDP ACKs than renewals: on veth the ACK to a unicast renewal arrives while \
+             udhcpc is still inside send(); it sends from a short-lived socket that then takes \
+             the ACK and is closed, and renews with the ACK to its broadcast retry instead"
         );
     }
-    ensure!(problems.is_empty(), "not every renewal was answered by XDP:\n{}", problems.join("\n"));
+    ensure!(problems.is_empty(), "the run does not show what it should:\n{}", problems.join("\n"));
     println!(
-        "\nevery renewal request was answered by XDP (XDP_ACKS = REQUESTS) and none reached \
-         userspace; the lab responder only ever answers first leases"
+        "\nevery first lease came from the slow path and was committed to the store; every \
+         renewal was answered by XDP (XDP ACKs = renewal requests, no ACK from userspace after \
+         the first leases) and recorded in the store (CLTT)"
     );
+    drop(ports);
+    daemon.kill(libc::SIGTERM)?;
     Ok(())
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+/// What contradicts "this client got its lease from the server, the store holds it, and the
+/// client's renewals were answered by XDP"; empty when the run proves it.
+fn lease_problems(
+    cfg: &ServerConfig,
+    mac: [u8; 6],
+    bound: Option<&ClientEvent>,
+    renewals: &[ClientEvent],
+    record: Option<&serde_json::Value>,
+    entry: Option<&LeaseEntry>,
+    min_renewals: usize,
+) -> Vec<String> {
+    let mut p = Vec::new();
+    let Some(b) = bound else { return vec!["no lease".into()] };
+    if b.lease_secs != Some(cfg.lease_secs) {
+        p.push(format!("first lease {b:?} is not the server's {} s", cfg.lease_secs));
+    }
+    if renewals.len() < min_renewals {
+        p.push(format!("{} renewal(s), wanted {min_renewals}", renewals.len()));
+    }
+    for r in renewals {
+        if r.ip != b.ip || r.lease_secs != Some(cfg.lease_secs) {
+            p.push(format!("renewal {r:?} does not renew {:?} for {} s", b.ip, cfg.lease_secs));
+        }
+    }
+    match record {
+        Some(l) if l["state"] == "active" && l["mac"] == packet::fmt_mac(&mac) => {
+            // The store learns of XDP's renewals from its events: the client's last
+            // transaction time is then that of its last renewal. The store rounds down to
+            // whole seconds, twice (its clock, then the event's age), and the client's hook
+            // runs a moment after the ACK: hence the slack.
+            let cltt = l["cltt"].as_u64().unwrap_or(0) as f64;
+            if let Some(last) = renewals.last()
+                && cltt + 3.0 < last.at
+            {
+                p.push(format!("the store's CLTT {cltt} predates the last renewal at {}", last.at));
+            }
+        }
+        other => p.push(format!("the store's record is {other:?}")),
+    }
+    match entry {
+        Some(e) if e.chaddr == mac => {}
+        other => p.push(format!("the kernel map's entry is {other:?}")),
+    }
+    p
+}
+
+fn json_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "-".into(),
+        other => other.to_string(),
+    }
 }
 
 #[cfg(test)]
