@@ -63,7 +63,7 @@ impl LeaseEntry {
 }
 
 /// Maximum encoded length of a subnet's constant option block (see [`crate::layout`]).
-pub const SUBNET_OPTS_LEN: usize = 97;
+pub const SUBNET_OPTS_LEN: usize = 96;
 
 /// What the fast path puts in an ACK for leases of one subnet. Written by userspace only.
 #[repr(C)]
@@ -80,7 +80,9 @@ pub struct SubnetReply {
     /// Pre-encoded options 54, 1, 3, 6, 15 ... followed by END (255) and zero padding, exactly
     /// [`SUBNET_OPTS_LEN`] bytes, copied verbatim into every ACK.
     pub opts: [u8; SUBNET_OPTS_LEN],
-    pub _pad: [u8; 3],
+    /// Ones'-complement sum of `opts` as little-endian 32-bit words (it sits 4-aligned in the
+    /// UDP datagram), so XDP adds it to the UDP checksum instead of summing 96 bytes.
+    pub opts_sum: u32,
 }
 
 /// One-slot control entry.

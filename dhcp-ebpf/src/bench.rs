@@ -6,7 +6,7 @@
 use aya_ebpf::{
     bindings::xdp_action,
     btf_maps::Array,
-    helpers::generated::{bpf_xdp_adjust_tail, bpf_xdp_store_bytes},
+    helpers::generated::{bpf_xdp_adjust_head, bpf_xdp_store_bytes},
     macros::{btf_map, xdp},
     programs::XdpContext,
 };
@@ -24,8 +24,10 @@ fn restore(ctx: &XdpContext) -> Option<()> {
     if len < 64 {
         return None;
     }
+    // The fast path grows short requests at the head, so the head is where the previous ACK
+    // gives its extra bytes back (the headroom would run out otherwise).
     let have = ctx.data_end() - ctx.data();
-    if have != len && unsafe { bpf_xdp_adjust_tail(ctx.ctx, len as i32 - have as i32) } != 0 {
+    if have != len && unsafe { bpf_xdp_adjust_head(ctx.ctx, have as i32 - len as i32) } != 0 {
         return None;
     }
     if unsafe { bpf_xdp_store_bytes(ctx.ctx, 0, b.frame.as_mut_ptr().cast(), len as u32) } != 0 {
@@ -65,9 +67,10 @@ pub fn xdhcp_bench_resize(ctx: XdpContext) -> u32 {
         return xdp_action::XDP_DROP;
     }
     let Some(b) = XDHCP_BENCH.get(0) else { return xdp_action::XDP_DROP };
-    let have = ctx.data_end() - ctx.data();
+    // Opaque to LLVM, which would otherwise fold it into 32-bit pointer arithmetic.
+    let have = core::hint::black_box(ctx.data_end() - ctx.data());
     let grow = (b.ack_len as usize & (BENCH_FRAME_MAX - 1)) as i32 - have as i32;
-    if unsafe { bpf_xdp_adjust_tail(ctx.ctx, grow) } != 0 {
+    if unsafe { bpf_xdp_adjust_head(ctx.ctx, -grow) } != 0 {
         return xdp_action::XDP_DROP;
     }
     xdp_action::XDP_PASS

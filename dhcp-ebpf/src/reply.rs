@@ -278,12 +278,28 @@ fn rewrite(
             k += 1;
         }
 
-        let pseudo = csum::ne32(subnet.server_id)
+        // The UDP checksum from what was just written, without a helper call: the header and
+        // fixed BOOTP fields (datagram bytes 0..52), sname and file (all zero, nothing to add),
+        // cookie and the option header and client-id slot (244..304), and the subnet block's
+        // sum that userspace precomputed (304..400).
+        let mut sum = csum::ne32(subnet.server_id)
             + csum::ne32(dst_ip)
-            + csum::ne32([0, IPPROTO_UDP, (layout::UDP_LEN >> 8) as u8, layout::UDP_LEN as u8]);
-        let udp_sum = csum::region(u, layout::UDP_LEN as u32, csum::fold(pseudo).into())
-            .ok_or(Stat::PassResize)?;
-        put(u, 6, udp_sum);
+            + csum::ne32([0, IPPROTO_UDP, (layout::UDP_LEN >> 8) as u8, layout::UDP_LEN as u8])
+            + u64::from(subnet.opts_sum);
+        let word = |o: usize| csum::ne32(u.add(o).cast::<[u8; 4]>().read_unaligned());
+        let mut o = 0;
+        while o < UDP_HLEN + SNAME {
+            sum += word(o);
+            o += 4;
+        }
+        o = UDP_HLEN + COOKIE;
+        while o < layout::UDP_SUBNET_BLOCK {
+            sum += word(o);
+            o += 4;
+        }
+        let c = !csum::fold(sum);
+        // A computed zero goes out as all ones; zero means "no checksum".
+        put(u, 6, if c == 0 { 0xffff } else { c });
     }
     Ok(())
 }

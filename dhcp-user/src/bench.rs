@@ -244,7 +244,11 @@ impl Bench {
             let (events, _) = drainer.stop();
             self.h.events = Some(events);
             let (ret, ns) = r?;
-            ensure!(ret == XDP_TX, "bench program returned {ret}");
+            ensure!(
+                ret == XDP_TX,
+                "bench program returned {ret}: {:?}",
+                self.h.maps.stats()?.to_json()
+            );
             let acks = self.h.maps.stats()?.get(Stat::Ack) - before;
             ensure!(
                 acks == u64::from(self.repeat),

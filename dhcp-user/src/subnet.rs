@@ -60,9 +60,20 @@ impl SubnetOptions {
             t1_secs: self.t1_secs,
             t2_secs: self.t2_secs,
             opts,
-            _pad: [0; 3],
+            opts_sum: opts_sum(&opts),
         })
     }
+}
+
+/// The block's ones'-complement sum over little-endian 32-bit words, folded to 32 bits, as
+/// XDP adds it to the UDP checksum.
+fn opts_sum(opts: &[u8; SUBNET_OPTS_LEN]) -> u32 {
+    let mut s: u64 =
+        opts.chunks_exact(4).map(|c| u64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]]))).sum();
+    while s > u64::from(u32::MAX) {
+        s = (s & 0xffff_ffff) + (s >> 32);
+    }
+    s as u32
 }
 
 #[cfg(test)]
