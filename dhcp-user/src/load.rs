@@ -90,7 +90,9 @@ impl Raw {
         ensure!(ifindex != 0, "no interface {iface} in this network namespace");
         let proto = (libc::ETH_P_IP as u16).to_be();
         // SAFETY: socket(2); owned right away.
-        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, i32::from(proto)) };
+        let fd = unsafe {
+            libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, i32::from(proto))
+        };
         if fd < 0 {
             return Err(std::io::Error::last_os_error()).context("AF_PACKET socket");
         }
@@ -101,7 +103,11 @@ impl Raw {
         sll.sll_protocol = proto;
         sll.sll_ifindex = ifindex;
         let rc = unsafe {
-            libc::bind(fd.as_raw_fd(), (&raw const sll).cast(), size_of::<libc::sockaddr_ll>() as u32)
+            libc::bind(
+                fd.as_raw_fd(),
+                (&raw const sll).cast(),
+                size_of::<libc::sockaddr_ll>() as u32,
+            )
         };
         if rc != 0 {
             return Err(std::io::Error::last_os_error()).context("bind AF_PACKET socket");
@@ -159,9 +165,8 @@ impl Raw {
                 m
             })
             .collect();
-        let n = unsafe {
-            libc::sendmmsg(self.fd.as_raw_fd(), msgs.as_mut_ptr(), msgs.len() as u32, 0)
-        };
+        let n =
+            unsafe { libc::sendmmsg(self.fd.as_raw_fd(), msgs.as_mut_ptr(), msgs.len() as u32, 0) };
         n.max(0) as usize
     }
 
@@ -198,7 +203,8 @@ fn parse_reply(f: &[u8]) -> Option<Seen> {
     {
         return None;
     }
-    let ip4 = |o: usize| Some(Ipv4Addr::new(*f.get(o)?, *f.get(o + 1)?, *f.get(o + 2)?, *f.get(o + 3)?));
+    let ip4 =
+        |o: usize| Some(Ipv4Addr::new(*f.get(o)?, *f.get(o + 1)?, *f.get(o + 2)?, *f.get(o + 3)?));
     let xid = u32::from_be_bytes(f.get(b + 4..b + 8)?.try_into().ok()?);
     let yiaddr = ip4(b + 16)?;
     let (mut kind, mut server) = (None, None);
@@ -284,7 +290,12 @@ fn to_server(m: &mut Message, src_mac: [u8; 6], relay: Relay) -> Vec<u8> {
             SocketAddrV4::new(Ipv4Addr::BROADCAST, SERVER_PORT),
         ),
     };
-    packet::udp_frame(&L2 { dst: BROADCAST_MAC, src: src_mac, vlans: vec![] }, src, dst, &packet::encode(m))
+    packet::udp_frame(
+        &L2 { dst: BROADCAST_MAC, src: src_mac, vlans: vec![] },
+        src,
+        dst,
+        &packet::encode(m),
+    )
 }
 
 #[derive(Clone, Copy)]
@@ -354,36 +365,40 @@ pub fn run(opts: &LoadOptions) -> Result<Summary> {
             next += 1;
             inflight += 1;
         }
-        if let Some(len) = raw.recv(&mut buf) {
-            if let Some(s) = parse_reply(&buf[..len]) {
-                let i = (s.xid & ((1 << 30) - 1)) as usize;
-                if i < n && bound[i].is_none() {
-                    match (s.xid >> 30, s.kind) {
-                        (PHASE_DISCOVER, MessageType::Offer) if offered[i].is_none() => {
-                            let server = s.server.unwrap_or(Ipv4Addr::UNSPECIFIED);
-                            offered[i] = Some(Bound { addr: s.yiaddr, server });
-                            raw.send(&select(opts.seed, i as u32, my_mac, s.yiaddr, server, opts.relay));
-                        }
-                        (PHASE_REQUEST, MessageType::Ack) => {
-                            bound[i] = offered[i];
-                            server_mac.get_or_insert(s.server_mac);
-                            sum.bound += 1;
-                            inflight -= 1;
-                        }
-                        (PHASE_REQUEST, MessageType::Nak) => {
-                            sum.naks += 1;
-                            offered[i] = None;
-                            sent_at[i] = Some(Instant::now() - Duration::from_secs(2));
-                        }
-                        _ => {}
+        if let Some(len) = raw.recv(&mut buf)
+            && let Some(s) = parse_reply(&buf[..len])
+        {
+            let i = (s.xid & ((1 << 30) - 1)) as usize;
+            if i < n && bound[i].is_none() {
+                match (s.xid >> 30, s.kind) {
+                    (PHASE_DISCOVER, MessageType::Offer) if offered[i].is_none() => {
+                        let server = s.server.unwrap_or(Ipv4Addr::UNSPECIFIED);
+                        offered[i] = Some(Bound { addr: s.yiaddr, server });
+                        raw.send(&select(
+                            opts.seed, i as u32, my_mac, s.yiaddr, server, opts.relay,
+                        ));
                     }
+                    (PHASE_REQUEST, MessageType::Ack) => {
+                        bound[i] = offered[i];
+                        server_mac.get_or_insert(s.server_mac);
+                        sum.bound += 1;
+                        inflight -= 1;
+                    }
+                    (PHASE_REQUEST, MessageType::Nak) => {
+                        sum.naks += 1;
+                        offered[i] = None;
+                        sent_at[i] = Some(Instant::now() - Duration::from_secs(2));
+                    }
+                    _ => {}
                 }
             }
         }
         // Retransmit stalled DORAs (lost OFFER/ACK, or a NAK).
         if last_progress.elapsed() >= Duration::from_secs(1) {
             for i in 0..next {
-                if bound[i].is_none() && sent_at[i].is_some_and(|t| t.elapsed() > Duration::from_secs(1)) {
+                if bound[i].is_none()
+                    && sent_at[i].is_some_and(|t| t.elapsed() > Duration::from_secs(1))
+                {
                     offered[i] = None;
                     raw.send(&discover(opts.seed, i as u32, my_mac, opts.relay));
                     sent_at[i] = Some(Instant::now());
@@ -477,17 +492,17 @@ pub fn run(opts: &LoadOptions) -> Result<Summary> {
     let mut last = Instant::now();
     let mut quiet_since = None;
     loop {
-        if let Some(len) = raw.recv(&mut buf) {
-            if let Some(s) = parse_reply(&buf[..len]) {
-                if s.xid >> 30 == PHASE_RENEW && s.kind == MessageType::Ack {
-                    let i = (s.xid & ((1 << 30) - 1)) as usize;
-                    if i < n {
-                        sum.renewal_acks += 1;
-                        let at = stamps[i].load(Ordering::Relaxed);
-                        let now = epoch.elapsed().as_nanos() as u64;
-                        hist.add(now.saturating_sub(at) / 1000);
-                    }
-                }
+        if let Some(len) = raw.recv(&mut buf)
+            && let Some(s) = parse_reply(&buf[..len])
+            && s.xid >> 30 == PHASE_RENEW
+            && s.kind == MessageType::Ack
+        {
+            let i = (s.xid & ((1 << 30) - 1)) as usize;
+            if i < n {
+                sum.renewal_acks += 1;
+                let at = stamps[i].load(Ordering::Relaxed);
+                let now = epoch.elapsed().as_nanos() as u64;
+                hist.add(now.saturating_sub(at) / 1000);
             }
         }
         let s = sent.load(Ordering::Relaxed);

@@ -263,7 +263,7 @@ fn stats(iface: Option<String>, json: bool) -> Result<()> {
 
 fn parse_hex(s: &str) -> Result<Vec<u8>> {
     let s = s.trim_start_matches("0x").replace(':', "");
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         bail!("hex string {s:?} has an odd number of digits");
     }
     (0..s.len())
