@@ -514,9 +514,15 @@ fn a_fast_path_renewal_moves_the_lease_and_its_horizon() {
     let mut s = server();
     let c = Client::new(1);
     let a = c.dora(&mut s, T0);
-    let change = s.apply_fast_path_renewal(T0 + 300, a, c.mac, 600).unwrap();
+    // Held until T0 + 1200: a renewal to T0 + 900 still leaves half a horizon (300 s) beyond
+    // it, so nothing new must be durable: the engine records it in memory only.
+    assert_eq!(s.apply_fast_path_renewal(T0 + 300, a, c.mac, 600), None);
+    let l = s.lease(a).unwrap();
+    assert_eq!((l.expires_at, l.cltt, l.held_until), (T0 + 900, T0 + 300, T0 + 1200));
+    // A renewal to T0 + 1000 would leave less: the horizon moves, and that is committed.
+    let change = s.apply_fast_path_renewal(T0 + 400, a, c.mac, 600).unwrap();
     let LeaseChange::Put(l) = &change else { panic!() };
-    assert_eq!((l.expires_at, l.cltt, l.held_until), (T0 + 900, T0 + 300, T0 + 1500));
+    assert_eq!((l.expires_at, l.cltt, l.held_until), (T0 + 1000, T0 + 400, T0 + 1600));
     // A stale event for an address that changed hands is ignored.
     assert_eq!(s.apply_fast_path_renewal(T0 + 300, a, [2, 0, 0, 0, 0, 9], 600), None);
 }
