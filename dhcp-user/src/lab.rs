@@ -1891,7 +1891,7 @@ impl Lan {
         Ok(Relay {
             agent: Some(child),
             client: Port { client: None, _veth: veth, ns, iface, mac },
-            _agent_port: agent,
+            agent_port: agent,
             log,
             _dir: dir,
         })
@@ -1964,12 +1964,18 @@ impl Port {
 pub struct Relay {
     agent: Option<Child>,
     pub client: Port,
-    _agent_port: Port,
+    agent_port: Port,
     log: PathBuf,
     _dir: TempDir,
 }
 
 impl Relay {
+    /// The agent's namespace and the relayed client's.
+    #[must_use]
+    pub fn namespaces(&self) -> Vec<String> {
+        vec![self.agent_port.ns.name().to_owned(), self.client.ns.name().to_owned()]
+    }
+
     /// What dhcrelay printed.
     #[must_use]
     pub fn log(&self) -> String {
@@ -2093,6 +2099,8 @@ impl Daemon {
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info");
         }
+        // The log is a file, read by people and tests: no terminal colours in it.
+        cmd.env("NO_COLOR", "1");
         cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log).process_group(0);
         // SAFETY: prctl(2) only, between fork and exec: the server must not outlive the
         // thread that started it (a test killed mid-run), as nothing else would stop it.
