@@ -2638,7 +2638,8 @@ fn demo(
     );
     println!(
         "fast path (XDP on {}): {xdp_acks} ACKs for {requests_total} renewal requests the clients \
-         sent ({renewals_total} renewals they logged); {recorded} recorded in the store",
+         sent ({renewals_total} renewals they logged); {recorded} reported to the server, which \
+         writes the store only when a lease's committed horizon must move",
         lan.server_if
     );
     let nz: Vec<String> = counters
@@ -2658,7 +2659,7 @@ fn demo(
         ));
     }
     if recorded != xdp_acks {
-        problems.push(format!("{recorded} of {xdp_acks} XDP renewals recorded in the store"));
+        problems.push(format!("{recorded} of {xdp_acks} XDP renewals reported to the server"));
     }
     if xdp_acks > renewals_total {
         println!(
@@ -2671,7 +2672,7 @@ fn demo(
     println!(
         "\nevery first lease came from the slow path and was committed to the store; every \
          renewal was answered by XDP (XDP ACKs = renewal requests, no ACK from userspace after \
-         the first leases) and recorded in the store (CLTT)"
+         the first leases) and reported to the server (CLTT)"
     );
     drop(ports);
     daemon.kill(libc::SIGTERM)?;
@@ -2704,18 +2705,21 @@ fn lease_problems(
     }
     match record {
         Some(l) if l["state"] == "active" && l["mac"] == packet::fmt_mac(&mac) => {
-            // The store learns of XDP's renewals from its events: the client's last
-            // transaction time is then that of its last renewal. The store rounds down to
-            // whole seconds, twice (its clock, then the event's age), and the client's hook
-            // runs a moment after the ACK: hence the slack.
+            // The server learns of XDP's renewals from its events: the client's last
+            // transaction time is then that of its last renewal. It rounds down to whole
+            // seconds, twice (its clock, then the event's age), and the client's hook runs a
+            // moment after the ACK: hence the slack.
             let cltt = l["cltt"].as_u64().unwrap_or(0) as f64;
             if let Some(last) = renewals.last()
                 && cltt + 3.0 < last.at
             {
-                p.push(format!("the store's CLTT {cltt} predates the last renewal at {}", last.at));
+                p.push(format!(
+                    "the server's CLTT {cltt} predates the last renewal at {}",
+                    last.at
+                ));
             }
         }
-        other => p.push(format!("the store's record is {other:?}")),
+        other => p.push(format!("the server's record is {other:?}")),
     }
     match entry {
         Some(e) if e.chaddr == mac => {}

@@ -101,7 +101,7 @@ fn slow_acks(daemon: &Daemon) -> u64 {
 /// The three clients on one LAN: each gets an address from the slow path (committed: the
 /// store has it active, with the client's MAC and client identifier), renews through XDP
 /// (the fast path's ACK counter rises by one per renewal request the clients sent, the slow
-/// path sends no further ACK, and the store records the renewals), and gives the address back
+/// path sends no further ACK, and the server records the renewals), and gives the address back
 /// (the store shows it released).
 #[test]
 fn real_clients_lease_renew_through_xdp_and_release() {
@@ -188,7 +188,8 @@ fn real_clients_lease_renew_through_xdp_and_release() {
 /// The server is stopped (`signal`) while the clients are bound: the pinned fast path keeps
 /// answering their renewals alone, within the horizon the store committed; the next server
 /// adopts the pinned link and maps, records the renewals XDP answered meanwhile (their events
-/// waited in the pinned ring) and goes on.
+/// waited in the pinned ring) and goes on. What the clients were told never runs past what the
+/// store holds durably (`held_until`).
 fn renewals_continue_across_a_restart(signal: libc::c_int, kinds: &[ClientKind]) {
     let t0 = Instant::now();
     let cfg = ServerConfig::default();
@@ -221,6 +222,24 @@ fn renewals_continue_across_a_restart(signal: libc::c_int, kinds: &[ClientKind])
         acks_down >= while_down as u64,
         "{while_down} renewals with the server down but only {acks_down} XDP ACKs"
     );
+    // What XDP told the clients is covered by what is durable: the store, read while no
+    // server runs, holds each lease at least until the end of its last renewal.
+    let held: std::collections::HashMap<Ipv4Addr, u64> =
+        xdhcp::store::LeaseStore::open(&daemon.state_dir)
+            .and_then(|s| s.load_all())
+            .expect("read the store")
+            .into_iter()
+            .filter(|l| l.state == xdhcp::store::LeaseState::Active)
+            .map(|l| (l.address, l.held_until))
+            .collect();
+    for p in &mut ports {
+        let c = p.client().unwrap();
+        let (b, r) = c.lease_history();
+        let addr = b.unwrap().ip.unwrap();
+        let told = r.last().unwrap().at + f64::from(cfg.lease_secs);
+        let h = held.get(&addr).copied().unwrap_or(0) as f64;
+        assert!(h + 3.0 >= told, "{}: durable until {h}, told until {told:.1}", c.kind());
+    }
 
     daemon.restart().unwrap();
     let log = daemon.log();
@@ -229,7 +248,7 @@ fn renewals_continue_across_a_restart(signal: libc::c_int, kinds: &[ClientKind])
         second.contains("adopted=true"),
         "the new server did not adopt the pinned fast path:\n{second}"
     );
-    // The store caught up with what XDP told the clients while nobody was listening.
+    // The new server caught up with what XDP told the clients while nobody was listening.
     for p in &mut ports {
         let c = p.client().unwrap();
         let (b, r) = c.lease_history();
