@@ -20,18 +20,19 @@ pub struct LeaseTimes {
 }
 
 impl LeaseTimes {
-    /// The time beyond which, plus MCLT, we may not promise the client anything. In NORMAL it is
-    /// what the partner acknowledged or told us; while we cannot talk to the partner the lease's
-    /// own end also counts (§9.9.2, §9.11.2), since the partner knew of it before the split.
+    /// The time beyond which, plus MCLT, we may not promise the client anything: what the
+    /// partner acknowledged or told us, in every state.
+    ///
+    /// §9.9.2 (and ISC) also count the lease's end while the servers cannot talk. That end is
+    /// the one this server keeps moving: each renewal in COMMUNICATIONS-INTERRUPTED could then
+    /// reach MCLT past the previous one, and a partner that later goes PARTNER-DOWN, which waits
+    /// only MCLT past what *it* knows, would hand out an address a client still holds (the
+    /// failover simulation found exactly that). What the partner knows of the lease's end is
+    /// already below the PETs, so leaving it out costs a client nothing the partner could vouch
+    /// for; leases shrink to MCLT once the acknowledged PET has passed, as §9.9.2 predicts.
     #[must_use]
-    pub fn grant_horizon(&self, state: ServerState) -> u64 {
-        let base = self.acked_pet.max(self.received_pet);
-        match state {
-            ServerState::CommunicationsInterrupted | ServerState::ResolutionInterrupted => {
-                base.max(self.lease_expiration)
-            }
-            _ => base,
-        }
+    pub fn grant_horizon(&self, _state: ServerState) -> u64 {
+        self.acked_pet.max(self.received_pet)
     }
 
     /// Earliest time a server in PARTNER-DOWN may give this address to another client: MCLT
@@ -106,7 +107,8 @@ mod tests {
     }
 
     #[test]
-    fn comms_interrupted_may_also_lean_on_the_lease_end() {
+    fn an_interrupted_server_does_not_chain_renewals_past_what_the_partner_knows() {
+        // The lease was renewed during the interruption to 10 000; the partner knows 9 000.
         let times = LeaseTimes {
             lease_expiration: 10_000,
             sent_pet: 0,
@@ -116,7 +118,7 @@ mod tests {
         assert_eq!(times.grant_horizon(ServerState::Normal), 9_000);
         assert_eq!(
             times.grant_horizon(ServerState::CommunicationsInterrupted),
-            10_000
+            9_000
         );
     }
 

@@ -16,6 +16,11 @@ use crate::options::{BindingStatus, IP_FLAG_RESERVED, RejectReason};
 /// ISC accepts an EXPIRED (or FREE/BACKUP) update for a lease it still shows ACTIVE once the
 /// lease is within 65 s of its end. The partner expires the lease by *its* clock, so without
 /// such slack a few seconds of clock offset turn every expiry into an "outdated" reject.
+///
+/// The slack applies only when the partner expired the very lease we know (its expiry is not
+/// before ours). If ours ends later, this server renewed the client since — perhaps in its
+/// fast path, or while the two could not talk — and acknowledging the expiry would let the
+/// partner free an address the client still holds.
 pub const EXPIRY_SLACK: u64 = 65;
 
 /// Decides whether a partner's binding update may replace ours (draft-12 Figure 7.1.3-1).
@@ -43,8 +48,11 @@ pub fn judge_update(
     };
     // "time(2)": our lease has run out.
     let expired_here = || {
-        ours.lease_expiration
-            .is_none_or(|end| now.saturating_add(EXPIRY_SLACK) > u64::from(end))
+        ours.lease_expiration.is_none_or(|end| {
+            let end = u64::from(end);
+            let same_lease = theirs.lease_expiration.is_some_and(|t| u64::from(t) >= end);
+            now >= end || (same_lease && now.saturating_add(EXPIRY_SLACK) > end)
+        })
     };
     // "time(3)": the client talked to the partner after our RESET.
     let cltt_after_reset = || match (theirs.client_last_transaction, ours.start_time_of_state) {
@@ -62,6 +70,16 @@ pub fn judge_update(
 
     match (ours.status, theirs.status) {
         (Active, Active) => {
+            // An older picture of our own client's lease (ISC: the later CLTT wins): taking it
+            // would shorten what we told the client, and whatever the partner says next (an
+            // expiry) would be judged against that.
+            let shorter = match (theirs.lease_expiration, ours.lease_expiration) {
+                (Some(t), Some(o)) => t < o,
+                _ => false,
+            };
+            if ours.same_client(theirs) && shorter && !cltt_later() {
+                return Err(RejectReason::OUTDATED_BINDING);
+            }
             // Two clients on one address: the primary's view wins (note 5).
             if ours.same_client(theirs) || role == Role::Secondary {
                 Ok(())
@@ -274,9 +292,46 @@ mod tests {
         assert_eq!(judge(&ours, &b(Free)), Err(RejectReason::OUTDATED_BINDING));
         let later = judge_update(Some(&ours), &b(Expired), Role::Primary, NOW + 500);
         assert_eq!(later, Ok(()));
-        // Within the clock-offset slack of the end.
-        let near = judge_update(Some(&ours), &b(Backup), Role::Primary, NOW + 436);
-        assert_eq!(near, Ok(()));
+        // Within the clock-offset slack of the end, the partner's expiry of the same lease
+        // is taken.
+        let same = client(Expired, 1, Some(5));
+        assert_eq!(
+            judge_update(Some(&ours), &same, Role::Primary, NOW + 436),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn an_older_picture_of_our_own_clients_lease_is_outdated() {
+        let ours = client(Active, 1, Some(5)); // ends at NOW + 500, CLTT 5
+        let stale = BindingUpdate {
+            lease_expiration: Some(1_000_300),
+            ..client(Active, 1, Some(4))
+        };
+        assert_eq!(judge(&ours, &stale), Err(RejectReason::OUTDATED_BINDING));
+        let renewed = BindingUpdate {
+            lease_expiration: Some(1_000_300),
+            ..client(Active, 1, Some(6))
+        };
+        assert_eq!(judge(&ours, &renewed), Ok(()), "a later transaction is news");
+    }
+
+    #[test]
+    fn an_expiry_of_an_older_lease_does_not_cut_a_renewal_the_partner_has_not_heard_of() {
+        // We renewed the client to NOW + 500; the partner still thinks it ended at NOW + 440.
+        let ours = client(Active, 1, Some(5));
+        let older = BindingUpdate {
+            lease_expiration: Some(1_000_440),
+            ..client(Expired, 1, Some(4))
+        };
+        for now in [NOW + 440, NOW + 499] {
+            let r = judge_update(Some(&ours), &older, Role::Primary, now);
+            assert_eq!(r, Err(RejectReason::OUTDATED_BINDING), "at {now}");
+        }
+        let free = judge_update(Some(&ours), &b(Free), Role::Primary, NOW + 499);
+        assert_eq!(free, Err(RejectReason::OUTDATED_BINDING));
+        let over = judge_update(Some(&ours), &older, Role::Primary, NOW + 500);
+        assert_eq!(over, Ok(()));
     }
 
     #[test]

@@ -823,8 +823,30 @@ impl Peer {
             return;
         }
         if let Some(to) = transitions::on_partner_state(self.state, partner) {
+            // A server leaving PARTNER-DOWN may have bound addresses of the partner's that the
+            // partner has not heard of (after its UPDDONE). Were the link to fail right after
+            // NORMAL, the partner would hand them out again from its own pool: so NORMAL waits
+            // until the partner has acknowledged every one.
+            if self.handing_back() && to == ServerState::Normal && self.has_unacked_updates() {
+                return;
+            }
             self.set_state(now, to);
         }
+    }
+
+    /// PARTNER-DOWN with a partner rebuilding its database: our bindings flow to it
+    /// unasked, so that it knows them all before either of us is NORMAL.
+    fn handing_back(&self) -> bool {
+        self.state == ServerState::PartnerDown
+            && !self.partner.startup
+            && matches!(
+                self.partner.state,
+                Some(ServerState::Recover | ServerState::RecoverWait | ServerState::RecoverDone)
+            )
+    }
+
+    fn has_unacked_updates(&self) -> bool {
+        !self.in_flight.is_empty() || self.bindings.queued() > 0
     }
 
     fn on_upddone(&mut self, now: u64) {

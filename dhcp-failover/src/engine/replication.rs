@@ -132,7 +132,8 @@ impl Peer {
         // Spontaneous updates only flow in NORMAL (and CONFLICT-DONE, where the primary is the
         // authority); in other states only what the partner asked for.
         let flowing = matches!(self.state, ServerState::Normal | ServerState::ConflictDone)
-            || self.serving.is_some();
+            || self.serving.is_some()
+            || self.handing_back();
         if !flowing {
             return;
         }

@@ -39,6 +39,8 @@ use crate::{
 };
 
 #[cfg(test)]
+mod sim;
+#[cfg(test)]
 mod tests;
 
 /// What the link to the partner must do.
@@ -208,6 +210,14 @@ pub fn lease_from_binding(old: Option<&Lease>, b: &BindingUpdate, subnet: u32, n
         (Some(x), Some(y)) => x == y,
         _ => b.chaddr.as_ref().is_some_and(|h| h.htype == l.htype && h.addr == l.chaddr),
     };
+    // The partner's view of our own client's lease can be older than ours (a renewal it has
+    // not heard of yet, one our fast path granted while this daemon was down): what this
+    // server told the client must stay in its store, or the address could expire here, and
+    // go to someone else, while the client still holds it.
+    let keeps_ours = same_client
+        && state == LeaseState::Active
+        && old.is_some_and(|o| o.state == LeaseState::Active);
+    let (our_end, our_cltt) = (l.expires_at, l.cltt);
     l.state = state;
     if bound(state) {
         if let Some(hw) = &b.chaddr {
@@ -237,6 +247,10 @@ pub fn lease_from_binding(old: Option<&Lease>, b: &BindingUpdate, subnet: u32, n
     l.stos = b.start_time_of_state.map_or(now, u64::from);
     if let Some(t) = b.client_last_transaction {
         l.cltt = u64::from(t);
+    }
+    if keeps_ours {
+        l.expires_at = l.expires_at.max(our_end);
+        l.cltt = l.cltt.max(our_cltt);
     }
     l.probation_until = None;
     l
@@ -538,6 +552,13 @@ impl Failover {
                 let cfg = server.config();
                 let Some(sid) = cfg.subnet_containing(binding.ip) else { return };
                 let l = lease_from_binding(server.lease(binding.ip), &binding, sid.0, now);
+                // We kept a later end of our client's lease than the partner's: the engine and
+                // the partner must judge later updates against ours.
+                let kept_ours = l.state == LeaseState::Active
+                    && binding.lease_expiration.is_some_and(|e| u64::from(e) < l.expires_at);
+                if kept_ours {
+                    out.local.push(binding.ip);
+                }
                 out.changes.push(server.put_failover_record(now, l));
                 self.counters.bindings_applied += 1;
             }

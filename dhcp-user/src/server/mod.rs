@@ -668,8 +668,25 @@ impl Server {
             Some(l) => g.times(l, 0),
             None => LeaseTimes::default(),
         };
-        let lease = mclt::max_client_lease(now, times.grant_horizon(g.state), g.mclt, desired);
+        let horizon = times.grant_horizon(g.state);
+        let lease = if g.state == ServerState::RecoverDone {
+            // The partner is, or was until just now, in PARTNER-DOWN and reuses an address MCLT
+            // past what it knows of it, whenever a client last renewed here: no lease may reach
+            // beyond that, not even the MCLT every other state may always give.
+            let end = horizon.saturating_add(u64::from(g.mclt));
+            u32::try_from(end.saturating_sub(now)).unwrap_or(u32::MAX).min(desired)
+        } else {
+            mclt::max_client_lease(now, horizon, g.mclt, desired)
+        };
         (lease, Some(mclt::potential_expiration(now, desired, lease)))
+    }
+
+    /// RECOVER-DONE has nothing to give this client (see [`Server::lease_length`]): better
+    /// silence, so that it rebinds to the partner, than an ACK of no time.
+    fn nothing_to_renew(&self, now: u64, sid: SubnetId, req: &Request<'_>, a: Ipv4Addr) -> bool {
+        let s = &self.cfg.subnets[sid.index()];
+        self.gate(sid).is_some_and(|g| g.state == ServerState::RecoverDone)
+            && self.lease_length(now, s, req, a).0 == 0
     }
 
     fn horizon(&self, s: &Subnet) -> u32 {
@@ -719,8 +736,11 @@ impl Server {
             return false;
         }
         let record = self.ix.leases.get(&a);
+        // Even the same client gets an expired or released address back only as the ownership
+        // rule allows: the partner may have been told (and acknowledged) that it is free, and
+        // then the primary hands it out. Rewinding (draft-12 §5.2.2) would relax this.
         if let Some(g) = self.gate(s.id)
-            && !record.is_some_and(|l| c.owns(l))
+            && !record.is_some_and(|l| c.owns(l) && l.state == LeaseState::Active)
             && !self.ix.reserved.contains_key(&a)
             && !g.may_allocate(record, now)
         {
@@ -875,6 +895,9 @@ impl Server {
             let s = &self.cfg.subnets[sid.index()];
             let record = self.ix.leases.get(&ci);
             let mine = record.is_some_and(|l| c.owns(l)) || self.reservation_for(s, c) == Some(ci);
+            if mine && self.nothing_to_renew(now, sid, req, ci) {
+                return Err(DropReason::FailoverNotResponding);
+            }
             return match (mine, self.available_to(now, s, c, ci)) {
                 (true, true) => Ok(self.ack(now, req, rx, sid, ci)),
                 (true, false) => Ok(self.nak(req, rx, "address is bound to another client")),
@@ -897,6 +920,9 @@ impl Server {
         let reserved = self.reservation_for(s, c);
         let mine = self.ix.leases.get(&a).is_some_and(|l| c.owns(l)) || reserved == Some(a);
         if mine {
+            if self.nothing_to_renew(now, sid, req, a) {
+                return Err(DropReason::FailoverNotResponding);
+            }
             if self.available_to(now, s, c, a) {
                 return Ok(self.ack(now, req, rx, sid, a));
             }

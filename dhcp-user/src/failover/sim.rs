@@ -1,0 +1,1052 @@
+//! Deterministic simulation of a failover pair under faults.
+//!
+//! Two servers — each the real DHCP engine, the real failover glue and the real protocol
+//! engine, driven the way the daemon's core drives them — share one small pool. A handful of
+//! simulated clients go through DORA, renew at T1, rebind at T2 and sometimes release; each
+//! server has a model of its XDP fast path that keeps answering renewals from the kernel map
+//! while the daemon is down. Everything is driven by one seeded generator: daemon crashes (the
+//! pinned fast path keeps answering and its events wait in the ring for the next daemon) and
+//! host crashes (the kernel's state is gone too), restarts from what was committed, partitions,
+//! dropped connections, lost, delayed and reordered DHCP packets, clock skew, and an operator
+//! who declares PARTNER-DOWN only when the partner really is down and lets it back only once it
+//! can hear the survivor (the draft's precondition: a server in PARTNER-DOWN means the other
+//! MUST NOT be operating). Auto-partner-down is left out: in a partition it breaks that
+//! precondition by design.
+//!
+//! A promise is an ACK a client accepted, from when the server sent it; two clocks may disagree
+//! by twice the skew, so overlaps up to that are the protocol's own limit, not a failure.
+//!
+//! After every step: no address promised to two clients for overlapping times (the union of
+//! both servers' ACKs, fast path included); no userspace ACK beyond the MCLT rule; no ACK,
+//! BNDUPD or BNDACK about a lease the sender's store does not hold as it is in memory.
+//!
+//! `XDHCP_SIM_SEED=n` replays one seed with a trace; `XDHCP_SIM_RUNS=n` sets the number of runs.
+use std::collections::{HashMap, VecDeque};
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use dhcp_failover::{MessageType as FoType, ServerState};
+use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode};
+
+use super::*;
+use crate::server::{FastPathLease, RxInfo};
+
+const T0: u64 = 1_700_000_000;
+const MCLT: u32 = 60;
+const LEASE: u32 = 300;
+const POOL: u8 = 10;
+const CLIENTS: u16 = 7;
+const STEPS: u32 = 300;
+const MAX_SKEW: i64 = 2;
+/// Two clocks may disagree by twice the skew: that much overlap is the protocol's own limit.
+const TOLERANCE: u64 = 2 * MAX_SKEW as u64;
+
+/// splitmix64: small, fast, and the same everywhere.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    /// True with probability `p` per mille.
+    fn chance(&mut self, per_mille: u64) -> bool {
+        self.below(1000) < per_mille
+    }
+}
+
+fn config(role: &str) -> Config {
+    let (me, peer, extra) = match role {
+        "primary" => ("10.0.0.1", "10.0.0.2", format!("mclt = {MCLT}\nsplit = 128\n")),
+        _ => ("10.0.0.2", "10.0.0.1", String::new()),
+    };
+    let last = 100 + POOL - 1;
+    let text = format!(
+        r#"interfaces = ["eth1"]
+server_id = "{me}"
+offer_hold = 5
+
+[failover]
+name = "sim"
+role = "{role}"
+address = "{me}"
+peer_address = "{peer}"
+max_response_delay = 10
+load_balance_max_seconds = 3
+{extra}
+[[subnet]]
+prefix = "10.0.0.0/24"
+pools = [{{ start = "10.0.0.100", end = "10.0.0.{last}" }}]
+lease_time = {LEASE}
+failover = true
+"#
+    );
+    Config::from_toml(&text, "sim.toml").unwrap_or_else(|e| panic!("sim config: {e}"))
+}
+
+/// A DHCP packet on the wire.
+#[derive(Debug, Clone)]
+struct Packet {
+    at: u64,
+    /// When it was sent, and by which server: a lease an ACK grants runs from when it was sent.
+    sent: u64,
+    by: &'static str,
+    /// Sequence number: ties broken in sending order unless reordered.
+    seq: u64,
+    to: Dest,
+    msg: Message,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dest {
+    Server(usize),
+    Client(usize),
+}
+
+/// What a node's daemon gets from its link this turn.
+enum LinkIn {
+    Up,
+    Down,
+    Msg(Vec<u8>),
+}
+
+/// The TCP connection between the two servers: in order and reliable until it breaks; a
+/// broken one delivers nothing more, and each side finds out by its own timers.
+struct Conn {
+    up: [bool; 2],
+    broken: bool,
+    q: [VecDeque<(u64, Vec<u8>)>; 2],
+    /// A side closed it: the other hears at this time (if the connection is not broken).
+    fin: [Option<u64>; 2],
+}
+
+/// The daemon's volatile state.
+struct Live {
+    server: Server,
+    fo: Failover,
+}
+
+struct Node {
+    cfg: Config,
+    ip: Ipv4Addr,
+    skew: i64,
+    live: Option<Live>,
+    restart_at: u64,
+    disk: HashMap<Ipv4Addr, Lease>,
+    blob: Option<Vec<u8>>,
+    /// The pinned fast path: its map and switch outlive the daemon.
+    kernel: HashMap<Ipv4Addr, FastPathLease>,
+    kernel_on: bool,
+    events: Vec<(u64, Ipv4Addr, [u8; 6], u32)>,
+    inbox: Vec<Message>,
+    link_in: Vec<LinkIn>,
+    traced_state: Option<ServerState>,
+}
+
+impl Node {
+    fn new(role: &str) -> Self {
+        let cfg = config(role);
+        let ip = cfg.server_id;
+        Node {
+            cfg,
+            ip,
+            skew: 0,
+            live: None,
+            restart_at: T0,
+            disk: HashMap::new(),
+            blob: None,
+            kernel: HashMap::new(),
+            kernel_on: false,
+            events: Vec::new(),
+            inbox: Vec::new(),
+            link_in: Vec::new(),
+            traced_state: None,
+        }
+    }
+
+    fn clock(&self, global: u64) -> u64 {
+        global.saturating_add_signed(self.skew)
+    }
+
+    /// The daemon starts. After a host crash the kernel's map, switch and unread events are
+    /// gone; after a daemon crash they are pinned and the new daemon drains the events.
+    fn start(&mut self, now: u64) {
+        let leases: Vec<Lease> = self.disk.values().cloned().collect();
+        let fo = Failover::new(&self.cfg, self.blob.as_deref(), &leases, now)
+            .unwrap_or_else(|| panic!("no failover"));
+        let server = Server::new(self.cfg.clone(), leases);
+        // The daemon reconciles the pinned map with the store and keeps the fast path off
+        // until the relationship allows answering.
+        self.kernel = server.fast_path_entries(now).map(|e| (e.address, e)).collect();
+        self.kernel_on = false;
+        self.inbox.clear();
+        self.link_in.clear();
+        self.live = Some(Live { server, fo });
+    }
+
+    fn state(&self) -> Option<ServerState> {
+        self.live.as_ref().map(|l| l.fo.peer().state())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum ClientState {
+    Init { next: u64 },
+    Selecting { until: u64, offer: Option<(Ipv4Addr, Ipv4Addr)> },
+    Requesting { until: u64, addr: Ipv4Addr, server: Ipv4Addr },
+    Bound { addr: Ipv4Addr, server: Ipv4Addr, start: u64, lease: u64, next: u64 },
+}
+
+struct Client {
+    mac: [u8; 6],
+    state: ClientState,
+    xid: u32,
+}
+
+/// An address promised to a client (an ACK some server sent), in global time.
+#[derive(Debug, Clone)]
+struct Promise {
+    client: usize,
+    from: u64,
+    until: u64,
+    by: &'static str,
+}
+
+struct Sim {
+    rng: Rng,
+    now: u64,
+    nodes: [Node; 2],
+    conn: Option<Conn>,
+    partitioned: bool,
+    /// The operator declared this node's partner down: it may come back only where it can
+    /// hear the survivor, and nothing may fail until it has (see the module doc).
+    fenced: Option<usize>,
+    clients: Vec<Client>,
+    net: Vec<Packet>,
+    seq: u64,
+    promises: HashMap<Ipv4Addr, Vec<Promise>>,
+    trace: Option<Vec<String>>,
+    acks: u64,
+    pending_failure: Option<String>,
+}
+
+const ROLE: [&str; 2] = ["primary", "secondary"];
+
+fn base_msg(mac: [u8; 6], xid: u32, kind: MessageType, ciaddr: Ipv4Addr) -> Message {
+    let z = Ipv4Addr::UNSPECIFIED;
+    let mut m = Message::new_with_id(xid, ciaddr, z, z, z, &mac);
+    m.set_opcode(Opcode::BootRequest);
+    m.opts_mut().insert(DhcpOption::MessageType(kind));
+    m
+}
+
+fn kind_of(m: &Message) -> Option<MessageType> {
+    match m.opts().get(OptionCode::MessageType) {
+        Some(DhcpOption::MessageType(t)) => Some(*t),
+        _ => None,
+    }
+}
+
+fn lease_of(m: &Message) -> Option<u32> {
+    match m.opts().get(OptionCode::AddressLeaseTime) {
+        Some(DhcpOption::AddressLeaseTime(t)) => Some(*t),
+        _ => None,
+    }
+}
+
+fn server_id_of(m: &Message) -> Option<Ipv4Addr> {
+    match m.opts().get(OptionCode::ServerIdentifier) {
+        Some(DhcpOption::ServerIdentifier(a)) => Some(*a),
+        _ => None,
+    }
+}
+
+impl Sim {
+    fn new(seed: u64, trace: bool) -> Self {
+        let mut rng = Rng(seed);
+        let mut nodes = [Node::new("primary"), Node::new("secondary")];
+        for n in &mut nodes {
+            n.skew = rng.below(2 * MAX_SKEW as u64 + 1) as i64 - MAX_SKEW;
+            n.restart_at = T0 + rng.below(20);
+        }
+        let clients = (0..CLIENTS)
+            .map(|i| Client {
+                mac: [2, 0x51, 0, 0, (i >> 8) as u8, i as u8],
+                state: ClientState::Init { next: T0 + 20 + rng.below(60) },
+                xid: u32::from(i) << 16,
+            })
+            .collect();
+        Sim {
+            rng,
+            now: T0,
+            nodes,
+            conn: None,
+            partitioned: false,
+            fenced: None,
+            clients,
+            net: Vec::new(),
+            seq: 0,
+            promises: HashMap::new(),
+            trace: trace.then(Vec::new),
+            acks: 0,
+            pending_failure: None,
+        }
+    }
+
+    fn log(&mut self, f: impl FnOnce() -> String) {
+        if let Some(t) = &mut self.trace {
+            t.push(format!("[{}] {}", self.now - T0, f()));
+        }
+    }
+
+    /// A DHCP packet: lost, delayed and reordered at random.
+    fn send(&mut self, to: Dest, msg: Message) {
+        self.send_by(to, msg, "client");
+    }
+
+    fn send_by(&mut self, to: Dest, msg: Message, by: &'static str) {
+        if self.rng.chance(30) {
+            return;
+        }
+        let delay = if self.rng.chance(100) { 1 + self.rng.below(3) } else { 0 };
+        self.seq += 1;
+        let seq = if self.rng.chance(50) { self.seq.saturating_sub(5) } else { self.seq };
+        self.net.push(Packet { at: self.now + delay, sent: self.now, by, seq, to, msg });
+    }
+
+    fn run(&mut self) -> Result<(), String> {
+        for step in 0..STEPS {
+            self.now += 1 + self.rng.below(4);
+            self.faults();
+            for _ in 0..6 {
+                self.deliver();
+                for i in 0..2 {
+                    self.turn(i)?;
+                }
+            }
+            self.clients_act();
+            self.check().map_err(|e| format!("step {step}: {e}"))?;
+        }
+        Ok(())
+    }
+
+    fn partner_alive(&self, i: usize) -> bool {
+        self.nodes[1 - i].live.is_some()
+    }
+
+    fn faults(&mut self) {
+        let starting = self
+            .fenced
+            .is_some_and(|f| self.nodes[f].state().is_none_or(|s| s == ServerState::Startup));
+        if let Some(f) = self.fenced
+            && self.nodes[f].state().is_some_and(|s| s != ServerState::Startup)
+        {
+            self.fenced = None;
+        }
+        for (i, role) in ROLE.iter().enumerate() {
+            let now = self.now;
+            if self.nodes[i].live.is_none() {
+                let fence_ok =
+                    self.fenced != Some(i) || (!self.partitioned && self.partner_alive(i));
+                if now >= self.nodes[i].restart_at && fence_ok {
+                    let t = self.nodes[i].clock(now);
+                    self.nodes[i].start(t);
+                    self.log(|| format!("{role} restarts"));
+                }
+                continue;
+            }
+            if !starting && self.rng.chance(8) {
+                self.crash(i);
+            }
+        }
+        if !starting && self.rng.chance(10) {
+            self.partitioned = !self.partitioned;
+            if self.partitioned
+                && let Some(c) = &mut self.conn
+            {
+                c.broken = true;
+            }
+            let p = self.partitioned;
+            self.log(|| format!("partition {}", if p { "starts" } else { "heals" }));
+        }
+        if !starting && self.rng.chance(5) {
+            self.reset_conn();
+        }
+        // The operator: only a partner that is really down is declared down.
+        for (i, role) in ROLE.iter().enumerate() {
+            if self.nodes[1 - i].live.is_none()
+                && self.nodes[i].state() == Some(ServerState::CommunicationsInterrupted)
+                && self.rng.chance(30)
+            {
+                let t = self.nodes[i].clock(self.now);
+                if let Some(l) = &mut self.nodes[i].live
+                    && l.fo.partner_down(t).is_ok()
+                {
+                    self.fenced = Some(1 - i);
+                    self.log(|| format!("operator: {role} partner-down"));
+                }
+            }
+        }
+    }
+
+    fn crash(&mut self, i: usize) {
+        let host = self.rng.chance(300);
+        let n = &mut self.nodes[i];
+        n.live = None;
+        n.restart_at = self.now + 5 + self.rng.below(300);
+        n.inbox.clear();
+        n.link_in.clear();
+        if host {
+            n.events.clear();
+            n.kernel.clear();
+            n.kernel_on = false;
+        }
+        if let Some(c) = &mut self.conn
+            && c.up[i]
+        {
+            c.up[i] = false;
+            c.q[i].clear();
+            c.fin[1 - i] = Some(self.now);
+        }
+        self.log(|| format!("{} {} crashes", ROLE[i], if host { "host" } else { "daemon" }));
+    }
+
+    /// The connection is reset under both servers (a middlebox, a flap).
+    fn reset_conn(&mut self) {
+        if let Some(c) = &mut self.conn
+            && !c.broken
+        {
+            for i in 0..2 {
+                if c.up[i] {
+                    c.fin[i] = Some(self.now);
+                }
+            }
+            self.log(|| "connection reset".into());
+        }
+    }
+
+    fn deliver(&mut self) {
+        let now = self.now;
+        // The failover connection.
+        if let Some(c) = &mut self.conn {
+            for i in 0..2 {
+                if c.fin[i].is_some_and(|t| t <= now) {
+                    c.fin[i] = None;
+                    if c.up[i] && !c.broken {
+                        c.up[i] = false;
+                        c.q[i].clear();
+                        self.nodes[i].link_in.push(LinkIn::Down);
+                    }
+                }
+                if c.broken || !c.up[i] {
+                    continue;
+                }
+                while c.q[i].front().is_some_and(|(t, _)| *t <= now) {
+                    if let Some((_, b)) = c.q[i].pop_front() {
+                        self.nodes[i].link_in.push(LinkIn::Msg(b));
+                    }
+                }
+            }
+            if !c.up[0] && !c.up[1] {
+                self.conn = None;
+            }
+        }
+        // DHCP packets, in (time, seq) order.
+        self.net.sort_by_key(|p| (p.at, p.seq));
+        let due: Vec<Packet> = {
+            let k = self.net.iter().take_while(|p| p.at <= now).count();
+            self.net.drain(..k).collect()
+        };
+        for p in due {
+            match p.to {
+                Dest::Server(i) => self.deliver_to_server(i, p.msg),
+                Dest::Client(j) => self.deliver_to_client(j, &p),
+            }
+        }
+    }
+
+    /// A request reaches server `i`: its fast path first, as XDP sees it before the daemon.
+    fn deliver_to_server(&mut self, i: usize, msg: Message) {
+        let n = &self.nodes[i];
+        let t = n.clock(self.now);
+        let renewal = kind_of(&msg) == Some(MessageType::Request)
+            && !msg.ciaddr().is_unspecified()
+            && server_id_of(&msg).is_none();
+        let a = msg.ciaddr();
+        let mac: [u8; 6] = msg.chaddr().get(..6).and_then(|c| c.try_into().ok()).unwrap_or([0; 6]);
+        let entry = n
+            .kernel
+            .get(&a)
+            .filter(|e| renewal && n.kernel_on && e.chaddr == mac && e.held_until > t)
+            .cloned();
+        let durable = n.disk.get(&a).map_or(0, |l| l.held_until);
+        let ip = n.ip;
+        if let Some(e) = entry {
+            {
+                let grant = u64::from(e.lease_secs).min(e.held_until - t);
+                if grant >= u64::from(e.lease_secs / 2).max(60) {
+                    let grant = grant as u32;
+                    let j = self.client_of(mac);
+                    let mut ack = msg.clone();
+                    ack.set_opcode(Opcode::BootReply);
+                    ack.set_yiaddr(a);
+                    ack.opts_mut().insert(DhcpOption::MessageType(MessageType::Ack));
+                    ack.opts_mut().insert(DhcpOption::AddressLeaseTime(grant));
+                    ack.opts_mut().insert(DhcpOption::ServerIdentifier(ip));
+                    if t + u64::from(grant) > durable {
+                        self.fail_later(format!(
+                            "{} fast path granted {a} to {} beyond the committed horizon",
+                            ROLE[i],
+                            t + u64::from(grant)
+                        ));
+                    }
+                    if let Some(j) = j {
+                        self.acks += 1;
+                        self.send_by(Dest::Client(j), ack, "xdp");
+                    }
+                    self.nodes[i].events.push((t, a, mac, grant));
+                    return;
+                }
+            }
+        }
+        if self.nodes[i].live.is_some() {
+            self.nodes[i].inbox.push(msg);
+        }
+    }
+
+    fn fail_later(&mut self, e: String) {
+        self.pending_failure.get_or_insert(e);
+    }
+
+    fn client_of(&self, mac: [u8; 6]) -> Option<usize> {
+        self.clients.iter().position(|c| c.mac == mac)
+    }
+
+    /// Client `client` accepted an ACK for `a` sent at `sent`.
+    fn promise(&mut self, a: Ipv4Addr, client: usize, sent: u64, lease: u64, by: &'static str) {
+        let p = Promise { client, from: sent, until: sent + lease, by };
+        self.log(|| format!("promise {a} to c{client} for {lease} s by {by}"));
+        self.promises.entry(a).or_default().push(p);
+    }
+
+    /// One turn of server `i`'s daemon, as `daemon::Core::turn` runs it.
+    fn turn(&mut self, i: usize) -> Result<(), String> {
+        let now = self.nodes[i].clock(self.now);
+        let Some(mut live) = self.nodes[i].live.take() else { return Ok(()) };
+        let node = &mut self.nodes[i];
+        let mut changes: Vec<LeaseChange> = Vec::new();
+        let mut local: Vec<Ipv4Addr> = Vec::new();
+        let mut commit = None;
+        let mut link = Vec::new();
+        let mut gate_changed = false;
+        let mut replies: Vec<(usize, Message, u64)> = Vec::new();
+        // The record each ACK's decision wrote: it must reach the store before the ACK leaves.
+        let mut acked_records: Vec<Lease> = Vec::new();
+        let mut committed: Vec<Lease> = Vec::new();
+
+        for ev in std::mem::take(&mut node.link_in) {
+            match ev {
+                LinkIn::Up => live.fo.link_up(now),
+                LinkIn::Down => live.fo.link_down(now),
+                LinkIn::Msg(b) => match dhcp_failover::decode(&b) {
+                    Ok(m) => live.fo.message(now, m),
+                    Err(e) => return Err(format!("{}: undecodable frame: {e}", ROLE[i])),
+                },
+            }
+        }
+        let poll = |live: &mut Live,
+                    node: &mut Node,
+                    changes: &mut Vec<LeaseChange>,
+                    local: &mut Vec<Ipv4Addr>,
+                    commit: &mut Option<_>,
+                    link: &mut Vec<LinkCmd>,
+                    gate_changed: &mut bool| {
+            live.fo.tick(now);
+            let mut acts = Actions::default();
+            live.fo.poll(now, &mut live.server, &mut acts);
+            if let Some(b) = acts.persist.take() {
+                node.blob = Some(b);
+            }
+            changes.append(&mut acts.changes);
+            local.append(&mut acts.local);
+            if acts.commit.is_some() {
+                *commit = acts.commit;
+            }
+            link.append(&mut acts.link);
+            *gate_changed |= acts.gate_changed;
+        };
+        poll(&mut live, node, &mut changes, &mut local, &mut commit, &mut link, &mut gate_changed);
+
+        for (at, a, mac, grant) in std::mem::take(&mut node.events) {
+            if let Some(c) = live.server.apply_fast_path_renewal(at, a, mac, grant) {
+                local.push(c.address());
+                changes.push(c);
+            }
+        }
+        let rx = RxInfo {
+            ifindex: 2,
+            local_addr: Some(node.ip),
+            src: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
+            src_mac: [0; 6],
+        };
+        let mut mclt_violation = None;
+        for m in std::mem::take(&mut node.inbox) {
+            let before: HashMap<Ipv4Addr, Lease> =
+                live.server.leases().map(|l| (l.address, l.clone())).collect();
+            let state = live.fo.peer().state();
+            let o = live.server.handle(now, &m, &rx);
+            local.extend(o.changes.iter().map(LeaseChange::address));
+            if matches!(o.result, crate::server::Handled::Acked(_)) {
+                for c in &o.changes {
+                    if let LeaseChange::Put(l) = c {
+                        acked_records.push(l.clone());
+                    }
+                }
+            }
+            changes.extend(o.changes);
+            let Some(r) = o.reply else { continue };
+            let mac: [u8; 6] =
+                m.chaddr().get(..6).and_then(|c| c.try_into().ok()).unwrap_or([0; 6]);
+            let Some(j) = self.clients.iter().position(|c| c.mac == mac) else { continue };
+            if kind_of(&r.msg) == Some(MessageType::Ack) && !r.msg.yiaddr().is_unspecified() {
+                let a = r.msg.yiaddr();
+                let lease = lease_of(&r.msg).unwrap_or(0);
+                // The MCLT rule, from the record as it stood before this decision.
+                let pre = before.get(&a);
+                let horizon = pre.map_or(0, |l| l.pet_acked.max(l.pet_received));
+                let end = now + u64::from(lease);
+                if lease > LEASE || end > horizon.max(now) + u64::from(MCLT) {
+                    mclt_violation.get_or_insert(format!(
+                        "{} ({state:?}) acked {a} for {lease} s: horizon {horizon}, now {now}, \
+                         ends {} s past horizon+MCLT",
+                        ROLE[i],
+                        end - horizon.max(now) - u64::from(MCLT)
+                    ));
+                }
+                replies.push((j, r.msg, u64::from(lease)));
+            } else {
+                replies.push((j, r.msg, 0));
+            }
+        }
+        if live.server.next_timeout().is_some_and(|t| t <= now) {
+            let ex = live.server.expire(now);
+            local.extend(ex.iter().map(LeaseChange::address));
+            changes.extend(ex);
+        }
+        for _ in 0..4 {
+            if changes.is_empty() && local.is_empty() && commit.is_none() {
+                break;
+            }
+            for c in std::mem::take(&mut changes) {
+                if let LeaseChange::Put(l) = &c {
+                    node.disk.insert(l.address, l.clone());
+                    committed.push(l.clone());
+                }
+                for op in live.server.map_ops(std::slice::from_ref(&c), now) {
+                    match op {
+                        crate::server::MapOp::Upsert(e) => {
+                            node.kernel.insert(e.address, e);
+                        }
+                        crate::server::MapOp::Delete(a) => {
+                            node.kernel.remove(&a);
+                        }
+                    }
+                }
+            }
+            live.fo.committed(now, &live.server, commit.take(), local.drain(..));
+            poll(
+                &mut live,
+                node,
+                &mut changes,
+                &mut local,
+                &mut commit,
+                &mut link,
+                &mut gate_changed,
+            );
+        }
+        if !changes.is_empty() {
+            return Err(format!("{}: changes left uncommitted after four rounds", ROLE[i]));
+        }
+        if gate_changed {
+            node.kernel_on = live.fo.fast_path_allowed();
+        }
+        if let Some(e) = mclt_violation {
+            return Err(e);
+        }
+        // Nothing leaves that the store does not hold as memory has it.
+        let durable = |a: Ipv4Addr| node.disk.get(&a) == live.server.lease(a);
+        for (j, m, lease) in &replies {
+            if *lease > 0 {
+                let a = m.yiaddr();
+                let ok = acked_records.iter().any(|l| {
+                    l.address == a
+                        && l.state == LeaseState::Active
+                        && l.chaddr == self.clients[*j].mac.to_vec()
+                        && l.expires_at >= now + lease
+                        && committed.contains(l)
+                });
+                if !ok {
+                    return Err(format!("{} acked {a} before it was durable", ROLE[i]));
+                }
+            }
+        }
+        for c in &link {
+            if let LinkCmd::Send(b) = c
+                && let Ok(m) = dhcp_failover::decode(b)
+            {
+                let ips: Vec<Ipv4Addr> = match m.kind {
+                    FoType::BndAck => m.binding_acks().iter().map(|a| a.ip).collect(),
+                    FoType::BndUpd => m
+                        .binding_updates()
+                        .iter()
+                        .filter_map(|b| b.as_ref().ok().map(|b| b.ip))
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                if let Some(a) =
+                    ips.into_iter().find(|a| !durable(*a) && live.server.lease(*a).is_some())
+                {
+                    return Err(format!(
+                        "{} sent {:?} about {a} before it was durable",
+                        ROLE[i], m.kind
+                    ));
+                }
+            }
+        }
+        if self.trace.is_some() {
+            let st = live.fo.peer().state();
+            let mut lines = Vec::new();
+            if self.nodes[i].traced_state != Some(st) {
+                self.nodes[i].traced_state = Some(st);
+                lines.push(format!("{} state {st:?} t={now}", ROLE[i]));
+            }
+            for c in &link {
+                if let LinkCmd::Send(b) = c
+                    && let Ok(m) = dhcp_failover::decode(b)
+                {
+                    match m.kind {
+                        FoType::BndUpd => {
+                            for b in m.binding_updates().into_iter().flatten() {
+                                lines.push(format!(
+                                    "{} BNDUPD {} {:?} exp {:?} pet {:?} cltt {:?}",
+                                    ROLE[i],
+                                    b.ip,
+                                    b.status,
+                                    b.lease_expiration,
+                                    b.potential_expiration,
+                                    b.client_last_transaction
+                                ));
+                            }
+                        }
+                        FoType::BndAck => {
+                            for a in m.binding_acks() {
+                                lines.push(format!("{} BNDACK {} {:?}", ROLE[i], a.ip, a.reject));
+                            }
+                        }
+                        k => lines.push(format!("{} sends {k:?}", ROLE[i])),
+                    }
+                }
+            }
+            for l in lines {
+                self.log(|| l);
+            }
+        }
+        self.nodes[i].live = Some(live);
+        for (j, m, lease) in replies {
+            if lease > 0 {
+                self.acks += 1;
+            }
+            self.send_by(Dest::Client(j), m, ROLE[i]);
+        }
+        for c in link {
+            self.link_cmd(i, c);
+        }
+        Ok(())
+    }
+
+    fn link_cmd(&mut self, i: usize, c: LinkCmd) {
+        let now = self.now;
+        match c {
+            LinkCmd::Connect => {
+                if self.conn.is_none() && !self.partitioned && self.nodes[1 - i].live.is_some() {
+                    self.conn = Some(Conn {
+                        up: [true, true],
+                        broken: false,
+                        q: [VecDeque::new(), VecDeque::new()],
+                        fin: [None, None],
+                    });
+                    self.nodes[0].link_in.push(LinkIn::Up);
+                    self.nodes[1].link_in.push(LinkIn::Up);
+                    self.log(|| format!("{} connects", ROLE[i]));
+                }
+            }
+            LinkCmd::Send(b) => {
+                let delay = self.rng.below(2);
+                if let Some(c) = &mut self.conn
+                    && c.up[i]
+                {
+                    let at = c.q[1 - i].back().map_or(0, |(t, _)| *t).max(now + delay);
+                    c.q[1 - i].push_back((at, b));
+                }
+            }
+            LinkCmd::Close => {
+                if let Some(c) = &mut self.conn
+                    && c.up[i]
+                {
+                    c.up[i] = false;
+                    c.q[i].clear();
+                    c.fin[1 - i] = Some(now + self.rng.below(2));
+                }
+            }
+        }
+    }
+
+    /// A reply reaches client `j`. The ACKs it takes become promises; one it ignores (a late
+    /// answer to a request it has given up on) binds nobody.
+    fn deliver_to_client(&mut self, j: usize, p: &Packet) {
+        let before = self.clients[j].state.clone();
+        self.client_reply(j, &p.msg);
+        if let ClientState::Bound { addr, server, lease, .. } = self.clients[j].state
+            && self.clients[j].state != before
+        {
+            // Like a real client, it counts the lease from when it asked, not when it heard.
+            self.clients[j].state =
+                ClientState::Bound { addr, server, start: p.sent, lease, next: p.sent + lease / 2 };
+            self.promise(addr, j, p.sent, lease, p.by);
+        }
+    }
+
+    fn client_reply(&mut self, j: usize, m: &Message) {
+        let now = self.now;
+        let kind = kind_of(m);
+        let c = &mut self.clients[j];
+        match (&c.state, kind) {
+            (ClientState::Selecting { until, offer: None }, Some(MessageType::Offer)) => {
+                if let Some(sid) = server_id_of(m) {
+                    c.state =
+                        ClientState::Selecting { until: *until, offer: Some((m.yiaddr(), sid)) };
+                }
+            }
+            (ClientState::Requesting { addr, server, .. }, Some(MessageType::Ack))
+                if m.yiaddr() == *addr =>
+            {
+                let lease = u64::from(lease_of(m).unwrap_or(0));
+                let (addr, server) = (*addr, *server);
+                c.state =
+                    ClientState::Bound { addr, server, start: now, lease, next: now + lease / 2 };
+            }
+            (ClientState::Requesting { .. }, Some(MessageType::Nak)) => {
+                c.state = ClientState::Init { next: now + 1 };
+            }
+            (ClientState::Bound { addr, start, lease, .. }, Some(MessageType::Ack))
+                if m.yiaddr() == *addr =>
+            {
+                let new_lease = u64::from(lease_of(m).unwrap_or(0));
+                // A late ACK for an earlier renewal must not shorten what the client holds.
+                if now + new_lease > start + lease {
+                    let server = server_id_of(m).unwrap_or(Ipv4Addr::UNSPECIFIED);
+                    let addr = *addr;
+                    c.state = ClientState::Bound {
+                        addr,
+                        server,
+                        start: now,
+                        lease: new_lease,
+                        next: now + new_lease / 2,
+                    };
+                }
+            }
+            (ClientState::Bound { .. }, Some(MessageType::Nak)) => {
+                c.state = ClientState::Init { next: now + 1 };
+            }
+            _ => {}
+        }
+    }
+
+    fn broadcast(&mut self, m: &Message) {
+        for i in 0..2 {
+            self.send(Dest::Server(i), m.clone());
+        }
+    }
+
+    fn clients_act(&mut self) {
+        let now = self.now;
+        for j in 0..self.clients.len() {
+            self.clients[j].xid = self.clients[j].xid.wrapping_add(1);
+            let (mac, xid) = (self.clients[j].mac, self.clients[j].xid);
+            let z = Ipv4Addr::UNSPECIFIED;
+            match self.clients[j].state.clone() {
+                ClientState::Init { next } if now >= next => {
+                    self.broadcast(&base_msg(mac, xid, MessageType::Discover, z));
+                    self.clients[j].state = ClientState::Selecting { until: now + 2, offer: None };
+                }
+                ClientState::Selecting { until, offer } if now >= until => match offer {
+                    Some((a, sid)) => {
+                        let mut m = base_msg(mac, xid, MessageType::Request, z);
+                        m.opts_mut().insert(DhcpOption::ServerIdentifier(sid));
+                        m.opts_mut().insert(DhcpOption::RequestedIpAddress(a));
+                        self.broadcast(&m);
+                        self.clients[j].state =
+                            ClientState::Requesting { until: now + 3, addr: a, server: sid };
+                    }
+                    None => {
+                        let next = now + 1 + self.rng.below(10);
+                        self.clients[j].state = ClientState::Init { next };
+                    }
+                },
+                ClientState::Requesting { until, .. } if now >= until => {
+                    self.clients[j].state = ClientState::Init { next: now + 1 };
+                }
+                ClientState::Bound { addr, server, start, lease, next } => {
+                    let end = start + lease;
+                    if now >= end {
+                        self.clients[j].state = ClientState::Init { next: now };
+                    } else if self.rng.chance(3) {
+                        // Gone for good: RELEASE, and the address is no longer used from now.
+                        let m = base_msg(mac, xid, MessageType::Release, addr);
+                        if let Some(i) = self.nodes.iter().position(|n| n.ip == server) {
+                            self.send(Dest::Server(i), m);
+                        }
+                        self.release(addr, j);
+                        self.clients[j].state =
+                            ClientState::Init { next: now + 30 + self.rng.below(100) };
+                    } else if now >= next {
+                        let m = base_msg(mac, xid, MessageType::Request, addr);
+                        let t2 = start + lease * 7 / 8;
+                        if now >= t2 {
+                            self.broadcast(&m);
+                        } else if let Some(i) = self.nodes.iter().position(|n| n.ip == server) {
+                            self.send(Dest::Server(i), m);
+                        }
+                        let retry = (end.saturating_sub(now) / 2).max(2);
+                        self.clients[j].state =
+                            ClientState::Bound { addr, server, start, lease, next: now + retry };
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The client stops using `a` now: promises it was given so far end here.
+    fn release(&mut self, a: Ipv4Addr, j: usize) {
+        let now = self.now;
+        for p in self.promises.entry(a).or_default() {
+            if p.client == j && p.until > now {
+                p.until = now.max(p.from);
+            }
+        }
+        self.log(|| format!("c{j} releases {a}"));
+    }
+
+    fn check(&mut self) -> Result<(), String> {
+        if let Some(e) = self.pending_failure.take() {
+            return Err(e);
+        }
+        for (a, ps) in &mut self.promises {
+            ps.retain(|p| p.until + TOLERANCE + 1 > self.now - 1000.min(self.now));
+            for (x, p) in ps.iter().enumerate() {
+                for q in &ps[x + 1..] {
+                    if p.client != q.client
+                        && p.from + TOLERANCE < q.until
+                        && q.from + TOLERANCE < p.until
+                    {
+                        return Err(format!(
+                            "{a} promised to c{} [{}, {}) by {} and to c{} [{}, {}) by {}",
+                            p.client,
+                            p.from - T0,
+                            p.until - T0,
+                            p.by,
+                            q.client,
+                            q.from - T0,
+                            q.until - T0,
+                            q.by
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Seeds that once found a hole, each replayed on every run whatever the range: the CLTT of a
+/// stale ACTIVE (786, 8642), renewals chained past the partner's knowledge (209), an expired
+/// address given back to its client after the partner freed it (545), the expiry slack cutting
+/// a fast-path renewal (248), RECOVER-DONE's MCLT floor (746), the PARTNER-DOWN server going
+/// NORMAL before the partner knew its bindings (15544), and the oracle's own mistakes (98,
+/// 2608, 5831).
+const REGRESSIONS: [u64; 10] = [98, 209, 248, 545, 746, 786, 2608, 5831, 8642, 15544];
+
+/// Per thread: runs completed, ACKs sent, and the first failing seed with what went wrong.
+type Tally = (u64, u64, Option<(u64, String)>);
+
+fn run_seed(seed: u64, trace: bool) -> (Result<(), String>, Sim) {
+    let mut sim = Sim::new(seed, trace);
+    let r = sim.run();
+    (r, sim)
+}
+
+#[test]
+fn two_servers_under_crashes_partitions_and_loss_never_promise_one_address_twice() {
+    if let Some(seed) = std::env::var("XDHCP_SIM_SEED").ok().and_then(|s| s.parse().ok()) {
+        let (r, sim) = run_seed(seed, true);
+        for line in sim.trace.iter().flatten() {
+            eprintln!("{line}");
+        }
+        if let Err(e) = r {
+            panic!("seed {seed}: {e}");
+        }
+        return;
+    }
+    let runs: u64 =
+        std::env::var("XDHCP_SIM_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000);
+    let threads = std::thread::available_parallelism().map_or(2, usize::from) as u64;
+    let started = std::time::Instant::now();
+    let results: Vec<Tally> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || {
+                    let (mut acks, mut n) = (0, 0);
+                    let pinned = REGRESSIONS.iter().copied().filter(|s| *s >= runs);
+                    let seeds = (t..runs)
+                        .step_by(threads as usize)
+                        .chain(pinned.skip(t as usize).step_by(threads as usize));
+                    for seed in seeds {
+                        let out = std::panic::catch_unwind(|| run_seed(seed, false));
+                        match out {
+                            Ok((Ok(()), sim)) => {
+                                acks += sim.acks;
+                                n += 1;
+                            }
+                            Ok((Err(e), _)) => return (n, acks, Some((seed, e))),
+                            Err(_) => return (n, acks, Some((seed, "panicked".to_owned()))),
+                        }
+                    }
+                    (n, acks, None)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or((0, 0, Some((u64::MAX, "thread died".into())))))
+            .collect()
+    });
+    let done: u64 = results.iter().map(|r| r.0).sum();
+    let acks: u64 = results.iter().map(|r| r.1).sum();
+    eprintln!(
+        "failover simulation: {done} seeded runs, {acks} ACKs checked, {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    if let Some((seed, e)) = results.into_iter().find_map(|r| r.2) {
+        panic!(
+            "seed {seed}: {e}\nreplay with XDHCP_SIM_SEED={seed} cargo test -p dhcp-user --lib sim"
+        );
+    }
+}
