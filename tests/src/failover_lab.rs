@@ -178,7 +178,8 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        if std::env::var_os("XFO_KEEP").is_none() {
+        // An emptied path is a directory handed on to a new owner.
+        if !self.0.as_os_str().is_empty() && std::env::var_os("XFO_KEEP").is_none() {
             let _ = fs::remove_dir_all(&self.0);
         }
     }
@@ -252,8 +253,15 @@ impl Xdhcp {
     /// Starts `xdhcp run` with `config` (TOML; `STATE` and `SOCKET` in it are replaced by
     /// paths in a fresh directory).
     pub fn start(port: &Port, config: &str) -> Result<Self> {
-        let dir = TempDir::new("xdhcp")?;
+        Self::start_in(port, config, TempDir::new("xdhcp")?)
+    }
+
+    /// Starts `xdhcp run` in `dir`: a stopped server's (see [`Xdhcp::stop_keep`]) comes back
+    /// with its lease store and failover state.
+    pub fn start_in(port: &Port, config: &str, dir: TempDir) -> Result<Self> {
         let socket = dir.path().join("control.sock");
+        // The last run's socket file would pass for this one's.
+        let _ = fs::remove_file(&socket);
         let text = config
             .replace("STATE", &dir.path().join("state").display().to_string())
             .replace("SOCKET", &socket.display().to_string())
@@ -308,6 +316,14 @@ impl Xdhcp {
             let normal = v["my_state"] == "normal" && v["partner_state"] == "normal";
             Ok(normal.then_some(v))
         })
+    }
+
+    /// Stops the server as a crash would leave its partner (no goodbye on the failover link)
+    /// and hands back its directory.
+    pub fn stop_keep(mut self) -> Result<TempDir> {
+        self.stop()?;
+        let _ = fastpath::detach(&self.iface);
+        Ok(TempDir(std::mem::take(&mut self.dir.0)))
     }
 
     pub fn stop(&mut self) -> Result<()> {
@@ -529,6 +545,27 @@ impl Drop for Udhcpc {
             let _ = c.wait();
         }
     }
+}
+
+/// `count` simulated clients (`xdhcp load`, DORA only) on `port`, for at most `duration`:
+/// how many got a lease. Clients of one `seed` have the same MACs run after run.
+pub fn dora_clients(port: &Port, count: u32, seed: u16, duration: Duration) -> Result<u64> {
+    let opts = xdhcp::load::LoadOptions {
+        iface: port.iface.clone(),
+        clients: count,
+        renewals: 0,
+        rate: 0,
+        duration,
+        window: 16,
+        seed,
+        relay: None,
+        progress: false,
+    };
+    port.ns.run(|| match xdhcp::load::run(&opts) {
+        Ok(s) => Ok(s.bound),
+        Err(e) if e.to_string().contains("no client got a lease") => Ok(0),
+        Err(e) => Err(e),
+    })
 }
 
 /// A MAC whose RFC 3074 bucket, hashed as the server will (udhcpc sends option 61 = 1 + MAC),

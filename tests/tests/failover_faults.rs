@@ -1,0 +1,182 @@
+//! The failure the failover protocol exists for, with real processes and a real network: the
+//! primary of an xdhcp pair dies.
+//!
+//! The yardstick is a dhcpd pair in the same situation (a 100-address pool, 29 leased, the
+//! primary killed): its secondary served 30 of 100 new clients, refused the rest with "peer
+//! holds all free leases", and stayed that way until someone intervened. Here the secondary
+//! must serve at least as many from its own share, say what to do about the rest, and after
+//! `partner-down` plus STOS+MCLT serve every address nobody holds. When the primary comes back
+//! it recovers (RECOVER, RECOVER-WAIT, RECOVER-DONE) and both end in NORMAL, each knowing what
+//! the other handed out.
+use std::{
+    collections::HashMap,
+    net::Ipv4Addr,
+    time::{Duration, Instant},
+};
+
+use integration::{
+    failover_lab::{Segment, Xdhcp, dora_clients, wait_for},
+    fixture::root_required,
+};
+use serde_json::Value;
+use xdhcp::daemon::ctl::Request;
+
+const PRIMARY: Ipv4Addr = Ipv4Addr::new(10, 94, 0, 1);
+const SECONDARY: Ipv4Addr = Ipv4Addr::new(10, 94, 0, 2);
+/// Short, to keep the test bounded; it is the wait between partner-down and the takeover.
+const MCLT: u64 = 30;
+const POOL: u64 = 100;
+const LEASED: u32 = 29;
+
+fn config(role: &str, me: Ipv4Addr, peer: Ipv4Addr) -> String {
+    let primary_only =
+        if role == "primary" { format!("mclt = {MCLT}\nsplit = 128\n") } else { String::new() };
+    format!(
+        r#"interfaces = ["IFACE"]
+server_id = "{me}"
+state_dir = "STATE"
+control_socket = "SOCKET"
+
+[fast_path]
+attach_mode = "native"
+
+[failover]
+name = "edge-faults"
+role = "{role}"
+address = "{me}"
+peer_address = "{peer}"
+max_response_delay = 5
+load_balance_max_seconds = 60
+{primary_only}
+[[subnet]]
+prefix = "10.94.0.0/24"
+pools = [{{ start = "10.94.0.100", end = "10.94.0.199" }}]
+lease_time = 600
+failover = true
+"#
+    )
+}
+
+fn num(v: &Value, k: &str) -> u64 {
+    v[k].as_u64().unwrap_or_else(|| panic!("{k} missing in {v}"))
+}
+
+/// Leases in `states` by address: MAC.
+fn bound(x: &Xdhcp, states: &[&str]) -> HashMap<Ipv4Addr, String> {
+    x.leases()
+        .unwrap()
+        .iter()
+        .filter(|l| states.iter().any(|s| l["state"] == *s))
+        .filter_map(|l| Some((l["address"].as_str()?.parse().ok()?, l["mac"].as_str()?.into())))
+        .collect()
+}
+
+fn active(x: &Xdhcp) -> HashMap<Ipv4Addr, String> {
+    bound(x, &["active"])
+}
+
+fn state_is(x: &Xdhcp, mine: &str) -> anyhow::Result<Option<Value>> {
+    let v = x.failover()?;
+    Ok((v["my_state"] == mine).then_some(v))
+}
+
+#[test]
+fn primary_dies_the_secondary_serves_its_share_then_everything_after_partner_down() {
+    root_required();
+    let t0 = Instant::now();
+    let mut seg = Segment::new().unwrap();
+    let pa = seg.port("pri", [0x02, 0x94, 0, 0, 0, 1], Some(PRIMARY)).unwrap();
+    let sa = seg.port("sec", [0x02, 0x94, 0, 0, 0, 2], Some(SECONDARY)).unwrap();
+    let clients = seg.port("cl", [0x02, 0x94, 0, 0, 0, 3], None).unwrap();
+    let pcfg = config("primary", PRIMARY, SECONDARY);
+    let p = Xdhcp::start(&pa, &pcfg).unwrap();
+    let s = Xdhcp::start(&sa, &config("secondary", SECONDARY, PRIMARY)).unwrap();
+    p.wait_normal(Duration::from_secs(60)).unwrap();
+    s.wait_normal(Duration::from_secs(30)).unwrap();
+    wait_for("the secondary's share", Duration::from_secs(15), || {
+        let v = s.failover()?;
+        Ok((num(&v["pools"][0], "backup_secondary") == POOL / 2).then_some(()))
+    })
+    .unwrap();
+
+    // 29 clients, served by both servers as the split says.
+    let leased = dora_clients(&clients, LEASED, 1, Duration::from_secs(20)).unwrap();
+    assert_eq!(leased, u64::from(LEASED));
+    wait_for("all 29 leases on both servers", Duration::from_secs(15), || {
+        Ok((active(&p).len() == LEASED as usize && active(&s) == active(&p)).then_some(()))
+    })
+    .unwrap();
+
+    // The primary dies.
+    let pdir = p.stop_keep().unwrap();
+    let interrupted = wait_for("COMMUNICATIONS-INTERRUPTED", Duration::from_secs(20), || {
+        state_is(&s, "communications-interrupted")
+    })
+    .unwrap();
+    let own = num(&interrupted["pools"][0], "share_ours_free");
+    let theirs = num(&interrupted["pools"][0], "share_partner_free");
+    assert_eq!(own + theirs, POOL - u64::from(LEASED), "{interrupted}");
+
+    // 100 new clients: the secondary serves exactly its own share and says why it stops.
+    let first = dora_clients(&clients, 100, 2, Duration::from_secs(8)).unwrap();
+    assert_eq!(first, own, "served from its own share");
+    assert!(first >= 30, "at least as many as dhcpd's secondary served (30): {first}");
+    let st = s.failover().unwrap();
+    assert!(num(&st, "refused_share_exhausted_total") > 0, "{st}");
+    assert_eq!(num(&st["pools"][0], "share_partner_free"), theirs, "{st}");
+    let metrics = s.ask(&Request::Metrics).unwrap();
+    let text = metrics["text"].as_str().unwrap_or_default();
+    let want =
+        format!("xdhcp_failover_share_free{{subnet=\"10.94.0.0/24\",owner=\"partner\"}} {theirs}");
+    assert!(text.contains(&want), "{text}");
+
+    // The operator: first without confirming, then for real.
+    let refused = s.ask(&Request::FailoverPartnerDown { confirm: false });
+    assert!(refused.is_err(), "{refused:?}");
+    let declared = s.ask(&Request::FailoverPartnerDown { confirm: true }).unwrap();
+    let usable_in = num(&declared, "usable_in_secs");
+    assert!((MCLT - 2..=MCLT).contains(&usable_in), "{declared}");
+    assert_eq!(declared["status"]["my_state"], "partner-down", "{declared}");
+
+    // Before STOS+MCLT nothing of the partner's share is used.
+    let early = dora_clients(&clients, 100, 3, Duration::from_secs(4)).unwrap();
+    assert_eq!(early, 0, "the partner's addresses were used before STOS+MCLT");
+    let usable_at = Instant::now() + Duration::from_secs(usable_in);
+    while Instant::now() < usable_at + Duration::from_secs(1) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // After it, every address no client holds.
+    let later = dora_clients(&clients, 100, 3, Duration::from_secs(15)).unwrap();
+    assert_eq!(first + later, POOL - u64::from(LEASED), "every free address is served");
+    assert_eq!(later, theirs);
+    // Leases given in PARTNER-DOWN are MCLT long and will have run out by the time the
+    // primary is back; what must reach it is who had which address.
+    let handed_out = bound(&s, &["active", "expired", "released"]);
+    eprintln!(
+        "faults: 29 leased; after the primary died the secondary served {first} from its \
+         share, then {later} more after partner-down + MCLT, {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+
+    // The primary returns: RECOVER, RECOVER-WAIT, RECOVER-DONE, then both NORMAL, and the
+    // primary knows every lease the secondary made while it was away.
+    let p = Xdhcp::start_in(&pa, &pcfg, pdir).unwrap();
+    wait_for("the primary to recover", Duration::from_secs(20), || {
+        let v = p.failover()?;
+        Ok(v["my_state"].as_str().is_some_and(|s| s.starts_with("recover")).then_some(()))
+    })
+    .unwrap();
+    p.wait_normal(Duration::from_secs(MCLT + 40)).unwrap();
+    s.wait_normal(Duration::from_secs(10)).unwrap();
+    wait_for("the secondary's bindings on the primary", Duration::from_secs(15), || {
+        let mine = bound(&p, &["active", "expired", "released", "free", "backup"]);
+        let missing: Vec<_> = handed_out.iter().filter(|(a, m)| mine.get(a) != Some(m)).collect();
+        if missing.is_empty() {
+            Ok(Some(()))
+        } else {
+            Err(anyhow::anyhow!("{} missing, e.g. {:?}", missing.len(), missing.first()))
+        }
+    })
+    .unwrap();
+    eprintln!("faults: back to NORMAL with leases reconciled, {:.1} s", t0.elapsed().as_secs_f64());
+}
