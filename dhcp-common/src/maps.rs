@@ -186,3 +186,22 @@ impl BenchFrame {
         [2, 0, b[0], b[1], b[2], b[3]]
     }
 }
+
+/// Load-generator only: the client side's XDP program counts and drops the renewal ACKs of an
+/// `xdhcp load` run (`xid >> 30 == LOAD_RENEW_PHASE`) while `enabled` is set, so counting them
+/// costs no socket buffer and no stack traversal. Every `1 << sample_shift`-th one is passed
+/// on, for latency.
+pub const PEER_CTL: &str = "XDHCP_PEER_CTL";
+pub const PEER_ACKS: &str = "XDHCP_PEER_ACKS";
+pub const LOAD_RENEW_PHASE: u32 = 2;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+pub struct PeerCtl {
+    pub enabled: u32,
+    pub sample_shift: u32,
+}
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C), no padding (checked by the Pod derive), any bit pattern valid.
+unsafe impl aya::Pod for PeerCtl {}

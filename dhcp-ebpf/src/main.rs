@@ -8,6 +8,7 @@
 #![no_main]
 
 mod bench;
+mod peer;
 mod csum;
 mod maps;
 mod parse;
@@ -34,8 +35,8 @@ pub(crate) fn fast_path(ctx: &XdpContext) -> u32 {
 }
 
 /// A do-nothing program for the far side of a veth pair: on veth, frames sent with XDP_TX only
-/// reach a peer that runs an XDP program of its own. Tests and the lab attach it to the client
-/// side; the benchmark uses it as the floor.
+/// reach a peer that runs an XDP program of its own. Tests use it on the client side; the
+/// benchmark uses it as the floor. (`xdhcp_peer` is the lab's, which can also count.)
 #[xdp]
 pub fn xdhcp_pass(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_PASS

@@ -146,9 +146,13 @@ pub fn attach(iface: &str, mode: AttachMode, enable: bool) -> Result<Attached> {
 /// Where the do-nothing peer program of a lab's client side is pinned.
 pub const PEER_PIN_ROOT: &str = "/sys/fs/bpf/xdhcp-peer";
 
-/// Attaches the do-nothing [`PASS_PROG`] to `iface` and pins its link: on a veth pair, frames
-/// our fast path sends with XDP_TX only arrive at a peer that runs an XDP program of its own.
-/// For labs and load tests, on the client side.
+/// The lab's client-side program: passes everything, or counts and drops a load run's renewal
+/// ACKs while its pinned control entry says so (see `dhcp_common::PeerCtl`).
+pub const PEER_PROG: &str = "xdhcp_peer";
+
+/// Attaches [`PEER_PROG`] to `iface` and pins its link and maps: on a veth pair, frames our
+/// fast path sends with XDP_TX only arrive at a peer that runs an XDP program of its own. For
+/// labs and load tests, on the client side.
 pub fn attach_peer(iface: &str) -> Result<()> {
     ensure_bpffs()?;
     let dir = Path::new(PEER_PIN_ROOT).join(iface);
@@ -157,7 +161,13 @@ pub fn attach_peer(iface: &str) -> Result<()> {
     }
     fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
     let mut ebpf = load(&LoadOptions { pin_dir: None, leases_max: Some(1) })?;
-    let prog = program(&mut ebpf, PASS_PROG)?;
+    for name in [m::PEER_CTL, m::PEER_ACKS] {
+        ebpf.map(name)
+            .with_context(|| format!("map {name} missing from the object"))?
+            .pin(dir.join(name))
+            .with_context(|| format!("pin {name}"))?;
+    }
+    let prog = program(&mut ebpf, PEER_PROG)?;
     let id = prog.attach(iface, XdpMode::Driver).or_else(|_| prog.attach(iface, XdpMode::Skb))?;
     let link: FdLink = prog.take_link(id)?.try_into().context("XDP link is not a bpf_link")?;
     link.pin(dir.join("link")).context("pin the peer link")?;
