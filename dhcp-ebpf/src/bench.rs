@@ -45,7 +45,9 @@ fn restore(ctx: &XdpContext) -> Option<()> {
             off == 0 || unsafe { bpf_xdp_store_bytes(ctx.ctx, off, p.cast(), n) } == 0
         };
         let (a, m) = ((&raw mut addr).cast::<u8>(), (&raw mut mac).cast::<u8>());
-        let ok = store(b.ciaddr_off, a, 4) && store(b.chaddr_off, m, 6) && store(b.client_id_mac_off, m, 6);
+        let ok = store(b.ciaddr_off, a, 4)
+            && store(b.chaddr_off, m, 6)
+            && store(b.client_id_mac_off, m, 6);
         if !ok {
             return None;
         }

@@ -8,10 +8,10 @@
 #![no_main]
 
 mod bench;
-mod peer;
 mod csum;
 mod maps;
 mod parse;
+mod peer;
 mod ptr;
 mod reply;
 

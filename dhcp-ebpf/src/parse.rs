@@ -85,7 +85,10 @@ fn ipv4_udp67(ctx: &XdpContext, l2: usize) -> Result<usize, Stat> {
     }
     let total = usize::from(be16([ip[2], ip[3]]));
     let udp_len = usize::from(be16([ip[24], ip[25]]));
-    if l2 + total > ctx.data_end() - ctx.data() || udp_len + IPV4_HLEN != total || udp_len < UDP_HLEN {
+    if l2 + total > ctx.data_end() - ctx.data()
+        || udp_len + IPV4_HLEN != total
+        || udp_len < UDP_HLEN
+    {
         return Err(Stat::PassTruncated);
     }
     Ok(udp_len - UDP_HLEN)
@@ -119,7 +122,14 @@ pub fn renewal(ctx: &XdpContext) -> Result<Renewal, Stat> {
         src_mac: read(ctx, 6)?,
         chaddr_field: [field(CHADDR), field(CHADDR + 8)],
         flags: unsafe { hdr.as_ptr().add(FLAGS).cast::<u16>().read_unaligned() },
-        chaddr: [hdr[CHADDR], hdr[CHADDR + 1], hdr[CHADDR + 2], hdr[CHADDR + 3], hdr[CHADDR + 4], hdr[CHADDR + 5]],
+        chaddr: [
+            hdr[CHADDR],
+            hdr[CHADDR + 1],
+            hdr[CHADDR + 2],
+            hdr[CHADDR + 3],
+            hdr[CHADDR + 4],
+            hdr[CHADDR + 5],
+        ],
         ciaddr: [hdr[CIADDR], hdr[CIADDR + 1], hdr[CIADDR + 2], hdr[CIADDR + 3]],
         giaddr: [hdr[GIADDR], hdr[GIADDR + 1], hdr[GIADDR + 2], hdr[GIADDR + 3]],
         xid: [hdr[XID], hdr[XID + 1], hdr[XID + 2], hdr[XID + 3]],

@@ -34,7 +34,8 @@ pub fn xdhcp_peer(ctx: XdpContext) -> u32 {
         && head[ip + 9] == IPPROTO_UDP
         && head[udp..udp + 2] == SERVER_PORT.to_be_bytes()
         && head[udp + UDP_HLEN] == BOOTREPLY;
-    let xid = u32::from_be_bytes([head[XID_AT], head[XID_AT + 1], head[XID_AT + 2], head[XID_AT + 3]]);
+    let xid =
+        u32::from_be_bytes([head[XID_AT], head[XID_AT + 1], head[XID_AT + 2], head[XID_AT + 3]]);
     if !is_reply || xid >> 30 != LOAD_RENEW_PHASE {
         return xdp_action::XDP_PASS;
     }

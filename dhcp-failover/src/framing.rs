@@ -55,10 +55,7 @@ impl FrameDecoder {
         let error = if len > MAX_MESSAGE_LEN {
             Some(WireError::Oversized(len))
         } else if len < HEADER_LEN {
-            Some(WireError::BadLength {
-                declared: len,
-                actual: HEADER_LEN,
-            })
+            Some(WireError::BadLength { declared: len, actual: HEADER_LEN })
         } else {
             None
         };
@@ -117,10 +114,7 @@ mod tests {
 
         let mut d = FrameDecoder::new();
         d.push(&[0, 3, 1]);
-        assert!(matches!(
-            d.pop_frame(),
-            Err(WireError::BadLength { declared: 3, .. })
-        ));
+        assert!(matches!(d.pop_frame(), Err(WireError::BadLength { declared: 3, .. })));
     }
 
     #[test]

@@ -31,14 +31,9 @@ pub const RFC3074_TABLE: [u8; 256] = [
 #[must_use]
 pub fn bucket(key: &[u8]) -> u8 {
     // The RFC seeds with the length as an octet; truncation is the specified behaviour.
-    #[expect(
-        clippy::cast_possible_truncation,
-        reason = "RFC 3074 seeds with len mod 256"
-    )]
+    #[expect(clippy::cast_possible_truncation, reason = "RFC 3074 seeds with len mod 256")]
     let seed = key.len() as u8;
-    key.iter()
-        .rev()
-        .fold(seed, |h, &k| RFC3074_TABLE[usize::from(h ^ k)])
+    key.iter().rev().fold(seed, |h, &k| RFC3074_TABLE[usize::from(h ^ k)])
 }
 
 /// The key RFC 3074 hashes: the client identifier if the client sent one (its raw option-61

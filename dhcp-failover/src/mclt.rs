@@ -69,8 +69,7 @@ pub fn max_lease_end(now: u64, pet_acked: u64, mclt: u32, desired: u32) -> u64 {
 /// ISC uses this in every state.
 #[must_use]
 pub fn potential_expiration(now: u64, desired: u32, actual: u32) -> u64 {
-    now.saturating_add(u64::from(desired))
-        .saturating_add(u64::from(actual / 2))
+    now.saturating_add(u64::from(desired)).saturating_add(u64::from(actual / 2))
 }
 
 #[cfg(test)]
@@ -95,10 +94,7 @@ mod tests {
         // Renewal at T1 = t + 30 min: 3 days of acked PET left, plus MCLT, exceeds desired.
         let t1 = t + u64::from(HOUR / 2);
         assert_eq!(max_client_lease(t1, pet, HOUR, 3 * DAY), 3 * DAY);
-        assert_eq!(
-            max_lease_end(t1, pet, HOUR, 3 * DAY),
-            t1 + u64::from(3 * DAY)
-        );
+        assert_eq!(max_lease_end(t1, pet, HOUR, 3 * DAY), t1 + u64::from(3 * DAY));
     }
 
     #[test]
@@ -116,30 +112,20 @@ mod tests {
             received_pet: 9_000,
         };
         assert_eq!(times.grant_horizon(ServerState::Normal), 9_000);
-        assert_eq!(
-            times.grant_horizon(ServerState::CommunicationsInterrupted),
-            9_000
-        );
+        assert_eq!(times.grant_horizon(ServerState::CommunicationsInterrupted), 9_000);
     }
 
     #[test]
     fn partner_down_waits_mclt_past_every_promise() {
-        let times = LeaseTimes {
-            lease_expiration: 100,
-            sent_pet: 500,
-            acked_pet: 300,
-            received_pet: 200,
-        };
+        let times =
+            LeaseTimes { lease_expiration: 100, sent_pet: 500, acked_pet: 300, received_pet: 200 };
         assert_eq!(times.partner_down_reuse_at(50, 60), 560);
         assert_eq!(times.partner_down_reuse_at(1_000, 60), 1_060);
     }
 
     #[test]
     fn nothing_overflows() {
-        assert_eq!(
-            max_lease_end(u64::MAX, u64::MAX, u32::MAX, u32::MAX),
-            u64::MAX
-        );
+        assert_eq!(max_lease_end(u64::MAX, u64::MAX, u32::MAX, u32::MAX), u64::MAX);
         assert_eq!(potential_expiration(u64::MAX - 1, 10, 10), u64::MAX);
     }
 }

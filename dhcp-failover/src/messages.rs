@@ -118,20 +118,12 @@ pub struct BindingAck {
 impl BindingAck {
     #[must_use]
     pub fn accept(ip: Ipv4Addr) -> Self {
-        Self {
-            ip,
-            reject: None,
-            message: None,
-        }
+        Self { ip, reject: None, message: None }
     }
 
     #[must_use]
     pub fn reject(ip: Ipv4Addr, reason: RejectReason, message: &str) -> Self {
-        Self {
-            ip,
-            reject: Some(reason),
-            message: Some(text(message.as_bytes())),
-        }
+        Self { ip, reject: Some(reason), message: Some(text(message.as_bytes())) }
     }
 }
 
@@ -285,10 +277,8 @@ impl Message {
     #[must_use]
     pub fn disconnect(time: u32, xid: u32, reason: RejectReason, message: &str) -> Self {
         let mut m = Self::new(MessageType::Disconnect, time, xid);
-        m.options = vec![
-            FoOption::RejectReason(reason),
-            FoOption::Message(text(message.as_bytes())),
-        ];
+        m.options =
+            vec![FoOption::RejectReason(reason), FoOption::Message(text(message.as_bytes()))];
         m
     }
 }
@@ -338,9 +328,7 @@ impl Message {
     /// True if the message carries a message-digest option (which we never verify, like ISC).
     #[must_use]
     pub fn has_digest(&self) -> bool {
-        self.options
-            .iter()
-            .any(|o| o.code() == code::MESSAGE_DIGEST)
+        self.options.iter().any(|o| o.code() == code::MESSAGE_DIGEST)
     }
 
     /// Options grouped per assigned-IP-address, the batching unit of BNDUPD/BNDACK (§6.3).
@@ -353,12 +341,8 @@ impl Message {
             .filter(|(_, o)| matches!(o, FoOption::AssignedIp(_)))
             .map(|(i, _)| i)
             .collect();
-        let ends: Vec<usize> = starts
-            .iter()
-            .skip(1)
-            .copied()
-            .chain(std::iter::once(self.options.len()))
-            .collect();
+        let ends: Vec<usize> =
+            starts.iter().skip(1).copied().chain(std::iter::once(self.options.len())).collect();
         starts.into_iter().zip(ends).filter_map(|(s, e)| {
             let group = self.options.get(s..e)?;
             match group.first() {
@@ -373,9 +357,7 @@ impl Message {
     /// [`IncompleteBinding`].
     #[must_use]
     pub fn binding_updates(&self) -> Vec<Result<BindingUpdate, IncompleteBinding>> {
-        self.address_groups()
-            .map(|(ip, opts)| parse_binding(ip, opts))
-            .collect()
+        self.address_groups().map(|(ip, opts)| parse_binding(ip, opts)).collect()
     }
 
     /// The entries of a BNDACK.
@@ -414,10 +396,8 @@ fn parse_binding(ip: Ipv4Addr, opts: &[FoOption]) -> Result<BindingUpdate, Incom
         }
     }
     let status = status.ok_or(IncompleteBinding { ip })?;
-    let needs_client = matches!(
-        status,
-        BindingStatus::Active | BindingStatus::Expired | BindingStatus::Released
-    );
+    let needs_client =
+        matches!(status, BindingStatus::Active | BindingStatus::Expired | BindingStatus::Released);
     if needs_client && b.chaddr.is_none() {
         return Err(IncompleteBinding { ip });
     }
@@ -465,9 +445,7 @@ mod tests {
         let m = Message::bndupd(0, 0, &b);
         assert_eq!(
             m.binding_updates(),
-            vec![Err(IncompleteBinding {
-                ip: Ipv4Addr::new(10, 0, 0, 1)
-            })]
+            vec![Err(IncompleteBinding { ip: Ipv4Addr::new(10, 0, 0, 1) })]
         );
         let mut no_status = Message::new(MessageType::BndUpd, 0, 0);
         no_status.options.push(FoOption::AssignedIp(b.ip));

@@ -123,10 +123,7 @@ impl ServerState {
     /// The states in which two servers are still sorting out a possible double allocation.
     #[must_use]
     pub fn is_conflict(self) -> bool {
-        matches!(
-            self,
-            Self::PotentialConflict | Self::ResolutionInterrupted | Self::ConflictDone
-        )
+        matches!(self, Self::PotentialConflict | Self::ResolutionInterrupted | Self::ConflictDone)
     }
 }
 
@@ -172,10 +169,7 @@ impl HwAddr {
     /// An Ethernet (htype 1) address.
     #[must_use]
     pub fn ethernet(mac: [u8; 6]) -> Self {
-        Self {
-            htype: 1,
-            addr: mac.to_vec(),
-        }
+        Self { htype: 1, addr: mac.to_vec() }
     }
 }
 
@@ -265,20 +259,16 @@ impl FoOption {
             }
             c::CLIENT_IDENTIFIER => Self::ClientId(v.to_vec()),
             c::CLIENT_HARDWARE_ADDRESS => match v.split_first() {
-                Some((&htype, addr)) => Self::Chaddr(HwAddr {
-                    htype,
-                    addr: addr.to_vec(),
-                }),
+                Some((&htype, addr)) => Self::Chaddr(HwAddr { htype, addr: addr.to_vec() }),
                 None => return Err(WireError::BadOptionLength { code, len: 0 }),
             },
             c::CLIENT_LAST_TRANSACTION_TIME => Self::ClientLastTransactionTime(word(code, v)?),
             c::CLIENT_REPLY_OPTIONS => Self::ClientReplyOptions(v.to_vec()),
             c::CLIENT_REQUEST_OPTIONS => Self::ClientRequestOptions(v.to_vec()),
             c::DDNS => match v {
-                [hi, lo, name @ ..] => Self::Ddns(Ddns {
-                    flags: u16::from_be_bytes([*hi, *lo]),
-                    name: name.to_vec(),
-                }),
+                [hi, lo, name @ ..] => {
+                    Self::Ddns(Ddns { flags: u16::from_be_bytes([*hi, *lo]), name: name.to_vec() })
+                }
                 _ => return Err(WireError::BadOptionLength { code, len: v.len() }),
             },
             c::DELAYED_SERVICE => Self::DelayedService(byte(code, v)?),
@@ -289,10 +279,9 @@ impl FoOption {
             c::MCLT => Self::Mclt(word(code, v)?),
             c::MESSAGE => Self::Message(v.to_vec()),
             c::MESSAGE_DIGEST => match v.split_first() {
-                Some((&kind, digest)) => Self::MessageDigest(Digest {
-                    kind,
-                    digest: digest.to_vec(),
-                }),
+                Some((&kind, digest)) => {
+                    Self::MessageDigest(Digest { kind, digest: digest.to_vec() })
+                }
                 None => return Err(WireError::BadOptionLength { code, len: 0 }),
             },
             c::POTENTIAL_EXPIRATION_TIME => Self::PotentialExpirationTime(word(code, v)?),
@@ -312,10 +301,7 @@ impl FoOption {
             c::TLS_REQUEST => Self::TlsRequest(byte(code, v)?),
             c::VENDOR_CLASS => Self::VendorClass(v.to_vec()),
             c::VENDOR_OPTIONS => Self::VendorOptions(v.to_vec()),
-            _ => Self::Unknown {
-                code,
-                data: v.to_vec(),
-            },
+            _ => Self::Unknown { code, data: v.to_vec() },
         })
     }
 
@@ -491,17 +477,11 @@ mod tests {
     fn fixed_size_options_reject_other_lengths() {
         assert_eq!(
             FoOption::parse(code::MCLT, &[0, 60]),
-            Err(WireError::BadOptionLength {
-                code: code::MCLT,
-                len: 2
-            })
+            Err(WireError::BadOptionLength { code: code::MCLT, len: 2 })
         );
         assert_eq!(
             FoOption::parse(code::HASH_BUCKET_ASSIGNMENT, &[0; 31]),
-            Err(WireError::BadOptionLength {
-                code: code::HASH_BUCKET_ASSIGNMENT,
-                len: 31
-            })
+            Err(WireError::BadOptionLength { code: code::HASH_BUCKET_ASSIGNMENT, len: 31 })
         );
         assert!(FoOption::parse(code::CLIENT_HARDWARE_ADDRESS, &[]).is_err());
     }

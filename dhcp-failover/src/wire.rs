@@ -117,13 +117,7 @@ impl Message {
     /// A message without options.
     #[must_use]
     pub fn new(kind: MessageType, time: u32, xid: u32) -> Self {
-        Self {
-            kind,
-            time,
-            xid,
-            extra_header: Vec::new(),
-            options: Vec::new(),
-        }
+        Self { kind, time, xid, extra_header: Vec::new(), options: Vec::new() }
     }
 
     /// Size of the encoded frame.
@@ -131,11 +125,7 @@ impl Message {
     pub fn encoded_len(&self) -> usize {
         HEADER_LEN
             + self.extra_header.len()
-            + self
-                .options
-                .iter()
-                .map(|o| 4 + o.value_len())
-                .sum::<usize>()
+            + self.options.iter().map(|o| 4 + o.value_len()).sum::<usize>()
     }
 }
 
@@ -147,35 +137,20 @@ pub fn decode(frame: &[u8]) -> Result<Message, WireError> {
     }
     if declared < HEADER_LEN || declared != frame.len() {
         if declared > frame.len() {
-            return Err(WireError::Truncated {
-                have: frame.len(),
-                need: declared,
-            });
+            return Err(WireError::Truncated { have: frame.len(), need: declared });
         }
-        return Err(WireError::BadLength {
-            declared,
-            actual: frame.len(),
-        });
+        return Err(WireError::BadLength { declared, actual: frame.len() });
     }
     let kind = MessageType::from_u8(frame[2]).ok_or(WireError::UnknownMessageType(frame[2]))?;
     let offset = frame[3];
     if usize::from(offset) < HEADER_LEN || usize::from(offset) > frame.len() {
-        return Err(WireError::BadPayloadOffset {
-            offset,
-            len: frame.len(),
-        });
+        return Err(WireError::BadPayloadOffset { offset, len: frame.len() });
     }
     let time = u32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
     let xid = u32::from_be_bytes([frame[8], frame[9], frame[10], frame[11]]);
     let extra_header = frame[HEADER_LEN..usize::from(offset)].to_vec();
     let options = decode_options(kind, &frame[usize::from(offset)..])?;
-    Ok(Message {
-        kind,
-        time,
-        xid,
-        extra_header,
-        options,
-    })
+    Ok(Message { kind, time, xid, extra_header, options })
 }
 
 /// Reads the length field; used by the stream framer too.
@@ -184,10 +159,7 @@ pub(crate) fn frame_len(bytes: &[u8]) -> Result<usize, WireError> {
         [hi, lo, ..] if bytes.len() >= HEADER_LEN => {
             Ok(usize::from(u16::from_be_bytes([*hi, *lo])))
         }
-        _ => Err(WireError::Truncated {
-            have: bytes.len(),
-            need: HEADER_LEN,
-        }),
+        _ => Err(WireError::Truncated { have: bytes.len(), need: HEADER_LEN }),
     }
 }
 
@@ -231,12 +203,8 @@ pub fn encode(msg: &Message) -> Result<Vec<u8>, WireError> {
     if len > MAX_MESSAGE_LEN {
         return Err(WireError::Oversized(len));
     }
-    let offset = u8::try_from(HEADER_LEN + msg.extra_header.len()).map_err(|_| {
-        WireError::BadPayloadOffset {
-            offset: u8::MAX,
-            len,
-        }
-    })?;
+    let offset = u8::try_from(HEADER_LEN + msg.extra_header.len())
+        .map_err(|_| WireError::BadPayloadOffset { offset: u8::MAX, len })?;
     let mut out = Vec::with_capacity(len);
     // Both conversions hold because len <= 2048 was checked above.
     out.extend_from_slice(&u16::try_from(len).unwrap_or(u16::MAX).to_be_bytes());
@@ -278,10 +246,7 @@ mod tests {
 
     #[test]
     fn header_errors_are_typed() {
-        assert!(matches!(
-            decode(&[0, 12, 11]),
-            Err(WireError::Truncated { .. })
-        ));
+        assert!(matches!(decode(&[0, 12, 11]), Err(WireError::Truncated { .. })));
         let mut long = frame(11, 12, &[]);
         long[0..2].copy_from_slice(&2049u16.to_be_bytes());
         assert_eq!(decode(&long), Err(WireError::Oversized(2049)));
@@ -290,22 +255,10 @@ mod tests {
         assert!(matches!(decode(&short), Err(WireError::BadLength { .. })));
         let mut trailing = frame(11, 12, &[]);
         trailing.push(0);
-        assert!(matches!(
-            decode(&trailing),
-            Err(WireError::BadLength { .. })
-        ));
-        assert!(matches!(
-            decode(&frame(11, 8, &[])),
-            Err(WireError::BadPayloadOffset { .. })
-        ));
-        assert!(matches!(
-            decode(&frame(11, 13, &[])),
-            Err(WireError::BadPayloadOffset { .. })
-        ));
-        assert_eq!(
-            decode(&frame(13, 12, &[])),
-            Err(WireError::UnknownMessageType(13))
-        );
+        assert!(matches!(decode(&trailing), Err(WireError::BadLength { .. })));
+        assert!(matches!(decode(&frame(11, 8, &[])), Err(WireError::BadPayloadOffset { .. })));
+        assert!(matches!(decode(&frame(11, 13, &[])), Err(WireError::BadPayloadOffset { .. })));
+        assert_eq!(decode(&frame(13, 12, &[])), Err(WireError::UnknownMessageType(13)));
         assert!(decode(&frame(200, 12, &[])).unwrap_err().is_ignorable());
         assert!(!decode(&frame(0, 12, &[])).unwrap_err().is_ignorable());
     }
@@ -314,10 +267,7 @@ mod tests {
     fn option_errors_are_typed() {
         let mclt = [0, 15, 0, 4, 0, 0, 0, 60];
         let twice = [mclt, mclt].concat();
-        assert_eq!(
-            decode(&frame(5, 12, &twice)),
-            Err(WireError::RepeatedOption(15))
-        );
+        assert_eq!(decode(&frame(5, 12, &twice)), Err(WireError::RepeatedOption(15)));
         assert!(matches!(
             decode(&frame(5, 12, &[0, 15, 0, 9, 0])),
             Err(WireError::BadOptionLength { code: 15, .. })
@@ -335,15 +285,9 @@ mod tests {
         let two = [&ip(1)[..], &free, &ip(2), &free].concat();
         let m = decode(&frame(3, 12, &two)).unwrap();
         assert_eq!(m.options.len(), 4);
-        assert_eq!(
-            m.options[2],
-            FoOption::AssignedIp(Ipv4Addr::new(10, 0, 0, 2))
-        );
+        assert_eq!(m.options[2], FoOption::AssignedIp(Ipv4Addr::new(10, 0, 0, 2)));
         let dup = [&ip(1)[..], &free, &free].concat();
-        assert_eq!(
-            decode(&frame(3, 12, &dup)),
-            Err(WireError::RepeatedOption(3))
-        );
+        assert_eq!(decode(&frame(3, 12, &dup)), Err(WireError::RepeatedOption(3)));
         // Outside BNDUPD/BNDACK an address does not reset the rule.
         assert_eq!(
             decode(&frame(10, 12, &[&ip(1)[..], &ip(2)].concat())),
@@ -362,8 +306,7 @@ mod tests {
     #[test]
     fn encoding_refuses_what_the_partner_could_not_accept() {
         let mut m = Message::new(MessageType::State, 0, 0);
-        m.options
-            .push(FoOption::Message(vec![b'x'; MAX_MESSAGE_LEN]));
+        m.options.push(FoOption::Message(vec![b'x'; MAX_MESSAGE_LEN]));
         assert!(matches!(encode(&m), Err(WireError::Oversized(_))));
     }
 }

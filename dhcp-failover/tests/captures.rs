@@ -65,13 +65,9 @@ fn rebuilt_by_us(m: &Message) -> Option<Message> {
                 vendor_class: m.vendor_class()?.to_vec(),
             },
         ),
-        MessageType::State => Message::state(
-            t,
-            x,
-            m.server_state()?,
-            m.server_flags()?,
-            m.start_time_of_state()?,
-        ),
+        MessageType::State => {
+            Message::state(t, x, m.server_state()?, m.server_flags()?, m.start_time_of_state()?)
+        }
         MessageType::BndUpd => {
             let bindings = m.binding_updates();
             let [Ok(b)] = bindings.as_slice() else {
@@ -93,12 +89,7 @@ fn assert_frames_round_trip(frames: &[(common::Flow, Vec<u8>)]) {
         assert_eq!(&encode(&msg).unwrap(), frame, "{flow:?} {:?}", msg.kind);
         // No ISC frame needs an exception: its option order is the order our builders use.
         let ours = rebuilt_by_us(&msg).unwrap_or_else(|| panic!("no builder for {msg:?}"));
-        assert_eq!(
-            &encode(&ours).unwrap(),
-            frame,
-            "our {:?} differs from ISC's",
-            msg.kind
-        );
+        assert_eq!(&encode(&ours).unwrap(), frame, "our {:?} differs from ISC's", msg.kind);
     }
 }
 
@@ -143,10 +134,7 @@ fn the_primarys_connect_carries_the_configured_relationship() {
     assert_eq!(connect.max_unacked(), Some(10));
     assert_eq!(connect.receive_timer(), Some(30));
     assert_eq!(connect.vendor_class(), Some(&b"isc-4.4.3-P1"[..]));
-    assert!(
-        connect.extra_header.is_empty(),
-        "ISC uses payload offset 12"
-    );
+    assert!(connect.extra_header.is_empty(), "ISC uses payload offset 12");
     assert_eq!(connect.hba(), Some(Hba::split(128).0));
 }
 
@@ -159,18 +147,12 @@ fn a_restarting_isc_reports_its_saved_state_with_the_startup_flag() {
         .map(|m| (m.server_state().unwrap(), m.server_flags().unwrap()))
         .collect();
     assert!(states.contains(&(ServerState::Normal, 1)), "{states:?}");
-    assert!(
-        states.contains(&(ServerState::CommunicationsInterrupted, 0)),
-        "{states:?}"
-    );
+    assert!(states.contains(&(ServerState::CommunicationsInterrupted, 0)), "{states:?}");
 }
 
 #[test]
 fn isc_bindings_read_as_typed_updates() {
-    let msgs: Vec<Message> = frames(RESTART)
-        .iter()
-        .map(|(_, f)| decode(f).unwrap())
-        .collect();
+    let msgs: Vec<Message> = frames(RESTART).iter().map(|(_, f)| decode(f).unwrap()).collect();
     let active = msgs
         .iter()
         .filter(|m| m.kind == MessageType::BndUpd)
@@ -190,10 +172,7 @@ fn isc_bindings_read_as_typed_updates() {
     assert!(pet > ends, "PET leads the lease");
     assert!(active.ip_flags.is_none(), "ISC omits zero IP-flags");
 
-    let fresh: Vec<Message> = frames(FRESH)
-        .iter()
-        .map(|(_, f)| decode(f).unwrap())
-        .collect();
+    let fresh: Vec<Message> = frames(FRESH).iter().map(|(_, f)| decode(f).unwrap()).collect();
     let rejected = fresh
         .iter()
         .filter(|m| m.kind == MessageType::BndAck)

@@ -129,11 +129,7 @@ fn the_stream_framer_survives_garbage() {
         let mut stream = Vec::new();
         for _ in 0..rng.below(8) {
             let f = &corpus[rng.below(corpus.len())];
-            stream.extend(if rng.below(4) == 0 {
-                mutate(&mut rng, f)
-            } else {
-                f.clone()
-            });
+            stream.extend(if rng.below(4) == 0 { mutate(&mut rng, f) } else { f.clone() });
         }
         let mut d = FrameDecoder::new();
         let mut at = 0;

@@ -78,10 +78,7 @@ fn our_primary_completes_a_reconnection_with_a_real_isc_secondary() {
     assert_eq!(peer.partner_vendor_class(), b"isc-4.4.3-P1");
     let bndupds_received = 30;
     assert_eq!(applied, bndupds_received);
-    let acks: Vec<&Message> = sent
-        .iter()
-        .filter(|m| m.kind == MessageType::BndAck)
-        .collect();
+    let acks: Vec<&Message> = sent.iter().filter(|m| m.kind == MessageType::BndAck).collect();
     assert_eq!(acks.len(), bndupds_received);
     assert!(acks.iter().all(|a| a.binding_acks()[0].reject.is_none()));
     // We restarted from NORMAL: our first STATE says so, flagged STARTUP, as ISC's did.

@@ -75,10 +75,7 @@ fn cases() -> Vec<(Message, Vec<(&'static str, String)>)> {
     let s = |v: &str| v.to_owned();
     vec![
         (Message::poolreq(T, 1), vec![]),
-        (
-            Message::poolresp(T, 1, 42),
-            vec![("dhcpfo.addressestransferred", s("42"))],
-        ),
+        (Message::poolresp(T, 1, 42), vec![("dhcpfo.addressestransferred", s("42"))]),
         (
             Message::bndupd(T, 3, &binding),
             vec![
@@ -178,17 +175,8 @@ fn cases() -> Vec<(Message, Vec<(&'static str, String)>)> {
 
 fn tshark(pcap: &std::path::Path) -> String {
     let mut cmd = Command::new("tshark");
-    cmd.arg("-r")
-        .arg(pcap)
-        .args(["-Y", "dhcpfo", "-T", "fields"]);
-    cmd.args([
-        "-E",
-        "separator=|",
-        "-E",
-        "occurrence=a",
-        "-E",
-        "aggregator=,",
-    ]);
+    cmd.arg("-r").arg(pcap).args(["-Y", "dhcpfo", "-T", "fields"]);
+    cmd.args(["-E", "separator=|", "-E", "occurrence=a", "-E", "aggregator=,"]);
     for f in FIELDS {
         cmd.args(["-e", f]);
     }
@@ -199,11 +187,7 @@ fn tshark(pcap: &std::path::Path) -> String {
              `tshark` package (cargo xtask does this)"
         ),
     };
-    assert!(
-        out.status.success(),
-        "tshark failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "tshark failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).expect("tshark prints UTF-8")
 }
 
@@ -216,11 +200,7 @@ fn wireshark_reads_every_message_type_as_we_meant_it() {
 
     let output = tshark(&path);
     let rows: Vec<Vec<&str>> = output.lines().map(|l| l.split('|').collect()).collect();
-    assert_eq!(
-        rows.len(),
-        cases.len(),
-        "one dissected packet per message:\n{output}"
-    );
+    assert_eq!(rows.len(), cases.len(), "one dissected packet per message:\n{output}");
 
     for ((msg, expected), (row, frame)) in cases.iter().zip(rows.iter().zip(&frames)) {
         let field = |name: &str| {
@@ -233,16 +213,9 @@ fn wireshark_reads_every_message_type_as_we_meant_it() {
         assert_eq!(field("dhcpfo.poffset"), "12", "{what}");
         assert_eq!(field("dhcpfo.xid"), format!("0x{:08x}", msg.xid), "{what}");
         assert_eq!(field("_ws.malformed"), "", "{what} is malformed to tshark");
-        assert_eq!(
-            field("_ws.expert.message"),
-            "",
-            "{what} raised an expert warning"
-        );
+        assert_eq!(field("_ws.expert.message"), "", "{what} raised an expert warning");
         for name in FIELDS.iter().skip(4).filter(|f| f.starts_with("dhcpfo.")) {
-            let want = expected
-                .iter()
-                .find(|(n, _)| n == name)
-                .map_or("", |(_, v)| v.as_str());
+            let want = expected.iter().find(|(n, _)| n == name).map_or("", |(_, v)| v.as_str());
             assert_eq!(field(name), want, "{what}: {name}");
         }
     }

@@ -155,7 +155,10 @@ impl Lab {
             _ => {
                 let _ = fastpath::detach(&self.veth.a.name);
                 let cfg = self.work.join("xdhcp.toml");
-                std::fs::write(&cfg, xdhcp_config(&self.veth.a.name, &state, kind == Kind::XdhcpFast))?;
+                std::fs::write(
+                    &cfg,
+                    xdhcp_config(&self.veth.a.name, &state, kind == Kind::XdhcpFast),
+                )?;
                 Command::new(xdhcp)
                     .args(["--netns", self.srv.name(), "run", "--config"])
                     .arg(&cfg)
@@ -183,7 +186,14 @@ impl Lab {
         }
     }
 
-    fn load(&self, xdhcp: &Path, clients: u32, renewals: u64, rate: u64, secs: u64) -> Result<Summary> {
+    fn load(
+        &self,
+        xdhcp: &Path,
+        clients: u32,
+        renewals: u64,
+        rate: u64,
+        secs: u64,
+    ) -> Result<Summary> {
         let out = self.work.join("load.json");
         let _ = std::fs::remove_file(&out);
         let st = Command::new(xdhcp)
@@ -314,8 +324,18 @@ pub fn e2e(o: &Options) -> Result<E2eReport> {
             let _server = lab.start(kind, &o.xdhcp)?;
             let (per_s, loss) = lab.perfdhcp(rate, o.trial_secs)?;
             let ok = loss <= MAX_LOSS;
-            eprintln!("{kind:?} dora rate {rate}: {per_s:.0}/s answered, loss {:.2} %", loss * 100.0);
-            r.trials.push(Trial { server: kind, test: "dora", rate, answered_per_s: per_s, loss, ok });
+            eprintln!(
+                "{kind:?} dora rate {rate}: {per_s:.0}/s answered, loss {:.2} %",
+                loss * 100.0
+            );
+            r.trials.push(Trial {
+                server: kind,
+                test: "dora",
+                rate,
+                answered_per_s: per_s,
+                loss,
+                ok,
+            });
             Ok((per_s, ok))
         })?;
         let mut limited = false;
@@ -365,7 +385,10 @@ pub fn e2e(o: &Options) -> Result<E2eReport> {
 fn chart(r: &E2eReport) -> String {
     let groups = [
         ("DORA/s (perfdhcp)", [r.xdhcp_dora_per_s, r.xdhcp_slow_dora_per_s, r.kea_dora_per_s]),
-        ("renewals/s (xdhcp load)", [r.xdhcp_renew_per_s, r.xdhcp_slow_renew_per_s, r.kea_renew_per_s]),
+        (
+            "renewals/s (xdhcp load)",
+            [r.xdhcp_renew_per_s, r.xdhcp_slow_renew_per_s, r.kea_renew_per_s],
+        ),
     ];
     let names = ["xdhcp, XDP fast path", "xdhcp, slow path only", "Kea 2.2 memfile MT"];
     let colors = ["#1b7837", "#7fbf7b", "#762a83"];
@@ -389,7 +412,12 @@ fn chart(r: &E2eReport) -> String {
                 y(*v) - 4.0
             );
         }
-        let _ = write!(s, r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{label}</text>"#, gx + 125.0, base + 20.0);
+        let _ = write!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{label}</text>"#,
+            gx + 125.0,
+            base + 20.0
+        );
     }
     for (i, n) in names.iter().enumerate() {
         let x = 60.0 + i as f64 * 230.0;

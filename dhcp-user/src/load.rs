@@ -192,7 +192,9 @@ impl PeerCounter {
     fn open(iface: &str) -> Option<Self> {
         let dir = std::path::Path::new(crate::fastpath::PEER_PIN_ROOT).join(iface);
         let map = |n: &str| {
-            aya::maps::MapData::from_pin(dir.join(n)).ok().and_then(|d| aya::maps::Map::from_map_data(d).ok())
+            aya::maps::MapData::from_pin(dir.join(n))
+                .ok()
+                .and_then(|d| aya::maps::Map::from_map_data(d).ok())
         };
         Some(Self {
             ctl: map(dhcp_common::maps::PEER_CTL)?.try_into().ok()?,

@@ -52,7 +52,18 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Run { config } => xdhcp::daemon::run(&config)?,
         Cmd::Lab(o) => xdhcp::lab::run_demo(&o)?,
-        Cmd::Load { iface, clients, renewals, rate, duration, window, seed, relay, server, out } => {
+        Cmd::Load {
+            iface,
+            clients,
+            renewals,
+            rate,
+            duration,
+            window,
+            seed,
+            relay,
+            server,
+            out,
+        } => {
             let s = xdhcp::load::run(&xdhcp::load::LoadOptions {
                 iface,
                 clients,
@@ -67,7 +78,8 @@ fn run(cli: Cli) -> Result<()> {
             let json = serde_json::to_string_pretty(&s)?;
             println!("{json}");
             if let Some(p) = out {
-                std::fs::write(&p, json + "\n").with_context(|| format!("write {}", p.display()))?;
+                std::fs::write(&p, json + "\n")
+                    .with_context(|| format!("write {}", p.display()))?;
             }
         }
         Cmd::Leases { addr, mac, json, socket } => leases(&socket, addr, mac, json)?,
@@ -210,7 +222,12 @@ fn dump(iface: Option<String>, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn leases(socket: &std::path::Path, addr: Option<Ipv4Addr>, mac: Option<String>, json: bool) -> Result<()> {
+fn leases(
+    socket: &std::path::Path,
+    addr: Option<Ipv4Addr>,
+    mac: Option<String>,
+    json: bool,
+) -> Result<()> {
     let v = ctl::request(socket, &ctl::Request::Leases { addr, mac })?;
     if json {
         println!("{}", serde_json::to_string_pretty(&v["leases"])?);

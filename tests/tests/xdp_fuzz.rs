@@ -135,7 +135,10 @@ fn random_and_mutated_frames_only_pass_untouched_or_ack_valid_renewals() {
     for i in 0..LEASES {
         let id = client_id(lease_mac(i));
         h.maps
-            .put_lease(lease_addr(i), &lease(lease_mac(i), i.is_multiple_of(2).then_some(&id[..]), 7200))
+            .put_lease(
+                lease_addr(i),
+                &lease(lease_mac(i), i.is_multiple_of(2).then_some(&id[..]), 7200),
+            )
             .unwrap();
     }
     let seed = std::env::var("XDHCP_FUZZ_SEED")

@@ -99,7 +99,9 @@ fn main() -> Result<()> {
         Cmd::Bench { which: Bench::E2e } => {
             setup::require_root("the benchmark creates network namespaces")?;
             let bin = release_binary()?;
-            run(Command::new(bin).args(["bench", "e2e", "--out-dir"]).arg(root().join("target/bench")))?;
+            run(Command::new(bin)
+                .args(["bench", "e2e", "--out-dir"])
+                .arg(root().join("target/bench")))?;
             println!("wrote target/bench/e2e.json and e2e.png");
         }
         Cmd::Lab => {

@@ -48,8 +48,11 @@ const POLICY_RC_D: &str = "/usr/sbin/policy-rc.d";
 impl NoServiceStarts {
     fn new() -> Self {
         let created = !std::path::Path::new(POLICY_RC_D).exists()
-            && std::fs::write(POLICY_RC_D, "#!/bin/sh\n# xtask setup: no service starts\nexit 101\n")
-                .is_ok();
+            && std::fs::write(
+                POLICY_RC_D,
+                "#!/bin/sh\n# xtask setup: no service starts\nexit 101\n",
+            )
+            .is_ok();
         if created {
             use std::os::unix::fs::PermissionsExt as _;
             let _ = std::fs::set_permissions(POLICY_RC_D, std::fs::Permissions::from_mode(0o755));

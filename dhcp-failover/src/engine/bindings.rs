@@ -61,11 +61,7 @@ pub fn judge_update(
         (Some(t), Some(s)) => t > s,
     };
     let outdated = |ok: bool| {
-        if ok {
-            Ok(())
-        } else {
-            Err(RejectReason::OUTDATED_BINDING)
-        }
+        if ok { Ok(()) } else { Err(RejectReason::OUTDATED_BINDING) }
     };
 
     match (ours.status, theirs.status) {
@@ -172,19 +168,11 @@ impl BindingTable {
                 }
             }
             None => {
-                let times = LeaseTimes {
-                    lease_expiration: ends.unwrap_or(0),
-                    ..LeaseTimes::default()
-                };
+                let times =
+                    LeaseTimes { lease_expiration: ends.unwrap_or(0), ..LeaseTimes::default() };
                 self.records.insert(
                     binding.ip,
-                    Record {
-                        binding,
-                        times,
-                        version: 0,
-                        up_to_date,
-                        queued: false,
-                    },
+                    Record { binding, times, version: 0, up_to_date, queued: false },
                 );
             }
         }
@@ -275,44 +263,31 @@ mod tests {
         let ours = client(Active, 1, Some(5));
         let theirs = client(Active, 2, Some(6));
         assert_eq!(judge(&ours, &theirs), Err(RejectReason::FATAL_CONFLICT));
-        assert_eq!(
-            judge_update(Some(&ours), &theirs, Role::Secondary, NOW),
-            Ok(())
-        );
+        assert_eq!(judge_update(Some(&ours), &theirs, Role::Secondary, NOW), Ok(()));
         assert_eq!(judge(&ours, &client(Active, 1, Some(4))), Ok(()));
     }
 
     #[test]
     fn an_active_lease_expires_or_frees_only_once_it_has_run_out_here() {
         let ours = client(Active, 1, Some(5)); // ends at NOW + 500
-        assert_eq!(
-            judge(&ours, &b(Expired)),
-            Err(RejectReason::OUTDATED_BINDING)
-        );
+        assert_eq!(judge(&ours, &b(Expired)), Err(RejectReason::OUTDATED_BINDING));
         assert_eq!(judge(&ours, &b(Free)), Err(RejectReason::OUTDATED_BINDING));
         let later = judge_update(Some(&ours), &b(Expired), Role::Primary, NOW + 500);
         assert_eq!(later, Ok(()));
         // Within the clock-offset slack of the end, the partner's expiry of the same lease
         // is taken.
         let same = client(Expired, 1, Some(5));
-        assert_eq!(
-            judge_update(Some(&ours), &same, Role::Primary, NOW + 436),
-            Ok(())
-        );
+        assert_eq!(judge_update(Some(&ours), &same, Role::Primary, NOW + 436), Ok(()));
     }
 
     #[test]
     fn an_older_picture_of_our_own_clients_lease_is_outdated() {
         let ours = client(Active, 1, Some(5)); // ends at NOW + 500, CLTT 5
-        let stale = BindingUpdate {
-            lease_expiration: Some(1_000_300),
-            ..client(Active, 1, Some(4))
-        };
+        let stale =
+            BindingUpdate { lease_expiration: Some(1_000_300), ..client(Active, 1, Some(4)) };
         assert_eq!(judge(&ours, &stale), Err(RejectReason::OUTDATED_BINDING));
-        let renewed = BindingUpdate {
-            lease_expiration: Some(1_000_300),
-            ..client(Active, 1, Some(6))
-        };
+        let renewed =
+            BindingUpdate { lease_expiration: Some(1_000_300), ..client(Active, 1, Some(6)) };
         assert_eq!(judge(&ours, &renewed), Ok(()), "a later transaction is news");
     }
 
@@ -320,10 +295,8 @@ mod tests {
     fn an_expiry_of_an_older_lease_does_not_cut_a_renewal_the_partner_has_not_heard_of() {
         // We renewed the client to NOW + 500; the partner still thinks it ended at NOW + 440.
         let ours = client(Active, 1, Some(5));
-        let older = BindingUpdate {
-            lease_expiration: Some(1_000_440),
-            ..client(Expired, 1, Some(4))
-        };
+        let older =
+            BindingUpdate { lease_expiration: Some(1_000_440), ..client(Expired, 1, Some(4)) };
         for now in [NOW + 440, NOW + 499] {
             let r = judge_update(Some(&ours), &older, Role::Primary, now);
             assert_eq!(r, Err(RejectReason::OUTDATED_BINDING), "at {now}");
@@ -342,16 +315,10 @@ mod tests {
             judge(&ours, &client(Released, 1, Some(10))),
             Err(RejectReason::OUTDATED_BINDING)
         );
-        assert_eq!(
-            judge(&ours, &client(Released, 1, None)),
-            Err(RejectReason::OUTDATED_BINDING)
-        );
+        assert_eq!(judge(&ours, &client(Released, 1, None)), Err(RejectReason::OUTDATED_BINDING));
         let expired = client(Expired, 1, Some(10));
         assert_eq!(judge(&expired, &client(Active, 1, Some(11))), Ok(()));
-        assert_eq!(
-            judge(&client(Expired, 1, None), &client(Active, 1, Some(1))),
-            Ok(())
-        );
+        assert_eq!(judge(&client(Expired, 1, None), &client(Active, 1, Some(1))), Ok(()));
         let released = client(Released, 1, Some(10));
         assert_eq!(
             judge(&released, &client(Expired, 1, Some(9))),
@@ -362,15 +329,9 @@ mod tests {
 
     #[test]
     fn a_reset_address_is_reactivated_only_by_a_client_seen_after_the_reset() {
-        let ours = BindingUpdate {
-            start_time_of_state: Some(100),
-            ..b(Reset)
-        };
+        let ours = BindingUpdate { start_time_of_state: Some(100), ..b(Reset) };
         assert_eq!(judge(&ours, &client(Active, 1, Some(101))), Ok(()));
-        assert_eq!(
-            judge(&ours, &client(Active, 1, Some(99))),
-            Err(RejectReason::OUTDATED_BINDING)
-        );
+        assert_eq!(judge(&ours, &client(Active, 1, Some(99))), Err(RejectReason::OUTDATED_BINDING));
         assert_eq!(judge(&ours, &b(Free)), Ok(()));
     }
 

@@ -73,10 +73,7 @@ impl Config {
     /// A secondary with ISC's defaults; MCLT and HBA come from the primary.
     #[must_use]
     pub fn secondary(relationship: &str) -> Self {
-        Self {
-            role: Role::Secondary,
-            ..Self::primary(relationship, 0, Hba::split(0))
-        }
+        Self { role: Role::Secondary, ..Self::primary(relationship, 0, Hba::split(0)) }
     }
 
     pub(crate) fn serves_address(&self, ip: Ipv4Addr) -> bool {

@@ -19,11 +19,7 @@ pub enum Event {
     StateChanged { from: ServerState, to: ServerState },
     /// The partner reported its state. `startup` means it is still in STARTUP and `state` is the
     /// one it saved.
-    PartnerState {
-        state: ServerState,
-        startup: bool,
-        since: u32,
-    },
+    PartnerState { state: ServerState, startup: bool, since: u32 },
     /// Communications with the partner became OK (CONNECT/CONNECTACK done, partner STATE seen)
     /// or were lost.
     Communications { ok: bool },
@@ -31,25 +27,14 @@ pub enum Event {
     Persist(PersistedState),
     /// The partner changed a binding and we accepted it: apply it to the lease store, make it
     /// durable, then call [`crate::Peer::handle_committed`] with `commit`.
-    ApplyBinding {
-        binding: BindingUpdate,
-        commit: CommitId,
-    },
+    ApplyBinding { binding: BindingUpdate, commit: CommitId },
     /// The partner stored our update. `acked_pet` is the potential expiration time it now knows,
     /// which lets the lease owner (and the fast path) grant up to `acked_pet + MCLT`. For
     /// EXPIRED, RELEASED and RESET this is also the moment the address becomes free (§5.11).
-    BindingAcked {
-        ip: Ipv4Addr,
-        status: BindingStatus,
-        acked_pet: Option<u32>,
-    },
+    BindingAcked { ip: Ipv4Addr, status: BindingStatus, acked_pet: Option<u32> },
     /// The partner refused our update. It is not resent until the partner next asks for updates
     /// or the binding changes again (draft-12 §7.2.2 forbids an immediate retry).
-    BindingRejected {
-        ip: Ipv4Addr,
-        reason: RejectReason,
-        message: Vec<u8>,
-    },
+    BindingRejected { ip: Ipv4Addr, reason: RejectReason, message: Vec<u8> },
     /// The secondary asks for addresses; answer with [`crate::Peer::handle_pool_response`].
     PoolRequested { xid: u32 },
     /// The primary says how many addresses it moved to us.
@@ -60,16 +45,10 @@ pub enum Event {
     Connect,
     /// Close the current connection once the messages already queued are written. The engine
     /// already treats the link as down.
-    Close {
-        reason: RejectReason,
-        message: String,
-    },
+    Close { reason: RejectReason, message: String },
     /// The partner refused or ended the connection (CONNECTACK with a reject reason, or
     /// DISCONNECT); for the log. A [`Event::Close`] follows.
-    PartnerDisconnected {
-        reason: Option<RejectReason>,
-        message: Vec<u8>,
-    },
+    PartnerDisconnected { reason: Option<RejectReason>, message: Vec<u8> },
 }
 
 /// Which DHCP clients this server may answer in its current failover state (draft-12 §9,

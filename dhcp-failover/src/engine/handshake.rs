@@ -29,10 +29,7 @@ impl Peer {
         let verdict = if msg.relationship_name() != Some(name) {
             Err((RejectReason::INVALID_PARTNER, "unknown relationship name"))
         } else if msg.protocol_version() != Some(PROTOCOL_VERSION) {
-            Err((
-                RejectReason::VERSION_MISMATCH,
-                "unsupported protocol version",
-            ))
+            Err((RejectReason::VERSION_MISMATCH, "unsupported protocol version"))
         } else if msg.tls_request().unwrap_or(0) >= 2 {
             Err((RejectReason::TLS_NOT_SUPPORTED, "TLS is not supported"))
         } else if msg.mclt().is_none_or(|m| m == 0) {
@@ -40,10 +37,7 @@ impl Peer {
         } else if msg.hba().is_none() {
             Err((RejectReason::HBA_CONFLICT, "missing hash bucket assignment"))
         } else if msg.max_unacked().is_none() || msg.receive_timer().is_none() {
-            Err((
-                RejectReason::UNKNOWN_CONNECT,
-                "missing connection parameters",
-            ))
+            Err((RejectReason::UNKNOWN_CONNECT, "missing connection parameters"))
         } else if self.skew_too_large(now, msg.time) {
             Err((RejectReason::TIME_MISMATCH, "time offset too large"))
         } else {
@@ -60,10 +54,7 @@ impl Peer {
             self.close(now, reason, text, Farewell::Silent, Retry::Later);
             return;
         }
-        let (mclt, hba) = (
-            msg.mclt().unwrap_or(self.mclt),
-            msg.hba().unwrap_or(self.hba.0),
-        );
+        let (mclt, hba) = (msg.mclt().unwrap_or(self.mclt), msg.hba().unwrap_or(self.hba.0));
         let learned = mclt != self.mclt || hba != self.hba.0;
         self.mclt = mclt;
         self.hba = crate::load_balance::Hba(hba);
@@ -103,10 +94,7 @@ impl Peer {
         let problem = if msg.relationship_name() != Some(self.cfg.relationship.as_bytes()) {
             Some((RejectReason::INVALID_PARTNER, "relationship name mismatch"))
         } else if msg.protocol_version() != Some(PROTOCOL_VERSION) {
-            Some((
-                RejectReason::VERSION_MISMATCH,
-                "unsupported protocol version",
-            ))
+            Some((RejectReason::VERSION_MISMATCH, "unsupported protocol version"))
         } else if self.skew_too_large(now, msg.time) {
             Some((RejectReason::TIME_MISMATCH, "time offset too large"))
         } else {

@@ -176,14 +176,8 @@ impl Peer {
             _ => (cfg.mclt, cfg.hba),
         };
         let mut timers = TimerTable::default();
-        timers.set(
-            Timer::Startup,
-            now.saturating_add(u64::from(cfg.startup_period)),
-        );
-        timers.set(
-            Timer::Reconnect,
-            now.saturating_add(u64::from(cfg.reconnect_delay)),
-        );
+        timers.set(Timer::Startup, now.saturating_add(u64::from(cfg.startup_period)));
+        timers.set(Timer::Reconnect, now.saturating_add(u64::from(cfg.reconnect_delay)));
         // Connect right away; if that fails, the reconnect timer asks again.
         let events = VecDeque::from([Event::Connect]);
         Self {
@@ -239,17 +233,13 @@ impl Peer {
             self.link_down(now, self.cfg.reconnect_delay);
         }
         self.timers.stop(Timer::Reconnect);
-        self.timers.set(
-            Timer::Handshake,
-            now.saturating_add(u64::from(self.cfg.connect_timeout)),
-        );
+        self.timers.set(Timer::Handshake, now.saturating_add(u64::from(self.cfg.connect_timeout)));
         match self.cfg.role {
             Role::Primary => {
                 let xid = self.xid();
                 let info = self.connect_info();
                 self.link = Link::AwaitConnectAck { xid };
-                self.transmits
-                    .push_back(Message::connect(wire_time(now), xid, &info));
+                self.transmits.push_back(Message::connect(wire_time(now), xid, &info));
             }
             Role::Secondary => self.link = Link::AwaitConnect,
         }
@@ -297,13 +287,7 @@ impl Peer {
             (_, Link::AwaitConnect | Link::AwaitConnectAck { .. })
             | (MessageType::Connect | MessageType::ConnectAck, _) => {
                 let text = format!("unexpected {:?} on this connection", msg.kind);
-                self.close(
-                    now,
-                    RejectReason::UNKNOWN,
-                    &text,
-                    Farewell::Disconnect,
-                    Retry::Later,
-                );
+                self.close(now, RejectReason::UNKNOWN, &text, Farewell::Disconnect, Retry::Later);
             }
             (MessageType::State, _) => self.on_state(now, &msg),
             (MessageType::BndUpd, _) => self.on_bndupd(now, &msg),
@@ -345,11 +329,7 @@ impl Peer {
 
     /// Every [`Event::ApplyBinding`] up to and including `commit` is on stable storage.
     pub fn handle_committed(&mut self, now: u64, commit: CommitId) {
-        while self
-            .pending_acks
-            .front()
-            .is_some_and(|p| p.commit <= commit)
-        {
+        while self.pending_acks.front().is_some_and(|p| p.commit <= commit) {
             if let Some(p) = self.pending_acks.pop_front() {
                 self.send(now, Message::bndack(wire_time(now), p.xid, &p.acks));
             }
@@ -479,10 +459,7 @@ impl Peer {
     pub fn service(&self) -> Service {
         let partner_demands_silence = self.link == Link::Up
             && !self.partner.startup
-            && self
-                .partner
-                .state
-                .is_some_and(|p| p == ServerState::PartnerDown || p.is_conflict());
+            && self.partner.state.is_some_and(|p| p == ServerState::PartnerDown || p.is_conflict());
         match self.state {
             ServerState::ConflictDone => Service::OwnPool,
             _ if partner_demands_silence => Service::NotResponding,
@@ -571,16 +548,12 @@ impl Peer {
         if self.link.is_established() {
             // ISC sends CONTACT a third of the partner's receive-timer after its last message.
             let every = (self.partner.receive_timer / 3).max(1);
-            self.timers
-                .set(Timer::Send, now.saturating_add(u64::from(every)));
+            self.timers.set(Timer::Send, now.saturating_add(u64::from(every)));
         }
     }
 
     fn arm_receive(&mut self, now: u64) {
-        self.timers.set(
-            Timer::Receive,
-            now.saturating_add(u64::from(self.cfg.max_response_delay)),
-        );
+        self.timers.set(Timer::Receive, now.saturating_add(u64::from(self.cfg.max_response_delay)));
     }
 
     fn send_state(&mut self, now: u64) {
@@ -630,9 +603,9 @@ impl Peer {
             self.timers.stop(Timer::RecoverWait);
         }
         match (to, self.cfg.auto_partner_down) {
-            (ServerState::CommunicationsInterrupted, Some(safe)) => self
-                .timers
-                .set(Timer::AutoPartnerDown, now.saturating_add(u64::from(safe))),
+            (ServerState::CommunicationsInterrupted, Some(safe)) => {
+                self.timers.set(Timer::AutoPartnerDown, now.saturating_add(u64::from(safe)))
+            }
             _ => self.timers.stop(Timer::AutoPartnerDown),
         }
     }
@@ -666,13 +639,7 @@ impl Peer {
             Timer::Handshake => {
                 if matches!(self.link, Link::AwaitConnect | Link::AwaitConnectAck { .. }) {
                     let text = "connect timed out";
-                    self.close(
-                        now,
-                        RejectReason::UNKNOWN,
-                        text,
-                        Farewell::Silent,
-                        Retry::Soon,
-                    );
+                    self.close(now, RejectReason::UNKNOWN, text, Farewell::Silent, Retry::Soon);
                 }
             }
             Timer::Reconnect => {
@@ -704,13 +671,9 @@ impl Peer {
         }
         if bye == Farewell::Disconnect && self.link.is_established() {
             let xid = self.xid();
-            self.transmits
-                .push_back(Message::disconnect(wire_time(now), xid, reason, text));
+            self.transmits.push_back(Message::disconnect(wire_time(now), xid, reason, text));
         }
-        self.events.push_back(Event::Close {
-            reason,
-            message: text.to_owned(),
-        });
+        self.events.push_back(Event::Close { reason, message: text.to_owned() });
         let delay = match retry {
             Retry::Soon => self.cfg.reconnect_delay,
             Retry::Later => self.cfg.reconnect_interval,
@@ -736,23 +699,14 @@ impl Peer {
         self.set_state(now, transitions::on_communications_failed(self.state));
         // A paused server is on its way out; it comes back by restarting, not by reconnecting.
         if self.state != ServerState::Paused {
-            self.timers.set(
-                Timer::Reconnect,
-                now.saturating_add(u64::from(reconnect_after)),
-            );
+            self.timers.set(Timer::Reconnect, now.saturating_add(u64::from(reconnect_after)));
         }
     }
 
     fn on_state(&mut self, now: u64, msg: &Message) {
         let Some(state) = msg.server_state() else {
             let text = "STATE without server-state";
-            self.close(
-                now,
-                RejectReason::UNKNOWN,
-                text,
-                Farewell::Disconnect,
-                Retry::Later,
-            );
+            self.close(now, RejectReason::UNKNOWN, text, Farewell::Disconnect, Retry::Later);
             return;
         };
         let startup = msg.server_flags().unwrap_or(0) & SERVER_FLAG_STARTUP != 0;
@@ -768,11 +722,7 @@ impl Peer {
             self.resume_since = now;
         }
         if changed {
-            self.events.push_back(Event::PartnerState {
-                state,
-                startup,
-                since,
-            });
+            self.events.push_back(Event::PartnerState { state, startup, since });
             self.persist();
         }
         if self.link == Link::AwaitState {
@@ -903,11 +853,7 @@ impl Peer {
         let xid = self.xid();
         let t = wire_time(now);
         self.requested = Some(xid);
-        let msg = if all {
-            Message::updreqall(t, xid)
-        } else {
-            Message::updreq(t, xid)
-        };
+        let msg = if all { Message::updreqall(t, xid) } else { Message::updreq(t, xid) };
         self.send(now, msg);
     }
 }

@@ -40,8 +40,7 @@ impl Peer {
             match super::judge_update(ours, &binding, self.cfg.role, now) {
                 Ok(()) => {
                     self.bindings.accept_remote(binding.clone());
-                    self.events
-                        .push_back(Event::ApplyBinding { binding, commit });
+                    self.events.push_back(Event::ApplyBinding { binding, commit });
                     accepted_any = true;
                     acks.push(BindingAck::accept(ip));
                 }
@@ -54,11 +53,7 @@ impl Peer {
         }
         if accepted_any {
             self.next_commit += 1;
-            self.pending_acks.push_back(PendingAck {
-                xid: msg.xid,
-                acks,
-                commit,
-            });
+            self.pending_acks.push_back(PendingAck { xid: msg.xid, acks, commit });
         } else {
             self.send(now, Message::bndack(wire_time(now), msg.xid, &acks));
         }
@@ -96,11 +91,9 @@ impl Peer {
                     acked_pet: sent.pet,
                 });
             }
-            Some((reason, message)) => self.events.push_back(Event::BindingRejected {
-                ip: sent.ip,
-                reason,
-                message,
-            }),
+            Some((reason, message)) => {
+                self.events.push_back(Event::BindingRejected { ip: sent.ip, reason, message })
+            }
         }
     }
 

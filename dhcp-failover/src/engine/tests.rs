@@ -106,11 +106,7 @@ fn primary_config() -> Config {
 }
 
 fn secondary_config() -> Config {
-    Config {
-        max_response_delay: 30,
-        max_unacked_updates: 10,
-        ..Config::secondary("f")
-    }
+    Config { max_response_delay: 30, max_unacked_updates: 10, ..Config::secondary("f") }
 }
 
 impl Pair {
@@ -141,11 +137,7 @@ impl Pair {
     }
 
     fn side(&mut self, secondary: bool) -> &mut Side {
-        if secondary {
-            &mut self.secondary
-        } else {
-            &mut self.primary
-        }
+        if secondary { &mut self.secondary } else { &mut self.primary }
     }
 
     /// Collects every output of both sides until neither has anything left.
@@ -167,9 +159,8 @@ impl Pair {
                 self.secondary.peer.handle_connected(self.time);
                 progress = true;
             }
-            self.primary_peak_in_flight = self
-                .primary_peak_in_flight
-                .max(self.primary.peer.updates_in_flight());
+            self.primary_peak_in_flight =
+                self.primary_peak_in_flight.max(self.primary.peer.updates_in_flight());
             if !progress {
                 break;
             }
@@ -280,12 +271,7 @@ impl Pair {
             self.drain();
         }
         for secondary in [false, true] {
-            if self
-                .side(secondary)
-                .peer
-                .poll_timeout()
-                .is_some_and(|t| t <= now)
-            {
+            if self.side(secondary).peer.poll_timeout().is_some_and(|t| t <= now) {
                 self.side(secondary).peer.handle_timeout(now);
             }
         }
@@ -378,12 +364,7 @@ fn startup_reaches_normal_on_both() {
     // Two servers without a database each recover from the other; since the partner is new
     // too, neither waits out the MCLT in RECOVER-WAIT.
     for side in [&pair.primary, &pair.secondary] {
-        assert_eq!(
-            side.states(),
-            [Recover, RecoverDone, Normal],
-            "{}",
-            side.name
-        );
+        assert_eq!(side.states(), [Recover, RecoverDone, Normal], "{}", side.name);
         assert_eq!(side.sent_count(MessageType::UpdReqAll), 1, "{}", side.name);
         assert_eq!(side.sent_count(MessageType::UpdDone), 1, "{}", side.name);
         assert_eq!(side.persisted.map(|p| p.my_state), Some(Normal));
@@ -394,10 +375,7 @@ fn startup_reaches_normal_on_both() {
     assert_eq!(pair.primary.sent_count(MessageType::Connect), 1);
     assert_eq!(pair.secondary.sent_count(MessageType::ConnectAck), 1);
     assert_eq!(pair.secondary.peer.mclt(), MCLT);
-    assert_eq!(
-        pair.secondary.persisted.map(|p| p.hba),
-        Some(Hba::split(128))
-    );
+    assert_eq!(pair.secondary.persisted.map(|p| p.hba), Some(Hba::split(128)));
     // The first STATE each sends carries the STARTUP flag with the saved state.
     let first_state = &pair.primary.sent[1];
     assert_eq!(first_state.kind, MessageType::State);
@@ -412,27 +390,14 @@ fn binding_replicated_both_ways_and_acked() {
     let now = pair.time;
     let from_primary = active(10, now);
     let from_secondary = active(200, now);
-    pair.primary
-        .peer
-        .handle_local_binding(now, from_primary.clone());
-    pair.secondary
-        .peer
-        .handle_local_binding(now, from_secondary.clone());
+    pair.primary.peer.handle_local_binding(now, from_primary.clone());
+    pair.secondary.peer.handle_local_binding(now, from_secondary.clone());
     pair.drain();
     pair.run(1);
 
-    assert_eq!(
-        pair.secondary.store.get(&from_primary.ip),
-        Some(&from_primary)
-    );
-    assert_eq!(
-        pair.primary.store.get(&from_secondary.ip),
-        Some(&from_secondary)
-    );
-    for (side, b) in [
-        (&pair.primary, &from_primary),
-        (&pair.secondary, &from_secondary),
-    ] {
+    assert_eq!(pair.secondary.store.get(&from_primary.ip), Some(&from_primary));
+    assert_eq!(pair.primary.store.get(&from_secondary.ip), Some(&from_secondary));
+    for (side, b) in [(&pair.primary, &from_primary), (&pair.secondary, &from_secondary)] {
         let acked = side.events.iter().find_map(|e| match e {
             Event::BindingAcked { ip, acked_pet, .. } if *ip == b.ip => Some(*acked_pet),
             _ => None,
@@ -444,10 +409,7 @@ fn binding_replicated_both_ways_and_acked() {
     }
     // The receiver remembers the PET it acked: it may renew the client up to PET + MCLT.
     let times = pair.secondary.peer.lease_times(from_primary.ip).unwrap();
-    assert_eq!(
-        times.received_pet,
-        u64::from(from_primary.potential_expiration.unwrap())
-    );
+    assert_eq!(times.received_pet, u64::from(from_primary.potential_expiration.unwrap()));
     // A received binding is never echoed back.
     assert_eq!(pair.secondary.sent_count(MessageType::BndUpd), 1);
 }
@@ -487,11 +449,7 @@ fn reconnect_returns_to_normal_and_flushes_what_changed_meanwhile() {
     let during = active(20, now);
     pair.primary.peer.handle_local_binding(now, during.clone());
     pair.drain();
-    assert_eq!(
-        pair.primary.peer.updates_in_flight(),
-        0,
-        "nothing is sent while interrupted"
-    );
+    assert_eq!(pair.primary.peer.updates_in_flight(), 0, "nothing is sent while interrupted");
 
     pair.heal();
     pair.run(10);
@@ -507,9 +465,7 @@ fn window_of_max_unacked_updates_is_respected() {
     pair.secondary.hold_commits = true;
     let now = pair.time;
     for last in 100..125 {
-        pair.primary
-            .peer
-            .handle_local_binding(now, active(last, now));
+        pair.primary.peer.handle_local_binding(now, active(last, now));
     }
     pair.drain();
     pair.run(1);
@@ -517,11 +473,7 @@ fn window_of_max_unacked_updates_is_respected() {
     assert_eq!(pair.primary.peer.updates_in_flight(), 10);
     assert_eq!(pair.primary.peer.updates_queued(), 15);
     assert_eq!(pair.secondary.store.len(), 10);
-    assert_eq!(
-        pair.secondary.sent_count(MessageType::BndAck),
-        0,
-        "no ack before commit"
-    );
+    assert_eq!(pair.secondary.sent_count(MessageType::BndAck), 0, "no ack before commit");
 
     pair.secondary.hold_commits = false;
     pair.secondary.commit(pair.time);
@@ -564,31 +516,20 @@ fn a_new_server_alone_stays_in_recover_and_serves_nobody() {
     assert_eq!(pair.both(), (ServerState::Recover, ServerState::Recover));
     assert_eq!(pair.primary.peer.service(), Service::NotResponding);
     // It keeps trying to connect.
-    let connects = pair
-        .primary
-        .events
-        .iter()
-        .filter(|e| matches!(e, Event::Connect))
-        .count();
+    let connects = pair.primary.events.iter().filter(|e| matches!(e, Event::Connect)).count();
     assert!(connects >= 2);
 }
 
 #[test]
 fn the_safe_period_moves_an_interrupted_server_to_partner_down() {
-    let pcfg = Config {
-        auto_partner_down: Some(120),
-        ..primary_config()
-    };
+    let pcfg = Config { auto_partner_down: Some(120), ..primary_config() };
     let mut pair = Pair::with(pcfg, None, secondary_config(), None);
     pair.run(30);
     pair.partition();
     let interrupted_at =
         pair.run_until(|p| p.primary.peer.state() == ServerState::CommunicationsInterrupted);
     pair.run(interrupted_at + 119 - pair.time);
-    assert_eq!(
-        pair.primary.peer.state(),
-        ServerState::CommunicationsInterrupted
-    );
+    assert_eq!(pair.primary.peer.state(), ServerState::CommunicationsInterrupted);
     pair.run(1);
     assert_eq!(pair.primary.peer.state(), ServerState::PartnerDown);
     assert_eq!(pair.primary.peer.service(), Service::PartnerDown);
@@ -599,9 +540,7 @@ fn a_server_back_from_the_dead_recovers_from_a_partner_down_partner() {
     // The secondary went PARTNER-DOWN while the primary was away; the primary lost its disk.
     let mut pair = Pair::new(None, Some(persisted(ServerState::PartnerDown, T0 - 600)));
     let kept = active(30, T0 - 300);
-    pair.secondary
-        .peer
-        .restore_binding(kept.clone(), LeaseTimes::default(), false);
+    pair.secondary.peer.restore_binding(kept.clone(), LeaseTimes::default(), false);
     pair.run(5);
     use ServerState::*;
     // The primary got everything but, its partner knowing it from before (it would not be
@@ -614,10 +553,7 @@ fn a_server_back_from_the_dead_recovers_from_a_partner_down_partner() {
     assert_eq!(pair.both(), (RecoverWait, PartnerDown));
     pair.run(10);
     assert_eq!(pair.both(), (Normal, Normal));
-    assert_eq!(
-        pair.primary.states(),
-        [Recover, RecoverWait, RecoverDone, Normal]
-    );
+    assert_eq!(pair.primary.states(), [Recover, RecoverWait, RecoverDone, Normal]);
 }
 
 #[test]
@@ -631,33 +567,20 @@ fn a_potential_conflict_is_resolved_primary_first() {
     pair.run(20);
     let now = pair.time;
     let on_secondary = active(40, now);
-    pair.secondary
-        .peer
-        .handle_local_binding(now, on_secondary.clone());
+    pair.secondary.peer.handle_local_binding(now, on_secondary.clone());
     pair.heal();
     pair.run(10);
     use ServerState::*;
     assert_eq!(pair.both(), (Normal, Normal));
     assert_eq!(
         pair.primary.states(),
-        [
-            CommunicationsInterrupted,
-            PotentialConflict,
-            ConflictDone,
-            Normal
-        ]
+        [CommunicationsInterrupted, PotentialConflict, ConflictDone, Normal]
     );
-    assert_eq!(
-        pair.secondary.states(),
-        [PartnerDown, PotentialConflict, Normal]
-    );
+    assert_eq!(pair.secondary.states(), [PartnerDown, PotentialConflict, Normal]);
     // Each side asked the other for what it had missed: the primary first.
     assert_eq!(pair.primary.sent_count(MessageType::UpdReq), 1);
     assert_eq!(pair.secondary.sent_count(MessageType::UpdReq), 1);
-    assert_eq!(
-        pair.primary.store.get(&on_secondary.ip),
-        Some(&on_secondary)
-    );
+    assert_eq!(pair.primary.store.get(&on_secondary.ip), Some(&on_secondary));
 }
 
 #[test]
@@ -671,11 +594,7 @@ fn a_wrong_relationship_name_is_refused_and_retried_slowly() {
     assert_eq!(refused, Some(RejectReason::INVALID_PARTNER));
     assert!(!pair.primary.peer.is_communicating());
     pair.run(60);
-    assert_eq!(
-        pair.primary.sent_count(MessageType::Connect),
-        1,
-        "no retry within a minute"
-    );
+    assert_eq!(pair.primary.sent_count(MessageType::Connect), 1, "no retry within a minute");
     pair.run(60);
     assert_eq!(pair.primary.sent_count(MessageType::Connect), 2);
 }
@@ -687,16 +606,10 @@ fn pause_and_shutdown_are_announced_to_the_partner() {
     pair.secondary.peer.handle_command(now, Command::Pause);
     pair.drain();
     pair.run(1);
-    assert_eq!(
-        pair.primary.peer.state(),
-        ServerState::CommunicationsInterrupted
-    );
+    assert_eq!(pair.primary.peer.state(), ServerState::CommunicationsInterrupted);
     assert_eq!(pair.secondary.peer.state(), ServerState::Paused);
     // The paused server still persists the state to come back to.
-    assert_eq!(
-        pair.secondary.persisted.map(|p| p.my_state),
-        Some(ServerState::Normal)
-    );
+    assert_eq!(pair.secondary.persisted.map(|p| p.my_state), Some(ServerState::Normal));
 
     let mut pair = normal_pair();
     let now = pair.time;
@@ -705,10 +618,7 @@ fn pause_and_shutdown_are_announced_to_the_partner() {
     pair.run(1);
     assert_eq!(pair.primary.peer.state(), ServerState::PartnerDown);
     // The partner took over, so the shut-down server must come back in RECOVER.
-    assert_eq!(
-        pair.secondary.persisted.map(|p| p.my_state),
-        Some(ServerState::Recover)
-    );
+    assert_eq!(pair.secondary.persisted.map(|p| p.my_state), Some(ServerState::Recover));
 }
 
 #[test]
@@ -815,11 +725,8 @@ fn iscs_double_updreqall_gets_every_binding_and_one_upddone() {
     let mut sent = drain_transmits(&mut pri);
     let mut acked = 0;
     for _ in 0..5 {
-        let updates: Vec<Message> = sent
-            .iter()
-            .filter(|m| m.kind == MessageType::BndUpd)
-            .cloned()
-            .collect();
+        let updates: Vec<Message> =
+            sent.iter().filter(|m| m.kind == MessageType::BndUpd).cloned().collect();
         assert!(updates.len() <= 10, "window of 10 exceeded");
         for u in &updates {
             let ip = u.binding_updates()[0].as_ref().unwrap().ip;
@@ -830,12 +737,7 @@ fn iscs_double_updreqall_gets_every_binding_and_one_upddone() {
         if let Some(done) = sent.iter().find(|m| m.kind == MessageType::UpdDone) {
             assert_eq!(done.xid, 3);
             assert_eq!(acked, 12);
-            assert_eq!(
-                sent.iter()
-                    .filter(|m| m.kind == MessageType::UpdDone)
-                    .count(),
-                1
-            );
+            assert_eq!(sent.iter().filter(|m| m.kind == MessageType::UpdDone).count(), 1);
             return;
         }
     }
@@ -856,9 +758,6 @@ fn an_incomplete_binding_is_rejected_without_dropping_the_link() {
     let out = drain_transmits(&mut sec);
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].kind, MessageType::BndAck);
-    assert_eq!(
-        out[0].binding_acks()[0].reject,
-        Some(RejectReason::MISSING_BINDING_INFO)
-    );
+    assert_eq!(out[0].binding_acks()[0].reject, Some(RejectReason::MISSING_BINDING_INFO));
     assert!(sec.is_communicating());
 }

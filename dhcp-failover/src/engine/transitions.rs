@@ -86,10 +86,7 @@ mod tests {
     #[test]
     fn losing_the_link_interrupts_only_cooperative_states() {
         assert_eq!(on_communications_failed(Normal), CommunicationsInterrupted);
-        assert_eq!(
-            on_communications_failed(PotentialConflict),
-            ResolutionInterrupted
-        );
+        assert_eq!(on_communications_failed(PotentialConflict), ResolutionInterrupted);
         assert_eq!(on_communications_failed(PartnerDown), PartnerDown);
         assert_eq!(on_communications_failed(Recover), Recover);
         assert_eq!(on_communications_failed(RecoverDone), RecoverDone);
@@ -143,10 +140,7 @@ mod tests {
             assert_eq!(on_partner_state(Paused, p), None);
             assert_eq!(on_partner_state(Shutdown, p), None);
         }
-        assert_eq!(
-            on_partner_state(Normal, Paused),
-            Some(CommunicationsInterrupted)
-        );
+        assert_eq!(on_partner_state(Normal, Paused), Some(CommunicationsInterrupted));
         assert_eq!(on_partner_state(Normal, Shutdown), Some(PartnerDown));
     }
 }

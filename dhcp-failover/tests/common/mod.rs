@@ -2,10 +2,7 @@
 //! cooked link types, IPv4, TCP), reassemble each TCP direction, and write a classic pcap of
 //! synthetic Ethernet/IPv4/TCP packets for tshark to dissect.
 
-#![allow(
-    dead_code,
-    reason = "each test binary uses a different part of this module"
-)]
+#![allow(dead_code, reason = "each test binary uses a different part of this module")]
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -58,11 +55,7 @@ fn pcapng_frames(file: &[u8]) -> Vec<(u32, Vec<u8>)> {
             little = raw(at + 8) == [0x4d, 0x3c, 0x2b, 0x1a];
         }
         let word = |o: usize| {
-            if little {
-                u32::from_le_bytes(raw(o))
-            } else {
-                u32::from_be_bytes(raw(o))
-            }
+            if little { u32::from_le_bytes(raw(o)) } else { u32::from_be_bytes(raw(o)) }
         };
         let kind = word(at);
         let len = word(at + 4) as usize;
@@ -71,11 +64,7 @@ fn pcapng_frames(file: &[u8]) -> Vec<(u32, Vec<u8>)> {
             // Interface description: link type is the first u16 of the body.
             1 => {
                 let b = [file[body], file[body + 1]];
-                let lt = if little {
-                    u16::from_le_bytes(b)
-                } else {
-                    u16::from_be_bytes(b)
-                };
+                let lt = if little { u16::from_le_bytes(b) } else { u16::from_be_bytes(b) };
                 links.push(u32::from(lt));
             }
             // Enhanced packet: interface id, timestamp (2 words), captured len, original len.
@@ -136,20 +125,13 @@ pub fn tcp_streams(file: &[u8]) -> BTreeMap<Flow, Vec<u8>> {
         let expected = *next.get_or_insert(seq);
         // Skip what a retransmission repeats; a gap means the capture lost data.
         let skip = expected.wrapping_sub(seq) as usize;
-        assert!(
-            skip < 1 << 30,
-            "gap in {flow:?}: expected seq {expected}, got {seq}"
-        );
+        assert!(skip < 1 << 30, "gap in {flow:?}: expected seq {expected}, got {seq}");
         if skip < payload.len() {
             data.extend_from_slice(&payload[skip..]);
             *next = Some(seq.wrapping_add(payload.len() as u32));
         }
     }
-    streams
-        .into_iter()
-        .filter(|(_, (_, d))| !d.is_empty())
-        .map(|(f, (_, d))| (f, d))
-        .collect()
+    streams.into_iter().filter(|(_, (_, d))| !d.is_empty()).map(|(f, (_, d))| (f, d)).collect()
 }
 
 fn checksum(chunks: &[&[u8]]) -> u16 {

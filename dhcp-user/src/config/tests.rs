@@ -344,7 +344,10 @@ fn failover_mistakes_name_their_key() {
         "xdhcp.toml:9: failover.mclt: is set by the primary only; the secondary learns it when the primary connects"
     );
     let no_split = FAILOVER.replace("split = 100\n", "");
-    assert_eq!(error_of(&no_split), "xdhcp.toml:4: failover.split: required on the primary: split or hba");
+    assert_eq!(
+        error_of(&no_split),
+        "xdhcp.toml:4: failover.split: required on the primary: split or hba"
+    );
     let both = FAILOVER.replace("split = 100", "split = 100\nhba = \"00\"");
     assert_eq!(error_of(&both), "xdhcp.toml:11: failover.hba: give split or hba, not both");
     let short = FAILOVER.replace("split = 100", "hba = \"ff\"");
