@@ -41,6 +41,9 @@ pub struct Config {
     /// Where the lease store lives.
     pub state_dir: PathBuf,
     pub control_socket: PathBuf,
+    /// Where Prometheus scrapes `/metrics` over HTTP; none by default (`xdhcp metrics` reads the
+    /// same text over the control socket).
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// Seconds a declined address is kept out of the pools.
     pub probation: u32,
     /// Seconds an offered address stays set aside for the client it was offered to.
@@ -331,6 +334,7 @@ impl TryFrom<wire::Config> for Config {
             server_id,
             state_dir: w.state_dir.unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
             control_socket: w.control_socket.unwrap_or_else(|| DEFAULT_CONTROL_SOCKET.into()),
+            metrics_listen: w.metrics_listen,
             probation: w.probation.map_or(DEFAULT_PROBATION, |s| s.0),
             offer_hold,
             fast_path,

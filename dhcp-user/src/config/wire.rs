@@ -16,6 +16,7 @@ pub struct Config {
     pub server_id: Option<Addr>,
     pub state_dir: Option<PathBuf>,
     pub control_socket: Option<PathBuf>,
+    pub metrics_listen: Option<std::net::SocketAddr>,
     pub probation: Option<Secs>,
     pub offer_hold: Option<Secs>,
     #[serde(default)]

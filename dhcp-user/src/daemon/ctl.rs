@@ -11,7 +11,9 @@ use anyhow::{Context as _, Result, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::{
-    io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader as AsyncBufReader},
+    io::{
+        AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader as AsyncBufReader,
+    },
     net::UnixListener,
     sync::{mpsc, oneshot},
 };
@@ -72,6 +74,46 @@ pub(super) fn listen(path: &Path, tx: mpsc::Sender<Input>) -> Result<tokio::task
                         return;
                     }
                 }
+            });
+        }
+    }))
+}
+
+/// Prometheus over HTTP: any GET gets the metrics text. Deliberately minimal (HTTP/1.0, one
+/// request per connection, headers read up to 8 KiB and ignored): it is a scrape endpoint on a
+/// management address, not a web server.
+pub(super) fn serve_metrics(
+    addr: std::net::SocketAddr,
+    tx: mpsc::Sender<Input>,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let std_listener =
+        std::net::TcpListener::bind(addr).with_context(|| format!("bind metrics_listen {addr}"))?;
+    std_listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(std_listener)?;
+    Ok(tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let (r, mut w) = conn.into_split();
+                let mut lines = AsyncBufReader::new(r.take(8192)).lines();
+                // The request line and headers end with an empty line.
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if line.is_empty() {
+                        break;
+                    }
+                }
+                let (reply, rx) = oneshot::channel();
+                if tx.send(Input::Ctl { req: Request::Metrics, reply }).await.is_err() {
+                    return;
+                }
+                let body = rx.await.ok().and_then(|v| v["text"].as_str().map(str::to_owned));
+                let body = body.unwrap_or_default();
+                let head = format!(
+                    "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                );
+                let _ = w.write_all(head.as_bytes()).await;
+                let _ = w.write_all(body.as_bytes()).await;
             });
         }
     }))

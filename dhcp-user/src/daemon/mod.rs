@@ -156,6 +156,8 @@ impl Core {
             });
         }
         let _ctl = ctl::listen(&self.cfg.control_socket, tx.clone())?;
+        let _metrics =
+            self.cfg.metrics_listen.map(|a| ctl::serve_metrics(a, tx.clone())).transpose()?;
         if let (Some(f), Some(fc)) = (&mut self.failover, &self.cfg.failover) {
             f.link = Some(peer::spawn(fc, tx.clone())?);
         }
