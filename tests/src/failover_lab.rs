@@ -197,6 +197,20 @@ pub struct Port {
     pub mac: [u8; 6],
 }
 
+impl Port {
+    /// Makes `peer` unreachable from this port's namespace (a blackhole route), while DHCP
+    /// clients on the segment still reach it: a partition of the failover link only. The
+    /// kernel here has neither nftables nor tc actions, and a route is all it takes.
+    pub fn cut_from(&self, peer: Ipv4Addr) -> Result<()> {
+        self.ns.ip(&["route", "add", "blackhole", &format!("{peer}/32")]).map(drop)
+    }
+
+    /// Undoes [`Port::cut_from`].
+    pub fn heal_to(&self, peer: Ipv4Addr) -> Result<()> {
+        self.ns.ip(&["route", "del", "blackhole", &format!("{peer}/32")]).map(drop)
+    }
+}
+
 /// The segment: a bridge in its own namespace. Ports are veth pairs whose far end is in a
 /// namespace of the port's own.
 pub struct Segment {
@@ -415,6 +429,16 @@ impl Dhcpd {
     /// back its directory.
     pub fn stop(mut self) -> TempDir {
         self.kill();
+        TempDir(std::mem::take(&mut self.dir.0))
+    }
+
+    /// Kills dhcpd as a crash would (SIGKILL: no SHUTDOWN state sent to its partner, which
+    /// a SIGTERM'd dhcpd does) and hands back its directory with the lease file as it was.
+    pub fn crash(mut self) -> TempDir {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
         TempDir(std::mem::take(&mut self.dir.0))
     }
 

@@ -1,0 +1,396 @@
+//! Faults the failover protocol exists for, beyond a dead xdhcp primary (failover_faults.rs):
+//! a partition of the failover link with both servers still serving, and an ISC dhcpd partner
+//! that crashes and comes back.
+//!
+//! A partition is the dangerous one: both servers see their clients but not each other, both
+//! go COMMUNICATIONS-INTERRUPTED and keep serving new clients. The protocol's promise is that
+//! each serves only its own share, so when the link heals no address is held by two clients.
+//! A crashed dhcpd is the everyday one: xdhcp must behave as it does with an xdhcp partner, and
+//! dhcpd, coming back, must recover through xdhcp and end up knowing every binding xdhcp made
+//! while it was gone.
+use std::{
+    collections::{HashMap, HashSet},
+    net::Ipv4Addr,
+    time::{Duration, Instant},
+};
+
+use integration::{
+    failover_lab::{Dhcpd, Segment, Udhcpc, Xdhcp, dora_clients, isc_leases, tail, wait_for},
+    fixture::root_required,
+};
+use serde_json::Value;
+use xdhcp::daemon::ctl::Request;
+
+/// Short, to keep the tests bounded: it is the wait between partner-down and the takeover, and
+/// a recovering server's time in RECOVER-WAIT.
+const MCLT: u64 = 30;
+
+fn xdhcp_config(net: u8, primary: bool, pool_end: u8) -> String {
+    let (role, me, peer) = if primary { ("primary", 1, 2) } else { ("secondary", 2, 1) };
+    let primary_only =
+        if primary { format!("mclt = {MCLT}\nsplit = 128\n") } else { String::new() };
+    format!(
+        r#"interfaces = ["IFACE"]
+server_id = "10.{net}.0.{me}"
+state_dir = "STATE"
+control_socket = "SOCKET"
+
+[fast_path]
+attach_mode = "native"
+
+[failover]
+name = "edge-faults"
+role = "{role}"
+address = "10.{net}.0.{me}"
+peer_address = "10.{net}.0.{peer}"
+max_response_delay = 5
+load_balance_max_seconds = 60
+{primary_only}
+[[subnet]]
+prefix = "10.{net}.0.0/24"
+pools = [{{ start = "10.{net}.0.100", end = "10.{net}.0.{pool_end}" }}]
+lease_time = 600
+failover = true
+"#
+    )
+}
+
+fn num(v: &Value, k: &str) -> u64 {
+    v[k].as_u64().unwrap_or_else(|| panic!("{k} missing in {v}"))
+}
+
+/// Leases in `states` by address: MAC.
+fn bound(x: &Xdhcp, states: &[&str]) -> HashMap<Ipv4Addr, String> {
+    x.leases()
+        .unwrap()
+        .iter()
+        .filter(|l| states.iter().any(|s| l["state"] == *s))
+        .filter_map(|l| Some((l["address"].as_str()?.parse().ok()?, l["mac"].as_str()?.into())))
+        .collect()
+}
+
+fn active(x: &Xdhcp) -> HashMap<Ipv4Addr, String> {
+    bound(x, &["active"])
+}
+
+/// Addresses in `state`, MAC or not.
+fn in_state(x: &Xdhcp, state: &str) -> HashSet<Ipv4Addr> {
+    x.leases()
+        .unwrap()
+        .iter()
+        .filter(|l| l["state"] == state)
+        .filter_map(|l| l["address"].as_str()?.parse().ok())
+        .collect()
+}
+
+fn state_is(x: &Xdhcp, mine: &str) -> anyhow::Result<Option<Value>> {
+    let v = x.failover()?;
+    Ok((v["my_state"] == mine).then_some(v))
+}
+
+/// Addresses two stores bind to different clients.
+fn double_bound(a: &HashMap<Ipv4Addr, String>, b: &HashMap<Ipv4Addr, String>) -> Vec<String> {
+    a.iter()
+        .filter_map(|(addr, m)| {
+            b.get(addr).filter(|n| *n != m).map(|n| format!("{addr}: {m} / {n}"))
+        })
+        .collect()
+}
+
+#[test]
+fn partition_both_serve_their_own_share_then_heal_without_duplicates() {
+    root_required();
+    let t0 = Instant::now();
+    const NET: u8 = 95;
+    const POOL: u64 = 20;
+    const EARLY: u8 = 4;
+    const LATE: u8 = 6;
+    let (pip, sip) = (Ipv4Addr::new(10, NET, 0, 1), Ipv4Addr::new(10, NET, 0, 2));
+    let mut seg = Segment::new().unwrap();
+    let pa = seg.port("pri", [0x02, NET, 0, 0, 0, 1], Some(pip)).unwrap();
+    let sa = seg.port("sec", [0x02, NET, 0, 0, 0, 2], Some(sip)).unwrap();
+    let clients = seg.port("cl", [0x02, NET, 0, 0, 0, 3], None).unwrap();
+    let p = Xdhcp::start(&pa, &xdhcp_config(NET, true, 119)).unwrap();
+    let s = Xdhcp::start(&sa, &xdhcp_config(NET, false, 119)).unwrap();
+    p.wait_normal(Duration::from_secs(60)).unwrap();
+    s.wait_normal(Duration::from_secs(30)).unwrap();
+    // The addresses the secondary may hand out on its own, now and while cut off.
+    let s_share = wait_for("the secondary's share", Duration::from_secs(15), || {
+        let share = in_state(&s, "backup");
+        Ok((share.len() as u64 == POOL / 2).then_some(share))
+    })
+    .unwrap();
+    // A few real clients (they renew, so their leases last) before the cut.
+    let mut real = Vec::new();
+    let start = |seg: &mut Segment, k: u8| {
+        let port = seg.port(&format!("u{k}"), [0x02, 0xf5, NET, 0, 0, k], None).unwrap();
+        let c = Udhcpc::start(&port).unwrap();
+        (port, c)
+    };
+    for k in 0..EARLY {
+        real.push(start(&mut seg, k));
+    }
+    for (_, c) in &real {
+        c.wait_bound(Duration::from_secs(30)).unwrap();
+    }
+    wait_for("the first leases on both servers", Duration::from_secs(15), || {
+        Ok((active(&p).len() == EARLY as usize && active(&s) == active(&p)).then_some(()))
+    })
+    .unwrap();
+
+    // The failover link breaks; the clients' segment does not.
+    pa.cut_from(sip).unwrap();
+    sa.cut_from(pip).unwrap();
+    let cut = Instant::now();
+    for x in [&p, &s] {
+        wait_for("COMMUNICATIONS-INTERRUPTED", Duration::from_secs(30), || {
+            state_is(x, "communications-interrupted")
+        })
+        .unwrap();
+    }
+    let interrupted_after = cut.elapsed();
+
+    // New clients: each hears both servers, and each server answers from its own share only,
+    // until that share is used up.
+    for k in EARLY..EARLY + LATE {
+        real.push(start(&mut seg, k));
+    }
+    let mut got = Vec::new();
+    for (port, c) in &real {
+        let b = c.wait_bound(Duration::from_secs(30)).unwrap();
+        got.push((xdhcp::packet::fmt_mac(&port.mac), b.ip.unwrap(), b.server.unwrap()));
+    }
+    let newcomers = dora_clients(&clients, 60, 2, Duration::from_secs(10)).unwrap();
+    for x in [&p, &s] {
+        let st = x.failover().unwrap();
+        assert_eq!(st["my_state"], "communications-interrupted", "{st}");
+        assert!(num(&st, "refused_share_exhausted_total") > 0, "both shares used up: {st}");
+    }
+    let (pa_now, sa_now) = (active(&p), active(&s));
+    let p_new: Vec<Ipv4Addr> = pa_now.keys().filter(|a| !s_share.contains(a)).copied().collect();
+    let s_new: Vec<Ipv4Addr> = sa_now.keys().filter(|a| s_share.contains(a)).copied().collect();
+    assert!(!p_new.is_empty() && !s_new.is_empty(), "both serve: {p_new:?} {s_new:?}");
+    let clash = double_bound(&pa_now, &sa_now);
+    assert!(clash.is_empty(), "while partitioned: {clash:?}");
+    // What each real client was told is what the server that told it recorded, from its share.
+    let ips: HashSet<Ipv4Addr> = got.iter().map(|g| g.1).collect();
+    assert_eq!(ips.len(), got.len(), "two clients told the same address: {got:?}");
+    for (m, ip, server) in got.iter().skip(EARLY as usize) {
+        let (store, theirs) = if *server == pip { (&pa_now, false) } else { (&sa_now, true) };
+        assert_eq!(store.get(ip), Some(m), "{ip} from {server}");
+        assert_eq!(s_share.contains(ip), theirs, "{ip} from {server}: not its own share");
+    }
+    eprintln!(
+        "partition: both COMMUNICATIONS-INTERRUPTED {:.1} s after the cut; {} real and {newcomers} \
+         simulated new clients served, both shares used up",
+        interrupted_after.as_secs_f64(),
+        LATE
+    );
+
+    // The link heals: both back to NORMAL, each learning what the other bound meanwhile.
+    let healed = Instant::now();
+    pa.heal_to(sip).unwrap();
+    sa.heal_to(pip).unwrap();
+    // Each side retries the connection every 90 s after a silent partner, so healing shows
+    // only at the next attempt.
+    p.wait_normal(Duration::from_secs(120)).unwrap();
+    s.wait_normal(Duration::from_secs(20)).unwrap();
+    wait_for("both stores with every real client", Duration::from_secs(30), || {
+        let (pn, sn) = (active(&p), active(&s));
+        let clash = double_bound(&pn, &sn);
+        assert!(clash.is_empty(), "after healing: {clash:?}");
+        let all = got.iter().all(|(m, ip, _)| pn.get(ip) == Some(m) && sn.get(ip) == Some(m));
+        Ok(all.then_some(()))
+    })
+    .unwrap();
+    let pn = active(&p);
+    let mut holders: HashMap<&String, Ipv4Addr> = HashMap::new();
+    for (a, m) in &pn {
+        if let Some(b) = holders.insert(m, *a) {
+            panic!("{m} holds {a} and {b}");
+        }
+    }
+    eprintln!(
+        "partition: healed to NORMAL in {:.1} s, {} bindings on both sides, no duplicates, \
+         {:.1} s in all",
+        healed.elapsed().as_secs_f64(),
+        pn.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    drop(real);
+}
+
+fn dhcpd_secondary_config(net: u8) -> String {
+    format!(
+        r#"ddns-update-style none;
+authoritative;
+default-lease-time 600;
+max-lease-time 600;
+
+failover peer "edge-faults" {{
+  secondary;
+  address 10.{net}.0.2;
+  port 647;
+  peer address 10.{net}.0.1;
+  peer port 647;
+  max-response-delay 5;
+  max-unacked-updates 10;
+  load balance max seconds 60;
+}}
+
+subnet 10.{net}.0.0 netmask 255.255.255.0 {{
+  pool {{
+    failover peer "edge-faults";
+    range 10.{net}.0.100 10.{net}.0.199;
+  }}
+}}
+"#
+    )
+}
+
+fn binding_state(block: &str) -> Option<&str> {
+    block
+        .lines()
+        .map(str::trim)
+        .find_map(|l| l.strip_prefix("binding state ").map(|s| s.trim_end_matches(';')))
+}
+
+/// dhcpd's lease file: address → (binding state, MAC if any).
+fn isc_records(d: &Dhcpd) -> HashMap<Ipv4Addr, (String, Option<String>)> {
+    isc_leases(&d.lease_file())
+        .into_iter()
+        .map(|(a, b)| {
+            let mac = b.lines().map(str::trim).find_map(|l| {
+                l.strip_prefix("hardware ethernet ").map(|m| m.trim_end_matches(';').to_owned())
+            });
+            (a, (binding_state(&b).unwrap_or("").to_owned(), mac))
+        })
+        .collect()
+}
+
+#[test]
+fn isc_secondary_crashes_xdhcp_serves_its_share_takes_over_and_dhcpd_recovers() {
+    root_required();
+    let t0 = Instant::now();
+    const NET: u8 = 96;
+    const POOL: u64 = 100;
+    const LEASED: u32 = 29;
+    let mut seg = Segment::new().unwrap();
+    let xa = seg.port("xd", [0x02, NET, 0, 0, 0, 1], Some(Ipv4Addr::new(10, NET, 0, 1))).unwrap();
+    let da = seg.port("isc", [0x02, NET, 0, 0, 0, 2], Some(Ipv4Addr::new(10, NET, 0, 2))).unwrap();
+    let clients = seg.port("cl", [0x02, NET, 0, 0, 0, 3], None).unwrap();
+    let x = Xdhcp::start(&xa, &xdhcp_config(NET, true, 199)).unwrap();
+    let d = Dhcpd::start(&da, &dhcpd_secondary_config(NET), None).unwrap();
+    d.wait_log("Both servers normal", Duration::from_secs(90)).unwrap();
+    x.wait_normal(Duration::from_secs(30)).unwrap();
+    wait_for("dhcpd's share in both databases", Duration::from_secs(30), || {
+        let ours = in_state(&x, "backup");
+        let isc = isc_records(&d);
+        let agreed = ours.len() as u64 == POOL / 2
+            && ours.iter().all(|a| isc.get(a).is_some_and(|r| r.0 == "backup"));
+        Ok(agreed.then_some(()))
+    })
+    .unwrap_or_else(|e| panic!("{e:#}\nlog:\n{}", tail(&d.log_text(), 40)));
+
+    // 29 clients, served by both servers as the split says.
+    let leased = dora_clients(&clients, LEASED, 1, Duration::from_secs(20)).unwrap();
+    assert_eq!(leased, u64::from(LEASED));
+    wait_for("all 29 leases in both databases", Duration::from_secs(20), || {
+        let ours = active(&x);
+        let isc = isc_records(&d);
+        let agreed = ours.len() == LEASED as usize
+            && ours.iter().all(|(a, m)| {
+                isc.get(a).is_some_and(|r| r.0 == "active" && r.1.as_deref() == Some(m))
+            });
+        Ok(agreed.then_some(()))
+    })
+    .unwrap_or_else(|e| panic!("{e:#}\nlog:\n{}", tail(&d.log_text(), 40)));
+
+    // dhcpd crashes.
+    let ddir = d.crash();
+    let interrupted = wait_for("COMMUNICATIONS-INTERRUPTED", Duration::from_secs(30), || {
+        state_is(&x, "communications-interrupted")
+    })
+    .unwrap();
+    let own = num(&interrupted["pools"][0], "share_ours_free");
+    let theirs = num(&interrupted["pools"][0], "share_partner_free");
+    assert_eq!(own + theirs, POOL - u64::from(LEASED), "{interrupted}");
+
+    // 100 new clients: xdhcp serves exactly its own share and says why it stops.
+    let first = dora_clients(&clients, 100, 2, Duration::from_secs(8)).unwrap();
+    assert_eq!(first, own, "served from its own share");
+    assert!(first >= 30, "at least as many as dhcpd's own secondary served (30): {first}");
+    let st = x.failover().unwrap();
+    assert!(num(&st, "refused_share_exhausted_total") > 0, "{st}");
+    let metrics = x.ask(&Request::Metrics).unwrap();
+    let text = metrics["text"].as_str().unwrap_or_default();
+    let want = format!(
+        "xdhcp_failover_share_free{{subnet=\"10.{NET}.0.0/24\",owner=\"partner\"}} {theirs}"
+    );
+    assert!(text.contains(&want), "{text}");
+
+    // The operator declares dhcpd down; its addresses are used only after STOS+MCLT.
+    let declared = x.ask(&Request::FailoverPartnerDown { confirm: true }).unwrap();
+    let usable_in = num(&declared, "usable_in_secs");
+    assert!((MCLT - 2..=MCLT).contains(&usable_in), "{declared}");
+    let early = dora_clients(&clients, 100, 3, Duration::from_secs(4)).unwrap();
+    assert_eq!(early, 0, "dhcpd's addresses were used before STOS+MCLT");
+    let usable_at = Instant::now() + Duration::from_secs(usable_in);
+    while Instant::now() < usable_at + Duration::from_secs(1) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let later = dora_clients(&clients, 100, 3, Duration::from_secs(15)).unwrap();
+    assert_eq!(later, theirs, "every address of dhcpd's share");
+    assert_eq!(first + later, POOL - u64::from(LEASED), "every free address is served");
+    let handed_out = bound(&x, &["active", "expired", "released"]);
+    eprintln!(
+        "isc faults: dhcpd crashed; xdhcp served {first} from its share, then {later} more \
+         after partner-down + MCLT, {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+
+    // dhcpd returns with its lease file: it finds xdhcp in PARTNER-DOWN, recovers, and learns
+    // every binding made without it.
+    let back = Instant::now();
+    let normal_before = std::fs::read_to_string(ddir.path().join("dhcpd.log"))
+        .unwrap()
+        .matches("Both servers normal")
+        .count();
+    let d = Dhcpd::start(&da, &dhcpd_secondary_config(NET), Some(ddir)).unwrap();
+    wait_for("xdhcp to see dhcpd recovering", Duration::from_secs(30), || {
+        let v = x.failover()?;
+        let p = v["partner_state"].as_str().unwrap_or("");
+        Ok(p.starts_with("recover").then_some(()))
+    })
+    .unwrap_or_else(|e| panic!("{e:#}\nlog:\n{}", tail(&d.log_text(), 40)));
+    wait_for("dhcpd in RECOVER-DONE", Duration::from_secs(MCLT + 30), || {
+        let v = x.failover()?;
+        Ok((v["partner_state"] == "recover-done").then_some(()))
+    })
+    .unwrap_or_else(|e| panic!("{e:#}\nlog:\n{}", tail(&d.log_text(), 40)));
+    wait_for("xdhcp's bindings in dhcpd's lease file", Duration::from_secs(20), || {
+        let isc = isc_records(&d);
+        let missing: Vec<_> = handed_out
+            .iter()
+            .filter(|(a, m)| isc.get(a).and_then(|r| r.1.as_ref()) != Some(m))
+            .collect();
+        if missing.is_empty() {
+            Ok(Some(()))
+        } else {
+            Err(anyhow::anyhow!("{} missing, e.g. {:?}", missing.len(), missing.first()))
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e:#}\nlease file:\n{}", tail(&d.lease_file(), 40)));
+    // Known gap (issue 5): xdhcp, in PARTNER-DOWN, does not follow dhcpd's RECOVER-DONE to
+    // NORMAL within minutes, so the last step is reported rather than asserted.
+    let normal = x.wait_normal(Duration::from_secs(15)).is_ok();
+    let normal_now = d.log_text().matches("Both servers normal").count() > normal_before;
+    eprintln!("isc faults: after RECOVER-DONE, xdhcp NORMAL: {normal}, dhcpd NORMAL: {normal_now}");
+    eprintln!(
+        "isc faults: dhcpd recovered with {} bindings reconciled {:.1} s after restart, \
+         {:.1} s in all",
+        handed_out.len(),
+        back.elapsed().as_secs_f64(),
+        t0.elapsed().as_secs_f64()
+    );
+}
