@@ -385,7 +385,12 @@ fn isc_secondary_crashes_xdhcp_serves_its_share_takes_over_and_dhcpd_recovers() 
     // NORMAL within minutes, so the last step is reported rather than asserted.
     let normal = x.wait_normal(Duration::from_secs(15)).is_ok();
     let normal_now = d.log_text().matches("Both servers normal").count() > normal_before;
-    eprintln!("isc faults: after RECOVER-DONE, xdhcp NORMAL: {normal}, dhcpd NORMAL: {normal_now}");
+    let st = x.failover().unwrap();
+    eprintln!(
+        "isc faults: after RECOVER-DONE, xdhcp NORMAL: {normal} ({}, {} updates unacked, {} \
+         queued), dhcpd NORMAL: {normal_now}",
+        st["my_state"], st["updates_unacked"], st["updates_queued"]
+    );
     eprintln!(
         "isc faults: dhcpd recovered with {} bindings reconciled {:.1} s after restart, \
          {:.1} s in all",
