@@ -110,8 +110,11 @@ fn an_xdhcp_pair_reaches_normal_replicates_both_ways_and_carries_fast_path_renew
     assert_eq!(num(&on_s, "pet_received"), first_pet);
     assert!(num(&on_p, "pet_received") > 0);
 
-    // The primary's client renews at T1; the primary's XDP program answers it, and the new
-    // PET reaches the secondary's store.
+    // The primary's client renews at T1; the primary's XDP program answers it, and the
+    // secondary learns that the address may be held until the new PET. (udhcpc on veth misses
+    // the unicast ACK and retries by broadcast, which both servers may answer (draft-12 §5.5):
+    // then the secondary's own, later, picture of the renewal is what it keeps, and it
+    // acknowledges the primary's.)
     let renewals = cp.wait_renewals(1, Duration::from_secs(LEASE + 20)).unwrap();
     assert_eq!(renewals[0].server, Some(PRIMARY));
     let stats = p.ask(&xdhcp::daemon::ctl::Request::Stats).unwrap();
@@ -119,16 +122,24 @@ fn an_xdhcp_pair_reaches_normal_replicates_both_ways_and_carries_fast_path_renew
         num(&stats, "fast_path_renewals_recorded") >= 1,
         "the renewal was not answered by XDP: {stats}"
     );
-    let (renewed, theirs) =
-        wait_for("the renewal's PET on the secondary", Duration::from_secs(10), || {
+    let (renewed, theirs) = wait_for(
+        "the renewal's PET acknowledged by the secondary",
+        Duration::from_secs(10),
+        || {
             let mine = p.lease(ap)?.unwrap_or_default();
             let theirs = s.lease(ap)?.unwrap_or_default();
             let pet = num(&mine, "pet_sent");
-            Ok((pet > first_pet && num(&theirs, "pet_received") == pet).then_some((mine, theirs)))
-        })
-        .unwrap();
-    assert_eq!(num(&renewed, "pet_acked"), num(&renewed, "pet_sent"), "and it was acknowledged");
-    assert_eq!(num(&theirs, "expires_at"), num(&renewed, "expires_at"));
+            let known = num(&theirs, "pet_received").max(num(&theirs, "pet_sent"));
+            let done = pet > first_pet
+                && num(&mine, "pet_acked") == pet
+                && known >= pet
+                && num(&theirs, "expires_at") == num(&mine, "expires_at");
+            Ok(done.then_some((mine, theirs)))
+        },
+    )
+    .unwrap();
+    assert!(num(&theirs, "expires_at") > num(&on_s, "expires_at"), "{theirs}");
+    assert!(num(&renewed, "expires_at") > num(&on_s, "expires_at"), "{renewed}");
 
     let st = s.failover().unwrap();
     assert_eq!(num(&st, "updates_unacked"), 0, "{st}");

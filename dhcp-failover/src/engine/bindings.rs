@@ -94,6 +94,27 @@ pub fn judge_update(
     }
 }
 
+/// Whether our binding already promises everything `theirs` does: the same client, bound, for
+/// at least as long, with a potential expiration at least as late.
+///
+/// A broadcast REBINDING reaches both servers and both may answer it (draft-12 §5.5), so each
+/// sends the other a picture of the same renewal, taken a second apart. The older one is
+/// outdated, but rejecting it would leave its sender without an acknowledged PET for a lease
+/// this server holds even longer: acknowledging it is true, and nothing needs storing.
+#[must_use]
+pub fn covers(ours: &BindingUpdate, theirs: &BindingUpdate) -> bool {
+    let at_least = |o: Option<u32>, t: Option<u32>| match (o, t) {
+        (_, None) => true,
+        (None, Some(_)) => false,
+        (Some(o), Some(t)) => o >= t,
+    };
+    ours.status == BindingStatus::Active
+        && theirs.status == BindingStatus::Active
+        && ours.same_client(theirs)
+        && at_least(ours.lease_expiration, theirs.lease_expiration)
+        && at_least(ours.potential_expiration, theirs.potential_expiration)
+}
+
 /// The failover side of one address.
 #[derive(Debug, Clone)]
 pub(crate) struct Record {
@@ -289,6 +310,22 @@ mod tests {
         let renewed =
             BindingUpdate { lease_expiration: Some(1_000_300), ..client(Active, 1, Some(6)) };
         assert_eq!(judge(&ours, &renewed), Ok(()), "a later transaction is news");
+    }
+
+    #[test]
+    fn both_servers_answering_one_rebinding_client_ack_each_others_older_picture() {
+        let ours =
+            BindingUpdate { potential_expiration: Some(1_000_530), ..client(Active, 1, Some(5)) };
+        let theirs = BindingUpdate {
+            lease_expiration: Some(1_000_499),
+            potential_expiration: Some(1_000_529),
+            ..client(Active, 1, Some(4))
+        };
+        assert_eq!(judge(&ours, &theirs), Err(RejectReason::OUTDATED_BINDING));
+        assert!(covers(&ours, &theirs), "ours promises more: acknowledging theirs is true");
+        let later_pet = BindingUpdate { potential_expiration: Some(1_000_600), ..theirs.clone() };
+        assert!(!covers(&ours, &later_pet), "their PET must be stored before it is acked");
+        assert!(!covers(&ours, &client(Active, 2, Some(4))), "another client is never covered");
     }
 
     #[test]

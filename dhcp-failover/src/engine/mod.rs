@@ -22,7 +22,7 @@ pub mod transitions;
 use std::collections::{HashSet, VecDeque};
 use std::net::Ipv4Addr;
 
-pub use bindings::{EXPIRY_SLACK, judge_update};
+pub use bindings::{EXPIRY_SLACK, covers, judge_update};
 pub use config::{Config, PersistedState, Role};
 pub use event::{Command, CommitId, Event, Service};
 

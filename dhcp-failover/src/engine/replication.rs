@@ -44,6 +44,12 @@ impl Peer {
                     accepted_any = true;
                     acks.push(BindingAck::accept(ip));
                 }
+                Err(RejectReason::OUTDATED_BINDING)
+                    if ours.is_some_and(|o| super::bindings::covers(o, &binding)) =>
+                {
+                    // Nothing to store: our durable binding already promises more.
+                    acks.push(BindingAck::accept(ip));
+                }
                 Err(reason) => acks.push(BindingAck::reject(ip, reason, reject_text(reason))),
             }
         }
