@@ -125,6 +125,11 @@ pub struct Failover {
     share_warned: HashMap<SubnetId, u64>,
     /// PARTNER-DOWN's takeover time was announced in the log.
     takeover_announced: bool,
+    /// Addresses whose changes the partner has not been told, so that they can still rewind
+    /// (draft-12 §5.2.2): the engine hears of them only after COMMUNICATIONS-INTERRUPTED, once
+    /// the store no longer says they may rewind. Telling the engine earlier would be telling
+    /// the partner, which may happen at any reconnection, before this server has noticed.
+    held: BTreeSet<Ipv4Addr>,
 }
 
 /// Encodes the engine's persisted state for the store's opaque blob.
@@ -253,6 +258,9 @@ pub fn lease_from_binding(old: Option<&Lease>, b: &BindingUpdate, subnet: u32, n
         l.cltt = l.cltt.max(our_cltt);
     }
     l.probation_until = None;
+    // The partner has just said what it holds: there is nothing older to go back to.
+    l.rewind_state = None;
+    l.rewind_expiry = None;
     l
 }
 
@@ -283,11 +291,16 @@ impl Failover {
             warn!("the stored failover state does not read; recovering from the partner");
         }
         let mut peer = Peer::new(peer_config(cfg, &f), persisted, now);
+        let mut held = BTreeSet::new();
         let shared: Vec<SubnetId> =
             cfg.subnets.iter().filter(|s| s.failover).map(|s| s.id).collect();
         for l in leases {
             let Some(sid) = cfg.subnet_containing(l.address) else { continue };
             if !shared.contains(&sid) || !cfg.subnets[sid.index()].in_pool(l.address) {
+                continue;
+            }
+            if l.rewind_state.is_some() {
+                held.insert(l.address);
                 continue;
             }
             let times = LeaseTimes {
@@ -314,6 +327,7 @@ impl Failover {
             exhausted_seen: 0,
             share_warned: HashMap::new(),
             takeover_announced: false,
+            held,
         })
     }
 
@@ -495,6 +509,7 @@ impl Failover {
             let Some(ev) = self.peer.poll_event() else { break };
             self.on_event(now, server, ev, out);
         }
+        self.release_held(now, server, out);
         self.update_gate(server, out);
         self.watch_shares(now, server);
         self.announce_takeover(now);
@@ -551,6 +566,20 @@ impl Failover {
                 out.commit = Some(commit);
                 let cfg = server.config();
                 let Some(sid) = cfg.subnet_containing(binding.ip) else { return };
+                // A binding we took from our own free share while cut off, which the engine
+                // has not heard of yet, against the partner's word that the address is free:
+                // that is all the partner ever knew of it, and our binding goes out next.
+                let partner_free =
+                    matches!(binding.status, BindingStatus::Free | BindingStatus::Backup);
+                if partner_free
+                    && self.held.contains(&binding.ip)
+                    && server.lease(binding.ip).is_some_and(|l| {
+                        l.state == LeaseState::Active
+                            && matches!(l.rewind_state, Some(LeaseState::Free | LeaseState::Backup))
+                    })
+                {
+                    return;
+                }
                 let l = lease_from_binding(server.lease(binding.ip), &binding, sid.0, now);
                 // We kept a later end of our client's lease than the partner's: the engine and
                 // the partner must judge later updates against ours.
@@ -694,6 +723,32 @@ impl Failover {
         }
     }
 
+    /// Out of COMMUNICATIONS-INTERRUPTED the partner is about to hear of every binding, so none
+    /// may rewind any more: the store must say so (this turn's changes) before the engine
+    /// gets them (in [`Failover::committed`]), or a restart could rewind one the partner knows.
+    fn release_held(&mut self, now: u64, server: &mut Server, out: &mut Actions) {
+        if self.held.is_empty() || self.peer.state() == ServerState::CommunicationsInterrupted {
+            return;
+        }
+        for a in std::mem::take(&mut self.held) {
+            let Some(l) = server.lease(a) else { continue };
+            if l.rewind_state.is_none() {
+                continue;
+            }
+            let mut l = l.clone();
+            l.rewind_state = None;
+            l.rewind_expiry = None;
+            out.changes.push(server.put_failover_record(now, l));
+            out.local.push(a);
+        }
+    }
+
+    /// Bindings this server changed that the partner will not hear of while they may rewind.
+    #[must_use]
+    pub fn updates_held(&self) -> usize {
+        self.held.len()
+    }
+
     /// The changes of this turn are durable: acknowledge the partner's bindings and tell it
     /// about ours. `local` are the addresses this server changed (DHCP decisions, fast-path
     /// renewals, expiries, and [`Actions::local`]).
@@ -712,7 +767,19 @@ impl Failover {
             if !self.shared_pool(server, a) {
                 continue;
             }
+            let ours_free = match self.cfg.role {
+                Role::Primary => LeaseState::Free,
+                Role::Secondary => LeaseState::Backup,
+            };
             if let Some(l) = server.lease(a) {
+                if l.rewind_state.is_some() {
+                    self.held.insert(a);
+                    continue;
+                }
+                // Rewound to our free share: the partner already believes exactly that.
+                if self.held.remove(&a) && l.state == ours_free {
+                    continue;
+                }
                 self.peer.handle_local_binding(now, binding_of(l));
                 self.counters.updates_queued_total += 1;
             }
@@ -760,6 +827,7 @@ impl Failover {
             "mclt": self.peer.mclt(),
             "updates_unacked": self.peer.updates_in_flight(),
             "updates_queued": self.peer.updates_queued(),
+            "updates_held_rewindable": self.held.len(),
             "updates_sent_total": self.counters.updates_queued_total,
             "acks_received_total": self.counters.acks_received,
             "rejects_received_total": self.counters.rejects_received,

@@ -183,6 +183,12 @@ pub struct Counters {
     pub releases: u64,
     /// By [`DropReason`], in [`DropReason::ALL`] order.
     pub dropped: [u64; 14],
+    /// Leases that went straight back to this server's free share because the partner never
+    /// heard of them (rewinding, draft-12 §5.2.2).
+    pub rewound_to_free: u64,
+    /// Expired or released leases given back to their own client because the partner still
+    /// holds them as that client's.
+    pub rewound_to_active: u64,
 }
 
 impl Counters {
@@ -323,6 +329,9 @@ pub struct Server {
     offer_of: HashMap<ClientKey, Ipv4Addr>,
     counters: Counters,
     failover: Option<FailoverGate>,
+    /// Whether leases may rewind in COMMUNICATIONS-INTERRUPTED; off only to measure what
+    /// rewinding is worth (`xdhcp bench endurance`).
+    rewinding: bool,
 }
 
 impl Server {
@@ -346,7 +355,49 @@ impl Server {
             offer_of: HashMap::new(),
             counters: Counters::default(),
             failover,
+            rewinding: true,
         }
+    }
+
+    /// Turns rewinding (draft-12 §5.2.2) on or off; on by default.
+    pub fn set_rewinding(&mut self, on: bool) {
+        self.rewinding = on;
+    }
+
+    /// Whether `sid` is shared and the partner is unreachable, the one state where the
+    /// partner's view of a binding is frozen and so can be rewound to (see [`Lease::rewind_state`]).
+    fn rewinds(&self, sid: SubnetId) -> bool {
+        self.rewinding
+            && self.gate(sid).is_some_and(|g| g.state == ServerState::CommunicationsInterrupted)
+    }
+
+    /// `l`, whose client is gone (expired or released into `gone`), as it should be now: back
+    /// in our free share if the partner never heard of the binding, or kept rewindable to its
+    /// client while the partner cannot hear of its end.
+    fn client_gone(&mut self, mut l: Lease, gone: LeaseState) -> Lease {
+        match l.rewind_state {
+            Some(free @ (LeaseState::Free | LeaseState::Backup)) => {
+                // held_until stays: the fast path may still answer the old client until then,
+                // and reuse_at waits for it.
+                l.state = free;
+                l.client_id = None;
+                l.chaddr.clear();
+                l.hostname = None;
+                l.pet_sent = l.pet_acked;
+                l.rewind_state = None;
+                l.rewind_expiry = None;
+                self.counters.rewound_to_free += 1;
+            }
+            Some(_) => l.state = gone,
+            None => {
+                if self.rewinds(SubnetId(l.subnet)) {
+                    l.rewind_state = Some(LeaseState::Active);
+                    l.rewind_expiry = Some(l.expires_at);
+                }
+                l.state = gone;
+            }
+        }
+        l
     }
 
     /// The failover relationship's verdict from now on (see [`FailoverGate`]).
@@ -535,7 +586,9 @@ impl Server {
             self.ix.timers.pop_first();
             let Some(mut l) = self.ix.leases.get(&a).cloned() else { continue };
             match l.state {
-                LeaseState::Active if l.expires_at <= now => l.state = LeaseState::Expired,
+                LeaseState::Active if l.expires_at <= now => {
+                    l = self.client_gone(l, LeaseState::Expired);
+                }
                 LeaseState::Abandoned if l.probation_until.is_some_and(|p| p <= now) => {
                     l.state = LeaseState::Free;
                     l.probation_until = None;
@@ -738,9 +791,12 @@ impl Server {
         let record = self.ix.leases.get(&a);
         // Even the same client gets an expired or released address back only as the ownership
         // rule allows: the partner may have been told (and acknowledged) that it is free, and
-        // then the primary hands it out. Rewinding (draft-12 §5.2.2) would relax this.
+        // then the primary hands it out. Unless the end was never sent: then the partner still
+        // holds the address as this client's (draft-12 §5.2.2).
+        let partner_sees_client =
+            |l: &Lease| l.state == LeaseState::Active || l.rewind_state == Some(LeaseState::Active);
         if let Some(g) = self.gate(s.id)
-            && !record.is_some_and(|l| c.owns(l) && l.state == LeaseState::Active)
+            && !record.is_some_and(|l| c.owns(l) && partner_sees_client(l))
             && !self.ix.reserved.contains_key(&a)
             && !g.may_allocate(record, now)
         {
@@ -977,6 +1033,32 @@ impl Server {
         if let Some(pet) = pet {
             l.pet_sent = l.pet_sent.max(pet);
         }
+        if old.is_some_and(|o| {
+            same && o.state != LeaseState::Active && o.rewind_state == Some(LeaseState::Active)
+        }) {
+            self.counters.rewound_to_active += 1;
+        }
+        // What the partner would be left believing if this binding ends before it hears of it:
+        // our own free share, for a binding taken from it. A client back on the lease the
+        // partner knows as its own needs nothing of the kind, and the partner may hear of the
+        // renewal at once: its own updates about the client are judged against it.
+        l.rewind_state = match old {
+            _ if !self.rewinds(sid) => None,
+            Some(o)
+                if same
+                    && matches!(o.rewind_state, Some(LeaseState::Free | LeaseState::Backup)) =>
+            {
+                o.rewind_state
+            }
+            None => Some(LeaseState::Free),
+            Some(o) if matches!(o.state, LeaseState::Free | LeaseState::Backup) => Some(o.state),
+            Some(_) => None,
+        };
+        l.rewind_expiry = match (l.rewind_state, old) {
+            (None, _) => None,
+            (Some(_), Some(o)) if same && o.rewind_expiry.is_some() => o.rewind_expiry,
+            (Some(_), o) => Some(o.map_or(now, |o| o.expires_at)),
+        };
         // The address is bound now: whoever's offer it was (this client's, or a lapsed one)
         // is settled, and an offer this client held elsewhere goes back to the pool.
         if let Some(o) = self.offers.remove(&a)
@@ -1049,10 +1131,10 @@ impl Server {
         };
         // held_until stays: the kernel may renew until the caller has deleted the map entry,
         // so the address waits for it before going to anyone else.
-        l.state = LeaseState::Released;
         l.stos = now;
         l.cltt = now;
         l.expires_at = l.expires_at.min(now);
+        let l = self.client_gone(l, LeaseState::Released);
         let change = self.ix.put(&self.cfg, l);
         Ok(Outcome { reply: None, changes: vec![change], result: Handled::Released(a) })
     }
