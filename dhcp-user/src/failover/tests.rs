@@ -584,3 +584,60 @@ fn in_communications_interrupted_the_survivor_renews_the_partners_clients_within
     let l = pair.s.lease(a);
     assert!(l.held_until <= horizon.max(known.expires_at) + u64::from(MCLT));
 }
+
+#[test]
+fn cut_off_the_secondary_rewinds_a_lease_nobody_else_heard_of_and_serves_a_new_client_with_it() {
+    let mut pair = Pair::new();
+    pair.normal();
+    let now = pair.now + 1;
+    lose_partner(&mut pair.s, now);
+    // Ten clients take the whole backup share while the primary is unreachable.
+    let got: Vec<Ipv4Addr> = (0..10).map(|n| dora(&mut pair.s, now, client(n)).0).collect();
+    assert_eq!(discover(&mut pair.s, now, client(10)), Handled::Dropped(DropReason::PoolExhausted));
+    let first = pair.s.lease(got[0]).clone();
+    assert_eq!(first.rewind_state, Some(LeaseState::Backup), "persisted with the binding");
+    alone(&mut pair.s, now);
+    assert_eq!(pair.s.fo.updates_held(), 10, "the primary must not hear of them yet");
+
+    // One leaves; the primary never knew it was there, so its address is the secondary's again.
+    let released = pair.s.dhcp(now + 10, &msg(client(0), MessageType::Release, got[0]));
+    assert_eq!(released.result, Handled::Released(got[0]));
+    alone(&mut pair.s, now + 10);
+    assert_eq!(pair.s.lease(got[0]).state, LeaseState::Backup);
+    let (again, _) = dora(&mut pair.s, now + 10, client(10));
+    assert_eq!(again, got[0], "the newcomer gets the rewound address");
+    assert_eq!(pair.s.server.counters().rewound_to_free, 1);
+}
+
+#[test]
+fn cut_off_an_expired_client_gets_its_lease_back_and_reconnection_unwinds_every_rewind() {
+    let mut pair = Pair::new();
+    pair.normal();
+    let (a, _) = dora(&mut pair.s, pair.now, mac_for(false, 1));
+    pair.exchange();
+    let now = pair.now + 1;
+    lose_partner(&mut pair.s, now);
+    lose_partner(&mut pair.p, now);
+    // The lease the primary acknowledged runs out while the two cannot talk.
+    let end = pair.s.lease(a).expires_at;
+    alone(&mut pair.s, end);
+    let l = pair.s.lease(a);
+    assert_eq!((l.state, l.rewind_state), (LeaseState::Expired, Some(LeaseState::Active)));
+    // Its client returns: the primary still holds the address as that client's.
+    let acked = pair.s.lease(a).pet_acked;
+    let (back, lease) = dora(&mut pair.s, end + 5, mac_for(false, 1));
+    assert_eq!(back, a);
+    let until = end + 5 + u64::from(lease);
+    assert!(until <= acked + u64::from(MCLT), "still within the MCLT rule: {until} vs {acked}");
+    assert_eq!(pair.s.server.counters().rewound_to_active, 1);
+
+    // A newcomer's lease from the share, then the link comes back: the store loses the
+    // rewind before the primary hears of the binding.
+    let (b, _) = dora(&mut pair.s, end + 6, client(1));
+    assert_eq!(pair.s.lease(b).rewind_state, Some(LeaseState::Backup));
+    pair.now = end + 10;
+    pair.normal();
+    assert_eq!(pair.s.lease(b).rewind_state, None);
+    assert_eq!(pair.s.fo.updates_held(), 0);
+    assert_eq!(pair.p.lease(b).state, LeaseState::Active, "the primary knows it now");
+}
