@@ -168,6 +168,12 @@ pub enum FailoverCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum BenchCmd {
+    /// A failover primary cut off from its partner, on simulated time: hours it keeps a steady
+    /// client population served, with and without rewinding.
+    Endurance {
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
     /// xdhcp (fast path on and off) and Kea side by side on a veth lab: DORA/s with perfdhcp,
     /// renewals/s with `xdhcp load`. Writes e2e.json and e2e.png.
     E2e {

@@ -7,6 +7,7 @@
 
 pub mod bench;
 pub mod bench_e2e;
+pub mod bench_endurance;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -106,6 +106,17 @@ fn run(cli: Cli) -> Result<()> {
             })?;
             println!("{}", serde_json::to_string_pretty(&r)?);
         }
+        Cmd::Bench { cmd: BenchCmd::Endurance { out } } => {
+            let json = serde_json::to_string_pretty(&xdhcp::bench_endurance::endurance())?;
+            println!("{json}");
+            if let Some(p) = out {
+                if let Some(d) = p.parent() {
+                    std::fs::create_dir_all(d)?;
+                }
+                std::fs::write(&p, json + "\n")
+                    .with_context(|| format!("write {}", p.display()))?;
+            }
+        }
         Cmd::Bench { cmd: BenchCmd::Fastpath { repeat, runs, quick, out } } => {
             let r = xdhcp::bench::fastpath(repeat, runs, quick)?;
             let json = serde_json::to_string_pretty(&r)?;

@@ -44,6 +44,8 @@ enum Bench {
     Fastpath,
     /// xdhcp (fast path on/off) and Kea on a veth lab: DORA/s and renewals/s.
     E2e,
+    /// A failover survivor's endurance in COMMUNICATIONS-INTERRUPTED, simulated (no network).
+    Endurance,
 }
 
 pub fn root() -> PathBuf {
@@ -103,6 +105,12 @@ fn main() -> Result<()> {
                 .args(["bench", "e2e", "--out-dir"])
                 .arg(root().join("target/bench")))?;
             println!("wrote target/bench/e2e.json and e2e.png");
+        }
+        Cmd::Bench { which: Bench::Endurance } => {
+            let bin = release_binary()?;
+            let out = root().join("target/bench/endurance.json");
+            run(Command::new(bin).args(["bench", "endurance", "--out"]).arg(&out))?;
+            println!("wrote {}", out.display());
         }
         Cmd::Lab => {
             setup::require_root("the lab creates network namespaces and attaches XDP")?;
