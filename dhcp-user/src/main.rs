@@ -405,6 +405,12 @@ fn failover_status(socket: &std::path::Path, json: bool) -> Result<()> {
         "  new clients refused because this server's share was used up: {}",
         s("refused_share_exhausted_total")
     );
+    let next =
+        v["next_balance_at"].as_u64().map_or(String::new(), |t| format!("; next pass at {t}"));
+    println!(
+        "  pool balancing: {} free addresses moved to the partner{next}",
+        s("balanced_moved_total")
+    );
     let cols = [
         "subnet",
         "share_ours_free",

@@ -35,9 +35,10 @@ pub enum Event {
     /// The partner refused our update. It is not resent until the partner next asks for updates
     /// or the binding changes again (draft-12 §7.2.2 forbids an immediate retry).
     BindingRejected { ip: Ipv4Addr, reason: RejectReason, message: Vec<u8> },
-    /// The secondary asks for addresses; answer with [`crate::Peer::handle_pool_response`].
+    /// The partner asks for free addresses (POOLREQ); balance, then answer with how many moved
+    /// through [`crate::Peer::handle_pool_response`].
     PoolRequested { xid: u32 },
-    /// The primary says how many addresses it moved to us.
+    /// The partner says how many addresses it moved to us after our POOLREQ.
     PoolResponse { transferred: u32 },
     /// Try to open a TCP connection to the partner; report success with
     /// [`crate::Peer::handle_connected`]. Both roles connect (ISC's secondary does too, and the

@@ -295,11 +295,12 @@ impl Peer {
             (MessageType::UpdReq, _) => self.on_update_request(msg.xid, false),
             (MessageType::UpdReqAll, _) => self.on_update_request(msg.xid, true),
             (MessageType::UpdDone, _) => self.on_upddone(now),
-            (MessageType::PoolReq, _) => match self.cfg.role {
-                Role::Primary => self.events.push_back(Event::PoolRequested { xid: msg.xid }),
-                // Only a primary hands out addresses; tell a confused partner "none".
-                Role::Secondary => self.send(now, Message::poolresp(wire_time(now), msg.xid, 0)),
-            },
+            // Either side may be short of free addresses: the primary asks for BACKUP ones to
+            // go back to FREE, the secondary for FREE ones to become BACKUP (ISC balances both
+            // ways too). Whoever holds the surplus decides what to move.
+            (MessageType::PoolReq, _) => {
+                self.events.push_back(Event::PoolRequested { xid: msg.xid });
+            }
             (MessageType::PoolResp, _) => self.events.push_back(Event::PoolResponse {
                 transferred: msg.addresses_transferred().unwrap_or(0),
             }),
@@ -341,6 +342,17 @@ impl Peer {
     pub fn handle_pool_response(&mut self, now: u64, xid: u32, transferred: u32) {
         if self.link.is_established() {
             self.send(now, Message::poolresp(wire_time(now), xid, transferred));
+        }
+        self.drive(now);
+    }
+
+    /// This server's share of free addresses is well below the partner's: ask it to balance
+    /// now rather than at its next balancing run (POOLREQ). Only in NORMAL, where the partner
+    /// balances; the answer comes back as [`Event::PoolResponse`].
+    pub fn request_pool(&mut self, now: u64) {
+        if self.link.is_established() && self.state == ServerState::Normal {
+            let xid = self.xid();
+            self.send(now, Message::poolreq(wire_time(now), xid));
         }
         self.drive(now);
     }
@@ -507,6 +519,12 @@ impl Peer {
     #[must_use]
     pub fn updates_in_flight(&self) -> usize {
         self.in_flight.len()
+    }
+
+    /// BNDUPDs the partner accepts unacknowledged (its max-unacked-bndupd), once connected.
+    #[must_use]
+    pub fn partner_window(&self) -> u32 {
+        self.partner.max_unacked
     }
 
     /// Addresses waiting for a BNDUPD slot.

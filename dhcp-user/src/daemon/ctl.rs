@@ -276,6 +276,7 @@ fn metrics(core: &Core) -> String {
             "acks_received_total",
             "rejects_received_total",
             "refused_share_exhausted_total",
+            "balanced_moved_total",
         ] {
             line(&format!("xdhcp_failover_{k}"), "", &st[k]);
         }

@@ -30,7 +30,7 @@ use dhcp_failover::{
     mclt::LeaseTimes,
 };
 use serde_json::{Value, json};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::{
     config::{Config, SubnetId},
@@ -82,6 +82,44 @@ pub struct Counters {
     /// partner's share still had addresses (COMMUNICATIONS-INTERRUPTED, or PARTNER-DOWN
     /// before STOS+MCLT).
     pub refused_share_exhausted: u64,
+    /// Free addresses this server handed to the partner by pool balancing.
+    pub balanced_moved: u64,
+}
+
+/// What one balancing pass did.
+#[derive(Debug, Default, Clone, Copy)]
+struct BalanceRun {
+    moved: u64,
+    /// Some pool's share here is short by more than twice the misbalance threshold.
+    short: bool,
+}
+
+impl BalanceRun {
+    fn moved_any(self) -> bool {
+        self.moved > 0
+    }
+}
+
+/// What pool balancing should do with one pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolBalance {
+    /// Free addresses to move from this server's share to the partner's.
+    pub give: u64,
+    /// This server's share is short enough to ask the partner for addresses (POOLREQ).
+    pub short: bool,
+}
+
+/// dhcpd's arithmetic: `lts` ("leases to send") is half the difference between the shares;
+/// moving `lts` addresses evens them. Nothing moves within `misbalance_pct` percent of the
+/// pool's size, so that allocations on one side do not make the two trade addresses back
+/// and forth; twice that short, this side asks.
+#[must_use]
+pub fn pool_balance(sh: Shares, pool_size: u64, misbalance_pct: u8) -> PoolBalance {
+    let thresh = (pool_size * u64::from(misbalance_pct) + 50) / 100;
+    let (mine, theirs) = (i128::from(sh.ours), i128::from(sh.partners));
+    let lts = (mine - theirs) / 2;
+    let give = if lts > i128::from(thresh) { u64::try_from(lts).unwrap_or(0) } else { 0 };
+    PoolBalance { give, short: -lts > 2 * i128::from(thresh) }
 }
 
 /// How often the "share used up" warning may repeat per pool: often enough that an operator
@@ -114,8 +152,9 @@ pub struct Failover {
     cfg: crate::config::Failover,
     shared: Vec<SubnetId>,
     gate: FailoverGate,
-    /// When the primary next checks that the secondary has its share of free addresses.
+    /// When the next pool balancing pass is due, and the interval it backs off with.
     next_balance: u64,
+    balance_every: u64,
     counters: Counters,
     /// The control socket, for the command the share warning tells the operator to run.
     control_socket: PathBuf,
@@ -130,6 +169,44 @@ pub struct Failover {
     /// the store no longer says they may rewind. Telling the engine earlier would be telling
     /// the partner, which may happen at any reconnection, before this server has noticed.
     held: BTreeSet<Ipv4Addr>,
+}
+
+/// One line per message for `RUST_LOG=debug`: what a packet capture would show an operator
+/// first (type, xid, the addresses of binding updates and acks, reject reasons).
+fn describe(m: &dhcp_failover::Message) -> String {
+    use dhcp_failover::MessageType;
+    use std::fmt::Write;
+    let mut s = format!("{:?} xid {}", m.kind, m.xid);
+    let updates = if m.kind == MessageType::BndUpd { m.binding_updates() } else { Vec::new() };
+    let acks = if m.kind == MessageType::BndAck { m.binding_acks() } else { Vec::new() };
+    for b in updates {
+        match b {
+            Ok(b) => {
+                let _ = write!(s, " [{} {:?}", b.ip, b.status);
+                if let Some(e) = b.lease_expiration {
+                    let _ = write!(s, " ends {e}");
+                }
+                if let Some(p) = b.potential_expiration {
+                    let _ = write!(s, " pet {p}");
+                }
+                s.push(']');
+            }
+            Err(e) => {
+                let _ = write!(s, " [{} incomplete]", e.ip);
+            }
+        }
+    }
+    for a in acks {
+        match a.reject {
+            None => {
+                let _ = write!(s, " [{} ok]", a.ip);
+            }
+            Some(r) => {
+                let _ = write!(s, " [{} rejected {}]", a.ip, r.0);
+            }
+        }
+    }
+    s
 }
 
 /// Encodes the engine's persisted state for the store's opaque blob.
@@ -322,6 +399,7 @@ impl Failover {
             shared,
             gate,
             next_balance: 0,
+            balance_every: 0,
             counters: Counters::default(),
             control_socket: cfg.control_socket.clone(),
             exhausted_seen: 0,
@@ -350,6 +428,9 @@ impl Failover {
     }
 
     pub fn message(&mut self, now: u64, msg: dhcp_failover::Message) {
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            debug!(relationship = %self.cfg.name, "failover: received {}", describe(&msg));
+        }
         self.peer.handle_message(now, msg);
     }
 
@@ -516,6 +597,9 @@ impl Failover {
         self.balance(now, server, out);
         for _ in 0..1_000_000 {
             let Some(msg) = self.peer.poll_transmit() else { break };
+            if tracing::enabled!(tracing::Level::DEBUG) {
+                debug!(relationship = %self.cfg.name, "failover: sending {}", describe(&msg));
+            }
             match dhcp_failover::encode(&msg) {
                 Ok(bytes) => out.link.push(LinkCmd::Send(bytes)),
                 // Only our own builders make messages, so this is a bug; dropping the message
@@ -532,6 +616,7 @@ impl Failover {
                 info!(relationship = %name, "failover: I move from {from:?} to {to:?}");
                 if to == ServerState::Normal {
                     self.next_balance = now;
+                    self.balance_every = 0;
                 }
                 if to == ServerState::CommunicationsInterrupted {
                     // §9.9.1 asks for an alarm; what happens next depends on the operator.
@@ -560,6 +645,22 @@ impl Failover {
             }
             Event::Communications { ok } => {
                 info!(relationship = %name, "failover: communications {}", if ok { "OK" } else { "lost" });
+                // ISC acknowledges once half of *our* max-unacked-updates are pending, or
+                // after 2 s; we never have more in flight than *its* value. Mismatched, the
+                // updates trickle at one window per 2 s (5 a second with dhcpd's usual 10).
+                let theirs = self.peer.partner_window();
+                if ok && self.cfg.max_unacked_updates > theirs.saturating_mul(2) {
+                    warn!(
+                        relationship = %name,
+                        ours = self.cfg.max_unacked_updates,
+                        theirs,
+                        "failover: the partner takes {theirs} unacknowledged updates and we \
+                         advertise {}: a partner that acknowledges in batches (ISC dhcpd) \
+                         will answer ours only every 2 s; set max_unacked_updates to the \
+                         partner's value",
+                        self.cfg.max_unacked_updates
+                    );
+                }
             }
             Event::Persist(p) => out.persist = Some(encode_state(&p)),
             Event::ApplyBinding { binding, commit } => {
@@ -627,9 +728,15 @@ impl Failover {
                 );
             }
             Event::PoolRequested { xid } => {
-                // Moving addresses on request is pool balancing's job (issue 5); until then the
-                // answer is an honest "none moved", and the periodic balance does the work.
-                self.peer.handle_pool_response(now, xid, 0);
+                // The partner is short: balance now instead of at the next pass. Outside
+                // NORMAL nothing moves and the answer is an honest 0.
+                let run = self.balance_pools(now, server, out);
+                info!(
+                    relationship = %self.cfg.name,
+                    moved = run.moved,
+                    "failover: the partner asked for free addresses (POOLREQ)"
+                );
+                self.peer.handle_pool_response(now, xid, wire(run.moved));
             }
             Event::PoolResponse { transferred } => {
                 info!(relationship = %name, transferred, "failover: pool response");
@@ -679,48 +786,77 @@ impl Failover {
         self.gate.service != Service::NotResponding
     }
 
-    /// The primary hands the secondary half of what is free, so each can serve new clients
-    /// from its own pool when they cannot talk (ISC's pool balancing, first pass only: moving
-    /// addresses back, POOLREQ and the misbalance thresholds are issue 5's).
+    /// Pool balancing in NORMAL (dhcpd's `pool_dobalance`, both ways): each server serves new
+    /// clients from its own share when the two cannot talk, so each should hold about half of
+    /// what is free. A server whose share exceeds the partner's by more than
+    /// `max_lease_misbalance` percent of the pool moves the difference over (FREE → BACKUP on
+    /// the primary, BACKUP → FREE on the secondary) by binding updates; one that is short by
+    /// twice that asks the partner to do so at once (POOLREQ). The check runs every
+    /// `min_balance` seconds while pools move, and backs off to `max_balance` while they stay
+    /// balanced. Only the owner of an address ever moves it, and it stops using it before the
+    /// partner hears of it, so a move can never give one address to two servers.
     fn balance(&mut self, now: u64, server: &mut Server, out: &mut Actions) {
-        if self.cfg.role != Role::Primary
-            || self.peer.state() != ServerState::Normal
-            || now < self.next_balance
-        {
+        if self.peer.state() != ServerState::Normal || now < self.next_balance {
             return;
         }
-        self.next_balance = now.saturating_add(u64::from(self.cfg.min_balance.max(1)));
+        let run = self.balance_pools(now, server, out);
+        if run.short && !run.moved_any() {
+            debug!(
+                relationship = %self.cfg.name,
+                "failover: this server's share of free addresses is short; asking the partner \
+                 to balance (POOLREQ)"
+            );
+            self.peer.request_pool(now);
+        }
+        let (min, max) = (u64::from(self.cfg.min_balance.max(1)), u64::from(self.cfg.max_balance));
+        self.balance_every = if run.moved_any() || run.short {
+            min
+        } else {
+            self.balance_every.saturating_mul(2).clamp(min, max.max(min))
+        };
+        self.next_balance = now.saturating_add(self.balance_every);
+    }
+
+    /// One balancing pass over every shared pool; what moved and whether any pool is short.
+    fn balance_pools(&mut self, now: u64, server: &mut Server, out: &mut Actions) -> BalanceRun {
+        let mut run = BalanceRun::default();
+        if self.peer.state() != ServerState::Normal {
+            return run;
+        }
+        let (ours, to) = match self.cfg.role {
+            Role::Primary => (LeaseState::Free, LeaseState::Backup),
+            Role::Secondary => (LeaseState::Backup, LeaseState::Free),
+        };
         for &sid in &self.shared {
-            let counts = server.pool_counts(sid);
-            let free = counts.get(&LeaseState::Free).copied().unwrap_or(0);
-            let backup = counts.get(&LeaseState::Backup).copied().unwrap_or(0);
-            let total: u64 = counts.values().sum();
-            let hold = total * u64::from(self.cfg.max_lease_ownership) / 100;
-            let give = free.saturating_sub(backup) / 2;
-            if give == 0 || give <= hold {
+            let sh = self.shares(server, sid);
+            let total: u64 = server.pool_counts(sid).values().sum();
+            let p = pool_balance(sh, total, self.cfg.max_lease_misbalance);
+            if p.give == 0 {
+                run.short |= p.short;
                 continue;
             }
-            let n = usize::try_from(give).unwrap_or(usize::MAX);
-            let moved = server.free_addresses_from_top(sid, n);
+            let n = usize::try_from(p.give).unwrap_or(usize::MAX);
+            let moved = server.unused_addresses_from_top(sid, ours, n);
             info!(
                 relationship = %self.cfg.name,
                 subnet = sid.0,
-                free,
-                backup,
+                ours = sh.ours,
+                partners = sh.partners,
                 moving = moved.len(),
-                "failover: balancing pool, moving free addresses to the secondary"
+                "failover: balancing pool, moving free addresses to the partner"
             );
+            run.moved += moved.len() as u64;
             for a in moved {
-                let mut l = server
-                    .lease(a)
-                    .cloned()
-                    .unwrap_or_else(|| Lease::new(a, LeaseState::Backup, sid.0, now));
-                l.state = LeaseState::Backup;
+                let mut l =
+                    server.lease(a).cloned().unwrap_or_else(|| Lease::new(a, to, sid.0, now));
+                l.state = to;
                 l.stos = now;
                 out.changes.push(server.put_failover_record(now, l));
                 out.local.push(a);
             }
         }
+        self.counters.balanced_moved += run.moved;
+        run
     }
 
     /// Out of COMMUNICATIONS-INTERRUPTED the partner is about to hear of every binding, so none
@@ -833,6 +969,8 @@ impl Failover {
             "rejects_received_total": self.counters.rejects_received,
             "bindings_applied_total": self.counters.bindings_applied,
             "refused_share_exhausted_total": self.counters.refused_share_exhausted,
+            "balanced_moved_total": self.counters.balanced_moved,
+            "next_balance_at": (self.peer.state() == ServerState::Normal).then_some(self.next_balance),
             "partner_addresses_usable_at": (self.peer.state() == ServerState::PartnerDown)
                 .then(|| self.takeover_time()),
             "partner_vendor_class": String::from_utf8_lossy(self.peer.partner_vendor_class()),

@@ -450,11 +450,17 @@ impl Server {
         Some(self.ix.put(&self.cfg, l))
     }
 
-    /// Addresses of subnet `sid`'s pools this server could hand to a new client now (with no
-    /// record, or a free one), highest first, at most `n`: what a primary moves to the backup
-    /// pool. Taking from the top keeps them away from the primary's own allocation order.
+    /// Unused addresses of subnet `sid`'s pools in binding state `state` (FREE also counts an
+    /// address with no record), highest first, at most `n`, none offered or reserved: what pool
+    /// balancing moves to the partner. The top of a pool is what allocation reaches last, so
+    /// these are the addresses least likely to have a client coming back for them.
     #[must_use]
-    pub fn free_addresses_from_top(&self, sid: SubnetId, n: usize) -> Vec<Ipv4Addr> {
+    pub fn unused_addresses_from_top(
+        &self,
+        sid: SubnetId,
+        state: LeaseState,
+        n: usize,
+    ) -> Vec<Ipv4Addr> {
         let Some(s) = self.cfg.subnet(sid) else { return Vec::new() };
         let mut out = Vec::new();
         for p in s.pools.iter().rev() {
@@ -463,11 +469,11 @@ impl Server {
                 if out.len() >= n {
                     return out;
                 }
-                let free = match self.ix.leases.get(&a) {
-                    None => true,
-                    Some(l) => l.state == LeaseState::Free,
+                let matches = match self.ix.leases.get(&a) {
+                    None => state == LeaseState::Free,
+                    Some(l) => l.state == state,
                 };
-                if free && !self.ix.reserved.contains_key(&a) && !self.offers.contains_key(&a) {
+                if matches && !self.ix.reserved.contains_key(&a) && !self.offers.contains_key(&a) {
                     out.push(a);
                 }
             }
