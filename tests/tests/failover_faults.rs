@@ -29,8 +29,14 @@ const POOL: u64 = 100;
 const LEASED: u32 = 29;
 
 fn config(role: &str, me: Ipv4Addr, peer: Ipv4Addr) -> String {
-    let primary_only =
+    config_with(role, me, peer, "")
+}
+
+/// The pair's config with `more` added to `[failover]`.
+fn config_with(role: &str, me: Ipv4Addr, peer: Ipv4Addr, more: &str) -> String {
+    let mut primary_only =
         if role == "primary" { format!("mclt = {MCLT}\nsplit = 128\n") } else { String::new() };
+    primary_only.push_str(more);
     format!(
         r#"interfaces = ["IFACE"]
 server_id = "{me}"
@@ -179,4 +185,69 @@ fn primary_dies_the_secondary_serves_its_share_then_everything_after_partner_dow
     })
     .unwrap();
     eprintln!("faults: back to NORMAL with leases reconciled, {:.1} s", t0.elapsed().as_secs_f64());
+}
+
+/// How long the secondary of the automatic scenario waits in COMMUNICATIONS-INTERRUPTED.
+const AUTO_AFTER: u64 = 10;
+
+#[test]
+fn primary_dies_and_auto_partner_down_takes_over_after_its_time_then_stos_plus_mclt() {
+    root_required();
+    let t0 = Instant::now();
+    let mut seg = Segment::new().unwrap();
+    let pa = seg.port("pri", [0x02, 0x94, 0, 0, 1, 1], Some(PRIMARY)).unwrap();
+    let sa = seg.port("sec", [0x02, 0x94, 0, 0, 1, 2], Some(SECONDARY)).unwrap();
+    let clients = seg.port("cl", [0x02, 0x94, 0, 0, 1, 3], None).unwrap();
+    let p = Xdhcp::start(&pa, &config("primary", PRIMARY, SECONDARY)).unwrap();
+    let auto = format!("auto_partner_down = {AUTO_AFTER}\n");
+    let s = Xdhcp::start(&sa, &config_with("secondary", SECONDARY, PRIMARY, &auto)).unwrap();
+    p.wait_normal(Duration::from_secs(60)).unwrap();
+    s.wait_normal(Duration::from_secs(30)).unwrap();
+    wait_for("the secondary's share", Duration::from_secs(15), || {
+        let v = s.failover()?;
+        Ok((num(&v["pools"][0], "backup_secondary") == POOL / 2).then_some(()))
+    })
+    .unwrap();
+    let leased = dora_clients(&clients, 10, 1, Duration::from_secs(20)).unwrap();
+    assert_eq!(leased, 10);
+    wait_for("the 10 leases on the secondary", Duration::from_secs(15), || {
+        Ok((active(&s).len() == 10).then_some(()))
+    })
+    .unwrap();
+
+    // The primary dies; nobody declares anything.
+    let _pdir = p.stop_keep().unwrap();
+    let interrupted = wait_for("COMMUNICATIONS-INTERRUPTED", Duration::from_secs(20), || {
+        state_is(&s, "communications-interrupted")
+    })
+    .unwrap();
+    let since = num(&interrupted, "my_stos");
+    let down = wait_for("automatic PARTNER-DOWN", Duration::from_secs(AUTO_AFTER + 10), || {
+        state_is(&s, "partner-down")
+    })
+    .unwrap();
+    let stos = num(&down, "my_stos");
+    assert!(
+        (since + AUTO_AFTER..=since + AUTO_AFTER + 2).contains(&stos),
+        "PARTNER-DOWN at {stos}, COMMUNICATIONS-INTERRUPTED at {since}: {down}"
+    );
+    assert_eq!(num(&down, "partner_addresses_usable_at"), stos + MCLT, "{down}");
+    let own = num(&down["pools"][0], "share_ours_free");
+    let theirs = num(&down["pools"][0], "share_partner_free");
+    assert_eq!(own + theirs, POOL - 10, "{down}");
+
+    // Until STOS+MCLT only its own share; after it, everything nobody holds.
+    let first = dora_clients(&clients, 100, 2, Duration::from_secs(8)).unwrap();
+    assert_eq!(first, own, "before STOS+MCLT only the secondary's own share");
+    let usable_at = std::time::UNIX_EPOCH + Duration::from_secs(stos + MCLT + 1);
+    while std::time::SystemTime::now() < usable_at {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let later = dora_clients(&clients, 100, 3, Duration::from_secs(15)).unwrap();
+    assert_eq!(later, theirs, "after STOS+MCLT the partner's free addresses");
+    eprintln!(
+        "faults (auto): PARTNER-DOWN {AUTO_AFTER} s after COMMUNICATIONS-INTERRUPTED; served \
+         {first} from its share, {later} more after STOS+MCLT, {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
 }

@@ -85,7 +85,15 @@ fn main() -> Result<()> {
             setup::require_root("the tests load XDP programs and create network namespaces")?;
             let mut c = cargo();
             // dhcp-ebpf only builds for the BPF target; dhcp-user's build.rs compiles it.
-            c.args(["test", "--workspace", "--exclude", "dhcp-ebpf", "--all-targets"]);
+            // Every test binary runs even after one fails, so one red run shows all that is wrong.
+            c.args([
+                "test",
+                "--workspace",
+                "--exclude",
+                "dhcp-ebpf",
+                "--all-targets",
+                "--no-fail-fast",
+            ]);
             if !args.is_empty() {
                 c.arg("--").args(args);
             }

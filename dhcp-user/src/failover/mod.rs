@@ -410,6 +410,11 @@ impl Failover {
     }
 
     #[must_use]
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    #[must_use]
     pub fn peer(&self) -> &Peer {
         &self.peer
     }

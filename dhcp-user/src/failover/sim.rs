@@ -16,6 +16,8 @@
 //! A promise is an ACK a client accepted, from when the server sent it; two clocks may disagree
 //! by twice the skew, so overlaps up to that are the protocol's own limit, not a failure.
 //!
+//! Pool balancing runs with no threshold, so free addresses change owner all the time.
+//!
 //! After every step: no address promised to two clients for overlapping times (the union of
 //! both servers' ACKs, fast path included); no userspace ACK beyond the MCLT rule; no ACK,
 //! BNDUPD or BNDACK about a lease the sender's store does not hold as it is in memory.
@@ -80,6 +82,11 @@ address = "{me}"
 peer_address = "{peer}"
 max_response_delay = 10
 load_balance_max_seconds = 3
+# Pool balancing as eager as it goes: any imbalance moves addresses, both ways, every few
+# seconds, and a short side sends POOLREQ, so moves race allocations, crashes and partitions.
+max_lease_misbalance = 0
+min_balance = 5
+max_balance = 10
 {extra}
 [[subnet]]
 prefix = "10.0.0.0/24"
@@ -991,6 +998,8 @@ type Tally = (u64, u64, Option<(u64, String)>);
 /// that the invariants held with leases going back to a share or to their client, not only
 /// without.
 static REWINDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Free addresses moved by pool balancing, likewise: proof that moves raced the faults.
+static MOVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 fn run_seed(seed: u64, trace: bool) -> (Result<(), String>, Sim) {
     let mut sim = Sim::new(seed, trace);
@@ -999,6 +1008,7 @@ fn run_seed(seed: u64, trace: bool) -> (Result<(), String>, Sim) {
         let c = live.server.counters();
         let n = c.rewound_to_free + c.rewound_to_active;
         REWINDS.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        MOVES.fetch_add(live.fo.counters().balanced_moved, std::sync::atomic::Ordering::Relaxed);
     }
     (r, sim)
 }
@@ -1051,8 +1061,10 @@ fn two_servers_under_crashes_partitions_and_loss_never_promise_one_address_twice
     let done: u64 = results.iter().map(|r| r.0).sum();
     let acks: u64 = results.iter().map(|r| r.1).sum();
     let rewinds = REWINDS.load(std::sync::atomic::Ordering::Relaxed);
+    let moves = MOVES.load(std::sync::atomic::Ordering::Relaxed);
     eprintln!(
-        "failover simulation: {done} seeded runs, {acks} ACKs checked, {rewinds} rewinds, {:.1} s",
+        "failover simulation: {done} seeded runs, {acks} ACKs checked, {rewinds} rewinds, \
+         {moves} balancing moves, {:.1} s",
         started.elapsed().as_secs_f64()
     );
     if let Some((seed, e)) = results.into_iter().find_map(|r| r.2) {
@@ -1061,4 +1073,5 @@ fn two_servers_under_crashes_partitions_and_loss_never_promise_one_address_twice
         );
     }
     assert!(runs < 1000 || rewinds > 0, "no run exercised rewinding");
+    assert!(runs < 1000 || moves > 0, "no run exercised pool balancing");
 }
