@@ -223,6 +223,14 @@ fn partition_both_serve_their_own_share_then_heal_without_duplicates() {
 }
 
 fn dhcpd_secondary_config(net: u8) -> String {
+    dhcpd_config(net, false)
+}
+
+/// dhcpd's side of the pair: the secondary at .2, or the primary at .1.
+fn dhcpd_config(net: u8, primary: bool) -> String {
+    let (role, me, peer) = if primary { ("primary", 1, 2) } else { ("secondary", 2, 1) };
+    let primary_only =
+        if primary { format!("  mclt {MCLT};\n  split 128;\n") } else { String::new() };
     format!(
         r#"ddns-update-style none;
 authoritative;
@@ -230,15 +238,15 @@ default-lease-time 600;
 max-lease-time 600;
 
 failover peer "edge-faults" {{
-  secondary;
-  address 10.{net}.0.2;
+  {role};
+  address 10.{net}.0.{me};
   port 647;
-  peer address 10.{net}.0.1;
+  peer address 10.{net}.0.{peer};
   peer port 647;
   max-response-delay 5;
   max-unacked-updates 10;
   load balance max seconds 60;
-}}
+{primary_only}}}
 
 subnet 10.{net}.0.0 netmask 255.255.255.0 {{
   pool {{
@@ -272,25 +280,46 @@ fn isc_records(d: &Dhcpd) -> HashMap<Ipv4Addr, (String, Option<String>)> {
 
 #[test]
 fn isc_secondary_crashes_xdhcp_serves_its_share_takes_over_and_dhcpd_recovers() {
+    isc_partner_crashes(true, 96);
+}
+
+#[test]
+fn isc_primary_crashes_xdhcp_serves_its_share_takes_over_and_dhcpd_recovers() {
+    isc_partner_crashes(false, 98);
+}
+
+/// dhcpd, the partner of an xdhcp primary (or secondary), crashes: xdhcp serves its own share,
+/// takes over after partner-down and STOS+MCLT, and dhcpd recovers through it.
+fn isc_partner_crashes(xdhcp_primary: bool, net: u8) {
     root_required();
     let t0 = Instant::now();
-    const NET: u8 = 96;
     const POOL: u64 = 100;
     const LEASED: u32 = 29;
+    let (xh, dh) = if xdhcp_primary { (1, 2) } else { (2, 1) };
     let mut seg = Segment::new().unwrap();
-    let xa = seg.port("xd", [0x02, NET, 0, 0, 0, 1], Some(Ipv4Addr::new(10, NET, 0, 1))).unwrap();
-    let da = seg.port("isc", [0x02, NET, 0, 0, 0, 2], Some(Ipv4Addr::new(10, NET, 0, 2))).unwrap();
-    let clients = seg.port("cl", [0x02, NET, 0, 0, 0, 3], None).unwrap();
-    let x = Xdhcp::start(&xa, &xdhcp_config(NET, true, 199)).unwrap();
-    let d = Dhcpd::start(&da, &dhcpd_secondary_config(NET), None).unwrap();
+    let xa = seg.port("xd", [0x02, net, 0, 0, 0, xh], Some(Ipv4Addr::new(10, net, 0, xh))).unwrap();
+    let da =
+        seg.port("isc", [0x02, net, 0, 0, 0, dh], Some(Ipv4Addr::new(10, net, 0, dh))).unwrap();
+    let clients = seg.port("cl", [0x02, net, 0, 0, 0, 3], None).unwrap();
+    let dconf = dhcpd_config(net, !xdhcp_primary);
+    let x = Xdhcp::start(&xa, &xdhcp_config(net, xdhcp_primary, 199)).unwrap();
+    let d = Dhcpd::start(&da, &dconf, None).unwrap();
     d.wait_log("Both servers normal", Duration::from_secs(90)).unwrap();
     x.wait_normal(Duration::from_secs(30)).unwrap();
-    wait_for("dhcpd's share in both databases", Duration::from_secs(30), || {
-        let ours = in_state(&x, "backup");
+    // The secondary's share, as both databases have it: half the pool when xdhcp is the
+    // primary and balances; dhcpd's balancing decision when it is.
+    let mut last = 0;
+    wait_for("the secondary's share in both databases", Duration::from_secs(30), || {
+        let backup = in_state(&x, "backup");
         let isc = isc_records(&d);
-        let agreed = ours.len() as u64 == POOL / 2
-            && ours.iter().all(|a| isc.get(a).is_some_and(|r| r.0 == "backup"));
-        Ok(agreed.then_some(()))
+        let agreed = !backup.is_empty()
+            && (!xdhcp_primary || backup.len() as u64 == POOL / 2)
+            && backup.iter().all(|a| isc.get(a).is_some_and(|r| r.0 == "backup"))
+            && isc.values().filter(|r| r.0 == "backup").count() == backup.len();
+        // Settled: the same count twice in a row, a poll apart.
+        let settled = agreed && backup.len() == last;
+        last = if agreed { backup.len() } else { 0 };
+        Ok(settled.then_some(()))
     })
     .unwrap_or_else(|e| panic!("{e:#}\nlog:\n{}", tail(&d.log_text(), 40)));
 
@@ -321,13 +350,15 @@ fn isc_secondary_crashes_xdhcp_serves_its_share_takes_over_and_dhcpd_recovers() 
     // 100 new clients: xdhcp serves exactly its own share and says why it stops.
     let first = dora_clients(&clients, 100, 2, Duration::from_secs(8)).unwrap();
     assert_eq!(first, own, "served from its own share");
-    assert!(first >= 30, "at least as many as dhcpd's own secondary served (30): {first}");
+    if xdhcp_primary {
+        assert!(first >= 30, "at least as many as dhcpd's own secondary served (30): {first}");
+    }
     let st = x.failover().unwrap();
     assert!(num(&st, "refused_share_exhausted_total") > 0, "{st}");
     let metrics = x.ask(&Request::Metrics).unwrap();
     let text = metrics["text"].as_str().unwrap_or_default();
     let want = format!(
-        "xdhcp_failover_share_free{{subnet=\"10.{NET}.0.0/24\",owner=\"partner\"}} {theirs}"
+        "xdhcp_failover_share_free{{subnet=\"10.{net}.0.0/24\",owner=\"partner\"}} {theirs}"
     );
     assert!(text.contains(&want), "{text}");
 
@@ -346,8 +377,9 @@ fn isc_secondary_crashes_xdhcp_serves_its_share_takes_over_and_dhcpd_recovers() 
     assert_eq!(first + later, POOL - u64::from(LEASED), "every free address is served");
     let handed_out = bound(&x, &["active", "expired", "released"]);
     eprintln!(
-        "isc faults: dhcpd crashed; xdhcp served {first} from its share, then {later} more \
-         after partner-down + MCLT, {:.1} s",
+        "isc faults (xdhcp {}): dhcpd crashed; xdhcp served {first} from its share, then \
+         {later} more after partner-down + MCLT, {:.1} s",
+        if xdhcp_primary { "primary" } else { "secondary" },
         t0.elapsed().as_secs_f64()
     );
 
@@ -356,7 +388,7 @@ fn isc_secondary_crashes_xdhcp_serves_its_share_takes_over_and_dhcpd_recovers() 
     let back = Instant::now();
     let log_before = std::fs::read_to_string(ddir.path().join("dhcpd.log")).unwrap();
     let normal_before = log_before.matches("Both servers normal").count();
-    let d = Dhcpd::start(&da, &dhcpd_secondary_config(NET), Some(ddir)).unwrap();
+    let d = Dhcpd::start(&da, &dconf, Some(ddir)).unwrap();
     // dhcpd can pass through RECOVER and RECOVER-DONE within a tenth of a second (xdhcp's
     // database is small and the MCLT short), quicker than any poll of xdhcp's status: its own
     // log is the record of what it went through.
