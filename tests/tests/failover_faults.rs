@@ -15,7 +15,7 @@ use std::{
 };
 
 use integration::{
-    failover_lab::{Segment, Xdhcp, dora_clients, wait_for},
+    failover_lab::{Port, Segment, Xdhcp, dora_clients, wait_for},
     fixture::root_required,
 };
 use serde_json::Value;
@@ -86,17 +86,22 @@ fn state_is(x: &Xdhcp, mine: &str) -> anyhow::Result<Option<Value>> {
     Ok((v["my_state"] == mine).then_some(v))
 }
 
-#[test]
-fn primary_dies_the_secondary_serves_its_share_then_everything_after_partner_down() {
-    root_required();
-    let t0 = Instant::now();
+/// An xdhcp pair on a segment of its own (MACs tagged `tag`), both NORMAL and the free
+/// addresses split half and half; `secondary_more` goes into the secondary's `[failover]`.
+/// Returns the segment, the primary's, secondary's and clients' ports, the primary's config,
+/// and the two servers.
+fn pair_in_normal(
+    tag: u8,
+    secondary_more: &str,
+) -> (Segment, Port, Port, Port, String, Xdhcp, Xdhcp) {
     let mut seg = Segment::new().unwrap();
-    let pa = seg.port("pri", [0x02, 0x94, 0, 0, 0, 1], Some(PRIMARY)).unwrap();
-    let sa = seg.port("sec", [0x02, 0x94, 0, 0, 0, 2], Some(SECONDARY)).unwrap();
-    let clients = seg.port("cl", [0x02, 0x94, 0, 0, 0, 3], None).unwrap();
+    let pa = seg.port("pri", [0x02, 0x94, 0, 0, tag, 1], Some(PRIMARY)).unwrap();
+    let sa = seg.port("sec", [0x02, 0x94, 0, 0, tag, 2], Some(SECONDARY)).unwrap();
+    let clients = seg.port("cl", [0x02, 0x94, 0, 0, tag, 3], None).unwrap();
     let pcfg = config("primary", PRIMARY, SECONDARY);
     let p = Xdhcp::start(&pa, &pcfg).unwrap();
-    let s = Xdhcp::start(&sa, &config("secondary", SECONDARY, PRIMARY)).unwrap();
+    let s =
+        Xdhcp::start(&sa, &config_with("secondary", SECONDARY, PRIMARY, secondary_more)).unwrap();
     p.wait_normal(Duration::from_secs(60)).unwrap();
     s.wait_normal(Duration::from_secs(30)).unwrap();
     wait_for("the secondary's share", Duration::from_secs(15), || {
@@ -104,6 +109,14 @@ fn primary_dies_the_secondary_serves_its_share_then_everything_after_partner_dow
         Ok((num(&v["pools"][0], "backup_secondary") == POOL / 2).then_some(()))
     })
     .unwrap();
+    (seg, pa, sa, clients, pcfg, p, s)
+}
+
+#[test]
+fn primary_dies_the_secondary_serves_its_share_then_everything_after_partner_down() {
+    root_required();
+    let t0 = Instant::now();
+    let (_seg, pa, _sa, clients, pcfg, p, s) = pair_in_normal(0, "");
 
     // 29 clients, served by both servers as the split says.
     let leased = dora_clients(&clients, LEASED, 1, Duration::from_secs(20)).unwrap();
@@ -194,20 +207,8 @@ const AUTO_AFTER: u64 = 10;
 fn primary_dies_and_auto_partner_down_takes_over_after_its_time_then_stos_plus_mclt() {
     root_required();
     let t0 = Instant::now();
-    let mut seg = Segment::new().unwrap();
-    let pa = seg.port("pri", [0x02, 0x94, 0, 0, 1, 1], Some(PRIMARY)).unwrap();
-    let sa = seg.port("sec", [0x02, 0x94, 0, 0, 1, 2], Some(SECONDARY)).unwrap();
-    let clients = seg.port("cl", [0x02, 0x94, 0, 0, 1, 3], None).unwrap();
-    let p = Xdhcp::start(&pa, &config("primary", PRIMARY, SECONDARY)).unwrap();
     let auto = format!("auto_partner_down = {AUTO_AFTER}\n");
-    let s = Xdhcp::start(&sa, &config_with("secondary", SECONDARY, PRIMARY, &auto)).unwrap();
-    p.wait_normal(Duration::from_secs(60)).unwrap();
-    s.wait_normal(Duration::from_secs(30)).unwrap();
-    wait_for("the secondary's share", Duration::from_secs(15), || {
-        let v = s.failover()?;
-        Ok((num(&v["pools"][0], "backup_secondary") == POOL / 2).then_some(()))
-    })
-    .unwrap();
+    let (_seg, _pa, _sa, clients, _pcfg, p, s) = pair_in_normal(1, &auto);
     let leased = dora_clients(&clients, 10, 1, Duration::from_secs(20)).unwrap();
     assert_eq!(leased, 10);
     wait_for("the 10 leases on the secondary", Duration::from_secs(15), || {

@@ -15,7 +15,7 @@ use std::{
 };
 
 use integration::{
-    failover_lab::{Dhcpd, Segment, Udhcpc, Xdhcp, dora_clients, isc_leases, tail, wait_for},
+    failover_lab::{Dhcpd, Port, Segment, Udhcpc, Xdhcp, dora_clients, isc_leases, tail, wait_for},
     fixture::root_required,
 };
 use serde_json::Value;
@@ -88,6 +88,16 @@ fn in_state(x: &Xdhcp, state: &str) -> HashSet<Ipv4Addr> {
 fn state_is(x: &Xdhcp, mine: &str) -> anyhow::Result<Option<Value>> {
     let v = x.failover()?;
     Ok((v["my_state"] == mine).then_some(v))
+}
+
+/// No client holds two addresses in `store` (address: MAC).
+fn assert_one_address_per_client(store: &HashMap<Ipv4Addr, String>) {
+    let mut holders: HashMap<&String, Ipv4Addr> = HashMap::new();
+    for (a, m) in store {
+        if let Some(b) = holders.insert(m, *a) {
+            panic!("{m} holds {a} and {b}");
+        }
+    }
 }
 
 /// Addresses two stores bind to different clients.
@@ -206,12 +216,7 @@ fn partition_both_serve_their_own_share_then_heal_without_duplicates() {
     })
     .unwrap();
     let pn = active(&p);
-    let mut holders: HashMap<&String, Ipv4Addr> = HashMap::new();
-    for (a, m) in &pn {
-        if let Some(b) = holders.insert(m, *a) {
-            panic!("{m} holds {a} and {b}");
-        }
-    }
+    assert_one_address_per_client(&pn);
     eprintln!(
         "partition: healed to NORMAL in {:.1} s, {} bindings on both sides, no duplicates, \
          {:.1} s in all",
@@ -222,12 +227,9 @@ fn partition_both_serve_their_own_share_then_heal_without_duplicates() {
     drop(real);
 }
 
-fn dhcpd_secondary_config(net: u8) -> String {
-    dhcpd_config(net, false)
-}
-
-/// dhcpd's side of the pair: the secondary at .2, or the primary at .1.
-fn dhcpd_config(net: u8, primary: bool) -> String {
+/// dhcpd's side of the pair, the secondary at .2 or the primary at .1, sharing the pool
+/// 10.net.0.100 to 10.net.0.`pool_end` as [`xdhcp_config`] does.
+fn dhcpd_config(net: u8, primary: bool, pool_end: u8) -> String {
     let (role, me, peer) = if primary { ("primary", 1, 2) } else { ("secondary", 2, 1) };
     let primary_only =
         if primary { format!("  mclt {MCLT};\n  split 128;\n") } else { String::new() };
@@ -251,7 +253,7 @@ failover peer "edge-faults" {{
 subnet 10.{net}.0.0 netmask 255.255.255.0 {{
   pool {{
     failover peer "edge-faults";
-    range 10.{net}.0.100 10.{net}.0.199;
+    range 10.{net}.0.100 10.{net}.0.{pool_end};
   }}
 }}
 "#
@@ -263,6 +265,56 @@ fn binding_state(block: &str) -> Option<&str> {
         .lines()
         .map(str::trim)
         .find_map(|l| l.strip_prefix("binding state ").map(|s| s.trim_end_matches(';')))
+}
+
+/// dhcpd's ACTIVE bindings: address → MAC.
+fn isc_active(d: &Dhcpd) -> HashMap<Ipv4Addr, String> {
+    isc_records(d)
+        .into_iter()
+        .filter(|(_, r)| r.0 == "active")
+        .filter_map(|(a, r)| Some((a, r.1?)))
+        .collect()
+}
+
+/// An xdhcp and a dhcpd on a segment of their own (10.`net`.0.0/24, pool .100 to
+/// .`pool_end`), xdhcp the primary or the secondary, both NORMAL: the segment, xdhcp's,
+/// dhcpd's and the clients' ports, dhcpd's config, the two servers.
+fn isc_pair(
+    net: u8,
+    xdhcp_primary: bool,
+    pool_end: u8,
+) -> (Segment, Port, Port, Port, String, Xdhcp, Dhcpd) {
+    let (xh, dh) = if xdhcp_primary { (1, 2) } else { (2, 1) };
+    let mut seg = Segment::new().unwrap();
+    let xa = seg.port("xd", [0x02, net, 0, 0, 0, xh], Some(Ipv4Addr::new(10, net, 0, xh))).unwrap();
+    let da =
+        seg.port("isc", [0x02, net, 0, 0, 0, dh], Some(Ipv4Addr::new(10, net, 0, dh))).unwrap();
+    let clients = seg.port("cl", [0x02, net, 0, 0, 0, 3], None).unwrap();
+    let dconf = dhcpd_config(net, !xdhcp_primary, pool_end);
+    let x = Xdhcp::start(&xa, &xdhcp_config(net, xdhcp_primary, pool_end)).unwrap();
+    let d = Dhcpd::start(&da, &dconf, None).unwrap();
+    d.wait_log("Both servers normal", Duration::from_secs(90)).unwrap();
+    x.wait_normal(Duration::from_secs(30)).unwrap();
+    (seg, xa, da, clients, dconf, x, d)
+}
+
+/// The secondary's share (BACKUP), once both databases agree on it and it has stayed the same
+/// for a poll: exactly `half` addresses when xdhcp is the primary and balances, whatever
+/// dhcpd's balancing decided when it is (`None`).
+fn agreed_backup_share(x: &Xdhcp, d: &Dhcpd, half: Option<u64>) -> HashSet<Ipv4Addr> {
+    let mut last = 0;
+    wait_for("the secondary's share in both databases", Duration::from_secs(30), || {
+        let backup = in_state(x, "backup");
+        let isc = isc_records(d);
+        let agreed = !backup.is_empty()
+            && half.is_none_or(|h| backup.len() as u64 == h)
+            && backup.iter().all(|a| isc.get(a).is_some_and(|r| r.0 == "backup"))
+            && isc.values().filter(|r| r.0 == "backup").count() == backup.len();
+        let settled = agreed && backup.len() == last;
+        last = if agreed { backup.len() } else { 0 };
+        Ok(settled.then_some(backup))
+    })
+    .unwrap_or_else(|e| panic!("{e:#}\nlog:\n{}", tail(&d.log_text(), 40)))
 }
 
 /// dhcpd's lease file: address → (binding state, MAC if any).
@@ -295,33 +347,8 @@ fn isc_partner_crashes(xdhcp_primary: bool, net: u8) {
     let t0 = Instant::now();
     const POOL: u64 = 100;
     const LEASED: u32 = 29;
-    let (xh, dh) = if xdhcp_primary { (1, 2) } else { (2, 1) };
-    let mut seg = Segment::new().unwrap();
-    let xa = seg.port("xd", [0x02, net, 0, 0, 0, xh], Some(Ipv4Addr::new(10, net, 0, xh))).unwrap();
-    let da =
-        seg.port("isc", [0x02, net, 0, 0, 0, dh], Some(Ipv4Addr::new(10, net, 0, dh))).unwrap();
-    let clients = seg.port("cl", [0x02, net, 0, 0, 0, 3], None).unwrap();
-    let dconf = dhcpd_config(net, !xdhcp_primary);
-    let x = Xdhcp::start(&xa, &xdhcp_config(net, xdhcp_primary, 199)).unwrap();
-    let d = Dhcpd::start(&da, &dconf, None).unwrap();
-    d.wait_log("Both servers normal", Duration::from_secs(90)).unwrap();
-    x.wait_normal(Duration::from_secs(30)).unwrap();
-    // The secondary's share, as both databases have it: half the pool when xdhcp is the
-    // primary and balances; dhcpd's balancing decision when it is.
-    let mut last = 0;
-    wait_for("the secondary's share in both databases", Duration::from_secs(30), || {
-        let backup = in_state(&x, "backup");
-        let isc = isc_records(&d);
-        let agreed = !backup.is_empty()
-            && (!xdhcp_primary || backup.len() as u64 == POOL / 2)
-            && backup.iter().all(|a| isc.get(a).is_some_and(|r| r.0 == "backup"))
-            && isc.values().filter(|r| r.0 == "backup").count() == backup.len();
-        // Settled: the same count twice in a row, a poll apart.
-        let settled = agreed && backup.len() == last;
-        last = if agreed { backup.len() } else { 0 };
-        Ok(settled.then_some(()))
-    })
-    .unwrap_or_else(|e| panic!("{e:#}\nlog:\n{}", tail(&d.log_text(), 40)));
+    let (_seg, _xa, da, clients, dconf, x, d) = isc_pair(net, xdhcp_primary, 199);
+    agreed_backup_share(&x, &d, xdhcp_primary.then_some(POOL / 2));
 
     // 29 clients, served by both servers as the split says.
     let leased = dora_clients(&clients, LEASED, 1, Duration::from_secs(20)).unwrap();
@@ -448,23 +475,8 @@ fn partition_with_dhcpd_each_serves_its_own_share_and_the_heal_leaves_no_duplica
     const NET: u8 = 97;
     const POOL: u64 = 20;
     let (xip, dip) = (Ipv4Addr::new(10, NET, 0, 1), Ipv4Addr::new(10, NET, 0, 2));
-    let mut seg = Segment::new().unwrap();
-    let xa = seg.port("xd", [0x02, NET, 0, 0, 0, 1], Some(xip)).unwrap();
-    let da = seg.port("isc", [0x02, NET, 0, 0, 0, 2], Some(dip)).unwrap();
-    let clients = seg.port("cl", [0x02, NET, 0, 0, 0, 3], None).unwrap();
-    let x = Xdhcp::start(&xa, &xdhcp_config(NET, true, 119)).unwrap();
-    let dconf = dhcpd_secondary_config(NET).replace(".199;", ".119;");
-    let d = Dhcpd::start(&da, &dconf, None).unwrap();
-    d.wait_log("Both servers normal", Duration::from_secs(90)).unwrap();
-    x.wait_normal(Duration::from_secs(30)).unwrap();
-    let d_share = wait_for("dhcpd's share in both databases", Duration::from_secs(30), || {
-        let ours = in_state(&x, "backup");
-        let isc = isc_records(&d);
-        let agreed = ours.len() as u64 == POOL / 2
-            && ours.iter().all(|a| isc.get(a).is_some_and(|r| r.0 == "backup"));
-        Ok(agreed.then_some(ours))
-    })
-    .unwrap_or_else(|e| panic!("{e:#}\nlog:\n{}", tail(&d.log_text(), 40)));
+    let (_seg, xa, da, clients, _dconf, x, d) = isc_pair(NET, true, 119);
+    let d_share = agreed_backup_share(&x, &d, Some(POOL / 2));
 
     // The failover link breaks; the clients' segment does not.
     xa.cut_from(dip).unwrap();
@@ -482,11 +494,7 @@ fn partition_with_dhcpd_each_serves_its_own_share_and_the_heal_leaves_no_duplica
     // else), so dhcpd may serve none; what matters is that neither touches the other's share.
     let served = dora_clients(&clients, 40, 2, Duration::from_secs(10)).unwrap();
     let ours = active(&x);
-    let theirs: HashMap<Ipv4Addr, String> = isc_records(&d)
-        .into_iter()
-        .filter(|(_, r)| r.0 == "active")
-        .filter_map(|(a, r)| Some((a, r.1?)))
-        .collect();
+    let theirs = isc_active(&d);
     assert!(!ours.is_empty(), "xdhcp served nobody while cut off");
     if theirs.is_empty() {
         // Nobody took dhcpd's offers, so none of xdhcp's went unanswered either.
@@ -524,32 +532,20 @@ fn partition_with_dhcpd_each_serves_its_own_share_and_the_heal_leaves_no_duplica
     // not renew, so by the time the link is back they have run out: taken from xdhcp's share
     // while cut off, they rewind to free (draft-12 §5.2.2) and dhcpd never needs to hear of
     // them. What must hold is that no address is bound to two clients in the two databases.
-    let isc_active = || -> HashMap<Ipv4Addr, String> {
-        isc_records(&d)
-            .into_iter()
-            .filter(|(_, r)| r.0 == "active")
-            .filter_map(|(a, r)| Some((a, r.1?)))
-            .collect()
-    };
-    let clash = double_bound(&active(&x), &isc_active());
+    let clash = double_bound(&active(&x), &isc_active(&d));
     assert!(clash.is_empty(), "after healing: {clash:?}");
     // The healed pair serves new clients together again, and both databases agree on them.
     let after = dora_clients(&clients, 10, 5, Duration::from_secs(10)).unwrap();
     assert!(after > 0, "nobody served after the heal");
     wait_for("the new bindings in both databases", Duration::from_secs(30), || {
-        let (xn, dn) = (active(&x), isc_active());
+        let (xn, dn) = (active(&x), isc_active(&d));
         let clash = double_bound(&xn, &dn);
         assert!(clash.is_empty(), "after healing: {clash:?}");
         Ok((xn.len() as u64 >= after && xn == dn).then_some(()))
     })
     .unwrap_or_else(|e| panic!("{e:#}\nlease file:\n{}", tail(&d.lease_file(), 40)));
     let xn = active(&x);
-    let mut holders: HashMap<&String, Ipv4Addr> = HashMap::new();
-    for (a, m) in &xn {
-        if let Some(b) = holders.insert(m, *a) {
-            panic!("{m} holds {a} and {b}");
-        }
-    }
+    assert_one_address_per_client(&xn);
     eprintln!(
         "isc partition: healed to NORMAL in {:.1} s, {} bindings on both sides, no duplicates, \
          {:.1} s in all",

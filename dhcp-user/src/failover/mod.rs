@@ -94,12 +94,6 @@ struct BalanceRun {
     short: bool,
 }
 
-impl BalanceRun {
-    fn moved_any(self) -> bool {
-        self.moved > 0
-    }
-}
-
 /// What pool balancing should do with one pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolBalance {
@@ -481,8 +475,13 @@ impl Failover {
     /// Pool `sid` split by owner (addresses without a record are the primary's).
     #[must_use]
     pub fn shares(&self, server: &Server, sid: SubnetId) -> Shares {
-        let c = server.pool_counts(sid);
-        let n = |st: LeaseState| c.get(&st).copied().unwrap_or(0);
+        self.shares_in(&server.pool_counts(sid))
+    }
+
+    /// [`Failover::shares`] from counts already taken with [`Server::pool_counts`] (which
+    /// walks every lease record).
+    fn shares_in(&self, counts: &HashMap<LeaseState, u64>) -> Shares {
+        let n = |st: LeaseState| counts.get(&st).copied().unwrap_or(0);
         let (free, backup) = (n(LeaseState::Free), n(LeaseState::Backup));
         match self.cfg.role {
             Role::Primary => Shares { ours: free, partners: backup },
@@ -805,7 +804,7 @@ impl Failover {
             return;
         }
         let run = self.balance_pools(now, server, out);
-        if run.short && !run.moved_any() {
+        if run.short && run.moved == 0 {
             debug!(
                 relationship = %self.cfg.name,
                 "failover: this server's share of free addresses is short; asking the partner \
@@ -814,7 +813,7 @@ impl Failover {
             self.peer.request_pool(now);
         }
         let (min, max) = (u64::from(self.cfg.min_balance.max(1)), u64::from(self.cfg.max_balance));
-        self.balance_every = if run.moved_any() || run.short {
+        self.balance_every = if run.moved > 0 || run.short {
             min
         } else {
             self.balance_every.saturating_mul(2).clamp(min, max.max(min))
@@ -833,9 +832,9 @@ impl Failover {
             Role::Secondary => (LeaseState::Backup, LeaseState::Free),
         };
         for &sid in &self.shared {
-            let sh = self.shares(server, sid);
-            let total: u64 = server.pool_counts(sid).values().sum();
-            let p = pool_balance(sh, total, self.cfg.max_lease_misbalance);
+            let counts = server.pool_counts(sid);
+            let sh = self.shares_in(&counts);
+            let p = pool_balance(sh, counts.values().sum(), self.cfg.max_lease_misbalance);
             if p.give == 0 {
                 run.short |= p.short;
                 continue;
@@ -939,7 +938,7 @@ impl Failover {
                 let s = server.config().subnet(*sid)?;
                 let c = server.pool_counts(*sid);
                 let n = |st: LeaseState| c.get(&st).copied().unwrap_or(0);
-                let sh = self.shares(server, *sid);
+                let sh = self.shares_in(&c);
                 Some(json!({
                     "share_ours_free": sh.ours,
                     "share_partner_free": sh.partners,

@@ -652,6 +652,17 @@ fn split_seen_by(side: &Side) -> (u64, u64) {
     }
 }
 
+/// `n` new clients of the primary's (or the secondary's) hash buckets lease at that server,
+/// MACs numbered from `first`, and the partner hears of it.
+fn new_clients(pair: &mut Pair, primary: bool, first: u8, n: u8) {
+    let now = pair.now;
+    let side = if primary { &mut pair.p } else { &mut pair.s };
+    for k in first..first + n {
+        dora(side, now, mac_for(primary, k));
+    }
+    pair.exchange();
+}
+
 #[test]
 fn balancing_arithmetic_evens_a_misbalance_and_leaves_a_small_one_alone() {
     let b = |ours, partners| pool_balance(Shares { ours, partners }, 100, 15);
@@ -677,10 +688,7 @@ fn the_secondary_uses_up_most_of_its_share_and_the_primary_tops_it_up_at_the_nex
     let mut pair = Pair::new();
     pair.normal();
     assert_eq!(split_seen_by(&pair.p), (10, 10));
-    for n in 0..8 {
-        dora(&mut pair.s, pair.now, mac_for(false, 40 + n));
-    }
-    pair.exchange();
+    new_clients(&mut pair, false, 40, 8);
     assert_eq!(split_seen_by(&pair.p), (10, 2));
     // Within min_balance (60 s) of the last move nothing happens; then the primary evens the
     // pool (misbalance 4 > 15 % of 20).
@@ -700,10 +708,7 @@ fn the_secondary_uses_up_most_of_its_share_and_the_primary_tops_it_up_at_the_nex
 fn the_primary_runs_low_and_the_secondary_gives_back_backup_addresses_it_does_not_need() {
     let mut pair = Pair::new();
     pair.normal();
-    for n in 0..8 {
-        dora(&mut pair.p, pair.now, mac_for(true, 40 + n));
-    }
-    pair.exchange();
+    new_clients(&mut pair, true, 40, 8);
     assert_eq!(split_seen_by(&pair.s), (2, 10));
     pair.run_for(61);
     assert_eq!(split_seen_by(&pair.s), (6, 6));
@@ -713,10 +718,7 @@ fn the_primary_runs_low_and_the_secondary_gives_back_backup_addresses_it_does_no
         assert_eq!(pair.p.lease(a).state, LeaseState::Free, "{a}");
         assert_eq!(pair.s.lease(a).state, LeaseState::Free, "{a}");
     }
-    for n in 0..6 {
-        dora(&mut pair.p, pair.now, mac_for(true, 50 + n));
-    }
-    pair.exchange();
+    new_clients(&mut pair, true, 50, 6);
     assert_eq!(split_seen_by(&pair.s), (0, 6), "the primary served 6 more from what came back");
     assert_eq!(
         discover(&mut pair.p, pair.now, mac_for(true, 70)),
@@ -735,10 +737,7 @@ fn a_server_short_of_addresses_asks_with_poolreq_and_the_partner_moves_them_at_o
         now: T0,
     };
     pair.normal();
-    for n in 0..6 {
-        dora(&mut pair.s, pair.now, mac_for(false, 40 + n));
-    }
-    pair.exchange();
+    new_clients(&mut pair, false, 40, 6);
     assert_eq!(split_seen_by(&pair.s), (10, 4), "3 short, threshold 1: the secondary asks");
     pair.run_for(61);
     assert_eq!(split_seen_by(&pair.s), (7, 7), "moved on the POOLREQ, not at the primary's pass");
@@ -749,10 +748,7 @@ fn a_server_short_of_addresses_asks_with_poolreq_and_the_partner_moves_them_at_o
 fn nothing_moves_outside_normal() {
     let mut pair = Pair::new();
     pair.normal();
-    for n in 0..8 {
-        dora(&mut pair.s, pair.now, mac_for(false, 40 + n));
-    }
-    pair.exchange();
+    new_clients(&mut pair, false, 40, 8);
     lose_partner(&mut pair.p, pair.now);
     for _ in 0..120 {
         pair.now += 1;
