@@ -37,3 +37,92 @@ pub const UDP_SUBNET_BLOCK: usize = bootp::UDP_HLEN + bootp::OPTIONS + SUBNET_BL
 const _: () = assert!(UDP_SUBNET_BLOCK.is_multiple_of(4));
 const _: () = assert!(UDP_SUBNET_BLOCK + maps::SUBNET_OPTS_LEN == UDP_LEN);
 const _: () = assert!(BOOTP_LEN >= 300, "BOOTP minimum message size");
+
+/// Options bytes 0..56 (message type through the client-identifier slot) as seven
+/// little-endian words, so XDP can store them with word stores and add them to the UDP checksum
+/// straight from registers. Reading back what it had just stored, in other widths, cost a
+/// stalled store-to-load forward per word.
+pub const HEAD_WORDS: usize = SUBNET_BLOCK / 8;
+const _: () = assert!(SUBNET_BLOCK.is_multiple_of(8));
+const _: () = assert!(LEASE_TIME == 3 && T1 == 9 && T2 == 15 && CLIENT_ID == 21);
+
+/// Word `k` (< [`HEAD_WORDS`]) of the head. `id` is the zero-padded identifier; `id_len` 0 means
+/// none (the slot is all PAD).
+#[inline(always)]
+#[must_use]
+pub fn head_word(k: usize, times: [u32; 3], id_len: u8, id: &crate::digest::ClientIdWords) -> u64 {
+    use crate::bootp::*;
+    // A u32's network-order bytes, lowest first in a little-endian word.
+    let be = |v: u32| u64::from(v.swap_bytes());
+    let [lease, t1, t2] = times;
+    let b = |v: u8, at: u32| u64::from(v) << (8 * at);
+    let id_hdr = if id_len == 0 { 0 } else { b(crate::bootp::OPT_CLIENT_ID, 5) | b(id_len, 6) };
+    match k {
+        0 => {
+            b(OPT_MESSAGE_TYPE, 0)
+                | b(1, 1)
+                | b(DHCPACK, 2)
+                | b(OPT_LEASE_TIME, 3)
+                | b(4, 4)
+                | be(lease) << 40
+        }
+        1 => be(lease) >> 24 | b(OPT_T1, 1) | b(4, 2) | be(t1) << 24 | b(OPT_T2, 7),
+        2 => b(4, 0) | be(t2) << 8 | id_hdr | (id[0] & 0xff) << 56,
+        // The identifier starts at byte 23, one past a word boundary; the byte after it is PAD.
+        3 => id[0] >> 8 | id[1] << 56,
+        4 => id[1] >> 8 | id[2] << 56,
+        5 => id[2] >> 8 | id[3] << 56,
+        _ => id[3] >> 8,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bootp::*;
+
+    /// The head as the table at the top of this file describes it, byte by byte.
+    fn expected(times: [u32; 3], id: Option<&[u8]>) -> [u8; SUBNET_BLOCK] {
+        let mut b = [0u8; SUBNET_BLOCK];
+        b[MSG_TYPE..MSG_TYPE + 3].copy_from_slice(&[OPT_MESSAGE_TYPE, 1, DHCPACK]);
+        for (at, code, v) in [(LEASE_TIME, OPT_LEASE_TIME, 0), (T1, OPT_T1, 1), (T2, OPT_T2, 2)] {
+            b[at..at + 2].copy_from_slice(&[code, 4]);
+            b[at + 2..at + 6].copy_from_slice(&times[v].to_be_bytes());
+        }
+        if let Some(id) = id {
+            b[CLIENT_ID] = OPT_CLIENT_ID;
+            b[CLIENT_ID + 1] = id.len() as u8;
+            b[CLIENT_ID + 2..CLIENT_ID + 2 + id.len()].copy_from_slice(id);
+        }
+        b
+    }
+
+    fn built(times: [u32; 3], id: Option<&[u8]>) -> [u8; SUBNET_BLOCK] {
+        let mut padded = [0u8; maps::CLIENT_ID_MAX];
+        let id_len = id.map_or(0, |id| {
+            padded[..id.len()].copy_from_slice(id);
+            id.len() as u8
+        });
+        let mut words = [0u64; maps::CLIENT_ID_MAX / 8];
+        for (w, c) in words.iter_mut().zip(padded.chunks(8)) {
+            *w = u64::from_le_bytes(c.try_into().unwrap());
+        }
+        let mut b = [0u8; SUBNET_BLOCK];
+        for k in 0..HEAD_WORDS {
+            b[8 * k..8 * k + 8].copy_from_slice(&head_word(k, times, id_len, &words).to_le_bytes());
+        }
+        b
+    }
+
+    #[test]
+    fn head_words_lay_out_the_table_byte_for_byte() {
+        let full: [u8; 32] = core::array::from_fn(|i| 0xa0 + i as u8);
+        let times = [0x0102_0304, 0x1112_1314, 0x2122_2324];
+        for id in [None, Some(&[1u8, 2, 3, 4, 5, 6, 7][..]), Some(&full[..]), Some(&full[..1])] {
+            assert_eq!(built(times, id), expected(times, id), "id {id:?}");
+        }
+        assert_eq!(built([3600, 1800, 3150], None), expected([3600, 1800, 3150], None));
+        // The byte before the subnet block is PAD even with a full-length identifier.
+        assert_eq!(built(times, Some(&full))[SUBNET_BLOCK - 1], OPT_PAD);
+    }
+}

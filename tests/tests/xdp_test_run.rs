@@ -124,6 +124,27 @@ fn relayed_renewal_goes_back_to_the_relay_port_67() {
 }
 
 #[test]
+fn a_long_request_leaves_nothing_of_itself_in_the_ack_options() {
+    // A request whose options run past the ACK's client-identifier slot: the byte just before
+    // the subnet block once kept the request's byte there, which a client reads as an option
+    // code swallowing the server identifier, mask and routers that follow.
+    let mut h = harness();
+    for id in [None, Some(vec![0xffu8; 32])] {
+        let mut req = renewal(RenewKind::Renewing);
+        h.maps.put_lease(CLIENT, &lease(CLIENT_MAC, id.as_deref(), 7200)).unwrap();
+        req.client_id = id;
+        let mut m = req.message();
+        m.opts_mut().insert(DhcpOption::Hostname("h".repeat(120)));
+        let frame = req.frame_with(&packet::encode(&m));
+        let p = ack(&mut h, &frame);
+        assert_lab_ack(&p, &req);
+        let slot_end = dhcp_common::bootp::OPTIONS + layout::SUBNET_BLOCK;
+        assert_eq!(p.payload[slot_end - 1], 0, "PAD before the subnet block");
+        assert!(p.msg.opts().get(OptionCode::Hostname).is_none(), "nothing echoed but 61");
+    }
+}
+
+#[test]
 fn vlan_tags_802_1q_and_qinq_are_kept() {
     let mut h = harness();
     for vlans in [
