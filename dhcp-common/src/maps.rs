@@ -168,7 +168,11 @@ pub struct BenchFrame {
     pub base_addr: u32,
     /// Length of the ACK the request turns into; `xdhcp_bench_resize` grows back to it.
     pub ack_len: u32,
-    pub _pad: u32,
+    /// Repetition `n` renews client `n * stride % clients`. Coprime with `clients`, so every
+    /// lease comes round once a lap, and large, so consecutive renewals land far apart in the
+    /// maps: real renewals arrive in no relation to the order leases were installed in, and a
+    /// walk in that order would let the caches and the prefetcher flatter the figure.
+    pub stride: u32,
     pub frame: [u8; BENCH_FRAME_MAX],
 }
 

@@ -34,7 +34,7 @@ fn restore(ctx: &XdpContext) -> Option<()> {
         return None;
     }
     if b.clients > 1 {
-        let i = (b.counter % u64::from(b.clients)) as u32;
+        let i = ((b.counter * u64::from(b.stride)) % u64::from(b.clients)) as u32;
         b.counter += 1;
         // Built as whole words: LLVM would otherwise merge byte stores into a misaligned
         // stack store, which the verifier rejects. Little-endian: the first byte is lowest.

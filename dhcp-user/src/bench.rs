@@ -102,6 +102,19 @@ fn entry(i: u32, now: u64) -> LeaseEntry {
     }
 }
 
+/// A step near the golden section of `clients` that is coprime with it: successive renewals
+/// hit leases about 0.62 of the map apart, and every lease once a lap.
+fn stride(clients: u32) -> u32 {
+    fn gcd(a: u32, b: u32) -> u32 {
+        if b == 0 { a } else { gcd(b, a % b) }
+    }
+    let mut s = ((f64::from(clients) * 0.618_034) as u32).max(1);
+    while gcd(s, clients.max(1)) != 1 {
+        s += 1;
+    }
+    s
+}
+
 /// The frame to restore, with the offsets the program patches per client.
 fn bench_frame(clients: u32) -> Result<BenchFrame> {
     let f = request(0).frame();
@@ -128,7 +141,7 @@ fn bench_frame(clients: u32) -> Result<BenchFrame> {
         client_id_mac_off: id_at as u32,
         base_addr: u32::from(BASE),
         ack_len: (bootp::ETH_HLEN + dhcp_common::layout::IP_LEN) as u32,
-        _pad: 0,
+        stride: stride(clients),
         frame,
     })
 }
