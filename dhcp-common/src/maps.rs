@@ -1,10 +1,16 @@
 //! Map names, sizes and the key/value types stored in them.
 use bytemuck::{Pod, Zeroable};
 
-/// Leases the fast path may renew, keyed by the client's address (what a renewal carries as
-/// `ciaddr`). A plain preallocated HASH: it holds authoritative grants, so nothing may be evicted
-/// behind userspace's back as an LRU would.
+/// Leases the fast path may renew: an ARRAY of [`LeaseEntry`] slots. A renewal finds its slot in
+/// two steps, its address's /24 block in [`BLOCKS`] and then the slot `base + last octet`, so a
+/// renewal touches one line of this large table instead of a hash bucket and then an element
+/// (each a cache and TLB miss once the table outgrows the caches). Preallocated and never
+/// evicting: it holds authoritative grants.
 pub const LEASES: &str = "XDHCP_LEASES";
+/// /24 block → first slot of its 256 in [`LEASES`]: a small HASH (one entry per block that ever
+/// held a fast-path lease) that stays in cache. Userspace allocates blocks; they are not freed
+/// while the map lives (a block's slots are emptied instead).
+pub const BLOCKS: &str = "XDHCP_BLOCKS";
 /// Reply data per subnet index (server id, options block, T1/T2).
 pub const SUBNETS: &str = "XDHCP_SUBNETS";
 /// One-slot array: whether the fast path answers at all, and how.
@@ -15,6 +21,9 @@ pub const STATS: &str = "XDHCP_STATS";
 pub const EVENTS: &str = "XDHCP_EVENTS";
 
 pub const LEASES_MAX: u32 = 1 << 20;
+/// Addresses per block of [`BLOCKS`] (a /24).
+pub const BLOCK_SLOTS: u32 = 256;
+pub const BLOCKS_MAX: u32 = LEASES_MAX / BLOCK_SLOTS;
 pub const SUBNETS_MAX: u32 = 256;
 /// Large enough for ~5 ms of renewals at 1 M/s; a full ring makes XDP pass the renewal to the
 /// slow path rather than send an ACK userspace would not hear about.
@@ -24,16 +33,14 @@ pub const EVENTS_BYTES: u32 = 1 << 22;
 /// slow path.
 pub const CLIENT_ID_MAX: usize = 32;
 
-/// Key of [`LEASES`]: the leased IPv4 address in network byte order, as it appears in `ciaddr`.
+/// A lease the fast path may renew; all zero is an empty slot.
+///
+/// Userspace rewrites a slot with one `bpf_map_update_elem`, which copies the value without a
+/// lock, so XDP could in principle read half of an old entry and half of a new one (a slot handed
+/// from one client to the next, or a vCPU descheduled mid-read). `check` is a digest of every
+/// field XDP decides by; a mixture fails it and the renewal goes to the slow path.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Pod, Zeroable)]
-pub struct LeaseKey {
-    pub addr: [u8; 4],
-}
-
-/// A lease the fast path may renew.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 pub struct LeaseEntry {
     /// End of the time userspace has durably granted (and, with a partner, that the MCLT rule
     /// allows), in CLOCK_MONOTONIC nanoseconds — the clock `bpf_ktime_get_coarse_ns` reads.
@@ -44,6 +51,11 @@ pub struct LeaseEntry {
     pub client_id_digest: u64,
     /// Last fast-path ACK, CLOCK_MONOTONIC ns, stamped in place by XDP (0 = never).
     pub renewed_at_ns: u64,
+    /// [`LeaseEntry::digest`] of this entry, set by [`LeaseEntry::sealed`].
+    pub check: u64,
+    /// The leased address, network order: a slot answers only for the address it was written
+    /// for.
+    pub addr: [u8; 4],
     /// Lease time a renewal asks for, seconds, before the horizon caps it.
     pub lease_secs: u32,
     /// Index into [`SUBNETS`].
@@ -53,13 +65,50 @@ pub struct LeaseEntry {
     /// Seconds granted by the last fast-path ACK (paired with `renewed_at_ns`).
     pub renewed_secs: u32,
     pub chaddr: [u8; 6],
-    pub _pad: [u8; 2],
+    pub _pad: [u8; 6],
 }
 
 impl LeaseEntry {
     /// The lease was bound with a client identifier: renewals must carry the same one.
     /// Without it, a renewal carrying any option 61 goes to the slow path.
     pub const F_CLIENT_ID: u32 = 1;
+
+    /// Digest of the fields a renewal is decided by (not the stamps XDP writes). Never 0, so an
+    /// empty slot never passes.
+    #[inline(always)]
+    #[must_use]
+    pub fn digest(&self) -> u64 {
+        const K: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mix = |h: u64, v: u64| {
+            let h = (h ^ v).wrapping_mul(K);
+            h ^ (h >> 29)
+        };
+        let w = |b: [u8; 4]| u64::from(u32::from_ne_bytes(b));
+        let mac = w([self.chaddr[0], self.chaddr[1], self.chaddr[2], self.chaddr[3]])
+            | u64::from(self.chaddr[4]) << 32
+            | u64::from(self.chaddr[5]) << 40;
+        let mut h = mix(0x6a09_e667_f3bc_c908, self.grant_until_ns);
+        h = mix(h, self.client_id_digest);
+        h = mix(h, w(self.addr) | u64::from(self.lease_secs) << 32);
+        h = mix(h, u64::from(self.subnet) | u64::from(self.flags) << 32);
+        h = mix(h, mac);
+        h | 1
+    }
+
+    /// This entry for `addr`, with its digest set: what userspace writes.
+    #[must_use]
+    pub fn sealed(mut self, addr: [u8; 4]) -> Self {
+        self.addr = addr;
+        self.check = self.digest();
+        self
+    }
+
+    /// Whether the entry is whole and answers for `addr`.
+    #[inline(always)]
+    #[must_use]
+    pub fn holds(&self, addr: [u8; 4]) -> bool {
+        self.addr == addr && self.check == self.digest()
+    }
 }
 
 /// Maximum encoded length of a subnet's constant option block (see [`crate::layout`]).
@@ -128,8 +177,7 @@ pub struct RenewEvent {
     pub _pad2: u32,
 }
 
-const _: () = assert!(size_of::<LeaseKey>() == 4);
-const _: () = assert!(size_of::<LeaseEntry>() == 48);
+const _: () = assert!(size_of::<LeaseEntry>() == 64);
 const _: () = assert!(size_of::<SubnetReply>() == 116);
 const _: () = assert!(size_of::<Control>() == 24);
 const _: () = assert!(size_of::<RenewEvent>() == 40);
@@ -138,7 +186,6 @@ const _: () = assert!(size_of::<RenewEvent>() == 40);
 mod user {
     // SAFETY: each type is repr(C), Copy, has no padding (bytemuck::Pod derive checks it), and
     // every bit pattern is valid.
-    unsafe impl aya::Pod for super::LeaseKey {}
     unsafe impl aya::Pod for super::LeaseEntry {}
     unsafe impl aya::Pod for super::SubnetReply {}
     unsafe impl aya::Pod for super::Control {}

@@ -3,14 +3,19 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use dhcp_common::{
-    Control, LeaseEntry, LeaseKey, RenewEvent, Stat, SubnetReply,
-    maps::{EVENTS_BYTES, LEASES_MAX, SUBNETS_MAX},
+    Control, LeaseEntry, RenewEvent, Stat, SubnetReply,
+    maps::{BLOCKS_MAX, EVENTS_BYTES, LEASES_MAX, SUBNETS_MAX},
     stats::STATS_LEN,
 };
 
 // BTF map definitions, so `bpftool map dump` can print keys and values by field name.
 #[btf_map]
-pub static XDHCP_LEASES: HashMap<LeaseKey, LeaseEntry, { LEASES_MAX as usize }> = HashMap::new();
+pub static XDHCP_LEASES: Array<LeaseEntry, { LEASES_MAX as usize }> = Array::new();
+
+/// Key: the address's first three octets as a host-order u32 (`addr >> 8`); value: its first
+/// slot in `XDHCP_LEASES`.
+#[btf_map]
+pub static XDHCP_BLOCKS: HashMap<u32, u32, { BLOCKS_MAX as usize }> = HashMap::new();
 
 #[btf_map]
 pub static XDHCP_SUBNETS: Array<SubnetReply, { SUBNETS_MAX as usize }> = Array::new();

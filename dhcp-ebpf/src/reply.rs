@@ -6,7 +6,7 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use dhcp_common::{
-    Control, LeaseEntry, LeaseKey, RenewEvent, Stat, SubnetReply,
+    Control, LeaseEntry, RenewEvent, Stat, SubnetReply,
     bootp::*,
     digest::{ClientIdWords, client_id_words},
     layout,
@@ -15,7 +15,7 @@ use dhcp_common::{
 
 use crate::{
     csum,
-    maps::{XDHCP_CONTROL, XDHCP_EVENTS, XDHCP_LEASES, XDHCP_SUBNETS},
+    maps::{XDHCP_BLOCKS, XDHCP_CONTROL, XDHCP_EVENTS, XDHCP_LEASES, XDHCP_SUBNETS},
     parse::{self, Renewal},
     ptr::ptr_at_mut,
 };
@@ -31,9 +31,16 @@ pub fn renew(ctx: &XdpContext) -> Result<(), Stat> {
     if ctl.enabled == 0 {
         return Err(Stat::PassDisabled);
     }
+    let ip = u32::from_be_bytes(req.ciaddr);
+    // SAFETY: userspace replaces a block entry whole (a hash update), never in place.
+    let base: u32 = *unsafe { XDHCP_BLOCKS.get(ip >> 8) }.ok_or(Stat::PassUnknownLease)?;
     let lease_ptr =
-        XDHCP_LEASES.get_ptr_mut(LeaseKey { addr: req.ciaddr }).ok_or(Stat::PassUnknownLease)?;
+        XDHCP_LEASES.get_ptr_mut(base.wrapping_add(ip & 0xff)).ok_or(Stat::PassUnknownLease)?;
     let lease: LeaseEntry = unsafe { *lease_ptr };
+    // An empty slot, another address's, or one read while userspace rewrote it.
+    if !lease.holds(req.ciaddr) {
+        return Err(Stat::PassUnknownLease);
+    }
     if lease.chaddr != req.chaddr {
         return Err(Stat::PassChaddrMismatch);
     }

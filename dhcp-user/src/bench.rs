@@ -98,7 +98,7 @@ fn entry(i: u32, now: u64) -> LeaseEntry {
         flags: LeaseEntry::F_CLIENT_ID,
         renewed_secs: 0,
         chaddr: r.chaddr,
-        _pad: [0; 2],
+        ..Default::default()
     }
 }
 
@@ -308,13 +308,16 @@ pub fn fastpath(repeat: u32, runs: usize, quick: bool) -> Result<FastpathReport>
         m_stamp = b.time_renewals()? - ns_restore_1m;
     }
 
-    let fd = b.h.maps.leases.map().fd().as_fd().as_raw_fd();
-    let fdinfo = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))?;
-    let map_bytes_1m = fdinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("memlock:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
+    let memlock = |fd: std::os::fd::RawFd| -> Result<u64> {
+        let fdinfo = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))?;
+        Ok(fdinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("memlock:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0))
+    };
+    let map_bytes_1m = memlock(b.h.maps.leases.map().fd().as_fd().as_raw_fd())?
+        + memlock(b.h.maps.blocks.map().fd().as_fd().as_raw_fd())?;
     let verified_insns = b.h.info(fastpath::PROG)?.verified_instruction_count().unwrap_or(0);
     Ok(FastpathReport {
         ns_per_renewal: one - ns_restore,

@@ -168,7 +168,7 @@ fn dump(iface: Option<String>, json: bool) -> Result<()> {
     let now = clock::monotonic_ns();
     let mut out = serde_json::Map::new();
     for i in interfaces(iface)? {
-        let m = open(&i)?;
+        let mut m = open(&i)?;
         let c = m.control()?;
         let leases: Vec<LeaseView> =
             m.leases()?.iter().map(|(a, e)| LeaseView::new(*a, e, now)).collect();
@@ -318,7 +318,7 @@ fn lease_put(p: &LeasePut) -> Result<()> {
         flags: if digest.is_some() { LeaseEntry::F_CLIENT_ID } else { 0 },
         renewed_secs: 0,
         chaddr: mac,
-        _pad: [0; 2],
+        ..Default::default()
     };
     open(&p.iface)?.put_lease(p.addr, &e)?;
     println!(

@@ -1,16 +1,19 @@
 //! Typed access to the fast path's maps, from a loaded object or from their pins.
-use std::{net::Ipv4Addr, path::Path};
+use std::{collections::BTreeMap, net::Ipv4Addr, path::Path};
 
 use anyhow::{Context as _, Result};
 use aya::{
     Ebpf,
     maps::{Array, HashMap, Map, MapData, PerCpuArray, RingBuf},
 };
-use dhcp_common::{Control, LeaseEntry, LeaseKey, RenewEvent, Stat, SubnetReply, maps as m};
+use dhcp_common::{Control, LeaseEntry, RenewEvent, Stat, SubnetReply, maps as m};
 use serde::Serialize;
 
 pub struct FastPathMaps {
-    pub leases: HashMap<MapData, LeaseKey, LeaseEntry>,
+    pub leases: Array<MapData, LeaseEntry>,
+    pub blocks: HashMap<MapData, u32, u32>,
+    /// What `blocks` holds, as last read or written here.
+    bases: BTreeMap<u32, u32>,
     pub subnets: Array<MapData, SubnetReply>,
     pub control: Array<MapData, Control>,
     pub stats: PerCpuArray<MapData, u64>,
@@ -28,22 +31,28 @@ fn pinned(dir: &Path, name: &str) -> Result<Map> {
 
 impl FastPathMaps {
     pub fn from_ebpf(ebpf: &mut Ebpf) -> Result<Self> {
-        Ok(Self {
+        Self {
             leases: take(ebpf, m::LEASES)?.try_into()?,
+            blocks: take(ebpf, m::BLOCKS)?.try_into()?,
+            bases: BTreeMap::new(),
             subnets: take(ebpf, m::SUBNETS)?.try_into()?,
             control: take(ebpf, m::CONTROL)?.try_into()?,
             stats: take(ebpf, m::STATS)?.try_into()?,
-        })
+        }
+        .with_bases()
     }
 
     /// Opens the maps pinned in `dir`, whether or not a daemon runs.
     pub fn open_pinned(dir: &Path) -> Result<Self> {
-        Ok(Self {
+        Self {
             leases: pinned(dir, m::LEASES)?.try_into()?,
+            blocks: pinned(dir, m::BLOCKS)?.try_into()?,
+            bases: BTreeMap::new(),
             subnets: pinned(dir, m::SUBNETS)?.try_into()?,
             control: pinned(dir, m::CONTROL)?.try_into()?,
             stats: pinned(dir, m::STATS)?.try_into()?,
-        })
+        }
+        .with_bases()
     }
 
     pub fn control(&self) -> Result<Control> {
@@ -54,30 +63,90 @@ impl FastPathMaps {
         Ok(self.control.set(0, c, 0)?)
     }
 
+    fn with_bases(mut self) -> Result<Self> {
+        self.read_bases()?;
+        Ok(self)
+    }
+
+    fn read_bases(&mut self) -> Result<()> {
+        self.bases.clear();
+        for kv in self.blocks.iter() {
+            let (prefix, base) = kv.context("read the block map")?;
+            self.bases.insert(prefix, base);
+        }
+        Ok(())
+    }
+
+    /// The slot of `addr` in [`m::LEASES`], if its block has one.
+    pub fn slot(&self, addr: Ipv4Addr) -> Option<u32> {
+        let a = u32::from(addr);
+        self.bases.get(&(a >> 8)).map(|b| b + (a & 0xff))
+    }
+
+    /// The slot of `addr`, giving its block the lowest free run of slots if it has none.
+    fn slot_or_allocate(&mut self, addr: Ipv4Addr) -> Result<u32> {
+        if let Some(s) = self.slot(addr) {
+            return Ok(s);
+        }
+        // Another process (the `xdhcp lease` command beside a daemon) may have added blocks.
+        self.read_bases()?;
+        if let Some(s) = self.slot(addr) {
+            return Ok(s);
+        }
+        let used: std::collections::HashSet<u32> = self.bases.values().copied().collect();
+        let base = (0..self.leases.len() / m::BLOCK_SLOTS)
+            .map(|i| i * m::BLOCK_SLOTS)
+            .find(|b| !used.contains(b))
+            .with_context(|| {
+                format!(
+                    "no room for {addr}: all {} blocks of {} fast-path slots are in use",
+                    self.leases.len() / m::BLOCK_SLOTS,
+                    m::BLOCK_SLOTS
+                )
+            })?;
+        let prefix = u32::from(addr) >> 8;
+        // BPF_NOEXIST: never move a block that exists (its slots hold leases).
+        self.blocks.insert(prefix, base, 1).with_context(|| format!("add the block of {addr}"))?;
+        self.bases.insert(prefix, base);
+        Ok(base + (u32::from(addr) & 0xff))
+    }
+
     pub fn put_lease(&mut self, addr: Ipv4Addr, e: &LeaseEntry) -> Result<()> {
+        let slot = self.slot_or_allocate(addr)?;
         self.leases
-            .insert(LeaseKey { addr: addr.octets() }, e, 0)
+            .set(slot, e.sealed(addr.octets()), 0)
             .with_context(|| format!("put lease {addr}"))
     }
 
+    /// Empties the slot of `addr`; an error if it held no lease for it.
     pub fn delete_lease(&mut self, addr: Ipv4Addr) -> Result<()> {
+        if self.lease(addr).is_none() {
+            anyhow::bail!("delete lease {addr}: the fast path has none");
+        }
+        let slot = self.slot(addr).context("no slot")?;
         self.leases
-            .remove(&LeaseKey { addr: addr.octets() })
+            .set(slot, LeaseEntry::default(), 0)
             .with_context(|| format!("delete lease {addr}"))
     }
 
     pub fn lease(&self, addr: Ipv4Addr) -> Option<LeaseEntry> {
-        self.leases.get(&LeaseKey { addr: addr.octets() }, 0).ok()
+        let e = self.leases.get(&self.slot(addr)?, 0).ok()?;
+        e.holds(addr.octets()).then_some(e)
     }
 
     /// All lease entries, sorted by address.
-    pub fn leases(&self) -> Result<Vec<(Ipv4Addr, LeaseEntry)>> {
+    pub fn leases(&mut self) -> Result<Vec<(Ipv4Addr, LeaseEntry)>> {
+        self.read_bases()?;
         let mut v = Vec::new();
-        for kv in self.leases.iter() {
-            let (k, e) = kv?;
-            v.push((Ipv4Addr::from(k.addr), e));
+        for (prefix, base) in &self.bases {
+            for i in 0..m::BLOCK_SLOTS {
+                let addr = Ipv4Addr::from(prefix << 8 | i);
+                let e = self.leases.get(&(base + i), 0)?;
+                if e.holds(addr.octets()) {
+                    v.push((addr, e));
+                }
+            }
         }
-        v.sort_by_key(|(a, _)| *a);
         Ok(v)
     }
 

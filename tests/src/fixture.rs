@@ -72,7 +72,7 @@ pub fn lease(mac: [u8; 6], client_id: Option<&[u8]>, grant_secs: u64) -> LeaseEn
         flags: if digest.is_some() { LeaseEntry::F_CLIENT_ID } else { 0 },
         renewed_secs: 0,
         chaddr: mac,
-        _pad: [0; 2],
+        ..Default::default()
     }
 }
 

@@ -202,8 +202,24 @@ fn renewals_userspace_must_judge_are_passed_untouched() {
     let mut h = harness();
     let base = renewal(RenewKind::Renewing);
 
-    let unknown = Renewal { ciaddr: Ipv4Addr::new(10, 77, 0, 99), ..base.clone() };
-    passes(&mut h, &unknown.frame(), Stat::PassUnknownLease);
+    // An empty slot of a block in use, and an address whose block has no slots at all.
+    for addr in [Ipv4Addr::new(10, 77, 0, 99), Ipv4Addr::new(10, 78, 0, 50)] {
+        let unknown = Renewal { ciaddr: addr, ..base.clone() };
+        passes(&mut h, &unknown.frame(), Stat::PassUnknownLease);
+    }
+
+    // A slot that holds another address's lease, and one read halfway through a rewrite
+    // (fields of two writes): neither is vouched for.
+    let slot = h.maps.slot(CLIENT).unwrap();
+    let good = h.maps.lease(CLIENT).unwrap();
+    let foreign = good.sealed(Ipv4Addr::new(10, 77, 0, 51).octets());
+    let torn = LeaseEntry { grant_until_ns: good.grant_until_ns + 1_000_000_000, ..good };
+    for raw in [foreign, torn] {
+        h.maps.leases.set(slot, raw, 0).unwrap();
+        passes(&mut h, &base.frame(), Stat::PassUnknownLease);
+    }
+    h.maps.leases.set(slot, good, 0).unwrap();
+    ack(&mut h, &base.frame());
 
     let other_mac = Renewal { chaddr: [2, 0x77, 0, 0, 0, 0x51], ..base.clone() };
     passes(&mut h, &other_mac.frame(), Stat::PassChaddrMismatch);
@@ -402,4 +418,37 @@ fn verifier_work_stays_within_budget() {
     let n = h.info(xdhcp::fastpath::PROG).unwrap().verified_instruction_count().unwrap();
     println!("verified (processed) instructions: {n}");
     assert!(n > 1000 && n < 200_000, "processed {n} instructions");
+}
+
+#[test]
+fn each_slash_24_gets_its_own_slots_until_the_table_is_full() {
+    // The harness table has 1,024 slots: four /24 blocks, the lab client's among them.
+    let mut h = harness();
+    let addrs =
+        [Ipv4Addr::new(10, 1, 0, 1), Ipv4Addr::new(10, 2, 0, 255), Ipv4Addr::new(192, 0, 2, 0)];
+    for (i, a) in addrs.iter().enumerate() {
+        h.maps.put_lease(*a, &lease([2, 0, 0, 0, 0, i as u8], None, 7200)).unwrap();
+    }
+    let full = h.maps.put_lease(Ipv4Addr::new(10, 3, 0, 1), &lease(CLIENT_MAC, None, 7200));
+    let err = format!("{:#}", full.unwrap_err());
+    assert!(err.contains("no room for 10.3.0.1"), "{err}");
+    // Blocks already there take more leases; every slot is distinct.
+    h.maps.put_lease(Ipv4Addr::new(10, 1, 0, 2), &lease(CLIENT_MAC, None, 7200)).unwrap();
+    let mut slots: Vec<u32> =
+        h.maps.leases().unwrap().iter().map(|(a, _)| h.maps.slot(*a).unwrap()).collect();
+    let listed: Vec<Ipv4Addr> = h.maps.leases().unwrap().into_iter().map(|(a, _)| a).collect();
+    assert_eq!(
+        listed,
+        [addrs[0], Ipv4Addr::new(10, 1, 0, 2), addrs[1], CLIENT, addrs[2]],
+        "listed by address"
+    );
+    slots.sort_unstable();
+    slots.dedup();
+    assert_eq!(slots.len(), 5);
+
+    // Deleting empties the slot: the renewal goes to the slow path, and a second delete says so.
+    h.maps.delete_lease(CLIENT).unwrap();
+    assert!(h.maps.lease(CLIENT).is_none());
+    passes(&mut h, &renewal(RenewKind::Renewing).frame(), Stat::PassUnknownLease);
+    assert!(h.maps.delete_lease(CLIENT).is_err());
 }

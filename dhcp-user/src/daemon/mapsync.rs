@@ -57,7 +57,7 @@ pub fn entry(l: &FastPathLease, now: Now) -> Option<LeaseEntry> {
         flags: if digest.is_some() { LeaseEntry::F_CLIENT_ID } else { 0 },
         renewed_secs: 0,
         chaddr: l.chaddr,
-        _pad: [0; 2],
+        ..Default::default()
     })
 }
 
