@@ -7,9 +7,14 @@ use bytemuck::{Pod, Zeroable};
 /// (each a cache and TLB miss once the table outgrows the caches). Preallocated and never
 /// evicting: it holds authoritative grants.
 pub const LEASES: &str = "XDHCP_LEASES";
-/// /24 block → first slot of its 256 in [`LEASES`]: a small HASH (one entry per block that ever
-/// held a fast-path lease) that stays in cache. Userspace allocates blocks; they are not freed
-/// while the map lives (a block's slots are emptied instead).
+/// The way from an address to its slot, a two-level table of ARRAYs (XDP looks both up inline,
+/// without a hash or a helper call, and the few entries in use stay in cache):
+/// [`PAGES`]`[addr >> 16]` is 1 + the /16's page (0: no page), and
+/// [`BLOCKS`]`[page * 256 + third octet]` is 1 + the /24's first slot in [`LEASES`] (0: none).
+/// Userspace allocates pages and blocks the first time it puts a lease under them and does not
+/// free them while the maps live (a deleted lease empties its slot). A value read while being
+/// written can only lead to a wrong slot, and a slot answers only for its own address.
+pub const PAGES: &str = "XDHCP_PAGES";
 pub const BLOCKS: &str = "XDHCP_BLOCKS";
 /// Reply data per subnet index (server id, options block, T1/T2).
 pub const SUBNETS: &str = "XDHCP_SUBNETS";
@@ -21,9 +26,13 @@ pub const STATS: &str = "XDHCP_STATS";
 pub const EVENTS: &str = "XDHCP_EVENTS";
 
 pub const LEASES_MAX: u32 = 1 << 20;
-/// Addresses per block of [`BLOCKS`] (a /24).
+/// Addresses per block (a /24), and blocks per page (a /16).
 pub const BLOCK_SLOTS: u32 = 256;
-pub const BLOCKS_MAX: u32 = LEASES_MAX / BLOCK_SLOTS;
+/// One entry per /16.
+pub const PAGES_LEN: u32 = 1 << 16;
+/// Distinct /16s that can hold fast-path leases.
+pub const PAGES_MAX: u32 = 1024;
+pub const BLOCKS_LEN: u32 = PAGES_MAX * BLOCK_SLOTS;
 pub const SUBNETS_MAX: u32 = 256;
 /// Large enough for ~5 ms of renewals at 1 M/s; a full ring makes XDP pass the renewal to the
 /// slow path rather than send an ACK userspace would not hear about.

@@ -1,10 +1,10 @@
 use aya_ebpf::{
-    btf_maps::{Array, HashMap, PerCpuArray, RingBuf},
+    btf_maps::{Array, PerCpuArray, RingBuf},
     macros::btf_map,
 };
 use dhcp_common::{
     Control, LeaseEntry, RenewEvent, Stat, SubnetReply,
-    maps::{BLOCKS_MAX, EVENTS_BYTES, LEASES_MAX, SUBNETS_MAX},
+    maps::{BLOCKS_LEN, EVENTS_BYTES, LEASES_MAX, PAGES_LEN, SUBNETS_MAX},
     stats::STATS_LEN,
 };
 
@@ -12,10 +12,12 @@ use dhcp_common::{
 #[btf_map]
 pub static XDHCP_LEASES: Array<LeaseEntry, { LEASES_MAX as usize }> = Array::new();
 
-/// Key: the address's first three octets as a host-order u32 (`addr >> 8`); value: its first
-/// slot in `XDHCP_LEASES`.
+/// Address → slot, two levels (see `dhcp_common::maps::PAGES`).
 #[btf_map]
-pub static XDHCP_BLOCKS: HashMap<u32, u32, { BLOCKS_MAX as usize }> = HashMap::new();
+pub static XDHCP_PAGES: Array<u32, { PAGES_LEN as usize }> = Array::new();
+
+#[btf_map]
+pub static XDHCP_BLOCKS: Array<u32, { BLOCKS_LEN as usize }> = Array::new();
 
 #[btf_map]
 pub static XDHCP_SUBNETS: Array<SubnetReply, { SUBNETS_MAX as usize }> = Array::new();

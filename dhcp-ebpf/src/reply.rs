@@ -10,12 +10,12 @@ use dhcp_common::{
     bootp::*,
     digest::{ClientIdWords, client_id_words},
     layout,
-    maps::{CLIENT_ID_MAX, SUBNET_OPTS_LEN},
+    maps::{BLOCK_SLOTS, CLIENT_ID_MAX, SUBNET_OPTS_LEN},
 };
 
 use crate::{
     csum,
-    maps::{XDHCP_BLOCKS, XDHCP_CONTROL, XDHCP_EVENTS, XDHCP_LEASES, XDHCP_SUBNETS},
+    maps::{XDHCP_BLOCKS, XDHCP_CONTROL, XDHCP_EVENTS, XDHCP_LEASES, XDHCP_PAGES, XDHCP_SUBNETS},
     parse::{self, Renewal},
     ptr::ptr_at_mut,
 };
@@ -31,11 +31,7 @@ pub fn renew(ctx: &XdpContext) -> Result<(), Stat> {
     if ctl.enabled == 0 {
         return Err(Stat::PassDisabled);
     }
-    let ip = u32::from_be_bytes(req.ciaddr);
-    // SAFETY: userspace replaces a block entry whole (a hash update), never in place.
-    let base: u32 = *unsafe { XDHCP_BLOCKS.get(ip >> 8) }.ok_or(Stat::PassUnknownLease)?;
-    let lease_ptr =
-        XDHCP_LEASES.get_ptr_mut(base.wrapping_add(ip & 0xff)).ok_or(Stat::PassUnknownLease)?;
+    let lease_ptr = slot(u32::from_be_bytes(req.ciaddr)).ok_or(Stat::PassUnknownLease)?;
     let lease: LeaseEntry = unsafe { *lease_ptr };
     // An empty slot, another address's, or one read while userspace rewrote it.
     if !lease.holds(req.ciaddr) {
@@ -102,6 +98,17 @@ pub fn renew(ctx: &XdpContext) -> Result<(), Stat> {
         ev.submit(u64::from(aya_ebpf::bindings::BPF_RB_NO_WAKEUP));
     }
     Ok(())
+}
+
+/// The lease slot of an address, through its /16's page and its /24's block; `None` when either
+/// has none. Each value is 1 + an index so that 0 means unset.
+#[inline(always)]
+fn slot(ip: u32) -> Option<*mut LeaseEntry> {
+    let page = *XDHCP_PAGES.get(ip >> 16)?;
+    // Out-of-range indexes (a value read mid-write) are refused by the array lookups.
+    let block_at = page.checked_sub(1)?.wrapping_mul(BLOCK_SLOTS).wrapping_add((ip >> 8) & 0xff);
+    let base = XDHCP_BLOCKS.get(block_at)?.checked_sub(1)?;
+    XDHCP_LEASES.get_ptr_mut(base.wrapping_add(ip & 0xff))
 }
 
 /// A lease bound with a client identifier is renewed only for that identifier, and a lease bound

@@ -317,6 +317,7 @@ pub fn fastpath(repeat: u32, runs: usize, quick: bool) -> Result<FastpathReport>
             .unwrap_or(0))
     };
     let map_bytes_1m = memlock(b.h.maps.leases.map().fd().as_fd().as_raw_fd())?
+        + memlock(b.h.maps.pages.map().fd().as_fd().as_raw_fd())?
         + memlock(b.h.maps.blocks.map().fd().as_fd().as_raw_fd())?;
     let verified_insns = b.h.info(fastpath::PROG)?.verified_instruction_count().unwrap_or(0);
     Ok(FastpathReport {

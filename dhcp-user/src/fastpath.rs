@@ -25,7 +25,8 @@ pub const PROG: &str = "xdhcp";
 /// The do-nothing program for the client side of a veth pair (see dhcp-ebpf).
 pub const PASS_PROG: &str = "xdhcp_pass";
 pub const PIN_ROOT: &str = "/sys/fs/bpf/xdhcp";
-const MAP_NAMES: [&str; 6] = [m::LEASES, m::BLOCKS, m::SUBNETS, m::CONTROL, m::STATS, m::EVENTS];
+const MAP_NAMES: [&str; 7] =
+    [m::LEASES, m::PAGES, m::BLOCKS, m::SUBNETS, m::CONTROL, m::STATS, m::EVENTS];
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 
 #[must_use]
@@ -75,7 +76,6 @@ pub fn load(opts: &LoadOptions) -> Result<Ebpf> {
     if let Some(n) = opts.leases_max {
         let n = n.next_multiple_of(m::BLOCK_SLOTS);
         loader.map_max_entries(m::LEASES, n);
-        loader.map_max_entries(m::BLOCKS, n / m::BLOCK_SLOTS);
     }
     loader.load(OBJECT).context("load the XDP object (is this root, on kernel >= 5.18?)")
 }

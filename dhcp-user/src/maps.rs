@@ -4,15 +4,18 @@ use std::{collections::BTreeMap, net::Ipv4Addr, path::Path};
 use anyhow::{Context as _, Result};
 use aya::{
     Ebpf,
-    maps::{Array, HashMap, Map, MapData, PerCpuArray, RingBuf},
+    maps::{Array, Map, MapData, PerCpuArray, RingBuf},
 };
 use dhcp_common::{Control, LeaseEntry, RenewEvent, Stat, SubnetReply, maps as m};
 use serde::Serialize;
 
 pub struct FastPathMaps {
     pub leases: Array<MapData, LeaseEntry>,
-    pub blocks: HashMap<MapData, u32, u32>,
-    /// What `blocks` holds, as last read or written here.
+    pub pages: Array<MapData, u32>,
+    pub blocks: Array<MapData, u32>,
+    /// What `pages` and `blocks` hold (/16 → page, /24 → first slot), as last read or written
+    /// here.
+    page_of: BTreeMap<u32, u32>,
     bases: BTreeMap<u32, u32>,
     pub subnets: Array<MapData, SubnetReply>,
     pub control: Array<MapData, Control>,
@@ -33,7 +36,9 @@ impl FastPathMaps {
     pub fn from_ebpf(ebpf: &mut Ebpf) -> Result<Self> {
         Self {
             leases: take(ebpf, m::LEASES)?.try_into()?,
+            pages: take(ebpf, m::PAGES)?.try_into()?,
             blocks: take(ebpf, m::BLOCKS)?.try_into()?,
+            page_of: BTreeMap::new(),
             bases: BTreeMap::new(),
             subnets: take(ebpf, m::SUBNETS)?.try_into()?,
             control: take(ebpf, m::CONTROL)?.try_into()?,
@@ -46,7 +51,9 @@ impl FastPathMaps {
     pub fn open_pinned(dir: &Path) -> Result<Self> {
         Self {
             leases: pinned(dir, m::LEASES)?.try_into()?,
+            pages: pinned(dir, m::PAGES)?.try_into()?,
             blocks: pinned(dir, m::BLOCKS)?.try_into()?,
+            page_of: BTreeMap::new(),
             bases: BTreeMap::new(),
             subnets: pinned(dir, m::SUBNETS)?.try_into()?,
             control: pinned(dir, m::CONTROL)?.try_into()?,
@@ -69,10 +76,22 @@ impl FastPathMaps {
     }
 
     fn read_bases(&mut self) -> Result<()> {
+        self.page_of.clear();
         self.bases.clear();
-        for kv in self.blocks.iter() {
-            let (prefix, base) = kv.context("read the block map")?;
-            self.bases.insert(prefix, base);
+        for p16 in 0..self.pages.len() {
+            let Some(page) = self.pages.get(&p16, 0).context("read the page map")?.checked_sub(1)
+            else {
+                continue;
+            };
+            self.page_of.insert(p16, page);
+            for o in 0..m::BLOCK_SLOTS {
+                let at = page * m::BLOCK_SLOTS + o;
+                if let Some(base) =
+                    self.blocks.get(&at, 0).context("read the block map")?.checked_sub(1)
+                {
+                    self.bases.insert(p16 << 8 | o, base);
+                }
+            }
         }
         Ok(())
     }
@@ -83,32 +102,58 @@ impl FastPathMaps {
         self.bases.get(&(a >> 8)).map(|b| b + (a & 0xff))
     }
 
-    /// The slot of `addr`, giving its block the lowest free run of slots if it has none.
+    /// The slot of `addr`, giving its /16 a page and its /24 the lowest free run of slots if
+    /// they have none.
+    ///
+    /// One writer is assumed (the daemon, or `xdhcp lease` in a lab without one): the tables
+    /// are read when the maps are opened and kept up to date here, and what another writer
+    /// added since is found by looking the entry itself up before allocating. Two writers
+    /// allocating at once could hand two blocks the same slots; that costs the fast path for
+    /// those addresses (each entry answers only for its own address), never a wrong answer.
     fn slot_or_allocate(&mut self, addr: Ipv4Addr) -> Result<u32> {
         if let Some(s) = self.slot(addr) {
             return Ok(s);
         }
-        // Another process (the `xdhcp lease` command beside a daemon) may have added blocks.
-        self.read_bases()?;
-        if let Some(s) = self.slot(addr) {
-            return Ok(s);
-        }
-        let used: std::collections::HashSet<u32> = self.bases.values().copied().collect();
-        let base = (0..self.leases.len() / m::BLOCK_SLOTS)
-            .map(|i| i * m::BLOCK_SLOTS)
-            .find(|b| !used.contains(b))
-            .with_context(|| {
-                format!(
-                    "no room for {addr}: all {} blocks of {} fast-path slots are in use",
-                    self.leases.len() / m::BLOCK_SLOTS,
-                    m::BLOCK_SLOTS
-                )
-            })?;
-        let prefix = u32::from(addr) >> 8;
-        // BPF_NOEXIST: never move a block that exists (its slots hold leases).
-        self.blocks.insert(prefix, base, 1).with_context(|| format!("add the block of {addr}"))?;
-        self.bases.insert(prefix, base);
-        Ok(base + (u32::from(addr) & 0xff))
+        let a = u32::from(addr);
+        let room = |what: &str, n: u32| {
+            format!("no room for {addr}: all {n} {what} of the fast-path lease table are in use")
+        };
+        let page = match self.page_of.get(&(a >> 16)) {
+            Some(p) => *p,
+            None => match self.pages.get(&(a >> 16), 0)?.checked_sub(1) {
+                Some(p) => p,
+                None => {
+                    let used: std::collections::HashSet<u32> =
+                        self.page_of.values().copied().collect();
+                    let n = self.blocks.len() / m::BLOCK_SLOTS;
+                    let p =
+                        (0..n).find(|p| !used.contains(p)).with_context(|| room("/16 pages", n))?;
+                    self.pages
+                        .set(a >> 16, p + 1, 0)
+                        .with_context(|| format!("add the page of {addr}"))?;
+                    p
+                }
+            },
+        };
+        self.page_of.insert(a >> 16, page);
+        let at = page * m::BLOCK_SLOTS + ((a >> 8) & 0xff);
+        let base = match self.blocks.get(&at, 0)?.checked_sub(1) {
+            Some(b) => b,
+            None => {
+                let used: std::collections::HashSet<u32> = self.bases.values().copied().collect();
+                let n = self.leases.len() / m::BLOCK_SLOTS;
+                let b = (0..n)
+                    .map(|i| i * m::BLOCK_SLOTS)
+                    .find(|b| !used.contains(b))
+                    .with_context(|| room("/24 blocks", n))?;
+                self.blocks
+                    .set(at, b + 1, 0)
+                    .with_context(|| format!("add the block of {addr}"))?;
+                b
+            }
+        };
+        self.bases.insert(a >> 8, base);
+        Ok(base + (a & 0xff))
     }
 
     pub fn put_lease(&mut self, addr: Ipv4Addr, e: &LeaseEntry) -> Result<()> {
