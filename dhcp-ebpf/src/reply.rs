@@ -86,12 +86,8 @@ pub fn renew(ctx: &XdpContext) -> Result<(), Stat> {
             at_ns: now,
             addr: req.ciaddr,
             granted_secs: granted,
-            subnet: lease.subnet,
-            xid: req.xid,
             chaddr: req.chaddr,
             _pad: [0; 2],
-            ifindex: ctx.ingress_ifindex() as u32,
-            _pad2: 0,
         });
         // No wakeup per event: userspace drains the ring on a short timer. A wakeup per ACK
         // costs an irq_work each and multiplies the cost of a renewal.
