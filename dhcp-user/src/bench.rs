@@ -54,6 +54,11 @@ pub struct FastpathReport {
     /// renewal's restore shrinks the previous ACK once.
     pub ns_restore: f64,
     pub ns_restore_1m: f64,
+    /// This host's yardstick for the 1 M figure: one dependent load at a random place in a
+    /// 64 MiB table of 4 KiB pages (the size of the 1 M-slot lease array, paged as the kernel
+    /// pages it), timed by a pointer chase in userspace. A renewal over 1 M leases makes one
+    /// such access, so `ns_per_renewal_1m` cannot be below `ns_per_renewal` plus this.
+    pub ns_random_access_64m: f64,
     /// ACKs counted by the program over all timed renewal runs; equals the repetitions.
     pub acks_counted: u64,
     pub repeat: u32,
@@ -276,6 +281,54 @@ impl Bench {
     }
 }
 
+/// Median ns per step of a pointer chase through a random cycle over `bytes` of 4 KiB pages,
+/// one 64-byte line per step.
+fn random_access_ns(bytes: usize, runs: usize) -> Result<f64> {
+    const LINE: usize = 64;
+    let lines = bytes / LINE;
+    // SAFETY: a private anonymous mapping, unmapped below; nothing else refers to it.
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            bytes,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    ensure!(base != libc::MAP_FAILED, "mmap {bytes} bytes: {}", std::io::Error::last_os_error());
+    // Small pages, as vmalloc gives the kernel's array (transparent huge pages would hide the
+    // TLB misses the kernel takes).
+    unsafe { libc::madvise(base, bytes, libc::MADV_NOHUGEPAGE) };
+    let at = |i: usize| unsafe { base.cast::<u8>().add(i * LINE).cast::<usize>() };
+    // Sattolo's algorithm: a random permutation that is one single cycle.
+    let mut order: Vec<usize> = (0..lines).collect();
+    let mut x = 0x2545_f491_4f6c_dd1d_u64;
+    for i in (1..lines).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        order.swap(i, (x % i as u64) as usize);
+    }
+    for (i, &line) in order.iter().enumerate() {
+        unsafe { at(line).write(at(order[(i + 1) % lines]) as usize) };
+    }
+    let steps = 4 * lines;
+    let mut v = Vec::new();
+    for _ in 0..runs {
+        let mut p = at(order[0]) as usize;
+        let t = std::time::Instant::now();
+        for _ in 0..steps {
+            p = unsafe { *(p as *const usize) };
+        }
+        v.push(t.elapsed().as_nanos() as f64 / steps as f64);
+        std::hint::black_box(p);
+    }
+    unsafe { libc::munmap(base, bytes) };
+    Ok(median(v))
+}
+
 /// `quick` skips the 1 M-lease figures (development only; they are then 0).
 pub fn fastpath(repeat: u32, runs: usize, quick: bool) -> Result<FastpathReport> {
     let mut b = Bench::new(repeat, runs)?;
@@ -329,6 +382,7 @@ pub fn fastpath(repeat: u32, runs: usize, quick: bool) -> Result<FastpathReport>
         ns_non_dhcp,
         ns_restore,
         ns_restore_1m,
+        ns_random_access_64m: random_access_ns(64 << 20, runs)?,
         acks_counted: b.acks,
         repeat,
         runs,

@@ -60,6 +60,45 @@ impl Harness {
         Ok(self.prog(name)?.info()?)
     }
 
+    /// The program's instructions as the kernel holds them after verification (8 bytes
+    /// each), read with BPF_OBJ_GET_INFO_BY_FD as `bpftool prog dump xlated` does.
+    pub fn xlated(&mut self, name: &str) -> Result<Vec<[u8; 8]>> {
+        use std::os::fd::{AsFd as _, AsRawFd as _};
+        // The head of struct bpf_prog_info (UAPI): the two fields asked for sit at these
+        // offsets; the kernel fills the rest of what `info_len` covers.
+        const XLATED_LEN: usize = 20;
+        const XLATED_PTR: usize = 32;
+        let fd = self.prog(name)?.fd()?.as_fd().as_raw_fd();
+        let get = |info: &mut [u8; 40]| -> Result<()> {
+            let mut attr = [0u8; 16];
+            attr[0..4].copy_from_slice(&(fd as u32).to_ne_bytes());
+            attr[4..8].copy_from_slice(&(info.len() as u32).to_ne_bytes());
+            attr[8..16].copy_from_slice(&(info.as_mut_ptr() as u64).to_ne_bytes());
+            // SAFETY: attr and info outlive the call; the kernel writes at most info_len bytes
+            // into info and xlated_prog_len bytes at the pointer set in it.
+            let rc = unsafe {
+                libc::syscall(
+                    libc::SYS_bpf,
+                    libc::c_long::from(15), // BPF_OBJ_GET_INFO_BY_FD
+                    attr.as_mut_ptr(),
+                    attr.len(),
+                )
+            };
+            anyhow::ensure!(rc == 0, "BPF_OBJ_GET_INFO_BY_FD: {}", std::io::Error::last_os_error());
+            Ok(())
+        };
+        let mut info = [0u8; 40];
+        get(&mut info)?;
+        let len = u32::from_ne_bytes(info[XLATED_LEN..XLATED_LEN + 4].try_into()?) as usize;
+        let mut insns = vec![[0u8; 8]; len / 8];
+        let mut info = [0u8; 40];
+        info[XLATED_LEN..XLATED_LEN + 4].copy_from_slice(&(len as u32).to_ne_bytes());
+        info[XLATED_PTR..XLATED_PTR + 8]
+            .copy_from_slice(&(insns.as_mut_ptr() as u64).to_ne_bytes());
+        get(&mut info)?;
+        Ok(insns)
+    }
+
     /// Runs `frame` once through the fast path: the verdict and the frame as it left.
     pub fn run(&mut self, frame: &[u8]) -> Result<(u32, Vec<u8>)> {
         self.run_prog(fastpath::PROG, frame)
