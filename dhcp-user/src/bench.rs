@@ -281,9 +281,9 @@ impl Bench {
     }
 }
 
-/// Median ns per step of a pointer chase through a random cycle over `bytes` of 4 KiB pages,
-/// one 64-byte line per step.
-fn random_access_ns(bytes: usize, runs: usize) -> Result<f64> {
+/// Mean ns per step of a pointer chase through a random cycle over `bytes` of 4 KiB pages, one
+/// 64-byte line per step.
+fn random_access_ns(bytes: usize) -> Result<f64> {
     const LINE: usize = 64;
     let lines = bytes / LINE;
     // SAFETY: a private anonymous mapping, unmapped below; nothing else refers to it.
@@ -315,51 +315,71 @@ fn random_access_ns(bytes: usize, runs: usize) -> Result<f64> {
         unsafe { at(line).write(at(order[(i + 1) % lines]) as usize) };
     }
     let steps = 4 * lines;
-    let mut v = Vec::new();
-    for _ in 0..runs {
-        let mut p = at(order[0]) as usize;
-        let t = std::time::Instant::now();
-        for _ in 0..steps {
-            p = unsafe { *(p as *const usize) };
-        }
-        v.push(t.elapsed().as_nanos() as f64 / steps as f64);
-        std::hint::black_box(p);
+    let mut p = at(order[0]) as usize;
+    let t = std::time::Instant::now();
+    for _ in 0..steps {
+        p = unsafe { *(p as *const usize) };
     }
+    let ns = t.elapsed().as_nanos() as f64 / steps as f64;
+    std::hint::black_box(p);
     unsafe { libc::munmap(base, bytes) };
-    Ok(median(v))
+    Ok(ns)
 }
 
 /// `quick` skips the 1 M-lease figures (development only; they are then 0).
 pub fn fastpath(repeat: u32, runs: usize, quick: bool) -> Result<FastpathReport> {
-    let mut b = Bench::new(repeat, runs)?;
+    // One run per call: the rounds below interleave the figures.
+    let mut b = Bench::new(repeat, 1)?;
     let now = clock::monotonic_ns();
-    b.h.maps.put_lease(request(0).ciaddr, &entry(0, now))?;
+    const MILLION: u32 = 1_000_000;
+    let leases = if quick { 1 } else { MILLION };
+    for i in 0..leases {
+        b.h.maps.put_lease(Ipv4Addr::from(u32::from(BASE) + i), &entry(i, now))?;
+    }
 
     let mut dns = request(0).frame();
     let udp = bootp::ETH_HLEN + bootp::IPV4_HLEN;
     dns[udp + 2..udp + 4].copy_from_slice(&53u16.to_be_bytes());
-    let ns_floor = b.time(fastpath::PASS_PROG, &dns, XDP_PASS)?;
-    let ns_non_dhcp = b.time(fastpath::PROG, &dns, XDP_PASS)?;
 
-    b.set_clients(1)?;
-    let ns_restore = b.time_restore()?;
-    let one = b.time_renewals()?;
-    b.events(false)?;
-    let one_stamp = b.time_renewals()?;
-    b.events(true)?;
-
-    let (mut ns_restore_1m, mut m, mut m_stamp) = (0.0, 0.0, 0.0);
-    const MILLION: u32 = 1_000_000;
-    if !quick {
-        for i in 1..MILLION {
-            b.h.maps.put_lease(Ipv4Addr::from(u32::from(BASE) + i), &entry(i, now))?;
-        }
-        b.set_clients(MILLION)?;
-        ns_restore_1m = b.time_restore()?;
-        m = b.time_renewals()? - ns_restore_1m;
-        b.events(false)?;
-        m_stamp = b.time_renewals()? - ns_restore_1m;
+    // Every round times every figure once, and each figure is the median over rounds: the
+    // host behind these VMs has slow spells lasting seconds, which would otherwise land on
+    // whichever figure was being timed and skew the comparisons between figures. Renewals are
+    // paired with the restore step timed in the same round.
+    #[derive(Default)]
+    struct Rounds {
+        floor: Vec<f64>,
+        non_dhcp: Vec<f64>,
+        restore: Vec<f64>,
+        one: Vec<f64>,
+        one_stamp: Vec<f64>,
+        restore_1m: Vec<f64>,
+        m: Vec<f64>,
+        m_stamp: Vec<f64>,
+        random: Vec<f64>,
     }
+    let mut r = Rounds::default();
+    for _ in 0..runs {
+        r.floor.push(b.time(fastpath::PASS_PROG, &dns, XDP_PASS)?);
+        r.non_dhcp.push(b.time(fastpath::PROG, &dns, XDP_PASS)?);
+        b.set_clients(1)?;
+        let restore = b.time_restore()?;
+        r.restore.push(restore);
+        b.events(true)?;
+        r.one.push(b.time_renewals()? - restore);
+        b.events(false)?;
+        r.one_stamp.push(b.time_renewals()? - restore);
+        if !quick {
+            b.set_clients(MILLION)?;
+            let restore = b.time_restore()?;
+            r.restore_1m.push(restore);
+            b.events(true)?;
+            r.m.push(b.time_renewals()? - restore);
+            b.events(false)?;
+            r.m_stamp.push(b.time_renewals()? - restore);
+            r.random.push(random_access_ns(64 << 20)?);
+        }
+    }
+    let med = |v: &Vec<f64>| if v.is_empty() { 0.0 } else { median(v.clone()) };
 
     let memlock = |fd: std::os::fd::RawFd| -> Result<u64> {
         let fdinfo = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))?;
@@ -374,15 +394,15 @@ pub fn fastpath(repeat: u32, runs: usize, quick: bool) -> Result<FastpathReport>
         + memlock(b.h.maps.blocks.map().fd().as_fd().as_raw_fd())?;
     let verified_insns = b.h.info(fastpath::PROG)?.verified_instruction_count().unwrap_or(0);
     Ok(FastpathReport {
-        ns_per_renewal: one - ns_restore,
-        ns_per_renewal_1m: m,
-        ns_per_renewal_stamp_only: one_stamp - ns_restore,
-        ns_per_renewal_1m_stamp_only: m_stamp,
-        ns_floor,
-        ns_non_dhcp,
-        ns_restore,
-        ns_restore_1m,
-        ns_random_access_64m: random_access_ns(64 << 20, runs)?,
+        ns_per_renewal: med(&r.one),
+        ns_per_renewal_1m: med(&r.m),
+        ns_per_renewal_stamp_only: med(&r.one_stamp),
+        ns_per_renewal_1m_stamp_only: med(&r.m_stamp),
+        ns_floor: med(&r.floor),
+        ns_non_dhcp: med(&r.non_dhcp),
+        ns_restore: med(&r.restore),
+        ns_restore_1m: med(&r.restore_1m),
+        ns_random_access_64m: med(&r.random),
         acks_counted: b.acks,
         repeat,
         runs,
