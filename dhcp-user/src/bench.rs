@@ -251,6 +251,17 @@ impl Bench {
         Ok((self.time(RESTORE_PROG, &f, XDP_PASS)? + self.time(RESIZE_PROG, &f, XDP_PASS)?) / 2.0)
     }
 
+    /// Over `clients` leases: the restore step, and renewals net of it with events on and off.
+    fn renewal_figures(&mut self, clients: u32) -> Result<[f64; 3]> {
+        self.set_clients(clients)?;
+        let restore = self.time_restore()?;
+        self.events(true)?;
+        let with_events = self.time_renewals()? - restore;
+        self.events(false)?;
+        let stamp_only = self.time_renewals()? - restore;
+        Ok([restore, with_events, stamp_only])
+    }
+
     /// Median ns per full renewal (restore included); every repetition must be an ACK.
     fn time_renewals(&mut self) -> Result<f64> {
         let frame = request(0).frame();
@@ -361,21 +372,15 @@ pub fn fastpath(repeat: u32, runs: usize, quick: bool) -> Result<FastpathReport>
     for _ in 0..runs {
         r.floor.push(b.time(fastpath::PASS_PROG, &dns, XDP_PASS)?);
         r.non_dhcp.push(b.time(fastpath::PROG, &dns, XDP_PASS)?);
-        b.set_clients(1)?;
-        let restore = b.time_restore()?;
+        let [restore, one, stamp] = b.renewal_figures(1)?;
         r.restore.push(restore);
-        b.events(true)?;
-        r.one.push(b.time_renewals()? - restore);
-        b.events(false)?;
-        r.one_stamp.push(b.time_renewals()? - restore);
+        r.one.push(one);
+        r.one_stamp.push(stamp);
         if !quick {
-            b.set_clients(MILLION)?;
-            let restore = b.time_restore()?;
+            let [restore, m, stamp] = b.renewal_figures(MILLION)?;
             r.restore_1m.push(restore);
-            b.events(true)?;
-            r.m.push(b.time_renewals()? - restore);
-            b.events(false)?;
-            r.m_stamp.push(b.time_renewals()? - restore);
+            r.m.push(m);
+            r.m_stamp.push(stamp);
             r.random.push(random_access_ns(64 << 20)?);
         }
     }
