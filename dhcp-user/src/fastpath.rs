@@ -112,6 +112,7 @@ pub fn attach(iface: &str, mode: AttachMode, enable: bool) -> Result<Attached> {
     ensure_bpffs()?;
     let dir = pin_dir(iface);
     fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    check_pins(&dir, iface)?;
     let link_pin = dir.join("link");
     let mut ebpf = load(&LoadOptions { pin_dir: Some(dir.clone()), leases_max: None })?;
     let (mode_name, new) = if link_pin.exists() {
@@ -155,6 +156,23 @@ pub const PEER_PROG: &str = "xdhcp_peer";
 /// Attaches [`PEER_PROG`] to `iface` and pins its link and maps: on a veth pair, frames our
 /// fast path sends with XDP_TX only arrive at a peer that runs an XDP program of its own. For
 /// labs and load tests, on the client side.
+/// Pins are adopted by name, so pins another build left (a map it had and this one has not, or
+/// the reverse) would be mixed with this build's maps. All of this build's maps pinned, or none:
+/// anything else is refused, with the way out.
+fn check_pins(dir: &Path, iface: &str) -> Result<()> {
+    let (there, missing): (Vec<&str>, Vec<&str>) =
+        MAP_NAMES.iter().copied().partition(|n| dir.join(n).exists());
+    if !there.is_empty() && !missing.is_empty() {
+        anyhow::bail!(
+            "{} holds the pins of another xdhcp build ({} missing): run `xdhcp detach --iface \
+             {iface}` once, then attach again",
+            dir.display(),
+            missing.join(", ")
+        );
+    }
+    Ok(())
+}
+
 pub fn attach_peer(iface: &str) -> Result<()> {
     ensure_bpffs()?;
     let dir = Path::new(PEER_PIN_ROOT).join(iface);
@@ -253,4 +271,28 @@ pub fn enter_netns(name: &str) -> Result<()> {
             .with_context(|| format!("enter network namespace {name}"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pins_of_another_build_are_refused_with_the_way_out() {
+        let dir = std::env::temp_dir().join(format!("xdhcp-pins-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        assert!(check_pins(&dir, "eth9").is_ok(), "nothing pinned yet");
+        // What a build before XDHCP_PAGES and XDHCP_BLOCKS left.
+        for n in [m::LEASES, m::SUBNETS, m::CONTROL, m::STATS, m::EVENTS] {
+            fs::write(dir.join(n), b"").unwrap();
+        }
+        let err = check_pins(&dir, "eth9").unwrap_err().to_string();
+        assert!(err.contains("XDHCP_PAGES, XDHCP_BLOCKS missing"), "{err}");
+        assert!(err.contains("xdhcp detach --iface eth9"), "{err}");
+        for n in [m::PAGES, m::BLOCKS] {
+            fs::write(dir.join(n), b"").unwrap();
+        }
+        assert!(check_pins(&dir, "eth9").is_ok(), "all of this build's maps");
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }
