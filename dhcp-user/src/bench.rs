@@ -193,12 +193,11 @@ pub struct Bench {
     h: Harness,
     frames: Array<aya::maps::MapData, BenchFrame>,
     repeat: u32,
-    runs: usize,
     acks: u64,
 }
 
 impl Bench {
-    pub fn new(repeat: u32, runs: usize) -> Result<Self> {
+    pub fn new(repeat: u32) -> Result<Self> {
         let mut h = Harness::new(
             1 << 20,
             &[fastpath::PROG, fastpath::PASS_PROG, BENCH_PROG, RESTORE_PROG, RESIZE_PROG],
@@ -222,7 +221,7 @@ impl Bench {
         };
         h.maps.set_subnet(0, &subnet.encode()?)?;
         let frames = h.take_map(BENCH)?.try_into()?;
-        Ok(Self { h, frames, repeat, runs, acks: 0 })
+        Ok(Self { h, frames, repeat, acks: 0 })
     }
 
     fn set_clients(&mut self, clients: u32) -> Result<()> {
@@ -235,15 +234,11 @@ impl Bench {
         self.h.maps.set_control(c)
     }
 
-    /// Median ns per run of `prog` over `frame`, checking the verdict.
+    /// Mean ns per repetition of `prog` over `frame`, checking the verdict.
     fn time(&mut self, prog: &str, frame: &[u8], want: u32) -> Result<f64> {
-        let mut v = Vec::new();
-        for _ in 0..self.runs {
-            let (ret, ns) = self.h.time(prog, frame, self.repeat)?;
-            ensure!(ret == want, "{prog} returned {ret}, expected {want}");
-            v.push(ns);
-        }
-        Ok(median(v))
+        let (ret, ns) = self.h.time(prog, frame, self.repeat)?;
+        ensure!(ret == want, "{prog} returned {ret}, expected {want}");
+        Ok(ns)
     }
 
     fn time_restore(&mut self) -> Result<f64> {
@@ -262,33 +257,29 @@ impl Bench {
         Ok([restore, with_events, stamp_only])
     }
 
-    /// Median ns per full renewal (restore included); every repetition must be an ACK.
+    /// Mean ns per full renewal (restore included); every repetition must be an ACK.
     fn time_renewals(&mut self) -> Result<f64> {
         let frame = request(0).frame();
-        let mut v = Vec::new();
-        for _ in 0..self.runs {
-            let before = self.h.maps.stats()?.get(Stat::Ack);
-            let drainer = Drainer::start(self.h.events.take().context("events lent out")?);
-            let r = self.h.time(BENCH_PROG, &frame, self.repeat);
-            let (events, _) = drainer.stop();
-            self.h.events = Some(events);
-            let (ret, ns) = r?;
-            ensure!(
-                ret == XDP_TX,
-                "bench program returned {ret}: {:?}",
-                self.h.maps.stats()?.to_json()
-            );
-            let acks = self.h.maps.stats()?.get(Stat::Ack) - before;
-            ensure!(
-                acks == u64::from(self.repeat),
-                "{acks} ACKs for {} repetitions: not every timed run was a renewal ({:?})",
-                self.repeat,
-                self.h.maps.stats()?.to_json()
-            );
-            self.acks += acks;
-            v.push(ns);
-        }
-        Ok(median(v))
+        let before = self.h.maps.stats()?.get(Stat::Ack);
+        let drainer = Drainer::start(self.h.events.take().context("events lent out")?);
+        let r = self.h.time(BENCH_PROG, &frame, self.repeat);
+        let (events, _) = drainer.stop();
+        self.h.events = Some(events);
+        let (ret, ns) = r?;
+        ensure!(
+            ret == XDP_TX,
+            "bench program returned {ret}: {:?}",
+            self.h.maps.stats()?.to_json()
+        );
+        let acks = self.h.maps.stats()?.get(Stat::Ack) - before;
+        ensure!(
+            acks == u64::from(self.repeat),
+            "{acks} ACKs for {} repetitions: not every timed run was a renewal ({:?})",
+            self.repeat,
+            self.h.maps.stats()?.to_json()
+        );
+        self.acks += acks;
+        Ok(ns)
     }
 }
 
@@ -339,8 +330,7 @@ fn random_access_ns(bytes: usize) -> Result<f64> {
 
 /// `quick` skips the 1 M-lease figures (development only; they are then 0).
 pub fn fastpath(repeat: u32, runs: usize, quick: bool) -> Result<FastpathReport> {
-    // One run per call: the rounds below interleave the figures.
-    let mut b = Bench::new(repeat, 1)?;
+    let mut b = Bench::new(repeat)?;
     let now = clock::monotonic_ns();
     const MILLION: u32 = 1_000_000;
     let leases = if quick { 1 } else { MILLION };

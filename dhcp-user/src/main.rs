@@ -168,7 +168,7 @@ fn dump(iface: Option<String>, json: bool) -> Result<()> {
     let now = clock::monotonic_ns();
     let mut out = serde_json::Map::new();
     for i in interfaces(iface)? {
-        let mut m = open(&i)?;
+        let m = open(&i)?;
         let c = m.control()?;
         let leases: Vec<LeaseView> =
             m.leases()?.iter().map(|(a, e)| LeaseView::new(*a, e, now)).collect();

@@ -22,6 +22,15 @@ pub struct FastPathMaps {
     pub stats: PerCpuArray<MapData, u64>,
 }
 
+/// The first of `candidates` not in `used`.
+fn lowest_free<'a>(
+    used: impl Iterator<Item = &'a u32>,
+    mut candidates: impl Iterator<Item = u32>,
+) -> Option<u32> {
+    let used: std::collections::HashSet<u32> = used.copied().collect();
+    candidates.find(|c| !used.contains(c))
+}
+
 fn take(ebpf: &mut Ebpf, name: &str) -> Result<Map> {
     ebpf.take_map(name).with_context(|| format!("map {name} missing from the object"))
 }
@@ -123,11 +132,9 @@ impl FastPathMaps {
             None => match self.pages.get(&(a >> 16), 0)?.checked_sub(1) {
                 Some(p) => p,
                 None => {
-                    let used: std::collections::HashSet<u32> =
-                        self.page_of.values().copied().collect();
                     let n = self.blocks.len() / m::BLOCK_SLOTS;
-                    let p =
-                        (0..n).find(|p| !used.contains(p)).with_context(|| room("/16 pages", n))?;
+                    let p = lowest_free(self.page_of.values(), 0..n)
+                        .with_context(|| room("/16 pages", n))?;
                     self.pages
                         .set(a >> 16, p + 1, 0)
                         .with_context(|| format!("add the page of {addr}"))?;
@@ -140,11 +147,8 @@ impl FastPathMaps {
         let base = match self.blocks.get(&at, 0)?.checked_sub(1) {
             Some(b) => b,
             None => {
-                let used: std::collections::HashSet<u32> = self.bases.values().copied().collect();
                 let n = self.leases.len() / m::BLOCK_SLOTS;
-                let b = (0..n)
-                    .map(|i| i * m::BLOCK_SLOTS)
-                    .find(|b| !used.contains(b))
+                let b = lowest_free(self.bases.values(), (0..n).map(|i| i * m::BLOCK_SLOTS))
                     .with_context(|| room("/24 blocks", n))?;
                 self.blocks
                     .set(at, b + 1, 0)
@@ -179,9 +183,8 @@ impl FastPathMaps {
         e.holds(addr.octets()).then_some(e)
     }
 
-    /// All lease entries, sorted by address.
-    pub fn leases(&mut self) -> Result<Vec<(Ipv4Addr, LeaseEntry)>> {
-        self.read_bases()?;
+    /// All lease entries, sorted by address (blocks as read at open or added here since).
+    pub fn leases(&self) -> Result<Vec<(Ipv4Addr, LeaseEntry)>> {
         let mut v = Vec::new();
         for (prefix, base) in &self.bases {
             for i in 0..m::BLOCK_SLOTS {
