@@ -22,8 +22,13 @@ pub const SUBNETS: &str = "XDHCP_SUBNETS";
 pub const CONTROL: &str = "XDHCP_CONTROL";
 /// Per-CPU counters, one slot per [`crate::Stat`].
 pub const STATS: &str = "XDHCP_STATS";
-/// Ring buffer of [`RenewEvent`]s, one per ACK sent by XDP.
-pub const EVENTS: &str = "XDHCP_EVENTS";
+/// The event log: one [`RenewEvent`] per ACK sent by XDP, in a region of [`LOG_SLOTS`] slots per
+/// CPU (`LOG[cpu * LOG_SLOTS + head % LOG_SLOTS]`). An ARRAY userspace maps into its memory
+/// (`BPF_F_MMAPABLE`) and reads in place, with no system call.
+pub const LOG: &str = "XDHCP_LOG";
+/// One [`LogCursor`] per CPU: where XDP writes next in that CPU's region of [`LOG`], and where
+/// userspace reads next. Also mapped into userspace memory.
+pub const LOG_CURSORS: &str = "XDHCP_LOG_CURSORS";
 
 pub const LEASES_MAX: u32 = 1 << 20;
 /// Addresses per block (a /24), and blocks per page (a /16).
@@ -34,10 +39,10 @@ pub const PAGES_LEN: u32 = 1 << 16;
 pub const PAGES_MAX: u32 = 1024;
 pub const BLOCKS_LEN: u32 = PAGES_MAX * BLOCK_SLOTS;
 pub const SUBNETS_MAX: u32 = 256;
-/// 131,072 records (32 bytes each with the header): ~130 ms of renewals at 1 M/s. A full ring
-/// makes XDP pass the renewal to the slow path rather than send an ACK userspace would not hear
-/// about.
-pub const EVENTS_BYTES: u32 = 1 << 22;
+/// Event slots per CPU: 2 MiB, ~65 ms of renewals at 1 M/s on one CPU (the daemon drains every
+/// 10 ms). A full region makes XDP pass the renewal to the slow path rather than send an ACK
+/// userspace would not hear about. Both maps are sized at load time for the possible CPUs.
+pub const LOG_SLOTS: u32 = 1 << 16;
 
 /// Longest client identifier (option 61 value) the fast path compares; longer ones go to the
 /// slow path.
@@ -164,15 +169,13 @@ pub struct Control {
 }
 
 impl Control {
-    /// Send a [`RenewEvent`] on [`EVENTS`] for every ACK (besides the in-place stamp).
+    /// Log a [`RenewEvent`] in [`LOG`] for every ACK (besides the in-place stamp).
     pub const F_EVENTS: u32 = 1;
     pub const MIN_GRANT_FLOOR: u32 = 60;
 }
 
-/// Sent by XDP on [`EVENTS`] for every ACK it transmits: userspace persists the new expiry and
-/// tells the failover partner. Only what that needs: with the ring's 8-byte header a record
-/// is 32 bytes, two to a cache line, and every line the producer fills is one the consumer
-/// (on another core) must give back.
+/// Logged by XDP in [`LOG`] for every ACK it transmits: userspace persists the new expiry and
+/// tells the failover partner. 32 bytes, two to a cache line, so that no event straddles two.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct RenewEvent {
@@ -181,13 +184,30 @@ pub struct RenewEvent {
     pub addr: [u8; 4],
     pub granted_secs: u32,
     pub chaddr: [u8; 6],
-    pub _pad: [u8; 2],
+    pub _pad: [u8; 10],
+}
+
+/// One CPU's position in [`LOG`]. Each side writes only its own field, with one 8-byte store
+/// into the shared mapping (never `bpf_map_update_elem`, which would rewrite both): XDP on
+/// that CPU advances `head` after the event is written, userspace advances `tail` after it has
+/// read the events before it. Both count events since the map was created; `head - tail` are
+/// waiting, and XDP writes only while that is below [`LOG_SLOTS`]. The ordering this relies on
+/// (an event's stores visible before the `head` store that follows them) is x86's (TSO), the
+/// architecture the program is built for.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct LogCursor {
+    pub head: u64,
+    pub tail: u64,
+    /// A cache line per CPU: one CPU's renewals never take a line from another's.
+    pub _pad: [u64; 6],
 }
 
 const _: () = assert!(size_of::<LeaseEntry>() == 64);
 const _: () = assert!(size_of::<SubnetReply>() == 116);
 const _: () = assert!(size_of::<Control>() == 24);
-const _: () = assert!(size_of::<RenewEvent>() == 24);
+const _: () = assert!(size_of::<RenewEvent>() == 32);
+const _: () = assert!(size_of::<LogCursor>() == 64);
 
 #[cfg(feature = "user")]
 mod user {
@@ -197,6 +217,7 @@ mod user {
     unsafe impl aya::Pod for super::SubnetReply {}
     unsafe impl aya::Pod for super::Control {}
     unsafe impl aya::Pod for super::RenewEvent {}
+    unsafe impl aya::Pod for super::LogCursor {}
 }
 
 /// Benchmark only: the request `xdhcp_bench` restores before every repetition, because

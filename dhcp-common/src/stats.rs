@@ -55,8 +55,9 @@ stats! {
     PassNoSubnet = "pass_no_subnet",
     /// The frame could not be resized to the ACK's length.
     PassResize = "pass_resize",
-    /// The event ring was full: an ACK userspace would not hear of is not sent.
-    PassEventRingFull = "pass_event_ring_full",
+    /// This CPU's region of the event log was full: an ACK userspace would not hear of is not
+    /// sent.
+    PassEventLogFull = "pass_event_log_full",
 }
 
 pub const STATS_LEN: u32 = Stat::ALL.len() as u32;

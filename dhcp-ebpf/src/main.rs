@@ -5,6 +5,9 @@
 //! The program fails open: anything it does not fully understand, any lease it cannot vouch for,
 //! any helper that fails, is XDP_PASS with the frame untouched, and userspace decides.
 #![no_std]
+// Inline asm on BPF: only for `ptr::opaque` (the toolchain is Debian's rustc with
+// RUSTC_BOOTSTRAP, docs/building.md).
+#![feature(asm_experimental_arch)]
 #![no_main]
 
 mod bench;

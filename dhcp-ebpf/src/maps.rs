@@ -1,10 +1,11 @@
 use aya_ebpf::{
-    btf_maps::{Array, PerCpuArray, RingBuf},
+    bindings::BPF_F_MMAPABLE,
+    btf_maps::{Array, PerCpuArray},
     macros::btf_map,
 };
 use dhcp_common::{
-    Control, LeaseEntry, RenewEvent, Stat, SubnetReply,
-    maps::{BLOCKS_LEN, EVENTS_BYTES, LEASES_MAX, PAGES_LEN, SUBNETS_MAX},
+    Control, LeaseEntry, LogCursor, RenewEvent, Stat, SubnetReply,
+    maps::{BLOCKS_LEN, LEASES_MAX, LOG_SLOTS, PAGES_LEN, SUBNETS_MAX},
     stats::STATS_LEN,
 };
 
@@ -28,8 +29,13 @@ pub static XDHCP_CONTROL: Array<Control, 1> = Array::new();
 #[btf_map]
 pub static XDHCP_STATS: PerCpuArray<u64, { STATS_LEN as usize }> = PerCpuArray::new();
 
+/// Sized for one CPU here; the loader sets the real size (possible CPUs × `LOG_SLOTS`).
 #[btf_map]
-pub static XDHCP_EVENTS: RingBuf<RenewEvent, { EVENTS_BYTES as usize }> = RingBuf::new();
+pub static XDHCP_LOG: Array<RenewEvent, { LOG_SLOTS as usize }, { BPF_F_MMAPABLE as usize }> =
+    Array::new();
+
+#[btf_map]
+pub static XDHCP_LOG_CURSORS: Array<LogCursor, 1, { BPF_F_MMAPABLE as usize }> = Array::new();
 
 /// Scratch space of the option scan (see `parse::Scan`); not shared with userspace.
 #[btf_map]

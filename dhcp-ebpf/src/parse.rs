@@ -3,7 +3,7 @@
 use aya_ebpf::programs::XdpContext;
 use dhcp_common::{Stat, bootp::*};
 
-use crate::ptr::{ptr_at, read, read_fixed};
+use crate::ptr::{opaque, ptr_at, read, read_fixed};
 
 /// The option scan stops (and passes) after this many options; a PAD-stuffed or hostile
 /// options area cannot make the program loop long, and the verifier sees a bounded loop.
@@ -177,7 +177,7 @@ fn options(ctx: &XdpContext, start: usize, len: usize) -> Result<&'static Scan, 
     let mut i = 0;
     while i < MAX_OPTIONS {
         i += 1;
-        let rel = core::hint::black_box(o);
+        let rel = opaque(o);
         if rel >= len {
             return Err(Stat::PassTruncated);
         }
@@ -186,7 +186,8 @@ fn options(ctx: &XdpContext, start: usize, len: usize) -> Result<&'static Scan, 
         }
         // A no-op mask at run time, but it makes the verifier forget how far this path has
         // advanced: every path reaches the next iteration with the same offset range, and
-        // states prune instead of multiplying.
+        // states prune instead of multiplying. Through the stack (`black_box`), not
+        // `opaque`: with the register barrier here the verifier passed its 1 M limit.
         o = core::hint::black_box(rel) & (OPTIONS_SPAN - 1);
         let at = start + o;
         // END and PAD have no length byte; END may be the frame's last byte.

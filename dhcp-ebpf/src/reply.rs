@@ -1,21 +1,25 @@
 //! The decision (may this renewal be answered here?) and the in-place rewrite into a DHCPACK.
 use aya_ebpf::{
     helpers::generated::{
-        bpf_ktime_get_coarse_ns, bpf_xdp_adjust_head, bpf_xdp_adjust_tail, bpf_xdp_load_bytes,
+        bpf_get_smp_processor_id, bpf_ktime_get_coarse_ns, bpf_xdp_adjust_head,
+        bpf_xdp_adjust_tail, bpf_xdp_load_bytes,
     },
     programs::XdpContext,
 };
 use dhcp_common::{
-    Control, LeaseEntry, RenewEvent, Stat, SubnetReply,
+    Control, LeaseEntry, LogCursor, RenewEvent, Stat, SubnetReply,
     bootp::*,
     digest::{ClientIdWords, client_id_words},
     layout,
-    maps::{BLOCK_SLOTS, CLIENT_ID_MAX, SUBNET_OPTS_LEN},
+    maps::{BLOCK_SLOTS, CLIENT_ID_MAX, LOG_SLOTS, SUBNET_OPTS_LEN},
 };
 
 use crate::{
     csum,
-    maps::{XDHCP_BLOCKS, XDHCP_CONTROL, XDHCP_EVENTS, XDHCP_LEASES, XDHCP_PAGES, XDHCP_SUBNETS},
+    maps::{
+        XDHCP_BLOCKS, XDHCP_CONTROL, XDHCP_LEASES, XDHCP_LOG, XDHCP_LOG_CURSORS, XDHCP_PAGES,
+        XDHCP_SUBNETS,
+    },
     parse::{self, Renewal},
     ptr::ptr_at_mut,
 };
@@ -63,37 +67,65 @@ pub fn renew(ctx: &XdpContext) -> Result<(), Stat> {
         t2: subnet.t2_secs.min(granted - granted / 8),
     };
 
-    // Reserve the event before touching the frame: an ACK userspace would not hear about must
-    // not be sent.
-    let event = if ctl.flags & Control::F_EVENTS != 0 {
-        Some(XDHCP_EVENTS.reserve(0).ok_or(Stat::PassEventRingFull)?)
+    // Claim the event's slot before touching the frame: an ACK userspace would not hear about
+    // must not be sent.
+    let log = if ctl.flags & Control::F_EVENTS != 0 {
+        Some(log_slot().ok_or(Stat::PassEventLogFull)?)
     } else {
         None
     };
-    if let Err(e) = rewrite(ctx, &req, &ctl, subnet, client_id, &times) {
-        if let Some(ev) = event {
-            ev.discard(u64::from(aya_ebpf::bindings::BPF_RB_NO_WAKEUP));
-        }
-        return Err(e);
-    }
+    rewrite(ctx, &req, &ctl, subnet, client_id, &times)?;
 
     unsafe {
         (*lease_ptr).renewed_at_ns = now;
         (*lease_ptr).renewed_secs = granted;
     }
-    if let Some(mut ev) = event {
-        ev.write(RenewEvent {
-            at_ns: now,
-            addr: req.ciaddr,
-            granted_secs: granted,
-            chaddr: req.chaddr,
-            _pad: [0; 2],
-        });
-        // No wakeup per event: userspace drains the ring on a short timer. A wakeup per ACK
-        // costs an irq_work each and multiplies the cost of a renewal.
-        ev.submit(u64::from(aya_ebpf::bindings::BPF_RB_NO_WAKEUP));
+    if let Some((cursor, head, slot)) = log {
+        // Plain stores, in this order: the event, then the head that hands it to userspace.
+        // No lock and no atomic, unlike a ring buffer's reserve and submit: the region is this
+        // CPU's alone, and XDP does not migrate mid-run.
+        // The event goes in as four words: built as a struct, its padding became a call to the
+        // byte-wise BPF memset.
+        let words: [u64; 4] = [
+            now,
+            u64::from(u32::from_ne_bytes(req.ciaddr)) | u64::from(granted) << 32,
+            u64::from(u16::from_ne_bytes([req.chaddr[0], req.chaddr[1]]))
+                | u64::from(u32::from_ne_bytes([
+                    req.chaddr[2],
+                    req.chaddr[3],
+                    req.chaddr[4],
+                    req.chaddr[5],
+                ])) << 16,
+            0,
+        ];
+        const _: () = assert!(size_of::<RenewEvent>() == 32);
+        let slot = slot.cast::<u64>();
+        unsafe {
+            let mut k = 0;
+            while k < 4 {
+                slot.add(k).write_volatile(words[k]);
+                k += 1;
+            }
+            (&raw mut (*cursor).head).write_volatile(head + 1);
+        }
     }
     Ok(())
+}
+
+/// This CPU's cursor, its head, and the slot the next event goes to; `None` while the region
+/// is full (userspace has not read far enough) or the maps are smaller than this CPU's index.
+#[inline(always)]
+fn log_slot() -> Option<(*mut LogCursor, u64, *mut RenewEvent)> {
+    let cpu = unsafe { bpf_get_smp_processor_id() };
+    let cursor = XDHCP_LOG_CURSORS.get_ptr_mut(cpu)?;
+    let (head, tail) = unsafe {
+        ((&raw const (*cursor).head).read_volatile(), (&raw const (*cursor).tail).read_volatile())
+    };
+    if head.wrapping_sub(tail) >= u64::from(LOG_SLOTS) {
+        return None;
+    }
+    let at = cpu.wrapping_mul(LOG_SLOTS) | (head as u32 & (LOG_SLOTS - 1));
+    Some((cursor, head, XDHCP_LOG.get_ptr_mut(at)?))
 }
 
 /// The lease slot of an address, through its /16's page and its /24's block; `None` when either
@@ -120,7 +152,7 @@ fn check_client_id(
     if req.client_id_off == 0 {
         return if bound { Err(Stat::PassClientIdMismatch) } else { Ok(()) };
     }
-    let len = core::hint::black_box(req.client_id_len);
+    let len = crate::ptr::opaque(req.client_id_len);
     if !bound || len == 0 || len > CLIENT_ID_MAX {
         return Err(Stat::PassClientIdMismatch);
     }

@@ -42,7 +42,7 @@ pub struct FastpathReport {
     pub ns_per_renewal: f64,
     /// Same, with the renewing client varying across 1,000,000 leases.
     pub ns_per_renewal_1m: f64,
-    /// One lease, ring-buffer events off (in-place stamp only): what the event costs.
+    /// One lease, events off (in-place stamp only): what the event costs.
     pub ns_per_renewal_stamp_only: f64,
     pub ns_per_renewal_1m_stamp_only: f64,
     /// A trivial XDP_PASS program.
@@ -151,16 +151,16 @@ fn bench_frame(clients: u32) -> Result<BenchFrame> {
     })
 }
 
-/// Consumes ring-buffer events on another thread while the kernel times renewals, as the daemon
-/// would; a full ring would otherwise turn ACKs into passes.
+/// Consumes logged events on another thread while the kernel times renewals, as the daemon
+/// would; a full log would otherwise turn ACKs into passes.
 struct Drainer {
     stop: Arc<AtomicBool>,
     seen: Arc<AtomicU64>,
-    handle: Option<std::thread::JoinHandle<crate::maps::Events>>,
+    handle: Option<std::thread::JoinHandle<crate::eventlog::EventLog>>,
 }
 
 impl Drainer {
-    fn start(mut events: crate::maps::Events) -> Self {
+    fn start(mut events: crate::eventlog::EventLog) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let seen = Arc::new(AtomicU64::new(0));
         let (s, n) = (stop.clone(), seen.clone());
@@ -182,7 +182,7 @@ impl Drainer {
         Self { stop, seen, handle: Some(handle) }
     }
 
-    fn stop(mut self) -> (crate::maps::Events, u64) {
+    fn stop(mut self) -> (crate::eventlog::EventLog, u64) {
         self.stop.store(true, Ordering::Release);
         let ev = self.handle.take().expect("started").join().expect("drainer thread");
         (ev, self.seen.load(Ordering::Relaxed))

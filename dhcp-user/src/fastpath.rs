@@ -25,8 +25,8 @@ pub const PROG: &str = "xdhcp";
 /// The do-nothing program for the client side of a veth pair (see dhcp-ebpf).
 pub const PASS_PROG: &str = "xdhcp_pass";
 pub const PIN_ROOT: &str = "/sys/fs/bpf/xdhcp";
-const MAP_NAMES: [&str; 7] =
-    [m::LEASES, m::PAGES, m::BLOCKS, m::SUBNETS, m::CONTROL, m::STATS, m::EVENTS];
+const MAP_NAMES: [&str; 8] =
+    [m::LEASES, m::PAGES, m::BLOCKS, m::SUBNETS, m::CONTROL, m::STATS, m::LOG, m::LOG_CURSORS];
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 
 #[must_use]
@@ -77,6 +77,9 @@ pub fn load(opts: &LoadOptions) -> Result<Ebpf> {
         let n = n.next_multiple_of(m::BLOCK_SLOTS);
         loader.map_max_entries(m::LEASES, n);
     }
+    // A region of the event log for every CPU that can ever run the program.
+    let cpus = aya::util::nr_cpus().map_err(|(what, e)| anyhow::anyhow!("{what}: {e}"))? as u32;
+    loader.map_max_entries(m::LOG, cpus * m::LOG_SLOTS).map_max_entries(m::LOG_CURSORS, cpus);
     loader.load(OBJECT).context("load the XDP object (is this root, on kernel >= 5.18?)")
 }
 
@@ -282,14 +285,17 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("xdhcp-pins-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
         assert!(check_pins(&dir, "eth9").is_ok(), "nothing pinned yet");
-        // What a build before XDHCP_PAGES and XDHCP_BLOCKS left.
-        for n in [m::LEASES, m::SUBNETS, m::CONTROL, m::STATS, m::EVENTS] {
+        // What a build before XDHCP_PAGES, XDHCP_BLOCKS and the event log left.
+        for n in [m::LEASES, m::SUBNETS, m::CONTROL, m::STATS, "XDHCP_EVENTS"] {
             fs::write(dir.join(n), b"").unwrap();
         }
         let err = check_pins(&dir, "eth9").unwrap_err().to_string();
-        assert!(err.contains("XDHCP_PAGES, XDHCP_BLOCKS missing"), "{err}");
+        assert!(
+            err.contains("XDHCP_PAGES, XDHCP_BLOCKS, XDHCP_LOG, XDHCP_LOG_CURSORS missing"),
+            "{err}"
+        );
         assert!(err.contains("xdhcp detach --iface eth9"), "{err}");
-        for n in [m::PAGES, m::BLOCKS] {
+        for n in [m::PAGES, m::BLOCKS, m::LOG, m::LOG_CURSORS] {
             fs::write(dir.join(n), b"").unwrap();
         }
         assert!(check_pins(&dir, "eth9").is_ok(), "all of this build's maps");

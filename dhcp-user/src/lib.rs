@@ -12,6 +12,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod eventlog;
 pub mod failover;
 pub mod fastpath;
 pub mod lab;

@@ -4,9 +4,9 @@ use std::{collections::BTreeMap, net::Ipv4Addr, path::Path};
 use anyhow::{Context as _, Result};
 use aya::{
     Ebpf,
-    maps::{Array, Map, MapData, PerCpuArray, RingBuf},
+    maps::{Array, Map, MapData, PerCpuArray},
 };
-use dhcp_common::{Control, LeaseEntry, RenewEvent, Stat, SubnetReply, maps as m};
+use dhcp_common::{Control, LeaseEntry, Stat, SubnetReply, maps as m};
 use serde::Serialize;
 
 pub struct FastPathMaps {
@@ -235,28 +235,6 @@ impl Counters {
         serde_json::Value::Object(
             self.values.iter().map(|(s, v)| (s.name().to_owned(), (*v).into())).collect(),
         )
-    }
-}
-
-/// The ring of [`RenewEvent`]s.
-pub struct Events(pub RingBuf<MapData>);
-
-impl Events {
-    pub fn from_ebpf(ebpf: &mut Ebpf) -> Result<Self> {
-        Ok(Self(take(ebpf, m::EVENTS)?.try_into()?))
-    }
-
-    pub fn open_pinned(dir: &Path) -> Result<Self> {
-        Ok(Self(pinned(dir, m::EVENTS)?.try_into()?))
-    }
-
-    /// Takes every event that is ready.
-    pub fn drain(&mut self, out: &mut Vec<RenewEvent>) {
-        while let Some(item) = self.0.next() {
-            if let Ok(ev) = bytemuck::try_pod_read_unaligned::<RenewEvent>(&item) {
-                out.push(ev);
-            }
-        }
     }
 }
 

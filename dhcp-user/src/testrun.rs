@@ -11,8 +11,9 @@ use aya::{
 use dhcp_common::RenewEvent;
 
 use crate::{
+    eventlog::EventLog,
     fastpath::{self, LoadOptions},
-    maps::{Events, FastPathMaps},
+    maps::FastPathMaps,
 };
 
 pub const XDP_PASS: u32 = 2;
@@ -22,7 +23,7 @@ pub struct Harness {
     ebpf: Ebpf,
     pub maps: FastPathMaps,
     /// `None` while lent to another thread (the benchmark's drainer).
-    pub events: Option<Events>,
+    pub events: Option<EventLog>,
 }
 
 impl Harness {
@@ -34,11 +35,11 @@ impl Harness {
             fastpath::program(&mut ebpf, p)?;
         }
         let maps = FastPathMaps::from_ebpf(&mut ebpf)?;
-        let events = Events::from_ebpf(&mut ebpf)?;
+        let events = EventLog::from_ebpf(&mut ebpf)?;
         Ok(Self { ebpf, maps, events: Some(events) })
     }
 
-    /// Every renewal event ready in the ring.
+    /// Every renewal event logged and not yet drained.
     pub fn drain_events(&mut self) -> Vec<RenewEvent> {
         let mut v = Vec::new();
         if let Some(e) = &mut self.events {

@@ -410,6 +410,40 @@ fn without_events_the_in_place_stamp_still_records_the_ack() {
     assert!(e.renewed_at_ns > 0);
 }
 
+#[test]
+fn a_full_event_log_sends_renewals_to_the_slow_path_until_userspace_reads_it() {
+    let mut h = harness();
+    let frame = renewal(RenewKind::Renewing).frame();
+    // Nobody drains: renew until some CPU's region of the log is full (this thread may run
+    // on several CPUs, each with its own region).
+    let cpus = aya::util::nr_cpus().unwrap() as u64;
+    let limit = cpus * u64::from(dhcp_common::maps::LOG_SLOTS) + 1;
+    let mut acks = 0u64;
+    let ret = loop {
+        let (ret, out) = h.run(&frame).unwrap();
+        if ret != XDP_TX {
+            assert!(out == frame, "a passed frame must be unchanged");
+            break ret;
+        }
+        acks += 1;
+        assert!(acks < limit, "{acks} ACKs and the log never filled");
+    };
+    assert_eq!(ret, XDP_PASS);
+    assert!(acks >= u64::from(dhcp_common::maps::LOG_SLOTS), "full after {acks} ACKs");
+    let stats = h.maps.stats().unwrap();
+    assert_eq!(stats.get(Stat::PassEventLogFull), 1);
+    assert_eq!(stats.get(Stat::Ack), acks);
+    let log = h.events.as_ref().unwrap();
+    assert_eq!(log.waiting().iter().sum::<u64>(), acks, "every ACK is waiting in the log");
+
+    let events = drain_events(&mut h);
+    assert_eq!(events.len() as u64, acks, "one event per ACK, none lost or repeated");
+    assert!(events.iter().all(|e| e.addr == CLIENT.octets() && e.granted_secs == LEASE_SECS));
+    assert_eq!(h.events.as_ref().unwrap().waiting().iter().sum::<u64>(), 0);
+    ack(&mut h, &frame);
+    assert_eq!(drain_events(&mut h).len(), 1, "answered and logged again once read");
+}
+
 /// The verifier's work is a budget: a change that makes it creep up shows here.
 #[test]
 fn verifier_work_stays_within_budget() {

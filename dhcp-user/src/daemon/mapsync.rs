@@ -10,8 +10,9 @@ use tracing::warn;
 use crate::{
     clock,
     config::Config,
+    eventlog::EventLog,
     fastpath::{self, AttachMode},
-    maps::{Events, FastPathMaps},
+    maps::FastPathMaps,
     server::{FastPathLease, MapOp},
 };
 
@@ -64,7 +65,7 @@ pub fn entry(l: &FastPathLease, now: Now) -> Option<LeaseEntry> {
 pub struct Iface {
     pub name: String,
     pub maps: FastPathMaps,
-    pub events: Events,
+    pub events: EventLog,
 }
 
 /// The fast path of every interface. A lease goes into every interface's map: relayed clients
@@ -86,7 +87,7 @@ impl KernelMaps {
             for s in &cfg.subnets {
                 maps.set_subnet(s.id.0, &s.fast_path_options(cfg.server_id).encode()?)?;
             }
-            ifaces.push(Iface { name: name.clone(), maps, events: Events::open_pinned(&dir)? });
+            ifaces.push(Iface { name: name.clone(), maps, events: EventLog::open_pinned(&dir)? });
         }
         Ok(Self { ifaces })
     }
@@ -154,10 +155,14 @@ impl KernelMaps {
     }
 
     /// Every renewal the fast path reported since the last call.
+    /// Every renewal the fast path logged since the last drain, oldest first: each CPU's log
+    /// is in order, and merging them by time keeps a lease's renewals in the order they were
+    /// granted (its CLTT only moves forward).
     pub fn drain_events(&mut self, out: &mut Vec<RenewEvent>) {
         for i in &mut self.ifaces {
             i.events.drain(out);
         }
+        out.sort_by_key(|e| e.at_ns);
     }
 }
 

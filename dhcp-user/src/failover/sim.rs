@@ -5,7 +5,7 @@
 //! simulated clients go through DORA, renew at T1, rebind at T2 and sometimes release; each
 //! server has a model of its XDP fast path that keeps answering renewals from the kernel map
 //! while the daemon is down. Everything is driven by one seeded generator: daemon crashes (the
-//! pinned fast path keeps answering and its events wait in the ring for the next daemon) and
+//! pinned fast path keeps answering and its events wait in the log for the next daemon) and
 //! host crashes (the kernel's state is gone too), restarts from what was committed, partitions,
 //! dropped connections, lost, delayed and reordered DHCP packets, clock skew, and an operator
 //! who declares PARTNER-DOWN only when the partner really is down and lets it back only once it
