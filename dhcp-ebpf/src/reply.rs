@@ -21,7 +21,7 @@ use crate::{
         XDHCP_SUBNETS,
     },
     parse::{self, Renewal},
-    ptr::ptr_at_mut,
+    ptr::{ptr_at, ptr_at_mut},
 };
 
 const NS_PER_SEC: u64 = 1_000_000_000;
@@ -156,17 +156,30 @@ fn check_client_id(
     if !bound || len == 0 || len > CLIENT_ID_MAX {
         return Err(Stat::PassClientIdMismatch);
     }
-    // One bounded copy after the scan; the rest of the buffer stays zero, as the digest expects.
-    let rc = unsafe {
-        bpf_xdp_load_bytes(
-            ctx.ctx,
-            req.client_id_off as u32,
-            words.as_mut_ptr().cast(),
-            (len & 0x3f) as u32,
-        )
-    };
-    if rc != 0 {
-        return Err(Stat::PassTruncated);
+    // The 32 bytes from the identifier's start are read straight from the frame when the frame
+    // has them (bytes past the identifier, other options or padding, are masked off), saving
+    // a helper call and its copy; an identifier at the very end of a short frame is copied
+    // into the zeroed buffer with bpf_xdp_load_bytes.
+    if let Ok(p) = ptr_at::<ClientIdWords>(ctx, req.client_id_off) {
+        let mut k = 0;
+        while k < words.len() {
+            let w = unsafe { p.cast::<u64>().add(k).read_unaligned() };
+            let n = len.saturating_sub(8 * k).min(8);
+            words[k] = if n == 8 { w } else { w & ((1u64 << (8 * n)) - 1) };
+            k += 1;
+        }
+    } else {
+        let rc = unsafe {
+            bpf_xdp_load_bytes(
+                ctx.ctx,
+                req.client_id_off as u32,
+                words.as_mut_ptr().cast(),
+                (len & 0x3f) as u32,
+            )
+        };
+        if rc != 0 {
+            return Err(Stat::PassTruncated);
+        }
     }
     if client_id_words(words, len as u32) != lease.client_id_digest {
         return Err(Stat::PassClientIdMismatch);

@@ -174,6 +174,32 @@ fn lease_bound_without_client_id_renews_for_requests_without_one() {
 }
 
 #[test]
+fn client_id_is_matched_wherever_it_ends_in_the_frame() {
+    // Clients pad requests to BOOTP's 300 bytes, so 32 bytes from the identifier's start are
+    // usually in the frame and read directly; unpadded, with option 61 last, they are not,
+    // and the identifier is copied out instead. Both must match the same lease, and neither
+    // may match with one byte changed.
+    let mut h = harness();
+    let req = renewal(RenewKind::Renewing);
+    let unpadded = dhcproto::Encodable::to_vec(&req.message()).unwrap();
+    let id = req.client_id.clone().unwrap();
+    let end = unpadded.len() - 1;
+    assert_eq!(unpadded[end], 255, "END is the last byte");
+    assert_eq!(&unpadded[end - id.len()..end], &id[..], "option 61 is the last option");
+    let tail =
+        |payload: &[u8]| payload.len() - payload.windows(id.len()).position(|w| w == id).unwrap();
+    for payload in [packet::encode(&req.message()), unpadded] {
+        assert!(tail(&payload) >= 32 || tail(&payload) == id.len() + 1);
+        let p = ack(&mut h, &req.frame_with(&payload));
+        assert_lab_ack(&p, &req);
+        let mut wrong = payload.clone();
+        let at = payload.len() - tail(&payload) + id.len() - 1;
+        wrong[at] ^= 1;
+        passes(&mut h, &req.frame_with(&wrong), Stat::PassClientIdMismatch);
+    }
+}
+
+#[test]
 fn grant_is_capped_by_the_committed_horizon_and_t1_t2_follow() {
     let mut h = harness();
     let id = client_id(CLIENT_MAC);
