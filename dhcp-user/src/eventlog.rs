@@ -109,6 +109,17 @@ impl EventLog {
         unsafe { self.cursors.ptr.as_ptr().cast::<LogCursor>().add(cpu as usize) }
     }
 
+    /// Events written and not yet drained per CPU, read from the pins with system calls and
+    /// without mapping anything writable: for tools that only look (`xdhcp maps dump`).
+    pub fn waiting_pinned(dir: &Path) -> Result<Vec<u64>> {
+        let path = dir.join(m::LOG_CURSORS);
+        let data = MapData::from_pin(&path).with_context(|| format!("open {}", path.display()))?;
+        let cursors: aya::maps::Array<MapData, LogCursor> = Map::from_map_data(data)?.try_into()?;
+        (0..cursors.len())
+            .map(|cpu| Ok(cursors.get(&cpu, 0).map(|c| c.head.wrapping_sub(c.tail))?))
+            .collect()
+    }
+
     /// Events written and not yet drained, per CPU.
     #[must_use]
     pub fn waiting(&self) -> Vec<u64> {

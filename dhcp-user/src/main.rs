@@ -172,6 +172,8 @@ fn dump(iface: Option<String>, json: bool) -> Result<()> {
         let c = m.control()?;
         let leases: Vec<LeaseView> =
             m.leases()?.iter().map(|(a, e)| LeaseView::new(*a, e, now)).collect();
+        let waiting: u64 =
+            xdhcp::eventlog::EventLog::waiting_pinned(&fastpath::pin_dir(&i))?.iter().sum();
         if json {
             out.insert(
                 i.clone(),
@@ -179,6 +181,7 @@ fn dump(iface: Option<String>, json: bool) -> Result<()> {
                     "control": {
                         "enabled": c.enabled != 0,
                         "events": c.flags & Control::F_EVENTS != 0,
+                        "events_waiting": waiting,
                         "min_grant_secs": c.min_grant_secs,
                         "if_mac": packet::fmt_mac(&c.if_mac),
                     },
@@ -188,7 +191,7 @@ fn dump(iface: Option<String>, json: bool) -> Result<()> {
             continue;
         }
         println!(
-            "{i}: fast path {}, events {}, min grant {} s, {} lease(s)",
+            "{i}: fast path {}, events {} ({waiting} waiting), min grant {} s, {} lease(s)",
             if c.enabled != 0 { "on" } else { "off" },
             if c.flags & Control::F_EVENTS != 0 { "on" } else { "off" },
             c.min_grant_secs,

@@ -11,9 +11,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use dhcp_common::Stat;
+use dhcp_common::{Control, Stat};
 use integration::fixture::root_required;
-use xdhcp::lab::{ClientKind, NetNs, Segment, SegmentPlan, Timing, netns_list, wait_for};
+use xdhcp::{
+    eventlog::EventLog,
+    lab::{ClientKind, NetNs, Segment, SegmentPlan, Timing, netns_list, wait_for},
+};
 
 /// Renewals each client must complete through XDP.
 const RENEWALS: usize = 2;
@@ -89,6 +92,42 @@ fn dhclient_renews_through_xdp() {
 #[test]
 fn dhcpcd_renews_through_xdp() {
     renews_through_xdp(ClientKind::Dhcpcd);
+}
+
+/// What the daemon relies on: with events on, every ACK XDP sent is waiting in the pinned
+/// event log, read back through the pins as a restarted daemon would, exactly once.
+#[test]
+fn every_xdp_ack_waits_in_the_pinned_event_log() {
+    let kind = ClientKind::Dhclient;
+    let (mut seg, names) = segment(kind);
+    let mut ctl = seg.fast.maps.control().unwrap();
+    ctl.flags |= Control::F_EVENTS;
+    seg.fast.maps.set_control(ctl).unwrap();
+    let dir = xdhcp::fastpath::pin_dir(&seg.plan.server_if);
+    let (t, before) = (seg.plan.timing, seg.stats().unwrap());
+    let c = seg.start_client().unwrap();
+    c.wait_bound(BOUND_WITHIN).unwrap();
+    c.wait_renewals(RENEWALS, t.renewal_timeout(kind, RENEWALS)).unwrap();
+    seg.stop_client().unwrap();
+    let acks = seg.stats().unwrap().since(&before).get(Stat::Ack);
+    assert!(acks >= RENEWALS as u64);
+    assert_eq!(EventLog::waiting_pinned(&dir).unwrap().iter().sum::<u64>(), acks);
+
+    let mut log = EventLog::open_pinned(&dir).unwrap();
+    let mut events = Vec::new();
+    log.drain(&mut events);
+    assert_eq!(events.len() as u64, acks, "one event per ACK: {events:?}");
+    for e in &events {
+        assert_eq!(e.addr, seg.plan.addr.octets());
+        assert_eq!(e.chaddr, seg.plan.client_mac);
+        assert_eq!(e.granted_secs, t.lease_secs);
+    }
+    assert!(events.windows(2).all(|w| w[0].at_ns <= w[1].at_ns), "in the order they were sent");
+    assert_eq!(seg.lease().unwrap().renewed_at_ns, events.last().unwrap().at_ns);
+    log.drain(&mut events);
+    assert_eq!(events.len() as u64, acks, "drained once");
+    assert_eq!(EventLog::waiting_pinned(&dir).unwrap().iter().sum::<u64>(), 0);
+    tear_down(seg, &names);
 }
 
 /// The control for the tests above: with the fast path switched off, the same renewal reaches
