@@ -804,7 +804,8 @@ impl Failover {
             return;
         }
         let run = self.balance_pools(now, server, out);
-        if run.short && run.moved == 0 {
+        // Per pool: giving in one pool says nothing about another this server is short in.
+        if run.short {
             debug!(
                 relationship = %self.cfg.name,
                 "failover: this server's share of free addresses is short; asking the partner \

@@ -645,11 +645,7 @@ fn cut_off_an_expired_client_gets_its_lease_back_and_reconnection_unwinds_every_
 /// Free addresses each side of `pair` counts as (primary's FREE, secondary's BACKUP), as the
 /// store of `side` holds them.
 fn split_seen_by(side: &Side) -> (u64, u64) {
-    let sh = side.fo.shares(&side.server, SubnetId(0));
-    match side.fo.config().role {
-        Role::Primary => (sh.ours, sh.partners),
-        Role::Secondary => (sh.partners, sh.ours),
-    }
+    split_of(side, 0)
 }
 
 /// `n` new clients of the primary's (or the secondary's) hash buckets lease at that server,
@@ -742,6 +738,64 @@ fn a_server_short_of_addresses_asks_with_poolreq_and_the_partner_moves_them_at_o
     pair.run_for(61);
     assert_eq!(split_seen_by(&pair.s), (7, 7), "moved on the POOLREQ, not at the primary's pass");
     assert_eq!(split_seen_by(&pair.p), (7, 7));
+}
+
+/// Free addresses of subnet `sid` as (primary's FREE, secondary's BACKUP) in `side`'s store.
+fn split_of(side: &Side, sid: u32) -> (u64, u64) {
+    let sh = side.fo.shares(&side.server, SubnetId(sid));
+    match side.fo.config().role {
+        Role::Primary => (sh.ours, sh.partners),
+        Role::Secondary => (sh.partners, sh.ours),
+    }
+}
+
+/// Like [`dora`], for a client behind a relay at `giaddr`.
+fn dora_relayed(side: &mut Side, now: u64, mac: [u8; 6], giaddr: Ipv4Addr) -> Ipv4Addr {
+    let mut m = msg(mac, MessageType::Discover, Ipv4Addr::UNSPECIFIED);
+    m.set_giaddr(giaddr);
+    let o = side.dhcp(now, &m);
+    let Handled::Offered(a) = o.result else { panic!("no offer: {:?}", o.result) };
+    let mut m = select(mac, side.server.config().server_id, a);
+    m.set_giaddr(giaddr);
+    assert_eq!(side.dhcp(now, &m).result, Handled::Acked(a));
+    a
+}
+
+#[test]
+fn a_server_short_in_one_pool_asks_with_poolreq_even_while_it_gives_in_another() {
+    // Two shared subnets; the primary balances on its own only every 10 minutes. The relayed
+    // one comes first in the file, so it is subnet 0 and the clients' own one subnet 1.
+    let relayed = r#"
+[[subnet]]
+prefix = "10.0.1.0/24"
+pools = [{ start = "10.0.1.100", end = "10.0.1.119" }]
+lease_time = 3600
+failover = true
+"#;
+    let strict = "max_lease_misbalance = 5\n";
+    let mut pair = Pair {
+        p: Side::with(config_with("primary", &format!("{strict}min_balance = 600\n{relayed}"))),
+        s: Side::with(config_with("secondary", &format!("{strict}{relayed}"))),
+        now: T0,
+    };
+    pair.normal();
+    assert_eq!(split_of(&pair.s, 0), (10, 10));
+    // The secondary runs low in its clients' subnet; the primary uses up its share of the
+    // relayed one.
+    new_clients(&mut pair, false, 40, 6);
+    let relay = Ipv4Addr::new(10, 0, 1, 1);
+    for k in 80..88 {
+        dora_relayed(&mut pair.p, pair.now, mac_for(true, k), relay);
+    }
+    pair.exchange();
+    assert_eq!(split_of(&pair.s, 1), (10, 4), "short in its clients' subnet");
+    assert_eq!(split_of(&pair.s, 0), (2, 10), "holding too much of the relayed one");
+    pair.run_for(61);
+    // The secondary's pass gives in the relayed subnet, and its POOLREQ has the primary even
+    // out the other at once rather than at its own pass ten minutes on.
+    assert_eq!(split_of(&pair.s, 0), (6, 6));
+    assert_eq!(split_of(&pair.s, 1), (7, 7), "moved on the POOLREQ");
+    assert_eq!(split_of(&pair.p, 1), (7, 7));
 }
 
 #[test]
