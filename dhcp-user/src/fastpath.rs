@@ -159,19 +159,43 @@ pub const PEER_PROG: &str = "xdhcp_peer";
 /// Attaches [`PEER_PROG`] to `iface` and pins its link and maps: on a veth pair, frames our
 /// fast path sends with XDP_TX only arrive at a peer that runs an XDP program of its own. For
 /// labs and load tests, on the client side.
-/// Pins are adopted by name, so pins another build left (a map it had and this one has not, or
-/// the reverse) would be mixed with this build's maps. All of this build's maps pinned, or none:
-/// anything else is refused, with the way out.
+/// Pins are adopted by name, so pins another build left (a map it had and this one has not, the
+/// reverse, or one whose layout changed) would be mixed with this build's maps, and the program
+/// would fail to load with only the verifier's word for why. All of this build's maps pinned,
+/// each with the type, key and value of this build's definition, or none: anything else is
+/// refused, with the way out. (Sizes may differ: the loader sets some at load time.)
 fn check_pins(dir: &Path, iface: &str) -> Result<()> {
+    let way_out = || {
+        format!(
+            "{} holds the pins of another xdhcp build: run `xdhcp detach --iface {iface}` once, \
+             then attach again",
+            dir.display()
+        )
+    };
     let (there, missing): (Vec<&str>, Vec<&str>) =
         MAP_NAMES.iter().copied().partition(|n| dir.join(n).exists());
-    if !there.is_empty() && !missing.is_empty() {
-        anyhow::bail!(
-            "{} holds the pins of another xdhcp build ({} missing): run `xdhcp detach --iface \
-             {iface}` once, then attach again",
-            dir.display(),
-            missing.join(", ")
-        );
+    if there.is_empty() {
+        return Ok(());
+    }
+    if !missing.is_empty() {
+        bail!("{} ({} missing)", way_out(), missing.join(", "));
+    }
+    let object = aya_obj::Object::parse(OBJECT).context("parse the XDP object")?;
+    let mut changed = Vec::new();
+    for name in MAP_NAMES {
+        let want = object.maps.get(name).with_context(|| format!("no map {name} in the object"))?;
+        let path = dir.join(name);
+        let have = aya::maps::MapInfo::from_pin(&path)
+            .with_context(|| format!("{} is not a pinned map", path.display()))?;
+        let have_type = have.map_type().map_or(u32::MAX, |t| t as u32);
+        if (have_type, have.key_size(), have.value_size(), have.map_flags())
+            != (want.map_type(), want.key_size(), want.value_size(), want.map_flags())
+        {
+            changed.push(name);
+        }
+    }
+    if !changed.is_empty() {
+        bail!("{} ({} laid out differently)", way_out(), changed.join(", "));
     }
     Ok(())
 }
@@ -280,6 +304,30 @@ pub fn enter_netns(name: &str) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// Creates an ARRAY of one `value_size`-byte value and pins it at `path` (as an older build
+    /// with another layout of that map would have).
+    fn pin_array(path: &Path, value_size: u32) {
+        use std::os::unix::ffi::OsStrExt as _;
+        const BPF_MAP_CREATE: libc::c_long = 0;
+        const BPF_OBJ_PIN: libc::c_long = 6;
+        let mut attr = [0u8; 128];
+        for (k, v) in [2u32, 4, value_size, 1].into_iter().enumerate() {
+            attr[4 * k..4 * k + 4].copy_from_slice(&v.to_ne_bytes());
+        }
+        // SAFETY: bpf(2) reads the attr union from our buffer.
+        let fd = unsafe { libc::syscall(libc::SYS_bpf, BPF_MAP_CREATE, attr.as_ptr(), 128) };
+        assert!(fd >= 0, "create a map: {}", std::io::Error::last_os_error());
+        let name = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+        let mut attr = [0u8; 128];
+        attr[..8].copy_from_slice(&(name.as_ptr() as u64).to_ne_bytes());
+        attr[8..12].copy_from_slice(&(fd as u32).to_ne_bytes());
+        // SAFETY: as above; the path outlives the call.
+        let rc = unsafe { libc::syscall(libc::SYS_bpf, BPF_OBJ_PIN, attr.as_ptr(), 128) };
+        assert_eq!(rc, 0, "pin {}: {}", path.display(), std::io::Error::last_os_error());
+        // SAFETY: fd was returned above and is ours; the pin keeps the map.
+        unsafe { libc::close(fd as i32) };
+    }
+
     #[test]
     fn pins_of_another_build_are_refused_with_the_way_out() {
         let dir = std::env::temp_dir().join(format!("xdhcp-pins-{}", std::process::id()));
@@ -295,10 +343,26 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("xdhcp detach --iface eth9"), "{err}");
-        for n in [m::PAGES, m::BLOCKS, m::LOG, m::LOG_CURSORS] {
-            fs::write(dir.join(n), b"").unwrap();
-        }
-        assert!(check_pins(&dir, "eth9").is_ok(), "all of this build's maps");
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn pins_of_this_build_are_adopted_and_a_map_laid_out_differently_is_refused() {
+        ensure_bpffs().unwrap();
+        // Beside PIN_ROOT, not in it: nothing listing pinned interfaces may see it.
+        let dir = PathBuf::from(format!("{PIN_ROOT}-test-layout-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        // This build's maps, pinned by loading the object (a small lease table).
+        drop(load(&LoadOptions { pin_dir: Some(dir.clone()), leases_max: Some(1) }).unwrap());
+        let checked = check_pins(&dir, "eth9");
+        // A control entry of another size, as a build with another `Control` would leave.
+        fs::remove_file(dir.join(m::CONTROL)).unwrap();
+        pin_array(&dir.join(m::CONTROL), 8);
+        let err = check_pins(&dir, "eth9").map_err(|e| e.to_string());
+        fs::remove_dir_all(&dir).unwrap();
+        assert!(checked.is_ok(), "{checked:?}");
+        let err = err.unwrap_err();
+        assert!(err.contains("XDHCP_CONTROL laid out differently"), "{err}");
+        assert!(err.contains("xdhcp detach --iface eth9"), "{err}");
     }
 }
