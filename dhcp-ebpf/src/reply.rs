@@ -84,8 +84,9 @@ pub fn renew(ctx: &XdpContext) -> Result<(), Stat> {
         // Plain stores, in this order: the event, then the head that hands it to userspace.
         // No lock and no atomic, unlike a ring buffer's reserve and submit: the region is this
         // CPU's alone, and XDP does not migrate mid-run.
-        // The event goes in as four words: built as a struct, its padding became a call to the
-        // byte-wise BPF memset.
+        //
+        // The event goes in as four words, laid out as `RenewEvent` (little-endian): built as
+        // a struct, its padding became a call to the byte-wise BPF memset.
         let words: [u64; 4] = [
             now,
             u64::from(u32::from_ne_bytes(req.ciaddr)) | u64::from(granted) << 32,
