@@ -9,7 +9,7 @@ use std::{
     os::fd::{AsFd as _, AsRawFd as _},
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, Ordering},
     },
 };
 
@@ -155,21 +155,18 @@ fn bench_frame(clients: u32) -> Result<BenchFrame> {
 /// would; a full log would otherwise turn ACKs into passes.
 struct Drainer {
     stop: Arc<AtomicBool>,
-    seen: Arc<AtomicU64>,
     handle: Option<std::thread::JoinHandle<crate::eventlog::EventLog>>,
 }
 
 impl Drainer {
     fn start(mut events: crate::eventlog::EventLog) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
-        let seen = Arc::new(AtomicU64::new(0));
-        let (s, n) = (stop.clone(), seen.clone());
+        let s = stop.clone();
         let handle = std::thread::spawn(move || {
             let mut buf = Vec::with_capacity(4096);
             loop {
                 let done = s.load(Ordering::Acquire);
                 events.drain(&mut buf);
-                n.fetch_add(buf.len() as u64, Ordering::Relaxed);
                 buf.clear();
                 if done {
                     return events;
@@ -179,13 +176,12 @@ impl Drainer {
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
         });
-        Self { stop, seen, handle: Some(handle) }
+        Self { stop, handle: Some(handle) }
     }
 
-    fn stop(mut self) -> (crate::eventlog::EventLog, u64) {
+    fn stop(mut self) -> crate::eventlog::EventLog {
         self.stop.store(true, Ordering::Release);
-        let ev = self.handle.take().expect("started").join().expect("drainer thread");
-        (ev, self.seen.load(Ordering::Relaxed))
+        self.handle.take().expect("started").join().expect("drainer thread")
     }
 }
 
@@ -263,7 +259,7 @@ impl Bench {
         let before = self.h.maps.stats()?.get(Stat::Ack);
         let drainer = Drainer::start(self.h.events.take().context("events lent out")?);
         let r = self.h.time(BENCH_PROG, &frame, self.repeat);
-        let (events, _) = drainer.stop();
+        let events = drainer.stop();
         self.h.events = Some(events);
         let (ret, ns) = r?;
         ensure!(

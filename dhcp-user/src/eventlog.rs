@@ -17,6 +17,8 @@ use aya::{
 };
 use dhcp_common::{LogCursor, RenewEvent, maps as m};
 
+use crate::maps::{pinned, take};
+
 /// A shared mapping of one map's values, unmapped on drop.
 struct Mapping {
     ptr: NonNull<u8>,
@@ -69,19 +71,12 @@ fn array(map: Map, name: &str) -> Result<MapData> {
 
 impl EventLog {
     pub fn from_ebpf(ebpf: &mut Ebpf) -> Result<Self> {
-        let mut take = |n: &str| -> Result<MapData> {
-            array(ebpf.take_map(n).with_context(|| format!("map {n} missing from the object"))?, n)
-        };
-        Self::new(take(m::LOG)?, take(m::LOG_CURSORS)?)
+        let mut open = |n| array(take(ebpf, n)?, n);
+        Self::new(open(m::LOG)?, open(m::LOG_CURSORS)?)
     }
 
     pub fn open_pinned(dir: &Path) -> Result<Self> {
-        let open = |n: &str| -> Result<MapData> {
-            let path = dir.join(n);
-            let data =
-                MapData::from_pin(&path).with_context(|| format!("open {}", path.display()))?;
-            array(Map::from_map_data(data)?, n)
-        };
+        let open = |n| array(pinned(dir, n)?, n);
         Self::new(open(m::LOG)?, open(m::LOG_CURSORS)?)
     }
 
@@ -112,9 +107,8 @@ impl EventLog {
     /// Events written and not yet drained per CPU, read from the pins with system calls and
     /// without mapping anything writable: for tools that only look (`xdhcp maps dump`).
     pub fn waiting_pinned(dir: &Path) -> Result<Vec<u64>> {
-        let path = dir.join(m::LOG_CURSORS);
-        let data = MapData::from_pin(&path).with_context(|| format!("open {}", path.display()))?;
-        let cursors: aya::maps::Array<MapData, LogCursor> = Map::from_map_data(data)?.try_into()?;
+        let cursors: aya::maps::Array<MapData, LogCursor> =
+            pinned(dir, m::LOG_CURSORS)?.try_into()?;
         (0..cursors.len())
             .map(|cpu| Ok(cursors.get(&cpu, 0).map(|c| c.head.wrapping_sub(c.tail))?))
             .collect()
@@ -135,8 +129,11 @@ impl EventLog {
             .collect()
     }
 
-    /// Takes every event written so far, CPU by CPU (each CPU's in the order they were sent).
+    /// Appends every event written so far, oldest first: each CPU's region is in order, and the
+    /// CPUs' are merged by time, so a lease's renewals arrive in the order they were granted
+    /// (its CLTT only moves forward).
     pub fn drain(&mut self, out: &mut Vec<RenewEvent>) {
+        let start = out.len();
         let base = self.events.ptr.as_ptr().cast::<RenewEvent>();
         for cpu in 0..self.cpus {
             let c = self.cursor(cpu);
@@ -163,5 +160,7 @@ impl EventLog {
                 (&raw mut (*c).tail).write_volatile(head);
             }
         }
+        // Sorted runs, one per CPU: the stable sort merges them in linear time.
+        out[start..].sort_by_key(|e| e.at_ns);
     }
 }

@@ -149,16 +149,6 @@ pub fn attach(iface: &str, mode: AttachMode, enable: bool) -> Result<Attached> {
     Ok(Attached { iface: iface.to_owned(), mode: mode_name, new })
 }
 
-/// Where the do-nothing peer program of a lab's client side is pinned.
-pub const PEER_PIN_ROOT: &str = "/sys/fs/bpf/xdhcp-peer";
-
-/// The lab's client-side program: passes everything, or counts and drops a load run's renewal
-/// ACKs while its pinned control entry says so (see `dhcp_common::PeerCtl`).
-pub const PEER_PROG: &str = "xdhcp_peer";
-
-/// Attaches [`PEER_PROG`] to `iface` and pins its link and maps: on a veth pair, frames our
-/// fast path sends with XDP_TX only arrive at a peer that runs an XDP program of its own. For
-/// labs and load tests, on the client side.
 /// Pins are adopted by name, so pins another build left (a map it had and this one has not, the
 /// reverse, or one whose layout changed) would be mixed with this build's maps, and the program
 /// would fail to load with only the verifier's word for why. All of this build's maps pinned,
@@ -200,6 +190,16 @@ fn check_pins(dir: &Path, iface: &str) -> Result<()> {
     Ok(())
 }
 
+/// Where the do-nothing peer program of a lab's client side is pinned.
+pub const PEER_PIN_ROOT: &str = "/sys/fs/bpf/xdhcp-peer";
+
+/// The lab's client-side program: passes everything, or counts and drops a load run's renewal
+/// ACKs while its pinned control entry says so (see `dhcp_common::PeerCtl`).
+pub const PEER_PROG: &str = "xdhcp_peer";
+
+/// Attaches [`PEER_PROG`] to `iface` and pins its link and maps: on a veth pair, frames our
+/// fast path sends with XDP_TX only arrive at a peer that runs an XDP program of its own. For
+/// labs and load tests, on the client side.
 pub fn attach_peer(iface: &str) -> Result<()> {
     ensure_bpffs()?;
     let dir = Path::new(PEER_PIN_ROOT).join(iface);
@@ -314,16 +314,16 @@ mod tests {
         for (k, v) in [2u32, 4, value_size, 1].into_iter().enumerate() {
             attr[4 * k..4 * k + 4].copy_from_slice(&v.to_ne_bytes());
         }
-        // SAFETY: bpf(2) reads the attr union from our buffer.
-        let fd = unsafe { libc::syscall(libc::SYS_bpf, BPF_MAP_CREATE, attr.as_ptr(), 128) };
-        assert!(fd >= 0, "create a map: {}", std::io::Error::last_os_error());
+        // SAFETY: the map-create attributes hold no pointers.
+        let fd =
+            unsafe { crate::testrun::sys_bpf(BPF_MAP_CREATE, &mut attr) }.expect("create a map");
         let name = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
         let mut attr = [0u8; 128];
         attr[..8].copy_from_slice(&(name.as_ptr() as u64).to_ne_bytes());
         attr[8..12].copy_from_slice(&(fd as u32).to_ne_bytes());
-        // SAFETY: as above; the path outlives the call.
-        let rc = unsafe { libc::syscall(libc::SYS_bpf, BPF_OBJ_PIN, attr.as_ptr(), 128) };
-        assert_eq!(rc, 0, "pin {}: {}", path.display(), std::io::Error::last_os_error());
+        // SAFETY: the path the attributes point to outlives the call.
+        unsafe { crate::testrun::sys_bpf(BPF_OBJ_PIN, &mut attr) }
+            .unwrap_or_else(|e| panic!("pin {}: {e}", path.display()));
         // SAFETY: fd was returned above and is ours; the pin keeps the map.
         unsafe { libc::close(fd as i32) };
     }

@@ -31,11 +31,11 @@ fn lowest_free<'a>(
     candidates.find(|c| !used.contains(c))
 }
 
-fn take(ebpf: &mut Ebpf, name: &str) -> Result<Map> {
+pub(crate) fn take(ebpf: &mut Ebpf, name: &str) -> Result<Map> {
     ebpf.take_map(name).with_context(|| format!("map {name} missing from the object"))
 }
 
-fn pinned(dir: &Path, name: &str) -> Result<Map> {
+pub(crate) fn pinned(dir: &Path, name: &str) -> Result<Map> {
     let path = dir.join(name);
     let data = MapData::from_pin(&path).with_context(|| format!("open {}", path.display()))?;
     Ok(Map::from_map_data(data)?)

@@ -69,23 +69,17 @@ impl Harness {
         // offsets; the kernel fills the rest of what `info_len` covers.
         const XLATED_LEN: usize = 20;
         const XLATED_PTR: usize = 32;
+        const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
         let fd = self.prog(name)?.fd()?.as_fd().as_raw_fd();
         let get = |info: &mut [u8; 40]| -> Result<()> {
             let mut attr = [0u8; 16];
             attr[0..4].copy_from_slice(&(fd as u32).to_ne_bytes());
             attr[4..8].copy_from_slice(&(info.len() as u32).to_ne_bytes());
             attr[8..16].copy_from_slice(&(info.as_mut_ptr() as u64).to_ne_bytes());
-            // SAFETY: attr and info outlive the call; the kernel writes at most info_len bytes
-            // into info and xlated_prog_len bytes at the pointer set in it.
-            let rc = unsafe {
-                libc::syscall(
-                    libc::SYS_bpf,
-                    libc::c_long::from(15), // BPF_OBJ_GET_INFO_BY_FD
-                    attr.as_mut_ptr(),
-                    attr.len(),
-                )
-            };
-            anyhow::ensure!(rc == 0, "BPF_OBJ_GET_INFO_BY_FD: {}", std::io::Error::last_os_error());
+            // SAFETY: info outlives the call; the kernel writes at most info_len bytes into it
+            // and xlated_prog_len bytes at the pointer set in it.
+            unsafe { sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr) }
+                .context("BPF_OBJ_GET_INFO_BY_FD")?;
             Ok(())
         };
         let mut info = [0u8; 40];
@@ -127,4 +121,15 @@ impl Harness {
         })?;
         Ok((r.return_value, r.duration.as_nanos() as f64))
     }
+}
+
+/// bpf(2) with a hand-built attribute union, for the few commands aya does not offer (reading
+/// the verified program back; tests that create maps of another layout).
+///
+/// # Safety
+/// Every pointer the command finds in `attr` must be valid for what the kernel does with it.
+pub unsafe fn sys_bpf(cmd: libc::c_long, attr: &mut [u8]) -> std::io::Result<libc::c_long> {
+    // SAFETY: the caller vouches for the pointers inside attr; attr itself is ours.
+    let rc = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), attr.len()) };
+    if rc < 0 { Err(std::io::Error::last_os_error()) } else { Ok(rc) }
 }

@@ -33,7 +33,7 @@ use crate::{
 
 /// Most requests decided and committed together.
 const BATCH: usize = 512;
-/// How often the fast path's renewal events are drained (the ring holds ~131 K events).
+/// How often the fast path's renewal events are drained (the log holds 65,536 per CPU).
 const EVENT_TICK: Duration = Duration::from_millis(10);
 
 enum Input {
