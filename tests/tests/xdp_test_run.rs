@@ -188,8 +188,10 @@ fn client_id_is_matched_wherever_it_ends_in_the_frame() {
     assert_eq!(&unpadded[end - id.len()..end], &id[..], "option 61 is the last option");
     let tail =
         |payload: &[u8]| payload.len() - payload.windows(id.len()).position(|w| w == id).unwrap();
-    for payload in [packet::encode(&req.message()), unpadded] {
-        assert!(tail(&payload) >= 32 || tail(&payload) == id.len() + 1);
+    let padded = packet::encode(&req.message());
+    assert!(tail(&padded) >= 32, "padded: 32 bytes from the identifier are in the frame");
+    assert_eq!(tail(&unpadded), id.len() + 1, "unpadded: only the identifier and END");
+    for payload in [padded, unpadded] {
         let p = ack(&mut h, &req.frame_with(&payload));
         assert_lab_ack(&p, &req);
         let mut wrong = payload.clone();
