@@ -193,8 +193,9 @@ pub struct Bench {
 }
 
 impl Bench {
-    pub fn new(repeat: u32) -> Result<Self> {
-        let mut h = Harness::new(
+    fn new(object: &[u8], repeat: u32) -> Result<Self> {
+        let mut h = Harness::with_object(
+            object,
             1 << 20,
             &[fastpath::PROG, fastpath::PASS_PROG, BENCH_PROG, RESTORE_PROG, RESIZE_PROG],
         )?;
@@ -324,53 +325,66 @@ fn random_access_ns(bytes: usize) -> Result<f64> {
     Ok(ns)
 }
 
-/// `quick` skips the 1 M-lease figures (development only; they are then 0).
-pub fn fastpath(repeat: u32, runs: usize, quick: bool) -> Result<FastpathReport> {
-    let mut b = Bench::new(repeat)?;
-    let now = clock::monotonic_ns();
-    const MILLION: u32 = 1_000_000;
-    let leases = if quick { 1 } else { MILLION };
-    for i in 0..leases {
-        b.h.maps.put_lease(Ipv4Addr::from(u32::from(BASE) + i), &entry(i, now))?;
+/// The figures one round times, in this order (`ns_restore*` are subtracted from the renewals
+/// timed with them).
+const ROUND_FIGURES: [&str; 8] = [
+    "ns_floor",
+    "ns_non_dhcp",
+    "ns_restore",
+    "ns_per_renewal",
+    "ns_per_renewal_stamp_only",
+    "ns_restore_1m",
+    "ns_per_renewal_1m",
+    "ns_per_renewal_1m_stamp_only",
+];
+
+impl Bench {
+    /// With `leases` installed (clients 0..leases), from our object or another build's.
+    fn loaded(object: &[u8], repeat: u32, leases: u32) -> Result<Self> {
+        let mut b = Self::new(object, repeat)?;
+        let now = clock::monotonic_ns();
+        for i in 0..leases {
+            b.h.maps.put_lease(Ipv4Addr::from(u32::from(BASE) + i), &entry(i, now))?;
+        }
+        Ok(b)
     }
 
-    let mut dns = request(0).frame();
-    let udp = bootp::ETH_HLEN + bootp::IPV4_HLEN;
-    dns[udp + 2..udp + 4].copy_from_slice(&53u16.to_be_bytes());
+    /// Every figure once (`quick`: the 1 M-lease ones stay 0), as [`ROUND_FIGURES`] names them.
+    fn round(&mut self, quick: bool) -> Result<[f64; 8]> {
+        let mut dns = request(0).frame();
+        let udp = bootp::ETH_HLEN + bootp::IPV4_HLEN;
+        dns[udp + 2..udp + 4].copy_from_slice(&53u16.to_be_bytes());
+        let floor = self.time(fastpath::PASS_PROG, &dns, XDP_PASS)?;
+        let non_dhcp = self.time(fastpath::PROG, &dns, XDP_PASS)?;
+        let [restore, one, stamp] = self.renewal_figures(1)?;
+        let [restore_m, m, m_stamp] = if quick { [0.0; 3] } else { self.renewal_figures(MILLION)? };
+        Ok([floor, non_dhcp, restore, one, stamp, restore_m, m, m_stamp])
+    }
+}
 
+const MILLION: u32 = 1_000_000;
+
+fn column(rounds: &[[f64; 8]], k: usize) -> Vec<f64> {
+    rounds.iter().map(|r| r[k]).collect()
+}
+
+/// `quick` skips the 1 M-lease figures (development only; they are then 0).
+pub fn fastpath(repeat: u32, runs: usize, quick: bool) -> Result<FastpathReport> {
+    let mut b = Bench::loaded(fastpath::OBJECT, repeat, if quick { 1 } else { MILLION })?;
     // Every round times every figure once, and each figure is the median over rounds: the
     // host behind these VMs has slow spells lasting seconds, which would otherwise land on
     // whichever figure was being timed and skew the comparisons between figures. Renewals are
     // paired with the restore step timed in the same round.
-    #[derive(Default)]
-    struct Rounds {
-        floor: Vec<f64>,
-        non_dhcp: Vec<f64>,
-        restore: Vec<f64>,
-        one: Vec<f64>,
-        one_stamp: Vec<f64>,
-        restore_1m: Vec<f64>,
-        m: Vec<f64>,
-        m_stamp: Vec<f64>,
-        random: Vec<f64>,
-    }
-    let mut r = Rounds::default();
+    let mut rounds = Vec::new();
+    let mut random = Vec::new();
     for _ in 0..runs {
-        r.floor.push(b.time(fastpath::PASS_PROG, &dns, XDP_PASS)?);
-        r.non_dhcp.push(b.time(fastpath::PROG, &dns, XDP_PASS)?);
-        let [restore, one, stamp] = b.renewal_figures(1)?;
-        r.restore.push(restore);
-        r.one.push(one);
-        r.one_stamp.push(stamp);
+        rounds.push(b.round(quick)?);
         if !quick {
-            let [restore, m, stamp] = b.renewal_figures(MILLION)?;
-            r.restore_1m.push(restore);
-            r.m.push(m);
-            r.m_stamp.push(stamp);
-            r.random.push(random_access_ns(64 << 20)?);
+            random.push(random_access_ns(64 << 20)?);
         }
     }
-    let med = |v: &Vec<f64>| if v.is_empty() { 0.0 } else { median(v.clone()) };
+    let med = |k: usize| median(column(&rounds, k));
+    let [floor, non_dhcp, restore, one, stamp, restore_m, m, m_stamp] = std::array::from_fn(med);
 
     let memlock = |fd: std::os::fd::RawFd| -> Result<u64> {
         let fdinfo = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))?;
@@ -385,23 +399,99 @@ pub fn fastpath(repeat: u32, runs: usize, quick: bool) -> Result<FastpathReport>
         + memlock(b.h.maps.blocks.map().fd().as_fd().as_raw_fd())?;
     let verified_insns = b.h.info(fastpath::PROG)?.verified_instruction_count().unwrap_or(0);
     Ok(FastpathReport {
-        ns_per_renewal: med(&r.one),
-        ns_per_renewal_1m: med(&r.m),
-        ns_per_renewal_stamp_only: med(&r.one_stamp),
-        ns_per_renewal_1m_stamp_only: med(&r.m_stamp),
-        ns_floor: med(&r.floor),
-        ns_non_dhcp: med(&r.non_dhcp),
-        ns_restore: med(&r.restore),
-        ns_restore_1m: med(&r.restore_1m),
-        ns_random_access_64m: med(&r.random),
+        ns_per_renewal: one,
+        ns_per_renewal_1m: m,
+        ns_per_renewal_stamp_only: stamp,
+        ns_per_renewal_1m_stamp_only: m_stamp,
+        ns_floor: floor,
+        ns_non_dhcp: non_dhcp,
+        ns_restore: restore,
+        ns_restore_1m: restore_m,
+        ns_random_access_64m: if random.is_empty() { 0.0 } else { median(random) },
         acks_counted: b.acks,
         repeat,
         runs,
         verified_insns,
         map_bytes_1m,
-        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .unwrap_or_default()
-            .trim()
-            .to_owned(),
+        kernel: kernel(),
     })
+}
+
+fn kernel() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned()
+}
+
+/// One figure of `xdhcp bench fastpath --compare`.
+#[derive(Debug, Serialize)]
+pub struct Compared {
+    pub figure: &'static str,
+    /// Medians over the rounds, this build's and the other's.
+    pub this: f64,
+    pub other: f64,
+    /// Median over the rounds of this build's figure minus the other's, each pair timed back to
+    /// back: what tells the two apart on a host whose speed drifts between rounds.
+    pub diff: f64,
+    /// Rounds in which this build was faster (lower), out of `rounds`.
+    pub this_faster: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CompareReport {
+    pub other: String,
+    pub repeat: u32,
+    pub rounds: usize,
+    pub figures: Vec<Compared>,
+    pub kernel: String,
+}
+
+/// This build's object against `other` (another build's, from `xdhcp bench object`), each with
+/// its own maps and leases, round by round in alternating order. Comparing separate runs of
+/// `fastpath` on these VMs mostly compares the host's moods: they move every figure by 30-50 %
+/// over seconds, while a round takes about one.
+pub fn compare(
+    other: &[u8],
+    other_name: String,
+    repeat: u32,
+    rounds: usize,
+    quick: bool,
+) -> Result<CompareReport> {
+    // The object parser reads ELF structures in place and wants them aligned.
+    let words: Vec<u64> = other
+        .chunks(8)
+        .map(|c| {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            u64::from_ne_bytes(w)
+        })
+        .collect();
+    let other = &bytemuck::cast_slice::<u64, u8>(&words)[..other.len()];
+    let leases = if quick { 1 } else { MILLION };
+    let mut a = Bench::loaded(fastpath::OBJECT, repeat, leases)?;
+    let mut b = Bench::loaded(other, repeat, leases).context("the other build's object")?;
+    let (mut ra, mut rb) = (Vec::new(), Vec::new());
+    for i in 0..rounds {
+        if i % 2 == 0 {
+            ra.push(a.round(quick)?);
+            rb.push(b.round(quick)?);
+        } else {
+            rb.push(b.round(quick)?);
+            ra.push(a.round(quick)?);
+        }
+    }
+    let figures = ROUND_FIGURES
+        .iter()
+        .enumerate()
+        .filter(|(k, _)| !quick || *k < 5)
+        .map(|(k, &figure)| {
+            let d: Vec<f64> = ra.iter().zip(&rb).map(|(x, y)| x[k] - y[k]).collect();
+            Compared {
+                figure,
+                this: median(column(&ra, k)),
+                other: median(column(&rb, k)),
+                this_faster: d.iter().filter(|v| **v < 0.0).count(),
+                diff: median(d),
+            }
+        })
+        .collect();
+    Ok(CompareReport { other: other_name, repeat, rounds, figures, kernel: kernel() })
 }

@@ -199,6 +199,15 @@ pub enum BenchCmd {
         /// Write the JSON report here (also printed).
         #[arg(long)]
         out: Option<std::path::PathBuf>,
+        /// Time this build against another build's XDP object (written by that build's
+        /// `xdhcp bench object`), round by round; `--runs` is then the number of rounds.
+        #[arg(long, value_name = "OBJECT")]
+        compare: Option<std::path::PathBuf>,
+    },
+    /// Write the XDP object built into this binary, for another build's `fastpath --compare`.
+    Object {
+        #[arg(long)]
+        out: std::path::PathBuf,
     },
 }
 

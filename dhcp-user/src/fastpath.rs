@@ -64,6 +64,11 @@ pub struct LoadOptions {
 
 /// Loads the object: maps are created (or adopted from `pin_dir`), programs are not yet loaded.
 pub fn load(opts: &LoadOptions) -> Result<Ebpf> {
+    load_object(OBJECT, opts)
+}
+
+/// [`load`] for another build's object (`xdhcp bench fastpath --compare`).
+pub fn load_object(object: &[u8], opts: &LoadOptions) -> Result<Ebpf> {
     let mut loader = EbpfLoader::new();
     let paths: Vec<(&str, PathBuf)> = opts
         .pin_dir
@@ -80,7 +85,7 @@ pub fn load(opts: &LoadOptions) -> Result<Ebpf> {
     // A region of the event log for every CPU that can ever run the program.
     let cpus = aya::util::nr_cpus().map_err(|(what, e)| anyhow::anyhow!("{what}: {e}"))? as u32;
     loader.map_max_entries(m::LOG, cpus * m::LOG_SLOTS).map_max_entries(m::LOG_CURSORS, cpus);
-    loader.load(OBJECT).context("load the XDP object (is this root, on kernel >= 5.18?)")
+    loader.load(object).context("load the XDP object (is this root, on kernel >= 5.18?)")
 }
 
 /// Loads (verifies) one program of the object and returns it.

@@ -117,9 +117,24 @@ fn run(cli: Cli) -> Result<()> {
                     .with_context(|| format!("write {}", p.display()))?;
             }
         }
-        Cmd::Bench { cmd: BenchCmd::Fastpath { repeat, runs, quick, out } } => {
-            let r = xdhcp::bench::fastpath(repeat, runs, quick)?;
-            let json = serde_json::to_string_pretty(&r)?;
+        Cmd::Bench { cmd: BenchCmd::Object { out } } => {
+            std::fs::write(&out, xdhcp::fastpath::OBJECT)
+                .with_context(|| format!("write {}", out.display()))?;
+        }
+        Cmd::Bench { cmd: BenchCmd::Fastpath { repeat, runs, quick, out, compare } } => {
+            let json = match compare {
+                None => {
+                    serde_json::to_string_pretty(&xdhcp::bench::fastpath(repeat, runs, quick)?)?
+                }
+                Some(p) => {
+                    let other =
+                        std::fs::read(&p).with_context(|| format!("read {}", p.display()))?;
+                    let name = p.display().to_string();
+                    serde_json::to_string_pretty(&xdhcp::bench::compare(
+                        &other, name, repeat, runs, quick,
+                    )?)?
+                }
+            };
             println!("{json}");
             if let Some(p) = out {
                 if let Some(d) = p.parent() {

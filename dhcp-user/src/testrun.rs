@@ -29,8 +29,15 @@ pub struct Harness {
 impl Harness {
     /// Loads the object with a lease map of `leases_max` entries and verifies `programs`.
     pub fn new(leases_max: u32, programs: &[&str]) -> Result<Self> {
-        let mut ebpf =
-            fastpath::load(&LoadOptions { pin_dir: None, leases_max: Some(leases_max) })?;
+        Self::with_object(fastpath::OBJECT, leases_max, programs)
+    }
+
+    /// [`Harness::new`] with another build's object.
+    pub fn with_object(object: &[u8], leases_max: u32, programs: &[&str]) -> Result<Self> {
+        let mut ebpf = fastpath::load_object(
+            object,
+            &LoadOptions { pin_dir: None, leases_max: Some(leases_max) },
+        )?;
         for p in programs {
             fastpath::program(&mut ebpf, p)?;
         }

@@ -353,16 +353,28 @@ fn isc_partner_crashes(xdhcp_primary: bool, net: u8) {
     // 29 clients, served by both servers as the split says.
     let leased = dora_clients(&clients, LEASED, 1, Duration::from_secs(20)).unwrap();
     assert_eq!(leased, u64::from(LEASED));
+    // What still disagreed at the last look, for the failure message.
+    let mut differ = String::new();
     wait_for("all 29 leases in both databases", Duration::from_secs(20), || {
         let ours = active(&x);
         let isc = isc_records(&d);
-        let agreed = ours.len() == LEASED as usize
-            && ours.iter().all(|(a, m)| {
-                isc.get(a).is_some_and(|r| r.0 == "active" && r.1.as_deref() == Some(m))
-            });
-        Ok(agreed.then_some(()))
+        let missing: Vec<String> = ours
+            .iter()
+            .filter(|(a, m)| {
+                !isc.get(a).is_some_and(|r| r.0 == "active" && r.1.as_deref() == Some(m))
+            })
+            .map(|(a, m)| format!("{a} {m}: dhcpd has {:?}", isc.get(a)))
+            .collect();
+        differ = format!("xdhcp has {} active; not so in dhcpd: {missing:?}", ours.len());
+        Ok((ours.len() == LEASED as usize && missing.is_empty()).then_some(()))
     })
-    .unwrap_or_else(|e| panic!("{e:#}\nlog:\n{}", tail(&d.log_text(), 40)));
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e:#}\n{differ}\nxdhcp's failover: {}\ndhcpd's log:\n{}",
+            x.failover().map(|v| v.to_string()).unwrap_or_else(|e| format!("{e:#}")),
+            tail(&d.log_text(), 40)
+        )
+    });
 
     // dhcpd crashes.
     let ddir = d.crash();

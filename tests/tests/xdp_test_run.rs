@@ -527,3 +527,27 @@ fn the_fast_path_calls_no_bpf_subprogram() {
         (0..insns.len()).filter(|&i| insns[i][0] == 0x85 && insns[i][1] >> 4 == 1).collect();
     assert!(calls.is_empty(), "BPF-to-BPF calls at instructions {calls:?}");
 }
+
+#[test]
+fn bench_compare_times_two_builds_round_by_round_and_refuses_a_broken_object() {
+    // Our own object stands in for the other build: both must load, verify and answer every
+    // timed repetition with an ACK (the bench refuses a figure otherwise).
+    let r = xdhcp::bench::compare(xdhcp::fastpath::OBJECT, "self".into(), 2_000, 2, true).unwrap();
+    let names: Vec<&str> = r.figures.iter().map(|f| f.figure).collect();
+    assert_eq!(
+        names,
+        ["ns_floor", "ns_non_dhcp", "ns_restore", "ns_per_renewal", "ns_per_renewal_stamp_only"]
+    );
+    for f in &r.figures {
+        // Renewals are net of the restore step, so only the others are surely above zero.
+        assert!(f.this.is_finite() && f.other.is_finite(), "{f:?}");
+        assert!(f.this_faster <= r.rounds, "{f:?}");
+    }
+    for f in &r.figures[..3] {
+        assert!(f.this > 0.0 && f.other > 0.0, "{f:?}");
+    }
+    // An object cut short names itself as the other build's and loads nothing.
+    let cut = &xdhcp::fastpath::OBJECT[..xdhcp::fastpath::OBJECT.len() / 2];
+    let e = xdhcp::bench::compare(cut, "cut".into(), 2_000, 1, true).unwrap_err();
+    assert!(format!("{e:#}").contains("the other build's object"), "{e:#}");
+}

@@ -41,7 +41,16 @@ enum Cmd {
 #[derive(Subcommand)]
 enum Bench {
     /// The XDP program timed in the kernel with BPF_PROG_TEST_RUN.
-    Fastpath,
+    Fastpath {
+        /// Time this tree's XDP program against the one of another commit, round by round
+        /// (JSON in target/bench/fastpath-compare.json): between separate runs, the host's
+        /// drift moves every figure by more than most changes do.
+        #[arg(long, value_name = "REV")]
+        compare: Option<String>,
+        /// Rounds of the comparison.
+        #[arg(long, default_value_t = 20)]
+        rounds: u32,
+    },
     /// xdhcp (fast path on/off) and Kea on a veth lab: DORA/s and renewals/s.
     E2e,
     /// A failover survivor's endurance in COMMUNICATIONS-INTERRUPTED, simulated (no network).
@@ -72,6 +81,54 @@ fn release_binary() -> Result<PathBuf> {
     Ok(root().join("target/release/xdhcp"))
 }
 
+/// The XDP object of commit `rev`, built from a copy of its tree (`git archive`) with its own
+/// target directory under target/compare, so this tree's build is left alone.
+fn object_of(rev: &str) -> Result<PathBuf> {
+    let out = Command::new("git")
+        .current_dir(root())
+        .args(["rev-parse", "--verify"])
+        .arg(format!("{rev}^{{commit}}"))
+        .output()
+        .context("git rev-parse")?;
+    if !out.status.success() {
+        bail!("{rev} is not a commit here: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    let sha = String::from_utf8(out.stdout)?.trim().to_owned();
+    let dir = root().join("target/compare");
+    let src = dir.join(&sha);
+    if !src.join("Cargo.toml").exists() {
+        std::fs::create_dir_all(&src)?;
+        run(Command::new("sh")
+            .current_dir(root())
+            .arg("-c")
+            .arg(format!("git archive {sha} | tar -x -C '{}'", src.display())))?;
+    }
+    let build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(&src)
+        .env("CARGO_TARGET_DIR", dir.join("target"))
+        .args(["build", "--release", "-p", "dhcp-user", "--bin", "xdhcp"])
+        .arg("--message-format=json-render-diagnostics")
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("build {rev}"))?;
+    if !build.status.success() {
+        bail!("building {rev} failed: {}", build.status);
+    }
+    // dhcp-user's build script builds the XDP object into its OUT_DIR.
+    let out_dir = String::from_utf8_lossy(&build.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "build-script-executed")
+        .filter(|m| m["package_id"].as_str().is_some_and(|p| p.contains("dhcp-user")))
+        .find_map(|m| m["out_dir"].as_str().map(PathBuf::from))
+        .with_context(|| format!("{rev}: no build script output for dhcp-user"))?;
+    let object = out_dir.join("dhcp-xdp.o");
+    if !object.exists() {
+        bail!("{rev} built no {}", object.display());
+    }
+    Ok(object)
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     setup::setup()?;
@@ -99,12 +156,25 @@ fn main() -> Result<()> {
             }
             run(&mut c)?;
         }
-        Cmd::Bench { which: Bench::Fastpath } => {
+        Cmd::Bench { which: Bench::Fastpath { compare: None, .. } } => {
             setup::require_root("the benchmark loads XDP programs")?;
             let bin = release_binary()?;
             let out = root().join("target/bench/fastpath.json");
             run(Command::new(bin).args(["bench", "fastpath", "--out"]).arg(&out))?;
             println!("wrote {}", out.display());
+        }
+        Cmd::Bench { which: Bench::Fastpath { compare: Some(rev), rounds } } => {
+            setup::require_root("the benchmark loads XDP programs")?;
+            let bin = release_binary()?;
+            let other = object_of(&rev)?;
+            let out = root().join("target/bench/fastpath-compare.json");
+            run(Command::new(bin)
+                .args(["bench", "fastpath", "--repeat", "200000", "--runs", &rounds.to_string()])
+                .arg("--compare")
+                .arg(&other)
+                .arg("--out")
+                .arg(&out))?;
+            println!("wrote {} (this tree against {rev})", out.display());
         }
         Cmd::Bench { which: Bench::E2e } => {
             setup::require_root("the benchmark creates network namespaces")?;
