@@ -213,6 +213,75 @@ impl PeerCounter {
     }
 }
 
+/// Where each client of the DORA phase stands. Replies can arrive late: an ACK to a REQUEST
+/// made before a retransmission restarted the client must bind it once, with the address the
+/// ACK gives, and a second ACK must not count it again.
+struct Dora {
+    bound: Vec<Option<Bound>>,
+    offered: Vec<Option<Bound>>,
+    sent_at: Vec<Option<Instant>>,
+}
+
+#[derive(Debug, PartialEq)]
+enum Step {
+    /// Send client `i` a REQUEST for this offer.
+    Request(usize, Bound),
+    /// The client is bound now (and was not before).
+    Bound,
+    Nak,
+}
+
+impl Dora {
+    fn new(n: usize) -> Self {
+        Self { bound: vec![None; n], offered: vec![None; n], sent_at: vec![None; n] }
+    }
+
+    fn on_reply(&mut self, s: &Seen) -> Option<Step> {
+        let i = (s.xid & ((1 << 30) - 1)) as usize;
+        if i >= self.bound.len() || self.bound[i].is_some() {
+            return None;
+        }
+        match (s.xid >> 30, s.kind) {
+            (PHASE_DISCOVER, MessageType::Offer) if self.offered[i].is_none() => {
+                let server = s.server.unwrap_or(Ipv4Addr::UNSPECIFIED);
+                let b = Bound { addr: s.yiaddr, server };
+                self.offered[i] = Some(b);
+                Some(Step::Request(i, b))
+            }
+            (PHASE_REQUEST, MessageType::Ack) => {
+                // The ACK's own address and server: the offer it answers may have been
+                // forgotten by a retransmission since.
+                let server =
+                    s.server.or(self.offered[i].map(|o| o.server)).unwrap_or(Ipv4Addr::UNSPECIFIED);
+                self.bound[i] = Some(Bound { addr: s.yiaddr, server });
+                Some(Step::Bound)
+            }
+            (PHASE_REQUEST, MessageType::Nak) => {
+                self.offered[i] = None;
+                self.sent_at[i] = Some(Instant::now() - Duration::from_secs(2));
+                Some(Step::Nak)
+            }
+            _ => None,
+        }
+    }
+
+    /// Clients among the first `started` that have waited over a second: they start over
+    /// (the caller sends each a DISCOVER).
+    fn stalled(&mut self, started: usize, now: Instant) -> Vec<usize> {
+        let mut v = Vec::new();
+        for i in 0..started {
+            if self.bound[i].is_none()
+                && self.sent_at[i].is_some_and(|t| now.duration_since(t) > Duration::from_secs(1))
+            {
+                self.offered[i] = None;
+                self.sent_at[i] = Some(now);
+                v.push(i);
+            }
+        }
+        v
+    }
+}
+
 /// A reply seen on the wire, reduced to what the run tracks.
 struct Seen {
     xid: u32,
@@ -334,7 +403,7 @@ fn to_server(m: &mut Message, src_mac: [u8; 6], relay: Relay) -> Vec<u8> {
     )
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Bound {
     addr: Ipv4Addr,
     server: Ipv4Addr,
@@ -385,9 +454,7 @@ pub fn run(opts: &LoadOptions) -> Result<Summary> {
 
     // DORA: a window of clients in flight; retransmit what has not moved on within a second.
     let n = opts.clients as usize;
-    let mut bound: Vec<Option<Bound>> = vec![None; n];
-    let mut sent_at: Vec<Option<Instant>> = vec![None; n];
-    let mut offered: Vec<Option<Bound>> = vec![None; n];
+    let mut dora = Dora::new(n);
     let mut server_mac = None;
     let mut next = 0usize;
     let mut inflight = 0usize;
@@ -397,48 +464,30 @@ pub fn run(opts: &LoadOptions) -> Result<Summary> {
     while (sum.bound as usize) < n && Instant::now() < deadline {
         while inflight < opts.window as usize && next < n {
             raw.send(&discover(opts.seed, next as u32, my_mac, opts.relay));
-            sent_at[next] = Some(Instant::now());
+            dora.sent_at[next] = Some(Instant::now());
             next += 1;
             inflight += 1;
         }
         if let Some(len) = raw.recv(&mut buf)
             && let Some(s) = parse_reply(&buf[..len])
         {
-            let i = (s.xid & ((1 << 30) - 1)) as usize;
-            if i < n && bound[i].is_none() {
-                match (s.xid >> 30, s.kind) {
-                    (PHASE_DISCOVER, MessageType::Offer) if offered[i].is_none() => {
-                        let server = s.server.unwrap_or(Ipv4Addr::UNSPECIFIED);
-                        offered[i] = Some(Bound { addr: s.yiaddr, server });
-                        raw.send(&select(
-                            opts.seed, i as u32, my_mac, s.yiaddr, server, opts.relay,
-                        ));
-                    }
-                    (PHASE_REQUEST, MessageType::Ack) => {
-                        bound[i] = offered[i];
-                        server_mac.get_or_insert(s.server_mac);
-                        sum.bound += 1;
-                        inflight -= 1;
-                    }
-                    (PHASE_REQUEST, MessageType::Nak) => {
-                        sum.naks += 1;
-                        offered[i] = None;
-                        sent_at[i] = Some(Instant::now() - Duration::from_secs(2));
-                    }
-                    _ => {}
+            match dora.on_reply(&s) {
+                Some(Step::Request(i, b)) => {
+                    raw.send(&select(opts.seed, i as u32, my_mac, b.addr, b.server, opts.relay));
                 }
+                Some(Step::Bound) => {
+                    server_mac.get_or_insert(s.server_mac);
+                    sum.bound += 1;
+                    inflight -= 1;
+                }
+                Some(Step::Nak) => sum.naks += 1,
+                None => {}
             }
         }
         // Retransmit stalled DORAs (lost OFFER/ACK, or a NAK).
         if last_progress.elapsed() >= Duration::from_secs(1) {
-            for i in 0..next {
-                if bound[i].is_none()
-                    && sent_at[i].is_some_and(|t| t.elapsed() > Duration::from_secs(1))
-                {
-                    offered[i] = None;
-                    raw.send(&discover(opts.seed, i as u32, my_mac, opts.relay));
-                    sent_at[i] = Some(Instant::now());
-                }
+            for i in dora.stalled(next, Instant::now()) {
+                raw.send(&discover(opts.seed, i as u32, my_mac, opts.relay));
             }
             if opts.progress {
                 eprintln!("dora: {}/{} bound, {} NAKs", sum.bound, n, sum.naks);
@@ -446,6 +495,7 @@ pub fn run(opts: &LoadOptions) -> Result<Summary> {
             last_progress = Instant::now();
         }
     }
+    let bound = dora.bound;
     sum.dora_secs = t0.elapsed().as_secs_f64();
     sum.dora_per_s = sum.bound as f64 / sum.dora_secs.max(1e-9);
     if sum.bound == 0 {
@@ -593,4 +643,56 @@ pub fn run(opts: &LoadOptions) -> Result<Summary> {
     sum.renew_latency_us_p99 = hist.quantile(0.99);
     sum.renew_latency_us_max = hist.max.load(Ordering::Relaxed);
     Ok(sum)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(phase: u32, client: u32, kind: MessageType, last: u8) -> Seen {
+        Seen {
+            xid: xid(phase, client),
+            kind,
+            yiaddr: Ipv4Addr::new(10, 0, 0, last),
+            server: Some(Ipv4Addr::new(10, 0, 0, 1)),
+            server_mac: [2, 0, 0, 0, 0, 1],
+        }
+    }
+
+    #[test]
+    fn a_late_ack_after_a_retransmission_binds_the_client_once() {
+        let mut d = Dora::new(2);
+        let t0 = Instant::now();
+        d.sent_at[0] = Some(t0);
+        let offer = seen(PHASE_DISCOVER, 0, MessageType::Offer, 50);
+        assert!(matches!(d.on_reply(&offer), Some(Step::Request(0, _))));
+        // No ACK within a second: the client starts over and forgets the offer...
+        assert_eq!(d.stalled(1, t0 + Duration::from_secs(2)), [0]);
+        // ...and then the ACK to its first REQUEST arrives: bound, with the ACK's address.
+        let ack = seen(PHASE_REQUEST, 0, MessageType::Ack, 50);
+        assert_eq!(d.on_reply(&ack), Some(Step::Bound));
+        assert_eq!(d.bound[0].map(|b| b.addr), Some(Ipv4Addr::new(10, 0, 0, 50)));
+        // The restarted DORA's OFFER and ACK change nothing and count nothing.
+        assert_eq!(d.on_reply(&offer), None);
+        assert_eq!(d.on_reply(&ack), None);
+        assert!(d.stalled(1, t0 + Duration::from_secs(10)).is_empty());
+        assert_eq!(d.bound.iter().flatten().count(), 1);
+    }
+
+    #[test]
+    fn a_nak_restarts_the_client_at_the_next_retransmission() {
+        let mut d = Dora::new(1);
+        let t0 = Instant::now();
+        d.sent_at[0] = Some(t0);
+        assert!(d.on_reply(&seen(PHASE_DISCOVER, 0, MessageType::Offer, 50)).is_some());
+        assert_eq!(d.on_reply(&seen(PHASE_REQUEST, 0, MessageType::Nak, 50)), Some(Step::Nak));
+        assert_eq!(d.stalled(1, Instant::now()), [0]);
+        // A fresh offer is taken again.
+        let again = d.on_reply(&seen(PHASE_DISCOVER, 0, MessageType::Offer, 51));
+        assert!(
+            matches!(again, Some(Step::Request(0, b)) if b.addr == Ipv4Addr::new(10, 0, 0, 51))
+        );
+        // Replies for clients the run does not have are ignored.
+        assert_eq!(d.on_reply(&seen(PHASE_REQUEST, 7, MessageType::Ack, 52)), None);
+    }
 }
