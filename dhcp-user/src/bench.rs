@@ -351,16 +351,31 @@ impl Bench {
 
     /// Every figure once (`quick`: the 1 M-lease ones stay 0), as [`ROUND_FIGURES`] names them.
     fn round(&mut self, quick: bool) -> Result<[f64; 8]> {
+        let mut r = [0.0; 8];
+        for g in 0..GROUPS {
+            self.group(g, quick, &mut r)?;
+        }
+        Ok(r)
+    }
+
+    /// Times group `g` of a round's figures into their places in `r`: the floor, non-DHCP, one
+    /// lease (restore and both renewals), 1 M leases (the same; skipped when `quick`).
+    fn group(&mut self, g: usize, quick: bool, r: &mut [f64; 8]) -> Result<()> {
         let mut dns = request(0).frame();
         let udp = bootp::ETH_HLEN + bootp::IPV4_HLEN;
         dns[udp + 2..udp + 4].copy_from_slice(&53u16.to_be_bytes());
-        let floor = self.time(fastpath::PASS_PROG, &dns, XDP_PASS)?;
-        let non_dhcp = self.time(fastpath::PROG, &dns, XDP_PASS)?;
-        let [restore, one, stamp] = self.renewal_figures(1)?;
-        let [restore_m, m, m_stamp] = if quick { [0.0; 3] } else { self.renewal_figures(MILLION)? };
-        Ok([floor, non_dhcp, restore, one, stamp, restore_m, m, m_stamp])
+        match g {
+            0 => r[0] = self.time(fastpath::PASS_PROG, &dns, XDP_PASS)?,
+            1 => r[1] = self.time(fastpath::PROG, &dns, XDP_PASS)?,
+            2 => r[2..5].copy_from_slice(&self.renewal_figures(1)?),
+            _ if !quick => r[5..8].copy_from_slice(&self.renewal_figures(MILLION)?),
+            _ => {}
+        }
+        Ok(())
     }
 }
+
+const GROUPS: usize = 4;
 
 const MILLION: u32 = 1_000_000;
 
@@ -469,14 +484,20 @@ pub fn compare(
     let mut a = Bench::loaded(fastpath::OBJECT, repeat, leases)?;
     let mut b = Bench::loaded(other, repeat, leases).context("the other build's object")?;
     let (mut ra, mut rb) = (Vec::new(), Vec::new());
+    // Paired group by group (a fraction of a second apart), the order alternating.
     for i in 0..rounds {
-        if i % 2 == 0 {
-            ra.push(a.round(quick)?);
-            rb.push(b.round(quick)?);
-        } else {
-            rb.push(b.round(quick)?);
-            ra.push(a.round(quick)?);
+        let (mut x, mut y) = ([0.0; 8], [0.0; 8]);
+        for g in 0..GROUPS {
+            if (i + g) % 2 == 0 {
+                a.group(g, quick, &mut x)?;
+                b.group(g, quick, &mut y)?;
+            } else {
+                b.group(g, quick, &mut y)?;
+                a.group(g, quick, &mut x)?;
+            }
         }
+        ra.push(x);
+        rb.push(y);
     }
     let figures = ROUND_FIGURES
         .iter()
