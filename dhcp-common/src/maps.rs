@@ -39,10 +39,18 @@ pub const PAGES_LEN: u32 = 1 << 16;
 pub const PAGES_MAX: u32 = 1024;
 pub const BLOCKS_LEN: u32 = PAGES_MAX * BLOCK_SLOTS;
 pub const SUBNETS_MAX: u32 = 256;
-/// Event slots per CPU: 2 MiB, ~65 ms of renewals at 1 M/s on one CPU (the daemon drains every
-/// 10 ms). A full region makes XDP pass the renewal to the slow path rather than send an ACK
-/// userspace would not hear about. Both maps are sized at load time for the possible CPUs.
+/// Event slots per CPU by default: 2 MiB, ~65 ms of renewals at 1 M/s on one CPU (the daemon
+/// drains every 10 ms). A full region makes XDP pass the renewal to the slow path rather than
+/// send an ACK userspace would not hear about. Both maps are sized at load time for the
+/// possible CPUs, with the slots per CPU the configuration asks for
+/// (`fast_path.event_log_slots`), or that pinned maps already have; the program learns the
+/// number from the read-only global [`LOG_SLOTS_GLOBAL`], set at load.
 pub const LOG_SLOTS: u32 = 1 << 16;
+/// Bounds of `fast_path.event_log_slots` (a power of two): 32 KiB to 32 MiB per CPU.
+pub const LOG_SLOTS_MIN: u32 = 1 << 10;
+pub const LOG_SLOTS_MAX: u32 = 1 << 20;
+/// Name of the program's global holding the slots per CPU of [`LOG`].
+pub const LOG_SLOTS_GLOBAL: &str = "XDHCP_LOG_SLOTS";
 
 /// Longest client identifier (option 61 value) the fast path compares; longer ones go to the
 /// slow path.

@@ -1,4 +1,5 @@
 use aya_ebpf::{
+    Global,
     bindings::BPF_F_MMAPABLE,
     btf_maps::{Array, PerCpuArray},
     macros::btf_map,
@@ -29,10 +30,16 @@ pub static XDHCP_CONTROL: Array<Control, 1> = Array::new();
 #[btf_map]
 pub static XDHCP_STATS: PerCpuArray<u64, { STATS_LEN as usize }> = PerCpuArray::new();
 
-/// Sized for one CPU here; the loader sets the real size (possible CPUs × `LOG_SLOTS`).
+/// Sized for one CPU here; the loader sets the real size (possible CPUs × the slots per CPU in
+/// `XDHCP_LOG_SLOTS`).
 #[btf_map]
 pub static XDHCP_LOG: Array<RenewEvent, { LOG_SLOTS as usize }, { BPF_F_MMAPABLE as usize }> =
     Array::new();
+
+/// Slots per CPU in `XDHCP_LOG`, a power of two; set by the loader (read-only once loaded, so
+/// the verifier knows it).
+#[unsafe(no_mangle)]
+pub static XDHCP_LOG_SLOTS: Global<u32> = Global::new(LOG_SLOTS);
 
 #[btf_map]
 pub static XDHCP_LOG_CURSORS: Array<LogCursor, 1, { BPF_F_MMAPABLE as usize }> = Array::new();

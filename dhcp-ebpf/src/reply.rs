@@ -11,14 +11,14 @@ use dhcp_common::{
     bootp::*,
     digest::{ClientIdWords, client_id_words},
     layout,
-    maps::{BLOCK_SLOTS, CLIENT_ID_MAX, LOG_SLOTS, SUBNET_OPTS_LEN},
+    maps::{BLOCK_SLOTS, CLIENT_ID_MAX, SUBNET_OPTS_LEN},
 };
 
 use crate::{
     csum,
     maps::{
-        XDHCP_BLOCKS, XDHCP_CONTROL, XDHCP_LEASES, XDHCP_LOG, XDHCP_LOG_CURSORS, XDHCP_PAGES,
-        XDHCP_SUBNETS,
+        XDHCP_BLOCKS, XDHCP_CONTROL, XDHCP_LEASES, XDHCP_LOG, XDHCP_LOG_CURSORS, XDHCP_LOG_SLOTS,
+        XDHCP_PAGES, XDHCP_SUBNETS,
     },
     parse::{self, Renewal},
     ptr::{ptr_at, ptr_at_mut},
@@ -117,15 +117,19 @@ pub fn renew(ctx: &XdpContext) -> Result<(), Stat> {
 /// is full (userspace has not read far enough) or the maps are smaller than this CPU's index.
 #[inline(always)]
 fn log_slot() -> Option<(*mut LogCursor, u64, *mut RenewEvent)> {
+    let slots = XDHCP_LOG_SLOTS.load();
+    if slots == 0 || slots & (slots - 1) != 0 {
+        return None;
+    }
     let cpu = unsafe { bpf_get_smp_processor_id() };
     let cursor = XDHCP_LOG_CURSORS.get_ptr_mut(cpu)?;
     let (head, tail) = unsafe {
         ((&raw const (*cursor).head).read_volatile(), (&raw const (*cursor).tail).read_volatile())
     };
-    if head.wrapping_sub(tail) >= u64::from(LOG_SLOTS) {
+    if head.wrapping_sub(tail) >= u64::from(slots) {
         return None;
     }
-    let at = cpu.wrapping_mul(LOG_SLOTS) | (head as u32 & (LOG_SLOTS - 1));
+    let at = cpu.wrapping_mul(slots) | (head as u32 & (slots - 1));
     Some((cursor, head, XDHCP_LOG.get_ptr_mut(at)?))
 }
 

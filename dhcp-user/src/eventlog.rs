@@ -56,6 +56,8 @@ pub struct EventLog {
     events: Mapping,
     cursors: Mapping,
     cpus: u32,
+    /// Slots per CPU, a power of two.
+    slots: u32,
     /// Events given up because a cursor was out of range (only a writer other than XDP and
     /// this reader could cause it); the renewals they stood for are still stamped in their
     /// lease entries.
@@ -83,10 +85,14 @@ impl EventLog {
     fn new(log: MapData, cursors: MapData) -> Result<Self> {
         let (li, ci) = (log.info()?, cursors.info()?);
         let cpus = ci.max_entries();
+        // The program was loaded with the slots per CPU these maps were made with.
+        let slots = li.max_entries() / cpus.max(1);
         ensure!(
             li.value_size() as usize == size_of::<RenewEvent>()
                 && ci.value_size() as usize == size_of::<LogCursor>()
-                && li.max_entries() == cpus * m::LOG_SLOTS,
+                && cpus > 0
+                && li.max_entries() == cpus * slots
+                && slots.is_power_of_two(),
             "{} and {} do not have this build's layout",
             m::LOG,
             m::LOG_CURSORS
@@ -96,7 +102,7 @@ impl EventLog {
         let cursors =
             Mapping::new(&cursors, m::LOG_CURSORS, cpus as usize * size_of::<LogCursor>(), true)?;
         // The fds may close now: a mapping keeps its map alive.
-        Ok(Self { events, cursors, cpus, skipped: 0 })
+        Ok(Self { events, cursors, cpus, slots, skipped: 0 })
     }
 
     fn cursor(&self, cpu: u32) -> *mut LogCursor {
@@ -112,6 +118,12 @@ impl EventLog {
         (0..cursors.len())
             .map(|cpu| Ok(cursors.get(&cpu, 0).map(|c| c.head.wrapping_sub(c.tail))?))
             .collect()
+    }
+
+    /// Slots per CPU.
+    #[must_use]
+    pub fn slots(&self) -> u32 {
+        self.slots
     }
 
     /// Events written and not yet drained, per CPU.
@@ -145,13 +157,13 @@ impl EventLog {
                 // The events before `head` were stored before it.
                 fence(Ordering::Acquire);
                 let waiting = head.wrapping_sub(tail);
-                if waiting > u64::from(m::LOG_SLOTS) {
+                if waiting > u64::from(self.slots) {
                     tracing::warn!(cpu, head, tail, "event log cursor out of range; resynced");
                     self.skipped += waiting;
                 } else {
                     out.reserve(waiting as usize);
                     for seq in tail..tail + waiting {
-                        let slot = cpu * m::LOG_SLOTS + (seq as u32 & (m::LOG_SLOTS - 1));
+                        let slot = cpu * self.slots + (seq as u32 & (self.slots - 1));
                         out.push(base.add(slot as usize).read_volatile());
                     }
                 }

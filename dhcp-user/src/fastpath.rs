@@ -60,6 +60,30 @@ pub struct LoadOptions {
     pub pin_dir: Option<PathBuf>,
     /// Override the lease map's capacity (tests use small maps; default 1 M).
     pub leases_max: Option<u32>,
+    /// Event log slots per CPU (`fast_path.event_log_slots`; default [`m::LOG_SLOTS`]). Pinned
+    /// maps keep the size they were made with.
+    pub log_slots: Option<u32>,
+}
+
+/// The event log's slots per CPU as pinned in `dir`, if it is.
+fn pinned_log_slots(dir: &Path, cpus: u32) -> Result<Option<u32>> {
+    let path = dir.join(m::LOG);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let n = aya::maps::MapData::from_pin(&path)
+        .with_context(|| format!("open {}", path.display()))?
+        .info()?
+        .max_entries();
+    let slots = n / cpus.max(1);
+    if n % cpus.max(1) != 0 || !slots.is_power_of_two() {
+        bail!(
+            "{} has {n} slots, not a power of two for each of {cpus} CPUs: run `xdhcp detach` \
+             for this interface once",
+            path.display()
+        );
+    }
+    Ok(Some(slots))
 }
 
 /// Loads the object: maps are created (or adopted from `pin_dir`), programs are not yet loaded.
@@ -82,9 +106,35 @@ pub fn load_object(object: &[u8], opts: &LoadOptions) -> Result<Ebpf> {
         let n = n.next_multiple_of(m::BLOCK_SLOTS);
         loader.map_max_entries(m::LEASES, n);
     }
-    // A region of the event log for every CPU that can ever run the program.
+    // A region of the event log for every CPU that can ever run the program, of the size the
+    // maps already pinned have (the program must index the map it will use), or as asked.
     let cpus = aya::util::nr_cpus().map_err(|(what, e)| anyhow::anyhow!("{what}: {e}"))? as u32;
-    loader.map_max_entries(m::LOG, cpus * m::LOG_SLOTS).map_max_entries(m::LOG_CURSORS, cpus);
+    let pinned = match &opts.pin_dir {
+        Some(d) => pinned_log_slots(d, cpus)?,
+        None => None,
+    };
+    let slots = pinned.or(opts.log_slots).unwrap_or(m::LOG_SLOTS);
+    if let (Some(p), Some(want)) = (pinned, opts.log_slots)
+        && p != want
+    {
+        tracing::warn!(
+            pinned = p,
+            configured = want,
+            "the event log keeps the size it was pinned with; `xdhcp detach` and attach again \
+             to resize it"
+        );
+    }
+    anyhow::ensure!(
+        slots.is_power_of_two() && (m::LOG_SLOTS_MIN..=m::LOG_SLOTS_MAX).contains(&slots),
+        "event log slots per CPU must be a power of two from {} to {}, not {slots}",
+        m::LOG_SLOTS_MIN,
+        m::LOG_SLOTS_MAX
+    );
+    loader.map_max_entries(m::LOG, cpus * slots).map_max_entries(m::LOG_CURSORS, cpus);
+    // Required in this build's object; another build's (`bench fastpath --compare`) may
+    // predate the global, and then indexes by the default size it was built with.
+    let ours = std::ptr::eq(object.as_ptr(), OBJECT.as_ptr());
+    loader.override_global(m::LOG_SLOTS_GLOBAL, &slots, ours);
     loader.load(object).context("load the XDP object (is this root, on kernel >= 5.18?)")
 }
 
@@ -116,13 +166,19 @@ pub struct Attached {
 
 /// Attaches the fast path to `iface` and pins it, or adopts what is already pinned there.
 /// The control entry gets the interface's MAC; `enable` sets whether XDP answers.
-pub fn attach(iface: &str, mode: AttachMode, enable: bool) -> Result<Attached> {
+/// `log_slots`: the event log's slots per CPU for maps made now (pinned ones keep theirs).
+pub fn attach(
+    iface: &str,
+    mode: AttachMode,
+    enable: bool,
+    log_slots: Option<u32>,
+) -> Result<Attached> {
     ensure_bpffs()?;
     let dir = pin_dir(iface);
     fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
     check_pins(&dir, iface)?;
     let link_pin = dir.join("link");
-    let mut ebpf = load(&LoadOptions { pin_dir: Some(dir.clone()), leases_max: None })?;
+    let mut ebpf = load(&LoadOptions { pin_dir: Some(dir.clone()), leases_max: None, log_slots })?;
     let (mode_name, new) = if link_pin.exists() {
         ("pinned", false)
     } else {
@@ -212,7 +268,7 @@ pub fn attach_peer(iface: &str) -> Result<()> {
         return Ok(());
     }
     fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
-    let mut ebpf = load(&LoadOptions { pin_dir: None, leases_max: Some(1) })?;
+    let mut ebpf = load(&LoadOptions { leases_max: Some(1), ..LoadOptions::default() })?;
     for name in [m::PEER_CTL, m::PEER_ACKS] {
         ebpf.map(name)
             .with_context(|| format!("map {name} missing from the object"))?
@@ -352,13 +408,45 @@ mod tests {
     }
 
     #[test]
+    fn a_pinned_event_log_keeps_its_size_when_a_later_load_asks_for_another() {
+        ensure_bpffs().unwrap();
+        let dir = PathBuf::from(format!("{PIN_ROOT}-test-logsize-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let opts = |log_slots| LoadOptions {
+            pin_dir: Some(dir.clone()),
+            leases_max: Some(1),
+            log_slots: Some(log_slots),
+        };
+        let first = load(&opts(2048)).map(drop);
+        // A later load asking for another size adopts the pins as they are (its program is
+        // given their size, the one it must index them by).
+        let second = load(&opts(8192))
+            .and_then(|mut e| Ok(crate::eventlog::EventLog::from_ebpf(&mut e)?.slots()));
+        let cpus = aya::util::nr_cpus().unwrap() as u32;
+        let pinned = pinned_log_slots(&dir, cpus);
+        // No pins, no size from them; a size out of bounds is refused before anything is made.
+        let none = pinned_log_slots(&dir.join("nothing"), cpus);
+        let tiny = load(&LoadOptions { log_slots: Some(512), ..LoadOptions::default() }).map(drop);
+        fs::remove_dir_all(&dir).unwrap();
+        first.unwrap();
+        assert_eq!(second.unwrap(), 2048);
+        assert_eq!(pinned.unwrap(), Some(2048));
+        assert_eq!(none.unwrap(), None);
+        let e = format!("{:#}", tiny.unwrap_err());
+        assert!(e.contains("power of two from 1024 to 1048576, not 512"), "{e}");
+    }
+
+    #[test]
     fn pins_of_this_build_are_adopted_and_a_map_laid_out_differently_is_refused() {
         ensure_bpffs().unwrap();
         // Beside PIN_ROOT, not in it: nothing listing pinned interfaces may see it.
         let dir = PathBuf::from(format!("{PIN_ROOT}-test-layout-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
         // This build's maps, pinned by loading the object (a small lease table).
-        drop(load(&LoadOptions { pin_dir: Some(dir.clone()), leases_max: Some(1) }).unwrap());
+        drop(
+            load(&LoadOptions { pin_dir: Some(dir.clone()), leases_max: Some(1), log_slots: None })
+                .unwrap(),
+        );
         let checked = check_pins(&dir, "eth9");
         // A control entry of another size, as a build with another `Control` would leave.
         fs::remove_file(dir.join(m::CONTROL)).unwrap();

@@ -518,7 +518,7 @@ impl Drop for PinGuard<'_> {
 }
 
 impl FastPath {
-    /// `fastpath::attach(iface, mode, enabled)` run through [`NetNs::run`]: attach resolves the
+    /// `fastpath::attach(iface, mode, enabled, None)` run through [`NetNs::run`]: attach resolves the
     /// name in the thread's network namespace and reads the MAC for the control entry from
     /// /sys/class/net, which shows a namespace's interfaces only under a sysfs mounted in it.
     pub fn attach(ns: &NetNs, iface: &str, mode: AttachMode) -> Result<Self> {
@@ -531,7 +531,7 @@ impl FastPath {
             dir.display()
         );
         let mut guard = PinGuard(Some(iface));
-        ns.run(|| fastpath::attach(iface, mode, true))
+        ns.run(|| fastpath::attach(iface, mode, true, None))
             .with_context(|| format!("attach the fast path to {iface}"))?;
         let maps = FastPathMaps::open_pinned(&dir)?;
         guard.0 = None;
@@ -568,7 +568,8 @@ impl PassProgram {
             .run(|| {
                 // A private copy of the object: only its pass program is used, so the maps
                 // stay minimal.
-                let mut ebpf = fastpath::load(&LoadOptions { pin_dir: None, leases_max: Some(1) })?;
+                let mut ebpf =
+                    fastpath::load(&LoadOptions { leases_max: Some(1), ..LoadOptions::default() })?;
                 let prog = fastpath::program(&mut ebpf, fastpath::PASS_PROG)?;
                 let id = prog.attach(iface, XdpMode::Driver)?;
                 // The link alone keeps the program attached; the object may go.

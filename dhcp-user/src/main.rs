@@ -29,7 +29,7 @@ fn run(cli: Cli) -> Result<()> {
             println!("attached the do-nothing peer program to {iface}");
         }
         Cmd::Attach { iface, mode, disabled, peer: false } => {
-            let a = fastpath::attach(&iface, mode, !disabled)?;
+            let a = fastpath::attach(&iface, mode, !disabled, None)?;
             let how = if a.new { "attached" } else { "adopted the pinned fast path on" };
             println!(
                 "{how} {} ({} mode), pinned under {}",

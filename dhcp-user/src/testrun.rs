@@ -34,10 +34,22 @@ impl Harness {
 
     /// [`Harness::new`] with another build's object.
     pub fn with_object(object: &[u8], leases_max: u32, programs: &[&str]) -> Result<Self> {
-        let mut ebpf = fastpath::load_object(
-            object,
-            &LoadOptions { pin_dir: None, leases_max: Some(leases_max) },
-        )?;
+        let opts = LoadOptions { leases_max: Some(leases_max), ..LoadOptions::default() };
+        Self::load(object, &opts, programs)
+    }
+
+    /// [`Harness::new`] with an event log of `log_slots` per CPU.
+    pub fn with_log(leases_max: u32, log_slots: u32, programs: &[&str]) -> Result<Self> {
+        let opts = LoadOptions {
+            leases_max: Some(leases_max),
+            log_slots: Some(log_slots),
+            ..LoadOptions::default()
+        };
+        Self::load(fastpath::OBJECT, &opts, programs)
+    }
+
+    fn load(object: &[u8], opts: &LoadOptions, programs: &[&str]) -> Result<Self> {
+        let mut ebpf = fastpath::load_object(object, opts)?;
         for p in programs {
             fastpath::program(&mut ebpf, p)?;
         }

@@ -80,8 +80,19 @@ pub fn lease(mac: [u8; 6], client_id: Option<&[u8]>, grant_secs: u64) -> LeaseEn
 /// granted for two hours.
 pub fn harness() -> Harness {
     root_required();
-    let mut h =
-        Harness::new(1024, &[xdhcp::fastpath::PROG]).expect("load and verify the XDP program");
+    let h = Harness::new(1024, &[xdhcp::fastpath::PROG]).expect("load and verify the XDP program");
+    with_lab_lease(h)
+}
+
+/// [`harness`] with an event log of `slots` per CPU.
+pub fn harness_with_log(slots: u32) -> Harness {
+    root_required();
+    let h = Harness::with_log(1024, slots, &[xdhcp::fastpath::PROG])
+        .expect("load and verify the XDP program");
+    with_lab_lease(h)
+}
+
+fn with_lab_lease(mut h: Harness) -> Harness {
     h.maps.set_control(control()).unwrap();
     h.maps.set_subnet(0, &subnet().encode().unwrap()).unwrap();
     let id = client_id(CLIENT_MAC);

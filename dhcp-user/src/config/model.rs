@@ -94,6 +94,8 @@ pub struct FastPath {
     /// Seconds beyond a lease's end that the store commits the fast path may renew up to;
     /// `None`: one lease time of the lease's subnet.
     pub horizon: Option<u32>,
+    /// Slots of the event log per possible CPU (32 bytes each), a power of two.
+    pub event_log_slots: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -290,7 +292,16 @@ impl TryFrom<wire::Config> for Config {
             },
             events: w.fast_path.events.unwrap_or(true),
             horizon: w.fast_path.horizon.map(|s| s.0),
+            event_log_slots: w.fast_path.event_log_slots.unwrap_or(dhcp_common::maps::LOG_SLOTS),
         };
+        let (lo, hi) = (dhcp_common::maps::LOG_SLOTS_MIN, dhcp_common::maps::LOG_SLOTS_MAX);
+        let slots = fast_path.event_log_slots;
+        if !slots.is_power_of_two() || !(lo..=hi).contains(&slots) {
+            return err(
+                "fast_path.event_log_slots",
+                format!("{slots} is not a power of two from {lo} to {hi}"),
+            );
+        }
         if w.subnets.is_empty() {
             return err("subnet", "no [[subnet]] is configured");
         }

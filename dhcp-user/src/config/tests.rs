@@ -45,6 +45,7 @@ fn the_shipped_example_is_valid_and_shows_every_key() {
     assert_eq!(c.subnets[0].reservations.len(), 2);
     assert_eq!((c.subnets[0].t1, c.subnets[0].t2), (1800, 3150));
     assert_eq!(c.fast_path.horizon, Some(3600));
+    assert_eq!(c.fast_path.event_log_slots, 65536);
     // docs/config.md documents each key the example uses and vice versa.
     let docs = include_str!("../../../docs/config.md");
     for key in [
@@ -58,6 +59,7 @@ fn the_shipped_example_is_valid_and_shows_every_key() {
         "attach_mode",
         "events",
         "horizon",
+        "event_log_slots",
         "prefix",
         "pools",
         "routers",
@@ -299,6 +301,11 @@ fn shape_errors_name_the_table_or_key_they_are_in() {
     assert_eq!(
         error_of(&mode),
         "xdhcp.toml:9: fast_path.attach_mode: unknown variant `fast`, expected one of `auto`, `native`, `generic`"
+    );
+    let slots = format!("{MINIMAL}\n[fast_path]\nevent_log_slots = 3000\n");
+    assert_eq!(
+        error_of(&slots),
+        "xdhcp.toml:9: fast_path.event_log_slots: 3000 is not a power of two from 1024 to 1048576"
     );
     let typo = format!("{MINIMAL}\n[fast_path]\nenable = true\n");
     assert!(error_of(&typo).starts_with("xdhcp.toml:9: fast_path.enable: unknown field `enable`"));

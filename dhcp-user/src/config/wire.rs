@@ -63,6 +63,7 @@ pub struct FastPath {
     pub attach_mode: Option<AttachMode>,
     pub events: Option<bool>,
     pub horizon: Option<Secs>,
+    pub event_log_slots: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -80,7 +80,7 @@ impl KernelMaps {
     pub fn attach(cfg: &Config, mode: AttachMode) -> Result<Self> {
         let mut ifaces = Vec::new();
         for name in &cfg.interfaces {
-            let a = fastpath::attach(name, mode, false)?;
+            let a = fastpath::attach(name, mode, false, Some(cfg.fast_path.event_log_slots))?;
             tracing::info!(iface = %name, mode = a.mode, adopted = !a.new, "fast path attached");
             let dir = fastpath::pin_dir(name);
             let mut maps = FastPathMaps::open_pinned(&dir)?;
