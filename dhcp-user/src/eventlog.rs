@@ -120,6 +120,14 @@ impl EventLog {
             .collect()
     }
 
+    /// Slots per CPU of the pinned log (read from the maps' sizes, nothing mapped).
+    pub fn slots_pinned(dir: &Path) -> Result<u32> {
+        let log = array(pinned(dir, m::LOG)?, m::LOG)?.info()?.max_entries();
+        let cpus = array(pinned(dir, m::LOG_CURSORS)?, m::LOG_CURSORS)?.info()?.max_entries();
+        ensure!(cpus > 0 && log % cpus == 0, "{} is not sized per CPU", m::LOG);
+        Ok(log / cpus)
+    }
+
     /// Slots per CPU.
     #[must_use]
     pub fn slots(&self) -> u32 {

@@ -187,8 +187,9 @@ fn dump(iface: Option<String>, json: bool) -> Result<()> {
         let c = m.control()?;
         let leases: Vec<LeaseView> =
             m.leases()?.iter().map(|(a, e)| LeaseView::new(*a, e, now)).collect();
-        let waiting: u64 =
-            xdhcp::eventlog::EventLog::waiting_pinned(&fastpath::pin_dir(&i))?.iter().sum();
+        let pins = fastpath::pin_dir(&i);
+        let waiting: u64 = xdhcp::eventlog::EventLog::waiting_pinned(&pins)?.iter().sum();
+        let slots = xdhcp::eventlog::EventLog::slots_pinned(&pins)?;
         if json {
             out.insert(
                 i.clone(),
@@ -197,6 +198,7 @@ fn dump(iface: Option<String>, json: bool) -> Result<()> {
                         "enabled": c.enabled != 0,
                         "events": c.flags & Control::F_EVENTS != 0,
                         "events_waiting": waiting,
+                        "event_log_slots_per_cpu": slots,
                         "min_grant_secs": c.min_grant_secs,
                         "if_mac": packet::fmt_mac(&c.if_mac),
                     },
@@ -206,7 +208,8 @@ fn dump(iface: Option<String>, json: bool) -> Result<()> {
             continue;
         }
         println!(
-            "{i}: fast path {}, events {} ({waiting} waiting), min grant {} s, {} lease(s)",
+            "{i}: fast path {}, events {} ({waiting} waiting, {slots} slots per CPU), min grant {} \
+             s, {} lease(s)",
             if c.enabled != 0 { "on" } else { "off" },
             if c.flags & Control::F_EVENTS != 0 { "on" } else { "off" },
             c.min_grant_secs,

@@ -112,6 +112,7 @@ fn every_xdp_ack_waits_in_the_pinned_event_log() {
     let acks = seg.stats().unwrap().since(&before).get(Stat::Ack);
     assert!(acks >= RENEWALS as u64);
     assert_eq!(EventLog::waiting_pinned(&dir).unwrap().iter().sum::<u64>(), acks);
+    assert_eq!(EventLog::slots_pinned(&dir).unwrap(), dhcp_common::maps::LOG_SLOTS);
 
     let mut log = EventLog::open_pinned(&dir).unwrap();
     let mut events = Vec::new();
