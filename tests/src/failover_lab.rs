@@ -607,6 +607,46 @@ pub fn mac_served_by(primary: bool, split: u16, tag: u8) -> [u8; 6] {
         .expect("some MAC in 256 hashes to each side")
 }
 
+/// A number field of a control-socket answer; a missing one fails the test, naming it.
+#[must_use]
+pub fn num(v: &Value, k: &str) -> u64 {
+    v[k].as_u64().unwrap_or_else(|| panic!("{k} missing in {v}"))
+}
+
+/// `x`'s leases in `states` by address: MAC.
+#[must_use]
+pub fn bound(x: &Xdhcp, states: &[&str]) -> std::collections::HashMap<Ipv4Addr, String> {
+    x.leases()
+        .unwrap()
+        .iter()
+        .filter(|l| states.iter().any(|s| l["state"] == *s))
+        .filter_map(|l| Some((l["address"].as_str()?.parse().ok()?, l["mac"].as_str()?.into())))
+        .collect()
+}
+
+/// `x`'s active leases by address: MAC.
+#[must_use]
+pub fn active(x: &Xdhcp) -> std::collections::HashMap<Ipv4Addr, String> {
+    bound(x, &["active"])
+}
+
+/// `x`'s addresses in `state`, MAC or not.
+#[must_use]
+pub fn in_state(x: &Xdhcp, state: &str) -> std::collections::HashSet<Ipv4Addr> {
+    x.leases()
+        .unwrap()
+        .iter()
+        .filter(|l| l["state"] == state)
+        .filter_map(|l| l["address"].as_str()?.parse().ok())
+        .collect()
+}
+
+/// `x`'s failover status once its state is `mine` (for [`wait_for`]).
+pub fn state_is(x: &Xdhcp, mine: &str) -> Result<Option<Value>> {
+    let v = x.failover()?;
+    Ok((v["my_state"] == mine).then_some(v))
+}
+
 /// Lease blocks of an ISC lease file: address → the block's text (the last one wins, as for
 /// dhcpd itself).
 #[must_use]

@@ -9,16 +9,14 @@
 //! it recovers (RECOVER, RECOVER-WAIT, RECOVER-DONE) and both end in NORMAL, each knowing what
 //! the other handed out.
 use std::{
-    collections::HashMap,
     net::Ipv4Addr,
     time::{Duration, Instant},
 };
 
 use integration::{
-    failover_lab::{Port, Segment, Xdhcp, dora_clients, wait_for},
+    failover_lab::{Port, Segment, Xdhcp, active, bound, dora_clients, num, state_is, wait_for},
     fixture::root_required,
 };
-use serde_json::Value;
 use xdhcp::daemon::ctl::Request;
 
 const PRIMARY: Ipv4Addr = Ipv4Addr::new(10, 94, 0, 1);
@@ -61,29 +59,6 @@ lease_time = 600
 failover = true
 "#
     )
-}
-
-fn num(v: &Value, k: &str) -> u64 {
-    v[k].as_u64().unwrap_or_else(|| panic!("{k} missing in {v}"))
-}
-
-/// Leases in `states` by address: MAC.
-fn bound(x: &Xdhcp, states: &[&str]) -> HashMap<Ipv4Addr, String> {
-    x.leases()
-        .unwrap()
-        .iter()
-        .filter(|l| states.iter().any(|s| l["state"] == *s))
-        .filter_map(|l| Some((l["address"].as_str()?.parse().ok()?, l["mac"].as_str()?.into())))
-        .collect()
-}
-
-fn active(x: &Xdhcp) -> HashMap<Ipv4Addr, String> {
-    bound(x, &["active"])
-}
-
-fn state_is(x: &Xdhcp, mine: &str) -> anyhow::Result<Option<Value>> {
-    let v = x.failover()?;
-    Ok((v["my_state"] == mine).then_some(v))
 }
 
 /// An xdhcp pair on a segment of its own (MACs tagged `tag`), both NORMAL and the free

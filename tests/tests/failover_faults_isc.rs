@@ -15,10 +15,12 @@ use std::{
 };
 
 use integration::{
-    failover_lab::{Dhcpd, Port, Segment, Udhcpc, Xdhcp, dora_clients, isc_leases, tail, wait_for},
+    failover_lab::{
+        Dhcpd, Port, Segment, Udhcpc, Xdhcp, active, bound, dora_clients, in_state, isc_leases,
+        num, state_is, tail, wait_for,
+    },
     fixture::root_required,
 };
-use serde_json::Value;
 use xdhcp::daemon::ctl::Request;
 
 /// Short, to keep the tests bounded: it is the wait between partner-down and the takeover, and
@@ -55,39 +57,6 @@ lease_time = 600
 failover = true
 "#
     )
-}
-
-fn num(v: &Value, k: &str) -> u64 {
-    v[k].as_u64().unwrap_or_else(|| panic!("{k} missing in {v}"))
-}
-
-/// Leases in `states` by address: MAC.
-fn bound(x: &Xdhcp, states: &[&str]) -> HashMap<Ipv4Addr, String> {
-    x.leases()
-        .unwrap()
-        .iter()
-        .filter(|l| states.iter().any(|s| l["state"] == *s))
-        .filter_map(|l| Some((l["address"].as_str()?.parse().ok()?, l["mac"].as_str()?.into())))
-        .collect()
-}
-
-fn active(x: &Xdhcp) -> HashMap<Ipv4Addr, String> {
-    bound(x, &["active"])
-}
-
-/// Addresses in `state`, MAC or not.
-fn in_state(x: &Xdhcp, state: &str) -> HashSet<Ipv4Addr> {
-    x.leases()
-        .unwrap()
-        .iter()
-        .filter(|l| l["state"] == state)
-        .filter_map(|l| l["address"].as_str()?.parse().ok())
-        .collect()
-}
-
-fn state_is(x: &Xdhcp, mine: &str) -> anyhow::Result<Option<Value>> {
-    let v = x.failover()?;
-    Ok((v["my_state"] == mine).then_some(v))
 }
 
 /// No client holds two addresses in `store` (address: MAC).

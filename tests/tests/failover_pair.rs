@@ -11,10 +11,9 @@ use std::{
 };
 
 use integration::{
-    failover_lab::{Segment, Udhcpc, Xdhcp, mac_served_by, wait_for},
+    failover_lab::{Segment, Udhcpc, Xdhcp, mac_served_by, num, wait_for},
     fixture::root_required,
 };
-use serde_json::Value;
 
 const PRIMARY: Ipv4Addr = Ipv4Addr::new(10, 91, 0, 1);
 const SECONDARY: Ipv4Addr = Ipv4Addr::new(10, 91, 0, 2);
@@ -54,10 +53,6 @@ lease_time = {LEASE}
 failover = true
 "#
     )
-}
-
-fn num(v: &Value, k: &str) -> u64 {
-    v[k].as_u64().unwrap_or_else(|| panic!("{k} missing in {v}"))
 }
 
 #[test]
