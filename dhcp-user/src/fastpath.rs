@@ -66,21 +66,16 @@ pub struct LoadOptions {
 }
 
 /// The event log's slots per CPU as pinned in `dir`, if it is.
-fn pinned_log_slots(dir: &Path, cpus: u32) -> Result<Option<u32>> {
-    let path = dir.join(m::LOG);
-    if !path.exists() {
+fn pinned_log_slots(dir: &Path) -> Result<Option<u32>> {
+    if !dir.join(m::LOG).exists() {
         return Ok(None);
     }
-    let n = aya::maps::MapData::from_pin(&path)
-        .with_context(|| format!("open {}", path.display()))?
-        .info()?
-        .max_entries();
-    let slots = n / cpus.max(1);
-    if n % cpus.max(1) != 0 || !slots.is_power_of_two() {
+    let slots = crate::eventlog::EventLog::slots_pinned(dir)?;
+    if !slots.is_power_of_two() {
         bail!(
-            "{} has {n} slots, not a power of two for each of {cpus} CPUs: run `xdhcp detach` \
-             for this interface once",
-            path.display()
+            "{} has {slots} slots per CPU, not a power of two: run `xdhcp detach` for this \
+             interface once",
+            dir.join(m::LOG).display()
         );
     }
     Ok(Some(slots))
@@ -110,7 +105,7 @@ pub fn load_object(object: &[u8], opts: &LoadOptions) -> Result<Ebpf> {
     // maps already pinned have (the program must index the map it will use), or as asked.
     let cpus = aya::util::nr_cpus().map_err(|(what, e)| anyhow::anyhow!("{what}: {e}"))? as u32;
     let pinned = match &opts.pin_dir {
-        Some(d) => pinned_log_slots(d, cpus)?,
+        Some(d) => pinned_log_slots(d)?,
         None => None,
     };
     let slots = pinned.or(opts.log_slots).unwrap_or(m::LOG_SLOTS);
@@ -422,10 +417,9 @@ mod tests {
         // given their size, the one it must index them by).
         let second = load(&opts(8192))
             .and_then(|mut e| Ok(crate::eventlog::EventLog::from_ebpf(&mut e)?.slots()));
-        let cpus = aya::util::nr_cpus().unwrap() as u32;
-        let pinned = pinned_log_slots(&dir, cpus);
+        let pinned = pinned_log_slots(&dir);
         // No pins, no size from them; a size out of bounds is refused before anything is made.
-        let none = pinned_log_slots(&dir.join("nothing"), cpus);
+        let none = pinned_log_slots(&dir.join("nothing"));
         let tiny = load(&LoadOptions { log_slots: Some(512), ..LoadOptions::default() }).map(drop);
         fs::remove_dir_all(&dir).unwrap();
         first.unwrap();
