@@ -11,9 +11,10 @@ pub const LEASES: &str = "XDHCP_LEASES";
 /// without a hash or a helper call, and the few entries in use stay in cache):
 /// [`PAGES`]`[addr >> 16]` is 1 + the /16's page (0: no page), and
 /// [`BLOCKS`]`[page * 256 + third octet]` is 1 + the /24's first slot in [`LEASES`] (0: none).
-/// Userspace allocates pages and blocks the first time it puts a lease under them and does not
-/// free them while the maps live (a deleted lease empties its slot). A value read while being
-/// written can only lead to a wrong slot, and a slot answers only for its own address.
+/// Userspace allocates pages and blocks the first time it puts a lease under them, and gives a
+/// block back when the last lease in it is deleted (a page when its last block goes). A value
+/// read while being written, or a block's old base read just before it was given back and
+/// reused, can only lead to a wrong slot, and a slot answers only for its own address.
 pub const PAGES: &str = "XDHCP_PAGES";
 pub const BLOCKS: &str = "XDHCP_BLOCKS";
 /// Reply data per subnet index (server id, options block, T1/T2).

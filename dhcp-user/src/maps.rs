@@ -17,6 +17,11 @@ pub struct FastPathMaps {
     /// here.
     page_of: BTreeMap<u32, u32>,
     bases: BTreeMap<u32, u32>,
+    /// Which slots of a /24 hold its leases (a bit each), for the blocks used since the maps
+    /// were opened (each read from the map the first time): a block whose last lease goes is
+    /// given back, and so is a /16 page whose last block goes, so that a long-lived table
+    /// follows the addresses in use rather than every /24 it ever held.
+    occupied: BTreeMap<u32, [u64; 4]>,
     pub subnets: Array<MapData, SubnetReply>,
     pub control: Array<MapData, Control>,
     pub stats: PerCpuArray<MapData, u64>,
@@ -49,6 +54,7 @@ impl FastPathMaps {
             blocks: take(ebpf, m::BLOCKS)?.try_into()?,
             page_of: BTreeMap::new(),
             bases: BTreeMap::new(),
+            occupied: BTreeMap::new(),
             subnets: take(ebpf, m::SUBNETS)?.try_into()?,
             control: take(ebpf, m::CONTROL)?.try_into()?,
             stats: take(ebpf, m::STATS)?.try_into()?,
@@ -64,6 +70,7 @@ impl FastPathMaps {
             blocks: pinned(dir, m::BLOCKS)?.try_into()?,
             page_of: BTreeMap::new(),
             bases: BTreeMap::new(),
+            occupied: BTreeMap::new(),
             subnets: pinned(dir, m::SUBNETS)?.try_into()?,
             control: pinned(dir, m::CONTROL)?.try_into()?,
             stats: pinned(dir, m::STATS)?.try_into()?,
@@ -87,6 +94,7 @@ impl FastPathMaps {
     fn read_bases(&mut self) -> Result<()> {
         self.page_of.clear();
         self.bases.clear();
+        self.occupied.clear();
         for p16 in 0..self.pages.len() {
             let Some(page) = self.pages.get(&p16, 0).context("read the page map")?.checked_sub(1)
             else {
@@ -153,6 +161,8 @@ impl FastPathMaps {
                 self.blocks
                     .set(at, b + 1, 0)
                     .with_context(|| format!("add the block of {addr}"))?;
+                // Its slots were emptied when it was given back (or never held anything).
+                self.occupied.insert(a >> 8, [0; 4]);
                 b
             }
         };
@@ -164,10 +174,15 @@ impl FastPathMaps {
         let slot = self.slot_or_allocate(addr)?;
         self.leases
             .set(slot, e.sealed(addr.octets()), 0)
-            .with_context(|| format!("put lease {addr}"))
+            .with_context(|| format!("put lease {addr}"))?;
+        let a = u32::from(addr);
+        let bits = self.occupancy(a >> 8)?;
+        bits[(a as usize & 0xff) / 64] |= 1 << (a & 63);
+        Ok(())
     }
 
-    /// Empties the slot of `addr`; an error if it held no lease for it.
+    /// Empties the slot of `addr`; an error if it held no lease for it. The last lease of a
+    /// /24 gives its block back (and the last block of a /16 its page).
     pub fn delete_lease(&mut self, addr: Ipv4Addr) -> Result<()> {
         if self.lease(addr).is_none() {
             anyhow::bail!("delete lease {addr}: the fast path has none");
@@ -175,7 +190,49 @@ impl FastPathMaps {
         let slot = self.slot(addr).context("no slot")?;
         self.leases
             .set(slot, LeaseEntry::default(), 0)
-            .with_context(|| format!("delete lease {addr}"))
+            .with_context(|| format!("delete lease {addr}"))?;
+        let a = u32::from(addr);
+        let bits = self.occupancy(a >> 8)?;
+        bits[(a as usize & 0xff) / 64] &= !(1 << (a & 63));
+        if *bits == [0; 4] {
+            self.free_block(a >> 8)?;
+        }
+        Ok(())
+    }
+
+    /// The occupancy of the /24 `prefix` (which has a block), read from the map the first
+    /// time.
+    fn occupancy(&mut self, prefix: u32) -> Result<&mut [u64; 4]> {
+        if !self.occupied.contains_key(&prefix) {
+            let base = *self.bases.get(&prefix).context("no block")?;
+            let mut bits = [0u64; 4];
+            for i in 0..m::BLOCK_SLOTS {
+                let e = self.leases.get(&(base + i), 0).context("read the lease map")?;
+                if e.holds(Ipv4Addr::from(prefix << 8 | i).octets()) {
+                    bits[i as usize / 64] |= 1 << (i % 64);
+                }
+            }
+            self.occupied.insert(prefix, bits);
+        }
+        self.occupied.get_mut(&prefix).context("no block")
+    }
+
+    /// Gives the block of the /24 `prefix` back (all its slots are empty), and its /16's page
+    /// when no block is left in it. XDP may still hold the old block's base for a moment and
+    /// find the slot handed to another /24 since: a slot answers only for its own address.
+    fn free_block(&mut self, prefix: u32) -> Result<()> {
+        let p16 = prefix >> 8;
+        let page = *self.page_of.get(&p16).context("no page")?;
+        self.blocks
+            .set(page * m::BLOCK_SLOTS + (prefix & 0xff), 0, 0)
+            .context("give a block back")?;
+        self.bases.remove(&prefix);
+        self.occupied.remove(&prefix);
+        if self.bases.range(p16 << 8..=p16 << 8 | 0xff).next().is_none() {
+            self.pages.set(p16, 0, 0).context("give a page back")?;
+            self.page_of.remove(&p16);
+        }
+        Ok(())
     }
 
     pub fn lease(&self, addr: Ipv4Addr) -> Option<LeaseEntry> {

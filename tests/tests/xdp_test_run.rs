@@ -519,6 +519,39 @@ fn each_slash_24_gets_its_own_slots_until_the_table_is_full() {
 }
 
 #[test]
+fn a_slash_24_whose_last_lease_goes_gives_its_slots_to_the_next() {
+    // Four blocks in the harness table: the lab client's and three more fill it.
+    let mut h = harness();
+    let (a, b, c) =
+        (Ipv4Addr::new(10, 1, 0, 1), Ipv4Addr::new(10, 2, 0, 255), Ipv4Addr::new(192, 0, 2, 0));
+    for (i, addr) in [a, b, c].iter().enumerate() {
+        h.maps.put_lease(*addr, &lease([2, 0, 0, 0, 0, i as u8], None, 7200)).unwrap();
+    }
+    let late = Ipv4Addr::new(10, 3, 0, 1);
+    assert!(h.maps.put_lease(late, &lease(CLIENT_MAC, None, 7200)).is_err(), "table full");
+    let c_slot = h.maps.slot(c).unwrap();
+
+    // A second lease in a's block keeps the block when the first goes.
+    let a2 = Ipv4Addr::new(10, 1, 0, 2);
+    h.maps.put_lease(a2, &lease(CLIENT_MAC, None, 7200)).unwrap();
+    h.maps.delete_lease(a).unwrap();
+    assert!(h.maps.slot(a2).is_some() && h.maps.lease(a2).is_some());
+
+    // c was the only lease of its /24 (and of its /16): both are given back, and the next /24
+    // gets those slots.
+    h.maps.delete_lease(c).unwrap();
+    assert_eq!(h.maps.slot(c), None);
+    h.maps.put_lease(late, &lease(CLIENT_MAC, None, 7200)).unwrap();
+    assert_eq!(h.maps.slot(late), Some(c_slot - u32::from(c.octets()[3]) + 1));
+    assert_eq!(h.maps.lease(c), None, "the reused slot answers only for its new address");
+    let listed: Vec<Ipv4Addr> = h.maps.leases().unwrap().into_iter().map(|(x, _)| x).collect();
+    assert_eq!(listed, [a2, b, late, CLIENT]);
+
+    // The blocks that stayed still answer in the kernel.
+    ack(&mut h, &renewal(RenewKind::Renewing).frame());
+}
+
+#[test]
 fn the_fast_path_calls_no_bpf_subprogram() {
     // LLVM lowers zeroing and copies it cannot see through to calls into compiler-builtins'
     // memset/memcpy, which move a byte per iteration: a 32-byte clear cost ~40% of a renewal
