@@ -50,6 +50,13 @@ pub const LOG_SLOTS: u32 = 1 << 16;
 /// Bounds of `fast_path.event_log_slots` (a power of two): 32 KiB to 32 MiB per CPU.
 pub const LOG_SLOTS_MIN: u32 = 1 << 10;
 pub const LOG_SLOTS_MAX: u32 = 1 << 20;
+
+/// Whether the event log may have `slots` per CPU: a power of two (XDP indexes the region with
+/// a mask) within [`LOG_SLOTS_MIN`]..=[`LOG_SLOTS_MAX`].
+#[must_use]
+pub const fn log_slots_valid(slots: u32) -> bool {
+    slots.is_power_of_two() && slots >= LOG_SLOTS_MIN && slots <= LOG_SLOTS_MAX
+}
 /// Name of the program's global holding the slots per CPU of [`LOG`].
 pub const LOG_SLOTS_GLOBAL: &str = "XDHCP_LOG_SLOTS";
 

@@ -200,7 +200,7 @@ pub enum BenchCmd {
         #[arg(long)]
         out: Option<std::path::PathBuf>,
         /// Time this build against another build's XDP object (written by that build's
-        /// `xdhcp bench object`), round by round; `--runs` is then the number of rounds.
+        /// `xdhcp bench object`), side by side; `--runs` is then the number of rounds.
         #[arg(long, value_name = "OBJECT")]
         compare: Option<std::path::PathBuf>,
     },

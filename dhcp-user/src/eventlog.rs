@@ -71,6 +71,19 @@ fn array(map: Map, name: &str) -> Result<MapData> {
     }
 }
 
+/// The slots per CPU of a log of `entries` over `cpus` cursors, as the program indexes it.
+fn slots_per_cpu(entries: u32, cpus: u32) -> Result<u32> {
+    let slots = entries / cpus.max(1);
+    ensure!(
+        cpus > 0 && entries == cpus * slots && m::log_slots_valid(slots),
+        "{} has {entries} slots for {cpus} CPUs, not a power of two from {} to {} each",
+        m::LOG,
+        m::LOG_SLOTS_MIN,
+        m::LOG_SLOTS_MAX
+    );
+    Ok(slots)
+}
+
 impl EventLog {
     pub fn from_ebpf(ebpf: &mut Ebpf) -> Result<Self> {
         let mut open = |n| array(take(ebpf, n)?, n);
@@ -85,18 +98,15 @@ impl EventLog {
     fn new(log: MapData, cursors: MapData) -> Result<Self> {
         let (li, ci) = (log.info()?, cursors.info()?);
         let cpus = ci.max_entries();
-        // The program was loaded with the slots per CPU these maps were made with.
-        let slots = li.max_entries() / cpus.max(1);
         ensure!(
             li.value_size() as usize == size_of::<RenewEvent>()
-                && ci.value_size() as usize == size_of::<LogCursor>()
-                && cpus > 0
-                && li.max_entries() == cpus * slots
-                && slots.is_power_of_two(),
+                && ci.value_size() as usize == size_of::<LogCursor>(),
             "{} and {} do not have this build's layout",
             m::LOG,
             m::LOG_CURSORS
         );
+        // The program was loaded with the slots per CPU these maps were made with.
+        let slots = slots_per_cpu(li.max_entries(), cpus)?;
         let events =
             Mapping::new(&log, m::LOG, li.max_entries() as usize * size_of::<RenewEvent>(), false)?;
         let cursors =
@@ -124,8 +134,7 @@ impl EventLog {
     pub fn slots_pinned(dir: &Path) -> Result<u32> {
         let log = array(pinned(dir, m::LOG)?, m::LOG)?.info()?.max_entries();
         let cpus = array(pinned(dir, m::LOG_CURSORS)?, m::LOG_CURSORS)?.info()?.max_entries();
-        ensure!(cpus > 0 && log % cpus == 0, "{} is not sized per CPU", m::LOG);
-        Ok(log / cpus)
+        slots_per_cpu(log, cpus)
     }
 
     /// Slots per CPU.

@@ -70,15 +70,9 @@ fn pinned_log_slots(dir: &Path) -> Result<Option<u32>> {
     if !dir.join(m::LOG).exists() {
         return Ok(None);
     }
-    let slots = crate::eventlog::EventLog::slots_pinned(dir)?;
-    if !slots.is_power_of_two() {
-        bail!(
-            "{} has {slots} slots per CPU, not a power of two: run `xdhcp detach` for this \
-             interface once",
-            dir.join(m::LOG).display()
-        );
-    }
-    Ok(Some(slots))
+    crate::eventlog::EventLog::slots_pinned(dir)
+        .map(Some)
+        .context("run `xdhcp detach` for this interface once")
 }
 
 /// Loads the object: maps are created (or adopted from `pin_dir`), programs are not yet loaded.
@@ -120,7 +114,7 @@ pub fn load_object(object: &[u8], opts: &LoadOptions) -> Result<Ebpf> {
         );
     }
     anyhow::ensure!(
-        slots.is_power_of_two() && (m::LOG_SLOTS_MIN..=m::LOG_SLOTS_MAX).contains(&slots),
+        m::log_slots_valid(slots),
         "event log slots per CPU must be a power of two from {} to {}, not {slots}",
         m::LOG_SLOTS_MIN,
         m::LOG_SLOTS_MAX
@@ -400,6 +394,35 @@ mod tests {
         );
         assert!(err.contains("xdhcp detach --iface eth9"), "{err}");
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_block_found_in_pins_is_given_back_only_with_its_last_lease() {
+        ensure_bpffs().unwrap();
+        let dir = PathBuf::from(format!("{PIN_ROOT}-test-blocks-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let (a, b) = (std::net::Ipv4Addr::new(10, 1, 0, 1), std::net::Ipv4Addr::new(10, 1, 0, 2));
+        let entry = dhcp_common::LeaseEntry { lease_secs: 60, ..Default::default() };
+        let run = || -> Result<_> {
+            let opts =
+                LoadOptions { pin_dir: Some(dir.clone()), leases_max: Some(1024), log_slots: None };
+            let mut first = FastPathMaps::from_ebpf(&mut load(&opts)?)?;
+            first.put_lease(a, &entry)?;
+            first.put_lease(b, &entry)?;
+            // Another process (a restarted daemon) opens the pins: the block's occupancy is
+            // read from the map when its first lease goes, so the block stays for b.
+            let mut later = FastPathMaps::open_pinned(&dir)?;
+            later.delete_lease(a)?;
+            let kept = (later.slot(b).is_some(), later.lease(b).is_some());
+            later.delete_lease(b)?;
+            let freed = (later.slot(b), FastPathMaps::open_pinned(&dir)?.slot(b));
+            Ok((kept, freed))
+        };
+        let r = run();
+        fs::remove_dir_all(&dir).unwrap();
+        let (kept, freed) = r.unwrap();
+        assert_eq!(kept, (true, true));
+        assert_eq!(freed, (None, None), "the block and its page are gone from the maps too");
     }
 
     #[test]

@@ -219,6 +219,8 @@ impl PeerCounter {
 struct Dora {
     bound: Vec<Option<Bound>>,
     offered: Vec<Option<Bound>>,
+    /// When the client's DORA (re)started; `None` for a started client: start over at the next
+    /// retransmission pass (after a NAK).
     sent_at: Vec<Option<Instant>>,
 }
 
@@ -258,20 +260,20 @@ impl Dora {
             }
             (PHASE_REQUEST, MessageType::Nak) => {
                 self.offered[i] = None;
-                self.sent_at[i] = Some(Instant::now() - Duration::from_secs(2));
+                self.sent_at[i] = None;
                 Some(Step::Nak)
             }
             _ => None,
         }
     }
 
-    /// Clients among the first `started` that have waited over a second: they start over
-    /// (the caller sends each a DISCOVER).
+    /// Clients among the first `started` that have waited over a second (or were refused):
+    /// they start over (the caller sends each a DISCOVER).
     fn stalled(&mut self, started: usize, now: Instant) -> Vec<usize> {
         let mut v = Vec::new();
         for i in 0..started {
             if self.bound[i].is_none()
-                && self.sent_at[i].is_some_and(|t| now.duration_since(t) > Duration::from_secs(1))
+                && self.sent_at[i].is_none_or(|t| now.duration_since(t) > Duration::from_secs(1))
             {
                 self.offered[i] = None;
                 self.sent_at[i] = Some(now);
@@ -457,16 +459,15 @@ pub fn run(opts: &LoadOptions) -> Result<Summary> {
     let mut dora = Dora::new(n);
     let mut server_mac = None;
     let mut next = 0usize;
-    let mut inflight = 0usize;
     let t0 = Instant::now();
     let mut buf = vec![0u8; 2048];
     let mut last_progress = Instant::now();
     while (sum.bound as usize) < n && Instant::now() < deadline {
-        while inflight < opts.window as usize && next < n {
+        // In flight: started and not bound yet.
+        while next.saturating_sub(sum.bound as usize) < opts.window as usize && next < n {
             raw.send(&discover(opts.seed, next as u32, my_mac, opts.relay));
             dora.sent_at[next] = Some(Instant::now());
             next += 1;
-            inflight += 1;
         }
         if let Some(len) = raw.recv(&mut buf)
             && let Some(s) = parse_reply(&buf[..len])
@@ -478,7 +479,6 @@ pub fn run(opts: &LoadOptions) -> Result<Summary> {
                 Some(Step::Bound) => {
                     server_mac.get_or_insert(s.server_mac);
                     sum.bound += 1;
-                    inflight -= 1;
                 }
                 Some(Step::Nak) => sum.naks += 1,
                 None => {}

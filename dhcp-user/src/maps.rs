@@ -17,10 +17,10 @@ pub struct FastPathMaps {
     /// here.
     page_of: BTreeMap<u32, u32>,
     bases: BTreeMap<u32, u32>,
-    /// Which slots of a /24 hold its leases (a bit each), for the blocks used since the maps
-    /// were opened (each read from the map the first time): a block whose last lease goes is
-    /// given back, and so is a /16 page whose last block goes, so that a long-lived table
-    /// follows the addresses in use rather than every /24 it ever held.
+    /// Which slots of a /24 hold its leases (a bit each), for the blocks allocated or deleted
+    /// from since the maps were opened (others are read from the map when first needed): a
+    /// block whose last lease goes is given back, and so is a /16 page whose last block goes,
+    /// so that a long-lived table follows the addresses in use, not every /24 it ever held.
     occupied: BTreeMap<u32, [u64; 4]>,
     pub subnets: Array<MapData, SubnetReply>,
     pub control: Array<MapData, Control>,
@@ -175,9 +175,13 @@ impl FastPathMaps {
         self.leases
             .set(slot, e.sealed(addr.octets()), 0)
             .with_context(|| format!("put lease {addr}"))?;
+        // Only a block already counted is updated: one not read yet is counted from the map,
+        // this lease included, when a delete first needs it (not at start-up, when the daemon
+        // puts every lease it has again).
         let a = u32::from(addr);
-        let bits = self.occupancy(a >> 8)?;
-        bits[(a as usize & 0xff) / 64] |= 1 << (a & 63);
+        if let Some(bits) = self.occupied.get_mut(&(a >> 8)) {
+            bits[(a as usize & 0xff) / 64] |= 1 << (a & 63);
+        }
         Ok(())
     }
 

@@ -566,10 +566,11 @@ fn the_fast_path_calls_no_bpf_subprogram() {
 }
 
 #[test]
-fn bench_compare_times_two_builds_round_by_round_and_refuses_a_broken_object() {
+fn bench_compare_times_two_builds_side_by_side_and_refuses_a_broken_object() {
     // Our own object stands in for the other build: both must load, verify and answer every
     // timed repetition with an ACK (the bench refuses a figure otherwise).
     let r = xdhcp::bench::compare(xdhcp::fastpath::OBJECT, "self".into(), 2_000, 2, true).unwrap();
+    assert_eq!((r.rounds, r.repeat), (2, 2_000));
     let names: Vec<&str> = r.figures.iter().map(|f| f.figure).collect();
     assert_eq!(
         names,

@@ -42,7 +42,7 @@ enum Cmd {
 enum Bench {
     /// The XDP program timed in the kernel with BPF_PROG_TEST_RUN.
     Fastpath {
-        /// Time this tree's XDP program against the one of another commit, round by round
+        /// Time this tree's XDP program against the one of another commit, side by side
         /// (JSON in target/bench/fastpath-compare.json): between separate runs, the host's
         /// drift moves every figure by more than most changes do.
         #[arg(long, value_name = "REV")]

@@ -296,7 +296,7 @@ impl TryFrom<wire::Config> for Config {
         };
         let (lo, hi) = (dhcp_common::maps::LOG_SLOTS_MIN, dhcp_common::maps::LOG_SLOTS_MAX);
         let slots = fast_path.event_log_slots;
-        if !slots.is_power_of_two() || !(lo..=hi).contains(&slots) {
+        if !dhcp_common::maps::log_slots_valid(slots) {
             return err(
                 "fast_path.event_log_slots",
                 format!("{slots} is not a power of two from {lo} to {hi}"),

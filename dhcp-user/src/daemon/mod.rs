@@ -33,7 +33,8 @@ use crate::{
 
 /// Most requests decided and committed together.
 const BATCH: usize = 512;
-/// How often the fast path's renewal events are drained (the log holds 65,536 per CPU).
+/// How often the fast path's renewal events are drained (the log holds 65,536 per CPU by
+/// default: ~65 ms of renewals at 1 M/s on one CPU).
 const EVENT_TICK: Duration = Duration::from_millis(10);
 
 enum Input {
