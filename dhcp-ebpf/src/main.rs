@@ -26,9 +26,14 @@ pub fn xdhcp(ctx: XdpContext) -> u32 {
     fast_path(&ctx)
 }
 
-/// The single exit: every packet bumps exactly one outcome counter.
+/// Every packet bumps exactly one outcome counter: a frame plainly not DHCP (most of the
+/// traffic) as soon as that is known, any other once its renewal is decided.
 #[inline(always)]
 pub(crate) fn fast_path(ctx: &XdpContext) -> u32 {
+    if parse::plainly_not_dhcp(ctx) {
+        maps::count(Stat::PassNotDhcp);
+        return xdp_action::XDP_PASS;
+    }
     let (action, stat) = match reply::renew(ctx) {
         Ok(()) => (xdp_action::XDP_TX, Stat::Ack),
         Err(reason) => (xdp_action::XDP_PASS, reason),

@@ -64,6 +64,34 @@ fn ethernet(ctx: &XdpContext) -> Result<usize, Stat> {
     Ok(off)
 }
 
+/// Untagged IPv4 without options that is not UDP to port 67: most of a subscriber port's
+/// traffic, told apart by one bounds check and three loads at fixed offsets. Anything else
+/// (VLAN tags, IP options, short frames, UDP to 67) takes the full parse.
+#[inline(always)]
+pub fn plainly_not_dhcp(ctx: &XdpContext) -> bool {
+    // Through the UDP destination port of an untagged frame.
+    const NEEDED: usize = ETH_HLEN + IPV4_HLEN + 4;
+    let p = ctx.data();
+    if p + NEEDED > ctx.data_end() {
+        return false;
+    }
+    // SAFETY: the NEEDED bytes were just checked.
+    let (head, proto, port) = unsafe {
+        (
+            ((p + 12) as *const [u8; 4]).read_unaligned(),
+            *((p + ETH_HLEN + 9) as *const u8),
+            ((p + ETH_HLEN + IPV4_HLEN + 2) as *const [u8; 2]).read_unaligned(),
+        )
+    };
+    // Ethertype, then version and header length: 08 00 45.
+    let [t0, t1, vihl, _] = head;
+    let v4 = ETH_P_IP.to_be_bytes();
+    t0 == v4[0]
+        && t1 == v4[1]
+        && vihl == 0x45
+        && (proto != IPPROTO_UDP || be16(port) != SERVER_PORT)
+}
+
 /// IPv4 without options and unfragmented, carrying UDP to port 67; returns the UDP payload
 /// length (Ethernet padding after the IP packet is not part of it).
 #[inline(always)]
@@ -73,15 +101,14 @@ fn ipv4_udp67(ctx: &XdpContext, l2: usize) -> Result<usize, Stat> {
     if ip[0] != 0x45 {
         return Err(if ip[0] >> 4 == 4 { Stat::PassIpOptions } else { Stat::PassNotIpv4 });
     }
-    if ip[9] != IPPROTO_UDP {
+    // The port before the fragment bits, as `plainly_not_dhcp` does: a later fragment's "port"
+    // is payload, and whichever way it reads the fragment is passed.
+    if ip[9] != IPPROTO_UDP || be16([ip[22], ip[23]]) != SERVER_PORT {
         return Err(Stat::PassNotDhcp);
     }
     // MF set or a nonzero fragment offset.
     if be16([ip[6], ip[7]]) & 0x3fff != 0 {
         return Err(Stat::PassFragment);
-    }
-    if be16([ip[22], ip[23]]) != SERVER_PORT {
-        return Err(Stat::PassNotDhcp);
     }
     let total = usize::from(be16([ip[2], ip[3]]));
     let udp_len = usize::from(be16([ip[24], ip[25]]));

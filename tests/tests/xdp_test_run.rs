@@ -383,6 +383,47 @@ fn non_dhcp_and_odd_ip_frames_are_passed_untouched() {
 }
 
 #[test]
+fn frames_not_for_dhcp_count_alike_through_the_short_check_and_the_full_parse() {
+    // Untagged IPv4 is told apart by a short check before the full parse; tagged frames and
+    // headers with options take the full parse. Both must count the same reason and leave the
+    // frame as it came, and the short check must never read options or payload as ports.
+    let mut h = harness();
+    for vlans in [vec![], vec![Vlan::dot1q(42)], vec![Vlan::dot1ad(100), Vlan::dot1q(4000)]] {
+        let tags = vlans.len();
+        let good = Renewal { vlans, ..renewal(RenewKind::Renewing) }.frame();
+        let ip = 14 + 4 * tags;
+        let udp = ip + 20;
+        let mut dns = good.clone();
+        dns[udp + 2..udp + 4].copy_from_slice(&53u16.to_be_bytes());
+        passes(&mut h, &dns, Stat::PassNotDhcp);
+        let mut tcp = good.clone();
+        tcp[ip + 9] = 6;
+        passes(&mut h, &tcp, Stat::PassNotDhcp);
+        // A later fragment's "ports" are payload: not 67 there, it is simply not DHCP; 67
+        // there, it is a fragment. Passed untouched either way.
+        let mut later = dns.clone();
+        later[ip + 6..ip + 8].copy_from_slice(&0x0010u16.to_be_bytes());
+        passes(&mut h, &later, Stat::PassNotDhcp);
+        let mut later67 = good.clone();
+        later67[ip + 6..ip + 8].copy_from_slice(&0x0010u16.to_be_bytes());
+        passes(&mut h, &later67, Stat::PassFragment);
+        // With IP options the port is further on; what sits at the plain header's port offset
+        // must not decide (here it reads 53).
+        let mut opts = dns.clone();
+        opts[ip] = 0x46;
+        passes(&mut h, &opts, Stat::PassIpOptions);
+        // Not IPv4 at all, whatever the bytes where an IPv4 header would have its ports.
+        let mut v6 = dns.clone();
+        v6[ip - 2..ip].copy_from_slice(&0x86ddu16.to_be_bytes());
+        passes(&mut h, &v6, Stat::PassNotIpv4);
+    }
+    // A frame too short for the short check (an untagged UDP header cut after its ports'
+    // first byte) still goes through the full parse, which calls it truncated.
+    let good = renewal(RenewKind::Renewing).frame();
+    passes(&mut h, &good[..14 + 20 + 3], Stat::PassTruncated);
+}
+
+#[test]
 fn truncation_at_every_header_and_option_is_passed_untouched() {
     let mut h = harness();
     for vlans in [vec![], vec![Vlan::dot1ad(10), Vlan::dot1q(20)]] {
