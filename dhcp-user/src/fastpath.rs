@@ -5,8 +5,12 @@
 //! answered while no daemon runs; a later daemon (or `xdhcp maps dump`) adopts the pinned maps.
 use std::{
     fs,
-    os::fd::{AsRawFd as _, FromRawFd as _},
+    os::{
+        fd::{AsRawFd as _, FromRawFd as _},
+        unix::fs::MetadataExt as _,
+    },
     path::{Path, PathBuf},
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result, bail};
@@ -197,6 +201,66 @@ pub fn attach(
     ctl.min_grant_secs = ctl.min_grant_secs.max(Control::MIN_GRANT_FLOOR);
     maps.set_control(ctl)?;
     Ok(Attached { iface: iface.to_owned(), mode: mode_name, new })
+}
+
+/// The right to change one interface's fast-path maps, held for as long as this value lives.
+///
+/// One writer at a time: the daemon serving an interface holds it for its lifetime, and the
+/// commands that change the maps by hand (`xdhcp attach`, `lease`, `subnet`) for theirs. Two
+/// writers would each place leases from their own view of the lease table's blocks (sharing
+/// slots, or one giving back a block the other still uses) and overwrite each other's subnets.
+/// It is an flock(2) on the pin directory, which the kernel releases however the holder ends,
+/// kill -9 included. Readers (`maps dump`, `stats`) take none.
+#[derive(Debug)]
+pub struct WriterLock {
+    _dir: fs::File,
+}
+
+/// Takes [`WriterLock`] for `iface`, whose pin directory must exist, waiting up to `wait` for a
+/// holder that is on its way out (a daemon being restarted).
+pub fn lock_writer(iface: &str, wait: Duration) -> Result<WriterLock> {
+    let dir = pin_dir(iface);
+    lock_dir(&dir, wait).with_context(|| format!("the fast path of {iface}"))
+}
+
+fn lock_dir(dir: &Path, wait: Duration) -> Result<WriterLock> {
+    let f = fs::File::open(dir).with_context(|| format!("open {}", dir.display()))?;
+    let end = Instant::now() + wait;
+    loop {
+        // SAFETY: flock(2) on a descriptor this function owns.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(WriterLock { _dir: f });
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
+            return Err(e).with_context(|| format!("lock {}", dir.display()));
+        }
+        if Instant::now() >= end {
+            bail!(
+                "its maps are being changed by {}: one writer at a time. The daemon serving an \
+                 interface owns its maps; stop it first (or let it make the change)",
+                lock_holder(dir)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Who holds the flock on `path`, as /proc/locks tells it (by device and inode).
+fn lock_holder(path: &Path) -> String {
+    let found = || -> Option<String> {
+        let md = fs::metadata(path).ok()?;
+        let key =
+            format!("{:02x}:{:02x}:{}", libc::major(md.dev()), libc::minor(md.dev()), md.ino());
+        let locks = fs::read_to_string("/proc/locks").ok()?;
+        let pid = locks.lines().find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(1) == Some(&"FLOCK") && f.get(5) == Some(&key.as_str())).then(|| f[4].to_owned())
+        })?;
+        let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        Some(format!("pid {pid} ({})", comm.trim()))
+    };
+    found().unwrap_or_else(|| "another process".to_owned())
 }
 
 /// Pins are adopted by name, so pins another build left (a map it had and this one has not, the
@@ -394,6 +458,28 @@ mod tests {
         );
         assert!(err.contains("xdhcp detach --iface eth9"), "{err}");
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_second_writer_is_refused_and_told_who_holds_the_maps_until_the_first_lets_go() {
+        ensure_bpffs().unwrap();
+        let dir = PathBuf::from(format!("{PIN_ROOT}-test-lock-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let first = lock_dir(&dir, Duration::ZERO).unwrap();
+        // A second open of the directory is another lock holder, as another process would be.
+        let started = Instant::now();
+        let err = format!("{:#}", lock_dir(&dir, Duration::from_millis(200)).unwrap_err());
+        let waited = started.elapsed();
+        let me = fs::read_to_string("/proc/self/comm").unwrap();
+        let named = format!("pid {} ({})", std::process::id(), me.trim());
+        drop(first);
+        let again = lock_dir(&dir, Duration::ZERO).map(drop);
+        fs::remove_dir_all(&dir).unwrap();
+        assert!(again.is_ok(), "free once the first writer is gone: {again:?}");
+        assert!(err.contains(&named), "{err}");
+        assert!(err.contains("one writer at a time"), "{err}");
+        assert!(waited >= Duration::from_millis(200), "gave up after {waited:?}");
+        assert!(lock_dir(&dir, Duration::ZERO).is_err(), "no directory, no lock");
     }
 
     #[test]

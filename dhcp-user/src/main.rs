@@ -1,4 +1,4 @@
-use std::net::Ipv4Addr;
+use std::{net::Ipv4Addr, time::Duration};
 
 use anyhow::{Context as _, Result, bail};
 use clap::Parser as _;
@@ -29,6 +29,10 @@ fn run(cli: Cli) -> Result<()> {
             println!("attached the do-nothing peer program to {iface}");
         }
         Cmd::Attach { iface, mode, disabled, peer: false } => {
+            fastpath::ensure_bpffs()?;
+            let dir = fastpath::pin_dir(&iface);
+            std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+            let _lock = fastpath::lock_writer(&iface, Duration::ZERO)?;
             let a = fastpath::attach(&iface, mode, !disabled, None)?;
             let how = if a.new { "attached" } else { "adopted the pinned fast path on" };
             println!(
@@ -94,7 +98,9 @@ fn run(cli: Cli) -> Result<()> {
             failover_partner_down(&socket, yes_partner_is_down)?;
         }
         Cmd::Lease { cmd: LeaseCmd::Put(p) } => lease_put(&p)?,
-        Cmd::Lease { cmd: LeaseCmd::Del { iface, addr } } => open(&iface)?.delete_lease(addr)?,
+        Cmd::Lease { cmd: LeaseCmd::Del { iface, addr } } => {
+            open_to_write(&iface)?.0.delete_lease(addr)?
+        }
         Cmd::Subnet(s) => subnet_set(&s)?,
         Cmd::Bench { cmd: BenchCmd::E2e { out_dir, trial_secs, max_rate, clients } } => {
             let r = xdhcp::bench_e2e::e2e(&xdhcp::bench_e2e::Options {
@@ -166,8 +172,23 @@ fn run(cli: Cli) -> Result<()> {
 
 fn open(iface: &str) -> Result<FastPathMaps> {
     fastpath::ensure_bpffs()?;
-    FastPathMaps::open_pinned(&fastpath::pin_dir(iface))
-        .with_context(|| format!("no fast path pinned for {iface} (xdhcp attach --iface {iface})"))
+    FastPathMaps::open_pinned(&fastpath::pin_dir(iface)).with_context(|| not_pinned(iface))
+}
+
+fn not_pinned(iface: &str) -> String {
+    format!("no fast path pinned for {iface} (xdhcp attach --iface {iface})")
+}
+
+/// [`open`] for a change by hand: refused while another writer (the daemon serving `iface`)
+/// holds the maps. The lock is taken before the maps are read, so the tables this process
+/// allocates from are the current ones.
+fn open_to_write(iface: &str) -> Result<(FastPathMaps, fastpath::WriterLock)> {
+    fastpath::ensure_bpffs()?;
+    if !fastpath::pin_dir(iface).is_dir() {
+        bail!(not_pinned(iface));
+    }
+    let lock = fastpath::lock_writer(iface, Duration::ZERO)?;
+    Ok((open(iface)?, lock))
 }
 
 fn interfaces(iface: Option<String>) -> Result<Vec<String>> {
@@ -341,7 +362,7 @@ fn lease_put(p: &LeasePut) -> Result<()> {
         chaddr: mac,
         ..Default::default()
     };
-    open(&p.iface)?.put_lease(p.addr, &e)?;
+    open_to_write(&p.iface)?.0.put_lease(p.addr, &e)?;
     println!(
         "{}: lease {} for {} ({} s, grantable for {} s)",
         p.iface, p.addr, p.mac, p.lease_secs, p.grant_secs
@@ -360,7 +381,7 @@ fn subnet_set(s: &SubnetArgs) -> Result<()> {
         t2_secs: s.t2,
     }
     .encode()?;
-    open(&s.iface)?.set_subnet(s.index, &reply)?;
+    open_to_write(&s.iface)?.0.set_subnet(s.index, &reply)?;
     println!("{}: subnet {} replies from {}", s.iface, s.index, Ipv4Addr::from(reply.server_id));
     Ok(())
 }

@@ -122,11 +122,12 @@ impl FastPathMaps {
     /// The slot of `addr`, giving its /16 a page and its /24 the lowest free run of slots if
     /// they have none.
     ///
-    /// One writer is assumed (the daemon, or `xdhcp lease` in a lab without one): the tables
-    /// are read when the maps are opened and kept up to date here, and what another writer
-    /// added since is found by looking the entry itself up before allocating. Two writers
-    /// allocating at once could hand two blocks the same slots; that costs the fast path for
-    /// those addresses (each entry answers only for its own address), never a wrong answer.
+    /// One writer at a time: the tables are read when the maps are opened and kept up to date
+    /// here. The daemon and the commands that write by hand take [`crate::fastpath::WriterLock`]
+    /// before opening; the lab and tests that open pins themselves keep to one writer by
+    /// construction. Two writers allocating at once could hand two blocks the same slots: that
+    /// would cost the fast path for those addresses (each entry answers only for its own
+    /// address), never a wrong answer.
     fn slot_or_allocate(&mut self, addr: Ipv4Addr) -> Result<u32> {
         if let Some(s) = self.slot(addr) {
             return Ok(s);

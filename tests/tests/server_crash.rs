@@ -36,6 +36,20 @@ const KILL_EVERY: Duration = Duration::from_millis(2500);
 const CLOCK_SLACK: f64 = 2.0;
 
 /// Not a test: the server process of the test below (see server_clients.rs).
+/// The daemon with `pid` holds the fast path's writer lock (changes by hand are refused and
+/// name it), or with `None` nobody does.
+fn assert_writer_is(lan: &Lan, pid: Option<u32>) {
+    let r = xdhcp::fastpath::lock_writer(&lan.server_if, Duration::ZERO);
+    match (pid, r) {
+        (None, Ok(_)) => {}
+        (Some(pid), Err(e)) => {
+            let e = format!("{e:#}");
+            assert!(e.contains(&format!("pid {pid} (")), "{e}");
+        }
+        (pid, r) => panic!("writer lock of {}: expected {pid:?}, got {r:?}", lan.server_if),
+    }
+}
+
 #[test]
 fn daemon_process() {
     lab::daemon_child();
@@ -137,8 +151,11 @@ fn every_ack_survives_kill_9_under_perfdhcp_load() {
     for _ in 0..KILLS {
         thread::sleep(KILL_EVERY);
         daemon.check_running().unwrap();
+        assert_writer_is(&lan, daemon.pid());
         let status = daemon.kill(libc::SIGKILL).unwrap();
         assert!(!status.success(), "{status}");
+        // kill -9 leaves no stale claim on the maps behind.
+        assert_writer_is(&lan, None);
         let down = Instant::now();
         daemon.restart().unwrap_or_else(|e| panic!("restart after kill -9: {e:#}"));
         downtime += down.elapsed();

@@ -3,7 +3,7 @@
 //! `held_until`, moved from unix time to the kernel's monotonic clock.
 use std::net::Ipv4Addr;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use dhcp_common::{Control, LeaseEntry, RenewEvent, digest};
 use tracing::warn;
 
@@ -66,10 +66,16 @@ pub struct Iface {
     pub name: String,
     pub maps: FastPathMaps,
     pub events: EventLog,
+    /// Held while the daemon runs: `xdhcp lease` and friends by hand, or a second daemon on
+    /// this interface, are refused instead of writing the same maps.
+    _writer: fastpath::WriterLock,
 }
 
 /// The fast path of every interface. A lease goes into every interface's map: relayed clients
 /// arrive on whichever uplink routes them.
+/// How long a starting daemon waits for the writer lock of its interfaces.
+const WRITER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub struct KernelMaps {
     pub ifaces: Vec<Iface>,
 }
@@ -79,15 +85,20 @@ impl KernelMaps {
     /// data. The control entry stays off until [`KernelMaps::enable`].
     pub fn attach(cfg: &Config, mode: AttachMode) -> Result<Self> {
         let mut ifaces = Vec::new();
+        fastpath::ensure_bpffs()?;
         for name in &cfg.interfaces {
+            let dir = fastpath::pin_dir(name);
+            std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+            // A predecessor that is still exiting (a restart) lets go within moments.
+            let writer = fastpath::lock_writer(name, WRITER_WAIT)?;
             let a = fastpath::attach(name, mode, false, Some(cfg.fast_path.event_log_slots))?;
             tracing::info!(iface = %name, mode = a.mode, adopted = !a.new, "fast path attached");
-            let dir = fastpath::pin_dir(name);
             let mut maps = FastPathMaps::open_pinned(&dir)?;
             for s in &cfg.subnets {
                 maps.set_subnet(s.id.0, &s.fast_path_options(cfg.server_id).encode()?)?;
             }
-            ifaces.push(Iface { name: name.clone(), maps, events: EventLog::open_pinned(&dir)? });
+            let events = EventLog::open_pinned(&dir)?;
+            ifaces.push(Iface { name: name.clone(), maps, events, _writer: writer });
         }
         Ok(Self { ifaces })
     }
