@@ -735,15 +735,27 @@ impl Failover {
                 // The partner is short: balance now instead of at the next pass. Outside
                 // NORMAL nothing moves and the answer is an honest 0.
                 let run = self.balance_pools(now, server, out);
-                info!(
-                    relationship = %self.cfg.name,
-                    moved = run.moved,
-                    "failover: the partner asked for free addresses (POOLREQ)"
-                );
+                // A partner short for good (both shares used up) asks at every balancing
+                // interval: only a POOLREQ that moved something is news for the log.
+                if run.moved > 0 {
+                    info!(
+                        relationship = %self.cfg.name,
+                        moved = run.moved,
+                        "failover: the partner asked for free addresses (POOLREQ)"
+                    );
+                } else {
+                    debug!(
+                        relationship = %self.cfg.name,
+                        "failover: the partner asked for free addresses (POOLREQ); none to give"
+                    );
+                }
                 self.peer.handle_pool_response(now, xid, wire(run.moved));
             }
-            Event::PoolResponse { transferred } => {
+            Event::PoolResponse { transferred } if transferred > 0 => {
                 info!(relationship = %name, transferred, "failover: pool response");
+            }
+            Event::PoolResponse { .. } => {
+                debug!(relationship = %name, "failover: pool response, nothing transferred");
             }
             Event::Connect => out.link.push(LinkCmd::Connect),
             Event::Close { reason, message } => {
