@@ -592,6 +592,68 @@ pub fn dora_clients(port: &Port, count: u32, seed: u16, duration: Duration) -> R
     })
 }
 
+/// One side's config of an xdhcp failover pair on 10.`net`.0.0/24: the primary is .1, the
+/// secondary .2, the shared pool .100 to .`pool_end`, split 128 (half each); the rest is the
+/// test's. `IFACE`, `STATE` and `SOCKET` are filled in by [`Xdhcp::start`].
+#[derive(Clone, Copy)]
+pub struct PairConfig<'a> {
+    pub name: &'a str,
+    pub net: u8,
+    pub pool_end: u8,
+    pub lease_secs: u64,
+    /// The primary's MCLT (the secondary learns it in the handshake).
+    pub mclt: u64,
+    pub max_response_delay: u64,
+    /// More lines for both sides' `[failover]`.
+    pub failover_more: &'a str,
+}
+
+impl PairConfig<'_> {
+    #[must_use]
+    pub fn addr(&self, primary: bool) -> Ipv4Addr {
+        Ipv4Addr::new(10, self.net, 0, if primary { 1 } else { 2 })
+    }
+
+    /// The primary's config (`primary`) or the secondary's, `more` added to its `[failover]`.
+    /// The load-balancing window is wider than any client's retry delay, so the split alone
+    /// decides who answers.
+    #[must_use]
+    pub fn render(&self, primary: bool, more: &str) -> String {
+        let (role, me, peer) = (
+            if primary { "primary" } else { "secondary" },
+            self.addr(primary),
+            self.addr(!primary),
+        );
+        let primary_only =
+            if primary { format!("mclt = {}\nsplit = 128\n", self.mclt) } else { String::new() };
+        let Self { name, net, pool_end, lease_secs, max_response_delay, failover_more, .. } = *self;
+        format!(
+            r#"interfaces = ["IFACE"]
+server_id = "{me}"
+state_dir = "STATE"
+control_socket = "SOCKET"
+
+[fast_path]
+attach_mode = "native"
+
+[failover]
+name = "{name}"
+role = "{role}"
+address = "{me}"
+peer_address = "{peer}"
+max_response_delay = {max_response_delay}
+load_balance_max_seconds = 60
+{failover_more}{primary_only}{more}
+[[subnet]]
+prefix = "10.{net}.0.0/24"
+pools = [{{ start = "10.{net}.0.100", end = "10.{net}.0.{pool_end}" }}]
+lease_time = {lease_secs}
+failover = true
+"#
+        )
+    }
+}
+
 /// A MAC whose RFC 3074 bucket, hashed as the server will (udhcpc sends option 61 = 1 + MAC),
 /// the primary (or the secondary) serves under `split`.
 #[must_use]
@@ -605,6 +667,29 @@ pub fn mac_served_by(primary: bool, split: u16, tag: u8) -> [u8; 6] {
             hba.serves(primary, dhcp_failover::load_balance::bucket(&key))
         })
         .expect("some MAC in 256 hashes to each side")
+}
+
+/// With its partner just gone, `x` goes COMMUNICATIONS-INTERRUPTED within `wait` with the
+/// pool's `free` addresses split between its own share and the partner's, then serves 100 new
+/// clients from its own share alone and says why it stops there. Returns both shares (its own,
+/// the partner's).
+pub fn cut_off_serves_its_own_share(
+    x: &Xdhcp,
+    clients: &Port,
+    free: u64,
+    wait: Duration,
+) -> (u64, u64) {
+    let interrupted =
+        wait_for("COMMUNICATIONS-INTERRUPTED", wait, || state_is(x, "communications-interrupted"))
+            .unwrap();
+    let own = num(&interrupted["pools"][0], "share_ours_free");
+    let theirs = num(&interrupted["pools"][0], "share_partner_free");
+    assert_eq!(own + theirs, free, "{interrupted}");
+    let served = dora_clients(clients, 100, 2, Duration::from_secs(8)).unwrap();
+    assert_eq!(served, own, "served from its own share");
+    let st = x.failover().unwrap();
+    assert!(num(&st, "refused_share_exhausted_total") > 0, "{st}");
+    (own, theirs)
 }
 
 /// A number field of a control-socket answer; a missing one fails the test, naming it.

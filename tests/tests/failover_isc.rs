@@ -12,7 +12,7 @@ use std::{
 
 use integration::{
     failover_lab::{
-        Dhcpd, Port, Segment, Udhcpc, Xdhcp, isc_leases, mac_served_by, tail, wait_for,
+        Dhcpd, PairConfig, Port, Segment, Udhcpc, Xdhcp, isc_leases, mac_served_by, tail, wait_for,
     },
     fixture::root_required,
 };
@@ -24,36 +24,15 @@ const SPLIT: u16 = 128;
 const LEASE: u64 = 60;
 const NAME: &str = "edge-isc";
 
-fn xdhcp_config(primary: bool) -> String {
-    let (role, me, peer) =
-        if primary { ("primary", PRIMARY, SECONDARY) } else { ("secondary", SECONDARY, PRIMARY) };
-    let primary_only =
-        if primary { format!("mclt = {LEASE}\nsplit = {SPLIT}\n") } else { String::new() };
-    format!(
-        r#"interfaces = ["IFACE"]
-server_id = "{me}"
-state_dir = "STATE"
-control_socket = "SOCKET"
-
-[fast_path]
-attach_mode = "native"
-
-[failover]
-name = "{NAME}"
-role = "{role}"
-address = "{me}"
-peer_address = "{peer}"
-max_response_delay = 30
-load_balance_max_seconds = 60
-{primary_only}
-[[subnet]]
-prefix = "10.92.0.0/24"
-pools = [{{ start = "10.92.0.100", end = "10.92.0.139" }}]
-lease_time = {LEASE}
-failover = true
-"#
-    )
-}
+const PAIR: PairConfig = PairConfig {
+    name: NAME,
+    net: 92,
+    pool_end: 139,
+    lease_secs: LEASE,
+    mclt: LEASE,
+    max_response_delay: 30,
+    failover_more: "",
+};
 
 fn dhcpd_config(primary: bool) -> String {
     let (role, me, peer) =
@@ -151,7 +130,7 @@ fn lab(xdhcp_primary: bool) -> Lab {
 fn interop(xdhcp_primary: bool) {
     let t0 = Instant::now();
     let mut lab = lab(xdhcp_primary);
-    let x = Xdhcp::start(&lab.ours, &xdhcp_config(xdhcp_primary)).unwrap();
+    let x = Xdhcp::start(&lab.ours, &PAIR.render(xdhcp_primary, "")).unwrap();
     let d = Dhcpd::start(&lab.theirs, &dhcpd_config(!xdhcp_primary), None).unwrap();
 
     d.wait_log("Both servers normal", Duration::from_secs(90)).unwrap();

@@ -11,7 +11,7 @@ use std::{
 };
 
 use integration::{
-    failover_lab::{Segment, Udhcpc, Xdhcp, mac_served_by, num, wait_for},
+    failover_lab::{PairConfig, Segment, Udhcpc, Xdhcp, mac_served_by, num, wait_for},
     fixture::root_required,
 };
 
@@ -22,38 +22,15 @@ const SPLIT: u16 = 128;
 /// MCLT long, and udhcpc renews it after 30 s.
 const LEASE: u64 = 60;
 
-fn config(role: &str, me: Ipv4Addr, peer: Ipv4Addr) -> String {
-    let primary_only = if role == "primary" {
-        format!("mclt = {LEASE}\nsplit = {SPLIT}\n")
-    } else {
-        String::new()
-    };
-    format!(
-        r#"interfaces = ["IFACE"]
-server_id = "{me}"
-state_dir = "STATE"
-control_socket = "SOCKET"
-
-[fast_path]
-attach_mode = "native"
-
-[failover]
-name = "edge-pair"
-role = "{role}"
-address = "{me}"
-peer_address = "{peer}"
-max_response_delay = 10
-# Wider than any client's retry delay, so the split alone decides who answers.
-load_balance_max_seconds = 60
-{primary_only}
-[[subnet]]
-prefix = "10.91.0.0/24"
-pools = [{{ start = "10.91.0.100", end = "10.91.0.139" }}]
-lease_time = {LEASE}
-failover = true
-"#
-    )
-}
+const PAIR: PairConfig = PairConfig {
+    name: "edge-pair",
+    net: 91,
+    pool_end: 139,
+    lease_secs: LEASE,
+    mclt: LEASE,
+    max_response_delay: 10,
+    failover_more: "",
+};
 
 #[test]
 fn an_xdhcp_pair_reaches_normal_replicates_both_ways_and_carries_fast_path_renewals() {
@@ -62,8 +39,8 @@ fn an_xdhcp_pair_reaches_normal_replicates_both_ways_and_carries_fast_path_renew
     let mut seg = Segment::new().unwrap();
     let pa = seg.port("pri", [0x02, 0x91, 0, 0, 0, 1], Some(PRIMARY)).unwrap();
     let sa = seg.port("sec", [0x02, 0x91, 0, 0, 0, 2], Some(SECONDARY)).unwrap();
-    let p = Xdhcp::start(&pa, &config("primary", PRIMARY, SECONDARY)).unwrap();
-    let s = Xdhcp::start(&sa, &config("secondary", SECONDARY, PRIMARY)).unwrap();
+    let p = Xdhcp::start(&pa, &PAIR.render(true, "")).unwrap();
+    let s = Xdhcp::start(&sa, &PAIR.render(false, "")).unwrap();
 
     let status = p.wait_normal(Duration::from_secs(60)).unwrap();
     s.wait_normal(Duration::from_secs(30)).unwrap();
