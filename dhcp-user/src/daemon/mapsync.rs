@@ -71,11 +71,11 @@ pub struct Iface {
     _writer: fastpath::WriterLock,
 }
 
-/// The fast path of every interface. A lease goes into every interface's map: relayed clients
-/// arrive on whichever uplink routes them.
 /// How long a starting daemon waits for the writer lock of its interfaces.
 const WRITER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// The fast path of every interface. A lease goes into every interface's map: relayed clients
+/// arrive on whichever uplink routes them.
 pub struct KernelMaps {
     pub ifaces: Vec<Iface>,
 }
