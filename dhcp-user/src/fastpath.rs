@@ -237,8 +237,8 @@ fn lock_dir(dir: &Path, wait: Duration) -> Result<WriterLock> {
         }
         if Instant::now() >= end {
             bail!(
-                "its maps are being changed by {}: one writer at a time. The daemon serving an \
-                 interface owns its maps; stop it first (or let it make the change)",
+                "its maps are being changed by {}: one writer at a time, and the daemon serving \
+                 an interface owns its maps until it stops",
                 lock_holder(dir)
             );
         }

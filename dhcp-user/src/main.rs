@@ -99,7 +99,8 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Lease { cmd: LeaseCmd::Put(p) } => lease_put(&p)?,
         Cmd::Lease { cmd: LeaseCmd::Del { iface, addr } } => {
-            open_to_write(&iface)?.0.delete_lease(addr)?
+            let (mut maps, _lock) = open_to_write(&iface)?;
+            maps.delete_lease(addr)?;
         }
         Cmd::Subnet(s) => subnet_set(&s)?,
         Cmd::Bench { cmd: BenchCmd::E2e { out_dir, trial_secs, max_rate, clients } } => {
@@ -362,7 +363,8 @@ fn lease_put(p: &LeasePut) -> Result<()> {
         chaddr: mac,
         ..Default::default()
     };
-    open_to_write(&p.iface)?.0.put_lease(p.addr, &e)?;
+    let (mut maps, _lock) = open_to_write(&p.iface)?;
+    maps.put_lease(p.addr, &e)?;
     println!(
         "{}: lease {} for {} ({} s, grantable for {} s)",
         p.iface, p.addr, p.mac, p.lease_secs, p.grant_secs
@@ -381,7 +383,8 @@ fn subnet_set(s: &SubnetArgs) -> Result<()> {
         t2_secs: s.t2,
     }
     .encode()?;
-    open_to_write(&s.iface)?.0.set_subnet(s.index, &reply)?;
+    let (mut maps, _lock) = open_to_write(&s.iface)?;
+    maps.set_subnet(s.index, &reply)?;
     println!("{}: subnet {} replies from {}", s.iface, s.index, Ipv4Addr::from(reply.server_id));
     Ok(())
 }

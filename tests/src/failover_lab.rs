@@ -604,7 +604,7 @@ pub struct PairConfig<'a> {
     /// The primary's MCLT (the secondary learns it in the handshake).
     pub mclt: u64,
     pub max_response_delay: u64,
-    /// More lines for both sides' `[failover]`.
+    /// More lines for both sides' `[failover]`, each ending in a newline.
     pub failover_more: &'a str,
 }
 
@@ -614,7 +614,8 @@ impl PairConfig<'_> {
         Ipv4Addr::new(10, self.net, 0, if primary { 1 } else { 2 })
     }
 
-    /// The primary's config (`primary`) or the secondary's, `more` added to its `[failover]`.
+    /// The primary's config (`primary`) or the secondary's, `more` (lines, each ending in a
+    /// newline) added to its `[failover]`.
     /// The load-balancing window is wider than any client's retry delay, so the split alone
     /// decides who answers.
     #[must_use]
