@@ -11,8 +11,13 @@ use dhcp_common::{
 };
 
 // BTF map definitions, so `bpftool map dump` can print keys and values by field name.
+
+/// Mmapable for the alignment, not for mapping: a plain array's values start 312 bytes into its
+/// allocation (after `struct bpf_array`), so every 64-byte slot straddled two cache lines and a
+/// renewal over a large table missed twice; an mmapable array's values start on a page.
 #[btf_map]
-pub static XDHCP_LEASES: Array<LeaseEntry, { LEASES_MAX as usize }> = Array::new();
+pub static XDHCP_LEASES: Array<LeaseEntry, { LEASES_MAX as usize }, { BPF_F_MMAPABLE as usize }> =
+    Array::new();
 
 /// Address → slot, two levels (see `dhcp_common::maps::PAGES`).
 #[btf_map]
