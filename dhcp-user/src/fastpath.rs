@@ -223,6 +223,14 @@ pub fn lock_writer(iface: &str, wait: Duration) -> Result<WriterLock> {
     lock_dir(&dir, wait).with_context(|| format!("the fast path of {iface}"))
 }
 
+/// [`lock_writer`] before an attach: mounts bpffs and makes the pin directory if need be.
+pub fn lock_writer_to_attach(iface: &str, wait: Duration) -> Result<WriterLock> {
+    ensure_bpffs()?;
+    let dir = pin_dir(iface);
+    fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    lock_writer(iface, wait)
+}
+
 fn lock_dir(dir: &Path, wait: Duration) -> Result<WriterLock> {
     let f = fs::File::open(dir).with_context(|| format!("open {}", dir.display()))?;
     let end = Instant::now() + wait;

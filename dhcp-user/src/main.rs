@@ -29,10 +29,7 @@ fn run(cli: Cli) -> Result<()> {
             println!("attached the do-nothing peer program to {iface}");
         }
         Cmd::Attach { iface, mode, disabled, peer: false } => {
-            fastpath::ensure_bpffs()?;
-            let dir = fastpath::pin_dir(&iface);
-            std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
-            let _lock = fastpath::lock_writer(&iface, Duration::ZERO)?;
+            let _lock = fastpath::lock_writer_to_attach(&iface, Duration::ZERO)?;
             let a = fastpath::attach(&iface, mode, !disabled, None)?;
             let how = if a.new { "attached" } else { "adopted the pinned fast path on" };
             println!(
@@ -185,11 +182,13 @@ fn not_pinned(iface: &str) -> String {
 /// allocates from are the current ones.
 fn open_to_write(iface: &str) -> Result<(FastPathMaps, fastpath::WriterLock)> {
     fastpath::ensure_bpffs()?;
-    if !fastpath::pin_dir(iface).is_dir() {
+    let dir = fastpath::pin_dir(iface);
+    if !dir.is_dir() {
         bail!(not_pinned(iface));
     }
     let lock = fastpath::lock_writer(iface, Duration::ZERO)?;
-    Ok((open(iface)?, lock))
+    let maps = FastPathMaps::open_pinned(&dir).with_context(|| not_pinned(iface))?;
+    Ok((maps, lock))
 }
 
 fn interfaces(iface: Option<String>) -> Result<Vec<String>> {

@@ -181,7 +181,8 @@ impl FastPathMaps {
         // puts every lease it has again).
         let a = u32::from(addr);
         if let Some(bits) = self.occupied.get_mut(&(a >> 8)) {
-            bits[(a as usize & 0xff) / 64] |= 1 << (a & 63);
+            let (word, bit) = slot_bit(a);
+            bits[word] |= bit;
         }
         Ok(())
     }
@@ -198,7 +199,8 @@ impl FastPathMaps {
             .with_context(|| format!("delete lease {addr}"))?;
         let a = u32::from(addr);
         let bits = self.occupancy(a >> 8)?;
-        bits[(a as usize & 0xff) / 64] &= !(1 << (a & 63));
+        let (word, bit) = slot_bit(a);
+        bits[word] &= !bit;
         if *bits == [0; 4] {
             self.free_block(a >> 8)?;
         }
@@ -208,18 +210,21 @@ impl FastPathMaps {
     /// The occupancy of the /24 `prefix` (which has a block), read from the map the first
     /// time.
     fn occupancy(&mut self, prefix: u32) -> Result<&mut [u64; 4]> {
-        if !self.occupied.contains_key(&prefix) {
-            let base = *self.bases.get(&prefix).context("no block")?;
-            let mut bits = [0u64; 4];
-            for i in 0..m::BLOCK_SLOTS {
-                let e = self.leases.get(&(base + i), 0).context("read the lease map")?;
-                if e.holds(Ipv4Addr::from(prefix << 8 | i).octets()) {
-                    bits[i as usize / 64] |= 1 << (i % 64);
-                }
+        let vacant = match self.occupied.entry(prefix) {
+            std::collections::btree_map::Entry::Occupied(o) => return Ok(o.into_mut()),
+            std::collections::btree_map::Entry::Vacant(v) => v,
+        };
+        let base = *self.bases.get(&prefix).context("no block")?;
+        let mut bits = [0u64; 4];
+        for i in 0..m::BLOCK_SLOTS {
+            let e = self.leases.get(&(base + i), 0).context("read the lease map")?;
+            let a = prefix << 8 | i;
+            if e.holds(Ipv4Addr::from(a).octets()) {
+                let (word, bit) = slot_bit(a);
+                bits[word] |= bit;
             }
-            self.occupied.insert(prefix, bits);
         }
-        self.occupied.get_mut(&prefix).context("no block")
+        Ok(vacant.insert(bits))
     }
 
     /// Gives the block of the /24 `prefix` back (all its slots are empty), and its /16's page
@@ -330,4 +335,9 @@ impl LeaseView {
             last_renewed_secs: e.renewed_secs,
         }
     }
+}
+
+/// Where the slot of address `a` sits in its /24's occupancy bits: the word and the bit.
+fn slot_bit(a: u32) -> (usize, u64) {
+    ((a as usize & 0xff) / 64, 1 << (a & 63))
 }

@@ -610,7 +610,7 @@ pub struct PairConfig<'a> {
 
 impl PairConfig<'_> {
     #[must_use]
-    pub fn addr(&self, primary: bool) -> Ipv4Addr {
+    pub const fn addr(&self, primary: bool) -> Ipv4Addr {
         Ipv4Addr::new(10, self.net, 0, if primary { 1 } else { 2 })
     }
 

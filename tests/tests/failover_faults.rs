@@ -22,8 +22,8 @@ use integration::{
 };
 use xdhcp::daemon::ctl::Request;
 
-const PRIMARY: Ipv4Addr = Ipv4Addr::new(10, 94, 0, 1);
-const SECONDARY: Ipv4Addr = Ipv4Addr::new(10, 94, 0, 2);
+const PRIMARY: Ipv4Addr = PAIR.addr(true);
+const SECONDARY: Ipv4Addr = PAIR.addr(false);
 /// Short, to keep the test bounded; it is the wait between partner-down and the takeover.
 const MCLT: u64 = 30;
 const POOL: u64 = 100;

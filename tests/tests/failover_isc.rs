@@ -18,8 +18,8 @@ use integration::{
 };
 use serde_json::Value;
 
-const PRIMARY: Ipv4Addr = Ipv4Addr::new(10, 92, 0, 1);
-const SECONDARY: Ipv4Addr = Ipv4Addr::new(10, 92, 0, 2);
+const PRIMARY: Ipv4Addr = PAIR.addr(true);
+const SECONDARY: Ipv4Addr = PAIR.addr(false);
 const SPLIT: u16 = 128;
 const LEASE: u64 = 60;
 const NAME: &str = "edge-isc";

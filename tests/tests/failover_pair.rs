@@ -15,8 +15,8 @@ use integration::{
     fixture::root_required,
 };
 
-const PRIMARY: Ipv4Addr = Ipv4Addr::new(10, 91, 0, 1);
-const SECONDARY: Ipv4Addr = Ipv4Addr::new(10, 91, 0, 2);
+const PRIMARY: Ipv4Addr = PAIR.addr(true);
+const SECONDARY: Ipv4Addr = PAIR.addr(false);
 const SPLIT: u16 = 128;
 /// The fast path grants at least 60 s, so leases and the MCLT are 60 s: the first lease is
 /// MCLT long, and udhcpc renews it after 30 s.

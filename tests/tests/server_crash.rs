@@ -35,7 +35,6 @@ const KILL_EVERY: Duration = Duration::from_millis(2500);
 /// what the server committed for that ACK.
 const CLOCK_SLACK: f64 = 2.0;
 
-/// Not a test: the server process of the test below (see server_clients.rs).
 /// The daemon with `pid` holds the fast path's writer lock (changes by hand are refused and
 /// name it), or with `None` nobody does.
 fn assert_writer_is(lan: &Lan, pid: Option<u32>) {
@@ -50,6 +49,7 @@ fn assert_writer_is(lan: &Lan, pid: Option<u32>) {
     }
 }
 
+/// Not a test: the server process of the test below (see server_clients.rs).
 #[test]
 fn daemon_process() {
     lab::daemon_child();

@@ -3,7 +3,7 @@
 //! `held_until`, moved from unix time to the kernel's monotonic clock.
 use std::net::Ipv4Addr;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use dhcp_common::{Control, LeaseEntry, RenewEvent, digest};
 use tracing::warn;
 
@@ -85,12 +85,10 @@ impl KernelMaps {
     /// data. The control entry stays off until [`KernelMaps::enable`].
     pub fn attach(cfg: &Config, mode: AttachMode) -> Result<Self> {
         let mut ifaces = Vec::new();
-        fastpath::ensure_bpffs()?;
         for name in &cfg.interfaces {
-            let dir = fastpath::pin_dir(name);
-            std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
             // A predecessor that is still exiting (a restart) lets go within moments.
-            let writer = fastpath::lock_writer(name, WRITER_WAIT)?;
+            let writer = fastpath::lock_writer_to_attach(name, WRITER_WAIT)?;
+            let dir = fastpath::pin_dir(name);
             let a = fastpath::attach(name, mode, false, Some(cfg.fast_path.event_log_slots))?;
             tracing::info!(iface = %name, mode = a.mode, adopted = !a.new, "fast path attached");
             let mut maps = FastPathMaps::open_pinned(&dir)?;
