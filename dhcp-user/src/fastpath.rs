@@ -5,6 +5,7 @@
 //! answered while no daemon runs; a later daemon (or `xdhcp maps dump`) adopts the pinned maps.
 use std::{
     fs,
+    io::Read as _,
     os::{
         fd::{AsRawFd as _, FromRawFd as _},
         unix::fs::MetadataExt as _,
@@ -254,21 +255,53 @@ fn lock_dir(dir: &Path, wait: Duration) -> Result<WriterLock> {
     }
 }
 
-/// Who holds the flock on `path`, as /proc/locks tells it (by device and inode).
+/// Who holds the flock on `path`: "pid 4321 (xdhcp)", or "another process" if nobody can tell.
 fn lock_holder(path: &Path) -> String {
     let found = || -> Option<String> {
-        let md = fs::metadata(path).ok()?;
-        let key =
-            format!("{:02x}:{:02x}:{}", libc::major(md.dev()), libc::minor(md.dev()), md.ino());
-        let locks = fs::read_to_string("/proc/locks").ok()?;
-        let pid = locks.lines().find_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.get(1) == Some(&"FLOCK") && f.get(5) == Some(&key.as_str())).then(|| f[4].to_owned())
-        })?;
+        let key = lock_key(&fs::metadata(path).ok()?);
+        let pid = flock_holder_in_locks(&key).or_else(|| flock_holder_in_fdinfo(&key))?;
         let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
         Some(format!("pid {pid} ({})", comm.trim()))
     };
     found().unwrap_or_else(|| "another process".to_owned())
+}
+
+/// A file as the kernel's lock lists name it: "major:minor:inode", in hex but the inode.
+fn lock_key(md: &fs::Metadata) -> String {
+    format!("{:02x}:{:02x}:{}", libc::major(md.dev()), libc::minor(md.dev()), md.ino())
+}
+
+/// The pid /proc/locks gives for the flock on the file `key` ([`lock_key`]). The kernel writes that list a page per read(2) and finds its place again by
+/// position on the next, so a lock taken or dropped anywhere meanwhile shifts entries past the
+/// reader: one large read keeps a short list whole. Longer lists, and holders outside this pid
+/// namespace (never listed), are left to [`flock_holder_in_fdinfo`].
+fn flock_holder_in_locks(key: &str) -> Option<String> {
+    let mut text = Vec::with_capacity(1 << 16);
+    fs::File::open("/proc/locks").ok()?.read_to_end(&mut text).ok()?;
+    String::from_utf8_lossy(&text).lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.get(1) == Some(&"FLOCK") && f.get(5) == Some(&key)).then(|| f[4].to_owned())
+    })
+}
+
+/// The process whose open file holds the flock on `key`: each descriptor's fdinfo lists the
+/// locks held through it. A walk over every process's descriptors, so only for when
+/// /proc/locks has no answer.
+fn flock_holder_in_fdinfo(key: &str) -> Option<String> {
+    let holds = |fdinfo: &Path| {
+        fs::read_to_string(fdinfo).is_ok_and(|t| {
+            t.lines().any(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.first() == Some(&"lock:") && f.get(2) == Some(&"FLOCK") && f.get(6) == Some(&key)
+            })
+        })
+    };
+    fs::read_dir("/proc").ok()?.flatten().find_map(|p| {
+        let pid =
+            p.file_name().into_string().ok().filter(|n| n.bytes().all(|b| b.is_ascii_digit()))?;
+        let fds = fs::read_dir(p.path().join("fdinfo")).ok()?;
+        fds.flatten().any(|fd| holds(&fd.path())).then_some(pid)
+    })
 }
 
 /// Pins are adopted by name, so pins another build left (a map it had and this one has not, the
@@ -478,8 +511,7 @@ mod tests {
         let started = Instant::now();
         let err = format!("{:#}", lock_dir(&dir, Duration::from_millis(200)).unwrap_err());
         let waited = started.elapsed();
-        let me = fs::read_to_string("/proc/self/comm").unwrap();
-        let named = format!("pid {} ({})", std::process::id(), me.trim());
+        let named = lock_holder_named();
         drop(first);
         let again = lock_dir(&dir, Duration::ZERO).map(drop);
         fs::remove_dir_all(&dir).unwrap();
@@ -488,6 +520,54 @@ mod tests {
         assert!(err.contains("one writer at a time"), "{err}");
         assert!(waited >= Duration::from_millis(200), "gave up after {waited:?}");
         assert!(lock_dir(&dir, Duration::ZERO).is_err(), "no directory, no lock");
+    }
+
+    /// CI once saw "another process" for a daemon that held the lock: /proc/locks, read in
+    /// pieces while other locks came and went, had skipped its line.
+    #[test]
+    fn the_holder_is_named_while_other_locks_come_and_go() {
+        ensure_bpffs().unwrap();
+        let dir = PathBuf::from(format!("{PIN_ROOT}-test-holder-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let held = lock_dir(&dir, Duration::ZERO).unwrap();
+        let key = lock_key(&fs::metadata(&dir).unwrap());
+        let me = std::process::id().to_string();
+        let both = (flock_holder_in_locks(&key), flock_holder_in_fdinfo(&key));
+        let named = lock_holder_named();
+
+        let churn_dir =
+            std::env::temp_dir().join(format!("xdhcp-lock-churn-{}", std::process::id()));
+        fs::create_dir_all(&churn_dir).unwrap();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let unnamed = std::thread::scope(|s| {
+            s.spawn(|| {
+                let files: Vec<fs::File> = (0..20)
+                    .map(|i| fs::File::create(churn_dir.join(i.to_string())).unwrap())
+                    .collect();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    for op in [libc::LOCK_EX, libc::LOCK_UN] {
+                        for f in &files {
+                            // SAFETY: flock(2) on files this thread owns.
+                            unsafe { libc::flock(f.as_raw_fd(), op) };
+                        }
+                    }
+                }
+            });
+            let unnamed = (0..3000).filter(|_| lock_holder(&dir) != named).count();
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            unnamed
+        });
+        drop(held);
+        fs::remove_dir_all(&dir).unwrap();
+        fs::remove_dir_all(&churn_dir).unwrap();
+        assert_eq!(both, (Some(me.clone()), Some(me)), "each source names the holder");
+        assert_eq!(unnamed, 0, "lookups of 3000 that did not name the holder");
+    }
+
+    /// How [`lock_holder`] names this process.
+    fn lock_holder_named() -> String {
+        let me = fs::read_to_string("/proc/self/comm").unwrap();
+        format!("pid {} ({})", std::process::id(), me.trim())
     }
 
     #[test]
