@@ -156,20 +156,26 @@ pub struct Attached {
     pub mode: &'static str,
     /// False when a pinned link was already there and was adopted.
     pub new: bool,
+    /// Taken before the pins were looked at: kept by a daemon for its lifetime, dropped by a
+    /// command when it is done.
+    pub writer: WriterLock,
 }
 
 /// Attaches the fast path to `iface` and pins it, or adopts what is already pinned there.
 /// The control entry gets the interface's MAC; `enable` sets whether XDP answers.
 /// `log_slots`: the event log's slots per CPU for maps made now (pinned ones keep theirs).
+/// `wait`: how long to wait for the [`WriterLock`] of a writer on its way out.
 pub fn attach(
     iface: &str,
     mode: AttachMode,
     enable: bool,
     log_slots: Option<u32>,
+    wait: Duration,
 ) -> Result<Attached> {
     ensure_bpffs()?;
     let dir = pin_dir(iface);
     fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    let writer = lock_writer(iface, wait)?;
     check_pins(&dir, iface)?;
     let link_pin = dir.join("link");
     let mut ebpf = load(&LoadOptions { pin_dir: Some(dir.clone()), leases_max: None, log_slots })?;
@@ -201,13 +207,14 @@ pub fn attach(
     ctl.enabled = u32::from(enable);
     ctl.min_grant_secs = ctl.min_grant_secs.max(Control::MIN_GRANT_FLOOR);
     maps.set_control(ctl)?;
-    Ok(Attached { iface: iface.to_owned(), mode: mode_name, new })
+    Ok(Attached { iface: iface.to_owned(), mode: mode_name, new, writer })
 }
 
 /// The right to change one interface's fast-path maps, held for as long as this value lives.
 ///
-/// One writer at a time: the daemon serving an interface holds it for its lifetime, and the
-/// commands that change the maps by hand (`xdhcp attach`, `lease`, `subnet`) for theirs. Two
+/// One writer at a time: [`attach`] takes it, the daemon serving an interface keeps it for its
+/// lifetime, and the commands that change the maps by hand (`xdhcp attach`, `lease`, `subnet`)
+/// hold it for theirs. Two
 /// writers would each place leases from their own view of the lease table's blocks (sharing
 /// slots, or one giving back a block the other still uses) and overwrite each other's subnets.
 /// It is an flock(2) on the pin directory, which the kernel releases however the holder ends,
@@ -222,14 +229,6 @@ pub struct WriterLock {
 pub fn lock_writer(iface: &str, wait: Duration) -> Result<WriterLock> {
     let dir = pin_dir(iface);
     lock_dir(&dir, wait).with_context(|| format!("the fast path of {iface}"))
-}
-
-/// [`lock_writer`] before an attach: mounts bpffs and makes the pin directory if need be.
-pub fn lock_writer_to_attach(iface: &str, wait: Duration) -> Result<WriterLock> {
-    ensure_bpffs()?;
-    let dir = pin_dir(iface);
-    fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
-    lock_writer(iface, wait)
 }
 
 fn lock_dir(dir: &Path, wait: Duration) -> Result<WriterLock> {
@@ -271,29 +270,30 @@ fn lock_key(md: &fs::Metadata) -> String {
     format!("{:02x}:{:02x}:{}", libc::major(md.dev()), libc::minor(md.dev()), md.ino())
 }
 
-/// The pid /proc/locks gives for the flock on the file `key` ([`lock_key`]). The kernel writes that list a page per read(2) and finds its place again by
-/// position on the next, so a lock taken or dropped anywhere meanwhile shifts entries past the
-/// reader: one large read keeps a short list whole. Longer lists, and holders outside this pid
-/// namespace (never listed), are left to [`flock_holder_in_fdinfo`].
+/// The pid in a lock line as /proc/locks and fdinfo print it ("1: FLOCK  ADVISORY  WRITE 4321
+/// 00:27:715540 0 EOF"), if it is a flock on the file `key` ([`lock_key`]).
+fn flock_pid<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let f: Vec<&str> = line.split_whitespace().collect();
+    (f.get(1) == Some(&"FLOCK") && f.get(5) == Some(&key)).then(|| f[4])
+}
+
+/// The holder /proc/locks names. The kernel writes that list a page per read(2) and finds its
+/// place again by position on the next, so a lock taken or dropped anywhere meanwhile shifts
+/// entries past the reader: one large read keeps a short list whole. Longer lists, and holders
+/// outside this pid namespace (never listed), are left to [`flock_holder_in_fdinfo`].
 fn flock_holder_in_locks(key: &str) -> Option<String> {
     let mut text = Vec::with_capacity(1 << 16);
     fs::File::open("/proc/locks").ok()?.read_to_end(&mut text).ok()?;
-    String::from_utf8_lossy(&text).lines().find_map(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        (f.get(1) == Some(&"FLOCK") && f.get(5) == Some(&key)).then(|| f[4].to_owned())
-    })
+    String::from_utf8_lossy(&text).lines().find_map(|l| flock_pid(l, key).map(str::to_owned))
 }
 
 /// The process whose open file holds the flock on `key`: each descriptor's fdinfo lists the
-/// locks held through it. A walk over every process's descriptors, so only for when
-/// /proc/locks has no answer.
+/// locks held through it ("lock:" and a /proc/locks line). A walk over every process's
+/// descriptors, so only for when /proc/locks has no answer.
 fn flock_holder_in_fdinfo(key: &str) -> Option<String> {
     let holds = |fdinfo: &Path| {
         fs::read_to_string(fdinfo).is_ok_and(|t| {
-            t.lines().any(|l| {
-                let f: Vec<&str> = l.split_whitespace().collect();
-                f.first() == Some(&"lock:") && f.get(2) == Some(&"FLOCK") && f.get(6) == Some(&key)
-            })
+            t.lines().any(|l| l.strip_prefix("lock:").and_then(|l| flock_pid(l, key)).is_some())
         })
     };
     fs::read_dir("/proc").ok()?.flatten().find_map(|p| {
@@ -501,11 +501,18 @@ mod tests {
         fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// A pin directory of the test's own, named after `what` and this process: beside
+    /// PIN_ROOT, not in it, so nothing listing pinned interfaces sees it.
+    fn scratch_pin_dir(what: &str) -> PathBuf {
+        ensure_bpffs().unwrap();
+        let dir = PathBuf::from(format!("{PIN_ROOT}-test-{what}-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
     #[test]
     fn a_second_writer_is_refused_and_told_who_holds_the_maps_until_the_first_lets_go() {
-        ensure_bpffs().unwrap();
-        let dir = PathBuf::from(format!("{PIN_ROOT}-test-lock-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
+        let dir = scratch_pin_dir("lock");
         let first = lock_dir(&dir, Duration::ZERO).unwrap();
         // A second open of the directory is another lock holder, as another process would be.
         let started = Instant::now();
@@ -526,9 +533,7 @@ mod tests {
     /// pieces while other locks came and went, had skipped its line.
     #[test]
     fn the_holder_is_named_while_other_locks_come_and_go() {
-        ensure_bpffs().unwrap();
-        let dir = PathBuf::from(format!("{PIN_ROOT}-test-holder-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
+        let dir = scratch_pin_dir("holder");
         let held = lock_dir(&dir, Duration::ZERO).unwrap();
         let key = lock_key(&fs::metadata(&dir).unwrap());
         let me = std::process::id().to_string();
@@ -572,9 +577,7 @@ mod tests {
 
     #[test]
     fn a_block_found_in_pins_is_given_back_only_with_its_last_lease() {
-        ensure_bpffs().unwrap();
-        let dir = PathBuf::from(format!("{PIN_ROOT}-test-blocks-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
+        let dir = scratch_pin_dir("blocks");
         let (a, b) = (std::net::Ipv4Addr::new(10, 1, 0, 1), std::net::Ipv4Addr::new(10, 1, 0, 2));
         let entry = dhcp_common::LeaseEntry { lease_secs: 60, ..Default::default() };
         let run = || -> Result<_> {
@@ -601,9 +604,7 @@ mod tests {
 
     #[test]
     fn a_pinned_event_log_keeps_its_size_when_a_later_load_asks_for_another() {
-        ensure_bpffs().unwrap();
-        let dir = PathBuf::from(format!("{PIN_ROOT}-test-logsize-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
+        let dir = scratch_pin_dir("logsize");
         let opts = |log_slots| LoadOptions {
             pin_dir: Some(dir.clone()),
             leases_max: Some(1),
@@ -629,10 +630,7 @@ mod tests {
 
     #[test]
     fn pins_of_this_build_are_adopted_and_a_map_laid_out_differently_is_refused() {
-        ensure_bpffs().unwrap();
-        // Beside PIN_ROOT, not in it: nothing listing pinned interfaces may see it.
-        let dir = PathBuf::from(format!("{PIN_ROOT}-test-layout-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
+        let dir = scratch_pin_dir("layout");
         // This build's maps, pinned by loading the object (a small lease table).
         drop(
             load(&LoadOptions { pin_dir: Some(dir.clone()), leases_max: Some(1), log_slots: None })

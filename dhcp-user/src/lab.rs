@@ -518,9 +518,10 @@ impl Drop for PinGuard<'_> {
 }
 
 impl FastPath {
-    /// `fastpath::attach(iface, mode, enabled, None)` run through [`NetNs::run`]: attach resolves the
-    /// name in the thread's network namespace and reads the MAC for the control entry from
-    /// /sys/class/net, which shows a namespace's interfaces only under a sysfs mounted in it.
+    /// [`fastpath::attach`] (enabled, not waiting for the writer lock) run through
+    /// [`NetNs::run`]: attach resolves the name in the thread's network namespace and reads the
+    /// MAC for the control entry from /sys/class/net, which shows a namespace's interfaces only
+    /// under a sysfs mounted in it.
     pub fn attach(ns: &NetNs, iface: &str, mode: AttachMode) -> Result<Self> {
         fastpath::ensure_bpffs()?;
         let dir = fastpath::pin_dir(iface);
@@ -531,7 +532,7 @@ impl FastPath {
             dir.display()
         );
         let mut guard = PinGuard(Some(iface));
-        ns.run(|| fastpath::attach(iface, mode, true, None))
+        ns.run(|| fastpath::attach(iface, mode, true, None, Duration::ZERO))
             .with_context(|| format!("attach the fast path to {iface}"))?;
         let maps = FastPathMaps::open_pinned(&dir)?;
         guard.0 = None;

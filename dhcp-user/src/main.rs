@@ -29,8 +29,7 @@ fn run(cli: Cli) -> Result<()> {
             println!("attached the do-nothing peer program to {iface}");
         }
         Cmd::Attach { iface, mode, disabled, peer: false } => {
-            let _lock = fastpath::lock_writer_to_attach(&iface, Duration::ZERO)?;
-            let a = fastpath::attach(&iface, mode, !disabled, None)?;
+            let a = fastpath::attach(&iface, mode, !disabled, None, Duration::ZERO)?;
             let how = if a.new { "attached" } else { "adopted the pinned fast path on" };
             println!(
                 "{how} {} ({} mode), pinned under {}",

@@ -593,7 +593,7 @@ pub fn dora_clients(port: &Port, count: u32, seed: u16, duration: Duration) -> R
 }
 
 /// One side's config of an xdhcp failover pair on 10.`net`.0.0/24: the primary is .1, the
-/// secondary .2, the shared pool .100 to .`pool_end`, split 128 (half each); the rest is the
+/// secondary .2, the shared pool .100 to .`pool_end`, split [`Self::SPLIT`]; the rest is the
 /// test's. `IFACE`, `STATE` and `SOCKET` are filled in by [`Xdhcp::start`].
 #[derive(Clone, Copy)]
 pub struct PairConfig<'a> {
@@ -609,6 +609,9 @@ pub struct PairConfig<'a> {
 }
 
 impl PairConfig<'_> {
+    /// The primary's split of the pool: half each (what a partner ISC dhcpd must be told too).
+    pub const SPLIT: u16 = 128;
+
     #[must_use]
     pub const fn addr(&self, primary: bool) -> Ipv4Addr {
         Ipv4Addr::new(10, self.net, 0, if primary { 1 } else { 2 })
@@ -616,6 +619,7 @@ impl PairConfig<'_> {
 
     /// The primary's config (`primary`) or the secondary's, `more` (lines, each ending in a
     /// newline) added to its `[failover]`.
+    ///
     /// The load-balancing window is wider than any client's retry delay, so the split alone
     /// decides who answers.
     #[must_use]
@@ -625,8 +629,11 @@ impl PairConfig<'_> {
             self.addr(primary),
             self.addr(!primary),
         );
-        let primary_only =
-            if primary { format!("mclt = {}\nsplit = 128\n", self.mclt) } else { String::new() };
+        let primary_only = if primary {
+            format!("mclt = {}\nsplit = {}\n", self.mclt, Self::SPLIT)
+        } else {
+            String::new()
+        };
         let Self { name, net, pool_end, lease_secs, max_response_delay, failover_more, .. } = *self;
         format!(
             r#"interfaces = ["IFACE"]

@@ -184,8 +184,11 @@ fn partition_both_serve_their_own_share_then_heal_without_duplicates() {
 /// 10.net.0.100 to 10.net.0.`pool_end` as [`xdhcp_config`] does.
 fn dhcpd_config(net: u8, primary: bool, pool_end: u8) -> String {
     let (role, me, peer) = if primary { ("primary", 1, 2) } else { ("secondary", 2, 1) };
-    let primary_only =
-        if primary { format!("  mclt {MCLT};\n  split 128;\n") } else { String::new() };
+    let primary_only = if primary {
+        format!("  mclt {MCLT};\n  split {};\n", PairConfig::SPLIT)
+    } else {
+        String::new()
+    };
     format!(
         r#"ddns-update-style none;
 authoritative;

@@ -20,7 +20,7 @@ use serde_json::Value;
 
 const PRIMARY: Ipv4Addr = PAIR.addr(true);
 const SECONDARY: Ipv4Addr = PAIR.addr(false);
-const SPLIT: u16 = 128;
+const SPLIT: u16 = PairConfig::SPLIT;
 const LEASE: u64 = 60;
 const NAME: &str = "edge-isc";
 

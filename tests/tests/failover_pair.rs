@@ -17,7 +17,7 @@ use integration::{
 
 const PRIMARY: Ipv4Addr = PAIR.addr(true);
 const SECONDARY: Ipv4Addr = PAIR.addr(false);
-const SPLIT: u16 = 128;
+const SPLIT: u16 = PairConfig::SPLIT;
 /// The fast path grants at least 60 s, so leases and the MCLT are 60 s: the first lease is
 /// MCLT long, and udhcpc renews it after 30 s.
 const LEASE: u64 = 60;

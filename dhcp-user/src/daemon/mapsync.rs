@@ -87,16 +87,16 @@ impl KernelMaps {
         let mut ifaces = Vec::new();
         for name in &cfg.interfaces {
             // A predecessor that is still exiting (a restart) lets go within moments.
-            let writer = fastpath::lock_writer_to_attach(name, WRITER_WAIT)?;
+            let slots = Some(cfg.fast_path.event_log_slots);
+            let a = fastpath::attach(name, mode, false, slots, WRITER_WAIT)?;
             let dir = fastpath::pin_dir(name);
-            let a = fastpath::attach(name, mode, false, Some(cfg.fast_path.event_log_slots))?;
             tracing::info!(iface = %name, mode = a.mode, adopted = !a.new, "fast path attached");
             let mut maps = FastPathMaps::open_pinned(&dir)?;
             for s in &cfg.subnets {
                 maps.set_subnet(s.id.0, &s.fast_path_options(cfg.server_id).encode()?)?;
             }
             let events = EventLog::open_pinned(&dir)?;
-            ifaces.push(Iface { name: name.clone(), maps, events, _writer: writer });
+            ifaces.push(Iface { name: name.clone(), maps, events, _writer: a.writer });
         }
         Ok(Self { ifaces })
     }
