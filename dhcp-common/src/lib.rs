@@ -14,5 +14,7 @@ pub mod layout;
 pub mod maps;
 pub mod stats;
 
-pub use maps::{BenchFrame, Control, LeaseEntry, LogCursor, PeerCtl, RenewEvent, SubnetReply};
+pub use maps::{
+    BenchFrame, Control, KernelClock, LeaseEntry, LogCursor, PeerCtl, RenewEvent, SubnetReply,
+};
 pub use stats::Stat;

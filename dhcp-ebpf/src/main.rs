@@ -11,6 +11,7 @@
 #![no_main]
 
 mod bench;
+mod clock;
 mod csum;
 mod maps;
 mod parse;

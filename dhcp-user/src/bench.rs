@@ -16,7 +16,7 @@ use std::{
 use anyhow::{Context as _, Result, ensure};
 use aya::maps::{Array, IterableMap as _};
 use dhcp_common::{
-    BenchFrame, Control, LeaseEntry, Stat, bootp,
+    BenchFrame, Control, KernelClock, LeaseEntry, Stat, bootp,
     maps::{BENCH, BENCH_FRAME_MAX},
 };
 use serde::Serialize;
@@ -208,6 +208,8 @@ impl Bench {
             _pad: 0,
             if_mac: SERVER_MAC,
             _pad2: [0; 2],
+            // Not written: the maps keep the clock the loader set.
+            clock: KernelClock::default(),
         })?;
         let subnet = SubnetOptions {
             server_id: SERVER,

@@ -15,6 +15,32 @@ pub fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// CLOCK_MONOTONIC_COARSE now, in nanoseconds: what the kernel's coarse clock reads.
+#[must_use]
+pub fn coarse_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: as in `monotonic_ns`; CLOCK_MONOTONIC_COARSE exists since Linux 2.6.32.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &raw mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The kernel's tick (TICK_NSEC): the coarse clocks' resolution, by definition of them.
+pub fn coarse_tick_ns() -> anyhow::Result<u64> {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_getres writes into the timespec we own.
+    if unsafe { libc::clock_getres(libc::CLOCK_MONOTONIC_COARSE, &raw mut ts) } != 0 {
+        return Err(std::io::Error::last_os_error())
+            .map_err(anyhow::Error::from)
+            .map_err(|e| e.context("clock_getres(CLOCK_MONOTONIC_COARSE)"));
+    }
+    let tick = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
+    anyhow::ensure!(
+        (1_000_000..=16_000_000).contains(&tick),
+        "the kernel's tick is {tick} ns; the fast path's clock needs HZ between 63 and 1000"
+    );
+    Ok(tick)
+}
+
 /// The `grant_until_ns` for a horizon `secs` from the monotonic instant `now_ns`.
 #[must_use]
 pub fn grant_until_ns(now_ns: u64, secs: u64) -> u64 {

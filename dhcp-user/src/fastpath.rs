@@ -17,9 +17,9 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use aya::{
     Ebpf, EbpfLoader,
-    programs::{Xdp, XdpMode, links::FdLink},
+    programs::{TestRun as _, TestRunOptions, Xdp, XdpMode, links::FdLink},
 };
-use dhcp_common::{Control, maps as m};
+use dhcp_common::{Control, KernelClock, maps as m};
 
 use crate::maps::FastPathMaps;
 
@@ -29,6 +29,8 @@ pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), 
 pub const PROG: &str = "xdhcp";
 /// The do-nothing program for the client side of a veth pair (see dhcp-ebpf).
 pub const PASS_PROG: &str = "xdhcp_pass";
+/// Reads jiffies and the coarse clock together for [`calibrate_clock`]; never attached.
+pub const CLOCK_PROG: &str = "xdhcp_clock";
 pub const PIN_ROOT: &str = "/sys/fs/bpf/xdhcp";
 const MAP_NAMES: [&str; 8] =
     [m::LEASES, m::PAGES, m::BLOCKS, m::SUBNETS, m::CONTROL, m::STATS, m::LOG, m::LOG_CURSORS];
@@ -142,6 +144,45 @@ pub fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp> {
     Ok(prog)
 }
 
+/// The line between jiffies and CLOCK_MONOTONIC that XDP tells the time by (see
+/// [`KernelClock`]), read by running [`CLOCK_PROG`] once, and written into the control entry
+/// of `maps` (the object's).
+pub fn set_kernel_clock(ebpf: &mut Ebpf, maps: &mut FastPathMaps) -> Result<KernelClock> {
+    let clock = calibrate_clock(ebpf)?;
+    maps.set_clock(clock)?;
+    Ok(clock)
+}
+
+fn calibrate_clock(ebpf: &mut Ebpf) -> Result<KernelClock> {
+    let tick_ns = crate::clock::coarse_tick_ns()?;
+    let prog = program(ebpf, CLOCK_PROG)?;
+    // The shortest frame test_run takes is an Ethernet header; the program writes 16 bytes.
+    let frame = [0u8; 64];
+    let mut out = [0u8; 64];
+    let r = prog
+        .test_run(TestRunOptions {
+            data_in: Some(&frame),
+            data_out: Some(&mut out),
+            ..Default::default()
+        })
+        .context("run the clock reading (BPF_PROG_TEST_RUN)")?;
+    let word = |i: usize| u64::from_ne_bytes(out[8 * i..8 * i + 8].try_into().expect("8 bytes"));
+    let clock = KernelClock { base_jiffies: word(0), base_ns: word(1), tick_ns };
+    // The kernel's coarse clock and ours must be one clock; a reading that is not (a kernel
+    // whose helper reads another clock) would make every grant wrong.
+    let ours = crate::clock::coarse_ns();
+    anyhow::ensure!(
+        r.data_size_out as usize == frame.len()
+            && clock.base_jiffies != 0
+            && clock.base_ns <= ours
+            && ours - clock.base_ns < 1_000_000_000,
+        "the kernel's clock reading ({} jiffies at {} ns) does not match CLOCK_MONOTONIC_COARSE          here ({ours} ns)",
+        clock.base_jiffies,
+        clock.base_ns
+    );
+    Ok(clock)
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum AttachMode {
     /// Native (driver) mode where the driver has it, else generic.
@@ -202,6 +243,7 @@ pub fn attach(
         (name, true)
     };
     let mut maps = FastPathMaps::from_ebpf(&mut ebpf)?;
+    set_kernel_clock(&mut ebpf, &mut maps)?;
     let mut ctl = maps.control()?;
     ctl.if_mac = interface_mac(iface)?;
     ctl.enabled = u32::from(enable);

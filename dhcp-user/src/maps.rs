@@ -6,7 +6,7 @@ use aya::{
     Ebpf,
     maps::{Array, Map, MapData, PerCpuArray},
 };
-use dhcp_common::{Control, LeaseEntry, Stat, SubnetReply, maps as m};
+use dhcp_common::{Control, KernelClock, LeaseEntry, Stat, SubnetReply, maps as m};
 use serde::Serialize;
 
 pub struct FastPathMaps {
@@ -82,7 +82,16 @@ impl FastPathMaps {
         Ok(self.control.get(&0, 0)?)
     }
 
-    pub fn set_control(&mut self, c: Control) -> Result<()> {
+    /// Writes the settings of `c`; its clock is ignored, the control entry keeps the one the
+    /// loader set ([`FastPathMaps::set_clock`]), so no setting can stop XDP's clock.
+    pub fn set_control(&mut self, mut c: Control) -> Result<()> {
+        c.clock = self.control()?.clock;
+        Ok(self.control.set(0, c, 0)?)
+    }
+
+    pub fn set_clock(&mut self, clock: KernelClock) -> Result<()> {
+        let mut c = self.control()?;
+        c.clock = clock;
         Ok(self.control.set(0, c, 0)?)
     }
 

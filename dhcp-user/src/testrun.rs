@@ -53,7 +53,8 @@ impl Harness {
         for p in programs {
             fastpath::program(&mut ebpf, p)?;
         }
-        let maps = FastPathMaps::from_ebpf(&mut ebpf)?;
+        let mut maps = FastPathMaps::from_ebpf(&mut ebpf)?;
+        fastpath::set_kernel_clock(&mut ebpf, &mut maps)?;
         let events = EventLog::from_ebpf(&mut ebpf)?;
         Ok(Self { ebpf, maps, events: Some(events) })
     }

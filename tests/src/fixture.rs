@@ -1,6 +1,6 @@
 use std::net::Ipv4Addr;
 
-use dhcp_common::{Control, LeaseEntry, digest};
+use dhcp_common::{Control, KernelClock, LeaseEntry, digest};
 use xdhcp::{
     clock,
     packet::{RenewKind, Renewal},
@@ -57,6 +57,8 @@ pub fn control() -> Control {
         _pad: 0,
         if_mac: SERVER_MAC,
         _pad2: [0; 2],
+        // Not written: the maps keep the clock the loader set.
+        clock: KernelClock::default(),
     }
 }
 
