@@ -49,7 +49,7 @@ stats! {
     PassClientIdMismatch = "pass_client_id_mismatch",
     /// What is left of the committed grant is below the floor or T1.
     PassGrantTooShort = "pass_grant_too_short",
-    /// The control entry has the fast path switched off.
+    /// The control entry has the fast path switched off, or has no calibrated clock.
     PassDisabled = "pass_disabled",
     /// The lease's subnet has no reply data.
     PassNoSubnet = "pass_no_subnet",

@@ -1,7 +1,8 @@
-//! The kernel's clock for grant horizons. XDP reads CLOCK_MONOTONIC through
-//! `bpf_ktime_get_coarse_ns`, so `grant_until_ns` is written in that clock.
+//! The kernel's clock for grant horizons. XDP tells CLOCK_MONOTONIC from jiffies on a line
+//! calibrated against the coarse clock (`dhcp_common::KernelClock`), so `grant_until_ns` is
+//! written in CLOCK_MONOTONIC.
 
-/// `bpf_ktime_get_coarse_ns` lags CLOCK_MONOTONIC by up to one tick (10 ms at HZ=100). Userspace
+/// The coarse clock lags CLOCK_MONOTONIC by up to one tick (10 ms at HZ=100). Userspace
 /// writes horizons this much earlier than what it committed, so a lagging kernel clock can never
 /// stretch a grant past the committed instant.
 pub const COARSE_SLACK_NS: u64 = 20_000_000;
@@ -29,9 +30,8 @@ pub fn coarse_tick_ns() -> anyhow::Result<u64> {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: clock_getres writes into the timespec we own.
     if unsafe { libc::clock_getres(libc::CLOCK_MONOTONIC_COARSE, &raw mut ts) } != 0 {
-        return Err(std::io::Error::last_os_error())
-            .map_err(anyhow::Error::from)
-            .map_err(|e| e.context("clock_getres(CLOCK_MONOTONIC_COARSE)"));
+        let e = anyhow::Error::from(std::io::Error::last_os_error());
+        return Err(e.context("clock_getres(CLOCK_MONOTONIC_COARSE)"));
     }
     let tick = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
     anyhow::ensure!(

@@ -155,7 +155,13 @@ pub fn set_kernel_clock(ebpf: &mut Ebpf, maps: &mut FastPathMaps) -> Result<Kern
 
 fn calibrate_clock(ebpf: &mut Ebpf) -> Result<KernelClock> {
     let tick_ns = crate::clock::coarse_tick_ns()?;
-    let prog = program(ebpf, CLOCK_PROG)?;
+    let prog: &mut Xdp = ebpf
+        .program_mut(CLOCK_PROG)
+        .with_context(|| format!("program {CLOCK_PROG} missing from the object"))?
+        .try_into()?;
+    if prog.fd().is_err() {
+        prog.load().with_context(|| format!("verify and load {CLOCK_PROG}"))?;
+    }
     // The shortest frame test_run takes is an Ethernet header; the program writes 16 bytes.
     let frame = [0u8; 64];
     let mut out = [0u8; 64];
@@ -176,7 +182,8 @@ fn calibrate_clock(ebpf: &mut Ebpf) -> Result<KernelClock> {
             && clock.base_jiffies != 0
             && clock.base_ns <= ours
             && ours - clock.base_ns < 1_000_000_000,
-        "the kernel's clock reading ({} jiffies at {} ns) does not match CLOCK_MONOTONIC_COARSE          here ({ours} ns)",
+        "the kernel's clock reading ({} jiffies at {} ns) does not match CLOCK_MONOTONIC_COARSE \
+         here ({ours} ns)",
         clock.base_jiffies,
         clock.base_ns
     );

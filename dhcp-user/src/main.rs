@@ -221,6 +221,11 @@ fn dump(iface: Option<String>, json: bool) -> Result<()> {
                         "event_log_slots_per_cpu": slots,
                         "min_grant_secs": c.min_grant_secs,
                         "if_mac": packet::fmt_mac(&c.if_mac),
+                        "clock": {
+                            "tick_ns": c.clock.tick_ns,
+                            "base_jiffies": c.clock.base_jiffies,
+                            "base_ns": c.clock.base_ns,
+                        },
                     },
                     "leases": leases,
                 }),
@@ -229,10 +234,14 @@ fn dump(iface: Option<String>, json: bool) -> Result<()> {
         }
         println!(
             "{i}: fast path {}, events {} ({waiting} waiting, {slots} slots per CPU), min grant {} \
-             s, {} lease(s)",
+             s, {}, {} lease(s)",
             if c.enabled != 0 { "on" } else { "off" },
             if c.flags & Control::F_EVENTS != 0 { "on" } else { "off" },
             c.min_grant_secs,
+            match c.clock.tick_ns {
+                0 => "no clock (XDP answers nothing; attach again)".to_owned(),
+                t => format!("clock tick {} ms", t as f64 / 1e6),
+            },
             leases.len()
         );
         let rows: Vec<Vec<String>> = leases

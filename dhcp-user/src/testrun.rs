@@ -59,6 +59,11 @@ impl Harness {
         Ok(Self { ebpf, maps, events: Some(events) })
     }
 
+    /// Reads the kernel clock's line again, as a new load would (see `KernelClock`).
+    pub fn calibrate_clock(&mut self) -> Result<dhcp_common::KernelClock> {
+        fastpath::set_kernel_clock(&mut self.ebpf, &mut self.maps)
+    }
+
     /// Every renewal event logged and not yet drained.
     pub fn drain_events(&mut self) -> Vec<RenewEvent> {
         let mut v = Vec::new();

@@ -3,10 +3,11 @@
 //! it came.
 use std::net::Ipv4Addr;
 
-use dhcp_common::{Control, LeaseEntry, RenewEvent, Stat, layout};
+use dhcp_common::{Control, KernelClock, LeaseEntry, RenewEvent, Stat, layout};
 use dhcproto::v4::{DhcpOption, Message, MessageType, OptionCode};
 use integration::fixture::*;
 use xdhcp::{
+    clock,
     packet::{self, Parsed, RenewKind, Renewal, Vlan},
     testrun::{Harness, XDP_PASS, XDP_TX},
 };
@@ -277,6 +278,58 @@ fn renewals_userspace_must_judge_are_passed_untouched() {
     e.subnet = 5;
     h.maps.put_lease(CLIENT, &e).unwrap();
     passes(&mut h, &base.frame(), Stat::PassNoSubnet);
+}
+
+#[test]
+fn without_a_calibrated_clock_nothing_is_answered() {
+    let mut h = harness();
+    let base = renewal(RenewKind::Renewing);
+    let clock = h.maps.control().unwrap().clock;
+    assert_ne!(clock.tick_ns, 0, "the loader calibrated the clock");
+    // Never calibrated, and calibrated on another boot whose jiffies ran further: either
+    // would otherwise tell XDP a time far from now.
+    let later = KernelClock { base_jiffies: clock.base_jiffies + (1 << 30), ..clock };
+    for c in [KernelClock::default(), later] {
+        h.maps.set_clock(c).unwrap();
+        passes(&mut h, &base.frame(), Stat::PassDisabled);
+    }
+    // No setting written afterwards brings a clock back, nor takes the loader's away.
+    h.maps.set_control(control()).unwrap();
+    passes(&mut h, &base.frame(), Stat::PassDisabled);
+    h.maps.set_clock(clock).unwrap();
+    h.maps.set_control(control()).unwrap();
+    ack(&mut h, &base.frame());
+}
+
+#[test]
+fn the_kernel_clock_agrees_with_the_coarse_clock() {
+    // XDP's `now` is jiffies on a line calibrated at load (recalibrated here every few
+    // renewals, each catching the two clocks' offset afresh). For 300 ticks, every stamp must
+    // lie between the coarse clock read just before the renewal and four ticks after it (the
+    // margin, and up to a tick either way by which the offset wanders). A wrong tick,
+    // base or word order fails at once; the margin itself is argued in docs/fastpath.md, as
+    // the offset's wandering is too slow to show here.
+    let mut h = harness();
+    let frame = renewal(RenewKind::Renewing).frame();
+    let tick = h.maps.control().unwrap().clock.tick_ns;
+    let ahead = (KernelClock::MARGIN_TICKS + 2) * tick;
+    let start = clock::coarse_ns();
+    let mut runs = 0u32;
+    while clock::coarse_ns() - start < 300 * tick && runs < 1_000_000 {
+        if runs.is_multiple_of(16) {
+            h.calibrate_clock().unwrap();
+            h.drain_events();
+        }
+        let before = clock::coarse_ns();
+        let (ret, _) = h.run(&frame).unwrap();
+        let after = clock::coarse_ns();
+        assert_eq!(ret, XDP_TX);
+        let at = h.maps.lease(CLIENT).unwrap().renewed_at_ns;
+        assert!(at >= before, "stamp {at} behind the coarse clock {before} (run {runs})");
+        assert!(at <= after + ahead, "stamp {at} over {ahead} ns past {after} (run {runs})");
+        runs += 1;
+    }
+    assert!(clock::coarse_ns() - start >= 300 * tick, "{runs} renewals did not span 300 ticks");
 }
 
 fn with_options(req: &Renewal, f: impl FnOnce(&mut Message)) -> Vec<u8> {
