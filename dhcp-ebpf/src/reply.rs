@@ -138,7 +138,7 @@ fn log_slot() -> Option<(*mut LogCursor, u64, *mut RenewEvent)> {
 /// The lease slot of an address, through its /16's page and its /24's block; `None` when either
 /// has none. Each value is 1 + an index so that 0 means unset.
 #[inline(always)]
-fn slot(ip: u32) -> Option<*mut LeaseEntry> {
+pub(crate) fn slot(ip: u32) -> Option<*mut LeaseEntry> {
     let page = *XDHCP_PAGES.get(ip >> 16)?;
     // Out-of-range indexes (a value read mid-write) are refused by the array lookups.
     let block_at = page.checked_sub(1)?.wrapping_mul(BLOCK_SLOTS).wrapping_add((ip >> 8) & 0xff);
