@@ -253,10 +253,6 @@ impl Bench {
     /// Over `clients` leases: the slot lookup and first load of each renewing client's lease,
     /// net of the restore step that picks the client (both restore without resizing).
     fn lease_touch_ns(&mut self, clients: u32) -> Result<f64> {
-        let prog = self.h.prog(TOUCH_PROG)?;
-        if prog.fd().is_err() {
-            prog.load().context("verify and load the slot-touch program")?;
-        }
         self.set_clients(clients)?;
         let f = request(0).frame();
         let touch = self.time(TOUCH_PROG, &f, XDP_PASS)?;

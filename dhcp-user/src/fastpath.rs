@@ -134,13 +134,15 @@ pub fn load_object(object: &[u8], opts: &LoadOptions) -> Result<Ebpf> {
     loader.load(object).context("load the XDP object (is this root, on kernel >= 5.18?)")
 }
 
-/// Loads (verifies) one program of the object and returns it.
+/// One program of the object, loaded (verified) unless it already is.
 pub fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp> {
     let prog: &mut Xdp = ebpf
         .program_mut(name)
         .with_context(|| format!("program {name} missing from the object"))?
         .try_into()?;
-    prog.load().with_context(|| format!("verify and load {name}"))?;
+    if prog.fd().is_err() {
+        prog.load().with_context(|| format!("verify and load {name}"))?;
+    }
     Ok(prog)
 }
 
@@ -155,13 +157,7 @@ pub fn set_kernel_clock(ebpf: &mut Ebpf, maps: &mut FastPathMaps) -> Result<Kern
 
 fn calibrate_clock(ebpf: &mut Ebpf) -> Result<KernelClock> {
     let tick_ns = crate::clock::coarse_tick_ns()?;
-    let prog: &mut Xdp = ebpf
-        .program_mut(CLOCK_PROG)
-        .with_context(|| format!("program {CLOCK_PROG} missing from the object"))?
-        .try_into()?;
-    if prog.fd().is_err() {
-        prog.load().with_context(|| format!("verify and load {CLOCK_PROG}"))?;
-    }
+    let prog = program(ebpf, CLOCK_PROG)?;
     // The shortest frame test_run takes is an Ethernet header; the program writes 16 bytes.
     let frame = [0u8; 64];
     let mut out = [0u8; 64];

@@ -78,8 +78,9 @@ impl Harness {
         self.ebpf.take_map(name).with_context(|| format!("no map {name}"))
     }
 
+    /// One of the object's programs, loaded on first use if `new` did not load it.
     pub fn prog(&mut self, name: &str) -> Result<&mut Xdp> {
-        Ok(self.ebpf.program_mut(name).with_context(|| format!("no program {name}"))?.try_into()?)
+        fastpath::program(&mut self.ebpf, name)
     }
 
     pub fn info(&mut self, name: &str) -> Result<ProgramInfo> {
