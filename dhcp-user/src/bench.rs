@@ -508,7 +508,10 @@ pub fn compare(
     // Two of each, loaded this, other, other, this: with one of each, the build loaded first
     // came out 10-20 ns slower at 1 M leases even against itself (where its maps and program
     // land, it seems). Rounds alternate between the pairs, so each build is first half the time.
-    let load_other = || Bench::loaded(other, repeat, leases).context("the other build's object");
+    let load_other = || {
+        Bench::loaded(other, repeat, leases)
+            .context("the other build's object (builds compare only with the same map layouts)")
+    };
     let mut a1 = Bench::loaded(fastpath::OBJECT, repeat, leases)?;
     let mut b1 = load_other()?;
     let mut b2 = load_other()?;

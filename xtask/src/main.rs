@@ -95,14 +95,23 @@ fn object_of(rev: &str) -> Result<PathBuf> {
     }
     let sha = String::from_utf8(out.stdout)?.trim().to_owned();
     let dir = root().join("target/compare");
-    let src = dir.join(&sha);
-    if !src.join("Cargo.toml").exists() {
-        std::fs::create_dir_all(&src)?;
-        run(Command::new("sh")
-            .current_dir(root())
-            .arg("-c")
-            .arg(format!("git archive {sha} | tar -x -C '{}'", src.display())))?;
+    // One object per commit, kept: the builds below share a target directory.
+    let kept = dir.join(format!("{sha}.o"));
+    if kept.exists() {
+        return Ok(kept);
     }
+    // Extracted afresh with the files' times set to now (tar -m): with the times git archive
+    // gives (the commit's), a commit older than the last one built here looked unchanged to
+    // cargo, which then handed back the newer commit's object.
+    let src = dir.join(&sha);
+    if src.exists() {
+        std::fs::remove_dir_all(&src).with_context(|| format!("remove {}", src.display()))?;
+    }
+    std::fs::create_dir_all(&src)?;
+    run(Command::new("sh")
+        .current_dir(root())
+        .arg("-c")
+        .arg(format!("git archive {sha} | tar -x -m -C '{}'", src.display())))?;
     let build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(&src)
         .env("CARGO_TARGET_DIR", dir.join("target"))
@@ -126,7 +135,10 @@ fn object_of(rev: &str) -> Result<PathBuf> {
     if !object.exists() {
         bail!("{rev} built no {}", object.display());
     }
-    Ok(object)
+    let part = dir.join(format!("{sha}.o.part"));
+    std::fs::copy(&object, &part).with_context(|| format!("copy {}", object.display()))?;
+    std::fs::rename(&part, &kept)?;
+    Ok(kept)
 }
 
 fn main() -> Result<()> {
