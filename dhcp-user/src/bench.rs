@@ -16,7 +16,7 @@ use std::{
 use anyhow::{Context as _, Result, ensure};
 use aya::maps::{Array, IterableMap as _};
 use dhcp_common::{
-    BenchFrame, Control, KernelClock, LeaseEntry, Stat, bootp,
+    BenchFrame, Control, LeaseEntry, Stat, bootp,
     maps::{BENCH, BENCH_FRAME_MAX},
 };
 use serde::Serialize;
@@ -32,6 +32,8 @@ const BENCH_PROG: &str = "xdhcp_bench";
 const RESTORE_PROG: &str = "xdhcp_bench_restore";
 const RESIZE_PROG: &str = "xdhcp_bench_resize";
 const TOUCH_PROG: &str = "xdhcp_bench_touch";
+const CLOCK_CALL_PROG: &str = "xdhcp_bench_clock_call";
+const CLOCK_JIFFIES_PROG: &str = "xdhcp_bench_clock_jiffies";
 const SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const SERVER_MAC: [u8; 6] = [2, 0xff, 0, 0, 0, 1];
 /// Clients are 10.16.0.0 + i: room for 1 M of them.
@@ -64,6 +66,10 @@ pub struct FastpathReport {
     /// among 1 M leases and loads its first word, net of the restore alone. The part of
     /// `ns_per_renewal_1m` over `ns_per_renewal` that is not the program's own.
     pub ns_lease_touch_1m: f64,
+    /// Telling the time, over the floor: the `bpf_ktime_get_coarse_ns` helper call the renewal
+    /// made before, and jiffies on the control entry's line (`KernelClock`), which it makes now.
+    pub ns_clock_call: f64,
+    pub ns_clock_jiffies: f64,
     /// ACKs counted by the program over all timed renewal runs; equals the repetitions.
     pub acks_counted: u64,
     pub repeat: u32,
@@ -206,15 +212,13 @@ impl Bench {
             1 << 20,
             &[fastpath::PROG, fastpath::PASS_PROG, BENCH_PROG, RESTORE_PROG, RESIZE_PROG],
         )?;
+        let ctl = h.maps.control()?;
         h.maps.set_control(Control {
             enabled: 1,
             flags: Control::F_EVENTS,
             min_grant_secs: 60,
-            _pad: 0,
             if_mac: SERVER_MAC,
-            _pad2: [0; 2],
-            // Not written: the maps keep the clock the loader set.
-            clock: KernelClock::default(),
+            ..ctl
         })?;
         let subnet = SubnetOptions {
             server_id: SERVER,
@@ -257,6 +261,16 @@ impl Bench {
         let f = request(0).frame();
         let touch = self.time(TOUCH_PROG, &f, XDP_PASS)?;
         Ok(touch - self.time(RESTORE_PROG, &f, XDP_PASS)?)
+    }
+
+    /// The two ways to tell the time, each net of the floor timed with it.
+    fn clock_ns(&mut self) -> Result<[f64; 2]> {
+        let dns = self.dns.clone();
+        let floor = self.time(fastpath::PASS_PROG, &dns, XDP_PASS)?;
+        Ok([
+            self.time(CLOCK_CALL_PROG, &dns, XDP_PASS)? - floor,
+            self.time(CLOCK_JIFFIES_PROG, &dns, XDP_PASS)? - floor,
+        ])
     }
 
     fn time_restore(&mut self) -> Result<f64> {
@@ -412,9 +426,10 @@ pub fn fastpath(repeat: u32, runs: usize, quick: bool) -> Result<FastpathReport>
     // whichever figure was being timed and skew the comparisons between figures. Renewals are
     // paired with the restore step timed in the same round.
     let mut rounds = Vec::new();
-    let (mut random, mut touch) = (Vec::new(), Vec::new());
+    let (mut random, mut touch, mut clock) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
         rounds.push(b.round(quick)?);
+        clock.push(b.clock_ns()?);
         if !quick {
             random.push(random_access_ns(64 << 20)?);
             touch.push(b.lease_touch_ns(MILLION)?);
@@ -446,6 +461,8 @@ pub fn fastpath(repeat: u32, runs: usize, quick: bool) -> Result<FastpathReport>
         ns_restore_1m: restore_m,
         ns_random_access_64m: if random.is_empty() { 0.0 } else { median(random) },
         ns_lease_touch_1m: if touch.is_empty() { 0.0 } else { median(touch) },
+        ns_clock_call: median(clock.iter().map(|c| c[0]).collect()),
+        ns_clock_jiffies: median(clock.iter().map(|c| c[1]).collect()),
         acks_counted: b.acks,
         repeat,
         runs,
@@ -553,6 +570,8 @@ pub fn compare(
 
 #[cfg(test)]
 mod tests {
+    use dhcp_common::KernelClock;
+
     use super::*;
 
     #[test]
@@ -564,5 +583,16 @@ mod tests {
         assert!(ns.is_finite(), "{ns}");
         let e = b.lease_touch_ns(1024).unwrap_err();
         assert!(format!("{e:#}").contains("xdhcp_bench_touch returned 1"), "{e:#}");
+    }
+
+    #[test]
+    fn both_clock_programs_tell_the_time_and_jiffies_need_the_loaders_line() {
+        let mut b = Bench::loaded(fastpath::OBJECT, 2_000, 1).unwrap();
+        let [call, jiffies] = b.clock_ns().unwrap();
+        assert!(call.is_finite() && jiffies.is_finite(), "{call} {jiffies}");
+        // Without the line the jiffies program tells no time and drops.
+        b.h.maps.set_clock(KernelClock::default()).unwrap();
+        let e = b.clock_ns().unwrap_err();
+        assert!(format!("{e:#}").contains("xdhcp_bench_clock_jiffies returned 1"), "{e:#}");
     }
 }

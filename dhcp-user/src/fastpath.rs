@@ -183,6 +183,11 @@ fn calibrate_clock(ebpf: &mut Ebpf) -> Result<KernelClock> {
         clock.base_jiffies,
         clock.base_ns
     );
+    // The bounds XDP applies, so that a clock it would refuse fails here, by name.
+    anyhow::ensure!(
+        clock.now_ns(clock.base_jiffies).is_some(),
+        "the kernel's tick is {tick_ns} ns, longer than the fast path's clock takes"
+    );
     Ok(clock)
 }
 

@@ -138,6 +138,8 @@ fn object_of(rev: &str) -> Result<PathBuf> {
     let part = dir.join(format!("{sha}.o.part"));
     std::fs::copy(&object, &part).with_context(|| format!("copy {}", object.display()))?;
     std::fs::rename(&part, &kept)?;
+    // The tree was only needed for this build; the object is all a later comparison uses.
+    std::fs::remove_dir_all(&src).with_context(|| format!("remove {}", src.display()))?;
     Ok(kept)
 }
 
