@@ -13,7 +13,7 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use dhcp_common::{
-    BenchFrame,
+    BenchFrame, Stat,
     bootp::{CIADDR, ETH_HLEN, IPV4_HLEN, UDP_HLEN},
     maps::BENCH_FRAME_MAX,
 };
@@ -115,6 +115,24 @@ pub fn xdhcp_bench_restore(ctx: XdpContext) -> u32 {
         return xdp_action::XDP_DROP;
     }
     xdp_action::XDP_PASS
+}
+
+/// What telling a frame that is plainly not DHCP apart costs, for `ns_non_dhcp` to be read
+/// against: the short check alone, and with the outcome's counter that every frame bumps. Both
+/// return at once, so no register the renewal needs is saved; a DHCP frame is dropped.
+#[xdp]
+pub fn xdhcp_bench_check(ctx: XdpContext) -> u32 {
+    if crate::parse::plainly_not_dhcp(&ctx) { xdp_action::XDP_PASS } else { xdp_action::XDP_DROP }
+}
+
+#[xdp]
+pub fn xdhcp_bench_check_counted(ctx: XdpContext) -> u32 {
+    if crate::parse::plainly_not_dhcp(&ctx) {
+        crate::maps::count(Stat::PassNotDhcp);
+        xdp_action::XDP_PASS
+    } else {
+        xdp_action::XDP_DROP
+    }
 }
 
 /// The two ways XDP can tell the time, for what each costs over the floor: the helper the

@@ -34,6 +34,8 @@ const RESIZE_PROG: &str = "xdhcp_bench_resize";
 const TOUCH_PROG: &str = "xdhcp_bench_touch";
 const CLOCK_CALL_PROG: &str = "xdhcp_bench_clock_call";
 const CLOCK_JIFFIES_PROG: &str = "xdhcp_bench_clock_jiffies";
+const CHECK_PROG: &str = "xdhcp_bench_check";
+const CHECK_COUNTED_PROG: &str = "xdhcp_bench_check_counted";
 const SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const SERVER_MAC: [u8; 6] = [2, 0xff, 0, 0, 0, 1];
 /// Clients are 10.16.0.0 + i: room for 1 M of them.
@@ -70,6 +72,11 @@ pub struct FastpathReport {
     /// made before, and jiffies on the control entry's line (`KernelClock`), which it makes now.
     pub ns_clock_call: f64,
     pub ns_clock_jiffies: f64,
+    /// Over the floor, what `ns_non_dhcp` is made of: the short check that tells a frame
+    /// plainly not DHCP apart, alone (`ns_check`) and with the outcome's per-CPU counter
+    /// (`ns_check_counted`), each in a program of its own that saves no registers.
+    pub ns_check: f64,
+    pub ns_check_counted: f64,
     /// ACKs counted by the program over all timed renewal runs; equals the repetitions.
     pub acks_counted: u64,
     pub repeat: u32,
@@ -263,14 +270,15 @@ impl Bench {
         Ok(touch - self.time(RESTORE_PROG, &f, XDP_PASS)?)
     }
 
-    /// The two ways to tell the time, each net of the floor timed with it.
-    fn clock_ns(&mut self) -> Result<[f64; 2]> {
+    /// Each program's time on the non-DHCP frame, net of the floor timed just before them.
+    fn over_floor<const N: usize>(&mut self, progs: [&str; N]) -> Result<[f64; N]> {
         let dns = self.dns.clone();
         let floor = self.time(fastpath::PASS_PROG, &dns, XDP_PASS)?;
-        Ok([
-            self.time(CLOCK_CALL_PROG, &dns, XDP_PASS)? - floor,
-            self.time(CLOCK_JIFFIES_PROG, &dns, XDP_PASS)? - floor,
-        ])
+        let mut r = [0.0; N];
+        for (r, prog) in r.iter_mut().zip(progs) {
+            *r = self.time(prog, &dns, XDP_PASS)? - floor;
+        }
+        Ok(r)
     }
 
     fn time_restore(&mut self) -> Result<f64> {
@@ -414,7 +422,7 @@ const QUICK_FIGURES: usize = 5;
 
 const MILLION: u32 = 1_000_000;
 
-fn column(rounds: &[[f64; 8]], k: usize) -> Vec<f64> {
+fn column<const N: usize>(rounds: &[[f64; N]], k: usize) -> Vec<f64> {
     rounds.iter().map(|r| r[k]).collect()
 }
 
@@ -426,10 +434,16 @@ pub fn fastpath(repeat: u32, runs: usize, quick: bool) -> Result<FastpathReport>
     // whichever figure was being timed and skew the comparisons between figures. Renewals are
     // paired with the restore step timed in the same round.
     let mut rounds = Vec::new();
-    let (mut random, mut touch, mut clock) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut random, mut touch, mut parts) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
         rounds.push(b.round(quick)?);
-        clock.push(b.clock_ns()?);
+        // The two ways to tell the time, and the parts of the non-DHCP figure.
+        parts.push(b.over_floor([
+            CLOCK_CALL_PROG,
+            CLOCK_JIFFIES_PROG,
+            CHECK_PROG,
+            CHECK_COUNTED_PROG,
+        ])?);
         if !quick {
             random.push(random_access_ns(64 << 20)?);
             touch.push(b.lease_touch_ns(MILLION)?);
@@ -461,8 +475,10 @@ pub fn fastpath(repeat: u32, runs: usize, quick: bool) -> Result<FastpathReport>
         ns_restore_1m: restore_m,
         ns_random_access_64m: if random.is_empty() { 0.0 } else { median(random) },
         ns_lease_touch_1m: if touch.is_empty() { 0.0 } else { median(touch) },
-        ns_clock_call: median(clock.iter().map(|c| c[0]).collect()),
-        ns_clock_jiffies: median(clock.iter().map(|c| c[1]).collect()),
+        ns_clock_call: median(column(&parts, 0)),
+        ns_clock_jiffies: median(column(&parts, 1)),
+        ns_check: median(column(&parts, 2)),
+        ns_check_counted: median(column(&parts, 3)),
         acks_counted: b.acks,
         repeat,
         runs,
@@ -588,11 +604,29 @@ mod tests {
     #[test]
     fn both_clock_programs_tell_the_time_and_jiffies_need_the_loaders_line() {
         let mut b = Bench::loaded(fastpath::OBJECT, 2_000, 1).unwrap();
-        let [call, jiffies] = b.clock_ns().unwrap();
+        let [call, jiffies] = b.over_floor([CLOCK_CALL_PROG, CLOCK_JIFFIES_PROG]).unwrap();
         assert!(call.is_finite() && jiffies.is_finite(), "{call} {jiffies}");
         // Without the line the jiffies program tells no time and drops.
         b.h.maps.set_clock(KernelClock::default()).unwrap();
-        let e = b.clock_ns().unwrap_err();
+        let e = b.over_floor([CLOCK_CALL_PROG, CLOCK_JIFFIES_PROG]).unwrap_err();
         assert!(format!("{e:#}").contains("xdhcp_bench_clock_jiffies returned 1"), "{e:#}");
+    }
+
+    #[test]
+    fn the_check_programs_pass_what_is_plainly_not_dhcp_and_one_counts_it() {
+        let mut b = Bench::loaded(fastpath::OBJECT, 2_000, 1).unwrap();
+        let counted = |b: &Bench| b.h.maps.stats().unwrap().get(Stat::PassNotDhcp);
+        let before = counted(&b);
+        let [check] = b.over_floor([CHECK_PROG]).unwrap();
+        assert!(check.is_finite(), "{check}");
+        assert_eq!(counted(&b), before, "the check alone counts nothing");
+        b.over_floor([CHECK_COUNTED_PROG]).unwrap();
+        assert_eq!(counted(&b), before + 2_000, "one count a repetition");
+        // A renewal is not plainly anything else: neither passes it.
+        let renewal = request(0).frame();
+        for prog in [CHECK_PROG, CHECK_COUNTED_PROG] {
+            let e = b.time(prog, &renewal, XDP_PASS).unwrap_err();
+            assert!(format!("{e:#}").contains(&format!("{prog} returned 1")), "{e:#}");
+        }
     }
 }
