@@ -282,7 +282,7 @@ mod user {
 /// Benchmark only: the request `xdhcp_bench` restores before every repetition, because
 /// BPF_PROG_TEST_RUN hands each repetition the previous one's output (our own ACK).
 pub const BENCH: &str = "XDHCP_BENCH";
-pub const BENCH_FRAME_MAX: usize = 512;
+pub const BENCH_FRAME_MAX: usize = 1024;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
@@ -310,7 +310,7 @@ pub struct BenchFrame {
     pub frame: [u8; BENCH_FRAME_MAX],
 }
 
-const _: () = assert!(size_of::<BenchFrame>() == 552);
+const _: () = assert!(size_of::<BenchFrame>() == 1064);
 
 #[cfg(feature = "user")]
 // SAFETY: repr(C), no padding (checked by the Pod derive), any bit pattern valid.

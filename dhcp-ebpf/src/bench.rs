@@ -1,13 +1,15 @@
 //! Benchmark programs, never attached: BPF_PROG_TEST_RUN with `repeat` feeds each repetition the
 //! previous output, so `xdhcp_bench` first restores the request (and picks the next client)
-//! and then runs the real fast path. Its restore step has to shrink our ACK back to the request;
-//! `xdhcp_bench_restore` (restore without resizing) and `xdhcp_bench_resize` (restore, then
-//! grow back to the ACK's length) bracket that cost, and userspace subtracts their mean.
+//! and then runs the real fast path. Its restore step has to resize our ACK back to the request
+//! where that differs in length; `xdhcp_bench_restore` (restore without resizing) and
+//! `xdhcp_bench_resize` (restore, then resize back to the ACK's length) bracket that cost, and
+//! userspace subtracts their mean.
 use aya_ebpf::{
     bindings::xdp_action,
     btf_maps::Array,
     helpers::generated::{
-        bpf_jiffies64, bpf_ktime_get_coarse_ns, bpf_xdp_adjust_head, bpf_xdp_store_bytes,
+        bpf_jiffies64, bpf_ktime_get_coarse_ns, bpf_xdp_adjust_head, bpf_xdp_adjust_tail,
+        bpf_xdp_store_bytes,
     },
     macros::{btf_map, xdp},
     programs::XdpContext,
@@ -35,10 +37,16 @@ fn restore(ctx: &XdpContext) -> Option<()> {
     if len < 64 {
         return None;
     }
-    // The fast path grows short requests at the head, so the head is where the previous ACK
-    // gives its extra bytes back (the headroom would run out otherwise).
+    // Undone where the fast path did it, or the room there would run out: it grows short
+    // requests at the head and shrinks long ones at the tail.
     let have = ctx.data_end() - ctx.data();
-    if have != len && unsafe { bpf_xdp_adjust_head(ctx.ctx, have as i32 - len as i32) } != 0 {
+    let by = len as i32 - have as i32;
+    let rc = match by {
+        0 => 0,
+        ..0 => unsafe { bpf_xdp_adjust_head(ctx.ctx, -by) },
+        _ => unsafe { bpf_xdp_adjust_tail(ctx.ctx, by) },
+    };
+    if rc != 0 {
         return None;
     }
     if unsafe { bpf_xdp_store_bytes(ctx.ctx, 0, b.frame.as_mut_ptr().cast(), len as u32) } != 0 {
@@ -66,6 +74,17 @@ fn restore(ctx: &XdpContext) -> Option<()> {
     Some(())
 }
 
+/// Grows the frame by `by` bytes (shrinks if negative) as the fast path does: growth at the
+/// head, shrinking at the tail.
+#[inline(always)]
+fn resize(ctx: &XdpContext, by: i32) -> i64 {
+    match by {
+        0 => 0,
+        1.. => unsafe { bpf_xdp_adjust_head(ctx.ctx, -by) },
+        _ => unsafe { bpf_xdp_adjust_tail(ctx.ctx, by) },
+    }
+}
+
 #[xdp]
 pub fn xdhcp_bench(ctx: XdpContext) -> u32 {
     if restore(&ctx).is_none() {
@@ -83,7 +102,7 @@ pub fn xdhcp_bench_resize(ctx: XdpContext) -> u32 {
     // Opaque to LLVM, which would otherwise fold it into 32-bit pointer arithmetic.
     let have = core::hint::black_box(ctx.data_end() - ctx.data());
     let grow = (b.ack_len as usize & (BENCH_FRAME_MAX - 1)) as i32 - have as i32;
-    if unsafe { bpf_xdp_adjust_head(ctx.ctx, -grow) } != 0 {
+    if resize(&ctx, grow) != 0 {
         return xdp_action::XDP_DROP;
     }
     xdp_action::XDP_PASS

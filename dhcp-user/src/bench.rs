@@ -47,6 +47,8 @@ pub struct FastpathReport {
     pub ns_per_renewal: f64,
     /// Same, with the renewing client varying across 1,000,000 leases.
     pub ns_per_renewal_1m: f64,
+    /// One lease, the request a full 576-byte IP packet (udhcpc's size), events on.
+    pub ns_per_renewal_576: f64,
     /// One lease, events off (in-place stamp only): what the event costs.
     pub ns_per_renewal_stamp_only: f64,
     pub ns_per_renewal_1m_stamp_only: f64,
@@ -138,9 +140,17 @@ fn stride(clients: u32) -> u32 {
     s
 }
 
-/// The frame to restore, with the offsets the program patches per client.
-fn bench_frame(clients: u32) -> Result<BenchFrame> {
-    let f = request(0).frame();
+/// A renewal in a full 576-byte IP packet, as udhcpc sends them (zeroes after the options).
+fn full_request(i: u32) -> Vec<u8> {
+    let r = request(i);
+    let mut payload = crate::packet::encode(&r.message());
+    payload.resize(dhcp_common::layout::FULL_BOOTP_LEN, 0);
+    r.frame_with(&payload)
+}
+
+/// The frame to restore, with the offsets the program patches per client; `ack_len` is the
+/// length of the ACK the restore turns back into the request.
+fn bench_frame(f: &[u8], clients: u32, ack_len: usize) -> Result<BenchFrame> {
     ensure!(f.len() <= BENCH_FRAME_MAX, "request frame too long");
     let bootp_at = bootp::ETH_HLEN + bootp::IPV4_HLEN + bootp::UDP_HLEN;
     let mac = BenchFrame::client_mac(0);
@@ -154,7 +164,7 @@ fn bench_frame(clients: u32) -> Result<BenchFrame> {
         + 3;
     ensure!(f[id_at..id_at + 6] == mac);
     let mut frame = [0u8; BENCH_FRAME_MAX];
-    frame[..f.len()].copy_from_slice(&f);
+    frame[..f.len()].copy_from_slice(f);
     Ok(BenchFrame {
         len: f.len() as u32,
         clients,
@@ -163,7 +173,7 @@ fn bench_frame(clients: u32) -> Result<BenchFrame> {
         chaddr_off: (bootp_at + bootp::CHADDR) as u32,
         client_id_mac_off: id_at as u32,
         base_addr: u32::from(BASE),
-        ack_len: (bootp::ETH_HLEN + dhcp_common::layout::IP_LEN) as u32,
+        ack_len: ack_len as u32,
         stride: stride(clients),
         frame,
     })
@@ -245,7 +255,8 @@ impl Bench {
     }
 
     fn set_clients(&mut self, clients: u32) -> Result<()> {
-        Ok(self.frames.set(0, bench_frame(clients)?, 0)?)
+        let ack_len = bootp::ETH_HLEN + dhcp_common::layout::IP_LEN;
+        Ok(self.frames.set(0, bench_frame(&request(0).frame(), clients, ack_len)?, 0)?)
     }
 
     fn events(&mut self, on: bool) -> Result<()> {
@@ -286,23 +297,42 @@ impl Bench {
         Ok((self.time(RESTORE_PROG, &f, XDP_PASS)? + self.time(RESIZE_PROG, &f, XDP_PASS)?) / 2.0)
     }
 
+    /// One lease, a full-size request (576-byte IP, udhcpc's), events on, net of the restore
+    /// step as the timed run takes it: with a resize only where this build's ACK is not the
+    /// request's length (a build before `layout::FULL_IP_LEN` shrank it).
+    fn full_size_renewal(&mut self) -> Result<f64> {
+        let f = full_request(0);
+        let (ret, ack) = self.h.run(&f)?;
+        ensure!(ret == XDP_TX, "the full-size request was not answered ({ret})");
+        self.frames.set(0, bench_frame(&f, 1, ack.len())?, 0)?;
+        let restore = if ack.len() == f.len() {
+            self.time(RESTORE_PROG, &f, XDP_PASS)?
+        } else {
+            (self.time(RESTORE_PROG, &f, XDP_PASS)? + self.time(RESIZE_PROG, &f, XDP_PASS)?) / 2.0
+        };
+        self.events(true)?;
+        let ns = self.time_renewals(&f)? - restore;
+        self.set_clients(1)?;
+        Ok(ns)
+    }
+
     /// Over `clients` leases: the restore step, and renewals net of it with events on and off.
     fn renewal_figures(&mut self, clients: u32) -> Result<[f64; 3]> {
         self.set_clients(clients)?;
         let restore = self.time_restore()?;
         self.events(true)?;
-        let with_events = self.time_renewals()? - restore;
+        let frame = request(0).frame();
+        let with_events = self.time_renewals(&frame)? - restore;
         self.events(false)?;
-        let stamp_only = self.time_renewals()? - restore;
+        let stamp_only = self.time_renewals(&frame)? - restore;
         Ok([restore, with_events, stamp_only])
     }
 
     /// Mean ns per full renewal (restore included); every repetition must be an ACK.
-    fn time_renewals(&mut self) -> Result<f64> {
-        let frame = request(0).frame();
+    fn time_renewals(&mut self, frame: &[u8]) -> Result<f64> {
         let before = self.h.maps.stats()?.get(Stat::Ack);
         let drainer = Drainer::start(self.h.events.take().context("events lent out")?);
-        let r = self.h.time(BENCH_PROG, &frame, self.repeat);
+        let r = self.h.time(BENCH_PROG, frame, self.repeat);
         let events = drainer.stop();
         self.h.events = Some(events);
         let (ret, ns) = r?;
@@ -370,12 +400,13 @@ fn random_access_ns(bytes: usize) -> Result<f64> {
 
 /// The figures one round times, in this order (`ns_restore*` are subtracted from the renewals
 /// timed with them).
-const ROUND_FIGURES: [&str; 8] = [
+const ROUND_FIGURES: [&str; FIGURES] = [
     "ns_floor",
     "ns_non_dhcp",
     "ns_restore",
     "ns_per_renewal",
     "ns_per_renewal_stamp_only",
+    "ns_per_renewal_576",
     "ns_restore_1m",
     "ns_per_renewal_1m",
     "ns_per_renewal_1m_stamp_only",
@@ -393,8 +424,8 @@ impl Bench {
     }
 
     /// Every figure once (`quick`: the 1 M-lease ones stay 0), as [`ROUND_FIGURES`] names them.
-    fn round(&mut self, quick: bool) -> Result<[f64; 8]> {
-        let mut r = [0.0; 8];
+    fn round(&mut self, quick: bool) -> Result<Round> {
+        let mut r = [0.0; FIGURES];
         for g in 0..GROUPS {
             self.group(g, quick, &mut r)?;
         }
@@ -402,13 +433,17 @@ impl Bench {
     }
 
     /// Times group `g` of a round's figures into their places in `r`: the floor, non-DHCP, one
-    /// lease (restore and both renewals), 1 M leases (the same; skipped when `quick`).
-    fn group(&mut self, g: usize, quick: bool, r: &mut [f64; 8]) -> Result<()> {
+    /// lease (restore, both renewals, a full-size request), 1 M leases (restore and both
+    /// renewals; skipped when `quick`).
+    fn group(&mut self, g: usize, quick: bool, r: &mut Round) -> Result<()> {
         let dns = self.dns.clone();
         match g {
             0 => r[0] = self.time(fastpath::PASS_PROG, &dns, XDP_PASS)?,
             1 => r[1] = self.time(fastpath::PROG, &dns, XDP_PASS)?,
-            2 => r[2..QUICK_FIGURES].copy_from_slice(&self.renewal_figures(1)?),
+            2 => {
+                r[2..5].copy_from_slice(&self.renewal_figures(1)?);
+                r[5] = self.full_size_renewal()?;
+            }
             _ if !quick => r[QUICK_FIGURES..].copy_from_slice(&self.renewal_figures(MILLION)?),
             _ => {}
         }
@@ -418,7 +453,9 @@ impl Bench {
 
 const GROUPS: usize = 4;
 /// The figures of a `quick` round: all but the 1 M-lease ones, which come last.
-const QUICK_FIGURES: usize = 5;
+const QUICK_FIGURES: usize = 6;
+const FIGURES: usize = 9;
+type Round = [f64; FIGURES];
 
 const MILLION: u32 = 1_000_000;
 
@@ -450,7 +487,8 @@ pub fn fastpath(repeat: u32, runs: usize, quick: bool) -> Result<FastpathReport>
         }
     }
     let med = |k: usize| median(column(&rounds, k));
-    let [floor, non_dhcp, restore, one, stamp, restore_m, m, m_stamp] = std::array::from_fn(med);
+    let [floor, non_dhcp, restore, one, stamp, full, restore_m, m, m_stamp] =
+        std::array::from_fn(med);
 
     let memlock = |fd: std::os::fd::RawFd| -> Result<u64> {
         let fdinfo = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))?;
@@ -467,6 +505,7 @@ pub fn fastpath(repeat: u32, runs: usize, quick: bool) -> Result<FastpathReport>
     Ok(FastpathReport {
         ns_per_renewal: one,
         ns_per_renewal_1m: m,
+        ns_per_renewal_576: full,
         ns_per_renewal_stamp_only: stamp,
         ns_per_renewal_1m_stamp_only: m_stamp,
         ns_floor: floor,
@@ -553,7 +592,7 @@ pub fn compare(
     // Paired group by group (a fraction of a second apart), the order alternating.
     for i in 0..rounds {
         let (a, b) = if i % 2 == 0 { (&mut a1, &mut b1) } else { (&mut a2, &mut b2) };
-        let (mut x, mut y) = ([0.0; 8], [0.0; 8]);
+        let (mut x, mut y) = ([0.0; FIGURES], [0.0; FIGURES]);
         for g in 0..GROUPS {
             if (i / 2 + g) % 2 == 0 {
                 a.group(g, quick, &mut x)?;
