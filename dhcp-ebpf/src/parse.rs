@@ -31,6 +31,8 @@ pub struct Renewal {
     /// Offset in the frame of the option 61 value; 0 when the request has none.
     pub client_id_off: usize,
     pub client_id_len: usize,
+    /// The UDP payload's length (Ethernet padding excluded).
+    pub bootp_len: usize,
 }
 
 impl Renewal {
@@ -158,6 +160,7 @@ pub fn renewal(ctx: &XdpContext) -> Result<Renewal, Stat> {
         xid: field(hdr, XID),
         client_id_off: 0,
         client_id_len: 0,
+        bootp_len,
     };
     let scan = options(ctx, bootp + OPTIONS, bootp_len - OPTIONS)?;
     let msg_type_off = scan.msg_type_off as usize;

@@ -76,7 +76,13 @@ pub fn renew(ctx: &XdpContext) -> Result<(), Stat> {
     } else {
         None
     };
-    rewrite(ctx, &req, &ctl, subnet, client_id, &times)?;
+    // One copy of the rewrite per length, each with its lengths as constants: chosen at run
+    // time, they cost the ordinary renewal 7-16 ns (paired; 24-51 over 1 M leases).
+    if req.bootp_len == layout::FULL_BOOTP_LEN {
+        rewrite::<true>(ctx, &req, &ctl, subnet, client_id, &times)?;
+    } else {
+        rewrite::<false>(ctx, &req, &ctl, subnet, client_id, &times)?;
+    }
 
     unsafe {
         (*lease_ptr).renewed_at_ns = now;
@@ -218,8 +224,9 @@ unsafe fn put<T>(base: *mut u8, off: usize, v: T) {
     unsafe { base.add(off).cast::<T>().write_unaligned(v) }
 }
 
+/// `FULL`: the request is a full 576-byte IP packet, answered at that length.
 #[inline(always)]
-fn rewrite(
+fn rewrite<const FULL: bool>(
     ctx: &XdpContext,
     req: &Renewal,
     ctl: &Control,
@@ -230,9 +237,16 @@ fn rewrite(
     // Every ACK has the same length, and is written whole: resize once, then every later check
     // is against constants. A frame too short grows at the head, not the tail: XDP guarantees
     // 256 bytes of headroom, while tailroom can be a few bytes (veth copies frames into tight
-    // page-pool fragments), so the ACK is built from scratch over whatever is there.
+    // page-pool fragments), so the ACK is built from scratch over whatever is there. A request
+    // of the full 576 bytes keeps its length (layout::FULL_IP_LEN): the ACK, then zeroes.
+    let (ip_len, bootp_len) = if FULL {
+        (layout::FULL_IP_LEN, layout::FULL_BOOTP_LEN)
+    } else {
+        (layout::IP_LEN, layout::BOOTP_LEN)
+    };
+    let udp_len = ip_len - IPV4_HLEN;
     let bootp = req.bootp();
-    let want = (bootp + layout::BOOTP_LEN) as i64;
+    let want = (bootp + bootp_len) as i64;
     let have = (ctx.data_end() - ctx.data()) as i64;
     let rc = if want > have {
         unsafe { bpf_xdp_adjust_head(ctx.ctx, (have - want) as i32) }
@@ -250,6 +264,17 @@ fn rewrite(
     // One checked pointer for the whole IP packet; UDP and BOOTP are constant offsets from it,
     // so the verifier keeps the proven range for all three.
     let ip = ptr_at_mut::<[u8; layout::IP_LEN]>(ctx, req.l2_len)?.cast::<u8>();
+    if FULL {
+        let pad = ptr_at_mut::<[u8; layout::FULL_PAD]>(ctx, req.l2_len + layout::IP_LEN)?;
+        let pad = pad.cast::<u8>();
+        let mut z = 0;
+        while z + 8 <= layout::FULL_PAD {
+            unsafe { pad.add(z).cast::<u64>().write_volatile(0) };
+            z += 8;
+        }
+        const _: () = assert!(layout::FULL_PAD % 8 == 4);
+        unsafe { pad.add(z).cast::<u32>().write_volatile(0) };
+    }
     let u = unsafe { ip.add(IPV4_HLEN) };
     let b = unsafe { u.add(UDP_HLEN) };
     let relayed = req.giaddr != [0; 4];
@@ -279,7 +304,7 @@ fn rewrite(
         let half = |v: u64| (v & 0xffff_ffff) + (v >> 32);
 
         // IPv4: id 0, DF, TTL 64.
-        let ip_w = [0x45u8, 0, (layout::IP_LEN >> 8) as u8, layout::IP_LEN as u8];
+        let ip_w = [0x45u8, 0, (ip_len >> 8) as u8, ip_len as u8];
         let frag_w = [0u8, 0, 0x40, 0];
         let ttl_w = [64u8, IPPROTO_UDP, 0, 0];
         put(ip, 0, ip_w);
@@ -297,7 +322,7 @@ fn rewrite(
         // UDP: from 67, to the relay's 67 or the client's 68; checksum filled in last.
         let dport = if relayed { SERVER_PORT } else { CLIENT_PORT };
         let ports = u32::from(SERVER_PORT.to_be()) | u32::from(dport.to_be()) << 16;
-        let len_w = u32::from((layout::UDP_LEN as u16).to_be());
+        let len_w = u32::from((udp_len as u16).to_be());
         put(u, 0, ports);
         put(u, 4, len_w);
 
@@ -324,7 +349,7 @@ fn rewrite(
         // Pseudo-header, UDP header and the fixed BOOTP fields (sname and file add nothing).
         let mut sum = csum::ne32(subnet.server_id)
             + csum::ne32(dst_ip)
-            + csum::ne32([0, IPPROTO_UDP, (layout::UDP_LEN >> 8) as u8, layout::UDP_LEN as u8])
+            + csum::ne32([0, IPPROTO_UDP, (udp_len >> 8) as u8, udp_len as u8])
             + u64::from(ports)
             + u64::from(len_w)
             + csum::ne32(op_w)

@@ -14,6 +14,11 @@ use xdhcp::{
 
 /// Runs `frame`, asserts an ACK came back, and returns it parsed.
 fn ack(h: &mut Harness, frame: &[u8]) -> Parsed {
+    ack_of_len(h, frame, layout::BOOTP_LEN)
+}
+
+/// [`ack`], for an ACK whose BOOTP payload is `bootp_len` bytes.
+fn ack_of_len(h: &mut Harness, frame: &[u8], bootp_len: usize) -> Parsed {
     let before = h.maps.stats().unwrap();
     let (ret, out) = h.run(frame).unwrap();
     let d = h.maps.stats().unwrap().since(&before);
@@ -22,7 +27,7 @@ fn ack(h: &mut Harness, frame: &[u8]) -> Parsed {
     let p = packet::parse_frame(&out).expect("the ACK parses");
     assert!(p.ip_checksum_ok, "IPv4 header checksum");
     assert!(p.udp_checksum_ok, "UDP checksum (nonzero and correct)");
-    assert_eq!(p.payload.len(), layout::BOOTP_LEN);
+    assert_eq!(p.payload.len(), bootp_len);
     p
 }
 
@@ -141,6 +146,37 @@ fn a_long_request_leaves_nothing_of_itself_in_the_ack_options() {
         let slot_end = dhcp_common::bootp::OPTIONS + layout::SUBNET_BLOCK;
         assert_eq!(p.payload[slot_end - 1], 0, "PAD before the subnet block");
         assert!(p.msg.opts().get(OptionCode::Hostname).is_none(), "nothing echoed but 61");
+    }
+}
+
+#[test]
+fn a_full_576_byte_request_is_answered_at_its_own_length_padded_with_zeroes() {
+    // udhcpc's requests are 576-byte IP packets; the ACK keeps that length rather than shrink
+    // the frame. Whatever the request had past the ACK's end (here a hostname running into
+    // it, and non-zero padding) must not come back.
+    let mut h = harness();
+    let kinds = [RenewKind::Renewing, RenewKind::Relayed { giaddr: RELAY, relay_mac: RELAY_MAC }];
+    let qinq = vec![Vlan::dot1ad(100), Vlan::dot1q(4000)];
+    for (kind, vlans) in kinds.into_iter().zip([vec![], qinq]) {
+        let mut req = renewal(kind);
+        req.vlans = vlans;
+        let mut m = req.message();
+        m.opts_mut().insert(DhcpOption::Hostname("h".repeat(200)));
+        let mut payload = packet::encode(&m);
+        assert!(payload.len() < layout::FULL_BOOTP_LEN);
+        payload.resize(layout::FULL_BOOTP_LEN, 0xee);
+        let frame = req.frame_with(&payload);
+        let p = ack_of_len(&mut h, &frame, layout::FULL_BOOTP_LEN);
+        assert_lab_ack(&p, &req);
+        assert!(p.payload[layout::BOOTP_LEN..].iter().all(|b| *b == 0), "zeroes after the ACK");
+        assert!(p.msg.opts().get(OptionCode::Hostname).is_none(), "nothing echoed but 61");
+    }
+    // One byte short of it (or over) is the ordinary ACK.
+    let req = renewal(RenewKind::Renewing);
+    for len in [layout::FULL_BOOTP_LEN - 1, layout::FULL_BOOTP_LEN + 1] {
+        let mut payload = packet::encode(&req.message());
+        payload.resize(len, 0);
+        ack(&mut h, &req.frame_with(&payload));
     }
 }
 
