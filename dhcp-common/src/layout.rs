@@ -1,6 +1,7 @@
-//! The fixed layout of a fast-path DHCPACK's options. Every ACK has the same length, so the
-//! program resizes the frame once and checksums a constant-size region, and userspace can
-//! pre-encode a subnet's constant options into one block.
+//! The fixed layout of a fast-path DHCPACK's options. Every ACK has the same length (but for
+//! the answer to a full 576-byte request, [`FULL_IP_LEN`]), so the program resizes the frame
+//! once and checksums a constant-size region, and userspace can pre-encode a subnet's constant
+//! options into one block.
 //!
 //! | offset (after the cookie) | bytes | content |
 //! |---|---|---|
