@@ -41,12 +41,7 @@ fn restore(ctx: &XdpContext) -> Option<()> {
     // requests at the head and shrinks long ones at the tail.
     let have = ctx.data_end() - ctx.data();
     let by = len as i32 - have as i32;
-    let rc = match by {
-        0 => 0,
-        ..0 => unsafe { bpf_xdp_adjust_head(ctx.ctx, -by) },
-        _ => unsafe { bpf_xdp_adjust_tail(ctx.ctx, by) },
-    };
-    if rc != 0 {
+    if resize(ctx, by, by < 0) != 0 {
         return None;
     }
     if unsafe { bpf_xdp_store_bytes(ctx.ctx, 0, b.frame.as_mut_ptr().cast(), len as u32) } != 0 {
@@ -74,14 +69,13 @@ fn restore(ctx: &XdpContext) -> Option<()> {
     Some(())
 }
 
-/// Grows the frame by `by` bytes (shrinks if negative) as the fast path does: growth at the
-/// head, shrinking at the tail.
+/// Grows the frame by `by` bytes (shrinks it if negative) at its head or at its tail.
 #[inline(always)]
-fn resize(ctx: &XdpContext, by: i32) -> i64 {
-    match by {
-        0 => 0,
-        1.. => unsafe { bpf_xdp_adjust_head(ctx.ctx, -by) },
-        _ => unsafe { bpf_xdp_adjust_tail(ctx.ctx, by) },
+fn resize(ctx: &XdpContext, by: i32, at_head: bool) -> i64 {
+    match (by, at_head) {
+        (0, _) => 0,
+        (_, true) => unsafe { bpf_xdp_adjust_head(ctx.ctx, -by) },
+        (_, false) => unsafe { bpf_xdp_adjust_tail(ctx.ctx, by) },
     }
 }
 
@@ -102,7 +96,8 @@ pub fn xdhcp_bench_resize(ctx: XdpContext) -> u32 {
     // Opaque to LLVM, which would otherwise fold it into 32-bit pointer arithmetic.
     let have = core::hint::black_box(ctx.data_end() - ctx.data());
     let grow = (b.ack_len as usize & (BENCH_FRAME_MAX - 1)) as i32 - have as i32;
-    if resize(&ctx, grow) != 0 {
+    // As the fast path does: growth at the head, shrinking at the tail.
+    if resize(&ctx, grow, grow > 0) != 0 {
         return xdp_action::XDP_DROP;
     }
     xdp_action::XDP_PASS
