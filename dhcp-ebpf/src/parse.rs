@@ -33,9 +33,6 @@ pub struct Renewal {
     pub client_id_len: usize,
     /// The UDP payload's length (Ethernet padding excluded).
     pub bootp_len: usize,
-    /// The lease slot of `ciaddr`, if its /24 has slots (whether it holds this lease is the
-    /// caller's to check).
-    pub lease: Option<*mut dhcp_common::LeaseEntry>,
 }
 
 impl Renewal {
@@ -164,14 +161,7 @@ pub fn renewal(ctx: &XdpContext) -> Result<Renewal, Stat> {
         client_id_off: 0,
         client_id_len: 0,
         bootp_len,
-        lease: crate::reply::slot(u32::from_be_bytes(field(hdr, CIADDR))),
     };
-    // The lease's line is asked for now, before the option scan: over a large table it is a
-    // cache miss (a quarter of a microsecond here), which the scan can overlap only if the load
-    // is issued first.
-    if let Some(p) = r.lease {
-        unsafe { p.cast::<u64>().read_volatile() };
-    }
     let scan = options(ctx, bootp + OPTIONS, bootp_len - OPTIONS)?;
     let msg_type_off = scan.msg_type_off as usize;
     if msg_type_off == 0 || read::<u8>(ctx, msg_type_off & 0xfff)? != DHCPREQUEST {

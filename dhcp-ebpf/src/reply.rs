@@ -35,7 +35,7 @@ pub fn renew(ctx: &XdpContext) -> Result<(), Stat> {
     if ctl.enabled == 0 {
         return Err(Stat::PassDisabled);
     }
-    let lease_ptr = req.lease.ok_or(Stat::PassUnknownLease)?;
+    let lease_ptr = slot(u32::from_be_bytes(req.ciaddr)).ok_or(Stat::PassUnknownLease)?;
     let lease: LeaseEntry = unsafe { *lease_ptr };
     // An empty slot, another address's, or one read while userspace rewrote it.
     if !lease.holds(req.ciaddr) {
