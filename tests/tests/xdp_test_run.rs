@@ -601,13 +601,15 @@ fn a_full_event_log_sends_renewals_to_the_slow_path_until_userspace_reads_it() {
     assert_eq!(drain_events(&mut h).len(), 1, "answered and logged again once read");
 }
 
-/// The verifier's work is a budget: a change that makes it creep up shows here.
+/// The verifier's work is a budget: a change that makes it creep up shows here. 56,438 on
+/// 2026-11-29; a maybe-null pointer carried through the option scan once took it to 150,936,
+/// which the earlier bound of 200,000 let through.
 #[test]
 fn verifier_work_stays_within_budget() {
     let mut h = harness();
     let n = h.info(xdhcp::fastpath::PROG).unwrap().verified_instruction_count().unwrap();
     println!("verified (processed) instructions: {n}");
-    assert!(n > 1000 && n < 200_000, "processed {n} instructions");
+    assert!(n > 1000 && n < 80_000, "processed {n} instructions");
 }
 
 #[test]
