@@ -39,13 +39,12 @@ const _: () = assert!(UDP_SUBNET_BLOCK.is_multiple_of(4));
 const _: () = assert!(UDP_SUBNET_BLOCK + maps::SUBNET_OPTS_LEN == UDP_LEN);
 const _: () = assert!(BOOTP_LEN >= 300, "BOOTP minimum message size");
 
-/// A request in a 576-byte IP packet (the size every client must accept, RFC 2131 §2; udhcpc and
-/// other clients built on a fixed-size packet struct send exactly this) is answered at its own
-/// length: the ACK, then zeroes. Resizing the frame is a helper call, and the shrink the
-/// longer request would need costs more than the zeroes.
+/// A request in a 576-byte IP packet (the size every client must accept, RFC 2131 §2, and what a
+/// client sending its whole fixed-size packet struct sends) is answered at its own length: the
+/// ACK, then zeroes. Resizing the frame is a helper call, and the shrink the longer request
+/// would need costs more than the zeroes.
 pub const FULL_IP_LEN: usize = 576;
-pub const FULL_UDP_LEN: usize = FULL_IP_LEN - bootp::IPV4_HLEN;
-pub const FULL_BOOTP_LEN: usize = FULL_UDP_LEN - bootp::UDP_HLEN;
+pub const FULL_BOOTP_LEN: usize = FULL_IP_LEN - bootp::IPV4_HLEN - bootp::UDP_HLEN;
 /// The zeroes after the ACK in a full-length answer.
 pub const FULL_PAD: usize = FULL_IP_LEN - IP_LEN;
 const _: () = assert!(FULL_IP_LEN > IP_LEN && FULL_PAD.is_multiple_of(4));

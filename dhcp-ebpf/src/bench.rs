@@ -40,8 +40,12 @@ fn restore(ctx: &XdpContext) -> Option<()> {
     // Undone where the fast path did it, or the room there would run out: it grows short
     // requests at the head and shrinks long ones at the tail.
     let have = ctx.data_end() - ctx.data();
-    let by = len as i32 - have as i32;
-    if resize(ctx, by, by < 0) != 0 {
+    let rc = match len as i32 - have as i32 {
+        0 => 0,
+        by @ ..0 => unsafe { bpf_xdp_adjust_head(ctx.ctx, -by) },
+        by => unsafe { bpf_xdp_adjust_tail(ctx.ctx, by) },
+    };
+    if rc != 0 {
         return None;
     }
     if unsafe { bpf_xdp_store_bytes(ctx.ctx, 0, b.frame.as_mut_ptr().cast(), len as u32) } != 0 {
@@ -69,16 +73,6 @@ fn restore(ctx: &XdpContext) -> Option<()> {
     Some(())
 }
 
-/// Grows the frame by `by` bytes (shrinks it if negative) at its head or at its tail.
-#[inline(always)]
-fn resize(ctx: &XdpContext, by: i32, at_head: bool) -> i64 {
-    match (by, at_head) {
-        (0, _) => 0,
-        (_, true) => unsafe { bpf_xdp_adjust_head(ctx.ctx, -by) },
-        (_, false) => unsafe { bpf_xdp_adjust_tail(ctx.ctx, by) },
-    }
-}
-
 #[xdp]
 pub fn xdhcp_bench(ctx: XdpContext) -> u32 {
     if restore(&ctx).is_none() {
@@ -95,9 +89,8 @@ pub fn xdhcp_bench_resize(ctx: XdpContext) -> u32 {
     let Some(b) = XDHCP_BENCH.get(0) else { return xdp_action::XDP_DROP };
     // Opaque to LLVM, which would otherwise fold it into 32-bit pointer arithmetic.
     let have = core::hint::black_box(ctx.data_end() - ctx.data());
-    let grow = (b.ack_len as usize & (BENCH_FRAME_MAX - 1)) as i32 - have as i32;
-    // As the fast path does: growth at the head, shrinking at the tail.
-    if resize(&ctx, grow, grow > 0) != 0 {
+    let ack_len = (b.ack_len as usize & (BENCH_FRAME_MAX - 1)) as i64;
+    if crate::reply::resize(&ctx, ack_len, have as i64) != 0 {
         return xdp_action::XDP_DROP;
     }
     xdp_action::XDP_PASS

@@ -35,13 +35,6 @@ pub struct Renewal {
     pub bootp_len: usize,
 }
 
-impl Renewal {
-    #[inline(always)]
-    pub fn bootp(&self) -> usize {
-        self.l2_len + IPV4_HLEN + UDP_HLEN
-    }
-}
-
 #[inline(always)]
 fn be16(b: [u8; 2]) -> u16 {
     u16::from_be_bytes(b)

@@ -224,6 +224,19 @@ unsafe fn put<T>(base: *mut u8, off: usize, v: T) {
     unsafe { base.add(off).cast::<T>().write_unaligned(v) }
 }
 
+/// Resizes the frame from `have` bytes to `want` as the ACK is made: growth at the head (XDP
+/// guarantees 256 bytes of headroom, while tailroom can be a few bytes), shrinking at the tail.
+#[inline(always)]
+pub(crate) fn resize(ctx: &XdpContext, want: i64, have: i64) -> i64 {
+    if want > have {
+        unsafe { bpf_xdp_adjust_head(ctx.ctx, (have - want) as i32) }
+    } else if want < have {
+        unsafe { bpf_xdp_adjust_tail(ctx.ctx, (want - have) as i32) }
+    } else {
+        0
+    }
+}
+
 /// `FULL`: the request is a full 576-byte IP packet, answered at that length.
 #[inline(always)]
 fn rewrite<const FULL: bool>(
@@ -239,23 +252,10 @@ fn rewrite<const FULL: bool>(
     // 256 bytes of headroom, while tailroom can be a few bytes (veth copies frames into tight
     // page-pool fragments), so the ACK is built from scratch over whatever is there. A request
     // of the full 576 bytes keeps its length (layout::FULL_IP_LEN): the ACK, then zeroes.
-    let (ip_len, bootp_len) = if FULL {
-        (layout::FULL_IP_LEN, layout::FULL_BOOTP_LEN)
-    } else {
-        (layout::IP_LEN, layout::BOOTP_LEN)
-    };
+    let ip_len = if FULL { layout::FULL_IP_LEN } else { layout::IP_LEN };
     let udp_len = ip_len - IPV4_HLEN;
-    let bootp = req.bootp();
-    let want = (bootp + bootp_len) as i64;
     let have = (ctx.data_end() - ctx.data()) as i64;
-    let rc = if want > have {
-        unsafe { bpf_xdp_adjust_head(ctx.ctx, (have - want) as i32) }
-    } else if want < have {
-        unsafe { bpf_xdp_adjust_tail(ctx.ctx, (want - have) as i32) }
-    } else {
-        0
-    };
-    if rc != 0 {
+    if resize(ctx, (req.l2_len + ip_len) as i64, have) != 0 {
         return Err(Stat::PassResize);
     }
     // The frame now has exactly the ACK's length, so these checks cannot fail; the verifier

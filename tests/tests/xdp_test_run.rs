@@ -151,8 +151,8 @@ fn a_long_request_leaves_nothing_of_itself_in_the_ack_options() {
 
 #[test]
 fn a_full_576_byte_request_is_answered_at_its_own_length_padded_with_zeroes() {
-    // udhcpc's requests are 576-byte IP packets; the ACK keeps that length rather than shrink
-    // the frame. Whatever the request had past the ACK's end (here a hostname running into
+    // A request in a full 576-byte IP packet: the ACK keeps that length rather than shrink the
+    // frame. Whatever the request had past the ACK's end (here a hostname running into
     // it, and non-zero padding) must not come back.
     let mut h = harness();
     let kinds = [RenewKind::Renewing, RenewKind::Relayed { giaddr: RELAY, relay_mac: RELAY_MAC }];
