@@ -11,6 +11,7 @@ pub mod bench_endurance;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod core;
 pub mod daemon;
 pub mod eventlog;
 pub mod failover;

@@ -10,34 +10,12 @@ use tracing::warn;
 use crate::{
     clock,
     config::Config,
+    core::Now,
     eventlog::EventLog,
     fastpath::{self, AttachMode},
     maps::FastPathMaps,
     server::{FastPathLease, MapOp},
 };
-
-/// One instant read on both clocks: conversions between them use the same pair.
-#[derive(Clone, Copy, Debug)]
-pub struct Now {
-    pub unix: u64,
-    pub mono_ns: u64,
-}
-
-impl Now {
-    #[must_use]
-    pub fn read() -> Self {
-        let unix = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        Self { unix, mono_ns: clock::monotonic_ns() }
-    }
-
-    /// Unix seconds of a monotonic instant (an event's timestamp), rounded down.
-    #[must_use]
-    pub fn unix_of(&self, mono_ns: u64) -> u64 {
-        self.unix.saturating_sub(self.mono_ns.saturating_sub(mono_ns).div_ceil(1_000_000_000))
-    }
-}
 
 /// The kernel entry for a lease: `None` when its horizon has passed.
 #[must_use]

@@ -25,24 +25,8 @@ use tokio::{
 };
 use tracing::{debug, info, warn};
 
-use super::Input;
 use crate::config::Failover;
-
-/// What the link tells the core.
-#[derive(Debug)]
-pub enum LinkEvent {
-    Up { id: u64 },
-    Message { id: u64, msg: Message },
-    Down { id: u64 },
-}
-
-/// What the core asks of the link.
-#[derive(Debug)]
-pub enum PeerCmd {
-    Connect,
-    Send { id: u64, bytes: Vec<u8> },
-    Close { id: u64 },
-}
+use crate::core::{Input, LinkEvent, PeerCmd};
 
 /// A connection attempt that takes longer than this is given up; the engine asks again.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -74,9 +58,9 @@ impl Drop for Conn {
 }
 
 /// Binds the failover listener and starts the link task.
-pub(super) fn spawn(
+pub(super) fn spawn<R: Send + 'static>(
     f: &Failover,
-    to_core: mpsc::Sender<Input>,
+    to_core: mpsc::Sender<Input<R>>,
 ) -> Result<mpsc::UnboundedSender<PeerCmd>> {
     let local = SocketAddrV4::new(f.address, f.port);
     let sock = TcpSocket::new_v4()?;
@@ -100,18 +84,18 @@ pub(super) fn spawn(
     Ok(tx)
 }
 
-struct Link {
+struct Link<R> {
     role: Role,
     local: std::net::Ipv4Addr,
     peer: SocketAddrV4,
-    to_core: mpsc::Sender<Input>,
+    to_core: mpsc::Sender<Input<R>>,
     candidates: Vec<Conn>,
     active: Option<u64>,
     connecting: bool,
     next_id: u64,
 }
 
-impl Link {
+impl<R: Send + 'static> Link<R> {
     async fn run(mut self, listener: TcpListener, mut cmds: mpsc::UnboundedReceiver<PeerCmd>) {
         let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<ConnEvent>();
         loop {
@@ -138,7 +122,7 @@ impl Link {
     }
 
     async fn tell(&self, ev: LinkEvent) {
-        let _ = self.to_core.send(Input::Peer(ev)).await;
+        let _ = self.to_core.send(Input::Link(ev)).await;
     }
 
     async fn command(&mut self, c: PeerCmd, ev_tx: &mpsc::UnboundedSender<ConnEvent>) {

@@ -1,7 +1,7 @@
 //! Deterministic simulation of a failover pair under faults.
 //!
-//! Two servers — each the real DHCP engine, the real failover glue and the real protocol
-//! engine, driven the way the daemon's core drives them — share one small pool. A handful of
+//! Two servers — each the real [`Core`] with its turn, the one the daemon runs, over a store
+//! in memory that keeps exactly what was committed — share one small pool. A handful of
 //! simulated clients go through DORA, renew at T1, rebind at T2 and sometimes release; each
 //! server has a model of its XDP fast path that keeps answering renewals from the kernel map
 //! while the daemon is down. Everything is driven by one seeded generator: daemon crashes (the
@@ -29,8 +29,11 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use dhcp_failover::{MessageType as FoType, ServerState};
 use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode};
 
+use dhcp_common::RenewEvent;
+
 use super::*;
-use crate::server::{FastPathLease, RxInfo};
+use crate::core::{Core, Input, LinkEvent, MemStore, Now, Output, PeerCmd, Request};
+use crate::server::{FastPathLease, Reply, RxInfo};
 
 const T0: u64 = 1_700_000_000;
 const MCLT: u32 = 60;
@@ -117,16 +120,11 @@ enum Dest {
     Client(usize),
 }
 
-/// What a node's daemon gets from its link this turn.
-enum LinkIn {
-    Up,
-    Down,
-    Msg(Vec<u8>),
-}
-
 /// The TCP connection between the two servers: in order and reliable until it breaks; a
 /// broken one delivers nothing more, and each side finds out by its own timers.
 struct Conn {
+    /// The link ids the daemons see: a new connection, a new id.
+    id: u64,
     up: [bool; 2],
     broken: bool,
     q: [VecDeque<(u64, Vec<u8>)>; 2],
@@ -134,26 +132,21 @@ struct Conn {
     fin: [Option<u64>; 2],
 }
 
-/// The daemon's volatile state.
-struct Live {
-    server: Server,
-    fo: Failover,
-}
-
 struct Node {
     cfg: Config,
     ip: Ipv4Addr,
     skew: i64,
-    live: Option<Live>,
+    /// The daemon, while it runs.
+    live: Option<Core>,
     restart_at: u64,
-    disk: HashMap<Ipv4Addr, Lease>,
-    blob: Option<Vec<u8>>,
+    /// What survives a crash: what was committed.
+    disk: MemStore,
     /// The pinned fast path: its map and switch outlive the daemon.
     kernel: HashMap<Ipv4Addr, FastPathLease>,
     kernel_on: bool,
-    events: Vec<(u64, Ipv4Addr, [u8; 6], u32)>,
+    events: Vec<RenewEvent>,
     inbox: Vec<Message>,
-    link_in: Vec<LinkIn>,
+    link_in: Vec<LinkEvent>,
     traced_state: Option<ServerState>,
 }
 
@@ -167,8 +160,7 @@ impl Node {
             skew: 0,
             live: None,
             restart_at: T0,
-            disk: HashMap::new(),
-            blob: None,
+            disk: MemStore::default(),
             kernel: HashMap::new(),
             kernel_on: false,
             events: Vec::new(),
@@ -185,21 +177,19 @@ impl Node {
     /// The daemon starts. After a host crash the kernel's map, switch and unread events are
     /// gone; after a daemon crash they are pinned and the new daemon drains the events.
     fn start(&mut self, now: u64) {
-        let leases: Vec<Lease> = self.disk.values().cloned().collect();
-        let fo = Failover::new(&self.cfg, self.blob.as_deref(), &leases, now)
-            .unwrap_or_else(|| panic!("no failover"));
-        let server = Server::new(self.cfg.clone(), leases);
+        let core = Core::new(self.cfg.clone(), &self.disk, now)
+            .unwrap_or_else(|e| panic!("the store in memory: {e}"));
         // The daemon reconciles the pinned map with the store and keeps the fast path off
         // until the relationship allows answering.
-        self.kernel = server.fast_path_entries(now).map(|e| (e.address, e)).collect();
+        self.kernel = core.fast_path_entries(now).into_iter().map(|e| (e.address, e)).collect();
         self.kernel_on = false;
         self.inbox.clear();
         self.link_in.clear();
-        self.live = Some(Live { server, fo });
+        self.live = Some(core);
     }
 
     fn state(&self) -> Option<ServerState> {
-        self.live.as_ref().map(|l| l.fo.peer().state())
+        self.live.as_ref().and_then(Core::failover).map(|f| f.peer().state())
     }
 }
 
@@ -231,6 +221,7 @@ struct Sim {
     now: u64,
     nodes: [Node; 2],
     conn: Option<Conn>,
+    conn_ids: u64,
     partitioned: bool,
     /// The operator declared this node's partner down: it may come back only where it can
     /// hear the survivor, and nothing may fail until it has (see the module doc).
@@ -268,6 +259,10 @@ fn lease_of(m: &Message) -> Option<u32> {
     }
 }
 
+fn is_ack(r: &Reply) -> bool {
+    kind_of(&r.msg) == Some(MessageType::Ack) && !r.msg.yiaddr().is_unspecified()
+}
+
 fn server_id_of(m: &Message) -> Option<Ipv4Addr> {
     match m.opts().get(OptionCode::ServerIdentifier) {
         Some(DhcpOption::ServerIdentifier(a)) => Some(*a),
@@ -295,6 +290,7 @@ impl Sim {
             now: T0,
             nodes,
             conn: None,
+            conn_ids: 0,
             partitioned: false,
             fenced: None,
             clients,
@@ -392,10 +388,10 @@ impl Sim {
                 && self.nodes[i].state() == Some(ServerState::CommunicationsInterrupted)
                 && self.rng.chance(30)
             {
-                let t = self.nodes[i].clock(self.now);
-                if let Some(l) = &mut self.nodes[i].live
-                    && l.fo.partner_down(t).is_ok()
-                {
+                let req = Request::FailoverPartnerDown { confirm: true };
+                let asked = Input::Control { req, reply: (), measured: Default::default() };
+                let out = self.drive(i, vec![asked], false).map_err(|e| self.fail_later(e));
+                if out.is_ok_and(|answers| answers.iter().all(|a| a.get("error").is_none())) {
                     self.fenced = Some(1 - i);
                     self.log(|| format!("operator: {role} partner-down"));
                 }
@@ -449,7 +445,7 @@ impl Sim {
                     if c.up[i] && !c.broken {
                         c.up[i] = false;
                         c.q[i].clear();
-                        self.nodes[i].link_in.push(LinkIn::Down);
+                        self.nodes[i].link_in.push(LinkEvent::Down { id: c.id });
                     }
                 }
                 if c.broken || !c.up[i] {
@@ -457,7 +453,15 @@ impl Sim {
                 }
                 while c.q[i].front().is_some_and(|(t, _)| *t <= now) {
                     if let Some((_, b)) = c.q[i].pop_front() {
-                        self.nodes[i].link_in.push(LinkIn::Msg(b));
+                        match dhcp_failover::decode(&b) {
+                            Ok(msg) => {
+                                self.nodes[i].link_in.push(LinkEvent::Message { id: c.id, msg });
+                            }
+                            Err(e) => {
+                                let e = format!("{}: undecodable frame: {e}", ROLE[1 - i]);
+                                self.pending_failure.get_or_insert(e);
+                            }
+                        }
                     }
                 }
             }
@@ -493,7 +497,7 @@ impl Sim {
             .get(&a)
             .filter(|e| renewal && n.kernel_on && e.chaddr == mac && e.held_until > t)
             .cloned();
-        let durable = n.disk.get(&a).map_or(0, |l| l.held_until);
+        let durable = n.disk.get(a).map_or(0, |l| l.held_until);
         let ip = n.ip;
         if let Some(e) = entry {
             {
@@ -518,7 +522,13 @@ impl Sim {
                         self.acks += 1;
                         self.send_by(Dest::Client(j), ack, "xdp");
                     }
-                    self.nodes[i].events.push((t, a, mac, grant));
+                    self.nodes[i].events.push(RenewEvent {
+                        at_ns: Now::at(t).mono_ns,
+                        addr: a.octets(),
+                        granted_secs: grant,
+                        chaddr: mac,
+                        _pad: [0; 10],
+                    });
                     return;
                 }
             }
@@ -543,170 +553,136 @@ impl Sim {
         self.promises.entry(a).or_default().push(p);
     }
 
-    /// One turn of server `i`'s daemon, as `daemon::Core::turn` runs it.
+    /// Server `i`'s daemon takes what is queued for it. Most often the partner's news get a
+    /// turn of their own before the DHCP requests, so that the MCLT rule is checked against
+    /// the exact record each decision started from; sometimes, as the daemon may batch them,
+    /// all in one turn.
     fn turn(&mut self, i: usize) -> Result<(), String> {
-        let now = self.nodes[i].clock(self.now);
-        let Some(mut live) = self.nodes[i].live.take() else { return Ok(()) };
+        if self.nodes[i].live.is_none() {
+            return Ok(());
+        }
         let node = &mut self.nodes[i];
-        let mut changes: Vec<LeaseChange> = Vec::new();
-        let mut local: Vec<Ipv4Addr> = Vec::new();
-        let mut commit = None;
-        let mut link = Vec::new();
-        let mut gate_changed = false;
-        let mut replies: Vec<(usize, Message, u64)> = Vec::new();
-        // The record each ACK's decision wrote: it must reach the store before the ACK leaves.
-        let mut acked_records: Vec<Lease> = Vec::new();
-        let mut committed: Vec<Lease> = Vec::new();
-
-        for ev in std::mem::take(&mut node.link_in) {
-            match ev {
-                LinkIn::Up => live.fo.link_up(now),
-                LinkIn::Down => live.fo.link_down(now),
-                LinkIn::Msg(b) => match dhcp_failover::decode(&b) {
-                    Ok(m) => live.fo.message(now, m),
-                    Err(e) => return Err(format!("{}: undecodable frame: {e}", ROLE[i])),
-                },
-            }
-        }
-        let poll = |live: &mut Live,
-                    node: &mut Node,
-                    changes: &mut Vec<LeaseChange>,
-                    local: &mut Vec<Ipv4Addr>,
-                    commit: &mut Option<_>,
-                    link: &mut Vec<LinkCmd>,
-                    gate_changed: &mut bool| {
-            live.fo.tick(now);
-            let mut acts = Actions::default();
-            live.fo.poll(now, &mut live.server, &mut acts);
-            if let Some(b) = acts.persist.take() {
-                node.blob = Some(b);
-            }
-            changes.append(&mut acts.changes);
-            local.append(&mut acts.local);
-            if acts.commit.is_some() {
-                *commit = acts.commit;
-            }
-            link.append(&mut acts.link);
-            *gate_changed |= acts.gate_changed;
-        };
-        poll(&mut live, node, &mut changes, &mut local, &mut commit, &mut link, &mut gate_changed);
-
-        for (at, a, mac, grant) in std::mem::take(&mut node.events) {
-            if let Some(c) = live.server.apply_fast_path_renewal(at, a, mac, grant) {
-                local.push(c.address());
-                changes.push(c);
-            }
-        }
+        let link: Vec<Input<()>> = node.link_in.drain(..).map(Input::Link).collect();
+        let mut rest: Vec<Input<()>> = node.events.drain(..).map(Input::Renewed).collect();
         let rx = RxInfo {
             ifindex: 2,
             local_addr: Some(node.ip),
             src: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
             src_mac: [0; 6],
         };
-        let mut mclt_violation = None;
-        for m in std::mem::take(&mut node.inbox) {
-            let before: HashMap<Ipv4Addr, Lease> =
-                live.server.leases().map(|l| (l.address, l.clone())).collect();
-            let state = live.fo.peer().state();
-            let o = live.server.handle(now, &m, &rx);
-            local.extend(o.changes.iter().map(LeaseChange::address));
-            if matches!(o.result, crate::server::Handled::Acked(_)) {
-                for c in &o.changes {
-                    if let LeaseChange::Put(l) = c {
-                        acked_records.push(l.clone());
-                    }
+        for m in node.inbox.drain(..) {
+            let bytes = dhcproto::Encodable::to_vec(&m).map_err(|e| format!("encode: {e}"))?;
+            rest.push(Input::Dhcp { rx, bytes });
+        }
+        if link.is_empty() || self.rng.chance(200) {
+            let all = link.into_iter().chain(rest).collect();
+            return self.drive(i, all, true).map(drop);
+        }
+        self.drive(i, link, true)?;
+        self.drive(i, rest, false).map(drop)
+    }
+
+    /// One [`Core::turn`] of server `i`, its output checked and carried out: the kernel map,
+    /// the replies, the partner link. `after_news`: the inputs may hold the partner's news,
+    /// so an ACK's horizon may have risen within the turn. Returns the control answers.
+    fn drive(
+        &mut self,
+        i: usize,
+        inputs: Vec<Input<()>>,
+        after_news: bool,
+    ) -> Result<Vec<serde_json::Value>, String> {
+        let now = self.nodes[i].clock(self.now);
+        let Some(mut core) = self.nodes[i].live.take() else { return Ok(Vec::new()) };
+        let horizon = |c: &Core, a: Ipv4Addr| {
+            c.server().lease(a).map_or(0, |l| l.pet_acked.max(l.pet_received))
+        };
+        let before: HashMap<Ipv4Addr, u64> =
+            core.server().leases().map(|l| (l.address, horizon(&core, l.address))).collect();
+        let state = core.failover().map(|f| f.peer().state());
+        let out = core.turn(Now::at(now), inputs, &mut self.nodes[i].disk);
+        let checked = self.check_turn(i, now, &core, &before, state, &out, after_news);
+        if self.trace.is_some() {
+            self.trace_turn(i, now, &core, &out.link);
+        }
+        self.nodes[i].live = Some(core);
+        checked?;
+        let node = &mut self.nodes[i];
+        for op in &out.map_ops {
+            match op {
+                crate::server::MapOp::Upsert(e) => {
+                    node.kernel.insert(e.address, e.clone());
+                }
+                crate::server::MapOp::Delete(a) => {
+                    node.kernel.remove(a);
                 }
             }
-            changes.extend(o.changes);
-            let Some(r) = o.reply else { continue };
+        }
+        if let Some(on) = out.fast_path {
+            node.kernel_on = on;
+        }
+        for r in out.replies {
             let mac: [u8; 6] =
-                m.chaddr().get(..6).and_then(|c| c.try_into().ok()).unwrap_or([0; 6]);
-            let Some(j) = self.clients.iter().position(|c| c.mac == mac) else { continue };
-            if kind_of(&r.msg) == Some(MessageType::Ack) && !r.msg.yiaddr().is_unspecified() {
-                let a = r.msg.yiaddr();
-                let lease = lease_of(&r.msg).unwrap_or(0);
-                // The MCLT rule, from the record as it stood before this decision.
-                let pre = before.get(&a);
-                let horizon = pre.map_or(0, |l| l.pet_acked.max(l.pet_received));
-                let end = now + u64::from(lease);
-                if lease > LEASE || end > horizon.max(now) + u64::from(MCLT) {
-                    mclt_violation.get_or_insert(format!(
-                        "{} ({state:?}) acked {a} for {lease} s: horizon {horizon}, now {now}, \
-                         ends {} s past horizon+MCLT",
-                        ROLE[i],
-                        end - horizon.max(now) - u64::from(MCLT)
-                    ));
-                }
-                replies.push((j, r.msg, u64::from(lease)));
-            } else {
-                replies.push((j, r.msg, 0));
+                r.msg.chaddr().get(..6).and_then(|c| c.try_into().ok()).unwrap_or([0; 6]);
+            let Some(j) = self.client_of(mac) else { continue };
+            if kind_of(&r.msg) == Some(MessageType::Ack) && lease_of(&r.msg).unwrap_or(0) > 0 {
+                self.acks += 1;
+            }
+            self.send_by(Dest::Client(j), r.msg, ROLE[i]);
+        }
+        for c in out.link {
+            self.link_cmd(i, c);
+        }
+        Ok(out.answers.into_iter().map(|(_, v)| v).collect())
+    }
+
+    /// What every turn must keep: nothing left undone, no userspace ACK beyond the MCLT rule,
+    /// and nothing sent — ACK, BNDUPD or BNDACK — that the store does not hold as memory has it.
+    #[allow(clippy::too_many_arguments)]
+    fn check_turn(
+        &self,
+        i: usize,
+        now: u64,
+        core: &Core,
+        before: &HashMap<Ipv4Addr, u64>,
+        state: Option<ServerState>,
+        out: &Output<()>,
+        after_news: bool,
+    ) -> Result<(), String> {
+        let disk = &self.nodes[i].disk;
+        if out.commit_failed {
+            return Err(format!("{}: a turn left changes uncommitted", ROLE[i]));
+        }
+        for r in out.replies.iter().filter(|r| is_ack(r)) {
+            let a = r.msg.yiaddr();
+            let lease = lease_of(&r.msg).unwrap_or(0);
+            let mac = r.msg.chaddr().get(..6).unwrap_or_default().to_vec();
+            // The MCLT rule, from the record as it stood before this decision.
+            let mut horizon = before.get(&a).copied().unwrap_or(0);
+            if after_news {
+                let now_known =
+                    core.server().lease(a).map_or(0, |l| l.pet_acked.max(l.pet_received));
+                horizon = horizon.max(now_known);
+            }
+            let end = now + u64::from(lease);
+            if lease > LEASE || end > horizon.max(now) + u64::from(MCLT) {
+                return Err(format!(
+                    "{} ({state:?}) acked {a} for {lease} s: horizon {horizon}, now {now}, \
+                     ends {} s past horizon+MCLT",
+                    ROLE[i],
+                    end - horizon.max(now) - u64::from(MCLT)
+                ));
+            }
+            let durable = disk.get(a).is_some_and(|l| {
+                l.state == LeaseState::Active && l.chaddr == mac && l.expires_at >= end
+            });
+            if !durable {
+                return Err(format!("{} acked {a} before it was durable", ROLE[i]));
             }
         }
-        if live.server.next_timeout().is_some_and(|t| t <= now) {
-            let ex = live.server.expire(now);
-            local.extend(ex.iter().map(LeaseChange::address));
-            changes.extend(ex);
-        }
-        for _ in 0..4 {
-            if changes.is_empty() && local.is_empty() && commit.is_none() {
-                break;
-            }
-            for c in std::mem::take(&mut changes) {
-                if let LeaseChange::Put(l) = &c {
-                    node.disk.insert(l.address, l.clone());
-                    committed.push(l.clone());
-                }
-                for op in live.server.map_ops(std::slice::from_ref(&c), now) {
-                    match op {
-                        crate::server::MapOp::Upsert(e) => {
-                            node.kernel.insert(e.address, e);
-                        }
-                        crate::server::MapOp::Delete(a) => {
-                            node.kernel.remove(&a);
-                        }
-                    }
-                }
-            }
-            live.fo.committed(now, &live.server, commit.take(), local.drain(..));
-            poll(
-                &mut live,
-                node,
-                &mut changes,
-                &mut local,
-                &mut commit,
-                &mut link,
-                &mut gate_changed,
-            );
-        }
-        if !changes.is_empty() {
-            return Err(format!("{}: changes left uncommitted after four rounds", ROLE[i]));
-        }
-        if gate_changed {
-            node.kernel_on = live.fo.fast_path_allowed();
-        }
-        if let Some(e) = mclt_violation {
-            return Err(e);
-        }
-        // Nothing leaves that the store does not hold as memory has it.
-        let durable = |a: Ipv4Addr| node.disk.get(&a) == live.server.lease(a);
-        for (j, m, lease) in &replies {
-            if *lease > 0 {
-                let a = m.yiaddr();
-                let ok = acked_records.iter().any(|l| {
-                    l.address == a
-                        && l.state == LeaseState::Active
-                        && l.chaddr == self.clients[*j].mac.to_vec()
-                        && l.expires_at >= now + lease
-                        && committed.contains(l)
-                });
-                if !ok {
-                    return Err(format!("{} acked {a} before it was durable", ROLE[i]));
-                }
-            }
-        }
-        for c in &link {
-            if let LinkCmd::Send(b) = c
-                && let Ok(m) = dhcp_failover::decode(b)
+        let durable = |a: Ipv4Addr| disk.get(a) == core.server().lease(a);
+        for c in &out.link {
+            if let PeerCmd::Send { bytes, .. } = c
+                && let Ok(m) = dhcp_failover::decode(bytes)
             {
                 let ips: Vec<Ipv4Addr> = match m.kind {
                     FoType::BndAck => m.binding_acks().iter().map(|a| a.ip).collect(),
@@ -718,7 +694,7 @@ impl Sim {
                     _ => Vec::new(),
                 };
                 if let Some(a) =
-                    ips.into_iter().find(|a| !durable(*a) && live.server.lease(*a).is_some())
+                    ips.into_iter().find(|a| !durable(*a) && core.server().lease(*a).is_some())
                 {
                     return Err(format!(
                         "{} sent {:?} about {a} before it was durable",
@@ -727,84 +703,79 @@ impl Sim {
                 }
             }
         }
-        if self.trace.is_some() {
-            let st = live.fo.peer().state();
-            let mut lines = Vec::new();
-            if self.nodes[i].traced_state != Some(st) {
-                self.nodes[i].traced_state = Some(st);
-                lines.push(format!("{} state {st:?} t={now}", ROLE[i]));
-            }
-            for c in &link {
-                if let LinkCmd::Send(b) = c
-                    && let Ok(m) = dhcp_failover::decode(b)
-                {
-                    match m.kind {
-                        FoType::BndUpd => {
-                            for b in m.binding_updates().into_iter().flatten() {
-                                lines.push(format!(
-                                    "{} BNDUPD {} {:?} exp {:?} pet {:?} cltt {:?}",
-                                    ROLE[i],
-                                    b.ip,
-                                    b.status,
-                                    b.lease_expiration,
-                                    b.potential_expiration,
-                                    b.client_last_transaction
-                                ));
-                            }
-                        }
-                        FoType::BndAck => {
-                            for a in m.binding_acks() {
-                                lines.push(format!("{} BNDACK {} {:?}", ROLE[i], a.ip, a.reject));
-                            }
-                        }
-                        k => lines.push(format!("{} sends {k:?}", ROLE[i])),
-                    }
-                }
-            }
-            for l in lines {
-                self.log(|| l);
-            }
-        }
-        self.nodes[i].live = Some(live);
-        for (j, m, lease) in replies {
-            if lease > 0 {
-                self.acks += 1;
-            }
-            self.send_by(Dest::Client(j), m, ROLE[i]);
-        }
-        for c in link {
-            self.link_cmd(i, c);
-        }
         Ok(())
     }
 
-    fn link_cmd(&mut self, i: usize, c: LinkCmd) {
+    fn trace_turn(&mut self, i: usize, now: u64, core: &Core, link: &[PeerCmd]) {
+        let mut lines = Vec::new();
+        if let Some(st) = core.failover().map(|f| f.peer().state())
+            && self.nodes[i].traced_state != Some(st)
+        {
+            self.nodes[i].traced_state = Some(st);
+            lines.push(format!("{} state {st:?} t={now}", ROLE[i]));
+        }
+        for c in link {
+            let PeerCmd::Send { bytes, .. } = c else { continue };
+            let Ok(m) = dhcp_failover::decode(bytes) else { continue };
+            match m.kind {
+                FoType::BndUpd => {
+                    for b in m.binding_updates().into_iter().flatten() {
+                        lines.push(format!(
+                            "{} BNDUPD {} {:?} exp {:?} pet {:?} cltt {:?}",
+                            ROLE[i],
+                            b.ip,
+                            b.status,
+                            b.lease_expiration,
+                            b.potential_expiration,
+                            b.client_last_transaction
+                        ));
+                    }
+                }
+                FoType::BndAck => {
+                    for a in m.binding_acks() {
+                        lines.push(format!("{} BNDACK {} {:?}", ROLE[i], a.ip, a.reject));
+                    }
+                }
+                k => lines.push(format!("{} sends {k:?}", ROLE[i])),
+            }
+        }
+        for l in lines {
+            self.log(|| l);
+        }
+    }
+
+    fn link_cmd(&mut self, i: usize, c: PeerCmd) {
         let now = self.now;
         match c {
-            LinkCmd::Connect => {
+            PeerCmd::Connect => {
                 if self.conn.is_none() && !self.partitioned && self.nodes[1 - i].live.is_some() {
+                    self.conn_ids += 1;
+                    let id = self.conn_ids;
                     self.conn = Some(Conn {
+                        id,
                         up: [true, true],
                         broken: false,
                         q: [VecDeque::new(), VecDeque::new()],
                         fin: [None, None],
                     });
-                    self.nodes[0].link_in.push(LinkIn::Up);
-                    self.nodes[1].link_in.push(LinkIn::Up);
+                    self.nodes[0].link_in.push(LinkEvent::Up { id });
+                    self.nodes[1].link_in.push(LinkEvent::Up { id });
                     self.log(|| format!("{} connects", ROLE[i]));
                 }
             }
-            LinkCmd::Send(b) => {
+            PeerCmd::Send { id, bytes } => {
                 let delay = self.rng.below(2);
                 if let Some(c) = &mut self.conn
+                    && c.id == id
                     && c.up[i]
                 {
                     let at = c.q[1 - i].back().map_or(0, |(t, _)| *t).max(now + delay);
-                    c.q[1 - i].push_back((at, b));
+                    c.q[1 - i].push_back((at, bytes));
                 }
             }
-            LinkCmd::Close => {
+            PeerCmd::Close { id } => {
                 if let Some(c) = &mut self.conn
+                    && c.id == id
                     && c.up[i]
                 {
                     c.up[i] = false;
@@ -1004,11 +975,12 @@ static MOVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0
 fn run_seed(seed: u64, trace: bool) -> (Result<(), String>, Sim) {
     let mut sim = Sim::new(seed, trace);
     let r = sim.run();
-    for live in sim.nodes.iter().filter_map(|n| n.live.as_ref()) {
-        let c = live.server.counters();
+    for core in sim.nodes.iter().filter_map(|n| n.live.as_ref()) {
+        let c = core.server().counters();
         let n = c.rewound_to_free + c.rewound_to_active;
         REWINDS.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-        MOVES.fetch_add(live.fo.counters().balanced_moved, std::sync::atomic::Ordering::Relaxed);
+        let moved = core.failover().map_or(0, |f| f.counters().balanced_moved);
+        MOVES.fetch_add(moved, std::sync::atomic::Ordering::Relaxed);
     }
     (r, sim)
 }

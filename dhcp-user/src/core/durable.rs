@@ -1,0 +1,96 @@
+//! Where the turn makes its decisions durable: the SQLite [`LeaseStore`] in the daemon, a map in
+//! memory for the simulation, the tests and the benchmarks. The turn sends nothing whose record
+//! a [`Durable::commit`] has not accepted.
+use std::{collections::HashMap, net::Ipv4Addr};
+
+use crate::store::{Lease, LeaseChange, LeaseStore, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DurableError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// [`MemStore::fail_next_commit`]: a disk that refuses a write, on purpose.
+    #[error("the in-memory store refused this commit (injected failure)")]
+    Injected,
+}
+
+/// The lease records and the failover relationship's state, durable once a call returns `Ok`.
+pub trait Durable {
+    /// Applies `changes` all together or not at all.
+    fn commit(&mut self, changes: &[LeaseChange]) -> Result<(), DurableError>;
+    /// Every record, as committed.
+    fn load_all(&self) -> Result<Vec<Lease>, DurableError>;
+    fn failover_state(&self) -> Result<Option<Vec<u8>>, DurableError>;
+    fn put_failover_state(&mut self, blob: &[u8]) -> Result<(), DurableError>;
+}
+
+impl Durable for LeaseStore {
+    fn commit(&mut self, changes: &[LeaseChange]) -> Result<(), DurableError> {
+        Ok(LeaseStore::commit(self, changes)?)
+    }
+
+    fn load_all(&self) -> Result<Vec<Lease>, DurableError> {
+        Ok(LeaseStore::load_all(self)?)
+    }
+
+    fn failover_state(&self) -> Result<Option<Vec<u8>>, DurableError> {
+        Ok(self.get_failover_state()?)
+    }
+
+    fn put_failover_state(&mut self, blob: &[u8]) -> Result<(), DurableError> {
+        Ok(LeaseStore::put_failover_state(self, blob)?)
+    }
+}
+
+/// What a crash leaves of a server that keeps its records in memory: exactly what was
+/// committed. Cloning it is taking a copy of the disk.
+#[derive(Debug, Clone, Default)]
+pub struct MemStore {
+    pub leases: HashMap<Ipv4Addr, Lease>,
+    pub failover: Option<Vec<u8>>,
+    /// The next commit fails, as a full or broken disk would make it.
+    pub fail_next_commit: bool,
+    pub commits: u64,
+}
+
+impl MemStore {
+    #[must_use]
+    pub fn get(&self, a: Ipv4Addr) -> Option<&Lease> {
+        self.leases.get(&a)
+    }
+}
+
+impl Durable for MemStore {
+    fn commit(&mut self, changes: &[LeaseChange]) -> Result<(), DurableError> {
+        if std::mem::take(&mut self.fail_next_commit) {
+            return Err(DurableError::Injected);
+        }
+        for c in changes {
+            match c {
+                LeaseChange::Put(l) => {
+                    self.leases.insert(l.address, l.clone());
+                }
+                LeaseChange::Remove(a) => {
+                    self.leases.remove(a);
+                }
+            }
+        }
+        self.commits += 1;
+        Ok(())
+    }
+
+    fn load_all(&self) -> Result<Vec<Lease>, DurableError> {
+        let mut all: Vec<Lease> = self.leases.values().cloned().collect();
+        all.sort_by_key(|l| l.address);
+        Ok(all)
+    }
+
+    fn failover_state(&self) -> Result<Option<Vec<u8>>, DurableError> {
+        Ok(self.failover.clone())
+    }
+
+    fn put_failover_state(&mut self, blob: &[u8]) -> Result<(), DurableError> {
+        self.failover = Some(blob.to_vec());
+        Ok(())
+    }
+}

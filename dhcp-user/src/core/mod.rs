@@ -1,0 +1,427 @@
+//! The one turn of the server: `now` and a batch of inputs in; replies, kernel-map operations,
+//! messages for the partner and answers out, with every lease change made durable through
+//! [`Durable`] before anything that depends on it leaves.
+//!
+//! The daemon, the failover simulation, the pair tests and the benchmarks all drive this same
+//! [`Core::turn`]; none of them copies it. Within a turn, in this order:
+//!
+//! 1. the partner's news (link events, messages), and an operator's PARTNER-DOWN, so that the
+//!    batch is decided under the failover state they bring;
+//! 2. the failover engine's timers and its own changes;
+//! 3. renewals XDP already answered (an expiry below must not undo one it granted);
+//! 4. DHCP requests, then expiry when it is due;
+//! 5. commit, then tell the failover glue what is durable, and poll it again — what that
+//!    brings (a balance move, acks) is committed in a further round;
+//! 6. only then replies, partner messages and control answers are handed out.
+//!
+//! A commit that fails withholds every reply of the turn and restarts the engine from what is
+//! durable: an ACK is never ahead of the store, from either path.
+pub mod control;
+pub mod durable;
+
+use std::net::Ipv4Addr;
+
+use dhcp_common::RenewEvent;
+use serde_json::Value;
+use tracing::{error, info};
+
+pub use control::{Measured, Request};
+pub use durable::{Durable, DurableError, MemStore};
+
+use crate::{
+    config::Config,
+    failover::{self, Failover, LinkCmd},
+    server::{FastPathLease, Handled, MapOp, Reply, RxInfo, Server},
+    store::LeaseChange,
+};
+
+/// One instant read on both clocks: conversions between them use the same pair.
+#[derive(Clone, Copy, Debug)]
+pub struct Now {
+    pub unix: u64,
+    pub mono_ns: u64,
+}
+
+impl Now {
+    /// The clocks as they are: for the daemon. The simulation and tests make their own.
+    #[must_use]
+    pub fn read() -> Self {
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Self { unix, mono_ns: crate::clock::monotonic_ns() }
+    }
+
+    /// An instant whose monotonic clock is unix time in nanoseconds: simulated time.
+    #[must_use]
+    pub fn at(unix: u64) -> Self {
+        Self { unix, mono_ns: unix.saturating_mul(1_000_000_000) }
+    }
+
+    /// Unix seconds of a monotonic instant (an event's timestamp), rounded down.
+    #[must_use]
+    pub fn unix_of(&self, mono_ns: u64) -> u64 {
+        self.unix.saturating_sub(self.mono_ns.saturating_sub(mono_ns).div_ceil(1_000_000_000))
+    }
+}
+
+/// What the failover link reports. Ids tell one connection from the next, so that a message
+/// meant for a replaced connection never reaches its successor.
+#[derive(Debug)]
+pub enum LinkEvent {
+    Up { id: u64 },
+    Message { id: u64, msg: dhcp_failover::Message },
+    Down { id: u64 },
+}
+
+/// What the turn asks of the failover link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerCmd {
+    Connect,
+    Send { id: u64, bytes: Vec<u8> },
+    Close { id: u64 },
+}
+
+/// One thing for the turn to handle. `R` is how the driver will answer a control request (a
+/// channel in the daemon, anything in a test); the turn only hands it back with the answer.
+#[derive(Debug)]
+pub enum Input<R> {
+    /// A DHCP message as it came off a socket.
+    Dhcp {
+        rx: RxInfo,
+        bytes: Vec<u8>,
+    },
+    /// A renewal XDP answered, from the fast path's event log.
+    Renewed(RenewEvent),
+    Link(LinkEvent),
+    Control {
+        req: Request,
+        reply: R,
+        measured: Measured,
+    },
+}
+
+/// What one turn decided, all of it already durable.
+#[derive(Debug)]
+pub struct Output<R> {
+    /// To send.
+    pub replies: Vec<Reply>,
+    /// What became of each DHCP input, in input order.
+    pub handled: Vec<Handled>,
+    /// Kernel-map updates of what was committed, in commit order.
+    pub map_ops: Vec<MapOp>,
+    /// The fast path is to be switched on (or off): the failover state changed.
+    pub fast_path: Option<bool>,
+    pub link: Vec<PeerCmd>,
+    pub answers: Vec<(R, Value)>,
+    /// The store refused a commit: nothing of the turn's DHCP decisions was sent.
+    pub commit_failed: bool,
+}
+
+impl<R> Default for Output<R> {
+    fn default() -> Self {
+        Self {
+            replies: Vec::new(),
+            handled: Vec::new(),
+            map_ops: Vec::new(),
+            fast_path: None,
+            link: Vec::new(),
+            answers: Vec::new(),
+            commit_failed: false,
+        }
+    }
+}
+
+/// The failover relationship as the core holds it: the glue, and which connection it is on.
+struct Relationship {
+    fo: Failover,
+    link_id: Option<u64>,
+}
+
+/// Decided this turn and not yet durable.
+#[derive(Default)]
+struct Pending {
+    changes: Vec<LeaseChange>,
+    /// Addresses this server changed: the failover partner hears of them once committed.
+    local: Vec<Ipv4Addr>,
+    commit: Option<dhcp_failover::engine::CommitId>,
+    gate_changed: bool,
+}
+
+/// The lease state's one owner: the DHCP engine and the failover glue, and what it counts.
+pub struct Core {
+    cfg: Config,
+    server: Server,
+    failover: Option<Relationship>,
+    fast_path_renewals: u64,
+}
+
+/// At most this many commit rounds a turn: only a poll after a commit adds changes, and only
+/// through pool balancing, which runs at most once a turn.
+const COMMIT_ROUNDS: usize = 4;
+
+impl Core {
+    /// The server as `store` left it: its leases and the relationship's persisted state.
+    pub fn new(cfg: Config, store: &impl Durable, now: u64) -> Result<Self, DurableError> {
+        let leases = store.load_all()?;
+        let blob = store.failover_state()?;
+        let fo = Failover::new(&cfg, blob.as_deref(), &leases, now);
+        let server = Server::new(cfg.clone(), leases);
+        Ok(Self {
+            cfg,
+            server,
+            failover: fo.map(|fo| Relationship { fo, link_id: None }),
+            fast_path_renewals: 0,
+        })
+    }
+
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    #[must_use]
+    pub fn server(&self) -> &Server {
+        &self.server
+    }
+
+    #[must_use]
+    pub fn failover(&self) -> Option<&Failover> {
+        self.failover.as_ref().map(|f| &f.fo)
+    }
+
+    /// Renewals the fast path answered and the turn recorded.
+    #[must_use]
+    pub fn fast_path_renewals(&self) -> u64 {
+        self.fast_path_renewals
+    }
+
+    /// Whether the fast path may answer now. A server with a partner starts with it off: it
+    /// waits for the relationship to allow answering.
+    #[must_use]
+    pub fn fast_path_allowed(&self) -> bool {
+        self.failover().is_none_or(Failover::fast_path_allowed)
+    }
+
+    /// Every lease the kernel map should hold at `now` (a full reconcile at start).
+    #[must_use]
+    pub fn fast_path_entries(&self, now: u64) -> Vec<FastPathLease> {
+        self.server.fast_path_entries(now).collect()
+    }
+
+    /// One turn; see the module doc for its order.
+    pub fn turn<R>(
+        &mut self,
+        now: Now,
+        inputs: Vec<Input<R>>,
+        store: &mut impl Durable,
+    ) -> Output<R> {
+        let mut out = Output::default();
+        let mut p = Pending::default();
+        let mut decided = Vec::new();
+        let mut rest = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            match input {
+                Input::Link(ev) => self.link_event(now.unix, ev),
+                // Before the poll below, so that its persisted state is written in this turn
+                // and the answer goes out only after that.
+                Input::Control { req: Request::FailoverPartnerDown { confirm }, reply, .. } => {
+                    decided.push((self.partner_down(now.unix, confirm), reply));
+                }
+                other => rest.push(other),
+            }
+        }
+        self.failover_poll(now.unix, &mut p, store, &mut out);
+
+        let mut controls = Vec::new();
+        let mut requests = Vec::new();
+        for input in rest {
+            match input {
+                Input::Renewed(ev) => {
+                    let at = now.unix_of(ev.at_ns);
+                    let addr = Ipv4Addr::from(ev.addr);
+                    self.fast_path_renewals += 1;
+                    if let Some(c) =
+                        self.server.apply_fast_path_renewal(at, addr, ev.chaddr, ev.granted_secs)
+                    {
+                        p.local.push(c.address());
+                        p.changes.push(c);
+                    }
+                }
+                Input::Dhcp { rx, bytes } => requests.push((rx, bytes)),
+                Input::Control { req, reply, measured } => controls.push((req, reply, measured)),
+                Input::Link(_) => {}
+            }
+        }
+        for (rx, bytes) in requests {
+            let o = self.server.handle_bytes(now.unix, &bytes, &rx);
+            p.local.extend(o.changes.iter().map(LeaseChange::address));
+            p.changes.extend(o.changes);
+            out.replies.extend(o.reply);
+            out.handled.push(o.result);
+        }
+        if self.server.next_timeout().is_some_and(|t| t <= now.unix) {
+            let expired = self.server.expire(now.unix);
+            p.local.extend(expired.iter().map(LeaseChange::address));
+            p.changes.extend(expired);
+        }
+
+        for _ in 0..COMMIT_ROUNDS {
+            if p.changes.is_empty() && p.local.is_empty() && p.commit.is_none() {
+                break;
+            }
+            let changes = std::mem::take(&mut p.changes);
+            if self.commit(now.unix, &changes, store, &mut out) {
+                if let Some(f) = &mut self.failover {
+                    f.fo.committed(now.unix, &self.server, p.commit.take(), p.local.drain(..));
+                }
+            } else {
+                out.replies.clear();
+                out.commit_failed = true;
+                p.commit = None;
+            }
+            p.local.clear();
+            self.failover_poll(now.unix, &mut p, store, &mut out);
+        }
+        if !p.changes.is_empty() {
+            // The rounds are bounded by construction; should that ever change, what is left
+            // is decided but not durable, and must not be acted on.
+            error!(left = p.changes.len(), "lease changes left uncommitted after the last round");
+            self.reload(store);
+            out.replies.clear();
+            out.commit_failed = true;
+        }
+        if p.gate_changed {
+            out.fast_path = Some(self.fast_path_allowed());
+            if let Some(f) = &self.failover {
+                info!(
+                    "fast path {} (failover {:?})",
+                    if self.fast_path_allowed() { "on" } else { "off" },
+                    f.fo.gate().state
+                );
+            }
+        }
+        for (req, reply, measured) in controls {
+            out.answers.push((reply, control::answer(self, &req, now, &measured)));
+        }
+        for (mut answer, reply) in decided {
+            if answer.get("error").is_none()
+                && let Some(f) = &self.failover
+            {
+                answer["status"] = f.fo.status(&self.server, now.unix);
+            }
+            out.answers.push((reply, answer));
+        }
+        out
+    }
+
+    /// `xdhcp failover partner-down`.
+    fn partner_down(&mut self, now: u64, confirm: bool) -> Value {
+        let Some(f) = &mut self.failover else {
+            return serde_json::json!({"error": "no [failover] relationship is configured"});
+        };
+        if !confirm {
+            return serde_json::json!({"error": "not confirmed: PARTNER-DOWN while the partner \
+                still serves clients can give one address to two of them; repeat with \
+                --yes-partner-is-down once you know it is down"});
+        }
+        match f.fo.partner_down(now) {
+            Ok(at) => serde_json::json!({
+                "partner_down": true,
+                "partner_addresses_usable_at": at,
+                "usable_in_secs": at.saturating_sub(now),
+            }),
+            Err(e) => serde_json::json!({"error": e.to_string()}),
+        }
+    }
+
+    /// Commits `changes` and queues their kernel-map updates; false if the store refused
+    /// (then nothing of the batch may be acknowledged to anyone).
+    fn commit<R>(
+        &mut self,
+        now: u64,
+        changes: &[LeaseChange],
+        store: &mut impl Durable,
+        out: &mut Output<R>,
+    ) -> bool {
+        if changes.is_empty() {
+            return true;
+        }
+        if let Err(e) = store.commit(changes) {
+            error!("lease store commit failed, replies and acks withheld: {e:#}");
+            self.reload(store);
+            return false;
+        }
+        out.map_ops.extend(self.server.map_ops(changes, now));
+        true
+    }
+
+    /// The engine is ahead of the store: start it again from what is durable.
+    fn reload(&mut self, store: &impl Durable) {
+        match store.load_all() {
+            Ok(l) => {
+                self.server = Server::new(self.cfg.clone(), l);
+                if let Some(f) = &self.failover {
+                    self.server.set_failover_gate(f.fo.gate());
+                }
+            }
+            Err(e) => error!("reloading the store failed too: {e:#}"),
+        }
+    }
+
+    fn link_event(&mut self, now: u64, ev: LinkEvent) {
+        let Some(f) = &mut self.failover else { return };
+        match ev {
+            LinkEvent::Up { id } => {
+                f.link_id = Some(id);
+                f.fo.link_up(now);
+            }
+            LinkEvent::Message { id, msg } if f.link_id == Some(id) => f.fo.message(now, msg),
+            LinkEvent::Down { id } if f.link_id == Some(id) => {
+                f.link_id = None;
+                f.fo.link_down(now);
+            }
+            LinkEvent::Message { .. } | LinkEvent::Down { .. } => {}
+        }
+    }
+
+    /// Runs the failover engine's timers and collects what it has to say; writes its state at
+    /// once, before anything that reveals it is sent.
+    fn failover_poll<R>(
+        &mut self,
+        now: u64,
+        p: &mut Pending,
+        store: &mut impl Durable,
+        out: &mut Output<R>,
+    ) {
+        let Some(f) = &mut self.failover else { return };
+        f.fo.tick(now);
+        let mut acts = failover::Actions::default();
+        f.fo.poll(now, &mut self.server, &mut acts);
+        if let Some(blob) = acts.persist.take()
+            && let Err(e) = store.put_failover_state(&blob)
+        {
+            error!("writing the failover state failed: {e:#}");
+        }
+        p.changes.append(&mut acts.changes);
+        p.local.append(&mut acts.local);
+        if acts.commit.is_some() {
+            p.commit = acts.commit;
+        }
+        p.gate_changed |= acts.gate_changed;
+        for c in acts.link {
+            let cmd = match c {
+                LinkCmd::Connect => PeerCmd::Connect,
+                LinkCmd::Send(bytes) => match f.link_id {
+                    Some(id) => PeerCmd::Send { id, bytes },
+                    None => continue,
+                },
+                LinkCmd::Close => match f.link_id.take() {
+                    Some(id) => PeerCmd::Close { id },
+                    None => continue,
+                },
+            };
+            out.link.push(cmd);
+        }
+    }
+}
