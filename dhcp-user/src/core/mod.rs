@@ -18,6 +18,8 @@
 //! durable: an ACK is never ahead of the store, from either path.
 pub mod control;
 pub mod durable;
+#[cfg(test)]
+mod tests;
 
 use std::net::Ipv4Addr;
 

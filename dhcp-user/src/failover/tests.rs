@@ -1,14 +1,16 @@
 //! Scenarios of two servers sharing a pool, in memory: a primary and a secondary, each a
 //! DHCP engine with its failover glue and a map standing in for its store, joined by a link
 //! that carries the encoded messages. The clock is a number the test moves.
-use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use dhcp_failover::{ServerState, load_balance};
 use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode};
 
+use dhcp_common::RenewEvent;
+
 use super::*;
-use crate::server::{DropReason, Handled, RxInfo};
+use crate::core::{Core, Input, LinkEvent, Measured, MemStore, Now, Output, PeerCmd, Request};
+use crate::server::{DropReason, Handled, Outcome, RxInfo};
 use serde_json::Value;
 
 const T0: u64 = 1_700_000_000;
@@ -47,15 +49,16 @@ failover = true
     Config::from_toml(&text, "test.toml").unwrap()
 }
 
-/// One server: engine, glue and the records its store would hold.
+/// One server: the core and its turn, as the daemon runs them, over a store in memory.
 struct Side {
-    server: Server,
-    fo: Failover,
-    store: HashMap<Ipv4Addr, Lease>,
-    /// Addresses this server changed since the last commit (DHCP, fast path).
-    local: Vec<Ipv4Addr>,
-    persisted: Option<Vec<u8>>,
-    up: bool,
+    core: Core,
+    store: MemStore,
+    /// What the turns said to the partner link, not yet carried.
+    outbox: Vec<PeerCmd>,
+    /// The partner's news for the next turn.
+    inbox: Vec<LinkEvent>,
+    /// The connection this side is on.
+    link: Option<u64>,
 }
 
 impl Side {
@@ -64,55 +67,75 @@ impl Side {
     }
 
     fn with(cfg: Config) -> Self {
-        Side {
-            server: Server::new(cfg.clone(), Vec::new()),
-            fo: Failover::new(&cfg, None, &[], T0).unwrap(),
-            store: HashMap::new(),
-            local: Vec::new(),
-            persisted: None,
-            up: false,
+        Self::from_store(cfg, MemStore::default(), T0)
+    }
+
+    /// The daemon starting on what `store` holds (after a crash: what was committed).
+    fn from_store(cfg: Config, store: MemStore, now: u64) -> Self {
+        let core = Core::new(cfg, &store, now).unwrap();
+        Side { core, store, outbox: Vec::new(), inbox: Vec::new(), link: None }
+    }
+
+    fn fo(&self) -> &Failover {
+        self.core.failover().expect("a failover relationship")
+    }
+
+    fn server(&self) -> &Server {
+        self.core.server()
+    }
+
+    /// One turn with `inputs` and the partner's news queued for it.
+    fn turn(&mut self, now: u64, inputs: Vec<Input<()>>) -> Output<()> {
+        let mut all: Vec<Input<()>> = self.inbox.drain(..).map(Input::Link).collect();
+        all.extend(inputs);
+        let mut out = self.core.turn(Now::at(now), all, &mut self.store);
+        self.outbox.append(&mut out.link);
+        out
+    }
+
+    /// A DHCP request through the turn.
+    fn dhcp(&mut self, now: u64, m: &Message) -> Outcome {
+        let rx = rx(self.server().config().server_id);
+        let bytes = dhcproto::Encodable::to_vec(m).unwrap();
+        let mut out = self.turn(now, vec![Input::Dhcp { rx, bytes }]);
+        Outcome { reply: out.replies.pop(), changes: Vec::new(), result: out.handled[0] }
+    }
+
+    /// A renewal XDP answered at `at`, as its event reaches the turn.
+    fn renewed(&mut self, at: u64, a: Ipv4Addr, mac: [u8; 6], secs: u32) {
+        let ev = RenewEvent {
+            at_ns: Now::at(at).mono_ns,
+            addr: a.octets(),
+            granted_secs: secs,
+            chaddr: mac,
+            _pad: [0; 10],
+        };
+        self.turn(at, vec![Input::Renewed(ev)]);
+    }
+
+    /// `xdhcp failover partner-down --yes-partner-is-down`: when the partner's addresses
+    /// become usable, or why not.
+    fn partner_down(&mut self, now: u64) -> Result<u64, String> {
+        let req = Request::FailoverPartnerDown { confirm: true };
+        let out =
+            self.turn(now, vec![Input::Control { req, reply: (), measured: Measured::default() }]);
+        let v = &out.answers[0].1;
+        match v.get("error") {
+            Some(e) => Err(e.as_str().unwrap_or_default().to_owned()),
+            None => Ok(v["partner_addresses_usable_at"].as_u64().unwrap()),
         }
     }
 
-    fn commit(&mut self, changes: &[LeaseChange]) {
-        for c in changes {
-            if let LeaseChange::Put(l) = c {
-                self.store.insert(l.address, l.clone());
-            }
+    /// The connection is gone (reset, or the partner died): the turn hears of it.
+    fn link_down(&mut self, now: u64) {
+        if let Some(id) = self.link.take() {
+            self.inbox.push(LinkEvent::Down { id });
         }
-    }
-
-    /// What the core does after its inputs: poll, commit, report, poll again.
-    fn settle(&mut self, now: u64) -> Vec<LinkCmd> {
-        let mut link = Vec::new();
-        for _ in 0..8 {
-            let mut acts = Actions::default();
-            self.fo.poll(now, &mut self.server, &mut acts);
-            link.append(&mut acts.link);
-            if let Some(p) = acts.persist.take() {
-                self.persisted = Some(p);
-            }
-            self.commit(&acts.changes);
-            let mut local = std::mem::take(&mut self.local);
-            local.extend(acts.local.iter().copied());
-            if acts.changes.is_empty() && local.is_empty() && acts.commit.is_none() {
-                break;
-            }
-            self.fo.committed(now, &self.server, acts.commit, local);
-        }
-        link
-    }
-
-    /// A DHCP request through the engine, committed as the core would.
-    fn dhcp(&mut self, now: u64, m: &Message) -> crate::server::Outcome {
-        let o = self.server.handle(now, m, &rx(self.server.config().server_id));
-        self.commit(&o.changes);
-        self.local.extend(o.changes.iter().map(LeaseChange::address));
-        o
+        self.turn(now, Vec::new());
     }
 
     fn lease(&self, a: Ipv4Addr) -> &Lease {
-        self.store.get(&a).unwrap_or_else(|| panic!("{a} is not in the store"))
+        self.store.get(a).unwrap_or_else(|| panic!("{a} is not in the store"))
     }
 }
 
@@ -120,53 +143,65 @@ struct Pair {
     p: Side,
     s: Side,
     now: u64,
+    conns: u64,
 }
 
 impl Pair {
     fn new() -> Self {
-        Pair { p: Side::new("primary"), s: Side::new("secondary"), now: T0 }
+        Self::of(Side::new("primary"), Side::new("secondary"))
+    }
+
+    fn of(p: Side, s: Side) -> Self {
+        Pair { p, s, now: T0, conns: 0 }
     }
 
     /// Carries messages both ways until neither side has anything to say.
     fn exchange(&mut self) {
         for _ in 0..1000 {
-            let (now, mut quiet) = (self.now, true);
-            self.p.fo.tick(now);
-            self.s.fo.tick(now);
-            let from_p = self.p.settle(now);
-            let from_s = self.s.settle(now);
+            let now = self.now;
+            self.p.turn(now, Vec::new());
+            self.s.turn(now, Vec::new());
+            let from_p = std::mem::take(&mut self.p.outbox);
+            let from_s = std::mem::take(&mut self.s.outbox);
+            if from_p.is_empty() && from_s.is_empty() {
+                return;
+            }
             for (cmds, to_primary) in [(from_p, false), (from_s, true)] {
                 for c in cmds {
-                    quiet = false;
-                    match c {
-                        LinkCmd::Connect if !self.p.up => {
-                            self.p.up = true;
-                            self.s.up = true;
-                            self.p.fo.link_up(now);
-                            self.s.fo.link_up(now);
-                        }
-                        LinkCmd::Connect => {}
-                        LinkCmd::Close => {
-                            self.p.up = false;
-                            self.s.up = false;
-                            self.p.fo.link_down(now);
-                            self.s.fo.link_down(now);
-                        }
-                        LinkCmd::Send(bytes) => {
-                            let msg = dhcp_failover::decode(&bytes).unwrap();
-                            let to = if to_primary { &mut self.p } else { &mut self.s };
-                            if to.up {
-                                to.fo.message(now, msg);
-                            }
-                        }
-                    }
+                    self.carry(c, to_primary);
                 }
-            }
-            if quiet {
-                return;
             }
         }
         panic!("the servers never stopped talking");
+    }
+
+    fn carry(&mut self, c: PeerCmd, to_primary: bool) {
+        match c {
+            PeerCmd::Connect if self.p.link.is_none() && self.s.link.is_none() => {
+                self.conns += 1;
+                let id = self.conns;
+                for side in [&mut self.p, &mut self.s] {
+                    side.link = Some(id);
+                    side.inbox.push(LinkEvent::Up { id });
+                }
+            }
+            PeerCmd::Connect => {}
+            PeerCmd::Close { id } => {
+                for side in [&mut self.p, &mut self.s] {
+                    if side.link == Some(id) {
+                        side.link = None;
+                        side.inbox.push(LinkEvent::Down { id });
+                    }
+                }
+            }
+            PeerCmd::Send { id, bytes } => {
+                let msg = dhcp_failover::decode(&bytes).unwrap();
+                let to = if to_primary { &mut self.p } else { &mut self.s };
+                if to.link == Some(id) {
+                    to.inbox.push(LinkEvent::Message { id, msg });
+                }
+            }
+        }
     }
 
     /// Lets `secs` pass, a second at a time, exchanging as it goes.
@@ -180,8 +215,8 @@ impl Pair {
     fn normal(&mut self) {
         self.exchange();
         for _ in 0..120 {
-            if self.p.fo.peer().state() == ServerState::Normal
-                && self.s.fo.peer().state() == ServerState::Normal
+            if self.p.fo().peer().state() == ServerState::Normal
+                && self.s.fo().peer().state() == ServerState::Normal
             {
                 self.exchange();
                 return;
@@ -190,8 +225,8 @@ impl Pair {
         }
         panic!(
             "no NORMAL: primary {:?}, secondary {:?}",
-            self.p.fo.peer().state(),
-            self.s.fo.peer().state()
+            self.p.fo().peer().state(),
+            self.s.fo().peer().state()
         );
     }
 }
@@ -220,7 +255,7 @@ fn select(mac: [u8; 6], server: Ipv4Addr, a: Ipv4Addr) -> Message {
     m
 }
 
-fn lease_time(o: &crate::server::Outcome) -> u32 {
+fn lease_time(o: &Outcome) -> u32 {
     let r = o.reply.as_ref().unwrap_or_else(|| panic!("no reply: {:?}", o.result));
     match r.msg.opts().get(OptionCode::AddressLeaseTime) {
         Some(DhcpOption::AddressLeaseTime(t)) => *t,
@@ -241,7 +276,7 @@ fn mac_for(primary: bool, n: u8) -> [u8; 6] {
 fn dora(side: &mut Side, now: u64, mac: [u8; 6]) -> (Ipv4Addr, u32) {
     let o = side.dhcp(now, &msg(mac, MessageType::Discover, Ipv4Addr::UNSPECIFIED));
     let Handled::Offered(a) = o.result else { panic!("no offer: {:?}", o.result) };
-    let sid = side.server.config().server_id;
+    let sid = side.server().config().server_id;
     let o = side.dhcp(now, &select(mac, sid, a));
     assert_eq!(o.result, Handled::Acked(a));
     (a, lease_time(&o))
@@ -250,8 +285,8 @@ fn dora(side: &mut Side, now: u64, mac: [u8; 6]) -> (Ipv4Addr, u32) {
 #[test]
 fn nothing_is_answered_and_the_fast_path_stays_off_until_the_partner_is_heard() {
     let mut p = Side::new("primary");
-    p.settle(T0);
-    assert!(!p.fo.fast_path_allowed());
+    p.turn(T0, Vec::new());
+    assert!(!p.fo().fast_path_allowed());
     let o = p.dhcp(T0, &msg(mac_for(true, 1), MessageType::Discover, Ipv4Addr::UNSPECIFIED));
     assert_eq!(o.result, Handled::Dropped(DropReason::FailoverNotResponding));
 }
@@ -260,13 +295,13 @@ fn nothing_is_answered_and_the_fast_path_stays_off_until_the_partner_is_heard() 
 fn a_fresh_pair_reaches_normal_and_the_secondary_gets_half_the_free_pool() {
     let mut pair = Pair::new();
     pair.normal();
-    assert!(pair.p.fo.fast_path_allowed() && pair.s.fo.fast_path_allowed());
+    assert!(pair.p.fo().fast_path_allowed() && pair.s.fo().fast_path_allowed());
     let backup =
-        |side: &Side| side.store.values().filter(|l| l.state == LeaseState::Backup).count();
+        |side: &Side| side.store.leases.values().filter(|l| l.state == LeaseState::Backup).count();
     assert_eq!(backup(&pair.p), 10);
     assert_eq!(backup(&pair.s), 10, "the secondary stores what the primary moved");
     // Both persisted their state: a restart resumes NORMAL rather than recovering.
-    let saved = decode_state(pair.s.persisted.as_ref().unwrap()).unwrap();
+    let saved = decode_state(pair.s.store.failover.as_ref().unwrap()).unwrap();
     assert_eq!(saved.my_state, ServerState::Normal);
     assert_eq!(saved.mclt, MCLT, "the secondary keeps the primary's MCLT");
 }
@@ -283,7 +318,7 @@ fn a_new_lease_is_capped_at_the_mclt_replicated_and_its_acked_pet_opens_the_fast
     assert_eq!(l.pet_sent, now + u64::from(LEASE) + u64::from(MCLT / 2));
     assert_eq!(l.pet_acked, 0);
     assert!(
-        pair.p.server.fast_path_entry(&l, now).is_none(),
+        pair.p.server().fast_path_entry(&l, now).is_none(),
         "before the BNDACK the MCLT rule leaves the kernel nothing to grant"
     );
 
@@ -296,7 +331,7 @@ fn a_new_lease_is_capped_at_the_mclt_replicated_and_its_acked_pet_opens_the_fast
 
     let ours = pair.p.lease(a);
     assert_eq!(ours.pet_acked, l.pet_sent, "the BNDACK raised the acknowledged PET");
-    let e = pair.p.server.fast_path_entry(ours, now).expect("on the fast path now");
+    let e = pair.p.server().fast_path_entry(ours, now).expect("on the fast path now");
     assert_eq!(e.held_until, ours.expires_at + u64::from(LEASE));
     assert!(e.held_until <= ours.pet_acked + u64::from(MCLT));
 
@@ -318,9 +353,7 @@ fn a_fast_path_renewal_sends_a_new_pet_and_its_ack_raises_the_horizon() {
 
     pair.run_for(100);
     let at = pair.now;
-    let c = pair.p.server.apply_fast_path_renewal(at, a, mac, LEASE).expect("a renewal");
-    pair.p.commit(std::slice::from_ref(&c));
-    pair.p.local.push(a);
+    pair.p.renewed(at, a, mac, LEASE);
     let renewed = pair.p.lease(a).clone();
     let pet = at + u64::from(LEASE) + u64::from(LEASE / 2);
     assert_eq!(renewed.pet_sent, pet);
@@ -351,7 +384,7 @@ fn discovers_are_shared_by_hash_and_each_server_allocates_from_its_own_pool() {
     // A client that has waited past load_balance_max_seconds is answered by whoever hears it.
     let mut late = msg(theirs, MessageType::Discover, Ipv4Addr::UNSPECIFIED);
     late.set_secs(10);
-    let o = pair.p.server.handle(now, &late, &rx(Ipv4Addr::new(10, 0, 0, 1)));
+    let o = pair.p.dhcp(now, &late);
     assert!(matches!(o.result, Handled::Offered(_)), "{:?}", o.result);
 }
 
@@ -379,40 +412,24 @@ fn a_restarted_server_resumes_its_state_and_resends_what_the_partner_never_ackno
     let (a, _) = dora(&mut pair.p, now, mac);
     assert_eq!(pair.p.lease(a).pet_acked, 0);
 
-    let cfg = config("primary");
-    let leases: Vec<Lease> = pair.p.store.values().cloned().collect();
-    let blob = pair.p.persisted.clone();
-    let fo = Failover::new(&cfg, blob.as_deref(), &leases, now).unwrap();
-    pair.p = Side {
-        server: Server::new(cfg, leases),
-        fo,
-        store: pair.p.store.clone(),
-        local: Vec::new(),
-        persisted: blob,
-        up: false,
-    };
-    pair.s.up = false;
-    pair.s.fo.link_down(now);
+    pair.p = Side::from_store(config("primary"), pair.p.store.clone(), now);
+    pair.s.link_down(now);
     pair.normal();
-    assert!(pair.s.store.get(&a).is_some_and(|l| l.state == LeaseState::Active));
+    assert!(pair.s.store.get(a).is_some_and(|l| l.state == LeaseState::Active));
     assert_eq!(pair.p.lease(a).pet_acked, pair.p.lease(a).pet_sent);
 }
 
 /// The link to the partner is gone and stays gone: the partner died, or the network between
 /// the two did. Only `side` runs from here on.
 fn lose_partner(side: &mut Side, now: u64) {
-    side.up = false;
-    side.fo.link_down(now);
-    side.settle(now);
+    side.link_down(now);
+    side.outbox.clear();
 }
 
 /// `side` alone, its timers run and everything it wants to say to the partner dropped.
 fn alone(side: &mut Side, now: u64) {
-    side.fo.tick(now);
-    let expired = side.server.expire(now);
-    side.commit(&expired);
-    side.local.extend(expired.iter().map(LeaseChange::address));
-    side.settle(now);
+    side.turn(now, Vec::new());
+    side.outbox.clear();
 }
 
 fn discover(side: &mut Side, now: u64, mac: [u8; 6]) -> Handled {
@@ -435,8 +452,8 @@ fn primary_dies_and_the_secondary_serves_only_its_backup_share_then_says_what_wo
     pair.exchange();
     let now = pair.now + 1;
     lose_partner(&mut pair.s, now);
-    assert_eq!(pair.s.fo.peer().state(), ServerState::CommunicationsInterrupted);
-    assert!(pair.s.fo.fast_path_allowed(), "renewals go on in the kernel too");
+    assert_eq!(pair.s.fo().peer().state(), ServerState::CommunicationsInterrupted);
+    assert!(pair.s.fo().fast_path_allowed(), "renewals go on in the kernel too");
 
     let mut got = Vec::new();
     for n in 0..10 {
@@ -450,7 +467,7 @@ fn primary_dies_and_the_secondary_serves_only_its_backup_share_then_says_what_wo
     );
     assert_eq!(discover(&mut pair.s, now, client(10)), Handled::Dropped(DropReason::PoolExhausted));
     alone(&mut pair.s, now);
-    let st = pair.s.fo.status(&pair.s.server, now);
+    let st = pair.s.fo().status(pair.s.server(), now);
     assert_eq!(st["refused_share_exhausted_total"], 1, "{st}");
     assert_eq!(st["pools"][0]["share_ours_free"], 0, "{st}");
     assert_eq!(
@@ -465,9 +482,10 @@ fn primary_dies_and_the_secondary_serves_only_its_backup_share_then_says_what_wo
 fn the_partner_still_talking_is_not_declared_down() {
     let mut pair = Pair::new();
     pair.normal();
-    let e = pair.s.fo.partner_down(pair.now).unwrap_err();
-    assert_eq!(e, PartnerDownRefused::PartnerTalking("normal"));
-    assert_eq!(pair.s.fo.peer().state(), ServerState::Normal);
+    let now = pair.now;
+    let e = pair.s.partner_down(now).unwrap_err();
+    assert_eq!(e, PartnerDownRefused::PartnerTalking("normal").to_string());
+    assert_eq!(pair.s.fo().peer().state(), ServerState::Normal);
 }
 
 #[test]
@@ -487,11 +505,11 @@ fn partner_down_takes_the_partners_free_addresses_at_stos_plus_mclt_and_not_a_se
     }
     let pd = now + 5;
     alone(&mut pair.s, pd);
-    let usable_at = pair.s.fo.partner_down(pd).unwrap();
+    let usable_at = pair.s.partner_down(pd).unwrap();
     alone(&mut pair.s, pd);
     assert_eq!(usable_at, pd + u64::from(MCLT));
-    assert_eq!(pair.s.fo.peer().state(), ServerState::PartnerDown);
-    assert_eq!(pair.s.fo.partner_down(pd + 1), Ok(usable_at), "declaring it twice changes nothing");
+    assert_eq!(pair.s.fo().peer().state(), ServerState::PartnerDown);
+    assert_eq!(pair.s.partner_down(pd + 1), Ok(usable_at), "declaring it twice changes nothing");
 
     // A second before STOS+MCLT: still only its own share, which is used up.
     let before = usable_at - 1;
@@ -509,7 +527,7 @@ fn partner_down_takes_the_partners_free_addresses_at_stos_plus_mclt_and_not_a_se
         taken.push(a);
     }
     assert!(!taken.contains(&theirs));
-    assert!(taken.iter().all(|a| pair.p.store.get(a).is_none_or(|l| l.state == LeaseState::Free)));
+    assert!(taken.iter().all(|a| pair.p.store.get(*a).is_none_or(|l| l.state == LeaseState::Free)));
 
     // The primary's client's address is reclaimed only MCLT past everything it may have been
     // promised (its expiry and the PETs), not at STOS+MCLT.
@@ -530,20 +548,19 @@ fn partner_down_takes_the_partners_free_addresses_at_stos_plus_mclt_and_not_a_se
 
 #[test]
 fn auto_partner_down_follows_the_configured_time_in_communications_interrupted() {
-    let mut pair = Pair {
-        p: Side::new("primary"),
-        s: Side::with(config_with("secondary", "auto_partner_down = 600\n")),
-        now: T0,
-    };
+    let mut pair = Pair::of(
+        Side::new("primary"),
+        Side::with(config_with("secondary", "auto_partner_down = 600\n")),
+    );
     pair.normal();
     let cut = pair.now;
     lose_partner(&mut pair.s, cut);
     alone(&mut pair.s, cut + 599);
-    assert_eq!(pair.s.fo.peer().state(), ServerState::CommunicationsInterrupted);
+    assert_eq!(pair.s.fo().peer().state(), ServerState::CommunicationsInterrupted);
     alone(&mut pair.s, cut + 600);
-    assert_eq!(pair.s.fo.peer().state(), ServerState::PartnerDown);
+    assert_eq!(pair.s.fo().peer().state(), ServerState::PartnerDown);
     // The MCLT counts from entering PARTNER-DOWN, not from losing the partner.
-    assert_eq!(pair.s.fo.takeover_time(), cut + 600 + u64::from(MCLT));
+    assert_eq!(pair.s.fo().takeover_time(), cut + 600 + u64::from(MCLT));
     let early = cut + 600 + u64::from(MCLT) - 1;
     alone(&mut pair.s, early);
     for n in 0..10 {
@@ -597,7 +614,7 @@ fn cut_off_the_secondary_rewinds_a_lease_nobody_else_heard_of_and_serves_a_new_c
     let first = pair.s.lease(got[0]).clone();
     assert_eq!(first.rewind_state, Some(LeaseState::Backup), "persisted with the binding");
     alone(&mut pair.s, now);
-    assert_eq!(pair.s.fo.updates_held(), 10, "the primary must not hear of them yet");
+    assert_eq!(pair.s.fo().updates_held(), 10, "the primary must not hear of them yet");
 
     // One leaves; the primary never knew it was there, so its address is the secondary's again.
     let released = pair.s.dhcp(now + 10, &msg(client(0), MessageType::Release, got[0]));
@@ -606,7 +623,7 @@ fn cut_off_the_secondary_rewinds_a_lease_nobody_else_heard_of_and_serves_a_new_c
     assert_eq!(pair.s.lease(got[0]).state, LeaseState::Backup);
     let (again, _) = dora(&mut pair.s, now + 10, client(10));
     assert_eq!(again, got[0], "the newcomer gets the rewound address");
-    assert_eq!(pair.s.server.counters().rewound_to_free, 1);
+    assert_eq!(pair.s.server().counters().rewound_to_free, 1);
 }
 
 #[test]
@@ -629,7 +646,7 @@ fn cut_off_an_expired_client_gets_its_lease_back_and_reconnection_unwinds_every_
     assert_eq!(back, a);
     let until = end + 5 + u64::from(lease);
     assert!(until <= acked + u64::from(MCLT), "still within the MCLT rule: {until} vs {acked}");
-    assert_eq!(pair.s.server.counters().rewound_to_active, 1);
+    assert_eq!(pair.s.server().counters().rewound_to_active, 1);
 
     // A newcomer's lease from the share, then the link comes back: the store loses the
     // rewind before the primary hears of the binding.
@@ -638,7 +655,7 @@ fn cut_off_an_expired_client_gets_its_lease_back_and_reconnection_unwinds_every_
     pair.now = end + 10;
     pair.normal();
     assert_eq!(pair.s.lease(b).rewind_state, None);
-    assert_eq!(pair.s.fo.updates_held(), 0);
+    assert_eq!(pair.s.fo().updates_held(), 0);
     assert_eq!(pair.p.lease(b).state, LeaseState::Active, "the primary knows it now");
 }
 
@@ -696,7 +713,7 @@ fn the_secondary_uses_up_most_of_its_share_and_the_primary_tops_it_up_at_the_nex
     // The secondary can serve new clients again, from what it was given.
     let (a, _) = dora(&mut pair.s, pair.now, mac_for(false, 60));
     assert_eq!(pair.p.lease(a).state, LeaseState::Backup);
-    let st = pair.p.fo.status(&pair.p.server, pair.now);
+    let st = pair.p.fo().status(pair.p.server(), pair.now);
     assert_eq!(st["balanced_moved_total"], 14, "10 at the first split, 4 now: {st}");
 }
 
@@ -727,11 +744,10 @@ fn the_primary_runs_low_and_the_secondary_gives_back_backup_addresses_it_does_no
 fn a_server_short_of_addresses_asks_with_poolreq_and_the_partner_moves_them_at_once() {
     // The primary balances on its own only every 10 minutes; the secondary checks every 60 s.
     let strict = "max_lease_misbalance = 5\n";
-    let mut pair = Pair {
-        p: Side::with(config_with("primary", &format!("{strict}min_balance = 600\n"))),
-        s: Side::with(config_with("secondary", strict)),
-        now: T0,
-    };
+    let mut pair = Pair::of(
+        Side::with(config_with("primary", &format!("{strict}min_balance = 600\n"))),
+        Side::with(config_with("secondary", strict)),
+    );
     pair.normal();
     new_clients(&mut pair, false, 40, 6);
     assert_eq!(split_seen_by(&pair.s), (10, 4), "3 short, threshold 1: the secondary asks");
@@ -742,8 +758,8 @@ fn a_server_short_of_addresses_asks_with_poolreq_and_the_partner_moves_them_at_o
 
 /// Free addresses of subnet `sid` as (primary's FREE, secondary's BACKUP) in `side`'s store.
 fn split_of(side: &Side, sid: u32) -> (u64, u64) {
-    let sh = side.fo.shares(&side.server, SubnetId(sid));
-    match side.fo.config().role {
+    let sh = side.fo().shares(side.server(), SubnetId(sid));
+    match side.fo().config().role {
         Role::Primary => (sh.ours, sh.partners),
         Role::Secondary => (sh.partners, sh.ours),
     }
@@ -755,7 +771,7 @@ fn dora_relayed(side: &mut Side, now: u64, mac: [u8; 6], giaddr: Ipv4Addr) -> Ip
     m.set_giaddr(giaddr);
     let o = side.dhcp(now, &m);
     let Handled::Offered(a) = o.result else { panic!("no offer: {:?}", o.result) };
-    let mut m = select(mac, side.server.config().server_id, a);
+    let mut m = select(mac, side.server().config().server_id, a);
     m.set_giaddr(giaddr);
     assert_eq!(side.dhcp(now, &m).result, Handled::Acked(a));
     a
@@ -773,11 +789,10 @@ lease_time = 3600
 failover = true
 "#;
     let strict = "max_lease_misbalance = 5\n";
-    let mut pair = Pair {
-        p: Side::with(config_with("primary", &format!("{strict}min_balance = 600\n{relayed}"))),
-        s: Side::with(config_with("secondary", &format!("{strict}{relayed}"))),
-        now: T0,
-    };
+    let mut pair = Pair::of(
+        Side::with(config_with("primary", &format!("{strict}min_balance = 600\n{relayed}"))),
+        Side::with(config_with("secondary", &format!("{strict}{relayed}"))),
+    );
     pair.normal();
     assert_eq!(split_of(&pair.s, 0), (10, 10));
     // The secondary runs low in its clients' subnet; the primary uses up its share of the

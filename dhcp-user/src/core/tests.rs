@@ -1,0 +1,136 @@
+//! Scenarios of one server's turn: what leaves it, and what the store holds by then.
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use dhcp_common::RenewEvent;
+use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode};
+
+use super::*;
+use crate::store::LeaseState;
+
+const T0: u64 = 1_700_000_000;
+
+fn core(store: &MemStore) -> Core {
+    let cfg = Config::from_toml(
+        r#"
+interfaces = ["eth1"]
+server_id = "10.0.0.1"
+
+[[subnet]]
+prefix = "10.0.0.0/24"
+pools = [{ start = "10.0.0.100", end = "10.0.0.103" }]
+lease_time = 600
+"#,
+        "core.toml",
+    )
+    .unwrap();
+    Core::new(cfg, store, T0).unwrap()
+}
+
+fn dhcp(kind: MessageType, mac: [u8; 6], ciaddr: Ipv4Addr, extra: &[DhcpOption]) -> Input<()> {
+    let z = Ipv4Addr::UNSPECIFIED;
+    let mut m = Message::new_with_id(0x42, ciaddr, z, z, z, &mac);
+    m.set_opcode(Opcode::BootRequest);
+    m.opts_mut().insert(DhcpOption::MessageType(kind));
+    for o in extra {
+        m.opts_mut().insert(o.clone());
+    }
+    let rx = RxInfo {
+        ifindex: 2,
+        local_addr: Some(Ipv4Addr::new(10, 0, 0, 1)),
+        src: SocketAddrV4::new(z, 68),
+        src_mac: [0; 6],
+    };
+    Input::Dhcp { rx, bytes: dhcproto::Encodable::to_vec(&m).unwrap() }
+}
+
+const MAC: [u8; 6] = [2, 0, 0, 0, 0, 7];
+
+/// DISCOVER then REQUEST, each its own turn; the address.
+fn lease(c: &mut Core, store: &mut MemStore, now: u64) -> Ipv4Addr {
+    let out = c.turn(
+        Now::at(now),
+        vec![dhcp(MessageType::Discover, MAC, Ipv4Addr::UNSPECIFIED, &[])],
+        store,
+    );
+    let Handled::Offered(a) = out.handled[0] else { panic!("no offer: {:?}", out.handled) };
+    let select = [
+        DhcpOption::ServerIdentifier(Ipv4Addr::new(10, 0, 0, 1)),
+        DhcpOption::RequestedIpAddress(a),
+    ];
+    let out = c.turn(
+        Now::at(now),
+        vec![dhcp(MessageType::Request, MAC, Ipv4Addr::UNSPECIFIED, &select)],
+        store,
+    );
+    assert_eq!(out.handled, vec![Handled::Acked(a)]);
+    assert_eq!(out.replies.len(), 1);
+    a
+}
+
+#[test]
+fn an_ack_leaves_the_turn_with_its_record_committed_and_its_kernel_entry() {
+    let mut store = MemStore::default();
+    let mut c = core(&store);
+    let a = lease(&mut c, &mut store, T0);
+    let l = store.get(a).expect("committed");
+    assert_eq!((l.state, l.expires_at), (LeaseState::Active, T0 + 600));
+    assert_eq!(c.fast_path_entries(T0).len(), 1, "the kernel may renew it");
+}
+
+#[test]
+fn a_commit_the_store_refuses_sends_nothing_and_the_server_restarts_from_what_is_durable() {
+    let mut store = MemStore::default();
+    let mut c = core(&store);
+    let a = lease(&mut c, &mut store, T0);
+    let before = store.get(a).cloned();
+    // The client renews; the disk refuses the write.
+    store.fail_next_commit = true;
+    let out = c.turn(Now::at(T0 + 300), vec![dhcp(MessageType::Request, MAC, a, &[])], &mut store);
+    assert_eq!(out.handled, vec![Handled::Acked(a)], "decided, but");
+    assert!(out.replies.is_empty() && out.map_ops.is_empty(), "nothing of it leaves: {out:?}");
+    assert!(out.commit_failed);
+    assert_eq!(store.get(a).cloned(), before);
+    assert_eq!(c.server().lease(a), before.as_ref(), "memory is back to what the store holds");
+    // The retry is answered once the disk takes it.
+    let out = c.turn(Now::at(T0 + 301), vec![dhcp(MessageType::Request, MAC, a, &[])], &mut store);
+    assert_eq!(out.replies.len(), 1);
+    assert_eq!(store.get(a).map(|l| l.expires_at), Some(T0 + 301 + 600));
+}
+
+#[test]
+fn a_renewal_the_kernel_answered_is_recorded_before_an_expiry_could_undo_it() {
+    let mut store = MemStore::default();
+    let mut c = core(&store);
+    let a = lease(&mut c, &mut store, T0);
+    // XDP renewed it at T0 + 599 for 600 s; its event reaches a turn after the old end.
+    let ev = RenewEvent {
+        at_ns: Now::at(T0 + 599).mono_ns,
+        addr: a.octets(),
+        granted_secs: 600,
+        chaddr: MAC,
+        _pad: [0; 10],
+    };
+    c.turn(Now::at(T0 + 601), vec![Input::<()>::Renewed(ev)], &mut store);
+    assert_eq!(
+        c.server().lease(a).map(|l| (l.state, l.expires_at)),
+        Some((LeaseState::Active, T0 + 1199))
+    );
+    assert_eq!(c.fast_path_renewals(), 1);
+}
+
+#[test]
+fn control_requests_are_answered_after_the_turns_commit() {
+    let mut store = MemStore::default();
+    let mut c = core(&store);
+    lease(&mut c, &mut store, T0);
+    let ask = |req| Input::Control { req, reply: 7u8, measured: Measured::default() };
+    let out = c.turn(
+        Now::at(T0 + 1),
+        vec![ask(Request::Leases { addr: None, mac: None }), ask(Request::FailoverStatus)],
+        &mut store,
+    );
+    assert_eq!(out.answers.len(), 2);
+    assert_eq!(out.answers[0].0, 7, "the reply token comes back as given");
+    assert_eq!(out.answers[0].1["leases"][0]["state"], "active");
+    assert!(out.answers[1].1.get("error").is_some(), "no relationship configured");
+}
