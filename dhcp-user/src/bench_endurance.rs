@@ -1,21 +1,25 @@
 //! `xdhcp bench endurance`: how long a failover primary cut off from its partner keeps a
 //! steady client population served, with and without rewinding (draft-12 §5.2.2).
 //!
-//! Sans-IO and on simulated time: the real DHCP engine and failover glue, resumed in
-//! COMMUNICATIONS-INTERRUPTED with half the pool in the partner's backup share, as after a
-//! NORMAL period's balancing. Clients arrive, renew at half their lease, and leave (half of
+//! Sans-IO and on simulated time: the server's own turn ([`Core::turn`]) over a store in
+//! memory, resumed in COMMUNICATIONS-INTERRUPTED with half the pool in the partner's backup
+//! share, as after a NORMAL period's balancing. Clients arrive, renew at half their lease, and leave (half of
 //! them with a RELEASE, half by going silent), so as many are present at any time. The figure
 //! is the simulated time until the first new client finds no address in our share.
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use dhcp_failover::{PersistedState, ServerState, load_balance::Hba};
-use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode};
+use dhcproto::{
+    Encodable as _,
+    v4::{DhcpOption, Message, MessageType, Opcode, OptionCode},
+};
 use serde_json::{Value, json};
 
 use crate::{
     config::Config,
-    failover::{Actions, Failover, encode_state},
-    server::{Handled, RxInfo, Server},
+    core::{Core, Input, MemStore, Now},
+    failover::encode_state,
+    server::{DropReason, Handled, RxInfo},
     store::{Lease, LeaseState},
 };
 
@@ -80,34 +84,45 @@ impl Rng {
     }
 }
 
+/// One client's request through the server's turn: what became of it, and the lease an ACK
+/// gave (seconds).
+fn ask(core: &mut Core, store: &mut MemStore, now: u64, m: &Message) -> (Handled, Option<u64>) {
+    let rx = RxInfo {
+        ifindex: 2,
+        local_addr: Some(core.config().server_id),
+        src: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
+        src_mac: [0; 6],
+    };
+    let bytes = m.to_vec().unwrap_or_default();
+    let out = core.turn(Now::at(now), vec![Input::<()>::Dhcp { rx, bytes }], store);
+    let secs =
+        out.replies.first().and_then(|r| match r.msg.opts().get(OptionCode::AddressLeaseTime) {
+            Some(DhcpOption::AddressLeaseTime(t)) => Some(u64::from(*t)),
+            _ => None,
+        });
+    (out.handled.first().copied().unwrap_or(Handled::Dropped(DropReason::Undecodable)), secs)
+}
+
 /// One run: `population` clients present at a time, each staying 1 to 3 hours.
 #[must_use]
 pub fn run(population: u32, rewinding: bool) -> Value {
     let cfg = config();
     // What balancing left: the upper half of the pool in the secondary's backup share.
-    let leases: Vec<Lease> = (POOL / 2..POOL)
-        .map(|i| {
-            let a = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 0, 0, 10)) + i);
-            Lease::new(a, LeaseState::Backup, 0, T0)
-        })
-        .collect();
-    let blob = encode_state(&PersistedState {
+    let mut store = MemStore::default();
+    for i in POOL / 2..POOL {
+        let a = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 0, 0, 10)) + i);
+        store.leases.insert(a, Lease::new(a, LeaseState::Backup, 0, T0));
+    }
+    store.failover = Some(encode_state(&PersistedState {
         my_state: ServerState::CommunicationsInterrupted,
         my_state_since: T0,
         partner_state: Some(ServerState::Normal),
         partner_state_since: T0,
         mclt: MCLT,
         hba: Hba::split(128),
-    });
-    let mut fo = Failover::new(&cfg, Some(&blob), &leases, T0).unwrap_or_else(|| panic!("no fo"));
-    let mut server = Server::new(cfg.clone(), leases);
-    server.set_rewinding(rewinding);
-    let rx = RxInfo {
-        ifindex: 2,
-        local_addr: Some(cfg.server_id),
-        src: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
-        src_mac: [0; 6],
-    };
+    }));
+    let mut core = Core::new(cfg.clone(), &store, T0).unwrap_or_else(|e| panic!("{e}"));
+    core.set_rewinding(rewinding);
     let mut rng = Rng(7);
     let mut present: Vec<Present> = Vec::new();
     let (mut arrivals, mut next_mac) = (0u64, 0u32);
@@ -116,27 +131,17 @@ pub fn run(population: u32, rewinding: bool) -> Value {
     let mut not_serving = 0u64;
     while now < T0 + HORIZON_HOURS * 3600 && refused_at.is_none() {
         now += STEP;
-        let mut local = Vec::new();
-        fo.tick(now);
-        let mut acts = Actions::default();
-        fo.poll(now, &mut server, &mut acts);
-        local.extend(server.expire(now).iter().map(crate::store::LeaseChange::address));
+        // Timers and expiry: a turn with nothing to read.
+        core.turn(Now::at(now), Vec::<Input<()>>::new(), &mut store);
         for p in &mut present {
             if p.renew_at <= now && p.leaves_at > now {
-                let o = server.handle(now, &msg(p.mac, MessageType::Request, p.addr), &rx);
-                local.extend(o.changes.iter().map(crate::store::LeaseChange::address));
-                let secs = o.reply.as_ref().and_then(|r| {
-                    match r.msg.opts().get(OptionCode::AddressLeaseTime) {
-                        Some(DhcpOption::AddressLeaseTime(t)) => Some(u64::from(*t)),
-                        _ => None,
-                    }
-                });
+                let renewal = msg(p.mac, MessageType::Request, p.addr);
+                let (_, secs) = ask(&mut core, &mut store, now, &renewal);
                 p.renew_at = now + secs.unwrap_or(STEP) / 2;
             }
         }
         for p in present.iter().filter(|p| p.leaves_at <= now && p.releases) {
-            let o = server.handle(now, &msg(p.mac, MessageType::Release, p.addr), &rx);
-            local.extend(o.changes.iter().map(crate::store::LeaseChange::address));
+            ask(&mut core, &mut store, now, &msg(p.mac, MessageType::Release, p.addr));
         }
         present.retain(|p| p.leaves_at > now);
         while present.len() < population as usize {
@@ -144,20 +149,17 @@ pub fn run(population: u32, rewinding: bool) -> Value {
             let mut mac = [2, 0xee, 0, 0, 0, 0];
             mac[2..].copy_from_slice(&next_mac.to_be_bytes());
             arrivals += 1;
-            let o =
-                server.handle(now, &msg(mac, MessageType::Discover, Ipv4Addr::UNSPECIFIED), &rx);
-            let Handled::Offered(a) = o.result else {
+            let discover = msg(mac, MessageType::Discover, Ipv4Addr::UNSPECIFIED);
+            let (Handled::Offered(a), _) = ask(&mut core, &mut store, now, &discover) else {
                 refused_at = Some(now);
                 break;
             };
             let mut req = msg(mac, MessageType::Request, Ipv4Addr::UNSPECIFIED);
             req.opts_mut().insert(DhcpOption::ServerIdentifier(cfg.server_id));
             req.opts_mut().insert(DhcpOption::RequestedIpAddress(a));
-            let o = server.handle(now, &req, &rx);
-            if o.result != Handled::Acked(a) {
+            if ask(&mut core, &mut store, now, &req).0 != Handled::Acked(a) {
                 not_serving += 1;
             }
-            local.extend(o.changes.iter().map(crate::store::LeaseChange::address));
             present.push(Present {
                 mac,
                 addr: a,
@@ -166,10 +168,10 @@ pub fn run(population: u32, rewinding: bool) -> Value {
                 releases: rng.below(2) == 0,
             });
         }
-        fo.committed(now, &server, acts.commit, local.into_iter().chain(acts.local));
     }
-    let c = server.counters();
+    let c = core.server().counters();
     let hours = (refused_at.unwrap_or(now) - T0) as f64 / 3600.0;
+    let state = core.failover().map(|f| crate::failover::state_name(f.peer().state()));
     json!({
         "rewinding": rewinding,
         "population": population,
@@ -179,7 +181,7 @@ pub fn run(population: u32, rewinding: bool) -> Value {
         "requests_not_acked": not_serving,
         "rewound_to_free": c.rewound_to_free,
         "rewound_to_active": c.rewound_to_active,
-        "state": crate::failover::state_name(fo.peer().state()),
+        "state": state,
     })
 }
 

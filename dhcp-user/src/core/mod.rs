@@ -192,6 +192,11 @@ impl Core {
         self.failover.as_ref().map(|f| &f.fo)
     }
 
+    /// Turns rewinding (draft-12 §5.2.2) on or off, for comparing the two.
+    pub fn set_rewinding(&mut self, on: bool) {
+        self.server.set_rewinding(on);
+    }
+
     /// Renewals the fast path answered and the turn recorded.
     #[must_use]
     pub fn fast_path_renewals(&self) -> u64 {
