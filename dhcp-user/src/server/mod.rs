@@ -210,7 +210,7 @@ pub struct FastPathLease {
     /// Index of the subnet's slot in the kernel's subnet map.
     pub subnet: u32,
     /// Committed horizon, unix seconds; the caller converts it to the kernel's monotonic clock
-    /// (see [`crate::clock`]).
+    /// (see [`crate::fastpath::clock`]).
     pub held_until: u64,
 }
 
