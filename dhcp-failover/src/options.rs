@@ -120,6 +120,25 @@ impl ServerState {
         })
     }
 
+    /// The draft's (and ISC's log's) name of the state.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Startup => "startup",
+            Self::Normal => "normal",
+            Self::CommunicationsInterrupted => "communications-interrupted",
+            Self::PartnerDown => "partner-down",
+            Self::PotentialConflict => "potential-conflict",
+            Self::Recover => "recover",
+            Self::Paused => "paused",
+            Self::Shutdown => "shutdown",
+            Self::RecoverDone => "recover-done",
+            Self::ResolutionInterrupted => "resolution-interrupted",
+            Self::ConflictDone => "conflict-done",
+            Self::RecoverWait => "recover-wait",
+        }
+    }
+
     /// The states in which two servers are still sorting out a possible double allocation.
     #[must_use]
     pub fn is_conflict(self) -> bool {

@@ -179,7 +179,7 @@ pub fn run(population: u32, rewinding: bool) -> Value {
         "requests_not_acked": not_serving,
         "rewound_to_free": c.rewound_to_free,
         "rewound_to_active": c.rewound_to_active,
-        "state": crate::failover::state_name(fo.peer().state()),
+        "state": fo.peer().state().name(),
     })
 }
 

@@ -450,14 +450,14 @@ impl Failover {
     /// partner's addresses become usable (STOS+MCLT).
     pub fn partner_down(&mut self, now: u64) -> Result<u64, PartnerDownRefused> {
         if self.peer.is_communicating() {
-            let p = self.peer.partner_state().map_or("no state yet", state_name);
+            let p = self.peer.partner_state().map_or("no state yet", ServerState::name);
             return Err(PartnerDownRefused::PartnerTalking(p));
         }
         if self.peer.state() != ServerState::PartnerDown {
             self.peer.handle_command(now, dhcp_failover::engine::Command::PartnerDown);
         }
         if self.peer.state() != ServerState::PartnerDown {
-            return Err(PartnerDownRefused::NotNow(state_name(self.peer.state())));
+            return Err(PartnerDownRefused::NotNow(self.peer.state().name()));
         }
         warn!(
             relationship = %self.cfg.name,
@@ -943,7 +943,6 @@ impl Failover {
     #[must_use]
     pub fn status(&self, server: &Server, now: u64) -> Value {
         let p = self.peer.persisted();
-        let state_name = |s: ServerState| state_name(s).to_owned();
         let pools: Vec<Value> = self
             .shared
             .iter()
@@ -971,10 +970,10 @@ impl Failover {
             "role": match self.cfg.role { Role::Primary => "primary", Role::Secondary => "secondary" },
             "peer": format!("{}:{}", self.cfg.peer_address, self.cfg.peer_port),
             "communicating": self.peer.is_communicating(),
-            "my_state": state_name(self.peer.state()),
+            "my_state": self.peer.state().name(),
             "my_stos": p.my_state_since,
             "my_state_for_secs": now.saturating_sub(p.my_state_since),
-            "partner_state": p.partner_state.map(state_name),
+            "partner_state": p.partner_state.map(ServerState::name),
             "partner_stos": p.partner_state_since,
             "service": format!("{:?}", self.peer.service()),
             "mclt": self.peer.mclt(),
@@ -994,24 +993,5 @@ impl Failover {
             "fast_path_allowed": self.fast_path_allowed(),
             "pools": pools,
         })
-    }
-}
-
-/// The draft's (and ISC's log's) name of a state.
-#[must_use]
-pub fn state_name(s: ServerState) -> &'static str {
-    match s {
-        ServerState::Startup => "startup",
-        ServerState::Normal => "normal",
-        ServerState::CommunicationsInterrupted => "communications-interrupted",
-        ServerState::PartnerDown => "partner-down",
-        ServerState::PotentialConflict => "potential-conflict",
-        ServerState::Recover => "recover",
-        ServerState::Paused => "paused",
-        ServerState::Shutdown => "shutdown",
-        ServerState::RecoverDone => "recover-done",
-        ServerState::ResolutionInterrupted => "resolution-interrupted",
-        ServerState::ConflictDone => "conflict-done",
-        ServerState::RecoverWait => "recover-wait",
     }
 }
