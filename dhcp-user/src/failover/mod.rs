@@ -260,7 +260,7 @@ fn bound(s: LeaseState) -> bool {
 /// The BNDUPD that tells the partner about `l`.
 #[must_use]
 pub fn binding_of(l: &Lease) -> BindingUpdate {
-    let status = BindingStatus::from_u8(l.state as u8).unwrap_or(BindingStatus::Free);
+    let status = BindingStatus::from(l.state);
     let mut b = BindingUpdate::new(l.address, status);
     if bound(l.state) {
         b.client_id.clone_from(&l.client_id);
@@ -280,7 +280,7 @@ pub fn binding_of(l: &Lease) -> BindingUpdate {
 /// The record after accepting the partner's `b` over ours (`old`).
 #[must_use]
 pub fn lease_from_binding(old: Option<&Lease>, b: &BindingUpdate, subnet: u32, now: u64) -> Lease {
-    let state = LeaseState::from_u8(b.status as u8).unwrap_or(LeaseState::Free);
+    let state = LeaseState::from(b.status);
     let mut l = old.cloned().unwrap_or_else(|| Lease::new(b.ip, state, subnet, now));
     let same_client = match (&b.client_id, &l.client_id) {
         (Some(x), Some(y)) => x == y,
@@ -710,7 +710,7 @@ impl Failover {
                 if freed
                     && self.cfg.role == Role::Primary
                     && let Some(l) = server.lease(ip)
-                    && l.state as u8 == status as u8
+                    && BindingStatus::from(l.state) == status
                 {
                     let mut f = l.clone();
                     f.state = LeaseState::Free;
