@@ -307,9 +307,7 @@ pub fn lease_from_binding(old: Option<&Lease>, b: &BindingUpdate, subnet: u32, n
             l.held_until = 0;
         }
     } else {
-        l.chaddr.clear();
-        l.client_id = None;
-        l.hostname = None;
+        l.clear_client();
     }
     match b.lease_expiration {
         Some(e) => l.expires_at = u64::from(e),
@@ -715,9 +713,7 @@ impl Failover {
                     let mut f = l.clone();
                     f.state = LeaseState::Free;
                     f.stos = now;
-                    f.chaddr.clear();
-                    f.client_id = None;
-                    f.hostname = None;
+                    f.clear_client();
                     out.changes.push(server.put_failover_record(now, f));
                     out.local.push(ip);
                 }

@@ -19,9 +19,7 @@ impl Server {
                 // held_until stays: the fast path may still answer the old client until then,
                 // and reuse_at waits for it.
                 l.state = free;
-                l.client_id = None;
-                l.chaddr.clear();
-                l.hostname = None;
+                l.clear_client();
                 l.pet_sent = l.pet_acked;
                 l.rewind_state = None;
                 l.rewind_expiry = None;
@@ -56,9 +54,7 @@ impl Server {
                 LeaseState::Abandoned if l.probation_until.is_some_and(|p| p <= now) => {
                     l.state = LeaseState::Free;
                     l.probation_until = None;
-                    l.client_id = None;
-                    l.chaddr.clear();
-                    l.hostname = None;
+                    l.clear_client();
                 }
                 _ => continue,
             }

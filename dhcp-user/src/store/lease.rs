@@ -147,6 +147,14 @@ impl Lease {
         }
     }
 
+    /// Forgets who held the address (identity and hostname), for a record going back to free.
+    /// The failover and horizon fields stay: they describe the address, not the client.
+    pub fn clear_client(&mut self) {
+        self.chaddr.clear();
+        self.client_id = None;
+        self.hostname = None;
+    }
+
     /// The 6-byte MAC the kernel map keys on, when the hardware address is Ethernet.
     #[must_use]
     pub fn mac(&self) -> Option<[u8; 6]> {
