@@ -6,7 +6,7 @@
 
 use std::net::Ipv4Addr;
 
-use crate::wire::WireError;
+use crate::error::WireError;
 
 /// Option codes, named as in draft-12 §12 (numbers as in ISC `failover.h`).
 pub mod code {
