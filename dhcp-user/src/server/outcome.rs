@@ -18,7 +18,7 @@ pub struct RxInfo {
     pub src_mac: [u8; 6],
 }
 
-/// What [`Server::handle`] decided.
+/// What [`Server::handle`](super::Server::handle) decided.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
     /// To be sent only once `changes` are committed.
