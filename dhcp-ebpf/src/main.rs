@@ -18,6 +18,7 @@ mod parse;
 mod peer;
 mod ptr;
 mod reply;
+mod scan;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use dhcp_common::Stat;

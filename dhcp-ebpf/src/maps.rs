@@ -10,6 +10,8 @@ use dhcp_common::{
     stats::STATS_LEN,
 };
 
+use crate::scan::Scan;
+
 // BTF map definitions, so `bpftool map dump` can print keys and values by field name.
 
 /// Mmapable for the alignment, not for mapping: a plain array's values start 312 bytes into its
@@ -49,9 +51,9 @@ pub static XDHCP_LOG_SLOTS: Global<u32> = Global::new(LOG_SLOTS);
 #[btf_map]
 pub static XDHCP_LOG_CURSORS: Array<LogCursor, 1, { BPF_F_MMAPABLE as usize }> = Array::new();
 
-/// Scratch space of the option scan (see `parse::Scan`); not shared with userspace.
+/// Scratch space of the option scan (see [`Scan`]); not shared with userspace.
 #[btf_map]
-pub static XDHCP_SCAN: PerCpuArray<crate::parse::Scan, 1> = PerCpuArray::new();
+pub static XDHCP_SCAN: PerCpuArray<Scan, 1> = PerCpuArray::new();
 
 #[inline(always)]
 pub fn count(stat: Stat) {

@@ -4,6 +4,7 @@ use aya_ebpf::programs::XdpContext;
 use dhcp_common::{Stat, bootp::*};
 
 use crate::ptr::{opaque, ptr_at, read, read_fixed};
+use crate::scan::Scan;
 
 /// The option scan stops (and passes) after this many options; a PAD-stuffed or hostile
 /// options area cannot make the program loop long, and the verifier sees a bounded loop.
@@ -166,21 +167,6 @@ pub fn renewal(ctx: &XdpContext) -> Result<Renewal, Stat> {
     r.client_id_off = scan.client_id_off as usize & 0xfff;
     r.client_id_len = scan.client_id_len as usize & 0xff;
     Ok(r)
-}
-
-/// What the option scan found, kept in a per-CPU map value rather than in registers: the
-/// verifier does not track map memory, so loop iterations that saw different options still look
-/// alike at the loop head and are pruned. Registers holding flags and offsets made the state
-/// count explode past the 1 M instruction limit.
-#[repr(C)]
-pub struct Scan {
-    /// Offset in the frame of option 53's value; 0 = not seen.
-    msg_type_off: u64,
-    /// Option 50, 54, 52 or 82 seen (SELECTING / INIT-REBOOT, overloaded fields or relay agent
-    /// information, all of which userspace must judge and echo), or 53 or 61 repeated.
-    slow: u64,
-    client_id_off: u64,
-    client_id_len: u64,
 }
 
 /// Walks the `len` bytes of options once, recording only offsets. Every option must end before

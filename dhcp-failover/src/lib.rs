@@ -23,6 +23,7 @@
 //! - [`mclt`]: lease-time arithmetic; [`load_balance`]: RFC 3074 hashing.
 
 pub mod engine;
+mod error;
 pub mod framing;
 pub mod load_balance;
 pub mod mclt;

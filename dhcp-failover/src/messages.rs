@@ -8,7 +8,7 @@
 use std::net::Ipv4Addr;
 
 use crate::options::{
-    BindingStatus, FoOption, HwAddr, PROTOCOL_VERSION, RejectReason, ServerState, code,
+    BindingStatus, FoOption, HwAddr, PROTOCOL_VERSION, RejectReason, ServerState,
 };
 use crate::wire::{Message, MessageType};
 
@@ -324,12 +324,6 @@ impl Message {
     getter!(server_flags, ServerFlags, u8);
     getter!(start_time_of_state, StartTimeOfState, u32);
     getter!(addresses_transferred, AddressesTransferred, u32);
-
-    /// True if the message carries a message-digest option (which we never verify, like ISC).
-    #[must_use]
-    pub fn has_digest(&self) -> bool {
-        self.options.iter().any(|o| o.code() == code::MESSAGE_DIGEST)
-    }
 
     /// Options grouped per assigned-IP-address, the batching unit of BNDUPD/BNDACK (§6.3).
     /// Options before the first address (a digest, say) are not part of any group.

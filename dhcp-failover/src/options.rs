@@ -6,7 +6,7 @@
 
 use std::net::Ipv4Addr;
 
-use crate::wire::WireError;
+use crate::error::WireError;
 
 /// Option codes, named as in draft-12 §12 (numbers as in ISC `failover.h`).
 pub mod code {
@@ -118,6 +118,25 @@ impl ServerState {
             254 => Self::RecoverWait,
             _ => return None,
         })
+    }
+
+    /// The draft's (and ISC's log's) name of the state.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Startup => "startup",
+            Self::Normal => "normal",
+            Self::CommunicationsInterrupted => "communications-interrupted",
+            Self::PartnerDown => "partner-down",
+            Self::PotentialConflict => "potential-conflict",
+            Self::Recover => "recover",
+            Self::Paused => "paused",
+            Self::Shutdown => "shutdown",
+            Self::RecoverDone => "recover-done",
+            Self::ResolutionInterrupted => "resolution-interrupted",
+            Self::ConflictDone => "conflict-done",
+            Self::RecoverWait => "recover-wait",
+        }
     }
 
     /// The states in which two servers are still sorting out a possible double allocation.

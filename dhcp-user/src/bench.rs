@@ -22,9 +22,8 @@ use dhcp_common::{
 use serde::Serialize;
 
 use crate::{
-    clock, fastpath,
+    fastpath::{self, clock, subnet::SubnetOptions},
     packet::{RenewKind, Renewal},
-    subnet::SubnetOptions,
     testrun::{Harness, XDP_PASS, XDP_TX},
 };
 
@@ -183,11 +182,11 @@ fn bench_frame(f: &[u8], clients: u32, ack_len: usize) -> Result<BenchFrame> {
 /// would; a full log would otherwise turn ACKs into passes.
 struct Drainer {
     stop: Arc<AtomicBool>,
-    handle: Option<std::thread::JoinHandle<crate::eventlog::EventLog>>,
+    handle: Option<std::thread::JoinHandle<crate::fastpath::eventlog::EventLog>>,
 }
 
 impl Drainer {
-    fn start(mut events: crate::eventlog::EventLog) -> Self {
+    fn start(mut events: crate::fastpath::eventlog::EventLog) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
         let handle = std::thread::spawn(move || {
@@ -207,7 +206,7 @@ impl Drainer {
         Self { stop, handle: Some(handle) }
     }
 
-    fn stop(mut self) -> crate::eventlog::EventLog {
+    fn stop(mut self) -> crate::fastpath::eventlog::EventLog {
         self.stop.store(true, Ordering::Release);
         self.handle.take().expect("started").join().expect("drainer thread")
     }

@@ -171,7 +171,7 @@ pub fn run(population: u32, rewinding: bool) -> Value {
     }
     let c = core.server().counters();
     let hours = (refused_at.unwrap_or(now) - T0) as f64 / 3600.0;
-    let state = core.failover().map(|f| crate::failover::state_name(f.peer().state()));
+    let state = core.failover().map(|f| f.peer().state().name());
     json!({
         "rewinding": rewinding,
         "population": population,

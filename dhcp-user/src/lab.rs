@@ -52,11 +52,12 @@ use dhcproto::{
 };
 
 use crate::{
-    clock,
-    fastpath::{self, AttachMode, LoadOptions},
-    maps::{Counters, FastPathMaps},
+    fastpath::{
+        self, AttachMode, LoadOptions, clock,
+        maps::{Counters, FastPathMaps},
+        subnet::SubnetOptions,
+    },
     packet::{self, BROADCAST_MAC, L2},
-    subnet::SubnetOptions,
 };
 
 /// How often bounded waits look again.

@@ -5,11 +5,13 @@ use clap::Parser as _;
 use dhcp_common::{Control, LeaseEntry, digest};
 use xdhcp::{
     cli::{BenchCmd, Cli, Cmd, FailoverCmd, LeaseCmd, LeasePut, MapsCmd, SubnetArgs},
-    clock,
     daemon::ctl,
-    fastpath,
-    maps::{FastPathMaps, LeaseView},
-    packet, subnet, table,
+    fastpath::{
+        self, clock,
+        maps::{FastPathMaps, LeaseView},
+        subnet,
+    },
+    packet, table,
 };
 
 fn main() {
@@ -208,8 +210,8 @@ fn dump(iface: Option<String>, json: bool) -> Result<()> {
         let leases: Vec<LeaseView> =
             m.leases()?.iter().map(|(a, e)| LeaseView::new(*a, e, now)).collect();
         let pins = fastpath::pin_dir(&i);
-        let waiting: u64 = xdhcp::eventlog::EventLog::waiting_pinned(&pins)?.iter().sum();
-        let slots = xdhcp::eventlog::EventLog::slots_pinned(&pins)?;
+        let waiting: u64 = xdhcp::fastpath::eventlog::EventLog::waiting_pinned(&pins)?.iter().sum();
+        let slots = xdhcp::fastpath::eventlog::EventLog::slots_pinned(&pins)?;
         if json {
             out.insert(
                 i.clone(),

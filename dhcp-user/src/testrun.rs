@@ -10,11 +10,7 @@ use aya::{
 
 use dhcp_common::RenewEvent;
 
-use crate::{
-    eventlog::EventLog,
-    fastpath::{self, LoadOptions},
-    maps::FastPathMaps,
-};
+use crate::fastpath::{self, LoadOptions, eventlog::EventLog, maps::FastPathMaps};
 
 pub const XDP_PASS: u32 = 2;
 pub const XDP_TX: u32 = 3;

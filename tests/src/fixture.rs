@@ -2,9 +2,8 @@ use std::net::Ipv4Addr;
 
 use dhcp_common::{Control, KernelClock, LeaseEntry, digest};
 use xdhcp::{
-    clock,
+    fastpath::{clock, subnet::SubnetOptions},
     packet::{RenewKind, Renewal},
-    subnet::SubnetOptions,
     testrun::Harness,
 };
 

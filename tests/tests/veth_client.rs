@@ -14,7 +14,7 @@ use std::{
 use dhcp_common::{Control, Stat};
 use integration::fixture::root_required;
 use xdhcp::{
-    eventlog::EventLog,
+    fastpath::eventlog::EventLog,
     lab::{ClientKind, NetNs, Segment, SegmentPlan, Timing, netns_list, wait_for},
 };
 

@@ -7,7 +7,7 @@ use dhcp_common::{Control, KernelClock, LeaseEntry, RenewEvent, Stat, layout};
 use dhcproto::v4::{DhcpOption, Message, MessageType, OptionCode};
 use integration::fixture::*;
 use xdhcp::{
-    clock,
+    fastpath::clock,
     packet::{self, Parsed, RenewKind, Renewal, Vlan},
     testrun::{Harness, XDP_PASS, XDP_TX},
 };

@@ -29,7 +29,7 @@ pub use event::{Command, CommitId, Event, Service};
 use bindings::BindingTable;
 use timer::{Timer, TimerTable};
 
-use crate::load_balance::{self, Hba};
+use crate::load_balance::Hba;
 use crate::mclt::LeaseTimes;
 use crate::messages::{BindingAck, BindingUpdate};
 use crate::options::{RejectReason, SERVER_FLAG_STARTUP, ServerState};
@@ -437,11 +437,6 @@ impl Peer {
         self.partner.state
     }
 
-    #[must_use]
-    pub fn role(&self) -> Role {
-        self.cfg.role
-    }
-
     /// Communications OK: CONNECT/CONNECTACK exchanged and the partner's STATE received.
     #[must_use]
     pub fn is_communicating(&self) -> bool {
@@ -485,34 +480,10 @@ impl Peer {
         }
     }
 
-    /// Whether to answer a DISCOVER (or any non-renewal request) from the client with `key`
-    /// (see [`load_balance::client_key`]) and BOOTP `secs`, given ISC's `load balance max
-    /// seconds`. Only [`Service::LoadBalanced`] consults the hash.
-    #[must_use]
-    pub fn serves_new_client(&self, key: &[u8], secs: u16, max_seconds: u16) -> bool {
-        match self.service() {
-            Service::LoadBalanced => load_balance::should_answer_discover(
-                &self.hba,
-                self.cfg.role == Role::Primary,
-                key,
-                secs,
-                max_seconds,
-            ),
-            Service::OwnPool | Service::PartnerDown => true,
-            Service::NotResponding | Service::RenewalsOnly => false,
-        }
-    }
-
     /// The failover times of an address, for lease-time decisions ([`crate::mclt`]).
     #[must_use]
     pub fn lease_times(&self, ip: Ipv4Addr) -> Option<LeaseTimes> {
         self.bindings.get(ip).map(|r| r.times)
-    }
-
-    /// The binding the engine last settled on for an address.
-    #[must_use]
-    pub fn binding(&self, ip: Ipv4Addr) -> Option<&BindingUpdate> {
-        self.bindings.get(ip).map(|r| &r.binding)
     }
 
     /// BNDUPDs sent and not yet acknowledged.

@@ -9,7 +9,7 @@ use dhcp_failover::{Role, load_balance::Hba};
 use ipnet::Ipv4Net;
 
 use super::wire;
-use crate::subnet::{SubnetError, SubnetOptions};
+use crate::fastpath::subnet::{SubnetError, SubnetOptions};
 
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/xdhcp";
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/xdhcp/control.sock";

@@ -51,7 +51,7 @@ impl Now {
         let unix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        Self { unix, mono_ns: crate::clock::monotonic_ns() }
+        Self { unix, mono_ns: crate::fastpath::clock::monotonic_ns() }
     }
 
     /// An instant whose monotonic clock is unix time in nanoseconds: simulated time.

@@ -8,12 +8,9 @@ use dhcp_common::{Control, LeaseEntry, RenewEvent, digest};
 use tracing::warn;
 
 use crate::{
-    clock,
     config::Config,
     core::Now,
-    eventlog::EventLog,
-    fastpath::{self, AttachMode},
-    maps::FastPathMaps,
+    fastpath::{self, AttachMode, clock, eventlog::EventLog, maps::FastPathMaps},
     server::{FastPathLease, MapOp},
 };
 

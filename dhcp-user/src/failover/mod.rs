@@ -260,7 +260,7 @@ fn bound(s: LeaseState) -> bool {
 /// The BNDUPD that tells the partner about `l`.
 #[must_use]
 pub fn binding_of(l: &Lease) -> BindingUpdate {
-    let status = BindingStatus::from_u8(l.state as u8).unwrap_or(BindingStatus::Free);
+    let status = BindingStatus::from(l.state);
     let mut b = BindingUpdate::new(l.address, status);
     if bound(l.state) {
         b.client_id.clone_from(&l.client_id);
@@ -280,7 +280,7 @@ pub fn binding_of(l: &Lease) -> BindingUpdate {
 /// The record after accepting the partner's `b` over ours (`old`).
 #[must_use]
 pub fn lease_from_binding(old: Option<&Lease>, b: &BindingUpdate, subnet: u32, now: u64) -> Lease {
-    let state = LeaseState::from_u8(b.status as u8).unwrap_or(LeaseState::Free);
+    let state = LeaseState::from(b.status);
     let mut l = old.cloned().unwrap_or_else(|| Lease::new(b.ip, state, subnet, now));
     let same_client = match (&b.client_id, &l.client_id) {
         (Some(x), Some(y)) => x == y,
@@ -307,9 +307,7 @@ pub fn lease_from_binding(old: Option<&Lease>, b: &BindingUpdate, subnet: u32, n
             l.held_until = 0;
         }
     } else {
-        l.chaddr.clear();
-        l.client_id = None;
-        l.hostname = None;
+        l.clear_client();
     }
     match b.lease_expiration {
         Some(e) => l.expires_at = u64::from(e),
@@ -450,14 +448,14 @@ impl Failover {
     /// partner's addresses become usable (STOS+MCLT).
     pub fn partner_down(&mut self, now: u64) -> Result<u64, PartnerDownRefused> {
         if self.peer.is_communicating() {
-            let p = self.peer.partner_state().map_or("no state yet", state_name);
+            let p = self.peer.partner_state().map_or("no state yet", ServerState::name);
             return Err(PartnerDownRefused::PartnerTalking(p));
         }
         if self.peer.state() != ServerState::PartnerDown {
             self.peer.handle_command(now, dhcp_failover::engine::Command::PartnerDown);
         }
         if self.peer.state() != ServerState::PartnerDown {
-            return Err(PartnerDownRefused::NotNow(state_name(self.peer.state())));
+            return Err(PartnerDownRefused::NotNow(self.peer.state().name()));
         }
         warn!(
             relationship = %self.cfg.name,
@@ -710,14 +708,12 @@ impl Failover {
                 if freed
                     && self.cfg.role == Role::Primary
                     && let Some(l) = server.lease(ip)
-                    && l.state as u8 == status as u8
+                    && BindingStatus::from(l.state) == status
                 {
                     let mut f = l.clone();
                     f.state = LeaseState::Free;
                     f.stos = now;
-                    f.chaddr.clear();
-                    f.client_id = None;
-                    f.hostname = None;
+                    f.clear_client();
                     out.changes.push(server.put_failover_record(now, f));
                     out.local.push(ip);
                 }
@@ -943,7 +939,6 @@ impl Failover {
     #[must_use]
     pub fn status(&self, server: &Server, now: u64) -> Value {
         let p = self.peer.persisted();
-        let state_name = |s: ServerState| state_name(s).to_owned();
         let pools: Vec<Value> = self
             .shared
             .iter()
@@ -971,10 +966,10 @@ impl Failover {
             "role": match self.cfg.role { Role::Primary => "primary", Role::Secondary => "secondary" },
             "peer": format!("{}:{}", self.cfg.peer_address, self.cfg.peer_port),
             "communicating": self.peer.is_communicating(),
-            "my_state": state_name(self.peer.state()),
+            "my_state": self.peer.state().name(),
             "my_stos": p.my_state_since,
             "my_state_for_secs": now.saturating_sub(p.my_state_since),
-            "partner_state": p.partner_state.map(state_name),
+            "partner_state": p.partner_state.map(ServerState::name),
             "partner_stos": p.partner_state_since,
             "service": format!("{:?}", self.peer.service()),
             "mclt": self.peer.mclt(),
@@ -994,24 +989,5 @@ impl Failover {
             "fast_path_allowed": self.fast_path_allowed(),
             "pools": pools,
         })
-    }
-}
-
-/// The draft's (and ISC's log's) name of a state.
-#[must_use]
-pub fn state_name(s: ServerState) -> &'static str {
-    match s {
-        ServerState::Startup => "startup",
-        ServerState::Normal => "normal",
-        ServerState::CommunicationsInterrupted => "communications-interrupted",
-        ServerState::PartnerDown => "partner-down",
-        ServerState::PotentialConflict => "potential-conflict",
-        ServerState::Recover => "recover",
-        ServerState::Paused => "paused",
-        ServerState::Shutdown => "shutdown",
-        ServerState::RecoverDone => "recover-done",
-        ServerState::ResolutionInterrupted => "resolution-interrupted",
-        ServerState::ConflictDone => "conflict-done",
-        ServerState::RecoverWait => "recover-wait",
     }
 }

@@ -9,6 +9,7 @@ use dhcproto::v4::{
 
 use super::*;
 use crate::config::Config;
+use crate::store::{Lease, LeaseChange, LeaseState};
 
 const SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const RELAY: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 7);

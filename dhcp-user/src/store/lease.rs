@@ -1,10 +1,11 @@
 //! The lease record as the store keeps it.
 use std::net::Ipv4Addr;
 
+use dhcp_failover::BindingStatus;
+
 /// Binding state of an address. The numbering is the failover protocol's binding-status
-/// (draft-ietf-dhc-failover-12 §12.5, `dhcp_failover::options::BindingStatus`), so a record
-/// converts to and from a binding update without a table, and the store's integers mean the
-/// same thing on both sides.
+/// (draft-ietf-dhc-failover-12 §12.5, [`BindingStatus`], converted by `From` both ways), so the
+/// store's integers mean the same thing on both sides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum LeaseState {
@@ -50,6 +51,36 @@ impl LeaseState {
             Self::Abandoned => "abandoned",
             Self::Reset => "reset",
             Self::Backup => "backup",
+        }
+    }
+}
+
+// The two enumerations are the same list; spelling the match out, rather than going through the
+// numbers, makes a variant added to one side a compile error instead of a silent fallback.
+impl From<LeaseState> for BindingStatus {
+    fn from(s: LeaseState) -> Self {
+        match s {
+            LeaseState::Free => Self::Free,
+            LeaseState::Active => Self::Active,
+            LeaseState::Expired => Self::Expired,
+            LeaseState::Released => Self::Released,
+            LeaseState::Abandoned => Self::Abandoned,
+            LeaseState::Reset => Self::Reset,
+            LeaseState::Backup => Self::Backup,
+        }
+    }
+}
+
+impl From<BindingStatus> for LeaseState {
+    fn from(s: BindingStatus) -> Self {
+        match s {
+            BindingStatus::Free => Self::Free,
+            BindingStatus::Active => Self::Active,
+            BindingStatus::Expired => Self::Expired,
+            BindingStatus::Released => Self::Released,
+            BindingStatus::Abandoned => Self::Abandoned,
+            BindingStatus::Reset => Self::Reset,
+            BindingStatus::Backup => Self::Backup,
         }
     }
 }
@@ -114,6 +145,14 @@ impl Lease {
             rewind_expiry: None,
             probation_until: None,
         }
+    }
+
+    /// Forgets who held the address (identity and hostname), for a record going back to free.
+    /// The failover and horizon fields stay: they describe the address, not the client.
+    pub fn clear_client(&mut self) {
+        self.chaddr.clear();
+        self.client_id = None;
+        self.hostname = None;
     }
 
     /// The 6-byte MAC the kernel map keys on, when the hardware address is Ethernet.

@@ -200,3 +200,12 @@ fn commit_latency_by_batch_size() {
         );
     }
 }
+
+#[test]
+fn a_lease_state_is_the_binding_status_of_the_same_number() {
+    for n in 1..=7 {
+        let s = LeaseState::from_u8(n).unwrap();
+        let b = dhcp_failover::BindingStatus::from(s);
+        assert_eq!((b as u8, LeaseState::from(b)), (n, s));
+    }
+}

@@ -17,7 +17,7 @@ use aya::{
 };
 use dhcp_common::{LogCursor, RenewEvent, maps as m};
 
-use crate::maps::{pinned, take};
+use super::maps::{pinned, take};
 
 /// A shared mapping of one map's values, unmapped on drop.
 struct Mapping {

@@ -3,6 +3,10 @@
 //! Everything of one interface is pinned under `/sys/fs/bpf/xdhcp/<iface>/`: the maps by their
 //! names, the program as `prog` and the XDP link as `link`. The pinned link keeps renewals
 //! answered while no daemon runs; a later daemon (or `xdhcp maps dump`) adopts the pinned maps.
+//!
+//! The rest of the fast path's userspace side lives beside this: typed access to the maps
+//! ([`maps`]), the renewal event log ([`eventlog`]), what a subnet's fast-path ACKs carry
+//! ([`subnet`]) and the kernel's clock ([`clock`]).
 use std::{
     fs,
     io::Read as _,
@@ -21,7 +25,12 @@ use aya::{
 };
 use dhcp_common::{Control, KernelClock, maps as m};
 
-use crate::maps::FastPathMaps;
+use maps::FastPathMaps;
+
+pub mod clock;
+pub mod eventlog;
+pub mod maps;
+pub mod subnet;
 
 /// The XDP object, built by build.rs from dhcp-ebpf.
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/dhcp-xdp.o"));
@@ -77,7 +86,7 @@ fn pinned_log_slots(dir: &Path) -> Result<Option<u32>> {
     if !dir.join(m::LOG).exists() {
         return Ok(None);
     }
-    crate::eventlog::EventLog::slots_pinned(dir)
+    eventlog::EventLog::slots_pinned(dir)
         .map(Some)
         .context("run `xdhcp detach` for this interface once")
 }
@@ -156,7 +165,7 @@ pub fn set_kernel_clock(ebpf: &mut Ebpf, maps: &mut FastPathMaps) -> Result<Kern
 }
 
 fn calibrate_clock(ebpf: &mut Ebpf) -> Result<KernelClock> {
-    let tick_ns = crate::clock::coarse_tick_ns()?;
+    let tick_ns = clock::coarse_tick_ns()?;
     let prog = program(ebpf, CLOCK_PROG)?;
     // The shortest frame test_run takes is an Ethernet header; the program writes 16 bytes.
     let frame = [0u8; 64];
@@ -172,7 +181,7 @@ fn calibrate_clock(ebpf: &mut Ebpf) -> Result<KernelClock> {
     let clock = KernelClock { base_jiffies: word(0), base_ns: word(1), tick_ns };
     // The kernel's coarse clock and ours must be one clock; a reading that is not (a kernel
     // whose helper reads another clock) would make every grant wrong.
-    let ours = crate::clock::coarse_ns();
+    let ours = clock::coarse_ns();
     anyhow::ensure!(
         r.data_size_out as usize == frame.len()
             && clock.base_jiffies != 0
@@ -663,8 +672,8 @@ mod tests {
         let first = load(&opts(2048)).map(drop);
         // A later load asking for another size adopts the pins as they are (its program is
         // given their size, the one it must index them by).
-        let second = load(&opts(8192))
-            .and_then(|mut e| Ok(crate::eventlog::EventLog::from_ebpf(&mut e)?.slots()));
+        let second =
+            load(&opts(8192)).and_then(|mut e| Ok(eventlog::EventLog::from_ebpf(&mut e)?.slots()));
         let pinned = pinned_log_slots(&dir);
         // No pins, no size from them; a size out of bounds is refused before anything is made.
         let none = pinned_log_slots(&dir.join("nothing"));

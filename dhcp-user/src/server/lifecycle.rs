@@ -1,0 +1,126 @@
+//! How records change without a client's request: leases and probations running out, a client
+//! that is gone, and renewals the fast path answered on its own.
+use std::net::Ipv4Addr;
+
+use dhcp_failover::mclt;
+
+use crate::config::SubnetId;
+use crate::store::{Lease, LeaseChange, LeaseState};
+
+use super::Server;
+
+impl Server {
+    /// `l`, whose client is gone (expired or released into `gone`), as it should be now: back
+    /// in our free share if the partner never heard of the binding, or kept rewindable to its
+    /// client while the partner cannot hear of its end.
+    pub(super) fn client_gone(&mut self, mut l: Lease, gone: LeaseState) -> Lease {
+        match l.rewind_state {
+            Some(free @ (LeaseState::Free | LeaseState::Backup)) => {
+                // held_until stays: the fast path may still answer the old client until then,
+                // and reuse_at waits for it.
+                l.state = free;
+                l.clear_client();
+                l.pet_sent = l.pet_acked;
+                l.rewind_state = None;
+                l.rewind_expiry = None;
+                self.counters.rewound_to_free += 1;
+            }
+            Some(_) => l.state = gone,
+            None => {
+                if self.rewinds(SubnetId(l.subnet)) {
+                    l.rewind_state = Some(LeaseState::Active);
+                    l.rewind_expiry = Some(l.expires_at);
+                }
+                l.state = gone;
+            }
+        }
+        l
+    }
+
+    /// Ends leases and probations due at `now` and lets lapsed offers go. Returns the changes
+    /// to commit (followed by their [`Server::map_ops`]).
+    pub fn expire(&mut self, now: u64) -> Vec<LeaseChange> {
+        let mut out = Vec::new();
+        while let Some(&(t, a)) = self.ix.timers.first() {
+            if t > now {
+                break;
+            }
+            self.ix.timers.pop_first();
+            let Some(mut l) = self.ix.leases.get(&a).cloned() else { continue };
+            match l.state {
+                LeaseState::Active if l.expires_at <= now => {
+                    l = self.client_gone(l, LeaseState::Expired);
+                }
+                LeaseState::Abandoned if l.probation_until.is_some_and(|p| p <= now) => {
+                    l.state = LeaseState::Free;
+                    l.probation_until = None;
+                    l.clear_client();
+                }
+                _ => continue,
+            }
+            l.stos = now;
+            out.push(self.ix.put(&self.cfg, l));
+        }
+        let lapsed: Vec<Ipv4Addr> =
+            self.offers.iter().filter(|(_, o)| o.until <= now).map(|(a, _)| *a).collect();
+        for a in lapsed {
+            self.forget_offer(a, now);
+        }
+        out
+    }
+
+    /// The earliest `now` at which [`Server::expire`] has something to do.
+    #[must_use]
+    pub fn next_timeout(&self) -> Option<u64> {
+        let lease = self.ix.timers.first().map(|&(t, _)| t);
+        let offer = self.offers.values().map(|o| o.until).min();
+        lease.into_iter().chain(offer).min()
+    }
+
+    /// Records a renewal the fast path answered (an event from the kernel): the client was told
+    /// its lease runs `granted_secs` from `now`. The horizon moves along so the next renewal can
+    /// be answered in the kernel too. `None` when the event concerns no lease of that client
+    /// (the address changed hands since: the event is stale).
+    pub fn apply_fast_path_renewal(
+        &mut self,
+        now: u64,
+        address: Ipv4Addr,
+        chaddr: [u8; 6],
+        granted_secs: u32,
+    ) -> Option<LeaseChange> {
+        let l = self.ix.leases.get(&address)?;
+        if l.mac() != Some(chaddr)
+            || !matches!(l.state, LeaseState::Active | LeaseState::Expired | LeaseState::Released)
+        {
+            return None;
+        }
+        let s = self.cfg.subnet(SubnetId(l.subnet))?;
+        let end = now.saturating_add(u64::from(granted_secs));
+        let mut n = l.clone();
+        if n.state != LeaseState::Active {
+            n.state = LeaseState::Active;
+            n.stos = now;
+        }
+        let told = n.expires_at;
+        n.expires_at = n.expires_at.max(end);
+        n.cltt = now;
+        let horizon = u64::from(self.horizon(s));
+        let mut held = n.expires_at.saturating_add(horizon);
+        if let Some(g) = self.gate(SubnetId(n.subnet)) {
+            // The partner hears of this renewal through a BNDUPD carrying this PET; until it
+            // acknowledges, the horizon stays MCLT beyond what it already knows.
+            let pet = mclt::potential_expiration(now, s.lease_time, granted_secs);
+            n.pet_sent = n.pet_sent.max(pet);
+            held = held.min(g.grant_limit(&n, told));
+        } else if n.state == l.state && n.held_until >= end.saturating_add(horizon / 2) {
+            // What XDP granted is already inside the committed horizon, which still reaches
+            // half a horizon past it: nothing new needs to be durable. Record the renewal in
+            // memory only, so the store writes O(leases / horizon), not O(renewals); after a
+            // crash the lease counts as held until `held_until` anyway.
+            let _ = self.ix.put(&self.cfg, n);
+            return None;
+        }
+        n.held_until = n.held_until.max(held);
+        Some(self.ix.put(&self.cfg, n))
+    }
+}
