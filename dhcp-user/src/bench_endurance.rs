@@ -6,7 +6,7 @@
 //! share, as after a NORMAL period's balancing. Clients arrive, renew at half their lease, and leave (half of
 //! them with a RELEASE, half by going silent), so as many are present at any time. The figure
 //! is the simulated time until the first new client finds no address in our share.
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::Ipv4Addr;
 
 use dhcp_failover::{PersistedState, ServerState, load_balance::Hba};
 use dhcproto::{
@@ -87,12 +87,7 @@ impl Rng {
 /// One client's request through the server's turn: what became of it, and the lease an ACK
 /// gave (seconds).
 fn ask(core: &mut Core, store: &mut MemStore, now: u64, m: &Message) -> (Handled, Option<u64>) {
-    let rx = RxInfo {
-        ifindex: 2,
-        local_addr: Some(core.config().server_id),
-        src: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
-        src_mac: [0; 6],
-    };
+    let rx = RxInfo { ifindex: 2, local_addr: Some(core.config().server_id) };
     let bytes = m.to_vec().unwrap_or_default();
     let out = core.turn(Now::at(now), vec![Input::<()>::Dhcp { rx, bytes }], store);
     let secs =

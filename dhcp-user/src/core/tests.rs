@@ -1,5 +1,5 @@
 //! Scenarios of one server's turn: what leaves it, and what the store holds by then.
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::Ipv4Addr;
 
 use dhcp_common::RenewEvent;
 use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode};
@@ -34,12 +34,7 @@ fn dhcp(kind: MessageType, mac: [u8; 6], ciaddr: Ipv4Addr, extra: &[DhcpOption])
     for o in extra {
         m.opts_mut().insert(o.clone());
     }
-    let rx = RxInfo {
-        ifindex: 2,
-        local_addr: Some(Ipv4Addr::new(10, 0, 0, 1)),
-        src: SocketAddrV4::new(z, 68),
-        src_mac: [0; 6],
-    };
+    let rx = RxInfo { ifindex: 2, local_addr: Some(Ipv4Addr::new(10, 0, 0, 1)) };
     Input::Dhcp { rx, bytes: dhcproto::Encodable::to_vec(&m).unwrap() }
 }
 

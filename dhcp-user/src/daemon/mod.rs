@@ -4,7 +4,6 @@
 //! does what it says: kernel-map updates first, then replies, partner messages and answers.
 //! The turn has already committed everything they depend on.
 pub mod ctl;
-mod mapsync;
 mod net;
 mod peer;
 
@@ -26,6 +25,7 @@ use crate::{
         Core, Durable, DurableError, Input, Now, Output, PeerCmd,
         control::{CommitStats, Measured},
     },
+    fastpath::sync::KernelMaps,
     server::{Dest, Reply, RxInfo},
     store::{Lease, LeaseChange, LeaseStore},
 };
@@ -67,7 +67,7 @@ impl Durable for TimedStore {
 struct Daemon {
     core: Core,
     store: TimedStore,
-    kmaps: Option<mapsync::KernelMaps>,
+    kmaps: Option<KernelMaps>,
     socks: Vec<Arc<net::IfaceSockets>>,
     link: Option<mpsc::UnboundedSender<PeerCmd>>,
     events: Vec<dhcp_common::RenewEvent>,
@@ -96,7 +96,7 @@ pub fn run_until(config: &Path, stop: Option<oneshot::Receiver<()>>) -> Result<(
         "lease store opened"
     );
     let kmaps = if cfg.fast_path.enabled {
-        let mut k = mapsync::KernelMaps::attach(&cfg, cfg.fast_path.attach_mode.into())?;
+        let mut k = KernelMaps::attach(&cfg, cfg.fast_path.attach_mode.into())?;
         let (put, removed) = k.reconcile(&core.fast_path_entries(now.unix), now)?;
         info!(put, removed, "kernel lease maps reconciled with the store");
         // With failover, the fast path waits for the relationship to allow answering.
@@ -125,13 +125,8 @@ impl Daemon {
                 let mut buf = vec![0u8; 4096];
                 loop {
                     match s.udp.recv_from(&mut buf).await {
-                        Ok((n, SocketAddr::V4(src))) => {
-                            let rx = RxInfo {
-                                ifindex: s.ifindex,
-                                local_addr: s.addr,
-                                src,
-                                src_mac: [0; 6],
-                            };
+                        Ok((n, SocketAddr::V4(_))) => {
+                            let rx = RxInfo { ifindex: s.ifindex, local_addr: s.addr };
                             let input = Input::Dhcp { rx, bytes: buf[..n].to_vec() };
                             if tx.send(input).await.is_err() {
                                 return;

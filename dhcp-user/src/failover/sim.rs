@@ -24,7 +24,7 @@
 //!
 //! `XDHCP_SIM_SEED=n` replays one seed with a trace; `XDHCP_SIM_RUNS=n` sets the number of runs.
 use std::collections::{HashMap, VecDeque};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::Ipv4Addr;
 
 use dhcp_failover::{MessageType as FoType, ServerState};
 use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode};
@@ -564,12 +564,7 @@ impl Sim {
         let node = &mut self.nodes[i];
         let link: Vec<Input<()>> = node.link_in.drain(..).map(Input::Link).collect();
         let mut rest: Vec<Input<()>> = node.events.drain(..).map(Input::Renewed).collect();
-        let rx = RxInfo {
-            ifindex: 2,
-            local_addr: Some(node.ip),
-            src: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
-            src_mac: [0; 6],
-        };
+        let rx = RxInfo { ifindex: 2, local_addr: Some(node.ip) };
         for m in node.inbox.drain(..) {
             let bytes = dhcproto::Encodable::to_vec(&m).map_err(|e| format!("encode: {e}"))?;
             rest.push(Input::Dhcp { rx, bytes });

@@ -1,7 +1,7 @@
 //! Scenarios of two servers sharing a pool, in memory: a primary and a secondary, each a
 //! DHCP engine with its failover glue and a map standing in for its store, joined by a link
 //! that carries the encoded messages. The clock is a number the test moves.
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::Ipv4Addr;
 
 use dhcp_failover::{ServerState, load_balance};
 use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode};
@@ -232,12 +232,7 @@ impl Pair {
 }
 
 fn rx(server: Ipv4Addr) -> RxInfo {
-    RxInfo {
-        ifindex: 2,
-        local_addr: Some(server),
-        src: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
-        src_mac: [0; 6],
-    }
+    RxInfo { ifindex: 2, local_addr: Some(server) }
 }
 
 fn msg(mac: [u8; 6], kind: MessageType, ciaddr: Ipv4Addr) -> Message {

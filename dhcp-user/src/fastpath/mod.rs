@@ -6,7 +6,8 @@
 //!
 //! The rest of the fast path's userspace side lives beside this: typed access to the maps
 //! ([`maps`]), the renewal event log ([`eventlog`]), what a subnet's fast-path ACKs carry
-//! ([`subnet`]) and the kernel's clock ([`clock`]).
+//! ([`subnet`]), the kernel's clock ([`clock`]) and keeping every interface's maps true to the
+//! store ([`sync`]).
 use std::{
     fs,
     io::Read as _,
@@ -31,6 +32,7 @@ pub mod clock;
 pub mod eventlog;
 pub mod maps;
 pub mod subnet;
+pub mod sync;
 
 /// The XDP object, built by build.rs from dhcp-ebpf.
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/dhcp-xdp.o"));

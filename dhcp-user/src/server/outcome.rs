@@ -1,6 +1,6 @@
 //! What the engine tells its caller about one request: where it came from, what was decided,
 //! and the running totals for metrics.
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::Ipv4Addr;
 
 use crate::store::LeaseChange;
 
@@ -13,9 +13,6 @@ pub struct RxInfo {
     pub ifindex: u32,
     /// That interface's IPv4 address: it selects the subnet of unrelayed requests.
     pub local_addr: Option<Ipv4Addr>,
-    /// IP source and UDP port of the request.
-    pub src: SocketAddrV4,
-    pub src_mac: [u8; 6],
 }
 
 /// What [`Server::handle`](super::Server::handle) decided.

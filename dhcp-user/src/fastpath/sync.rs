@@ -1,5 +1,5 @@
-//! Keeps the kernel maps true to the store. Only the core task calls this, and only after the
-//! store has committed what it writes: a map entry's `grant_until_ns` is the committed
+//! Keeps the kernel maps true to the store. Only the daemon calls this, and only with the map
+//! operations of a turn that has committed what they write: a map entry's `grant_until_ns` is the committed
 //! `held_until`, moved from unix time to the kernel's monotonic clock.
 use std::net::Ipv4Addr;
 
