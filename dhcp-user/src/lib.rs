@@ -8,6 +8,7 @@
 pub mod bench;
 pub mod bench_e2e;
 pub mod bench_endurance;
+pub mod bpf_sys;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod lab;
 pub mod load;
 pub mod maps;
 pub mod packet;
+pub mod packet_socket;
 pub mod server;
 pub mod store;
 pub mod subnet;
