@@ -1,11 +1,11 @@
 use std::net::Ipv4Addr;
 
 use dhcp_common::{Control, KernelClock, LeaseEntry, digest};
+use dhcp_lab::testrun::Harness;
 use xdhcp::{
     clock,
     packet::{RenewKind, Renewal},
     subnet::SubnetOptions,
-    testrun::Harness,
 };
 
 pub const SERVER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);

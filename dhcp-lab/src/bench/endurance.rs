@@ -1,4 +1,4 @@
-//! `xdhcp bench endurance`: how long a failover primary cut off from its partner keeps a
+//! `xdhcp-lab bench endurance`: how long a failover primary cut off from its partner keeps a
 //! steady client population served, with and without rewinding (draft-12 §5.2.2).
 //!
 //! Sans-IO and on simulated time: the real DHCP engine and failover glue, resumed in
@@ -12,7 +12,7 @@ use dhcp_failover::{PersistedState, ServerState, load_balance::Hba};
 use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode};
 use serde_json::{Value, json};
 
-use crate::{
+use xdhcp::{
     config::Config,
     failover::{Actions, Failover, encode_state},
     server::{Handled, RxInfo, Server},
@@ -120,11 +120,11 @@ pub fn run(population: u32, rewinding: bool) -> Value {
         fo.tick(now);
         let mut acts = Actions::default();
         fo.poll(now, &mut server, &mut acts);
-        local.extend(server.expire(now).iter().map(crate::store::LeaseChange::address));
+        local.extend(server.expire(now).iter().map(xdhcp::store::LeaseChange::address));
         for p in &mut present {
             if p.renew_at <= now && p.leaves_at > now {
                 let o = server.handle(now, &msg(p.mac, MessageType::Request, p.addr), &rx);
-                local.extend(o.changes.iter().map(crate::store::LeaseChange::address));
+                local.extend(o.changes.iter().map(xdhcp::store::LeaseChange::address));
                 let secs = o.reply.as_ref().and_then(|r| {
                     match r.msg.opts().get(OptionCode::AddressLeaseTime) {
                         Some(DhcpOption::AddressLeaseTime(t)) => Some(u64::from(*t)),
@@ -136,7 +136,7 @@ pub fn run(population: u32, rewinding: bool) -> Value {
         }
         for p in present.iter().filter(|p| p.leaves_at <= now && p.releases) {
             let o = server.handle(now, &msg(p.mac, MessageType::Release, p.addr), &rx);
-            local.extend(o.changes.iter().map(crate::store::LeaseChange::address));
+            local.extend(o.changes.iter().map(xdhcp::store::LeaseChange::address));
         }
         present.retain(|p| p.leaves_at > now);
         while present.len() < population as usize {
@@ -157,7 +157,7 @@ pub fn run(population: u32, rewinding: bool) -> Value {
             if o.result != Handled::Acked(a) {
                 not_serving += 1;
             }
-            local.extend(o.changes.iter().map(crate::store::LeaseChange::address));
+            local.extend(o.changes.iter().map(xdhcp::store::LeaseChange::address));
             present.push(Present {
                 mac,
                 addr: a,
@@ -179,7 +179,7 @@ pub fn run(population: u32, rewinding: bool) -> Value {
         "requests_not_acked": not_serving,
         "rewound_to_free": c.rewound_to_free,
         "rewound_to_active": c.rewound_to_active,
-        "state": crate::failover::state_name(fo.peer().state()),
+        "state": xdhcp::failover::state_name(fo.peer().state()),
     })
 }
 
