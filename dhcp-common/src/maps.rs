@@ -326,7 +326,7 @@ impl BenchFrame {
 }
 
 /// Load-generator only: the client side's XDP program counts and drops the renewal ACKs of an
-/// `xdhcp load` run (`xid >> 30 == LOAD_RENEW_PHASE`) while `enabled` is set, so counting them
+/// `xdhcp-load` run (`xid >> 30 == LOAD_RENEW_PHASE`) while `enabled` is set, so counting them
 /// costs no socket buffer and no stack traversal. Every `1 << sample_shift`-th one is passed
 /// on, for latency.
 pub const PEER_CTL: &str = "XDHCP_PEER_CTL";

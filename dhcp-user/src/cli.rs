@@ -21,40 +21,10 @@ pub const DEFAULT_SOCKET: &str = "/run/xdhcp/control.sock";
 
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
-    /// The demo: real DHCP clients in network namespaces renewing through XDP.
-    Lab(crate::lab::DemoOptions),
     /// Run the server.
     Run {
         #[arg(long)]
         config: std::path::PathBuf,
-    },
-    /// Load generator: simulated clients on one interface do DORA, then renew. Bounded by
-    /// --clients, --renewals and --duration; only sends on --iface.
-    Load {
-        #[arg(long)]
-        iface: String,
-        #[arg(long, default_value_t = 1000)]
-        clients: u32,
-        #[arg(long, default_value_t = 0)]
-        renewals: u64,
-        /// Renewals per second (0: as fast as possible).
-        #[arg(long, default_value_t = 0)]
-        rate: u64,
-        /// Seconds before everything stops.
-        #[arg(long, default_value_t = 60)]
-        duration: u64,
-        #[arg(long, default_value_t = 64)]
-        window: u32,
-        #[arg(long, default_value_t = 1)]
-        seed: u16,
-        /// Act as a relay with this address (the interface must have it), towards --server.
-        #[arg(long, requires = "server")]
-        relay: Option<Ipv4Addr>,
-        #[arg(long)]
-        server: Option<Ipv4Addr>,
-        /// Write the JSON summary here too.
-        #[arg(long)]
-        out: Option<std::path::PathBuf>,
     },
     /// Leases the running server holds.
     Leases {
@@ -116,11 +86,6 @@ pub enum Cmd {
     },
     /// Set a subnet's fast-path reply data by hand.
     Subnet(SubnetArgs),
-    /// Benchmarks (run by `cargo xtask bench ...`); results as JSON.
-    Bench {
-        #[command(subcommand)]
-        cmd: BenchCmd,
-    },
     /// The failover relationship of the running server.
     Failover {
         #[command(subcommand)]
@@ -163,51 +128,6 @@ pub enum FailoverCmd {
         yes_partner_is_down: bool,
         #[arg(long, default_value = DEFAULT_SOCKET)]
         socket: std::path::PathBuf,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-pub enum BenchCmd {
-    /// A failover primary cut off from its partner, on simulated time: hours it keeps a steady
-    /// client population served, with and without rewinding.
-    Endurance {
-        #[arg(long)]
-        out: Option<std::path::PathBuf>,
-    },
-    /// xdhcp (fast path on and off) and Kea side by side on a veth lab: DORA/s with perfdhcp,
-    /// renewals/s with `xdhcp load`. Writes e2e.json and e2e.png.
-    E2e {
-        #[arg(long, default_value = "target/bench")]
-        out_dir: std::path::PathBuf,
-        #[arg(long, default_value_t = 3)]
-        trial_secs: u64,
-        #[arg(long, default_value_t = 2_000_000)]
-        max_rate: u64,
-        #[arg(long, default_value_t = 5000)]
-        clients: u32,
-    },
-    /// Time the XDP program with BPF_PROG_TEST_RUN (no interface is touched).
-    Fastpath {
-        #[arg(long, default_value_t = 1_000_000)]
-        repeat: u32,
-        /// Runs per figure; the median is reported.
-        #[arg(long, default_value_t = 5)]
-        runs: usize,
-        /// Skip the 1 M-lease figures (quicker, for development).
-        #[arg(long)]
-        quick: bool,
-        /// Write the JSON report here (also printed).
-        #[arg(long)]
-        out: Option<std::path::PathBuf>,
-        /// Time this build against another build's XDP object (written by that build's
-        /// `xdhcp bench object`), side by side; `--runs` is then the number of rounds.
-        #[arg(long, value_name = "OBJECT")]
-        compare: Option<std::path::PathBuf>,
-    },
-    /// Write the XDP object built into this binary, for another build's `fastpath --compare`.
-    Object {
-        #[arg(long)]
-        out: std::path::PathBuf,
     },
 }
 

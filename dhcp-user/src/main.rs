@@ -4,7 +4,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::Parser as _;
 use dhcp_common::{Control, LeaseEntry, digest};
 use xdhcp::{
-    cli::{BenchCmd, Cli, Cmd, FailoverCmd, LeaseCmd, LeasePut, MapsCmd, SubnetArgs},
+    cli::{Cli, Cmd, FailoverCmd, LeaseCmd, LeasePut, MapsCmd, SubnetArgs},
     daemon::ctl,
     fastpath::{
         self, clock,
@@ -53,37 +53,6 @@ fn run(cli: Cli) -> Result<()> {
             stats(iface, json)?;
         }
         Cmd::Run { config } => xdhcp::daemon::run(&config)?,
-        Cmd::Lab(o) => xdhcp::lab::run_demo(&o)?,
-        Cmd::Load {
-            iface,
-            clients,
-            renewals,
-            rate,
-            duration,
-            window,
-            seed,
-            relay,
-            server,
-            out,
-        } => {
-            let s = xdhcp::load::run(&xdhcp::load::LoadOptions {
-                iface,
-                clients,
-                renewals,
-                rate,
-                duration: std::time::Duration::from_secs(duration),
-                window,
-                seed,
-                relay: relay.zip(server),
-                progress: true,
-            })?;
-            let json = serde_json::to_string_pretty(&s)?;
-            println!("{json}");
-            if let Some(p) = out {
-                std::fs::write(&p, json + "\n")
-                    .with_context(|| format!("write {}", p.display()))?;
-            }
-        }
         Cmd::Leases { addr, mac, json, socket } => leases(&socket, addr, mac, json)?,
         Cmd::Metrics { socket } => {
             let v = ctl::request(&socket, &ctl::Request::Metrics)?;
@@ -101,54 +70,6 @@ fn run(cli: Cli) -> Result<()> {
             maps.delete_lease(addr)?;
         }
         Cmd::Subnet(s) => subnet_set(&s)?,
-        Cmd::Bench { cmd: BenchCmd::E2e { out_dir, trial_secs, max_rate, clients } } => {
-            let r = xdhcp::bench_e2e::e2e(&xdhcp::bench_e2e::Options {
-                xdhcp: std::env::current_exe()?,
-                out_dir,
-                trial_secs,
-                max_rate,
-                clients,
-            })?;
-            println!("{}", serde_json::to_string_pretty(&r)?);
-        }
-        Cmd::Bench { cmd: BenchCmd::Endurance { out } } => {
-            let json = serde_json::to_string_pretty(&xdhcp::bench_endurance::endurance())?;
-            println!("{json}");
-            if let Some(p) = out {
-                if let Some(d) = p.parent() {
-                    std::fs::create_dir_all(d)?;
-                }
-                std::fs::write(&p, json + "\n")
-                    .with_context(|| format!("write {}", p.display()))?;
-            }
-        }
-        Cmd::Bench { cmd: BenchCmd::Object { out } } => {
-            std::fs::write(&out, xdhcp::fastpath::OBJECT)
-                .with_context(|| format!("write {}", out.display()))?;
-        }
-        Cmd::Bench { cmd: BenchCmd::Fastpath { repeat, runs, quick, out, compare } } => {
-            let json = match compare {
-                None => {
-                    serde_json::to_string_pretty(&xdhcp::bench::fastpath(repeat, runs, quick)?)?
-                }
-                Some(p) => {
-                    let other =
-                        std::fs::read(&p).with_context(|| format!("read {}", p.display()))?;
-                    let name = p.display().to_string();
-                    serde_json::to_string_pretty(&xdhcp::bench::compare(
-                        &other, name, repeat, runs, quick,
-                    )?)?
-                }
-            };
-            println!("{json}");
-            if let Some(p) = out {
-                if let Some(d) = p.parent() {
-                    std::fs::create_dir_all(d)?;
-                }
-                std::fs::write(&p, json + "\n")
-                    .with_context(|| format!("write {}", p.display()))?;
-            }
-        }
         Cmd::Control { iface, enable, disable, events, min_grant } => {
             let mut m = open(&iface)?;
             let mut c = m.control()?;

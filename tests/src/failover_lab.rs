@@ -8,16 +8,21 @@
 use std::{
     fs,
     net::Ipv4Addr,
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    path::PathBuf,
+    process::{Child, Stdio},
     sync::atomic::{AtomicU32, Ordering},
     thread,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result, bail};
+use dhcp_lab::lab::{NetNs, PassProgram, TempDir, unique_ifname};
 use serde_json::Value;
 use xdhcp::{daemon::ctl, fastpath};
+
+/// The failover tests' wait: an error (a control socket not answering while its server
+/// restarts) counts as "not yet", and the last one is reported if time runs out.
+pub use dhcp_lab::lab::retry_for as wait_for;
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
@@ -25,174 +30,9 @@ fn seq() -> u32 {
     SEQ.fetch_add(1, Ordering::Relaxed)
 }
 
-/// Runs a command with a deadline; its output if it succeeded.
-pub fn run(cmd: &mut Command, timeout: Duration) -> Result<String> {
-    let what = format!("{cmd:?}");
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("start {what}"))?;
-    let end = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child.try_wait()? {
-            let out = child.wait_with_output()?;
-            let text = String::from_utf8_lossy(&out.stdout).into_owned();
-            if !status.success() {
-                bail!("{what}: {status}: {}", String::from_utf8_lossy(&out.stderr).trim());
-            }
-            return Ok(text);
-        }
-        if Instant::now() > end {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("{what} took longer than {timeout:?}");
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn ip(args: &[&str]) -> Result<String> {
-    run(Command::new("ip").args(args), Duration::from_secs(10))
-}
-
-/// Polls `f` every 200 ms until it yields a value or `timeout` passes.
-pub fn wait_for<T>(
-    what: &str,
-    timeout: Duration,
-    mut f: impl FnMut() -> Result<Option<T>>,
-) -> Result<T> {
-    let end = Instant::now() + timeout;
-    let mut last_err = None;
-    while Instant::now() < end {
-        match f() {
-            Ok(Some(v)) => return Ok(v),
-            Ok(None) => {}
-            Err(e) => last_err = Some(e),
-        }
-        thread::sleep(Duration::from_millis(200));
-    }
-    match last_err {
-        Some(e) => Err(e.context(format!("timed out after {timeout:?} waiting for {what}"))),
-        None => bail!("timed out after {timeout:?} waiting for {what}"),
-    }
-}
-
-/// A network namespace of this lab, deleted on drop with whatever still runs in it.
-#[derive(Debug)]
-pub struct Ns {
-    name: String,
-}
-
-impl Ns {
-    pub fn new(tag: &str) -> Result<Self> {
-        let name = format!("xfo-{tag}-{}-{}", std::process::id(), seq());
-        ip(&["netns", "add", &name])?;
-        let ns = Ns { name };
-        ns.ip(&["link", "set", "lo", "up"])?;
-        Ok(ns)
-    }
-
-    #[must_use]
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    pub fn ip(&self, args: &[&str]) -> Result<String> {
-        let mut all = vec!["-n", self.name.as_str()];
-        all.extend_from_slice(args);
-        ip(&all)
-    }
-
-    /// `program` inside the namespace.
-    #[must_use]
-    pub fn exec(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.name]).arg(program);
-        c
-    }
-
-    /// Moves the calling thread into the namespace; only for threads that end afterwards.
-    pub fn enter(&self) -> Result<()> {
-        fastpath::enter_netns(&self.name)
-    }
-
-    /// Runs `f` on a fresh thread inside the namespace.
-    pub fn run<R: Send>(&self, f: impl FnOnce() -> Result<R> + Send) -> Result<R> {
-        thread::scope(|s| {
-            s.spawn(|| {
-                self.enter()?;
-                f()
-            })
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p))
-        })
-    }
-
-    fn pids(&self) -> Vec<i32> {
-        ip(&["netns", "pids", &self.name])
-            .unwrap_or_default()
-            .split_whitespace()
-            .filter_map(|p| p.parse().ok())
-            .collect()
-    }
-}
-
-impl Drop for Ns {
-    fn drop(&mut self) {
-        // Only processes inside this lab's namespace: every one of them was started here.
-        for _ in 0..50 {
-            let pids = self.pids();
-            if pids.is_empty() {
-                break;
-            }
-            for pid in pids {
-                // SAFETY: plain kill(2) of a process in our own namespace.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        if let Err(e) = ip(&["netns", "del", &self.name]) {
-            eprintln!("failover lab: cannot delete namespace {}: {e:#}", self.name);
-        }
-    }
-}
-
-/// A directory under the temp dir, removed on drop.
-#[derive(Debug)]
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> Result<Self> {
-        let p = std::env::temp_dir().join(format!("xfo-{tag}-{}-{}", std::process::id(), seq()));
-        fs::create_dir_all(&p)?;
-        Ok(TempDir(p))
-    }
-
-    #[must_use]
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        // An emptied path is a directory handed on to a new owner.
-        if !self.0.as_os_str().is_empty() && std::env::var_os("XFO_KEEP").is_none() {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-/// An interface name unique on this host (pins under bpffs are named after interfaces).
-fn ifname(role: char) -> String {
-    format!("f{role}{}n{}", std::process::id() % 100_000, seq())
-}
-
 /// One end of the segment, inside `ns`.
 pub struct Port {
-    pub ns: Ns,
+    pub ns: NetNs,
     pub iface: String,
     pub mac: [u8; 6],
 }
@@ -214,15 +54,15 @@ impl Port {
 /// The segment: a bridge in its own namespace. Ports are veth pairs whose far end is in a
 /// namespace of the port's own.
 pub struct Segment {
-    pub sw: Ns,
+    pub sw: NetNs,
     /// Keeps the pass program on the bridge ports: a frame XDP_TX sends out of a veth is only
     /// taken by a peer running XDP itself.
-    pass: Vec<aya::Ebpf>,
+    pass: Vec<PassProgram>,
 }
 
 impl Segment {
     pub fn new() -> Result<Self> {
-        let sw = Ns::new("sw")?;
+        let sw = NetNs::new("sw")?;
         sw.ip(&["link", "add", "br0", "type", "bridge"])?;
         sw.ip(&["link", "set", "br0", "up"])?;
         Ok(Segment { sw, pass: Vec::new() })
@@ -230,8 +70,8 @@ impl Segment {
 
     /// A port for a server (`addr`/24 configured) or a client (`addr` None), with `mac`.
     pub fn port(&mut self, tag: &str, mac: [u8; 6], addr: Option<Ipv4Addr>) -> Result<Port> {
-        let ns = Ns::new(tag)?;
-        let (a, b) = (ifname('a'), ifname('b'));
+        let ns = NetNs::new(tag)?;
+        let (a, b) = (unique_ifname('a'), unique_ifname('b'));
         self.sw.ip(&["link", "add", &a, "type", "veth", "peer", "name", &b])?;
         self.sw.ip(&["link", "set", &b, "netns", ns.name()])?;
         self.sw.ip(&["link", "set", &a, "master", "br0"])?;
@@ -242,14 +82,7 @@ impl Segment {
             ns.ip(&["addr", "add", &format!("{addr}/24"), "dev", &b])?;
         }
         ns.ip(&["link", "set", &b, "up"])?;
-        let ebpf = self.sw.run(|| {
-            let mut ebpf = fastpath::load(&fastpath::LoadOptions::default())?;
-            let prog = fastpath::program(&mut ebpf, fastpath::PASS_PROG)?;
-            prog.attach(&a, aya::programs::XdpMode::Driver)
-                .with_context(|| format!("attach {} to {a}", fastpath::PASS_PROG))?;
-            Ok(ebpf)
-        })?;
-        self.pass.push(ebpf);
+        self.pass.push(PassProgram::attach(&self.sw, &a)?);
         Ok(Port { ns, iface: b, mac })
     }
 }
@@ -337,7 +170,7 @@ impl Xdhcp {
     pub fn stop_keep(mut self) -> Result<TempDir> {
         self.stop()?;
         let _ = fastpath::detach(&self.iface);
-        Ok(TempDir(std::mem::take(&mut self.dir.0)))
+        Ok(self.dir.take())
     }
 
     pub fn stop(&mut self) -> Result<()> {
@@ -429,7 +262,7 @@ impl Dhcpd {
     /// back its directory.
     pub fn stop(mut self) -> TempDir {
         self.kill();
-        TempDir(std::mem::take(&mut self.dir.0))
+        self.dir.take()
     }
 
     /// Kills dhcpd as a crash would (SIGKILL: no SHUTDOWN state sent to its partner, which
@@ -439,7 +272,7 @@ impl Dhcpd {
             let _ = c.kill();
             let _ = c.wait();
         }
-        TempDir(std::mem::take(&mut self.dir.0))
+        self.dir.take()
     }
 
     fn kill(&mut self) {
@@ -571,10 +404,10 @@ impl Drop for Udhcpc {
     }
 }
 
-/// `count` simulated clients (`xdhcp load`, DORA only) on `port`, for at most `duration`:
+/// `count` simulated clients (`xdhcp-load`, DORA only) on `port`, for at most `duration`:
 /// how many got a lease. Clients of one `seed` have the same MACs run after run.
 pub fn dora_clients(port: &Port, count: u32, seed: u16, duration: Duration) -> Result<u64> {
-    let opts = xdhcp::load::LoadOptions {
+    let opts = dhcp_lab::load::LoadOptions {
         iface: port.iface.clone(),
         clients: count,
         renewals: 0,
@@ -585,7 +418,7 @@ pub fn dora_clients(port: &Port, count: u32, seed: u16, duration: Duration) -> R
         relay: None,
         progress: false,
     };
-    port.ns.run(|| match xdhcp::load::run(&opts) {
+    port.ns.run(|| match dhcp_lab::load::run(&opts) {
         Ok(s) => Ok(s.bound),
         Err(e) if e.to_string().contains("no client got a lease") => Ok(0),
         Err(e) => Err(e),

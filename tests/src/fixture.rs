@@ -1,10 +1,10 @@
 use std::net::Ipv4Addr;
 
 use dhcp_common::{Control, KernelClock, LeaseEntry, digest};
+use dhcp_lab::testrun::Harness;
 use xdhcp::{
     fastpath::{clock, subnet::SubnetOptions},
     packet::{RenewKind, Renewal},
-    testrun::Harness,
 };
 
 pub const SERVER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);

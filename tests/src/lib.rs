@@ -1,5 +1,4 @@
 //! Shared fixtures of the privileged integration tests: a standard lab subnet and lease, and
-//! network namespaces with veth pairs that clean themselves up.
+//! the failover lab (built on `dhcp_lab::lab`'s namespaces, commands and waits).
 pub mod failover_lab;
 pub mod fixture;
-pub mod netns;

@@ -14,13 +14,13 @@ use std::{
 };
 
 use dhcp_common::Stat;
-use dhcproto::v4::{DhcpOption, MessageType};
-use integration::fixture::root_required;
-use serde_json::Value;
-use xdhcp::lab::{
+use dhcp_lab::lab::{
     self, ClientEvent, ClientKind, Daemon, LAN_SERVER, Lan, Launcher, Port, RawSocket,
     ServerConfig, netns_list, wait_for,
 };
+use dhcproto::v4::{DhcpOption, MessageType};
+use integration::fixture::root_required;
+use serde_json::Value;
 
 const BOUND_WITHIN: Duration = Duration::from_secs(30);
 /// dhclient and dhcpcd renew at T1 (10 s), udhcpc at half the lease and then by broadcast

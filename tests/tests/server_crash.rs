@@ -17,9 +17,9 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
+use dhcp_lab::lab::{self, Daemon, LAN_SERVER, Lan, Launcher, RawSocket, ServerConfig, netns_list};
 use dhcproto::v4::{DhcpOption, MessageType, OptionCode};
 use integration::fixture::root_required;
-use xdhcp::lab::{self, Daemon, LAN_SERVER, Lan, Launcher, RawSocket, ServerConfig, netns_list};
 
 /// perfdhcp's address on the LAN: the giaddr of everything it sends.
 const PERFDHCP_ADDR: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 3);

@@ -12,11 +12,9 @@ use std::{
 };
 
 use dhcp_common::{Control, Stat};
+use dhcp_lab::lab::{ClientKind, NetNs, Segment, SegmentPlan, Timing, netns_list, wait_for};
 use integration::fixture::root_required;
-use xdhcp::{
-    fastpath::eventlog::EventLog,
-    lab::{ClientKind, NetNs, Segment, SegmentPlan, Timing, netns_list, wait_for},
-};
+use xdhcp::fastpath::eventlog::EventLog;
 
 /// Renewals each client must complete through XDP.
 const RENEWALS: usize = 2;

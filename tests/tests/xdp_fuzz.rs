@@ -4,15 +4,13 @@
 use std::net::Ipv4Addr;
 
 use dhcp_common::{LeaseEntry, Stat, digest};
+use dhcp_lab::testrun::{Harness, XDP_PASS, XDP_TX};
 use dhcproto::{
     Decodable as _,
     v4::{DhcpOption, Message, MessageType, Opcode, OptionCode},
 };
 use integration::fixture::*;
-use xdhcp::{
-    packet::{self, RenewKind, Renewal, Vlan},
-    testrun::{Harness, XDP_PASS, XDP_TX},
-};
+use xdhcp::packet::{self, RenewKind, Renewal, Vlan};
 
 /// xorshift64*: deterministic, so a failure names a seed that reproduces it.
 struct Rng(u64);

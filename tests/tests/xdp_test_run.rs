@@ -4,12 +4,12 @@
 use std::net::Ipv4Addr;
 
 use dhcp_common::{Control, KernelClock, LeaseEntry, RenewEvent, Stat, layout};
+use dhcp_lab::testrun::{Harness, XDP_PASS, XDP_TX};
 use dhcproto::v4::{DhcpOption, Message, MessageType, OptionCode};
 use integration::fixture::*;
 use xdhcp::{
     fastpath::clock,
     packet::{self, Parsed, RenewKind, Renewal, Vlan},
-    testrun::{Harness, XDP_PASS, XDP_TX},
 };
 
 /// Runs `frame`, asserts an ACK came back, and returns it parsed.
@@ -696,7 +696,8 @@ fn the_fast_path_calls_no_bpf_subprogram() {
 fn bench_compare_times_two_builds_side_by_side_and_refuses_a_broken_object() {
     // Our own object stands in for the other build: both must load, verify and answer every
     // timed repetition with an ACK (the bench refuses a figure otherwise).
-    let r = xdhcp::bench::compare(xdhcp::fastpath::OBJECT, "self".into(), 2_000, 2, true).unwrap();
+    let r =
+        dhcp_lab::bench::compare(xdhcp::fastpath::OBJECT, "self".into(), 2_000, 2, true).unwrap();
     assert_eq!((r.rounds, r.repeat), (2, 2_000));
     let names: Vec<&str> = r.figures.iter().map(|f| f.figure).collect();
     assert_eq!(
@@ -717,6 +718,6 @@ fn bench_compare_times_two_builds_side_by_side_and_refuses_a_broken_object() {
     }
     // An object cut short names itself as the other build's and loads nothing.
     let cut = &xdhcp::fastpath::OBJECT[..xdhcp::fastpath::OBJECT.len() / 2];
-    let e = xdhcp::bench::compare(cut, "cut".into(), 2_000, 1, true).unwrap_err();
+    let e = dhcp_lab::bench::compare(cut, "cut".into(), 2_000, 1, true).unwrap_err();
     assert!(format!("{e:#}").contains("the other build's object"), "{e:#}");
 }

@@ -81,6 +81,20 @@ fn release_binary() -> Result<PathBuf> {
     Ok(root().join("target/release/xdhcp"))
 }
 
+/// The tooling's `xdhcp-lab`, built in release with the `xdhcp` and `xdhcp-load` binaries it
+/// runs (it finds them beside itself).
+fn lab_binary() -> Result<PathBuf> {
+    run(cargo().args(["build", "--release", "-p", "dhcp-user", "--bin", "xdhcp"]).args([
+        "-p",
+        "dhcp-lab",
+        "--bin",
+        "xdhcp-lab",
+        "--bin",
+        "xdhcp-load",
+    ]))?;
+    Ok(root().join("target/release/xdhcp-lab"))
+}
+
 /// The XDP object of commit `rev`, built from a copy of its tree (`git archive`) with its own
 /// target directory under target/compare, so this tree's build is left alone.
 fn object_of(rev: &str) -> Result<PathBuf> {
@@ -172,14 +186,14 @@ fn main() -> Result<()> {
         }
         Cmd::Bench { which: Bench::Fastpath { compare: None, .. } } => {
             setup::require_root("the benchmark loads XDP programs")?;
-            let bin = release_binary()?;
+            let bin = lab_binary()?;
             let out = root().join("target/bench/fastpath.json");
             run(Command::new(bin).args(["bench", "fastpath", "--out"]).arg(&out))?;
             println!("wrote {}", out.display());
         }
         Cmd::Bench { which: Bench::Fastpath { compare: Some(rev), rounds } } => {
             setup::require_root("the benchmark loads XDP programs")?;
-            let bin = release_binary()?;
+            let bin = lab_binary()?;
             let other = object_of(&rev)?;
             let out = root().join("target/bench/fastpath-compare.json");
             run(Command::new(bin)
@@ -192,22 +206,22 @@ fn main() -> Result<()> {
         }
         Cmd::Bench { which: Bench::E2e } => {
             setup::require_root("the benchmark creates network namespaces")?;
-            let bin = release_binary()?;
+            let bin = lab_binary()?;
             run(Command::new(bin)
                 .args(["bench", "e2e", "--out-dir"])
                 .arg(root().join("target/bench")))?;
             println!("wrote target/bench/e2e.json and e2e.png");
         }
         Cmd::Bench { which: Bench::Endurance } => {
-            let bin = release_binary()?;
+            let bin = lab_binary()?;
             let out = root().join("target/bench/endurance.json");
             run(Command::new(bin).args(["bench", "endurance", "--out"]).arg(&out))?;
             println!("wrote {}", out.display());
         }
         Cmd::Lab => {
             setup::require_root("the lab creates network namespaces and attaches XDP")?;
-            let bin = release_binary()?;
-            run(Command::new(bin).arg("lab"))?;
+            let bin = lab_binary()?;
+            run(Command::new(bin).arg("demo"))?;
         }
     }
     Ok(())

@@ -12,7 +12,10 @@ use anyhow::{Context as _, Result};
 use dhcp_common::bootp::{CLIENT_PORT, SERVER_PORT};
 use tokio::net::UdpSocket;
 
-use crate::packet::{self, L2};
+use crate::{
+    packet::{self, L2},
+    packet_socket::{self, PacketSocket, Protocol},
+};
 
 fn check(rc: libc::c_int, what: &str) -> Result<libc::c_int> {
     if rc < 0 {
@@ -36,20 +39,16 @@ pub struct IfaceSockets {
     /// The interface's IPv4 address: selects the subnet of unrelayed requests.
     pub addr: Option<Ipv4Addr>,
     pub udp: UdpSocket,
-    raw: OwnedFd,
+    raw: PacketSocket,
 }
 
 impl IfaceSockets {
     /// Opens both sockets on `iface` in the calling thread's network namespace.
     pub fn open(iface: &str) -> Result<Self> {
         let c_name = std::ffi::CString::new(iface)?;
-        // SAFETY: a NUL-terminated name.
-        let ifindex = unsafe { libc::if_nametoindex(c_name.as_ptr()) };
-        if ifindex == 0 {
-            return Err(io::Error::last_os_error()).with_context(|| format!("interface {iface}"));
-        }
+        let ifindex = packet_socket::ifindex(iface)?;
         let mac = crate::fastpath::interface_mac(iface)?;
-        let addr = interface_addr(iface);
+        let addr = packet_socket::interface_addr(iface);
 
         // SAFETY: plain socket(2) calls; the fds are owned right away.
         let fd = check(
@@ -80,17 +79,8 @@ impl IfaceSockets {
             .with_context(|| format!("bind 0.0.0.0:67 on {iface}"))?;
         let udp = UdpSocket::from_std(std_udp)?;
 
-        let raw = check(
-            unsafe {
-                libc::socket(
-                    libc::AF_PACKET,
-                    libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-                    0, // send only: protocol 0 receives nothing
-                )
-            },
-            "AF_PACKET socket",
-        )?;
-        let raw = unsafe { OwnedFd::from_raw_fd(raw) };
+        let raw = PacketSocket::open(iface, Protocol::SendOnly)?;
+        raw.set_nonblocking(true).context("nonblocking AF_PACKET socket")?;
         Ok(Self { name: iface.to_owned(), ifindex, mac, addr, udp, raw })
     }
 
@@ -110,25 +100,7 @@ impl IfaceSockets {
             SocketAddrV4::new(ip, CLIENT_PORT),
             bytes,
         );
-        // SAFETY: sockaddr_ll is plain data.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = (libc::ETH_P_IP as u16).to_be();
-        sll.sll_ifindex = self.ifindex as i32;
-        sll.sll_halen = 6;
-        sll.sll_addr[..6].copy_from_slice(&mac);
-        // SAFETY: frame and sll live across the call.
-        let rc = unsafe {
-            libc::sendto(
-                self.raw.as_raw_fd(),
-                frame.as_ptr().cast(),
-                frame.len(),
-                0,
-                (&raw const sll).cast(),
-                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        check(rc as libc::c_int, "send an L2 frame").map(|_| ())
+        self.raw.send(&frame).context("send an L2 frame")
     }
 }
 
@@ -145,26 +117,4 @@ fn bind_any(s: &StdUdp) -> io::Result<()> {
         )
     };
     if rc != 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
-}
-
-/// The interface's primary IPv4 address, if it has one (SIOCGIFADDR).
-fn interface_addr(iface: &str) -> Option<Ipv4Addr> {
-    // SAFETY: a plain socket for the ioctl, owned right away.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return None;
-    }
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: ifreq is plain data.
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (d, s) in req.ifr_name.iter_mut().zip(iface.as_bytes()) {
-        *d = *s as libc::c_char;
-    }
-    // SAFETY: SIOCGIFADDR fills ifr_addr of the ifreq we own.
-    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFADDR, &raw mut req) } != 0 {
-        return None;
-    }
-    // SAFETY: for AF_INET the kernel wrote a sockaddr_in into the union.
-    let sin: libc::sockaddr_in = unsafe { std::mem::transmute_copy(&req.ifr_ifru.ifru_addr) };
-    Some(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)))
 }

@@ -11,10 +11,7 @@
 use std::{
     fs,
     io::Read as _,
-    os::{
-        fd::{AsRawFd as _, FromRawFd as _},
-        unix::fs::MetadataExt as _,
-    },
+    os::{fd::AsRawFd as _, unix::fs::MetadataExt as _},
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
@@ -98,7 +95,7 @@ pub fn load(opts: &LoadOptions) -> Result<Ebpf> {
     load_object(OBJECT, opts)
 }
 
-/// [`load`] for another build's object (`xdhcp bench fastpath --compare`).
+/// [`load`] for another build's object (`cargo xtask bench fastpath --compare`).
 pub fn load_object(object: &[u8], opts: &LoadOptions) -> Result<Ebpf> {
     let mut loader = EbpfLoader::new();
     let paths: Vec<(&str, PathBuf)> = opts
@@ -472,34 +469,7 @@ pub fn pinned_interfaces() -> Vec<String> {
 /// The interface's MAC, asked of the kernel in the calling thread's network namespace (sysfs
 /// shows the namespace it was mounted in, which is not the one a test or `--netns` enters).
 pub fn interface_mac(iface: &str) -> Result<[u8; 6]> {
-    let name = iface.as_bytes();
-    if name.is_empty() || name.len() >= libc::IFNAMSIZ {
-        bail!("bad interface name {iface:?}");
-    }
-    // SAFETY: a plain datagram socket, closed by OwnedFd.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error()).context("socket for SIOCGIFHWADDR");
-    }
-    // SAFETY: fd was just returned by socket(2) and is owned here.
-    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
-    // SAFETY: ifreq is plain data; zeroed is a valid value.
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (d, s) in req.ifr_name.iter_mut().zip(name) {
-        *d = *s as libc::c_char;
-    }
-    // SAFETY: SIOCGIFHWADDR fills ifr_hwaddr of the ifreq we own.
-    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFHWADDR, &raw mut req) } != 0 {
-        return Err(std::io::Error::last_os_error())
-            .with_context(|| format!("no interface {iface} in this network namespace"));
-    }
-    // SAFETY: the kernel filled the hwaddr member of the union.
-    let sa = unsafe { req.ifr_ifru.ifru_hwaddr };
-    let mut mac = [0u8; 6];
-    for (d, s) in mac.iter_mut().zip(sa.sa_data.iter()) {
-        *d = *s as u8;
-    }
-    Ok(mac)
+    Ok(crate::packet_socket::interface_mac(iface)?)
 }
 
 /// Moves the calling thread into the named network namespace (`ip netns add NAME`), keeping
@@ -532,13 +502,13 @@ mod tests {
         }
         // SAFETY: the map-create attributes hold no pointers.
         let fd =
-            unsafe { crate::testrun::sys_bpf(BPF_MAP_CREATE, &mut attr) }.expect("create a map");
+            unsafe { crate::bpf_sys::sys_bpf(BPF_MAP_CREATE, &mut attr) }.expect("create a map");
         let name = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
         let mut attr = [0u8; 128];
         attr[..8].copy_from_slice(&(name.as_ptr() as u64).to_ne_bytes());
         attr[8..12].copy_from_slice(&(fd as u32).to_ne_bytes());
         // SAFETY: the path the attributes point to outlives the call.
-        unsafe { crate::testrun::sys_bpf(BPF_OBJ_PIN, &mut attr) }
+        unsafe { crate::bpf_sys::sys_bpf(BPF_OBJ_PIN, &mut attr) }
             .unwrap_or_else(|e| panic!("pin {}: {e}", path.display()));
         // SAFETY: fd was returned above and is ours; the pin keeps the map.
         unsafe { libc::close(fd as i32) };

@@ -76,7 +76,7 @@ pub struct Server {
     counters: Counters,
     failover: Option<FailoverGate>,
     /// Whether leases may rewind in COMMUNICATIONS-INTERRUPTED; off only to measure what
-    /// rewinding is worth (`xdhcp bench endurance`).
+    /// rewinding is worth (`cargo xtask bench endurance`).
     rewinding: bool,
 }
 

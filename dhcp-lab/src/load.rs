@@ -1,14 +1,14 @@
-//! `xdhcp load`: many simulated clients on one interface. Every client first gets a lease by
-//! DORA, then renews it (RENEWING, unicast to the server) at a set rate or as fast as the
-//! server answers. Frames go out and come back on an AF_PACKET socket, so the clients need no
-//! addresses and the replies are counted before the IP stack would drop them.
+//! The load generator (`xdhcp-load`): many simulated clients on one interface, against any
+//! DHCPv4 server. Every client first gets a lease by DORA, then renews it (RENEWING, unicast
+//! to the server) at a set rate or as fast as the server answers. Frames go out and come back
+//! on an AF_PACKET socket, so the clients need no addresses and the replies are counted before
+//! the IP stack would drop them.
 //!
 //! Bounded by construction: a client count, a renewal count and a duration, and it only ever
-//! sends on the interface it is given (the lab's client veth, inside the lab's namespace).
+//! sends on the interface it is given (a test network's: the lab runs it on a client veth
+//! inside a namespace of its own).
 use std::{
-    mem::size_of,
     net::{Ipv4Addr, SocketAddrV4},
-    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -21,7 +21,10 @@ use dhcp_common::bootp::{CLIENT_PORT, SERVER_PORT};
 use dhcproto::v4::{DhcpOption, Message, MessageType};
 use serde::Serialize;
 
-use crate::packet::{self, BROADCAST_MAC, L2, RenewKind, Renewal};
+use xdhcp::{
+    packet::{self, BROADCAST_MAC, L2, RenewKind, Renewal},
+    packet_socket::{self, PacketSocket, Protocol},
+};
 
 #[derive(Clone, Debug)]
 pub struct LoadOptions {
@@ -79,103 +82,16 @@ fn client_mac(seed: u16, i: u32) -> [u8; 6] {
     [0x02 | (s[0] & 0xf0), s[1], b[0], b[1], b[2], b[3]]
 }
 
-struct Raw {
-    fd: OwnedFd,
-}
-
-impl Raw {
-    fn open(iface: &str) -> Result<Self> {
-        let name = std::ffi::CString::new(iface)?;
-        // SAFETY: NUL-terminated name.
-        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) } as i32;
-        ensure!(ifindex != 0, "no interface {iface} in this network namespace");
-        let proto = (libc::ETH_P_IP as u16).to_be();
-        // SAFETY: socket(2); owned right away.
-        let fd = unsafe {
-            libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, i32::from(proto))
-        };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error()).context("AF_PACKET socket");
-        }
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        // SAFETY: sockaddr_ll is plain data.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = proto;
-        sll.sll_ifindex = ifindex;
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&raw const sll).cast(),
-                size_of::<libc::sockaddr_ll>() as u32,
-            )
-        };
-        if rc != 0 {
-            return Err(std::io::Error::last_os_error()).context("bind AF_PACKET socket");
-        }
-        let tv = libc::timeval { tv_sec: 0, tv_usec: 100_000 };
-        unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&raw const tv).cast(),
-                size_of::<libc::timeval>() as u32,
-            )
-        };
-        // Frames go straight to the device: the lab's veth has no qdisc worth traversing.
-        let one: libc::c_int = 1;
-        unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_PACKET,
-                libc::PACKET_QDISC_BYPASS,
-                (&raw const one).cast(),
-                4,
-            )
-        };
-        let buf: libc::c_int = 32 << 20;
-        for opt in [libc::SO_RCVBUF, libc::SO_SNDBUF] {
-            unsafe {
-                libc::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, opt, (&raw const buf).cast(), 4)
-            };
-        }
-        Ok(Self { fd })
-    }
-
-    /// Sends a frame; false when the socket is momentarily full.
-    fn send(&self, frame: &[u8]) -> bool {
-        // SAFETY: the frame outlives the call; the socket is bound to the interface.
-        let n = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
-        n == frame.len() as isize
-    }
-
-    /// Sends up to 64 frames in one system call; how many went.
-    fn send_batch(&self, frames: &[&[u8]]) -> usize {
-        let mut iov: Vec<libc::iovec> = frames
-            .iter()
-            .map(|f| libc::iovec { iov_base: f.as_ptr() as *mut _, iov_len: f.len() })
-            .collect();
-        // SAFETY: mmsghdr is plain data; each points at one iovec that outlives the call.
-        let mut msgs: Vec<libc::mmsghdr> = iov
-            .iter_mut()
-            .map(|v| {
-                let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                m.msg_hdr.msg_iov = v;
-                m.msg_hdr.msg_iovlen = 1;
-                m
-            })
-            .collect();
-        let n =
-            unsafe { libc::sendmmsg(self.fd.as_raw_fd(), msgs.as_mut_ptr(), msgs.len() as u32, 0) };
-        n.max(0) as usize
-    }
-
-    fn recv(&self, buf: &mut [u8]) -> Option<usize> {
-        // SAFETY: buf is ours for the call.
-        let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-        (n > 0).then_some(n as usize)
-    }
+/// The run's packet socket: every IPv4 frame on the interface, sent and received whole.
+fn open_socket(iface: &str) -> Result<PacketSocket> {
+    let sock = PacketSocket::open(iface, Protocol::Ipv4)?;
+    // The receive loops look at the clock (deadlines, retransmissions) at least this often.
+    sock.set_recv_timeout(Duration::from_millis(100)).context("SO_RCVTIMEO")?;
+    // Best effort, each: the run works without them, only slower or with more drops.
+    // Frames go straight to the device: a veth has no qdisc worth traversing.
+    let _ = sock.bypass_qdisc();
+    let _ = sock.set_buffers(32 << 20);
+    Ok(sock)
 }
 
 /// The lab's client-side XDP program (`fastpath::PEER_PROG`), when it is attached to the run's
@@ -191,7 +107,7 @@ impl PeerCounter {
     const SAMPLE_SHIFT: u32 = 8;
 
     fn open(iface: &str) -> Option<Self> {
-        let dir = std::path::Path::new(crate::fastpath::PEER_PIN_ROOT).join(iface);
+        let dir = std::path::Path::new(xdhcp::fastpath::PEER_PIN_ROOT).join(iface);
         let map = |n: &str| {
             aya::maps::MapData::from_pin(dir.join(n))
                 .ok()
@@ -442,7 +358,7 @@ impl Hist {
 
 pub fn run(opts: &LoadOptions) -> Result<Summary> {
     ensure!(opts.clients > 0 && opts.clients < (1 << 30), "clients must be 1 .. 2^30");
-    let raw = Arc::new(Raw::open(&opts.iface)?);
+    let raw = Arc::new(open_socket(&opts.iface)?);
     // Replies to the relay address reach the IP stack too; a bound socket keeps it from answering
     // each with an ICMP port-unreachable. Never read: the raw socket counts the replies.
     let _absorb = opts
@@ -450,7 +366,7 @@ pub fn run(opts: &LoadOptions) -> Result<Summary> {
         .map(|(giaddr, _)| std::net::UdpSocket::bind(SocketAddrV4::new(giaddr, SERVER_PORT)))
         .transpose()
         .context("bind the relay address's port 67 (does the interface have that address?)")?;
-    let my_mac = crate::fastpath::interface_mac(&opts.iface)?;
+    let my_mac = packet_socket::interface_mac(&opts.iface)?;
     let deadline = Instant::now() + opts.duration;
     let mut sum = Summary { clients: opts.clients, ..Summary::default() };
 
@@ -465,16 +381,18 @@ pub fn run(opts: &LoadOptions) -> Result<Summary> {
     while (sum.bound as usize) < n && Instant::now() < deadline {
         // In flight: started and not bound yet.
         while next.saturating_sub(sum.bound as usize) < opts.window as usize && next < n {
-            raw.send(&discover(opts.seed, next as u32, my_mac, opts.relay));
+            // A frame the full socket refused is sent again with the stalled DORAs.
+            let _ = raw.send(&discover(opts.seed, next as u32, my_mac, opts.relay));
             dora.sent_at[next] = Some(Instant::now());
             next += 1;
         }
-        if let Some(len) = raw.recv(&mut buf)
-            && let Some(s) = parse_reply(&buf[..len])
+        if let Ok(Some(r)) = raw.recv(&mut buf)
+            && let Some(s) = parse_reply(&buf[..r.len])
         {
             match dora.on_reply(&s) {
                 Some(Step::Request(i, b)) => {
-                    raw.send(&select(opts.seed, i as u32, my_mac, b.addr, b.server, opts.relay));
+                    let _ = raw
+                        .send(&select(opts.seed, i as u32, my_mac, b.addr, b.server, opts.relay));
                 }
                 Some(Step::Bound) => {
                     server_mac.get_or_insert(s.server_mac);
@@ -487,7 +405,7 @@ pub fn run(opts: &LoadOptions) -> Result<Summary> {
         // Retransmit stalled DORAs (lost OFFER/ACK, or a NAK).
         if last_progress.elapsed() >= Duration::from_secs(1) {
             for i in dora.stalled(next, Instant::now()) {
-                raw.send(&discover(opts.seed, i as u32, my_mac, opts.relay));
+                let _ = raw.send(&discover(opts.seed, i as u32, my_mac, opts.relay));
             }
             if opts.progress {
                 eprintln!("dora: {}/{} bound, {} NAKs", sum.bound, n, sum.naks);
@@ -589,8 +507,8 @@ pub fn run(opts: &LoadOptions) -> Result<Summary> {
     let mut last = Instant::now();
     let mut quiet_since = None;
     loop {
-        if let Some(len) = raw.recv(&mut buf)
-            && let Some(s) = parse_reply(&buf[..len])
+        if let Ok(Some(r)) = raw.recv(&mut buf)
+            && let Some(s) = parse_reply(&buf[..r.len])
             && s.xid >> 30 == PHASE_RENEW
             && s.kind == MessageType::Ack
         {

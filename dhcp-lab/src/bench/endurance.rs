@@ -1,4 +1,4 @@
-//! `xdhcp bench endurance`: how long a failover primary cut off from its partner keeps a
+//! `xdhcp-lab bench endurance`: how long a failover primary cut off from its partner keeps a
 //! steady client population served, with and without rewinding (draft-12 §5.2.2).
 //!
 //! Sans-IO and on simulated time: the server's own turn ([`Core::turn`]) over a store in
@@ -15,7 +15,7 @@ use dhcproto::{
 };
 use serde_json::{Value, json};
 
-use crate::{
+use xdhcp::{
     config::Config,
     core::{Core, Input, MemStore, Now},
     failover::encode_state,

@@ -10,7 +10,10 @@ use aya::{
 
 use dhcp_common::RenewEvent;
 
-use crate::fastpath::{self, LoadOptions, eventlog::EventLog, maps::FastPathMaps};
+use xdhcp::{
+    bpf_sys::sys_bpf,
+    fastpath::{self, LoadOptions, eventlog::EventLog, maps::FastPathMaps},
+};
 
 pub const XDP_PASS: u32 = 2;
 pub const XDP_TX: u32 = 3;
@@ -143,15 +146,4 @@ impl Harness {
         })?;
         Ok((r.return_value, r.duration.as_nanos() as f64))
     }
-}
-
-/// bpf(2) with a hand-built attribute union, for the few commands aya does not offer (reading
-/// the verified program back; tests that create maps of another layout).
-///
-/// # Safety
-/// Every pointer the command finds in `attr` must be valid for what the kernel does with it.
-pub unsafe fn sys_bpf(cmd: libc::c_long, attr: &mut [u8]) -> std::io::Result<libc::c_long> {
-    // SAFETY: the caller vouches for the pointers inside attr; attr itself is ours.
-    let rc = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), attr.len()) };
-    if rc < 0 { Err(std::io::Error::last_os_error()) } else { Ok(rc) }
 }

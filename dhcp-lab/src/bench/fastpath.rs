@@ -1,4 +1,4 @@
-//! `xdhcp bench fastpath`: the XDP program timed by the kernel through BPF_PROG_TEST_RUN.
+//! `xdhcp-lab bench fastpath`: the XDP program timed by the kernel through BPF_PROG_TEST_RUN.
 //!
 //! test_run hands every repetition the previous one's output, so a naive run times one renewal
 //! and then our own ACK exiting early. `xdhcp_bench` restores the request first (and moves to
@@ -21,11 +21,12 @@ use dhcp_common::{
 };
 use serde::Serialize;
 
-use crate::{
+use xdhcp::{
     fastpath::{self, clock, subnet::SubnetOptions},
     packet::{RenewKind, Renewal},
-    testrun::{Harness, XDP_PASS, XDP_TX},
 };
+
+use crate::testrun::{Harness, XDP_PASS, XDP_TX};
 
 const BENCH_PROG: &str = "xdhcp_bench";
 const RESTORE_PROG: &str = "xdhcp_bench_restore";
@@ -142,7 +143,7 @@ fn stride(clients: u32) -> u32 {
 /// Client `i`'s renewal with its BOOTP message zero-padded to `bootp_len` bytes.
 fn padded_request(i: u32, bootp_len: usize) -> Vec<u8> {
     let r = request(i);
-    let mut payload = crate::packet::encode(&r.message());
+    let mut payload = xdhcp::packet::encode(&r.message());
     payload.resize(bootp_len, 0);
     r.frame_with(&payload)
 }
@@ -182,11 +183,11 @@ fn bench_frame(f: &[u8], clients: u32, ack_len: usize) -> Result<BenchFrame> {
 /// would; a full log would otherwise turn ACKs into passes.
 struct Drainer {
     stop: Arc<AtomicBool>,
-    handle: Option<std::thread::JoinHandle<crate::fastpath::eventlog::EventLog>>,
+    handle: Option<std::thread::JoinHandle<xdhcp::fastpath::eventlog::EventLog>>,
 }
 
 impl Drainer {
-    fn start(mut events: crate::fastpath::eventlog::EventLog) -> Self {
+    fn start(mut events: xdhcp::fastpath::eventlog::EventLog) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
         let handle = std::thread::spawn(move || {
@@ -206,7 +207,7 @@ impl Drainer {
         Self { stop, handle: Some(handle) }
     }
 
-    fn stop(mut self) -> crate::fastpath::eventlog::EventLog {
+    fn stop(mut self) -> xdhcp::fastpath::eventlog::EventLog {
         self.stop.store(true, Ordering::Release);
         self.handle.take().expect("started").join().expect("drainer thread")
     }
@@ -534,7 +535,7 @@ fn kernel() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned()
 }
 
-/// One figure of `xdhcp bench fastpath --compare`.
+/// One figure of `xdhcp-lab bench fastpath --compare`.
 #[derive(Debug, Serialize)]
 pub struct Compared {
     pub figure: &'static str,
@@ -557,7 +558,7 @@ pub struct CompareReport {
     pub kernel: String,
 }
 
-/// This build's object against `other` (another build's, from `xdhcp bench object`), each with
+/// This build's object against `other` (another build's, from `xdhcp-lab bench object`), each with
 /// its own maps and leases, every group of figures timed for both back to back, the order
 /// alternating. Comparing separate runs of `fastpath` on these VMs mostly compares the host's
 /// moods: they move every figure by 30-50 % over seconds, while a group takes a fraction of

@@ -1,7 +1,7 @@
-//! `xdhcp bench e2e`: xdhcp with the fast path, xdhcp without it, and Kea 2.2 (memfile,
+//! `xdhcp-lab bench e2e`: xdhcp with the fast path, xdhcp without it, and Kea 2.2 (memfile,
 //! multi-threaded), one after the other on the same veth lab, each pushed to the highest rate
 //! it sustains with at most 1 % of requests unanswered: DORA/s measured by perfdhcp,
-//! renewals/s by `xdhcp load` (relayed renewals, as perfdhcp sends them). A figure is the
+//! renewals/s by `xdhcp-load` (relayed renewals, as perfdhcp sends them). A figure is the
 //! answered rate of the best passing trial, and a trial passes only if the load generator
 //! actually reached the rate asked for: when it is the bottleneck, the report says so
 //! (`load_generator_limited`).
@@ -19,8 +19,9 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use serde::Serialize;
 
+use xdhcp::fastpath;
+
 use crate::{
-    fastpath,
     lab::{NetNs, VethEnd, VethPair},
     load::Summary,
 };
@@ -65,7 +66,10 @@ pub struct E2eReport {
 }
 
 pub struct Options {
+    /// The server binary (`xdhcp run`).
     pub xdhcp: PathBuf,
+    /// The load generator binary (`xdhcp-load`).
+    pub load: PathBuf,
     pub out_dir: PathBuf,
     pub trial_secs: u64,
     /// Highest rate tried, per second.
@@ -132,7 +136,7 @@ impl Lab {
         Ok(Self { srv, cli, veth, work })
     }
 
-    fn start(&self, kind: Kind, xdhcp: &Path) -> Result<Running> {
+    fn start(&self, kind: Kind, xdhcp: &Path, load: &Path) -> Result<Running> {
         let state = self.work.join("state");
         let _ = std::fs::remove_dir_all(&state);
         std::fs::create_dir_all(&state)?;
@@ -177,7 +181,7 @@ impl Lab {
                     .unwrap_or_default();
                 bail!("{kind:?} exited ({st}): {}", log.trim());
             }
-            if self.load(xdhcp, 1, 0, 0, 2).is_ok_and(|s| s.bound == 1) {
+            if self.load(load, 1, 0, 0, 2).is_ok_and(|s| s.bound == 1) {
                 return Ok(running);
             }
             if t.elapsed() > Duration::from_secs(20) {
@@ -188,7 +192,7 @@ impl Lab {
 
     fn load(
         &self,
-        xdhcp: &Path,
+        load: &Path,
         clients: u32,
         renewals: u64,
         rate: u64,
@@ -196,8 +200,8 @@ impl Lab {
     ) -> Result<Summary> {
         let out = self.work.join("load.json");
         let _ = std::fs::remove_file(&out);
-        let st = Command::new(xdhcp)
-            .args(["--netns", self.cli.name(), "load", "--iface", &self.veth.b.name])
+        let st = Command::new(load)
+            .args(["--netns", self.cli.name(), "--iface", &self.veth.b.name])
             .args(["--clients", &clients.to_string(), "--renewals", &renewals.to_string()])
             .args(["--rate", &rate.to_string(), "--duration", &secs.to_string()])
             .args(["--relay", &RELAY_IP.to_string(), "--server", &SERVER_IP.to_string()])
@@ -207,7 +211,7 @@ impl Lab {
             .stderr(Stdio::null())
             .status()?;
         if !st.success() {
-            bail!("xdhcp load failed: {st}");
+            bail!("xdhcp-load failed: {st}");
         }
         Ok(serde_json::from_slice(&std::fs::read(&out)?)?)
     }
@@ -321,7 +325,7 @@ pub fn e2e(o: &Options) -> Result<E2eReport> {
     let mut r = E2eReport { max_loss: MAX_LOSS, trial_secs: o.trial_secs, ..E2eReport::default() };
     for kind in [Kind::XdhcpFast, Kind::XdhcpSlow, Kind::Kea] {
         let dora = search(o.max_rate, |rate| {
-            let _server = lab.start(kind, &o.xdhcp)?;
+            let _server = lab.start(kind, &o.xdhcp, &o.load)?;
             let (per_s, loss) = lab.perfdhcp(rate, o.trial_secs)?;
             let ok = loss <= MAX_LOSS;
             eprintln!(
@@ -340,8 +344,8 @@ pub fn e2e(o: &Options) -> Result<E2eReport> {
         })?;
         let mut limited = false;
         let renew = search(o.max_rate, |rate| {
-            let _server = lab.start(kind, &o.xdhcp)?;
-            let s = lab.load(&o.xdhcp, o.clients, rate * o.trial_secs, rate, o.trial_secs + 30)?;
+            let _server = lab.start(kind, &o.xdhcp, &o.load)?;
+            let s = lab.load(&o.load, o.clients, rate * o.trial_secs, rate, o.trial_secs + 30)?;
             let ok = s.bound == u64::from(o.clients) && s.renew_loss <= MAX_LOSS;
             // Everything sent was answered, but less was sent than asked for.
             limited = ok && s.renew_sent_per_s < MIN_ACHIEVED * rate as f64;
@@ -386,7 +390,7 @@ fn chart(r: &E2eReport) -> String {
     let groups = [
         ("DORA/s (perfdhcp)", [r.xdhcp_dora_per_s, r.xdhcp_slow_dora_per_s, r.kea_dora_per_s]),
         (
-            "renewals/s (xdhcp load)",
+            "renewals/s (xdhcp-load)",
             [r.xdhcp_renew_per_s, r.xdhcp_slow_renew_per_s, r.kea_renew_per_s],
         ),
     ];

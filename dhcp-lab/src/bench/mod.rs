@@ -1,0 +1,8 @@
+//! The benchmarks behind `cargo xtask bench`: [`fastpath`] (the XDP program timed in the
+//! kernel), [`e2e`] (xdhcp and Kea on a veth lab) and [`endurance`] (a failover survivor on
+//! simulated time).
+pub mod e2e;
+pub mod endurance;
+pub mod fastpath;
+
+pub use fastpath::{compare, fastpath};

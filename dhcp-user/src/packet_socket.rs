@@ -1,0 +1,350 @@
+//! An AF_PACKET socket bound to one interface, and the interface lookups that go with it.
+//!
+//! The daemon sends replies to clients without an address through it (no ARP), the lab's
+//! responder and raw sockets and the load generator send and watch whole frames with it. It
+//! exists so that the `unsafe` of sockaddr_ll, ifreq and friends is written (and argued) once.
+use std::{
+    ffi::CString,
+    io,
+    mem::size_of,
+    net::Ipv4Addr,
+    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd},
+    time::Duration,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("bad interface name {0:?}")]
+    BadName(String),
+    #[error("no interface {0} in this network namespace")]
+    NoInterface(String),
+    #[error("{what}")]
+    Sys {
+        what: &'static str,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn sys(what: &'static str) -> Error {
+    Error::Sys { what, source: io::Error::last_os_error() }
+}
+
+/// Which frames the socket receives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// None: a send-only socket never queues a received frame, so it costs nothing to keep.
+    SendOnly,
+    /// Every IPv4 frame the interface receives or sends.
+    Ipv4,
+}
+
+impl Protocol {
+    /// The protocol in network byte order, as socket(2) and sockaddr_ll take it.
+    fn be(self) -> u16 {
+        match self {
+            Protocol::SendOnly => 0,
+            Protocol::Ipv4 => (libc::ETH_P_IP as u16).to_be(),
+        }
+    }
+}
+
+/// A frame taken off the socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Received {
+    pub len: usize,
+    /// Sent from this host: a packet socket sees the interface's outgoing frames too.
+    pub outgoing: bool,
+}
+
+/// A raw (whole-frame) packet socket bound to one interface. Frames are sent as given, link
+/// header included, with checksums as the caller computed them.
+#[derive(Debug)]
+pub struct PacketSocket {
+    fd: OwnedFd,
+    ifindex: u32,
+}
+
+impl PacketSocket {
+    /// Opens the socket on `iface` of the calling thread's network namespace and binds it
+    /// there, so sends leave from `iface` and only its frames are received.
+    pub fn open(iface: &str, proto: Protocol) -> Result<Self, Error> {
+        let ifindex = ifindex(iface)?;
+        // SAFETY: socket(2) takes no pointers; a nonnegative result is a new descriptor that
+        // nothing else owns, so OwnedFd may take it.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                i32::from(proto.be()),
+            )
+        };
+        if fd < 0 {
+            return Err(sys("AF_PACKET socket"));
+        }
+        // SAFETY: see above; fd is valid and unowned.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let mut sll = sockaddr_ll(ifindex);
+        sll.sll_protocol = proto.be();
+        // SAFETY: bind(2) reads exactly size_of::<sockaddr_ll>() bytes from a live local.
+        let rc = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&raw const sll).cast(),
+                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(sys("bind the AF_PACKET socket"));
+        }
+        Ok(Self { fd, ifindex })
+    }
+
+    #[must_use]
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+
+    pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        let fd = self.fd.as_raw_fd();
+        // SAFETY: fcntl(2) F_GETFL/F_SETFL on a descriptor we own take and return plain ints.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        if flags < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let flags = if on { flags | libc::O_NONBLOCK } else { flags & !libc::O_NONBLOCK };
+        // SAFETY: as above.
+        if unsafe { libc::fcntl(fd, libc::F_SETFL, flags) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// How long [`PacketSocket::recv`] waits for a frame (zero: forever).
+    pub fn set_recv_timeout(&self, t: Duration) -> io::Result<()> {
+        let tv = libc::timeval {
+            tv_sec: t.as_secs() as libc::time_t,
+            tv_usec: libc::suseconds_t::from(t.subsec_micros()),
+        };
+        setsockopt(self.fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv)
+    }
+
+    /// The receive queue's size, past `net.core.rmem_max` (root only): a burst of replies
+    /// must not overflow the default.
+    pub fn force_recv_buffer(&self, bytes: usize) -> io::Result<()> {
+        let b = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+        setsockopt(self.fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &b)
+    }
+
+    /// Both queues' sizes, up to `net.core.{r,w}mem_max`.
+    pub fn set_buffers(&self, bytes: usize) -> io::Result<()> {
+        let b = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+        for opt in [libc::SO_RCVBUF, libc::SO_SNDBUF] {
+            setsockopt(self.fd.as_raw_fd(), libc::SOL_SOCKET, opt, &b)?;
+        }
+        Ok(())
+    }
+
+    /// Frames go straight to the device driver, past the qdisc (PACKET_QDISC_BYPASS).
+    pub fn bypass_qdisc(&self) -> io::Result<()> {
+        let one: libc::c_int = 1;
+        setsockopt(self.fd.as_raw_fd(), libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, &one)
+    }
+
+    /// Sends one whole frame out of the interface.
+    pub fn send(&self, frame: &[u8]) -> io::Result<()> {
+        // SAFETY: send(2) reads frame.len() bytes from a slice that lives across the call;
+        // the socket is bound, so it needs no address.
+        let n = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+        match usize::try_from(n) {
+            Ok(n) if n == frame.len() => Ok(()),
+            Ok(_) => Err(io::Error::new(io::ErrorKind::WriteZero, "frame sent in part")),
+            Err(_) => Err(io::Error::last_os_error()),
+        }
+    }
+
+    /// Sends up to `frames.len()` frames in one system call (sendmmsg); how many went (none
+    /// when the socket is momentarily full).
+    pub fn send_batch(&self, frames: &[&[u8]]) -> usize {
+        let mut iov: Vec<libc::iovec> = frames
+            .iter()
+            .map(|f| libc::iovec { iov_base: f.as_ptr() as *mut _, iov_len: f.len() })
+            .collect();
+        let mut msgs: Vec<libc::mmsghdr> = iov
+            .iter_mut()
+            .map(|v| {
+                // SAFETY: mmsghdr is plain data (pointers and integers): all-zero is valid, a
+                // message without name, control data or flags.
+                let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                m.msg_hdr.msg_iov = v;
+                m.msg_hdr.msg_iovlen = 1;
+                m
+            })
+            .collect();
+        // SAFETY: every mmsghdr points at one iovec of `iov`, each at a frame of `frames`;
+        // all outlive the call, and the kernel only reads the frames (the iov_base cast to
+        // *mut is never written through).
+        let n = unsafe {
+            libc::sendmmsg(self.fd.as_raw_fd(), msgs.as_mut_ptr(), msgs.len() as libc::c_uint, 0)
+        };
+        usize::try_from(n).unwrap_or(0)
+    }
+
+    /// The next frame, waiting as [`PacketSocket::set_recv_timeout`] or
+    /// [`PacketSocket::set_nonblocking`] say; `None` when none came (or a signal cut the
+    /// wait short).
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<Received>> {
+        // SAFETY: all-zero is a valid sockaddr_ll for recvfrom to fill.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        let mut len = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+        // SAFETY: recvfrom(2) writes at most buf.len() bytes into buf and at most `len` bytes
+        // into sll, both live locals or borrows for the whole call.
+        let n = unsafe {
+            libc::recvfrom(
+                self.fd.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                0,
+                (&raw mut sll).cast(),
+                &raw mut len,
+            )
+        };
+        match usize::try_from(n) {
+            Ok(len) => {
+                Ok(Some(Received { len, outgoing: sll.sll_pkttype == libc::PACKET_OUTGOING }))
+            }
+            Err(_) => {
+                let e = io::Error::last_os_error();
+                match e.kind() {
+                    io::ErrorKind::WouldBlock
+                    | io::ErrorKind::TimedOut
+                    | io::ErrorKind::Interrupted => Ok(None),
+                    _ => Err(e),
+                }
+            }
+        }
+    }
+
+    /// Frames dropped because the receive queue was full, since the last call
+    /// (PACKET_STATISTICS resets on read).
+    #[must_use]
+    pub fn drops(&self) -> u32 {
+        // SAFETY: tpacket_stats is two integers; all-zero is valid.
+        let mut st: libc::tpacket_stats = unsafe { std::mem::zeroed() };
+        let mut len = size_of::<libc::tpacket_stats>() as libc::socklen_t;
+        // SAFETY: getsockopt(2) writes at most `len` bytes into the live local `st`.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_STATISTICS,
+                (&raw mut st).cast(),
+                &raw mut len,
+            )
+        };
+        if rc == 0 { st.tp_drops } else { 0 }
+    }
+}
+
+fn sockaddr_ll(ifindex: u32) -> libc::sockaddr_ll {
+    // SAFETY: sockaddr_ll is plain integers and bytes; all-zero is valid.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as libc::c_ushort;
+    sll.sll_ifindex = ifindex as libc::c_int;
+    sll
+}
+
+fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, v: &T) -> io::Result<()> {
+    // SAFETY: setsockopt(2) reads size_of::<T>() bytes from `v`, a live borrow; T is the
+    // option's C type at every call site.
+    let rc = unsafe {
+        libc::setsockopt(fd, level, name, (v as *const T).cast(), size_of::<T>() as libc::socklen_t)
+    };
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
+/// The index of `iface` in the calling thread's network namespace.
+pub fn ifindex(iface: &str) -> Result<u32, Error> {
+    let name = CString::new(iface).map_err(|_| Error::BadName(iface.to_owned()))?;
+    // SAFETY: if_nametoindex(3) reads the NUL-terminated string we own.
+    match unsafe { libc::if_nametoindex(name.as_ptr()) } {
+        0 => Err(Error::NoInterface(iface.to_owned())),
+        i => Ok(i),
+    }
+}
+
+/// An ifreq naming `iface`, and a datagram socket to ask the kernel about it with.
+fn ifreq(iface: &str) -> Result<(OwnedFd, libc::ifreq), Error> {
+    let name = iface.as_bytes();
+    if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains(&0) {
+        return Err(Error::BadName(iface.to_owned()));
+    }
+    // SAFETY: socket(2) takes no pointers; a nonnegative result is a new, unowned descriptor.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(sys("socket for an interface ioctl"));
+    }
+    // SAFETY: see above.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: ifreq is a name and a union of plain data; all-zero is valid, and it leaves the
+    // name NUL-terminated (the length was checked above).
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(name) {
+        *d = *s as libc::c_char;
+    }
+    Ok((fd, req))
+}
+
+/// The interface's MAC, asked of the kernel in the calling thread's network namespace
+/// (SIOCGIFHWADDR; sysfs would show the namespace it was mounted in instead).
+pub fn interface_mac(iface: &str) -> Result<[u8; 6], Error> {
+    let (fd, mut req) = ifreq(iface)?;
+    // SAFETY: SIOCGIFHWADDR reads the name from and writes ifr_hwaddr into the ifreq, a live
+    // local of the type the request expects.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFHWADDR, &raw mut req) } != 0 {
+        return Err(Error::NoInterface(iface.to_owned()));
+    }
+    // SAFETY: the ioctl succeeded, so the kernel wrote the hwaddr member of the union.
+    let sa = unsafe { req.ifr_ifru.ifru_hwaddr };
+    let mut mac = [0u8; 6];
+    for (d, s) in mac.iter_mut().zip(sa.sa_data.iter()) {
+        *d = *s as u8;
+    }
+    Ok(mac)
+}
+
+/// The interface's primary IPv4 address, if it has one (SIOCGIFADDR).
+#[must_use]
+pub fn interface_addr(iface: &str) -> Option<Ipv4Addr> {
+    let (fd, mut req) = ifreq(iface).ok()?;
+    // SAFETY: SIOCGIFADDR reads the name from and writes ifr_addr into the ifreq, a live
+    // local of the type the request expects.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFADDR, &raw mut req) } != 0 {
+        return None;
+    }
+    // SAFETY: the ioctl succeeded, so the kernel wrote an AF_INET sockaddr (a sockaddr_in,
+    // which has the size of sockaddr) into the addr member of the union.
+    let sin: libc::sockaddr_in = unsafe { std::mem::transmute_copy(&req.ifr_ifru.ifru_addr) };
+    Some(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_the_kernel_cannot_take_are_refused_before_any_call() {
+        for bad in ["", "sixteen-bytes-xx", "a\0b"] {
+            assert!(matches!(interface_mac(bad), Err(Error::BadName(_))), "{bad:?}");
+        }
+        assert!(matches!(ifindex("a\0b"), Err(Error::BadName(_))));
+        assert!(interface_addr("").is_none());
+    }
+
+    #[test]
+    fn loopback_is_found_in_every_namespace() {
+        assert!(ifindex("lo").unwrap() > 0);
+        assert_eq!(interface_mac("lo").unwrap(), [0; 6]);
+        assert!(matches!(ifindex("xdhcp-none0"), Err(Error::NoInterface(_))));
+    }
+}
