@@ -51,6 +51,9 @@ pub struct MemStore {
     /// The next commit fails, as a full or broken disk would make it.
     pub fail_next_commit: bool,
     pub commits: u64,
+    /// When set, every record committed is also appended here: what a check needs to see
+    /// that a reply's record was durable even if a later decision of the same turn replaced it.
+    pub journal: Option<Vec<Lease>>,
 }
 
 impl MemStore {
@@ -68,6 +71,9 @@ impl Durable for MemStore {
         for c in changes {
             match c {
                 LeaseChange::Put(l) => {
+                    if let Some(j) = &mut self.journal {
+                        j.push(l.clone());
+                    }
                     self.leases.insert(l.address, l.clone());
                 }
                 LeaseChange::Remove(a) => {

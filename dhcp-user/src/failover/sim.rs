@@ -594,6 +594,7 @@ impl Sim {
         let before: HashMap<Ipv4Addr, u64> =
             core.server().leases().map(|l| (l.address, horizon(&core, l.address))).collect();
         let state = core.failover().map(|f| f.peer().state());
+        self.nodes[i].disk.journal = Some(Vec::new());
         let out = core.turn(Now::at(now), inputs, &mut self.nodes[i].disk);
         let checked = self.check_turn(i, now, &core, &before, state, &out, after_news);
         if self.trace.is_some() {
@@ -667,8 +668,13 @@ impl Sim {
                     end - horizon.max(now) - u64::from(MCLT)
                 ));
             }
-            let durable = disk.get(a).is_some_and(|l| {
-                l.state == LeaseState::Active && l.chaddr == mac && l.expires_at >= end
+            // The record this ACK's decision wrote was committed in this turn; a later decision
+            // of the same turn (the client's RELEASE) may have replaced it since.
+            let durable = disk.journal.iter().flatten().any(|l| {
+                l.address == a
+                    && l.state == LeaseState::Active
+                    && l.chaddr == mac
+                    && l.expires_at >= end
             });
             if !durable {
                 return Err(format!("{} acked {a} before it was durable", ROLE[i]));
