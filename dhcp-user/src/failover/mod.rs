@@ -1,8 +1,8 @@
 //! Glue between the failover engine ([`dhcp_failover::Peer`]) and the DHCP server.
 //!
-//! Sans-IO like both sides it joins: the core task feeds it link events, partner messages and
-//! the clock, and it hands back lease changes to commit, state to persist and bytes to write.
-//! The core's contract, per turn:
+//! Sans-IO like both sides it joins: the core's turn ([`crate::core::Core::turn`]) feeds it
+//! link events, partner messages and the clock, and it hands back lease changes to commit,
+//! state to persist and bytes to write. The turn's contract with it:
 //!
 //! 1. feed inputs ([`Failover::link_up`], [`Failover::message`], ...), then [`Failover::poll`]
 //!    *before* deciding DHCP requests, so the server decides under the current

@@ -6,21 +6,14 @@
 //!
 //! # The caller's contract
 //!
-//! One task owns the [`Server`], the [`crate::store::LeaseStore`] and the kernel lease map. It
-//! loops:
-//!
-//! 1. drain whatever requests are queued, calling [`Server::handle`] (or
-//!    [`Server::handle_bytes`]) for each, and [`Server::apply_fast_path_renewal`] for each
-//!    event the fast path reported; collect every [`Outcome::changes`];
-//! 2. commit all of them in one [`crate::store::LeaseStore::commit`] (group commit);
-//! 3. apply [`map_ops`] of the committed changes to the kernel map;
-//! 4. only then send the replies.
-//!
-//! If the commit fails, send none of the batch's replies: an ACK must never be ahead of stable
-//! storage, and the engine's memory is then ahead of the store, so the caller should restart
-//! the engine from [`crate::store::LeaseStore::load_all`]. Call [`Server::expire`] when
-//! [`Server::next_timeout`] is due, after draining the fast path's events (a renewal XDP
-//! answered just before the expiry then counts), and commit its changes the same way.
+//! The caller is [`crate::core::Core::turn`], and only it: it hands every request to
+//! [`Server::handle_bytes`] and every renewal the fast path reported to
+//! [`Server::apply_fast_path_renewal`], runs [`Server::expire`] when [`Server::next_timeout`]
+//! is due (after the fast path's events, so that a renewal XDP answered just before the
+//! expiry counts), commits every [`Outcome::changes`] in one transaction, takes [`map_ops`] of
+//! what was committed for the kernel, and only then lets the replies go. If the commit fails
+//! it sends none of them (an ACK must never be ahead of stable storage) and restarts the
+//! engine from the store.
 //!
 //! Every ACK's lease ends at `now + lease`, which is exactly the committed `expires_at`, and the
 //! committed `held_until` (how far the fast path may renew without asking) is never below it.
