@@ -23,12 +23,11 @@ fn main() {
 
     let rustc = env::var("XDHCP_BPF_RUSTC").unwrap_or_else(|_| "/usr/bin/rustc".into());
     let linker = which("bpf-linker");
-    if !Path::new(&rustc).exists() || linker.is_none() {
-        panic!(
-            "the XDP program needs Debian's rustc ({rustc}) and bpf-linker on PATH; \
-             run `cargo xtask setup` (it installs both)"
-        );
-    }
+    assert!(
+        Path::new(&rustc).exists() && linker.is_some(),
+        "the XDP program needs Debian's rustc ({rustc}) and bpf-linker on PATH; \
+         run `cargo xtask setup` (it installs both)"
+    );
     // A new bpf-linker must relink the object.
     if let Some(l) = &linker {
         println!("cargo:rerun-if-changed={}", l.display());

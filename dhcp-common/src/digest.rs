@@ -35,6 +35,7 @@ pub fn client_id(id: &[u8]) -> Option<u64> {
     for (i, b) in id.iter().enumerate() {
         words[i / 8] |= u64::from(*b) << ((i % 8) * 8);
     }
+    #[expect(clippy::cast_possible_truncation, reason = "len <= CLIENT_ID_MAX, checked above")]
     Some(client_id_words(&words, id.len() as u32))
 }
 

@@ -62,7 +62,7 @@ const _: () = assert!(LEASE_TIME == 3 && T1 == 9 && T2 == 15 && CLIENT_ID == 21)
 #[inline(always)]
 #[must_use]
 pub fn head_word(k: usize, times: [u32; 3], id_len: u8, id: &crate::digest::ClientIdWords) -> u64 {
-    use crate::bootp::*;
+    use crate::bootp::{DHCPACK, OPT_LEASE_TIME, OPT_MESSAGE_TYPE, OPT_T1, OPT_T2};
     // A u32's network-order bytes, lowest first in a little-endian word.
     let be = |v: u32| u64::from(v.swap_bytes());
     let [lease, t1, t2] = times;
@@ -102,7 +102,7 @@ mod tests {
         }
         if let Some(id) = id {
             b[CLIENT_ID] = OPT_CLIENT_ID;
-            b[CLIENT_ID + 1] = id.len() as u8;
+            b[CLIENT_ID + 1] = u8::try_from(id.len()).unwrap();
             b[CLIENT_ID + 2..CLIENT_ID + 2 + id.len()].copy_from_slice(id);
         }
         b
@@ -112,7 +112,7 @@ mod tests {
         let mut padded = [0u8; maps::CLIENT_ID_MAX];
         let id_len = id.map_or(0, |id| {
             padded[..id.len()].copy_from_slice(id);
-            id.len() as u8
+            u8::try_from(id.len()).unwrap()
         });
         let mut words = [0u64; maps::CLIENT_ID_MAX / 8];
         for (w, c) in words.iter_mut().zip(padded.chunks(8)) {
@@ -127,7 +127,7 @@ mod tests {
 
     #[test]
     fn head_words_lay_out_the_table_byte_for_byte() {
-        let full: [u8; 32] = core::array::from_fn(|i| 0xa0 + i as u8);
+        let full: [u8; 32] = core::array::from_fn(|i| 0xa0 + u8::try_from(i).unwrap());
         let times = [0x0102_0304, 0x1112_1314, 0x2122_2324];
         for id in [None, Some(&[1u8, 2, 3, 4, 5, 6, 7][..]), Some(&full[..]), Some(&full[..1])] {
             assert_eq!(built(times, id), expected(times, id), "id {id:?}");

@@ -74,13 +74,13 @@ pub const CLIENT_ID_MAX: usize = 32;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 pub struct LeaseEntry {
     /// End of the time userspace has durably granted (and, with a partner, that the MCLT rule
-    /// allows), in CLOCK_MONOTONIC nanoseconds (XDP reads it through [`KernelClock`]).
+    /// allows), in `CLOCK_MONOTONIC` nanoseconds (XDP reads it through [`KernelClock`]).
     /// An ACK never reaches beyond it.
     pub grant_until_ns: u64,
     /// [`crate::digest::client_id`] of the client identifier the lease was bound with; only
     /// meaningful with [`LeaseEntry::F_CLIENT_ID`].
     pub client_id_digest: u64,
-    /// Last fast-path ACK, CLOCK_MONOTONIC ns, stamped in place by XDP (0 = never).
+    /// Last fast-path ACK, `CLOCK_MONOTONIC` ns, stamped in place by XDP (0 = never).
     pub renewed_at_ns: u64,
     /// [`LeaseEntry::digest`] of this entry, set by [`LeaseEntry::sealed`].
     pub check: u64,
@@ -96,6 +96,10 @@ pub struct LeaseEntry {
     /// Seconds granted by the last fast-path ACK (paired with `renewed_at_ns`).
     pub renewed_secs: u32,
     pub chaddr: [u8; 6],
+    #[expect(
+        clippy::pub_underscore_fields,
+        reason = "explicit padding, public so the struct can be built literally"
+    )]
     pub _pad: [u8; 6],
 }
 
@@ -136,6 +140,7 @@ impl LeaseEntry {
 
     /// Whether the entry is whole and answers for `addr`.
     #[inline(always)]
+    #[expect(clippy::inline_always, reason = "called from XDP, where a call costs verifier budget")]
     #[must_use]
     pub fn holds(&self, addr: [u8; 4]) -> bool {
         self.addr == addr && self.check == self.digest()
@@ -177,10 +182,18 @@ pub struct Control {
     /// Smallest grant, seconds, worth answering in the kernel; below it (or below the subnet's
     /// T1) the renewal goes to userspace. Never below [`Control::MIN_GRANT_FLOOR`].
     pub min_grant_secs: u32,
+    #[expect(
+        clippy::pub_underscore_fields,
+        reason = "explicit padding, public so the struct can be built literally"
+    )]
     pub _pad: u32,
     /// MAC of the interface the program is attached to: the ACK's Ethernet source (a broadcast
     /// REBINDING request's destination cannot be reused).
     pub if_mac: [u8; 6],
+    #[expect(
+        clippy::pub_underscore_fields,
+        reason = "explicit padding, public so the struct can be built literally"
+    )]
     pub _pad2: [u8; 2],
     /// How XDP tells the time; set by the loader, never by a setting.
     pub clock: KernelClock,
@@ -192,17 +205,17 @@ impl Control {
     pub const MIN_GRANT_FLOOR: u32 = 60;
 }
 
-/// CLOCK_MONOTONIC for XDP without a helper call: `bpf_ktime_get_coarse_ns` costs a call and
+/// `CLOCK_MONOTONIC` for XDP without a helper call: `bpf_ktime_get_coarse_ns` costs a call and
 /// return (~20 ns on the project's VMs, a tenth of a renewal), while `bpf_jiffies64` is inlined
 /// by the verifier into one load. The kernel advances jiffies by one every `tick_ns` of
-/// CLOCK_MONOTONIC, in the same tick that advances the coarse clock, so one reading of both
+/// `CLOCK_MONOTONIC`, in the same tick that advances the coarse clock, so one reading of both
 /// (`base_jiffies`, `base_ns`) taken together fixes the line between them for the whole boot.
 ///
 /// All zero (never calibrated) is no clock: XDP then answers nothing.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 pub struct KernelClock {
-    /// CLOCK_MONOTONIC_COARSE ns read just after `base_jiffies`.
+    /// `CLOCK_MONOTONIC_COARSE` ns read just after `base_jiffies`.
     pub base_ns: u64,
     pub base_jiffies: u64,
     /// The tick, ns (`clock_getres(CLOCK_MONOTONIC_COARSE)`: 4,000,000 at HZ=250).
@@ -217,13 +230,15 @@ impl KernelClock {
     const MAX_TICK_NS: u64 = 1 << 24;
     pub const MARGIN_TICKS: u64 = 2;
 
-    /// CLOCK_MONOTONIC ns at `jiffies`, never earlier than the coarse clock then reads. The
+    /// `CLOCK_MONOTONIC` ns at `jiffies`, never earlier than the coarse clock then reads. The
     /// coarse clock steps on the timekeeper's own grid, which drifts against the jiffies grid
     /// by the NTP frequency correction (a tick in about two days here), so the offset between
     /// the two wanders within a tick either way of the one at calibration; two ticks are added
     /// so that `now` errs late (by 1-3 ticks), which only shortens grants, never early. `None`
     /// without a clock or for a reading before the base.
     #[inline(always)]
+    #[expect(clippy::inline_always, reason = "called from XDP, where a call costs verifier budget")]
+    #[must_use]
     pub fn now_ns(&self, jiffies: u64) -> Option<u64> {
         let ticks = jiffies.checked_sub(self.base_jiffies)?;
         if self.tick_ns == 0 || self.tick_ns > Self::MAX_TICK_NS || ticks >= Self::MAX_TICKS {
@@ -238,11 +253,15 @@ impl KernelClock {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct RenewEvent {
-    /// CLOCK_MONOTONIC ns at which the ACK was built.
+    /// `CLOCK_MONOTONIC` ns at which the ACK was built.
     pub at_ns: u64,
     pub addr: [u8; 4],
     pub granted_secs: u32,
     pub chaddr: [u8; 6],
+    #[expect(
+        clippy::pub_underscore_fields,
+        reason = "explicit padding, public so the struct can be built literally"
+    )]
     pub _pad: [u8; 10],
 }
 
@@ -259,6 +278,10 @@ pub struct LogCursor {
     pub head: u64,
     pub tail: u64,
     /// A cache line per CPU: one CPU's renewals never take a line from another's.
+    #[expect(
+        clippy::pub_underscore_fields,
+        reason = "explicit padding, public so the struct can be built literally"
+    )]
     pub _pad: [u64; 6],
 }
 
@@ -273,14 +296,18 @@ mod user {
     // SAFETY: each type is repr(C), Copy, has no padding (bytemuck::Pod derive checks it), and
     // every bit pattern is valid.
     unsafe impl aya::Pod for super::LeaseEntry {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for super::SubnetReply {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for super::Control {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for super::RenewEvent {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for super::LogCursor {}
 }
 
 /// Benchmark only: the request `xdhcp_bench` restores before every repetition, because
-/// BPF_PROG_TEST_RUN hands each repetition the previous one's output (our own ACK).
+/// `BPF_PROG_TEST_RUN` hands each repetition the previous one's output (our own ACK).
 pub const BENCH: &str = "XDHCP_BENCH";
 pub const BENCH_FRAME_MAX: usize = 1024;
 

@@ -10,7 +10,7 @@ macro_rules! stats {
 
         impl Stat {
             pub const ALL: &[Stat] = &[$(Stat::$name,)*];
-            /// Stable snake_case name used by `xdhcp stats`, JSON and metrics.
+            /// Stable `snake_case` name used by `xdhcp stats`, JSON and metrics.
             pub const fn name(self) -> &'static str {
                 match self { $(Stat::$name => $label,)* }
             }
@@ -19,7 +19,7 @@ macro_rules! stats {
 }
 
 stats! {
-    /// A DHCPACK was built and transmitted (XDP_TX).
+    /// A DHCPACK was built and transmitted (`XDP_TX`).
     Ack = "ack",
     /// Not IPv4 (after up to two VLAN tags).
     PassNotIpv4 = "pass_not_ipv4",
@@ -60,4 +60,5 @@ stats! {
     PassEventLogFull = "pass_event_log_full",
 }
 
+#[expect(clippy::cast_possible_truncation, reason = "a few dozen variants")]
 pub const STATS_LEN: u32 = Stat::ALL.len() as u32;

@@ -1,4 +1,4 @@
-//! Benchmark programs, never attached: BPF_PROG_TEST_RUN with `repeat` feeds each repetition the
+//! Benchmark programs, never attached: `BPF_PROG_TEST_RUN` with `repeat` feeds each repetition the
 //! previous output, so `xdhcp_bench` first restores the request (and picks the next client)
 //! and then runs the real fast path. Its restore step has to resize our ACK back to the request
 //! where that differs in length; `xdhcp_bench_restore` (restore without resizing) and
@@ -29,9 +29,11 @@ use crate::{
 static XDHCP_BENCH: Array<BenchFrame, 1> = Array::new();
 
 #[inline(always)]
+#[expect(clippy::inline_always, reason = "eBPF: a call costs verifier budget and a spill")]
 fn restore(ctx: &XdpContext) -> Option<()> {
     let b = XDHCP_BENCH.get_ptr_mut(0)?;
-    // SAFETY: test_run runs one repetition at a time on one CPU.
+    // SAFETY: the map's pointer is valid, and test_run runs one repetition at a time on one
+    // CPU, so nothing else holds it.
     let b = unsafe { &mut *b };
     let len = (b.len as usize) & (BENCH_FRAME_MAX - 1);
     if len < 64 {
@@ -74,6 +76,7 @@ fn restore(ctx: &XdpContext) -> Option<()> {
 }
 
 #[xdp]
+#[expect(clippy::needless_pass_by_value, reason = "the #[xdp] macro hands the context by value")]
 pub fn xdhcp_bench(ctx: XdpContext) -> u32 {
     if restore(&ctx).is_none() {
         return xdp_action::XDP_DROP;
@@ -82,6 +85,7 @@ pub fn xdhcp_bench(ctx: XdpContext) -> u32 {
 }
 
 #[xdp]
+#[expect(clippy::needless_pass_by_value, reason = "the #[xdp] macro hands the context by value")]
 pub fn xdhcp_bench_resize(ctx: XdpContext) -> u32 {
     if restore(&ctx).is_none() {
         return xdp_action::XDP_DROP;
@@ -100,6 +104,7 @@ pub fn xdhcp_bench_resize(ctx: XdpContext) -> u32 {
 /// of the lease does: net of `xdhcp_bench_restore`, what that one access costs in the kernel
 /// (over 1 M leases, a miss), the part of a renewal no code change can remove.
 #[xdp]
+#[expect(clippy::needless_pass_by_value, reason = "the #[xdp] macro hands the context by value")]
 pub fn xdhcp_bench_touch(ctx: XdpContext) -> u32 {
     if restore(&ctx).is_none() {
         return xdp_action::XDP_DROP;
@@ -112,11 +117,14 @@ pub fn xdhcp_bench_touch(ctx: XdpContext) -> u32 {
         return xdp_action::XDP_DROP;
     };
     // Volatile: the load must happen though nothing but the verdict depends on it.
+    // SAFETY: `slot` returns a pointer into the lease map, valid and 8-aligned (a page-aligned
+    // mmapable array of 64-byte entries).
     let first = unsafe { lease.cast::<u64>().read_volatile() };
     if first == 0 { xdp_action::XDP_DROP } else { xdp_action::XDP_PASS }
 }
 
 #[xdp]
+#[expect(clippy::needless_pass_by_value, reason = "the #[xdp] macro hands the context by value")]
 pub fn xdhcp_bench_restore(ctx: XdpContext) -> u32 {
     if restore(&ctx).is_none() {
         return xdp_action::XDP_DROP;
@@ -128,11 +136,13 @@ pub fn xdhcp_bench_restore(ctx: XdpContext) -> u32 {
 /// against: the short check alone, and with the outcome's counter that every frame bumps. Both
 /// return at once, so no register the renewal needs is saved; a DHCP frame is dropped.
 #[xdp]
+#[expect(clippy::needless_pass_by_value, reason = "the #[xdp] macro hands the context by value")]
 pub fn xdhcp_bench_check(ctx: XdpContext) -> u32 {
     if crate::parse::plainly_not_dhcp(&ctx) { xdp_action::XDP_PASS } else { xdp_action::XDP_DROP }
 }
 
 #[xdp]
+#[expect(clippy::needless_pass_by_value, reason = "the #[xdp] macro hands the context by value")]
 pub fn xdhcp_bench_check_counted(ctx: XdpContext) -> u32 {
     if crate::parse::plainly_not_dhcp(&ctx) {
         crate::maps::count(Stat::PassNotDhcp);
@@ -146,11 +156,14 @@ pub fn xdhcp_bench_check_counted(ctx: XdpContext) -> u32 {
 /// renewal called until the seventh session, and what it does now (jiffies on the control
 /// entry's line). Each writes its reading over the frame, so that it is not optimised away.
 #[xdp]
+#[expect(clippy::needless_pass_by_value, reason = "the #[xdp] macro hands the context by value")]
 pub fn xdhcp_bench_clock_call(ctx: XdpContext) -> u32 {
+    // SAFETY: a helper without arguments, allowed in XDP.
     stamp(&ctx, unsafe { bpf_ktime_get_coarse_ns() })
 }
 
 #[xdp]
+#[expect(clippy::needless_pass_by_value, reason = "the #[xdp] macro hands the context by value")]
 pub fn xdhcp_bench_clock_jiffies(ctx: XdpContext) -> u32 {
     let Some(c) = XDHCP_CONTROL.get(0) else { return xdp_action::XDP_DROP };
     match c.clock.now_ns(unsafe { bpf_jiffies64() }) {
@@ -160,9 +173,11 @@ pub fn xdhcp_bench_clock_jiffies(ctx: XdpContext) -> u32 {
 }
 
 #[inline(always)]
+#[expect(clippy::inline_always, reason = "eBPF: a call costs verifier budget and a spill")]
 fn stamp(ctx: &XdpContext, v: u64) -> u32 {
     match ptr_at_mut::<u64>(ctx, 0) {
         Ok(p) => {
+            // SAFETY: ptr_at_mut proved the 8 bytes within the frame; the write is unaligned.
             unsafe { p.write_unaligned(v) };
             xdp_action::XDP_PASS
         }

@@ -1,9 +1,9 @@
 //! XDP renewal fast path: answers DHCPREQUESTs in RENEWING / REBINDING state (ciaddr set, no
 //! option 50 or 54) for clients whose lease userspace installed in `XDHCP_LEASES`, by turning
-//! the request into a DHCPACK in place and bouncing it with XDP_TX.
+//! the request into a DHCPACK in place and bouncing it with `XDP_TX`.
 //!
 //! The program fails open: anything it does not fully understand, any lease it cannot vouch for,
-//! any helper that fails, is XDP_PASS with the frame untouched, and userspace decides.
+//! any helper that fails, is `XDP_PASS` with the frame untouched, and userspace decides.
 #![no_std]
 // Inline asm on BPF: only for `ptr::opaque` (the toolchain is Debian's rustc with
 // RUSTC_BOOTSTRAP, docs/building.md).
@@ -24,6 +24,7 @@ use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use dhcp_common::Stat;
 
 #[xdp]
+#[expect(clippy::needless_pass_by_value, reason = "the #[xdp] macro hands the context by value")]
 pub fn xdhcp(ctx: XdpContext) -> u32 {
     fast_path(&ctx)
 }
@@ -31,6 +32,7 @@ pub fn xdhcp(ctx: XdpContext) -> u32 {
 /// Every packet bumps exactly one outcome counter: a frame plainly not DHCP (most of the
 /// traffic) as soon as that is known, any other once its renewal is decided.
 #[inline(always)]
+#[expect(clippy::inline_always, reason = "eBPF: a call costs verifier budget and a spill")]
 pub(crate) fn fast_path(ctx: &XdpContext) -> u32 {
     if parse::plainly_not_dhcp(ctx) {
         maps::count(Stat::PassNotDhcp);
@@ -44,7 +46,7 @@ pub(crate) fn fast_path(ctx: &XdpContext) -> u32 {
     action
 }
 
-/// A do-nothing program for the far side of a veth pair: on veth, frames sent with XDP_TX only
+/// A do-nothing program for the far side of a veth pair: on veth, frames sent with `XDP_TX` only
 /// reach a peer that runs an XDP program of its own. Tests use it on the client side; the
 /// benchmark uses it as the floor. (`xdhcp_peer` is the lab's, which can also count.)
 #[xdp]

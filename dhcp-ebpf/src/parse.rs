@@ -1,7 +1,15 @@
 //! Header parsing up to the facts a renewal decision needs. Each step checks bounds and returns
 //! the PASS reason that stops it.
 use aya_ebpf::programs::XdpContext;
-use dhcp_common::{Stat, bootp::*};
+use dhcp_common::{
+    Stat,
+    bootp::{
+        BOOTREQUEST, CHADDR, CIADDR, COOKIE, DHCPREQUEST, ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q,
+        ETH_P_IP, FLAGS, GIADDR, HLEN, HTYPE, HTYPE_ETHER, IPPROTO_UDP, IPV4_HLEN, MAGIC_COOKIE,
+        OP, OPT_CLIENT_ID, OPT_END, OPT_MESSAGE_TYPE, OPT_OVERLOAD, OPT_PAD, OPT_RELAY_AGENT,
+        OPT_REQUESTED_IP, OPT_SERVER_ID, OPTIONS, SERVER_PORT, UDP_HLEN, VLAN_HLEN, XID,
+    },
+};
 
 use crate::ptr::{opaque, ptr_at, read, read_fixed};
 use crate::scan::Scan;
@@ -37,12 +45,14 @@ pub struct Renewal {
 }
 
 #[inline(always)]
+#[expect(clippy::inline_always, reason = "eBPF: a call costs verifier budget and a spill")]
 fn be16(b: [u8; 2]) -> u16 {
     u16::from_be_bytes(b)
 }
 
 /// Ethernet with up to two VLAN tags (802.1Q or 802.1ad); returns the L2 header length.
 #[inline(always)]
+#[expect(clippy::inline_always, reason = "eBPF: a call costs verifier budget and a spill")]
 fn ethernet(ctx: &XdpContext) -> Result<usize, Stat> {
     let mut off = ETH_HLEN;
     let mut proto = be16(read_fixed(ctx, 12)?);
@@ -91,8 +101,10 @@ pub fn plainly_not_dhcp(ctx: &XdpContext) -> bool {
 /// IPv4 without options and unfragmented, carrying UDP to port 67; returns the UDP payload
 /// length (Ethernet padding after the IP packet is not part of it).
 #[inline(always)]
+#[expect(clippy::inline_always, reason = "eBPF: a call costs verifier budget and a spill")]
 fn ipv4_udp67(ctx: &XdpContext, l2: usize) -> Result<usize, Stat> {
     let ip = ptr_at::<[u8; IPV4_HLEN + UDP_HLEN]>(ctx, l2)?;
+    // SAFETY: ptr_at proved the bytes within the frame; a byte array needs no alignment.
     let ip = unsafe { &*ip };
     if ip[0] != 0x45 {
         return Err(if ip[0] >> 4 == 4 { Stat::PassIpOptions } else { Stat::PassNotIpv4 });
@@ -118,13 +130,20 @@ fn ipv4_udp67(ctx: &XdpContext, l2: usize) -> Result<usize, Stat> {
 }
 
 #[inline(always)]
+#[expect(clippy::cast_possible_truncation, reason = "BPF is a 64-bit target")]
 pub fn renewal(ctx: &XdpContext) -> Result<Renewal, Stat> {
+    // Whole-field loads: indexing byte by byte costs a load, a spill and a shift per byte.
+    fn field<T: Copy>(hdr: &[u8; OPTIONS], o: usize) -> T {
+        // SAFETY: callers pass fixed BOOTP offsets whose fields end within the header.
+        unsafe { hdr.as_ptr().add(o).cast::<T>().read_unaligned() }
+    }
     let l2_len = ethernet(ctx)?;
     let bootp_len = ipv4_udp67(ctx, l2_len)?;
     if bootp_len < OPTIONS {
         return Err(Stat::PassTruncated);
     }
     let bootp = l2_len + IPV4_HLEN + UDP_HLEN;
+    // SAFETY: ptr_at proved the bytes within the frame; a byte array needs no alignment.
     let hdr = unsafe { &*ptr_at::<[u8; OPTIONS]>(ctx, bootp)? };
     if hdr[OP] != BOOTREQUEST
         || hdr[HTYPE] != HTYPE_ETHER
@@ -138,10 +157,6 @@ pub fn renewal(ctx: &XdpContext) -> Result<Renewal, Stat> {
         18 => [read_fixed(ctx, 12)?, 0],
         _ => [read_fixed(ctx, 12)?, read_fixed(ctx, 16)?],
     };
-    // Whole-field loads: indexing byte by byte costs a load, a spill and a shift per byte.
-    fn field<T: Copy>(hdr: &[u8; OPTIONS], o: usize) -> T {
-        unsafe { hdr.as_ptr().add(o).cast::<T>().read_unaligned() }
-    }
     let mut r = Renewal {
         l2_len,
         vlan,
@@ -173,10 +188,12 @@ pub fn renewal(ctx: &XdpContext) -> Result<Renewal, Stat> {
 /// the next iteration starts inside `len`, so an option running past the UDP payload is
 /// truncation, whatever bytes follow it in the frame.
 #[inline(always)]
+#[expect(clippy::inline_always, reason = "eBPF: a call costs verifier budget and a spill")]
 fn options(ctx: &XdpContext, start: usize, len: usize) -> Result<&'static Scan, Stat> {
     let scan = crate::maps::XDHCP_SCAN.get_ptr_mut(0).ok_or(Stat::PassOptionCap)?;
     // SAFETY: a per-CPU slot, used by this program run only.
     let scan = unsafe { &mut *scan };
+    // SAFETY: `f` is a reference, so valid and aligned for the write.
     let put = |f: &mut u64, v: u64| unsafe { core::ptr::write_volatile(f, v) };
     put(&mut scan.msg_type_off, 0);
     put(&mut scan.slow, 0);
@@ -211,6 +228,7 @@ fn options(ctx: &XdpContext, start: usize, len: usize) -> Result<&'static Scan, 
         let len = read::<u8>(ctx, at + 1)?;
         // A repeated 53 or 61 would be concatenated by an RFC 3396 reader: too unusual to
         // answer here, so a second copy sends the request to the slow path.
+        // SAFETY: `f` is a reference, so valid and aligned for the read.
         let seen = |f: &u64| unsafe { core::ptr::read_volatile(f) };
         match code {
             OPT_MESSAGE_TYPE => {

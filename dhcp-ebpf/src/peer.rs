@@ -1,4 +1,4 @@
-//! The client side of a lab's veth pair. XDP_TX frames reach a veth peer only if it runs an XDP
+//! The client side of a lab's veth pair. `XDP_TX` frames reach a veth peer only if it runs an XDP
 //! program, so this one passes everything — except, while a load run asks for it, the renewal
 //! ACKs of that run, which it counts and drops (sampled ones still pass, for latency).
 use aya_ebpf::{
@@ -7,7 +7,11 @@ use aya_ebpf::{
     macros::{btf_map, xdp},
     programs::XdpContext,
 };
-use dhcp_common::{PeerCtl, bootp::*, maps::LOAD_RENEW_PHASE};
+use dhcp_common::{
+    PeerCtl,
+    bootp::{BOOTREPLY, ETH_HLEN, ETH_P_IP, IPPROTO_UDP, IPV4_HLEN, SERVER_PORT, UDP_HLEN, XID},
+    maps::LOAD_RENEW_PHASE,
+};
 
 use crate::ptr::read_fixed;
 
@@ -21,6 +25,7 @@ static XDHCP_PEER_ACKS: PerCpuArray<u64, 1> = PerCpuArray::new();
 const XID_AT: usize = ETH_HLEN + IPV4_HLEN + UDP_HLEN + XID;
 
 #[xdp]
+#[expect(clippy::needless_pass_by_value, reason = "the #[xdp] macro hands the context by value")]
 pub fn xdhcp_peer(ctx: XdpContext) -> u32 {
     match XDHCP_PEER_CTL.get(0) {
         Some(c) if c.enabled != 0 => {}
@@ -40,6 +45,7 @@ pub fn xdhcp_peer(ctx: XdpContext) -> u32 {
         return xdp_action::XDP_PASS;
     }
     if let Some(n) = XDHCP_PEER_ACKS.get_ptr_mut(0) {
+        // SAFETY: the map hands a valid pointer to this CPU's slot; no one else writes it.
         unsafe { *n += 1 };
     }
     let shift = XDHCP_PEER_CTL.get(0).map_or(31, |c| c.sample_shift & 31);

@@ -4,6 +4,7 @@ use aya_ebpf::programs::XdpContext;
 use dhcp_common::Stat;
 
 #[inline(always)]
+#[expect(clippy::inline_always, reason = "eBPF: a call costs verifier budget and a spill")]
 pub fn ptr_at<T>(ctx: &XdpContext, off: usize) -> Result<*const T, Stat> {
     let start = ctx.data();
     let end = ctx.data_end();
@@ -17,23 +18,28 @@ pub fn ptr_at<T>(ctx: &XdpContext, off: usize) -> Result<*const T, Stat> {
 }
 
 #[inline(always)]
+#[expect(clippy::inline_always, reason = "eBPF: a call costs verifier budget and a spill")]
 pub fn ptr_at_mut<T>(ctx: &XdpContext, off: usize) -> Result<*mut T, Stat> {
-    ptr_at::<T>(ctx, off).map(|p| p as *mut T)
+    ptr_at::<T>(ctx, off).map(<*const T>::cast_mut)
 }
 
 #[inline(always)]
+#[expect(clippy::inline_always, reason = "eBPF: a call costs verifier budget and a spill")]
 pub fn read<T: Copy>(ctx: &XdpContext, off: usize) -> Result<T, Stat> {
+    // SAFETY: ptr_at proved `off + size_of::<T>()` within the frame; the read is unaligned.
     Ok(unsafe { ptr_at::<T>(ctx, off)?.read_unaligned() })
 }
 
 /// For offsets the compiler knows: nothing to hide from LLVM, and the barrier's register
 /// pressure is saved on the path every packet takes.
 #[inline(always)]
+#[expect(clippy::inline_always, reason = "eBPF: a call costs verifier budget and a spill")]
 pub fn read_fixed<T: Copy>(ctx: &XdpContext, off: usize) -> Result<T, Stat> {
     let p = ctx.data() + off;
     if p + size_of::<T>() > ctx.data_end() {
         return Err(Stat::PassTruncated);
     }
+    // SAFETY: checked just above that the `T` ends within the frame; the read is unaligned.
     Ok(unsafe { (p as *const T).read_unaligned() })
 }
 
@@ -42,12 +48,13 @@ pub fn read_fixed<T: Copy>(ctx: &XdpContext, off: usize) -> Result<T, Stat> {
 /// a store and a reload through the stack, which put a store-to-load forward (~5 cycles) on
 /// every use; in the option scan that was three per option, on the loop's critical path.
 #[inline(always)]
+#[expect(clippy::inline_always, reason = "eBPF: a call costs verifier budget and a spill")]
 pub fn opaque(mut v: usize) -> usize {
     // A move onto itself rather than an empty template: an asm statement of no instructions
     // gets a BTF line record at the same offset as the one before it, which the kernel refuses.
     // SAFETY: the register keeps its value.
     unsafe {
-        core::arch::asm!("{0} = {0}", inout(reg) v, options(nomem, nostack, preserves_flags))
-    };
+        core::arch::asm!("{0} = {0}", inout(reg) v, options(nomem, nostack, preserves_flags));
+    }
     v
 }

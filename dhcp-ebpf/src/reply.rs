@@ -26,9 +26,10 @@ use crate::{
 
 const NS_PER_SEC: u64 = 1_000_000_000;
 
-/// Answers the frame as a DHCPACK (Ok: the caller returns XDP_TX) or says why not (the frame is
+/// Answers the frame as a DHCPACK (Ok: the caller returns `XDP_TX`) or says why not (the frame is
 /// then untouched and passed).
 #[inline(always)]
+#[expect(clippy::inline_always, reason = "eBPF: a call costs verifier budget and a spill")]
 pub fn renew(ctx: &XdpContext) -> Result<(), Stat> {
     let req = parse::renewal(ctx)?;
     let ctl: Control = *XDHCP_CONTROL.get(0).ok_or(Stat::PassDisabled)?;
@@ -124,6 +125,7 @@ pub fn renew(ctx: &XdpContext) -> Result<(), Stat> {
 /// This CPU's cursor, its head, and the slot the next event goes to; `None` while the region
 /// is full (userspace has not read far enough) or the maps are smaller than this CPU's index.
 #[inline(always)]
+#[expect(clippy::inline_always, reason = "eBPF: a call costs verifier budget and a spill")]
 fn log_slot() -> Option<(*mut LogCursor, u64, *mut RenewEvent)> {
     let slots = XDHCP_LOG_SLOTS.load();
     if slots == 0 || slots & (slots - 1) != 0 {
@@ -144,6 +146,7 @@ fn log_slot() -> Option<(*mut LogCursor, u64, *mut RenewEvent)> {
 /// The lease slot of an address, through its /16's page and its /24's block; `None` when either
 /// has none. Each value is 1 + an index so that 0 means unset.
 #[inline(always)]
+#[expect(clippy::inline_always, reason = "eBPF: a call costs verifier budget and a spill")]
 pub(crate) fn slot(ip: u32) -> Option<*mut LeaseEntry> {
     let page = *XDHCP_PAGES.get(ip >> 16)?;
     // Out-of-range indexes (a value read mid-write) are refused by the array lookups.
@@ -155,6 +158,7 @@ pub(crate) fn slot(ip: u32) -> Option<*mut LeaseEntry> {
 /// A lease bound with a client identifier is renewed only for that identifier, and a lease bound
 /// without one only for requests without one; anything else is the slow path's call.
 #[inline(always)]
+#[expect(clippy::inline_always, reason = "eBPF: a call costs verifier budget and a spill")]
 fn check_client_id(
     ctx: &XdpContext,
     req: &Renewal,
@@ -202,6 +206,7 @@ fn check_client_id(
 
 /// Zeroes the buffer in place with word stores, not the byte-wise memset LLVM would call.
 #[inline(always)]
+#[expect(clippy::inline_always, reason = "eBPF: a call costs verifier budget and a spill")]
 fn zero_words(w: &mut core::mem::MaybeUninit<ClientIdWords>) -> &mut ClientIdWords {
     let p = w.as_mut_ptr().cast::<u64>();
     let mut i = 0;
@@ -220,6 +225,7 @@ struct Times {
 }
 
 #[inline(always)]
+#[expect(clippy::inline_always, reason = "eBPF: a call costs verifier budget and a spill")]
 unsafe fn put<T>(base: *mut u8, off: usize, v: T) {
     unsafe { base.add(off).cast::<T>().write_unaligned(v) }
 }
@@ -227,6 +233,7 @@ unsafe fn put<T>(base: *mut u8, off: usize, v: T) {
 /// Resizes the frame from `have` bytes to `want` as the ACK is made: growth at the head (XDP
 /// guarantees 256 bytes of headroom, while tailroom can be a few bytes), shrinking at the tail.
 #[inline(always)]
+#[expect(clippy::inline_always, reason = "eBPF: a call costs verifier budget and a spill")]
 pub(crate) fn resize(ctx: &XdpContext, want: i64, have: i64) -> i64 {
     if want > have {
         unsafe { bpf_xdp_adjust_head(ctx.ctx, (have - want) as i32) }
@@ -239,6 +246,7 @@ pub(crate) fn resize(ctx: &XdpContext, want: i64, have: i64) -> i64 {
 
 /// `FULL`: the request is a full 576-byte IP packet, answered at that length.
 #[inline(always)]
+#[expect(clippy::inline_always, reason = "eBPF: a call costs verifier budget and a spill")]
 fn rewrite<const FULL: bool>(
     ctx: &XdpContext,
     req: &Renewal,

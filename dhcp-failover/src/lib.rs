@@ -1,4 +1,4 @@
-//! The DHCPv4 failover protocol of draft-ietf-dhc-failover-12, as ISC dhcpd 4.4.3 speaks it on
+//! The DHCPv4 failover protocol of `draft-ietf-dhc-failover-12`, as ISC dhcpd 4.4.3 speaks it on
 //! TCP port 647.
 //!
 //! # Sans-IO contract

@@ -9,7 +9,7 @@
 //! secondary applies the negation of the HBA it received. We follow ISC, since that is the peer
 //! we interoperate with, and so does every [`Hba`] in this crate.
 
-/// The 256-entry permutation of RFC 3074 §6 ("loadb_mx_tbl").
+/// The 256-entry permutation of RFC 3074 §6 (`loadb_mx_tbl`).
 pub const RFC3074_TABLE: [u8; 256] = [
     251, 175, 119, 215, 81, 14, 79, 191, 103, 49, 181, 143, 186, 157, 0, 232, 31, 32, 55, 60, 152,
     58, 17, 237, 174, 70, 160, 144, 220, 90, 57, 223, 59, 3, 18, 140, 111, 166, 203, 196, 134, 243,
@@ -137,7 +137,8 @@ mod tests {
         let hba = Hba::split(128);
         let primary = (0..10_000u32)
             .filter(|i| {
-                let mac = [0, 0x0c, 0, (i >> 16) as u8, (i >> 8) as u8, *i as u8];
+                let [_, a, b, c] = i.to_be_bytes();
+                let mac = [0, 0x0c, 0, a, b, c];
                 hba.serves(true, bucket(&mac))
             })
             .count();

@@ -20,11 +20,11 @@ impl XorShift {
     }
 
     fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
+        usize::try_from(self.next() % n.max(1) as u64).unwrap()
     }
 
     fn byte(&mut self) -> u8 {
-        self.next() as u8
+        self.next().to_le_bytes()[0]
     }
 }
 
@@ -82,15 +82,15 @@ fn mutate(rng: &mut XorShift, frame: &[u8]) -> Vec<u8> {
 fn random_frame(rng: &mut XorShift) -> Vec<u8> {
     let mut payload = Vec::new();
     for _ in 0..rng.below(12) {
-        let code = rng.below(32) as u16;
+        let code = u16::try_from(rng.below(32)).unwrap();
         let len = rng.below(40);
         payload.extend_from_slice(&code.to_be_bytes());
-        payload.extend_from_slice(&(len as u16).to_be_bytes());
+        payload.extend_from_slice(&u16::try_from(len).unwrap().to_be_bytes());
         payload.extend((0..len).map(|_| rng.byte()));
     }
     let len = 12 + payload.len();
-    let mut f = (len as u16).to_be_bytes().to_vec();
-    f.push(1 + rng.below(12) as u8);
+    let mut f = u16::try_from(len).unwrap().to_be_bytes().to_vec();
+    f.push(1 + u8::try_from(rng.below(12)).unwrap());
     f.push(12);
     f.extend((0..8).map(|_| rng.byte()));
     f.extend(payload);
@@ -140,9 +140,8 @@ fn the_stream_framer_survives_garbage() {
             loop {
                 match d.pop_message() {
                     Ok(Some(_)) => {}
-                    Ok(None) => break,
                     Err(e) if e.is_ignorable() => {}
-                    Err(_) => break,
+                    Ok(None) | Err(_) => break,
                 }
             }
         }
@@ -181,7 +180,7 @@ fn the_engine_survives_arbitrary_decodable_messages() {
                 peer.handle_connected(now);
             }
             let mut msg = msg.clone();
-            msg.time = now as u32;
+            msg.time = u32::try_from(now).unwrap();
             peer.handle_message(now, msg);
             drain(&mut peer);
             if i % 7 == 0 {

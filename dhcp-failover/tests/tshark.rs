@@ -8,6 +8,7 @@
 
 mod common;
 
+use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 use std::process::Command;
 
@@ -56,9 +57,13 @@ const FIELDS: &[&str] = &[
 
 /// One message of each type and the field values tshark must report for it (unlisted fields
 /// must be empty).
+#[expect(clippy::too_many_lines, reason = "one flat table, a case per message type")]
 fn cases() -> Vec<(Message, Vec<(&'static str, String)>)> {
     let hba = Hba::split(128).0;
-    let hba_hex: String = hba.iter().map(|b| format!("{b:02x}")).collect();
+    let hba_hex = hba.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    });
     let binding = BindingUpdate {
         // Printable, because the dissector shows client-identifier as a string and flags the
         // NUL bytes of a MAC-based identifier as "trailing stray characters" (it does so for

@@ -22,6 +22,7 @@ pub fn fmt_mac(m: &[u8; 6]) -> String {
     format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
 }
 
+#[must_use]
 pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
     let mut out = [0u8; 6];
     let mut parts = s.split(':');
@@ -69,6 +70,7 @@ fn sum16(mut sum: u32, data: &[u8]) -> u32 {
     sum
 }
 
+#[expect(clippy::cast_possible_truncation, reason = "the loop leaves sum <= 0xffff")]
 fn fold(mut sum: u32) -> u16 {
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
@@ -84,6 +86,7 @@ pub fn ipv4_checksum(header: &[u8]) -> u16 {
 /// The UDP checksum over the pseudo header and the whole datagram (with its checksum field as
 /// it is: verifying a datagram gives 0, computing over a zeroed field gives the value to store).
 #[must_use]
+#[expect(clippy::cast_possible_truncation, reason = "an IPv4 datagram is under 64 KiB")]
 pub fn udp_checksum(src: Ipv4Addr, dst: Ipv4Addr, udp: &[u8]) -> u16 {
     let mut s = sum16(0, &src.octets());
     s = sum16(s, &dst.octets());
@@ -93,6 +96,10 @@ pub fn udp_checksum(src: Ipv4Addr, dst: Ipv4Addr, udp: &[u8]) -> u16 {
 
 /// Ethernet/VLAN/IPv4/UDP frame around `payload`, with both checksums.
 #[must_use]
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "the payload is one DHCP message, far below 64 KiB"
+)]
 pub fn udp_frame(l2: &L2, src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8]) -> Vec<u8> {
     let mut f = Vec::with_capacity(ETH_HLEN + 8 + IPV4_HLEN + UDP_HLEN + payload.len());
     f.extend_from_slice(&l2.dst);
@@ -126,6 +133,9 @@ pub fn udp_frame(l2: &L2, src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8]) 
 }
 
 /// Encodes a DHCP message, padded to [`BOOTP_MIN_LEN`] as clients do.
+///
+/// # Panics
+/// Never for a message dhcproto built: it encodes whatever it can represent.
 #[must_use]
 pub fn encode(msg: &Message) -> Vec<u8> {
     let mut v = msg.to_vec().expect("dhcproto encodes any message it can represent");

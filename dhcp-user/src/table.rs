@@ -1,5 +1,7 @@
 //! Plain aligned text tables for the CLI.
 
+use std::fmt::Write as _;
+
 /// Renders rows under a header, each column as wide as its widest cell.
 #[must_use]
 pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
@@ -15,7 +17,7 @@ pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
             if i + 1 == cells.len() {
                 s.push_str(c);
             } else {
-                s.push_str(&format!("{c:<w$}  ", w = width[i]));
+                let _ = write!(s, "{c:<w$}  ", w = width[i]);
             }
         }
         s.trim_end().to_owned() + "\n"

@@ -23,7 +23,7 @@ enum Cmd {
     Setup,
     /// Build the release binary (and the XDP object inside it).
     Build,
-    /// Run every test: unit, BPF_PROG_TEST_RUN, netns with real clients. Needs root.
+    /// Run every test: unit, `BPF_PROG_TEST_RUN`, netns with real clients. Needs root.
     Test {
         /// Extra arguments for `cargo test` (after --), e.g. a test name filter.
         #[arg(trailing_var_arg = true)]
@@ -42,7 +42,7 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum Bench {
-    /// The XDP program timed in the kernel with BPF_PROG_TEST_RUN.
+    /// The XDP program timed in the kernel with `BPF_PROG_TEST_RUN`.
     Fastpath {
         /// Time this tree's XDP program against the one of another commit, side by side
         /// (JSON in target/bench/fastpath-compare.json): between separate runs, the host's
@@ -59,6 +59,9 @@ enum Bench {
     Endurance,
 }
 
+/// # Panics
+/// Never: xtask's manifest sits in the workspace root's `xtask/`.
+#[must_use]
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask sits in the workspace").into()
 }

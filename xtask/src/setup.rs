@@ -155,7 +155,7 @@ fn mount_bpffs() -> Result<()> {
 fn keep_dhcpd_off_at_boot() {
     let script = std::path::Path::new("/etc/init.d/isc-dhcp-server");
     let enabled = std::fs::read_dir("/etc/rc2.d").is_ok_and(|d| {
-        d.filter_map(|e| e.ok()).any(|e| e.file_name().to_string_lossy() == "S01isc-dhcp-server")
+        d.filter_map(Result::ok).any(|e| e.file_name().to_string_lossy() == "S01isc-dhcp-server")
     });
     if script.exists() && enabled {
         eprintln!("xtask setup: disabling isc-dhcp-server at boot (the tests run their own dhcpd)");

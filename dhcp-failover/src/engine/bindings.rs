@@ -179,23 +179,19 @@ impl BindingTable {
 
     fn upsert(&mut self, binding: BindingUpdate, up_to_date: bool) {
         let ends = binding.lease_expiration.map(u64::from);
-        match self.records.get_mut(&binding.ip) {
-            Some(r) => {
-                r.binding = binding;
-                r.version += 1;
-                r.up_to_date = up_to_date;
-                if let Some(ends) = ends {
-                    r.times.lease_expiration = r.times.lease_expiration.max(ends);
-                }
+        if let Some(r) = self.records.get_mut(&binding.ip) {
+            r.binding = binding;
+            r.version += 1;
+            r.up_to_date = up_to_date;
+            if let Some(ends) = ends {
+                r.times.lease_expiration = r.times.lease_expiration.max(ends);
             }
-            None => {
-                let times =
-                    LeaseTimes { lease_expiration: ends.unwrap_or(0), ..LeaseTimes::default() };
-                self.records.insert(
-                    binding.ip,
-                    Record { binding, times, version: 0, up_to_date, queued: false },
-                );
-            }
+        } else {
+            let times = LeaseTimes { lease_expiration: ends.unwrap_or(0), ..LeaseTimes::default() };
+            self.records.insert(
+                binding.ip,
+                Record { binding, times, version: 0, up_to_date, queued: false },
+            );
         }
     }
 

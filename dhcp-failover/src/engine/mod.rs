@@ -259,6 +259,10 @@ impl Peer {
     }
 
     /// A message from the partner.
+    #[expect(
+        clippy::needless_pass_by_value,
+        reason = "the engine is handed each message once; callers build it to give it away"
+    )]
     pub fn handle_message(&mut self, now: u64, msg: Message) {
         if self.link == Link::Down {
             return;
@@ -593,7 +597,7 @@ impl Peer {
         }
         match (to, self.cfg.auto_partner_down) {
             (ServerState::CommunicationsInterrupted, Some(safe)) => {
-                self.timers.set(Timer::AutoPartnerDown, now.saturating_add(u64::from(safe)))
+                self.timers.set(Timer::AutoPartnerDown, now.saturating_add(u64::from(safe)));
             }
             _ => self.timers.stop(Timer::AutoPartnerDown),
         }

@@ -98,7 +98,7 @@ impl Peer {
                 });
             }
             Some((reason, message)) => {
-                self.events.push_back(Event::BindingRejected { ip: sent.ip, reason, message })
+                self.events.push_back(Event::BindingRejected { ip: sent.ip, reason, message });
             }
         }
     }

@@ -357,9 +357,9 @@ fn normal_pair() -> Pair {
 
 #[test]
 fn startup_reaches_normal_on_both() {
+    use ServerState::*;
     let mut pair = Pair::new(None, None);
     pair.run(30);
-    use ServerState::*;
     assert_eq!(pair.both(), (Normal, Normal));
     // Two servers without a database each recover from the other; since the partner is new
     // too, neither waits out the MCLT in RECOVER-WAIT.
@@ -416,6 +416,7 @@ fn binding_replicated_both_ways_and_acked() {
 
 #[test]
 fn partner_silent_beyond_max_response_delay_interrupts_communications() {
+    use ServerState::CommunicationsInterrupted as Ci;
     let mut pair = normal_pair();
     pair.partition();
     // Keepalives keep the receive timers fresh until the partition; half the delay later
@@ -423,7 +424,6 @@ fn partner_silent_beyond_max_response_delay_interrupts_communications() {
     pair.run(15);
     assert_eq!(pair.both(), (ServerState::Normal, ServerState::Normal));
     pair.run(16);
-    use ServerState::CommunicationsInterrupted as Ci;
     assert_eq!(pair.both(), (Ci, Ci));
     for side in [&pair.primary, &pair.secondary] {
         assert!(side.events.iter().any(|e| matches!(
@@ -497,6 +497,7 @@ fn keepalives_flow_at_a_third_of_the_partners_receive_timer() {
 
 #[test]
 fn a_restarted_server_without_its_partner_resumes_interrupted_after_startup() {
+    use ServerState::CommunicationsInterrupted as Ci;
     let saved = persisted(ServerState::Normal, T0 - 3600);
     let mut pair = Pair::new(Some(saved), Some(saved));
     pair.partition();
@@ -504,7 +505,6 @@ fn a_restarted_server_without_its_partner_resumes_interrupted_after_startup() {
     assert_eq!(pair.primary.peer.state(), ServerState::Startup);
     assert_eq!(pair.primary.peer.service(), Service::NotResponding);
     pair.run(2);
-    use ServerState::CommunicationsInterrupted as Ci;
     assert_eq!(pair.both(), (Ci, Ci));
 }
 
@@ -537,12 +537,12 @@ fn the_safe_period_moves_an_interrupted_server_to_partner_down() {
 
 #[test]
 fn a_server_back_from_the_dead_recovers_from_a_partner_down_partner() {
+    use ServerState::*;
     // The secondary went PARTNER-DOWN while the primary was away; the primary lost its disk.
     let mut pair = Pair::new(None, Some(persisted(ServerState::PartnerDown, T0 - 600)));
     let kept = active(30, T0 - 300);
     pair.secondary.peer.restore_binding(kept.clone(), LeaseTimes::default(), false);
     pair.run(5);
-    use ServerState::*;
     // The primary got everything but, its partner knowing it from before (it would not be
     // PARTNER-DOWN otherwise), must wait MCLT in RECOVER-WAIT for clients it might have served
     // before its crash.
@@ -558,6 +558,7 @@ fn a_server_back_from_the_dead_recovers_from_a_partner_down_partner() {
 
 #[test]
 fn a_potential_conflict_is_resolved_primary_first() {
+    use ServerState::*;
     // Both ran on alone: the primary interrupted, the secondary (wrongly) PARTNER-DOWN.
     let mut pair = Pair::new(
         Some(persisted(ServerState::CommunicationsInterrupted, T0 - 900)),
@@ -570,7 +571,6 @@ fn a_potential_conflict_is_resolved_primary_first() {
     pair.secondary.peer.handle_local_binding(now, on_secondary.clone());
     pair.heal();
     pair.run(10);
-    use ServerState::*;
     assert_eq!(pair.both(), (Normal, Normal));
     assert_eq!(
         pair.primary.states(),

@@ -128,7 +128,7 @@ pub fn tcp_streams(file: &[u8]) -> BTreeMap<Flow, Vec<u8>> {
         assert!(skip < 1 << 30, "gap in {flow:?}: expected seq {expected}, got {seq}");
         if skip < payload.len() {
             data.extend_from_slice(&payload[skip..]);
-            *next = Some(seq.wrapping_add(payload.len() as u32));
+            *next = Some(seq.wrapping_add(u32::try_from(payload.len()).unwrap()));
         }
     }
     streams.into_iter().filter(|(_, (_, d))| !d.is_empty()).map(|(f, (_, d))| (f, d)).collect()
@@ -146,7 +146,7 @@ fn checksum(chunks: &[&[u8]]) -> u16 {
     while sum >> 16 != 0 {
         sum = (sum & 0xffff) + (sum >> 16);
     }
-    !(sum as u16)
+    !u16::try_from(sum).unwrap()
 }
 
 /// Builds a classic pcap with one Ethernet/IPv4/TCP packet per payload, all in one direction of
@@ -173,15 +173,16 @@ pub fn write_pcap(payloads: &[Vec<u8>]) -> Vec<u8> {
         tcp.extend_from_slice(&65535u16.to_be_bytes());
         tcp.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent
         tcp.extend_from_slice(payload);
-        let tcp_len = tcp.len() as u16;
+        let tcp_len = u16::try_from(tcp.len()).unwrap();
         let pseudo = [&src[..], &dst[..], &[0, 6], &tcp_len.to_be_bytes()].concat();
         let c = checksum(&[&pseudo, &tcp]);
         tcp[16..18].copy_from_slice(&c.to_be_bytes());
-        seq = seq.wrapping_add(payload.len() as u32);
+        seq = seq.wrapping_add(u32::try_from(payload.len()).unwrap());
 
-        let total = (20 + tcp.len()) as u16;
+        let total = u16::try_from(20 + tcp.len()).unwrap();
         let mut ip = vec![0x45, 0];
         ip.extend_from_slice(&total.to_be_bytes());
+        #[expect(clippy::cast_possible_truncation, reason = "the IP id wraps")]
         ip.extend_from_slice(&(i as u16).to_be_bytes());
         ip.extend_from_slice(&[0x40, 0, 64, 6, 0, 0]);
         ip.extend_from_slice(&src);
@@ -193,10 +194,10 @@ pub fn write_pcap(payloads: &[Vec<u8>]) -> Vec<u8> {
         frame.extend_from_slice(&ip);
         frame.extend_from_slice(&tcp);
 
-        out.extend_from_slice(&(i as u32).to_le_bytes()); // seconds
+        out.extend_from_slice(&u32::try_from(i).unwrap().to_le_bytes()); // seconds
         out.extend_from_slice(&0u32.to_le_bytes());
-        out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        out.extend_from_slice(&u32::try_from(frame.len()).unwrap().to_le_bytes());
+        out.extend_from_slice(&u32::try_from(frame.len()).unwrap().to_le_bytes());
         out.extend_from_slice(&frame);
     }
     out

@@ -177,6 +177,10 @@ impl Subnet {
     /// T1 and T2 for a lease of `lease` seconds: the configured ones for the configured lease
     /// time, in the same proportion otherwise, so T1 < T2 < lease holds for any length.
     #[must_use]
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "t <= lease_time, so t * lease / lease_time <= lease"
+    )]
     pub fn timers(&self, lease: u32) -> (u32, u32) {
         if lease == self.lease_time {
             return (self.t1, self.t2);
@@ -355,6 +359,7 @@ impl TryFrom<wire::Config> for Config {
     }
 }
 
+#[expect(clippy::too_many_lines, reason = "one check after another, each with its own message")]
 fn failover(w: wire::Failover) -> Result<Failover, ValidationError> {
     let Some(name) = w.name else {
         return err("failover.name", "required: the relationship name both servers use");
@@ -470,6 +475,7 @@ fn special(prefix: Ipv4Net, a: Ipv4Addr) -> bool {
     prefix.prefix_len() < 31 && (a == prefix.network() || a == prefix.broadcast())
 }
 
+#[expect(clippy::too_many_lines, reason = "one check after another, each with its own message")]
 fn subnet(
     i: usize,
     w: wire::Subnet,
@@ -536,6 +542,7 @@ fn subnet(
         return err(at("lease_time"), "must be at least 1 second");
     }
     let t1 = w.t1.map_or(lease_time / 2, |s| s.0);
+    #[expect(clippy::cast_possible_truncation, reason = "7/8 of a u32 fits a u32")]
     let t2 = w.t2.map_or((u64::from(lease_time) * 7 / 8) as u32, |s| s.0);
     if t2 >= lease_time {
         return err(at("t2"), format!("{t2} s must be shorter than lease_time ({lease_time} s)"));
@@ -607,7 +614,7 @@ fn subnet(
     let mut pools: Vec<Pool> = pools.into_iter().map(|(_, p)| p).collect();
     pools.sort_by_key(|p| p.start);
     let s = Subnet {
-        id: SubnetId(i as u32),
+        id: SubnetId(u32::try_from(i).expect("at most SUBNETS_MAX subnets, checked by the caller")),
         prefix,
         pools,
         routers: w.routers.iter().map(|a| a.0).collect(),

@@ -30,6 +30,7 @@ impl<'a> SpanIndex<'a> {
     }
 
     /// 1-based line of byte offset `at`.
+    #[expect(clippy::naive_bytecount, reason = "a config file is small; not worth a crate")]
     pub(crate) fn line_of(&self, at: usize) -> usize {
         let at = at.min(self.text.len());
         self.text.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1

@@ -1,6 +1,6 @@
 //! The control socket's requests and their answers, decided from the state the core owns
 //! between two batches. The socket itself is the daemon's (`daemon::ctl`).
-use std::{net::Ipv4Addr, time::Duration};
+use std::{fmt::Write as _, net::Ipv4Addr, time::Duration};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -75,8 +75,8 @@ pub(super) fn answer(core: &Core, req: &Request, now: Now, measured: &Measured) 
                         "client_id": l.client_id.as_ref().map(|c| hex(c)),
                         "hostname": l.hostname,
                         "subnet": l.subnet,
-                        "expires_in": l.expires_at as i64 - now.unix as i64,
-                        "held_for": l.held_until as i64 - now.unix as i64,
+                        "expires_in": l.expires_at.cast_signed() - now.unix.cast_signed(),
+                        "held_for": l.held_until.cast_signed() - now.unix.cast_signed(),
                         "cltt": l.cltt,
                         "expires_at": l.expires_at,
                         "pet_sent": l.pet_sent,
@@ -97,7 +97,10 @@ pub(super) fn answer(core: &Core, req: &Request, now: Now, measured: &Measured) 
 }
 
 fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    b.iter().fold(String::new(), |mut s, x| {
+        let _ = write!(s, "{x:02x}");
+        s
+    })
 }
 
 fn stats(core: &Core, measured: &Measured) -> Value {
@@ -120,11 +123,15 @@ fn stats(core: &Core, measured: &Measured) -> Value {
         "store": {
             "commits": m.commits,
             "changes": m.changes,
-            "mean_commit_us": (m.total.as_micros() as u64).checked_div(m.commits).unwrap_or(0),
-            "max_commit_us": m.max.as_micros() as u64,
+            "mean_commit_us": micros(m.total).checked_div(m.commits).unwrap_or(0),
+            "max_commit_us": micros(m.max),
         },
         "pools": pools(core),
     })
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 fn pools(core: &Core) -> Vec<Value> {
@@ -149,7 +156,7 @@ fn metrics(core: &Core, measured: &Measured) -> String {
     let mut out = String::new();
     let mut line = |name: &str, labels: &str, val: &Value| {
         if let Some(n) = val.as_u64() {
-            out.push_str(&format!("{name}{labels} {n}\n"));
+            let _ = writeln!(out, "{name}{labels} {n}");
         }
     };
     for (k, n) in v["received"].as_object().into_iter().flatten() {

@@ -153,7 +153,7 @@ impl Daemon {
                 i = rx.recv() => i,
                 _ = tick.tick() => None,
                 _ = term.recv() => break,
-                _ = async {
+                () = async {
                     match &mut stop {
                         Some(r) => { let _ = r.await; }
                         None => std::future::pending::<()>().await,

@@ -222,10 +222,7 @@ impl<R: Send + 'static> Link<R> {
             self.candidates.remove(pos);
         }
         let _ = s.set_nodelay(true);
-        let peer = match s.peer_addr() {
-            Ok(p) => p,
-            Err(_) => return,
-        };
+        let Ok(peer) = s.peer_addr() else { return };
         let id = self.next_id;
         self.next_id += 1;
         let (r, w) = s.into_split();

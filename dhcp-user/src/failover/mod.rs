@@ -19,6 +19,7 @@
 //! the free and backup pools), never one that came from the partner.
 use std::{
     collections::{BTreeSet, HashMap},
+    fmt::Write as _,
     net::Ipv4Addr,
     path::PathBuf,
 };
@@ -238,7 +239,10 @@ pub fn decode_state(blob: &[u8]) -> Option<PersistedState> {
 }
 
 fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    b.iter().fold(String::new(), |mut s, x| {
+        let _ = write!(s, "{x:02x}");
+        s
+    })
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
@@ -611,6 +615,7 @@ impl Failover {
         }
     }
 
+    #[expect(clippy::too_many_lines, reason = "one arm per engine event, each short")]
     fn on_event(&mut self, now: u64, server: &mut Server, ev: Event, out: &mut Actions) {
         let name = &self.cfg.name;
         match ev {

@@ -32,7 +32,7 @@ use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode};
 use dhcp_common::RenewEvent;
 
 use super::*;
-use crate::core::{Core, Input, LinkEvent, MemStore, Now, Output, PeerCmd, Request};
+use crate::core::{Core, Input, LinkEvent, Measured, MemStore, Now, Output, PeerCmd, Request};
 use crate::server::{FastPathLease, Reply, RxInfo};
 
 const T0: u64 = 1_700_000_000;
@@ -275,14 +275,17 @@ impl Sim {
         let mut rng = Rng(seed);
         let mut nodes = [Node::new("primary"), Node::new("secondary")];
         for n in &mut nodes {
-            n.skew = rng.below(2 * MAX_SKEW as u64 + 1) as i64 - MAX_SKEW;
+            n.skew = i64::try_from(rng.below(2 * MAX_SKEW as u64 + 1)).unwrap() - MAX_SKEW;
             n.restart_at = T0 + rng.below(20);
         }
         let clients = (0..CLIENTS)
-            .map(|i| Client {
-                mac: [2, 0x51, 0, 0, (i >> 8) as u8, i as u8],
-                state: ClientState::Init { next: T0 + 20 + rng.below(60) },
-                xid: u32::from(i) << 16,
+            .map(|i| {
+                let [hi, lo] = i.to_be_bytes();
+                Client {
+                    mac: [2, 0x51, 0, 0, hi, lo],
+                    state: ClientState::Init { next: T0 + 20 + rng.below(60) },
+                    xid: u32::from(i) << 16,
+                }
             })
             .collect();
         Sim {
@@ -389,7 +392,7 @@ impl Sim {
                 && self.rng.chance(30)
             {
                 let req = Request::FailoverPartnerDown { confirm: true };
-                let asked = Input::Control { req, reply: (), measured: Default::default() };
+                let asked = Input::Control { req, reply: (), measured: Measured::default() };
                 let out = self.drive(i, vec![asked], false).map_err(|e| self.fail_later(e));
                 if out.is_ok_and(|answers| answers.iter().all(|a| a.get("error").is_none())) {
                     self.fenced = Some(1 - i);
@@ -484,6 +487,10 @@ impl Sim {
     }
 
     /// A request reaches server `i`: its fast path first, as XDP sees it before the daemon.
+    #[expect(
+        clippy::many_single_char_names,
+        reason = "i, j: server, client; n, t, e, a as in the server"
+    )]
     fn deliver_to_server(&mut self, i: usize, msg: Message) {
         let n = &self.nodes[i];
         let t = n.clock(self.now);
@@ -503,6 +510,10 @@ impl Sim {
             {
                 let grant = u64::from(e.lease_secs).min(e.held_until - t);
                 if grant >= u64::from(e.lease_secs / 2).max(60) {
+                    #[expect(
+                        clippy::cast_possible_truncation,
+                        reason = "at most lease_secs, a u32"
+                    )]
                     let grant = grant as u32;
                     let j = self.client_of(mac);
                     let mut ack = msg.clone();
@@ -628,7 +639,7 @@ impl Sim {
         for c in out.link {
             self.link_cmd(i, c);
         }
-        Ok(out.answers.into_iter().map(|(_, v)| v).collect())
+        Ok(out.answers.into_iter().map(|((), v)| v).collect())
     }
 
     /// What every turn must keep: nothing left undone, no userspace ACK beyond the MCLT rule,
@@ -821,7 +832,10 @@ impl Sim {
                 c.state =
                     ClientState::Bound { addr, server, start: now, lease, next: now + lease / 2 };
             }
-            (ClientState::Requesting { .. }, Some(MessageType::Nak)) => {
+            (
+                ClientState::Requesting { .. } | ClientState::Bound { .. },
+                Some(MessageType::Nak),
+            ) => {
                 c.state = ClientState::Init { next: now + 1 };
             }
             (ClientState::Bound { addr, start, lease, .. }, Some(MessageType::Ack))
@@ -840,9 +854,6 @@ impl Sim {
                         next: now + new_lease / 2,
                     };
                 }
-            }
-            (ClientState::Bound { .. }, Some(MessageType::Nak)) => {
-                c.state = ClientState::Init { next: now + 1 };
             }
             _ => {}
         }
@@ -865,20 +876,19 @@ impl Sim {
                     self.broadcast(&base_msg(mac, xid, MessageType::Discover, z));
                     self.clients[j].state = ClientState::Selecting { until: now + 2, offer: None };
                 }
-                ClientState::Selecting { until, offer } if now >= until => match offer {
-                    Some((a, sid)) => {
+                ClientState::Selecting { until, offer } if now >= until => {
+                    if let Some((a, sid)) = offer {
                         let mut m = base_msg(mac, xid, MessageType::Request, z);
                         m.opts_mut().insert(DhcpOption::ServerIdentifier(sid));
                         m.opts_mut().insert(DhcpOption::RequestedIpAddress(a));
                         self.broadcast(&m);
                         self.clients[j].state =
                             ClientState::Requesting { until: now + 3, addr: a, server: sid };
-                    }
-                    None => {
+                    } else {
                         let next = now + 1 + self.rng.below(10);
                         self.clients[j].state = ClientState::Init { next };
                     }
-                },
+                }
                 ClientState::Requesting { until, .. } if now >= until => {
                     self.clients[j].state = ClientState::Init { next: now + 1 };
                 }
@@ -1008,9 +1018,9 @@ fn two_servers_under_crashes_partitions_and_loss_never_promise_one_address_twice
                 s.spawn(move || {
                     let (mut acks, mut n) = (0, 0);
                     let pinned = REGRESSIONS.iter().copied().filter(|s| *s >= runs);
-                    let seeds = (t..runs)
-                        .step_by(threads as usize)
-                        .chain(pinned.skip(t as usize).step_by(threads as usize));
+                    let (step, first) =
+                        (usize::try_from(threads).unwrap(), usize::try_from(t).unwrap());
+                    let seeds = (t..runs).step_by(step).chain(pinned.skip(first).step_by(step));
                     for seed in seeds {
                         let out = std::panic::catch_unwind(|| run_seed(seed, false));
                         match out {

@@ -95,6 +95,7 @@ impl EventLog {
         Self::new(open(m::LOG)?, open(m::LOG_CURSORS)?)
     }
 
+    #[expect(clippy::needless_pass_by_value, reason = "takes the fds to close them once mapped")]
     fn new(log: MapData, cursors: MapData) -> Result<Self> {
         let (li, ci) = (log.info()?, cursors.info()?);
         let cpus = ci.max_entries();
@@ -115,6 +116,7 @@ impl EventLog {
         Ok(Self { events, cursors, cpus, slots, skipped: 0 })
     }
 
+    #[expect(clippy::cast_ptr_alignment, reason = "the mapping is page-aligned (mmap)")]
     fn cursor(&self, cpu: u32) -> *mut LogCursor {
         // SAFETY: cpu < self.cpus, the mapping's length in cursors.
         unsafe { self.cursors.ptr.as_ptr().cast::<LogCursor>().add(cpu as usize) }
@@ -161,8 +163,13 @@ impl EventLog {
     /// Appends every event written so far, oldest first: each CPU's region is in order, and the
     /// CPUs' are merged by time, so a lease's renewals arrive in the order they were granted
     /// (its CLTT only moves forward).
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "waiting <= slots, a u32; seq is masked to a slot"
+    )]
     pub fn drain(&mut self, out: &mut Vec<RenewEvent>) {
         let start = out.len();
+        #[expect(clippy::cast_ptr_alignment, reason = "the mapping is page-aligned (mmap)")]
         let base = self.events.ptr.as_ptr().cast::<RenewEvent>();
         for cpu in 0..self.cpus {
             let c = self.cursor(cpu);

@@ -123,6 +123,7 @@ impl FastPathMaps {
     }
 
     /// The slot of `addr` in [`m::LEASES`], if its block has one.
+    #[must_use]
     pub fn slot(&self, addr: Ipv4Addr) -> Option<u32> {
         let a = u32::from(addr);
         self.bases.get(&(a >> 8)).map(|b| b + (a & 0xff))
@@ -145,36 +146,29 @@ impl FastPathMaps {
         let room = |what: &str, n: u32| {
             format!("no room for {addr}: all {n} {what} of the fast-path lease table are in use")
         };
-        let page = match self.page_of.get(&(a >> 16)) {
-            Some(p) => *p,
-            None => match self.pages.get(&(a >> 16), 0)?.checked_sub(1) {
-                Some(p) => p,
-                None => {
-                    let n = self.blocks.len() / m::BLOCK_SLOTS;
-                    let p = lowest_free(self.page_of.values(), 0..n)
-                        .with_context(|| room("/16 pages", n))?;
-                    self.pages
-                        .set(a >> 16, p + 1, 0)
-                        .with_context(|| format!("add the page of {addr}"))?;
-                    p
-                }
-            },
+        let page = if let Some(p) = self.page_of.get(&(a >> 16)) {
+            *p
+        } else if let Some(p) = self.pages.get(&(a >> 16), 0)?.checked_sub(1) {
+            p
+        } else {
+            let n = self.blocks.len() / m::BLOCK_SLOTS;
+            let p =
+                lowest_free(self.page_of.values(), 0..n).with_context(|| room("/16 pages", n))?;
+            self.pages.set(a >> 16, p + 1, 0).with_context(|| format!("add the page of {addr}"))?;
+            p
         };
         self.page_of.insert(a >> 16, page);
         let at = page * m::BLOCK_SLOTS + ((a >> 8) & 0xff);
-        let base = match self.blocks.get(&at, 0)?.checked_sub(1) {
-            Some(b) => b,
-            None => {
-                let n = self.leases.len() / m::BLOCK_SLOTS;
-                let b = lowest_free(self.bases.values(), (0..n).map(|i| i * m::BLOCK_SLOTS))
-                    .with_context(|| room("/24 blocks", n))?;
-                self.blocks
-                    .set(at, b + 1, 0)
-                    .with_context(|| format!("add the block of {addr}"))?;
-                // Its slots were emptied when it was given back (or never held anything).
-                self.occupied.insert(a >> 8, [0; 4]);
-                b
-            }
+        let base = if let Some(b) = self.blocks.get(&at, 0)?.checked_sub(1) {
+            b
+        } else {
+            let n = self.leases.len() / m::BLOCK_SLOTS;
+            let b = lowest_free(self.bases.values(), (0..n).map(|i| i * m::BLOCK_SLOTS))
+                .with_context(|| room("/24 blocks", n))?;
+            self.blocks.set(at, b + 1, 0).with_context(|| format!("add the block of {addr}"))?;
+            // Its slots were emptied when it was given back (or never held anything).
+            self.occupied.insert(a >> 8, [0; 4]);
+            b
         };
         self.bases.insert(a >> 8, base);
         Ok(base + (a & 0xff))
@@ -254,6 +248,7 @@ impl FastPathMaps {
         Ok(())
     }
 
+    #[must_use]
     pub fn lease(&self, addr: Ipv4Addr) -> Option<LeaseEntry> {
         let e = self.leases.get(&self.slot(addr)?, 0).ok()?;
         e.holds(addr.octets()).then_some(e)
@@ -331,6 +326,7 @@ pub struct LeaseView {
 impl LeaseView {
     #[must_use]
     pub fn new(addr: Ipv4Addr, e: &LeaseEntry, now_ns: u64) -> Self {
+        #[expect(clippy::cast_possible_truncation, reason = "monotonic ns, far below 2^63 apart")]
         let secs = |ns: u64| (i128::from(ns) - i128::from(now_ns)) as i64 / 1_000_000_000;
         Self {
             addr,

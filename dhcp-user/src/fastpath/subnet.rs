@@ -1,7 +1,11 @@
 //! Encodes what a subnet's fast-path ACKs carry into the kernel's [`SubnetReply`].
 use std::net::Ipv4Addr;
 
-use dhcp_common::{SubnetReply, bootp::*, maps::SUBNET_OPTS_LEN};
+use dhcp_common::{
+    SubnetReply,
+    bootp::{OPT_DNS, OPT_DOMAIN_NAME, OPT_END, OPT_ROUTER, OPT_SERVER_ID, OPT_SUBNET_MASK},
+    maps::SUBNET_OPTS_LEN,
+};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SubnetOptions {
@@ -36,7 +40,7 @@ impl SubnetOptions {
     /// The option block (54, 1, 3, 6, 15, END), zero padded; errors when it does not fit.
     pub fn encode(&self) -> Result<SubnetReply, SubnetError> {
         let mut b = Vec::with_capacity(SUBNET_OPTS_LEN);
-        let addrs = |v: &[Ipv4Addr]| v.iter().flat_map(|a| a.octets()).collect::<Vec<u8>>();
+        let addrs = |v: &[Ipv4Addr]| v.iter().flat_map(Ipv4Addr::octets).collect::<Vec<u8>>();
         push_opt(&mut b, OPT_SERVER_ID, &self.server_id.octets())?;
         push_opt(&mut b, OPT_SUBNET_MASK, &self.mask.octets())?;
         if !self.routers.is_empty() {
@@ -67,6 +71,7 @@ impl SubnetOptions {
 
 /// The block's ones'-complement sum over little-endian 32-bit words, folded to 32 bits, as
 /// XDP adds it to the UDP checksum.
+#[expect(clippy::cast_possible_truncation, reason = "the loop leaves s <= u32::MAX")]
 fn opts_sum(opts: &[u8; SUBNET_OPTS_LEN]) -> u32 {
     let mut s: u64 =
         opts.chunks_exact(4).map(|c| u64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]]))).sum();

@@ -26,6 +26,10 @@ impl Server {
             .ok_or(DropReason::NoSubnet)
     }
 
+    #[expect(
+        clippy::unused_self,
+        reason = "a lookup in the server's view, kept beside its siblings"
+    )]
     pub(super) fn reservation_for(&self, s: &Subnet, c: &Client) -> Option<Ipv4Addr> {
         // A client-id reservation is the more specific: it wins over a MAC one.
         let by = |want_id: bool| {

@@ -54,6 +54,7 @@ impl FailoverGate {
         self.times(l, told).grant_horizon(self.state).saturating_add(u64::from(self.mclt))
     }
 
+    #[expect(clippy::unused_self, reason = "a method so its callers read the same as grant_limit")]
     fn times(&self, l: &Lease, told: u64) -> LeaseTimes {
         LeaseTimes {
             lease_expiration: told,

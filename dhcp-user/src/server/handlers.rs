@@ -59,21 +59,18 @@ impl Server {
             .or_else(|| self.offer_of.get(&c.key).copied().filter(|&a| ok(a)))
             .or_else(|| self.ix.client_address(sid, &c.key).filter(|&a| ok(a)))
             .or_else(|| req.requested.filter(|&a| ok(a)));
-        let picked = match known {
-            Some(a) => Some(a),
-            None => {
-                let offers = &self.offers;
-                let fresh = if fresh_allowed {
-                    self.ix.take_fresh(sid, |a| {
-                        offers.get(&a).is_none_or(|o| o.until <= now || o.client == c.key)
-                    })
-                } else {
-                    None
-                };
-                fresh.or_else(|| {
-                    self.ix.take_reusable(sid, now, |a| self.available_to(now, s, c, a))
+        let picked = if let Some(a) = known {
+            Some(a)
+        } else {
+            let offers = &self.offers;
+            let fresh = if fresh_allowed {
+                self.ix.take_fresh(sid, |a| {
+                    offers.get(&a).is_none_or(|o| o.until <= now || o.client == c.key)
                 })
-            }
+            } else {
+                None
+            };
+            fresh.or_else(|| self.ix.take_reusable(sid, now, |a| self.available_to(now, s, c, a)))
         };
         let Some(a) = picked else { return Err(DropReason::PoolExhausted) };
         self.hold_offer(now, sid, c.key.clone(), a);
@@ -167,6 +164,10 @@ impl Server {
         Err(DropReason::UnknownClient)
     }
 
+    #[expect(
+        clippy::many_single_char_names,
+        reason = "s, c, a: subnet, client, address, as everywhere in the server"
+    )]
     fn ack(
         &mut self,
         now: u64,
@@ -266,6 +267,7 @@ impl Server {
     }
 
     #[expect(clippy::too_many_arguments, reason = "private assembly of an Outcome from its parts")]
+    #[expect(clippy::unused_self, reason = "a method so every handler ends the same way")]
     fn reply(
         &self,
         req: &Request<'_>,

@@ -147,6 +147,10 @@ impl Index {
         let si = self.subnets.get_mut(subnet.index())?;
         for c in &mut si.fresh {
             while c.next <= c.end {
+                #[expect(
+                    clippy::cast_possible_truncation,
+                    reason = "next <= end, which came from a u32"
+                )]
                 let a = Ipv4Addr::from(c.next as u32);
                 if self.leases.contains_key(&a) || self.reserved.contains_key(&a) {
                     c.next += 1;

@@ -160,7 +160,7 @@ pub(super) fn dhcproto_safe(payload: &[u8]) -> bool {
     let mut run: Option<(u8, usize)> = None;
     loop {
         match rest {
-            [] | [255, ..] | [0, ..] => return run.is_none_or(|(c, l)| ok(c, l)),
+            [] | [255 | 0, ..] => return run.is_none_or(|(c, l)| ok(c, l)),
             [code, len, tail @ ..] => {
                 let len = usize::from(*len);
                 run = match run {

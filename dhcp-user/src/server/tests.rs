@@ -63,6 +63,7 @@ fn direct() -> RxInfo {
 #[derive(Clone)]
 struct Client {
     mac: [u8; 6],
+    #[expect(clippy::struct_field_names, reason = "DHCP's own name for option 61")]
     client_id: Option<Vec<u8>>,
     giaddr: Option<Ipv4Addr>,
     link_selection: Option<Ipv4Addr>,
@@ -154,11 +155,9 @@ impl Client {
         m
     }
 
+    #[expect(clippy::unused_self, reason = "relayed or not, a client's frames now arrive alike")]
     fn rx(&self) -> RxInfo {
-        match self.giaddr {
-            Some(_) => direct(),
-            None => direct(),
-        }
+        direct()
     }
 
     /// DISCOVER, OFFER, REQUEST, ACK; the address.
@@ -194,6 +193,7 @@ fn put(o: &Outcome) -> &Lease {
 }
 
 #[test]
+#[expect(clippy::many_single_char_names, reason = "s, c, a, o: server, client, address, outcome")]
 fn a_new_client_gets_an_address_through_dora() {
     let mut s = server();
     let c = Client::new(1);
@@ -300,6 +300,7 @@ fn rebinding_is_acked_for_a_known_lease_and_ignored_for_an_unknown_one() {
 }
 
 #[test]
+#[expect(clippy::many_single_char_names, reason = "s, c, a, o: server, client, address, outcome")]
 fn init_reboot_on_the_wrong_subnet_is_nakked() {
     let mut s = server();
     let c = Client::new(1);
@@ -371,6 +372,7 @@ fn an_exhausted_pool_offers_nothing_until_a_lease_is_reusable() {
 }
 
 #[test]
+#[expect(clippy::many_single_char_names, reason = "s, c, a, o: server, client, address, outcome")]
 fn a_declined_address_sits_out_its_probation() {
     let mut s = server();
     let c = Client::new(1);
@@ -404,6 +406,7 @@ fn a_declined_address_sits_out_its_probation() {
 }
 
 #[test]
+#[expect(clippy::many_single_char_names, reason = "s, c, a, o: server, client, address, outcome")]
 fn a_released_address_goes_back_to_the_same_client() {
     let mut s = server();
     let c = Client::new(1);
@@ -443,6 +446,7 @@ fn a_relay_selects_the_subnet_by_giaddr_and_gets_option_82_back() {
 }
 
 #[test]
+#[expect(clippy::many_single_char_names, reason = "s, c, a, o: server, client, address, outcome")]
 fn a_relay_selects_the_subnet_by_link_selection() {
     let mut s = server();
     let c = Client { giaddr: Some(RELAY), link_selection: Some(ip("10.2.0.0")), ..Client::new(1) };
@@ -486,6 +490,7 @@ fn an_offer_holds_its_address_until_it_lapses() {
 }
 
 #[test]
+#[expect(clippy::many_single_char_names, reason = "s, c, a, o: server, client, address, outcome")]
 fn inform_gets_options_but_no_lease() {
     let mut s = server();
     let c = Client::new(1);
@@ -631,18 +636,18 @@ fn random_byte_strings_never_panic() {
         let mut b = valid.clone();
         if i % 2 == 0 {
             for _ in 0..=rng.below(8) {
-                let at = rng.below(b.len() as u64) as usize;
-                b[at] = rng.next() as u8;
+                let at = usize::try_from(rng.below(b.len() as u64)).unwrap();
+                b[at] = rng.next().to_le_bytes()[0];
             }
-            b.truncate(rng.below(b.len() as u64 + 1) as usize);
+            b.truncate(usize::try_from(rng.below(b.len() as u64 + 1)).unwrap());
         } else {
             // A sound header, then options of random codes, lengths and contents.
             b.truncate(240);
             for _ in 0..rng.below(6) {
-                b.push(codes[rng.below(codes.len() as u64) as usize]);
-                let len = rng.below(8) as u8;
+                b.push(codes[usize::try_from(rng.below(codes.len() as u64)).unwrap()]);
+                let len = u8::try_from(rng.below(8)).unwrap();
                 b.push(len);
-                b.extend((0..rng.below(u64::from(len) + 2)).map(|_| rng.next() as u8));
+                b.extend((0..rng.below(u64::from(len) + 2)).map(|_| rng.next().to_le_bytes()[0]));
             }
         }
         let _ = s.handle_bytes(T0 + i, &b, &direct());
@@ -653,6 +658,7 @@ fn random_byte_strings_never_panic() {
 /// clients' side: no address is ever ACKed to one client while another still holds an ACK for
 /// it, and every ACK is covered by the lease the store was asked to commit with it.
 #[test]
+#[expect(clippy::many_single_char_names, reason = "s, c, a, o: server, client, address, outcome")]
 fn two_clients_never_hold_the_same_address() {
     let mut s = server();
     let clients: Vec<Client> = (0..12u8)
@@ -677,7 +683,7 @@ fn two_clients_never_hold_the_same_address() {
                 }
             }
         }
-        let i = rng.below(clients.len() as u64) as usize;
+        let i = usize::try_from(rng.below(clients.len() as u64)).unwrap();
         let c = &clients[i];
         let mine = held[i].filter(|&(_, end)| end > now).map(|(a, _)| a);
         let any = ip(&format!("10.0.0.{}", 98 + rng.below(8)));
@@ -723,9 +729,8 @@ fn two_clients_never_hold_the_same_address() {
                 );
                 held[i] = Some((a, end));
             }
-            Handled::Released(_) | Handled::Declined(_) => held[i] = None,
             // A NAKed client stops using its address and starts over.
-            Handled::Nacked => held[i] = None,
+            Handled::Released(_) | Handled::Declined(_) | Handled::Nacked => held[i] = None,
             _ => {}
         }
     }
