@@ -42,18 +42,30 @@ fn restore(ctx: &XdpContext) -> Option<()> {
     // Undone where the fast path did it, or the room there would run out: it grows short
     // requests at the head and shrinks long ones at the tail.
     let have = ctx.data_end() - ctx.data();
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_possible_wrap,
+        reason = "frame lengths: `len` is masked below BENCH_FRAME_MAX, `have` is below a page"
+    )]
     let rc = match len as i32 - have as i32 {
         0 => 0,
+        // SAFETY: `ctx.ctx` is this program's context; the helper checks the delta against the
+        // headroom itself, and the verifier makes every packet pointer be checked again after.
         by @ ..0 => unsafe { bpf_xdp_adjust_head(ctx.ctx, -by) },
+        // SAFETY: as above, for the tail.
         by => unsafe { bpf_xdp_adjust_tail(ctx.ctx, by) },
     };
     if rc != 0 {
         return None;
     }
+    // SAFETY: reads `len` bytes of `b.frame`, which has BENCH_FRAME_MAX (`len` is masked below
+    // it); the helper checks offset and length against the frame itself.
+    #[expect(clippy::cast_possible_truncation, reason = "masked below BENCH_FRAME_MAX above")]
     if unsafe { bpf_xdp_store_bytes(ctx.ctx, 0, b.frame.as_mut_ptr().cast(), len as u32) } != 0 {
         return None;
     }
     if b.clients > 1 {
+        #[expect(clippy::cast_possible_truncation, reason = "a remainder of a u32 (`clients`)")]
         let i = ((b.counter * u64::from(b.stride)) % u64::from(b.clients)) as u32;
         b.counter += 1;
         // Built as whole words: LLVM would otherwise merge byte stores into a misaligned
@@ -62,6 +74,8 @@ fn restore(ctx: &XdpContext) -> Option<()> {
         // BenchFrame::client_mac(i) = [2, 0, i as big-endian bytes].
         let mut mac = 2 | (u64::from(i.swap_bytes()) << 16);
         let store = |off: u32, p: *mut u8, n: u32| {
+            // SAFETY: `p` is one of the two u64 locals below and `n` at most 6 of its 8 bytes;
+            // the helper checks `off + n` against the frame itself.
             off == 0 || unsafe { bpf_xdp_store_bytes(ctx.ctx, off, p.cast(), n) } == 0
         };
         let (a, m) = ((&raw mut addr).cast::<u8>(), (&raw mut mac).cast::<u8>());
@@ -93,7 +107,9 @@ pub fn xdhcp_bench_resize(ctx: XdpContext) -> u32 {
     let Some(b) = XDHCP_BENCH.get(0) else { return xdp_action::XDP_DROP };
     // Opaque to LLVM, which would otherwise fold it into 32-bit pointer arithmetic.
     let have = core::hint::black_box(ctx.data_end() - ctx.data());
+    #[expect(clippy::cast_possible_wrap, reason = "masked below BENCH_FRAME_MAX")]
     let ack_len = (b.ack_len as usize & (BENCH_FRAME_MAX - 1)) as i64;
+    #[expect(clippy::cast_possible_wrap, reason = "a frame length, below a page")]
     if crate::reply::resize(&ctx, ack_len, have as i64) != 0 {
         return xdp_action::XDP_DROP;
     }
@@ -106,10 +122,10 @@ pub fn xdhcp_bench_resize(ctx: XdpContext) -> u32 {
 #[xdp]
 #[expect(clippy::needless_pass_by_value, reason = "the #[xdp] macro hands the context by value")]
 pub fn xdhcp_bench_touch(ctx: XdpContext) -> u32 {
+    const CIADDR_AT: usize = ETH_HLEN + IPV4_HLEN + UDP_HLEN + CIADDR;
     if restore(&ctx).is_none() {
         return xdp_action::XDP_DROP;
     }
-    const CIADDR_AT: usize = ETH_HLEN + IPV4_HLEN + UDP_HLEN + CIADDR;
     let Ok(ciaddr) = read_fixed::<[u8; 4]>(&ctx, CIADDR_AT) else {
         return xdp_action::XDP_DROP;
     };
@@ -166,6 +182,7 @@ pub fn xdhcp_bench_clock_call(ctx: XdpContext) -> u32 {
 #[expect(clippy::needless_pass_by_value, reason = "the #[xdp] macro hands the context by value")]
 pub fn xdhcp_bench_clock_jiffies(ctx: XdpContext) -> u32 {
     let Some(c) = XDHCP_CONTROL.get(0) else { return xdp_action::XDP_DROP };
+    // SAFETY: a helper without arguments, allowed in XDP.
     match c.clock.now_ns(unsafe { bpf_jiffies64() }) {
         Some(now) => stamp(&ctx, now),
         None => xdp_action::XDP_DROP,

@@ -8,7 +8,11 @@ use aya_ebpf::{
 };
 use dhcp_common::{
     Control, LeaseEntry, LogCursor, RenewEvent, Stat, SubnetReply,
-    bootp::*,
+    bootp::{
+        BOOTREPLY, CHADDR, CIADDR, CLIENT_PORT, COOKIE, ETH_HLEN, ETH_P_IP, GIADDR, HTYPE_ETHER,
+        IPPROTO_UDP, IPV4_HLEN, MAGIC_COOKIE, OP, OPTIONS, SECS, SERVER_PORT, SIADDR, SNAME,
+        UDP_HLEN, VLAN_HLEN, XID, YIADDR,
+    },
     digest::{ClientIdWords, client_id_words},
     layout,
     maps::{BLOCK_SLOTS, CLIENT_ID_MAX, SUBNET_OPTS_LEN},
@@ -37,6 +41,9 @@ pub fn renew(ctx: &XdpContext) -> Result<(), Stat> {
         return Err(Stat::PassDisabled);
     }
     let lease_ptr = slot(u32::from_be_bytes(req.ciaddr)).ok_or(Stat::PassUnknownLease)?;
+    // SAFETY: `slot` hands the lease map's value pointer (non-null: the lookup returned it),
+    // valid and aligned for a `LeaseEntry`. Userspace may be rewriting it through the mmap; a
+    // torn copy is refused by `holds` just below.
     let lease: LeaseEntry = unsafe { *lease_ptr };
     // An empty slot, another address's, or one read while userspace rewrote it.
     if !lease.holds(req.ciaddr) {
@@ -57,8 +64,10 @@ pub fn renew(ctx: &XdpContext) -> Result<(), Stat> {
 
     // CLOCK_MONOTONIC from jiffies (inlined to a load) rather than bpf_ktime_get_coarse_ns (a
     // call, a tenth of the renewal); no calibrated clock, no renewals.
+    // SAFETY: a helper without arguments, allowed in XDP.
     let now = ctl.clock.now_ns(unsafe { bpf_jiffies64() }).ok_or(Stat::PassDisabled)?;
     let left = lease.grant_until_ns.saturating_sub(now) / NS_PER_SEC;
+    #[expect(clippy::cast_possible_truncation, reason = "left < lease_secs, a u32, when cast")]
     let granted = if left < u64::from(lease.lease_secs) { left as u32 } else { lease.lease_secs };
     let floor = ctl.min_grant_secs.max(Control::MIN_GRANT_FLOOR).max(subnet.t1_secs);
     if granted < floor {
@@ -85,11 +94,14 @@ pub fn renew(ctx: &XdpContext) -> Result<(), Stat> {
         rewrite::<false>(ctx, &req, &ctl, subnet, client_id, &times)?;
     }
 
+    // SAFETY: `lease_ptr` is the lease map's value pointer, non-null and aligned (read above);
+    // userspace reads these two fields, and writes them only when it replaces the whole entry.
     unsafe {
         (*lease_ptr).renewed_at_ns = now;
         (*lease_ptr).renewed_secs = granted;
     }
     if let Some((cursor, head, slot)) = log {
+        const _: () = assert!(size_of::<RenewEvent>() == 32);
         // Plain stores, in this order: the event, then the head that hands it to userspace.
         // No lock and no atomic, unlike a ring buffer's reserve and submit: the region is this
         // CPU's alone, and XDP does not migrate mid-run.
@@ -108,8 +120,10 @@ pub fn renew(ctx: &XdpContext) -> Result<(), Stat> {
                 ])) << 16,
             0,
         ];
-        const _: () = assert!(size_of::<RenewEvent>() == 32);
         let slot = slot.cast::<u64>();
+        // SAFETY: `slot` and `cursor` are map value pointers, non-null (checked in `log_slot`)
+        // and 8-aligned (mmapable arrays' values start on a page); the event is four words
+        // (asserted above), and both are this CPU's, which XDP does not leave mid-run.
         unsafe {
             let mut k = 0;
             while k < 4 {
@@ -131,14 +145,18 @@ fn log_slot() -> Option<(*mut LogCursor, u64, *mut RenewEvent)> {
     if slots == 0 || slots & (slots - 1) != 0 {
         return None;
     }
+    // SAFETY: a helper without arguments, allowed in XDP.
     let cpu = unsafe { bpf_get_smp_processor_id() };
     let cursor = XDHCP_LOG_CURSORS.get_ptr_mut(cpu)?;
+    // SAFETY: `cursor` is non-null (the lookup returned it) and points to this CPU's
+    // `LogCursor`, aligned; volatile because userspace moves `tail` through the mmap.
     let (head, tail) = unsafe {
         ((&raw const (*cursor).head).read_volatile(), (&raw const (*cursor).tail).read_volatile())
     };
     if head.wrapping_sub(tail) >= u64::from(slots) {
         return None;
     }
+    #[expect(clippy::cast_possible_truncation, reason = "only the bits under `slots - 1` are kept")]
     let at = cpu.wrapping_mul(slots) | (head as u32 & (slots - 1));
     Some((cursor, head, XDHCP_LOG.get_ptr_mut(at)?))
 }
@@ -180,12 +198,21 @@ fn check_client_id(
     if let Ok(p) = ptr_at::<ClientIdWords>(ctx, req.client_id_off) {
         let mut k = 0;
         while k < words.len() {
+            // SAFETY: ptr_at proved the identifier's 32 bytes from `p` within the frame, and
+            // `k` is below their 4 words; the read is unaligned.
             let w = unsafe { p.cast::<u64>().add(k).read_unaligned() };
             let n = len.saturating_sub(8 * k).min(8);
             words[k] = if n == 8 { w } else { w & ((1u64 << (8 * n)) - 1) };
             k += 1;
         }
     } else {
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "the offset is masked to 12 bits in parse::renewal, the length to 6 here"
+        )]
+        // SAFETY: writes `len` bytes, 1..=CLIENT_ID_MAX (checked above), into the
+        // CLIENT_ID_MAX-byte buffer; the helper checks offset and length against the frame
+        // itself and fails (rc) rather than read past it.
         let rc = unsafe {
             bpf_xdp_load_bytes(
                 ctx.ctx,
@@ -198,6 +225,7 @@ fn check_client_id(
             return Err(Stat::PassTruncated);
         }
     }
+    #[expect(clippy::cast_possible_truncation, reason = "len <= CLIENT_ID_MAX, checked above")]
     if client_id_words(words, len as u32) != lease.client_id_digest {
         return Err(Stat::PassClientIdMismatch);
     }
@@ -211,6 +239,8 @@ fn zero_words(w: &mut core::mem::MaybeUninit<ClientIdWords>) -> &mut ClientIdWor
     let p = w.as_mut_ptr().cast::<u64>();
     let mut i = 0;
     while i < CLIENT_ID_MAX / 8 {
+        // SAFETY: `i` is below the buffer's CLIENT_ID_MAX / 8 words, and a `MaybeUninit` of
+        // `[u64; 4]` is 8-aligned.
         unsafe { p.add(i).write_volatile(0) };
         i += 1;
     }
@@ -224,9 +254,16 @@ struct Times {
     t2: u32,
 }
 
+/// Stores `v` at `base + off`, unaligned.
+///
+/// # Safety
+///
+/// The `size_of::<T>()` bytes from `base + off` must be writable: in the frame, within a range
+/// checked since the last resize.
 #[inline(always)]
 #[expect(clippy::inline_always, reason = "eBPF: a call costs verifier budget and a spill")]
 unsafe fn put<T>(base: *mut u8, off: usize, v: T) {
+    // SAFETY: the caller's contract (above); the write is unaligned.
     unsafe { base.add(off).cast::<T>().write_unaligned(v) }
 }
 
@@ -234,10 +271,22 @@ unsafe fn put<T>(base: *mut u8, off: usize, v: T) {
 /// guarantees 256 bytes of headroom, while tailroom can be a few bytes), shrinking at the tail.
 #[inline(always)]
 #[expect(clippy::inline_always, reason = "eBPF: a call costs verifier budget and a spill")]
+#[expect(
+    clippy::comparison_chain,
+    reason = "the branches as the verifier and the benchmarks know them, not an `Ordering` match"
+)]
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "both are frame lengths, below a page, so their difference fits an i32"
+)]
 pub(crate) fn resize(ctx: &XdpContext, want: i64, have: i64) -> i64 {
     if want > have {
+        // SAFETY: `ctx.ctx` is this program's context; the helper checks the delta against the
+        // headroom itself (an error, not a corruption), and the verifier makes every packet
+        // pointer be checked again after it.
         unsafe { bpf_xdp_adjust_head(ctx.ctx, (have - want) as i32) }
     } else if want < have {
+        // SAFETY: as above, for the tail.
         unsafe { bpf_xdp_adjust_tail(ctx.ctx, (want - have) as i32) }
     } else {
         0
@@ -247,6 +296,19 @@ pub(crate) fn resize(ctx: &XdpContext, want: i64, have: i64) -> i64 {
 /// `FULL`: the request is a full 576-byte IP packet, answered at that length.
 #[inline(always)]
 #[expect(clippy::inline_always, reason = "eBPF: a call costs verifier budget and a spill")]
+#[expect(
+    clippy::too_many_lines,
+    reason = "the ACK written in one pass, in frame order, as the verifier checks it"
+)]
+#[expect(
+    clippy::many_single_char_names,
+    reason = "u, b, o: the UDP, BOOTP and options pointers, named after the frame's layout"
+)]
+#[expect(clippy::similar_names, reason = "ip_len and id_len: head_word's name for the latter")]
+#[expect(
+    clippy::cast_ptr_alignment,
+    reason = "unaligned access is allowed: built with +allows-misaligned-mem-access"
+)]
 fn rewrite<const FULL: bool>(
     ctx: &XdpContext,
     req: &Renewal,
@@ -262,7 +324,9 @@ fn rewrite<const FULL: bool>(
     // of the full 576 bytes keeps its length (layout::FULL_IP_LEN): the ACK, then zeroes.
     let ip_len = if FULL { layout::FULL_IP_LEN } else { layout::IP_LEN };
     let udp_len = ip_len - IPV4_HLEN;
+    #[expect(clippy::cast_possible_wrap, reason = "a frame length, below a page")]
     let have = (ctx.data_end() - ctx.data()) as i64;
+    #[expect(clippy::cast_possible_wrap, reason = "the ACK's length, at most 22 + 576 bytes")]
     if resize(ctx, (req.l2_len + ip_len) as i64, have) != 0 {
         return Err(Stat::PassResize);
     }
@@ -273,21 +337,33 @@ fn rewrite<const FULL: bool>(
     // so the verifier keeps the proven range for all three.
     let ip = ptr_at_mut::<[u8; layout::IP_LEN]>(ctx, req.l2_len)?.cast::<u8>();
     if FULL {
+        const _: () = assert!(layout::FULL_PAD % 8 == 4);
         let pad = ptr_at_mut::<[u8; layout::FULL_PAD]>(ctx, req.l2_len + layout::IP_LEN)?;
         let pad = pad.cast::<u8>();
         let mut z = 0;
         while z + 8 <= layout::FULL_PAD {
+            // SAFETY: ptr_at_mut proved the FULL_PAD bytes from `pad` within the frame, and
+            // `z + 8 <= FULL_PAD`; the store may be unaligned, which BPF allows (built with
+            // +allows-misaligned-mem-access).
             unsafe { pad.add(z).cast::<u64>().write_volatile(0) };
             z += 8;
         }
-        const _: () = assert!(layout::FULL_PAD % 8 == 4);
+        // SAFETY: `z` is now FULL_PAD - 4 (FULL_PAD % 8 == 4, asserted above), so the last
+        // word is within the checked pad; unaligned as above.
         unsafe { pad.add(z).cast::<u32>().write_volatile(0) };
     }
+    // SAFETY: within the IP_LEN bytes ptr_at_mut proved from `ip`.
     let u = unsafe { ip.add(IPV4_HLEN) };
+    // SAFETY: as above, UDP_HLEN further.
     let b = unsafe { u.add(UDP_HLEN) };
     let relayed = req.giaddr != [0; 4];
     let dst_ip = if relayed { req.giaddr } else { req.ciaddr };
 
+    // SAFETY: every store is within a range proven since the resize: `eth`'s 22 bytes (the
+    // Ethernet header and up to two VLAN tags) and the IP_LEN bytes from `ip`, of which `u`,
+    // `b`, `o` and `dst` are constant offsets (the layout's asserts: the subnet block ends at
+    // IP_LEN). `src` reads the subnet map value's SUBNET_OPTS_LEN bytes of options. The
+    // volatile u64 stores may be unaligned, which BPF allows (+allows-misaligned-mem-access).
     unsafe {
         // Ethernet: back to whoever sent it (client or relay), from us; VLAN tags as they came.
         put(eth, 0, req.src_mac);
@@ -312,6 +388,7 @@ fn rewrite<const FULL: bool>(
         let half = |v: u64| (v & 0xffff_ffff) + (v >> 32);
 
         // IPv4: id 0, DF, TTL 64.
+        #[expect(clippy::cast_possible_truncation, reason = "ip_len's bytes; it is at most 576")]
         let ip_w = [0x45u8, 0, (ip_len >> 8) as u8, ip_len as u8];
         let frag_w = [0u8, 0, 0x40, 0];
         let ttl_w = [64u8, IPPROTO_UDP, 0, 0];
@@ -330,6 +407,7 @@ fn rewrite<const FULL: bool>(
         // UDP: from 67, to the relay's 67 or the client's 68; checksum filled in last.
         let dport = if relayed { SERVER_PORT } else { CLIENT_PORT };
         let ports = u32::from(SERVER_PORT.to_be()) | u32::from(dport.to_be()) << 16;
+        #[expect(clippy::cast_possible_truncation, reason = "udp_len is at most 556")]
         let len_w = u32::from((udp_len as u16).to_be());
         put(u, 0, ports);
         put(u, 4, len_w);
@@ -355,6 +433,7 @@ fn rewrite<const FULL: bool>(
         }
         put(b, COOKIE, MAGIC_COOKIE);
         // Pseudo-header, UDP header and the fixed BOOTP fields (sname and file add nothing).
+        #[expect(clippy::cast_possible_truncation, reason = "udp_len's bytes; it is at most 556")]
         let mut sum = csum::ne32(subnet.server_id)
             + csum::ne32(dst_ip)
             + csum::ne32([0, IPPROTO_UDP, (udp_len >> 8) as u8, udp_len as u8])
@@ -372,6 +451,10 @@ fn rewrite<const FULL: bool>(
         // Options: the head (53, 51, 58, 59 and the echoed 61, RFC 6842) as whole words, then
         // the subnet's block, whose sum userspace precomputed.
         let o = b.add(OPTIONS);
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "client_id_len is masked to 8 bits in parse::renewal"
+        )]
         let id_len = if req.client_id_off != 0 { req.client_id_len as u8 } else { 0 };
         let times = [t.lease, t.t1, t.t2];
         let mut k = 0;
