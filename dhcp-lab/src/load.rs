@@ -1,7 +1,7 @@
 //! The load generator (`xdhcp-load`): many simulated clients on one interface, against any
-//! DHCPv4 server. Every client first gets a lease by DORA, then renews it (RENEWING, unicast
+//! `DHCPv4` server. Every client first gets a lease by DORA, then renews it (RENEWING, unicast
 //! to the server) at a set rate or as fast as the server answers. Frames go out and come back
-//! on an AF_PACKET socket, so the clients need no addresses and the replies are counted before
+//! on an `AF_PACKET` socket, so the clients need no addresses and the replies are counted before
 //! the IP stack would drop them.
 //!
 //! Bounded by construction: a client count, a renewal count and a duration, and it only ever

@@ -1,4 +1,4 @@
-//! BPF_PROG_TEST_RUN harness: a private instance of the fast path (its own maps, nothing
+//! `BPF_PROG_TEST_RUN` harness: a private instance of the fast path (its own maps, nothing
 //! attached) that runs frames through the real, verified program. Used by the integration tests
 //! and by `cargo xtask bench fastpath`.
 use anyhow::{Context as _, Result};
@@ -87,7 +87,7 @@ impl Harness {
     }
 
     /// The program's instructions as the kernel holds them after verification (8 bytes
-    /// each), read with BPF_OBJ_GET_INFO_BY_FD as `bpftool prog dump xlated` does.
+    /// each), read with `BPF_OBJ_GET_INFO_BY_FD` as `bpftool prog dump xlated` does.
     pub fn xlated(&mut self, name: &str) -> Result<Vec<[u8; 8]>> {
         use std::os::fd::{AsFd as _, AsRawFd as _};
         // The head of struct bpf_prog_info (UAPI): the two fields asked for sit at these

@@ -1,8 +1,8 @@
-//! An AF_PACKET socket bound to one interface, and the interface lookups that go with it.
+//! An `AF_PACKET` socket bound to one interface, and the interface lookups that go with it.
 //!
 //! The daemon sends replies to clients without an address through it (no ARP), the lab's
 //! responder and raw sockets and the load generator send and watch whole frames with it. It
-//! exists so that the `unsafe` of sockaddr_ll, ifreq and friends is written (and argued) once.
+//! exists so that the `unsafe` of `sockaddr_ll`, ifreq and friends is written (and argued) once.
 use std::{
     ffi::CString,
     io,
@@ -40,7 +40,7 @@ pub enum Protocol {
 }
 
 impl Protocol {
-    /// The protocol in network byte order, as socket(2) and sockaddr_ll take it.
+    /// The protocol in network byte order, as socket(2) and `sockaddr_ll` take it.
     fn be(self) -> u16 {
         match self {
             Protocol::SendOnly => 0,
@@ -145,7 +145,7 @@ impl PacketSocket {
         Ok(())
     }
 
-    /// Frames go straight to the device driver, past the qdisc (PACKET_QDISC_BYPASS).
+    /// Frames go straight to the device driver, past the qdisc (`PACKET_QDISC_BYPASS`).
     pub fn bypass_qdisc(&self) -> io::Result<()> {
         let one: libc::c_int = 1;
         setsockopt(self.fd.as_raw_fd(), libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, &one)
@@ -226,7 +226,7 @@ impl PacketSocket {
     }
 
     /// Frames dropped because the receive queue was full, since the last call
-    /// (PACKET_STATISTICS resets on read).
+    /// (`PACKET_STATISTICS` resets on read).
     #[must_use]
     pub fn drops(&self) -> u32 {
         // SAFETY: tpacket_stats is two integers; all-zero is valid.

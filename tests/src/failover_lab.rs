@@ -55,7 +55,7 @@ impl Port {
 /// namespace of the port's own.
 pub struct Segment {
     pub sw: NetNs,
-    /// Keeps the pass program on the bridge ports: a frame XDP_TX sends out of a veth is only
+    /// Keeps the pass program on the bridge ports: a frame `XDP_TX` sends out of a veth is only
     /// taken by a peer running XDP itself.
     pass: Vec<PassProgram>,
 }

@@ -1,4 +1,4 @@
-//! Faults the failover protocol exists for, beyond a dead xdhcp primary (failover_faults.rs):
+//! Faults the failover protocol exists for, beyond a dead xdhcp primary (`failover_faults.rs`):
 //! a partition of the failover link with both servers still serving (an xdhcp pair, and xdhcp
 //! with dhcpd), and an ISC dhcpd partner that crashes and comes back.
 //!

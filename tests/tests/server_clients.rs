@@ -354,7 +354,7 @@ fn client_behind_dhcrelay_leases_and_renews() {
     assert_torn_down(&names);
 }
 
-/// A port with a crafted client on it (an AF_PACKET socket) and its namespace's name.
+/// A port with a crafted client on it (an `AF_PACKET` socket) and its namespace's name.
 fn raw_port(lan: &Lan, names: &mut Vec<String>) -> (Port, RawSocket) {
     let port = lan.port("raw", None).expect("a port on the LAN");
     names.push(port.ns.name().to_owned());

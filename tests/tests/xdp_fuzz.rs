@@ -1,5 +1,5 @@
-//! Thousands of random and mutated frames through the real program: only XDP_PASS (frame
-//! untouched) or XDP_TX come back, and XDP_TX only for a frame that an independent model of the
+//! Thousands of random and mutated frames through the real program: only `XDP_PASS` (frame
+//! untouched) or `XDP_TX` come back, and `XDP_TX` only for a frame that an independent model of the
 //! rules calls a valid renewal of an installed lease.
 use std::net::Ipv4Addr;
 

@@ -1,4 +1,4 @@
-//! The XDP program run for real through BPF_PROG_TEST_RUN: every ACK is taken apart with
+//! The XDP program run for real through `BPF_PROG_TEST_RUN`: every ACK is taken apart with
 //! dhcproto and an independent checksum, and every PASS must leave the frame byte for byte as
 //! it came.
 use std::net::Ipv4Addr;

@@ -1,6 +1,6 @@
-//! `xdhcp-lab bench fastpath`: the XDP program timed by the kernel through BPF_PROG_TEST_RUN.
+//! `xdhcp-lab bench fastpath`: the XDP program timed by the kernel through `BPF_PROG_TEST_RUN`.
 //!
-//! test_run hands every repetition the previous one's output, so a naive run times one renewal
+//! `test_run` hands every repetition the previous one's output, so a naive run times one renewal
 //! and then our own ACK exiting early. `xdhcp_bench` restores the request first (and moves to
 //! the next client), `xdhcp_bench_restore` does only that, and the difference is the renewal.
 //! The ACK counter must equal the repetitions, or the figure is refused.
@@ -52,7 +52,7 @@ pub struct FastpathReport {
     /// One lease, events off (in-place stamp only): what the event costs.
     pub ns_per_renewal_stamp_only: f64,
     pub ns_per_renewal_1m_stamp_only: f64,
-    /// A trivial XDP_PASS program.
+    /// A trivial `XDP_PASS` program.
     pub ns_floor: f64,
     /// A non-DHCP UDP frame through our program.
     pub ns_non_dhcp: f64,

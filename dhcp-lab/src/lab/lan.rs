@@ -106,7 +106,7 @@ impl ServerConfig {
 /// One L2 segment: a bridge in a switch namespace, the server's veth (in a server namespace,
 /// where `xdhcp run` attaches XDP to it) as one port, and [`Port`]s for clients. The bridge
 /// end of the server's link runs the pass program, without which a veth drops the frames its
-/// peer sends with XDP_TX. Drop removes whatever the daemon left pinned, then everything else.
+/// peer sends with `XDP_TX`. Drop removes whatever the daemon left pinned, then everything else.
 pub struct Lan {
     _pass: PassProgram,
     _link: VethPair,

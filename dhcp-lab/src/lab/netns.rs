@@ -33,7 +33,7 @@ pub struct NetNs {
 }
 
 impl NetNs {
-    /// Creates the namespace with `lo` up and IPv6 off (the lab is DHCPv4 only; without
+    /// Creates the namespace with `lo` up and IPv6 off (the lab is `DHCPv4` only; without
     /// IPv6 the fast path's pass counters show only DHCP and ARP).
     pub fn new(purpose: &str) -> Result<Self> {
         require_root()?;

@@ -1,5 +1,5 @@
 //! DHCP sockets of one interface: a UDP socket on port 67 bound to the device (requests in,
-//! routed and broadcast replies out) and an AF_PACKET socket for replies to clients that have
+//! routed and broadcast replies out) and an `AF_PACKET` socket for replies to clients that have
 //! no address yet (RFC 2131 §4.1: unicast to yiaddr at chaddr, without ARP).
 use std::{
     io,

@@ -154,7 +154,7 @@ pub fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp> {
     Ok(prog)
 }
 
-/// The line between jiffies and CLOCK_MONOTONIC that XDP tells the time by (see
+/// The line between jiffies and `CLOCK_MONOTONIC` that XDP tells the time by (see
 /// [`KernelClock`]), read by running [`CLOCK_PROG`] once, and written into the control entry
 /// of `maps` (the object's).
 pub fn set_kernel_clock(ebpf: &mut Ebpf, maps: &mut FastPathMaps) -> Result<KernelClock> {
@@ -411,7 +411,7 @@ pub const PEER_PIN_ROOT: &str = "/sys/fs/bpf/xdhcp-peer";
 pub const PEER_PROG: &str = "xdhcp_peer";
 
 /// Attaches [`PEER_PROG`] to `iface` and pins its link and maps: on a veth pair, frames our
-/// fast path sends with XDP_TX only arrive at a peer that runs an XDP program of its own. For
+/// fast path sends with `XDP_TX` only arrive at a peer that runs an XDP program of its own. For
 /// labs and load tests, on the client side.
 pub fn attach_peer(iface: &str) -> Result<()> {
     ensure_bpffs()?;
@@ -533,7 +533,7 @@ mod tests {
     }
 
     /// A pin directory of the test's own, named after `what` and this process: beside
-    /// PIN_ROOT, not in it, so nothing listing pinned interfaces sees it.
+    /// `PIN_ROOT`, not in it, so nothing listing pinned interfaces sees it.
     fn scratch_pin_dir(what: &str) -> PathBuf {
         ensure_bpffs().unwrap();
         let dir = PathBuf::from(format!("{PIN_ROOT}-test-{what}-{}", std::process::id()));
