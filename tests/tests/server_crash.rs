@@ -2,8 +2,8 @@
 //! clients) loads `xdhcp run` while the server is killed with SIGKILL several times and started
 //! again each time. Every DHCPACK is captured on the wire on perfdhcp's side. Afterwards, with
 //! the server restarted cleanly, every address a client got an ACK for is in the store, bound to
-//! that client, with an expiry at least what the client was told; and no address went out in an ACK to
-//! two clients at overlapping times.
+//! that client, with an expiry at least what the client was told; and no address went out in an
+//! ACK to two clients at overlapping times.
 use std::{
     collections::HashMap,
     fs,
