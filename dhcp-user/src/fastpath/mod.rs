@@ -54,6 +54,7 @@ pub fn ensure_bpffs() -> Result<()> {
     let target = c"/sys/fs/bpf";
     // SAFETY: statfs writes into the zeroed struct we own.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: statfs(2) reads the static C string and writes at most a statfs into `st`.
     if unsafe { libc::statfs(target.as_ptr(), &raw mut st) } == 0 && st.f_type == BPF_FS_MAGIC {
         return Ok(());
     }
@@ -112,7 +113,8 @@ pub fn load_object(object: &[u8], opts: &LoadOptions) -> Result<Ebpf> {
     }
     // A region of the event log for every CPU that can ever run the program, of the size the
     // maps already pinned have (the program must index the map it will use), or as asked.
-    let cpus = aya::util::nr_cpus().map_err(|(what, e)| anyhow::anyhow!("{what}: {e}"))? as u32;
+    let cpus = aya::util::nr_cpus().map_err(|(what, e)| anyhow::anyhow!("{what}: {e}"))?;
+    let cpus = u32::try_from(cpus).context("possible CPUs")?;
     let pinned = match &opts.pin_dir {
         Some(d) => pinned_log_slots(d)?,
         None => None,
@@ -458,6 +460,7 @@ pub fn detach(iface: &str) -> Result<()> {
 }
 
 /// Interfaces with a pinned fast path.
+#[must_use]
 pub fn pinned_interfaces() -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(PIN_ROOT)
         .map(|rd| rd.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
@@ -503,15 +506,17 @@ mod tests {
         // SAFETY: the map-create attributes hold no pointers.
         let fd =
             unsafe { crate::bpf_sys::sys_bpf(BPF_MAP_CREATE, &mut attr) }.expect("create a map");
+        let fd = libc::c_int::try_from(fd).expect("a descriptor is an int");
         let name = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
         let mut attr = [0u8; 128];
         attr[..8].copy_from_slice(&(name.as_ptr() as u64).to_ne_bytes());
-        attr[8..12].copy_from_slice(&(fd as u32).to_ne_bytes());
+        // bpf_attr carries the (nonnegative) descriptor as a __u32.
+        attr[8..12].copy_from_slice(&fd.cast_unsigned().to_ne_bytes());
         // SAFETY: the path the attributes point to outlives the call.
         unsafe { crate::bpf_sys::sys_bpf(BPF_OBJ_PIN, &mut attr) }
             .unwrap_or_else(|e| panic!("pin {}: {e}", path.display()));
         // SAFETY: fd was returned above and is ours; the pin keeps the map.
-        unsafe { libc::close(fd as i32) };
+        unsafe { libc::close(fd) };
     }
 
     #[test]
