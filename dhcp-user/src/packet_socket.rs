@@ -270,11 +270,12 @@ fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, v: &T) -> io:
 }
 
 /// `size_of::<T>()` as the length socket calls take with a struct.
+#[must_use]
 #[expect(
     clippy::cast_possible_truncation,
     reason = "T is a socket address or option struct, a few dozen bytes, far below u32::MAX"
 )]
-pub(crate) const fn socklen_of<T>() -> libc::socklen_t {
+pub const fn socklen_of<T>() -> libc::socklen_t {
     size_of::<T>() as libc::socklen_t
 }
 
