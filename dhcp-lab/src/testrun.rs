@@ -1,4 +1,4 @@
-//! BPF_PROG_TEST_RUN harness: a private instance of the fast path (its own maps, nothing
+//! `BPF_PROG_TEST_RUN` harness: a private instance of the fast path (its own maps, nothing
 //! attached) that runs frames through the real, verified program. Used by the integration tests
 //! and by `cargo xtask bench fastpath`.
 use anyhow::{Context as _, Result};
@@ -87,7 +87,7 @@ impl Harness {
     }
 
     /// The program's instructions as the kernel holds them after verification (8 bytes
-    /// each), read with BPF_OBJ_GET_INFO_BY_FD as `bpftool prog dump xlated` does.
+    /// each), read with `BPF_OBJ_GET_INFO_BY_FD` as `bpftool prog dump xlated` does.
     pub fn xlated(&mut self, name: &str) -> Result<Vec<[u8; 8]>> {
         use std::os::fd::{AsFd as _, AsRawFd as _};
         // The head of struct bpf_prog_info (UAPI): the two fields asked for sit at these
@@ -98,8 +98,8 @@ impl Harness {
         let fd = self.prog(name)?.fd()?.as_fd().as_raw_fd();
         let get = |info: &mut [u8; 40]| -> Result<()> {
             let mut attr = [0u8; 16];
-            attr[0..4].copy_from_slice(&(fd as u32).to_ne_bytes());
-            attr[4..8].copy_from_slice(&(info.len() as u32).to_ne_bytes());
+            attr[0..4].copy_from_slice(&u32::try_from(fd)?.to_ne_bytes());
+            attr[4..8].copy_from_slice(&u32::try_from(info.len())?.to_ne_bytes());
             attr[8..16].copy_from_slice(&(info.as_mut_ptr() as u64).to_ne_bytes());
             // SAFETY: info outlives the call; the kernel writes at most info_len bytes into it
             // and xlated_prog_len bytes at the pointer set in it.
@@ -109,10 +109,10 @@ impl Harness {
         };
         let mut info = [0u8; 40];
         get(&mut info)?;
-        let len = u32::from_ne_bytes(info[XLATED_LEN..XLATED_LEN + 4].try_into()?) as usize;
-        let mut insns = vec![[0u8; 8]; len / 8];
+        let len = u32::from_ne_bytes(info[XLATED_LEN..XLATED_LEN + 4].try_into()?);
+        let mut insns = vec![[0u8; 8]; len as usize / 8];
         let mut info = [0u8; 40];
-        info[XLATED_LEN..XLATED_LEN + 4].copy_from_slice(&(len as u32).to_ne_bytes());
+        info[XLATED_LEN..XLATED_LEN + 4].copy_from_slice(&len.to_ne_bytes());
         info[XLATED_PTR..XLATED_PTR + 8]
             .copy_from_slice(&(insns.as_mut_ptr() as u64).to_ne_bytes());
         get(&mut info)?;
@@ -144,6 +144,8 @@ impl Harness {
             repeat,
             ..Default::default()
         })?;
-        Ok((r.return_value, r.duration.as_nanos() as f64))
+        #[expect(clippy::cast_precision_loss, reason = "one run's ns, far below 2^52")]
+        let ns = r.duration.as_nanos() as f64;
+        Ok((r.return_value, ns))
     }
 }

@@ -53,6 +53,10 @@ pub enum Cmd {
         /// Attach with the fast path switched off (everything passes to userspace).
         #[arg(long)]
         disabled: bool,
+        #[expect(
+            clippy::doc_markdown,
+            reason = "clap prints this doc comment as --help text, where backticks would show literally"
+        )]
         /// Attach only the do-nothing program, for the client side of a veth lab (XDP_TX from
         /// the server side reaches a veth peer only if it runs an XDP program).
         #[arg(long, conflicts_with = "disabled")]

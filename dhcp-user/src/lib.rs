@@ -1,4 +1,4 @@
-//! xdhcp: a DHCPv4 server whose renewals are answered by an XDP program.
+//! xdhcp: a `DHCPv4` server whose renewals are answered by an XDP program.
 //!
 //! This library holds everything the `xdhcp` binary, the integration tests and the tooling
 //! (`dhcp-lab`: the lab, the load generator, the benchmarks) share: the one turn ([`core`]),

@@ -155,16 +155,20 @@ fn dump(iface: Option<String>, json: bool) -> Result<()> {
             );
             continue;
         }
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "a tick is a few million ns, far below 2^52"
+        )]
+        let clock = match c.clock.tick_ns {
+            0 => "no clock (XDP answers nothing; attach again)".to_owned(),
+            t => format!("clock tick {} ms", t as f64 / 1e6),
+        };
         println!(
             "{i}: fast path {}, events {} ({waiting} waiting, {slots} slots per CPU), min grant {} \
-             s, {}, {} lease(s)",
+             s, {clock}, {} lease(s)",
             if c.enabled != 0 { "on" } else { "off" },
             if c.flags & Control::F_EVENTS != 0 { "on" } else { "off" },
             c.min_grant_secs,
-            match c.clock.tick_ns {
-                0 => "no clock (XDP answers nothing; attach again)".to_owned(),
-                t => format!("clock tick {} ms", t as f64 / 1e6),
-            },
             leases.len()
         );
         let rows: Vec<Vec<String>> = leases

@@ -1,8 +1,8 @@
-//! An AF_PACKET socket bound to one interface, and the interface lookups that go with it.
+//! An `AF_PACKET` socket bound to one interface, and the interface lookups that go with it.
 //!
 //! The daemon sends replies to clients without an address through it (no ARP), the lab's
 //! responder and raw sockets and the load generator send and watch whole frames with it. It
-//! exists so that the `unsafe` of sockaddr_ll, ifreq and friends is written (and argued) once.
+//! exists so that the `unsafe` of `sockaddr_ll`, ifreq and friends is written (and argued) once.
 use std::{
     ffi::CString,
     io,
@@ -40,11 +40,18 @@ pub enum Protocol {
 }
 
 impl Protocol {
-    /// The protocol in network byte order, as socket(2) and sockaddr_ll take it.
+    /// The protocol in network byte order, as socket(2) and `sockaddr_ll` take it.
     fn be(self) -> u16 {
         match self {
             Protocol::SendOnly => 0,
-            Protocol::Ipv4 => (libc::ETH_P_IP as u16).to_be(),
+            Protocol::Ipv4 => {
+                #[expect(
+                    clippy::cast_possible_truncation,
+                    reason = "ETH_P_IP is 0x0800; libc types it as int, the wire as 16 bits"
+                )]
+                let p = libc::ETH_P_IP as u16;
+                p.to_be()
+            }
         }
     }
 }
@@ -88,11 +95,7 @@ impl PacketSocket {
         sll.sll_protocol = proto.be();
         // SAFETY: bind(2) reads exactly size_of::<sockaddr_ll>() bytes from a live local.
         let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&raw const sll).cast(),
-                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
+            libc::bind(fd.as_raw_fd(), (&raw const sll).cast(), socklen_of::<libc::sockaddr_ll>())
         };
         if rc != 0 {
             return Err(sys("bind the AF_PACKET socket"));
@@ -123,7 +126,7 @@ impl PacketSocket {
     /// How long [`PacketSocket::recv`] waits for a frame (zero: forever).
     pub fn set_recv_timeout(&self, t: Duration) -> io::Result<()> {
         let tv = libc::timeval {
-            tv_sec: t.as_secs() as libc::time_t,
+            tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
             tv_usec: libc::suseconds_t::from(t.subsec_micros()),
         };
         setsockopt(self.fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv)
@@ -145,7 +148,7 @@ impl PacketSocket {
         Ok(())
     }
 
-    /// Frames go straight to the device driver, past the qdisc (PACKET_QDISC_BYPASS).
+    /// Frames go straight to the device driver, past the qdisc (`PACKET_QDISC_BYPASS`).
     pub fn bypass_qdisc(&self) -> io::Result<()> {
         let one: libc::c_int = 1;
         setsockopt(self.fd.as_raw_fd(), libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, &one)
@@ -165,6 +168,7 @@ impl PacketSocket {
 
     /// Sends up to `frames.len()` frames in one system call (sendmmsg); how many went (none
     /// when the socket is momentarily full).
+    #[must_use]
     pub fn send_batch(&self, frames: &[&[u8]]) -> usize {
         let mut iov: Vec<libc::iovec> = frames
             .iter()
@@ -181,12 +185,12 @@ impl PacketSocket {
                 m
             })
             .collect();
+        // Past c_uint::MAX frames the rest are simply not sent, as the return value allows.
+        let count = libc::c_uint::try_from(msgs.len()).unwrap_or(libc::c_uint::MAX);
         // SAFETY: every mmsghdr points at one iovec of `iov`, each at a frame of `frames`;
         // all outlive the call, and the kernel only reads the frames (the iov_base cast to
-        // *mut is never written through).
-        let n = unsafe {
-            libc::sendmmsg(self.fd.as_raw_fd(), msgs.as_mut_ptr(), msgs.len() as libc::c_uint, 0)
-        };
+        // *mut is never written through). `count` is at most msgs.len().
+        let n = unsafe { libc::sendmmsg(self.fd.as_raw_fd(), msgs.as_mut_ptr(), count, 0) };
         usize::try_from(n).unwrap_or(0)
     }
 
@@ -196,7 +200,7 @@ impl PacketSocket {
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<Received>> {
         // SAFETY: all-zero is a valid sockaddr_ll for recvfrom to fill.
         let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        let mut len = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+        let mut len = socklen_of::<libc::sockaddr_ll>();
         // SAFETY: recvfrom(2) writes at most buf.len() bytes into buf and at most `len` bytes
         // into sll, both live locals or borrows for the whole call.
         let n = unsafe {
@@ -209,29 +213,25 @@ impl PacketSocket {
                 &raw mut len,
             )
         };
-        match usize::try_from(n) {
-            Ok(len) => {
-                Ok(Some(Received { len, outgoing: sll.sll_pkttype == libc::PACKET_OUTGOING }))
+        if let Ok(len) = usize::try_from(n) {
+            return Ok(Some(Received { len, outgoing: sll.sll_pkttype == libc::PACKET_OUTGOING }));
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted => {
+                Ok(None)
             }
-            Err(_) => {
-                let e = io::Error::last_os_error();
-                match e.kind() {
-                    io::ErrorKind::WouldBlock
-                    | io::ErrorKind::TimedOut
-                    | io::ErrorKind::Interrupted => Ok(None),
-                    _ => Err(e),
-                }
-            }
+            _ => Err(e),
         }
     }
 
     /// Frames dropped because the receive queue was full, since the last call
-    /// (PACKET_STATISTICS resets on read).
+    /// (`PACKET_STATISTICS` resets on read).
     #[must_use]
     pub fn drops(&self) -> u32 {
         // SAFETY: tpacket_stats is two integers; all-zero is valid.
         let mut st: libc::tpacket_stats = unsafe { std::mem::zeroed() };
-        let mut len = size_of::<libc::tpacket_stats>() as libc::socklen_t;
+        let mut len = socklen_of::<libc::tpacket_stats>();
         // SAFETY: getsockopt(2) writes at most `len` bytes into the live local `st`.
         let rc = unsafe {
             libc::getsockopt(
@@ -249,8 +249,14 @@ impl PacketSocket {
 fn sockaddr_ll(ifindex: u32) -> libc::sockaddr_ll {
     // SAFETY: sockaddr_ll is plain integers and bytes; all-zero is valid.
     let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    sll.sll_family = libc::AF_PACKET as libc::c_ushort;
-    sll.sll_ifindex = ifindex as libc::c_int;
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "AF_PACKET is 17; libc types it as int, sockaddr_ll as unsigned short"
+    )]
+    let family = libc::AF_PACKET as libc::c_ushort;
+    sll.sll_family = family;
+    // The kernel's ifindex is a positive int; if_nametoindex(3) hands it out as unsigned.
+    sll.sll_ifindex = ifindex.cast_signed();
     sll
 }
 
@@ -258,9 +264,19 @@ fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, v: &T) -> io:
     // SAFETY: setsockopt(2) reads size_of::<T>() bytes from `v`, a live borrow; T is the
     // option's C type at every call site.
     let rc = unsafe {
-        libc::setsockopt(fd, level, name, (v as *const T).cast(), size_of::<T>() as libc::socklen_t)
+        libc::setsockopt(fd, level, name, std::ptr::from_ref(v).cast(), socklen_of::<T>())
     };
     if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
+/// `size_of::<T>()` as the length socket calls take with a struct.
+#[must_use]
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "T is a socket address or option struct, a few dozen bytes, far below u32::MAX"
+)]
+pub const fn socklen_of<T>() -> libc::socklen_t {
+    size_of::<T>() as libc::socklen_t
 }
 
 /// The index of `iface` in the calling thread's network namespace.
@@ -290,7 +306,8 @@ fn ifreq(iface: &str) -> Result<(OwnedFd, libc::ifreq), Error> {
     // name NUL-terminated (the length was checked above).
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     for (d, s) in req.ifr_name.iter_mut().zip(name) {
-        *d = *s as libc::c_char;
+        // c_char is i8 or u8 depending on the target; the byte is the same either way.
+        *d = libc::c_char::from_ne_bytes([*s]);
     }
     Ok((fd, req))
 }
@@ -308,7 +325,7 @@ pub fn interface_mac(iface: &str) -> Result<[u8; 6], Error> {
     let sa = unsafe { req.ifr_ifru.ifru_hwaddr };
     let mut mac = [0u8; 6];
     for (d, s) in mac.iter_mut().zip(sa.sa_data.iter()) {
-        *d = *s as u8;
+        *d = u8::from_ne_bytes(s.to_ne_bytes());
     }
     Ok(mac)
 }

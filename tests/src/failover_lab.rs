@@ -55,7 +55,7 @@ impl Port {
 /// namespace of the port's own.
 pub struct Segment {
     pub sw: NetNs,
-    /// Keeps the pass program on the bridge ports: a frame XDP_TX sends out of a veth is only
+    /// Keeps the pass program on the bridge ports: a frame `XDP_TX` sends out of a veth is only
     /// taken by a peer running XDP itself.
     pass: Vec<PassProgram>,
 }
@@ -260,6 +260,7 @@ impl Dhcpd {
 
     /// Stops dhcpd (it writes its lease file on every change, so nothing is lost) and hands
     /// back its directory.
+    #[must_use]
     pub fn stop(mut self) -> TempDir {
         self.kill();
         self.dir.take()
@@ -267,6 +268,7 @@ impl Dhcpd {
 
     /// Kills dhcpd as a crash would (SIGKILL: no SHUTDOWN state sent to its partner, which
     /// a SIGTERM'd dhcpd does) and hands back its directory with the lease file as it was.
+    #[must_use]
     pub fn crash(mut self) -> TempDir {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
@@ -278,7 +280,7 @@ impl Dhcpd {
     fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             // SAFETY: SIGTERM to the ip-netns-exec child we started (it execs dhcpd).
-            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            unsafe { libc::kill(dhcp_lab::lab::process::pid(c.id()), libc::SIGTERM) };
             let end = Instant::now() + Duration::from_secs(5);
             while Instant::now() < end {
                 if c.try_wait().ok().flatten().is_some() {
@@ -336,10 +338,10 @@ exit 0
 
 impl Udhcpc {
     pub fn start(port: &Port) -> Result<Self> {
+        use std::os::unix::fs::PermissionsExt as _;
         let dir = TempDir::new("udhcpc")?;
         let hook = dir.path().join("hook.sh");
         fs::write(&hook, HOOK)?;
-        use std::os::unix::fs::PermissionsExt as _;
         fs::set_permissions(&hook, fs::Permissions::from_mode(0o755))?;
         let out = fs::File::create(dir.path().join("udhcpc.out"))?;
         // -t/-T/-A: retry quickly, a lab segment has no slow links.
@@ -497,6 +499,9 @@ failover = true
 
 /// A MAC whose RFC 3074 bucket, hashed as the server will (udhcpc sends option 61 = 1 + MAC),
 /// the primary (or the secondary) serves under `split`.
+///
+/// # Panics
+/// If none of 256 MACs hashes to that side (the split leaves it nothing).
 #[must_use]
 pub fn mac_served_by(primary: bool, split: u16, tag: u8) -> [u8; 6] {
     let hba = dhcp_failover::load_balance::Hba::split(split);
@@ -514,6 +519,10 @@ pub fn mac_served_by(primary: bool, split: u16, tag: u8) -> [u8; 6] {
 /// pool's `free` addresses split between its own share and the partner's, then serves 100 new
 /// clients from its own share alone and says why it stops there. Returns both shares (its own,
 /// the partner's).
+///
+/// # Panics
+/// When any of that does not happen: this is a test's assertion.
+#[must_use]
 pub fn cut_off_serves_its_own_share(
     x: &Xdhcp,
     clients: &Port,
@@ -534,12 +543,18 @@ pub fn cut_off_serves_its_own_share(
 }
 
 /// A number field of a control-socket answer; a missing one fails the test, naming it.
+///
+/// # Panics
+/// When the field is missing or not a number.
 #[must_use]
 pub fn num(v: &Value, k: &str) -> u64 {
     v[k].as_u64().unwrap_or_else(|| panic!("{k} missing in {v}"))
 }
 
 /// `x`'s leases in `states` by address: MAC.
+///
+/// # Panics
+/// When `x` does not answer the lease query.
 #[must_use]
 pub fn bound(x: &Xdhcp, states: &[&str]) -> std::collections::HashMap<Ipv4Addr, String> {
     x.leases()
@@ -557,6 +572,9 @@ pub fn active(x: &Xdhcp) -> std::collections::HashMap<Ipv4Addr, String> {
 }
 
 /// `x`'s addresses in `state`, MAC or not.
+///
+/// # Panics
+/// When `x` does not answer the lease query.
 #[must_use]
 pub fn in_state(x: &Xdhcp, state: &str) -> std::collections::HashSet<Ipv4Addr> {
     x.leases()

@@ -17,9 +17,15 @@ pub const LEASE_SECS: u32 = 3600;
 pub const T1: u32 = 1800;
 pub const T2: u32 = 3150;
 
+/// Fails the test at once, saying why, unless it runs as root.
+///
+/// # Panics
+/// When not root.
 pub fn root_required() {
+    // SAFETY: geteuid(2) takes nothing and cannot fail.
+    let euid = unsafe { libc_geteuid() };
     assert!(
-        unsafe { libc_geteuid() } == 0,
+        euid == 0,
         "these tests load XDP programs and create network namespaces: run them as root \
          (cargo xtask test does)"
     );
@@ -30,12 +36,14 @@ unsafe extern "C" {
     fn libc_geteuid() -> u32;
 }
 
+#[must_use]
 pub fn client_id(mac: [u8; 6]) -> Vec<u8> {
     let mut v = vec![1];
     v.extend_from_slice(&mac);
     v
 }
 
+#[must_use]
 pub fn subnet() -> SubnetOptions {
     SubnetOptions {
         server_id: SERVER,
@@ -48,6 +56,7 @@ pub fn subnet() -> SubnetOptions {
     }
 }
 
+#[must_use]
 pub fn control() -> Control {
     Control {
         enabled: 1,
@@ -79,6 +88,10 @@ pub fn lease(mac: [u8; 6], client_id: Option<&[u8]>, grant_secs: u64) -> LeaseEn
 
 /// A harness with the lab subnet, control on, and the lab client's lease (with client-id),
 /// granted for two hours.
+///
+/// # Panics
+/// When not root, or the kernel refuses the program or the maps.
+#[must_use]
 pub fn harness() -> Harness {
     root_required();
     let h = Harness::new(1024, &[xdhcp::fastpath::PROG]).expect("load and verify the XDP program");
@@ -86,6 +99,10 @@ pub fn harness() -> Harness {
 }
 
 /// [`harness`] with an event log of `slots` per CPU.
+///
+/// # Panics
+/// As [`harness`].
+#[must_use]
 pub fn harness_with_log(slots: u32) -> Harness {
     root_required();
     let h = Harness::with_log(1024, slots, &[xdhcp::fastpath::PROG])
@@ -101,6 +118,7 @@ fn with_lab_lease(mut h: Harness) -> Harness {
     h
 }
 
+#[must_use]
 pub fn renewal(kind: RenewKind) -> Renewal {
     Renewal {
         xid: 0x1234_5678,

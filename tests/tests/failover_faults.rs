@@ -54,7 +54,7 @@ fn pair_in_normal(
     let pcfg = PAIR.render(true, "");
     let p = Xdhcp::start(&pa, &pcfg).unwrap();
     let s = Xdhcp::start(&sa, &PAIR.render(false, secondary_more)).unwrap();
-    p.wait_normal(Duration::from_secs(60)).unwrap();
+    p.wait_normal(Duration::from_mins(1)).unwrap();
     s.wait_normal(Duration::from_secs(30)).unwrap();
     wait_for("the secondary's share", Duration::from_secs(15), || {
         let v = s.failover()?;

@@ -1,4 +1,4 @@
-//! Faults the failover protocol exists for, beyond a dead xdhcp primary (failover_faults.rs):
+//! Faults the failover protocol exists for, beyond a dead xdhcp primary (`failover_faults.rs`):
 //! a partition of the failover link with both servers still serving (an xdhcp pair, and xdhcp
 //! with dhcpd), and an ISC dhcpd partner that crashes and comes back.
 //!
@@ -63,13 +63,14 @@ fn double_bound(a: &HashMap<Ipv4Addr, String>, b: &HashMap<Ipv4Addr, String>) ->
 }
 
 #[test]
+#[expect(clippy::too_many_lines, reason = "one scenario, partition to heal, read top to bottom")]
 fn partition_both_serve_their_own_share_then_heal_without_duplicates() {
-    root_required();
-    let t0 = Instant::now();
     const NET: u8 = 95;
     const POOL: u64 = 20;
     const EARLY: u8 = 4;
     const LATE: u8 = 6;
+    root_required();
+    let t0 = Instant::now();
     let (pip, sip) = (Ipv4Addr::new(10, NET, 0, 1), Ipv4Addr::new(10, NET, 0, 2));
     let mut seg = Segment::new().unwrap();
     let pa = seg.port("pri", [0x02, NET, 0, 0, 0, 1], Some(pip)).unwrap();
@@ -77,7 +78,7 @@ fn partition_both_serve_their_own_share_then_heal_without_duplicates() {
     let clients = seg.port("cl", [0x02, NET, 0, 0, 0, 3], None).unwrap();
     let p = Xdhcp::start(&pa, &xdhcp_config(NET, true, 119)).unwrap();
     let s = Xdhcp::start(&sa, &xdhcp_config(NET, false, 119)).unwrap();
-    p.wait_normal(Duration::from_secs(60)).unwrap();
+    p.wait_normal(Duration::from_mins(1)).unwrap();
     s.wait_normal(Duration::from_secs(30)).unwrap();
     // The addresses the secondary may hand out on its own, now and while cut off.
     let s_share = wait_for("the secondary's share", Duration::from_secs(15), || {
@@ -158,7 +159,7 @@ fn partition_both_serve_their_own_share_then_heal_without_duplicates() {
     sa.heal_to(pip).unwrap();
     // Each side retries the connection every 90 s after a silent partner, so healing shows
     // only at the next attempt.
-    p.wait_normal(Duration::from_secs(120)).unwrap();
+    p.wait_normal(Duration::from_mins(2)).unwrap();
     s.wait_normal(Duration::from_secs(20)).unwrap();
     wait_for("both stores with every real client", Duration::from_secs(30), || {
         let (pn, sn) = (active(&p), active(&s));
@@ -298,11 +299,12 @@ fn isc_primary_crashes_xdhcp_serves_its_share_takes_over_and_dhcpd_recovers() {
 
 /// dhcpd, the partner of an xdhcp primary (or secondary), crashes: xdhcp serves its own share,
 /// takes over after partner-down and STOS+MCLT, and dhcpd recovers through it.
+#[expect(clippy::too_many_lines, reason = "one scenario, crash to recovery, read top to bottom")]
 fn isc_partner_crashes(xdhcp_primary: bool, net: u8) {
-    root_required();
-    let t0 = Instant::now();
     const POOL: u64 = 100;
     const LEASED: u32 = 29;
+    root_required();
+    let t0 = Instant::now();
     let (_seg, _xa, da, clients, dconf, x, d) = isc_pair(net, xdhcp_primary, 199);
     agreed_backup_share(&x, &d, xdhcp_primary.then_some(POOL / 2));
 
@@ -327,7 +329,7 @@ fn isc_partner_crashes(xdhcp_primary: bool, net: u8) {
     .unwrap_or_else(|e| {
         panic!(
             "{e:#}\n{differ}\nxdhcp's failover: {}\ndhcpd's log:\n{}",
-            x.failover().map(|v| v.to_string()).unwrap_or_else(|e| format!("{e:#}")),
+            x.failover().map_or_else(|e| format!("{e:#}"), |v| v.to_string()),
             tail(&d.log_text(), 40)
         )
     });
@@ -402,7 +404,7 @@ fn isc_partner_crashes(xdhcp_primary: bool, net: u8) {
     .unwrap_or_else(|e| panic!("{e:#}\nlease file:\n{}", tail(&d.lease_file(), 40)));
     // dhcpd in RECOVER-DONE: xdhcp goes NORMAL once dhcpd has acknowledged what it handed
     // out of dhcpd's share, and dhcpd follows.
-    let normal = x.wait_normal(Duration::from_secs(60));
+    let normal = x.wait_normal(Duration::from_mins(1));
     let st = x.failover().unwrap();
     assert!(
         normal.is_ok(),
@@ -428,10 +430,10 @@ fn isc_partner_crashes(xdhcp_primary: bool, net: u8) {
 
 #[test]
 fn partition_with_dhcpd_each_serves_its_own_share_and_the_heal_leaves_no_duplicates() {
-    root_required();
-    let t0 = Instant::now();
     const NET: u8 = 97;
     const POOL: u64 = 20;
+    root_required();
+    let t0 = Instant::now();
     let (xip, dip) = (Ipv4Addr::new(10, NET, 0, 1), Ipv4Addr::new(10, NET, 0, 2));
     let (_seg, xa, da, clients, _dconf, x, d) = isc_pair(NET, true, 119);
     let d_share = agreed_backup_share(&x, &d, Some(POOL / 2));

@@ -200,10 +200,10 @@ fn interop(xdhcp_primary: bool) {
     std::fs::remove_file(dir.path().join("dhcpd.leases")).unwrap();
     let ours_now = our_records(&x);
     let d = Dhcpd::start(&lab.theirs, &dhcpd_config(!xdhcp_primary), Some(dir)).unwrap();
-    d.wait_log("Sent update request all message", Duration::from_secs(60))
+    d.wait_log("Sent update request all message", Duration::from_mins(1))
         .or_else(|_| d.wait_log("UPDREQALL", Duration::from_secs(1)))
         .unwrap();
-    wait_for("every xdhcp record in the fresh dhcpd's lease file", Duration::from_secs(60), || {
+    wait_for("every xdhcp record in the fresh dhcpd's lease file", Duration::from_mins(1), || {
         let isc = isc_leases(&d.lease_file());
         let missing: Vec<String> = ours_now
             .iter()

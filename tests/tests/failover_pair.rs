@@ -33,6 +33,11 @@ const PAIR: PairConfig = PairConfig {
 };
 
 #[test]
+#[expect(
+    clippy::similar_names,
+    reason = "the p/s pairs (cp/cs, bp/bs): the primary's and the secondary's of each"
+)]
+#[expect(clippy::cast_possible_truncation, reason = "LEASE is 60 s, as u32 in an assertion")]
 fn an_xdhcp_pair_reaches_normal_replicates_both_ways_and_carries_fast_path_renewals() {
     root_required();
     let t0 = Instant::now();
@@ -42,7 +47,7 @@ fn an_xdhcp_pair_reaches_normal_replicates_both_ways_and_carries_fast_path_renew
     let p = Xdhcp::start(&pa, &PAIR.render(true, "")).unwrap();
     let s = Xdhcp::start(&sa, &PAIR.render(false, "")).unwrap();
 
-    let status = p.wait_normal(Duration::from_secs(60)).unwrap();
+    let status = p.wait_normal(Duration::from_mins(1)).unwrap();
     s.wait_normal(Duration::from_secs(30)).unwrap();
     let normal_after = t0.elapsed();
     assert_eq!(num(&status, "mclt"), LEASE);

@@ -120,6 +120,7 @@ fn real_clients_lease_renew_through_xdp_and_release() {
         let r = record(&daemon, a);
         assert_eq!(r["state"], "active", "{r}");
         assert_eq!(r["mac"], xdhcp::packet::fmt_mac(&p.mac), "{r}");
+        #[expect(clippy::format_collect, reason = "a few bytes of client id per port")]
         let id = p.client_id().map(|id| id.iter().map(|b| format!("{b:02x}")).collect::<String>());
         assert_eq!(r["client_id"].as_str(), id.as_deref(), "{r}");
         addrs.push(a);
@@ -237,6 +238,7 @@ fn renewals_continue_across_a_restart(signal: libc::c_int, kinds: &[ClientKind])
         let (b, r) = c.lease_history();
         let addr = b.unwrap().ip.unwrap();
         let told = r.last().unwrap().at + f64::from(cfg.lease_secs);
+        #[expect(clippy::cast_precision_loss, reason = "Unix seconds, far below 2^52")]
         let h = held.get(&addr).copied().unwrap_or(0) as f64;
         assert!(h + 3.0 >= told, "{}: durable until {h}, told until {told:.1}", c.kind());
     }
@@ -354,7 +356,7 @@ fn client_behind_dhcrelay_leases_and_renews() {
     assert_torn_down(&names);
 }
 
-/// A port with a crafted client on it (an AF_PACKET socket) and its namespace's name.
+/// A port with a crafted client on it (an `AF_PACKET` socket) and its namespace's name.
 fn raw_port(lan: &Lan, names: &mut Vec<String>) -> (Port, RawSocket) {
     let port = lan.port("raw", None).expect("a port on the LAN");
     names.push(port.ns.name().to_owned());

@@ -1,5 +1,5 @@
-//! Thousands of random and mutated frames through the real program: only XDP_PASS (frame
-//! untouched) or XDP_TX come back, and XDP_TX only for a frame that an independent model of the
+//! Thousands of random and mutated frames through the real program: only `XDP_PASS` (frame
+//! untouched) or `XDP_TX` come back, and `XDP_TX` only for a frame that an independent model of the
 //! rules calls a valid renewal of an installed lease.
 use std::net::Ipv4Addr;
 
@@ -21,8 +21,17 @@ impl Rng {
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
+    #[expect(clippy::cast_possible_truncation, reason = "the remainder is below n, a usize")]
     fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
+    }
+    #[expect(clippy::cast_possible_truncation, reason = "the low 32 bits are the point")]
+    fn next_u32(&mut self) -> u32 {
+        self.next() as u32
+    }
+    #[expect(clippy::cast_possible_truncation, reason = "the low byte is the point")]
+    fn byte(&mut self) -> u8 {
+        self.next() as u8
     }
 }
 
@@ -36,6 +45,7 @@ fn lease_mac(i: u8) -> [u8; 6] {
 }
 
 /// What the rules say about a frame: is it a renewal the kernel may answer?
+#[expect(clippy::many_single_char_names, reason = "p, m, o, h: packet, message, options, harness")]
 fn model_says_renewal(frame: &[u8], h: &Harness) -> Result<(), String> {
     let p = packet::parse_frame(frame).map_err(|e| format!("does not parse: {e}"))?;
     if p.dst_port != 67 {
@@ -76,7 +86,7 @@ fn model_says_renewal(frame: &[u8], h: &Harness) -> Result<(), String> {
 }
 
 fn valid_renewal(rng: &mut Rng) -> Renewal {
-    let i = rng.below(LEASES as usize) as u8;
+    let i = u8::try_from(rng.below(LEASES.into())).expect("below LEASES, a u8");
     let kind = match rng.below(3) {
         0 => RenewKind::Renewing,
         1 => RenewKind::Rebinding,
@@ -84,11 +94,11 @@ fn valid_renewal(rng: &mut Rng) -> Renewal {
     };
     let vlans = match rng.below(3) {
         0 => vec![],
-        1 => vec![Vlan::dot1q(rng.below(4095) as u16)],
+        1 => vec![Vlan::dot1q(u16::try_from(rng.below(4095)).expect("below 4095"))],
         _ => vec![Vlan::dot1ad(1), Vlan::dot1q(2)],
     };
     Renewal {
-        xid: rng.next() as u32,
+        xid: rng.next_u32(),
         chaddr: lease_mac(i),
         ciaddr: lease_addr(i),
         client_id: i.is_multiple_of(2).then(|| client_id(lease_mac(i))),
@@ -104,7 +114,7 @@ fn mutate(rng: &mut Rng, mut f: Vec<u8>) -> Vec<u8> {
         match rng.below(5) {
             0 if !f.is_empty() => {
                 let at = rng.below(f.len());
-                f[at] = rng.next() as u8;
+                f[at] = rng.byte();
             }
             1 if !f.is_empty() => {
                 let at = rng.below(f.len());
@@ -114,7 +124,7 @@ fn mutate(rng: &mut Rng, mut f: Vec<u8>) -> Vec<u8> {
                 let keep = 14 + rng.below(f.len().saturating_sub(13).max(1));
                 f.truncate(keep.min(f.len()));
             }
-            3 => f.extend((0..rng.below(64)).map(|_| rng.next() as u8)),
+            3 => f.extend((0..rng.below(64)).map(|_| rng.byte())),
             _ => {
                 // Aim at the interesting region: the BOOTP header and first options.
                 let at = 42 + rng.below(300);
@@ -147,7 +157,7 @@ fn random_and_mutated_frames_only_pass_untouched_or_ack_valid_renewals() {
     let (mut acks, mut passed) = (0, 0);
     for n in 0..6000 {
         let frame = match n % 3 {
-            0 => (0..14 + rng.below(600)).map(|_| rng.next() as u8).collect(),
+            0 => (0..14 + rng.below(600)).map(|_| rng.byte()).collect(),
             1 => {
                 let f = valid_renewal(&mut rng).frame();
                 mutate(&mut rng, f)

@@ -1,4 +1,4 @@
-//! The XDP program run for real through BPF_PROG_TEST_RUN: every ACK is taken apart with
+//! The XDP program run for real through `BPF_PROG_TEST_RUN`: every ACK is taken apart with
 //! dhcproto and an independent checksum, and every PASS must leave the frame byte for byte as
 //! it came.
 use std::net::Ipv4Addr;
@@ -618,8 +618,8 @@ fn each_slash_24_gets_its_own_slots_until_the_table_is_full() {
     let mut h = harness();
     let addrs =
         [Ipv4Addr::new(10, 1, 0, 1), Ipv4Addr::new(10, 2, 0, 255), Ipv4Addr::new(192, 0, 2, 0)];
-    for (i, a) in addrs.iter().enumerate() {
-        h.maps.put_lease(*a, &lease([2, 0, 0, 0, 0, i as u8], None, 7200)).unwrap();
+    for (i, a) in (0u8..).zip(&addrs) {
+        h.maps.put_lease(*a, &lease([2, 0, 0, 0, 0, i], None, 7200)).unwrap();
     }
     let full = h.maps.put_lease(Ipv4Addr::new(10, 3, 0, 1), &lease(CLIENT_MAC, None, 7200));
     let err = format!("{:#}", full.unwrap_err());
@@ -651,8 +651,8 @@ fn a_slash_24_whose_last_lease_goes_gives_its_slots_to_the_next() {
     let mut h = harness();
     let (a, b, c) =
         (Ipv4Addr::new(10, 1, 0, 1), Ipv4Addr::new(10, 2, 0, 255), Ipv4Addr::new(192, 0, 2, 0));
-    for (i, addr) in [a, b, c].iter().enumerate() {
-        h.maps.put_lease(*addr, &lease([2, 0, 0, 0, 0, i as u8], None, 7200)).unwrap();
+    for (i, addr) in (0u8..).zip(&[a, b, c]) {
+        h.maps.put_lease(*addr, &lease([2, 0, 0, 0, 0, i], None, 7200)).unwrap();
     }
     let late = Ipv4Addr::new(10, 3, 0, 1);
     assert!(h.maps.put_lease(late, &lease(CLIENT_MAC, None, 7200)).is_err(), "table full");

@@ -97,7 +97,7 @@ struct Running(Child);
 impl Drop for Running {
     fn drop(&mut self) {
         // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        unsafe { libc::kill(crate::lab::process::pid(self.0.id()), libc::SIGTERM) };
         let t = Instant::now();
         while t.elapsed() < Duration::from_secs(5) {
             if matches!(self.0.try_wait(), Ok(Some(_))) {
@@ -141,36 +141,30 @@ impl Lab {
         let _ = std::fs::remove_dir_all(&state);
         std::fs::create_dir_all(&state)?;
         let log = std::fs::File::create(self.work.join(format!("{kind:?}.log")))?;
-        let child = match kind {
-            Kind::Kea => {
-                let cfg = self.work.join("kea.json");
-                std::fs::write(&cfg, kea_config(&self.veth.a.name, &state))?;
-                self.srv
-                    .exec("kea-dhcp4")
-                    .arg("-c")
-                    .arg(&cfg)
-                    .env("KEA_PIDFILE_DIR", &state)
-                    .env("KEA_LOCKFILE_DIR", &state)
-                    .stdout(log.try_clone()?)
-                    .stderr(log)
-                    .spawn()
-                    .context("start kea-dhcp4 (apt package kea-dhcp4-server)")?
-            }
-            _ => {
-                let _ = fastpath::detach(&self.veth.a.name);
-                let cfg = self.work.join("xdhcp.toml");
-                std::fs::write(
-                    &cfg,
-                    xdhcp_config(&self.veth.a.name, &state, kind == Kind::XdhcpFast),
-                )?;
-                Command::new(xdhcp)
-                    .args(["--netns", self.srv.name(), "run", "--config"])
-                    .arg(&cfg)
-                    .stdout(log.try_clone()?)
-                    .stderr(log)
-                    .spawn()
-                    .context("start xdhcp run")?
-            }
+        let child = if kind == Kind::Kea {
+            let cfg = self.work.join("kea.json");
+            std::fs::write(&cfg, kea_config(&self.veth.a.name, &state))?;
+            self.srv
+                .exec("kea-dhcp4")
+                .arg("-c")
+                .arg(&cfg)
+                .env("KEA_PIDFILE_DIR", &state)
+                .env("KEA_LOCKFILE_DIR", &state)
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .spawn()
+                .context("start kea-dhcp4 (apt package kea-dhcp4-server)")?
+        } else {
+            let _ = fastpath::detach(&self.veth.a.name);
+            let cfg = self.work.join("xdhcp.toml");
+            std::fs::write(&cfg, xdhcp_config(&self.veth.a.name, &state, kind == Kind::XdhcpFast))?;
+            Command::new(xdhcp)
+                .args(["--netns", self.srv.name(), "run", "--config"])
+                .arg(&cfg)
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .spawn()
+                .context("start xdhcp run")?
         };
         let mut running = Running(child);
         // Ready when a DHCP request gets an answer: one client, one DORA.
@@ -239,7 +233,9 @@ impl Lab {
         }
         // The REQUEST-ACK exchange completes a DORA.
         let loss = (0..2).map(|i| 1.0 - recv[i] / sent[i].max(1.0)).fold(0.0, f64::max);
-        Ok((recv[1] / secs as f64, loss))
+        #[expect(clippy::cast_precision_loss, reason = "a trial's seconds, far below 2^52")]
+        let per_s = recv[1] / secs as f64;
+        Ok((per_s, loss))
     }
 }
 
@@ -289,6 +285,7 @@ fn search(max_rate: u64, mut trial: impl FnMut(u64) -> Result<(f64, bool)>) -> R
     let mut rate = 1000;
     let mut pass = |rate: u64, best: &mut f64| -> Result<bool> {
         let (answered, ok) = trial(rate)?;
+        #[expect(clippy::cast_precision_loss, reason = "rates far below 2^52 per second")]
         let ok = ok && answered >= MIN_ACHIEVED * rate as f64 * (1.0 - MAX_LOSS);
         if ok {
             *best = best.max(answered);
@@ -306,7 +303,7 @@ fn search(max_rate: u64, mut trial: impl FnMut(u64) -> Result<(f64, bool)>) -> R
     }
     if let Some(mut hi) = bad {
         for _ in 0..3 {
-            let mid = (good + hi) / 2;
+            let mid = good.midpoint(hi);
             if mid <= good || hi - good < hi / 20 {
                 break;
             }
@@ -317,7 +314,13 @@ fn search(max_rate: u64, mut trial: impl FnMut(u64) -> Result<(f64, bool)>) -> R
             }
         }
     }
-    Ok(best.round() as u64)
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "best is a rate answered per second: nonnegative, far below u64::MAX"
+    )]
+    let best = best.round() as u64;
+    Ok(best)
 }
 
 pub fn e2e(o: &Options) -> Result<E2eReport> {
@@ -348,7 +351,9 @@ pub fn e2e(o: &Options) -> Result<E2eReport> {
             let s = lab.load(&o.load, o.clients, rate * o.trial_secs, rate, o.trial_secs + 30)?;
             let ok = s.bound == u64::from(o.clients) && s.renew_loss <= MAX_LOSS;
             // Everything sent was answered, but less was sent than asked for.
-            limited = ok && s.renew_sent_per_s < MIN_ACHIEVED * rate as f64;
+            #[expect(clippy::cast_precision_loss, reason = "rates far below 2^52 per second")]
+            let short = s.renew_sent_per_s < MIN_ACHIEVED * rate as f64;
+            limited = ok && short;
             eprintln!(
                 "{kind:?} renew rate {rate}: {:.0}/s answered, loss {:.2} %",
                 s.renew_acked_per_s,
@@ -386,6 +391,8 @@ pub fn e2e(o: &Options) -> Result<E2eReport> {
 }
 
 /// Two groups of bars (DORA/s, renewals/s) on a log scale, one bar per server.
+#[expect(clippy::many_single_char_names, reason = "x, y, w, h: the SVG attributes they fill")]
+#[expect(clippy::cast_precision_loss, reason = "rates and bar indices, far below 2^52")]
 fn chart(r: &E2eReport) -> String {
     let groups = [
         ("DORA/s (perfdhcp)", [r.xdhcp_dora_per_s, r.xdhcp_slow_dora_per_s, r.kea_dora_per_s]),

@@ -99,6 +99,9 @@ fn ask(core: &mut Core, store: &mut MemStore, now: u64, m: &Message) -> (Handled
 }
 
 /// One run: `population` clients present at a time, each staying 1 to 3 hours.
+///
+/// # Panics
+/// If the benchmark's own configuration is refused (a bug in this file, not a result).
 #[must_use]
 pub fn run(population: u32, rewinding: bool) -> Value {
     let cfg = config();
@@ -165,6 +168,7 @@ pub fn run(population: u32, rewinding: bool) -> Value {
         }
     }
     let c = core.server().counters();
+    #[expect(clippy::cast_precision_loss, reason = "simulated seconds, far below 2^52")]
     let hours = (refused_at.unwrap_or(now) - T0) as f64 / 3600.0;
     let state = core.failover().map(|f| f.peer().state().name());
     json!({

@@ -1,6 +1,6 @@
-//! `xdhcp-lab bench fastpath`: the XDP program timed by the kernel through BPF_PROG_TEST_RUN.
+//! `xdhcp-lab bench fastpath`: the XDP program timed by the kernel through `BPF_PROG_TEST_RUN`.
 //!
-//! test_run hands every repetition the previous one's output, so a naive run times one renewal
+//! `test_run` hands every repetition the previous one's output, so a naive run times one renewal
 //! and then our own ACK exiting early. `xdhcp_bench` restores the request first (and moves to
 //! the next client), `xdhcp_bench_restore` does only that, and the difference is the renewal.
 //! The ACK counter must equal the repetitions, or the figure is refused.
@@ -52,7 +52,7 @@ pub struct FastpathReport {
     /// One lease, events off (in-place stamp only): what the event costs.
     pub ns_per_renewal_stamp_only: f64,
     pub ns_per_renewal_1m_stamp_only: f64,
-    /// A trivial XDP_PASS program.
+    /// A trivial `XDP_PASS` program.
     pub ns_floor: f64,
     /// A non-DHCP UDP frame through our program.
     pub ns_non_dhcp: f64,
@@ -133,6 +133,11 @@ fn stride(clients: u32) -> u32 {
     fn gcd(a: u32, b: u32) -> u32 {
         if b == 0 { a } else { gcd(b, a % b) }
     }
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "0.62 of a u32: nonnegative and below u32::MAX"
+    )]
     let mut s = ((f64::from(clients) * 0.618_034) as u32).max(1);
     while gcd(s, clients.max(1)) != 1 {
         s += 1;
@@ -166,14 +171,14 @@ fn bench_frame(f: &[u8], clients: u32, ack_len: usize) -> Result<BenchFrame> {
     let mut frame = [0u8; BENCH_FRAME_MAX];
     frame[..f.len()].copy_from_slice(f);
     Ok(BenchFrame {
-        len: f.len() as u32,
+        len: u32::try_from(f.len())?,
         clients,
         counter: 0,
-        ciaddr_off: (bootp_at + bootp::CIADDR) as u32,
-        chaddr_off: (bootp_at + bootp::CHADDR) as u32,
-        client_id_mac_off: id_at as u32,
+        ciaddr_off: u32::try_from(bootp_at + bootp::CIADDR)?,
+        chaddr_off: u32::try_from(bootp_at + bootp::CHADDR)?,
+        client_id_mac_off: u32::try_from(id_at)?,
         base_addr: u32::from(BASE),
-        ack_len: ack_len as u32,
+        ack_len: u32::try_from(ack_len)?,
         stride: stride(clients),
         frame,
     })
@@ -300,7 +305,7 @@ impl Bench {
         if !resized {
             return Ok(plain);
         }
-        Ok((plain + self.time(RESIZE_PROG, f, XDP_PASS)?) / 2.0)
+        Ok(plain.midpoint(self.time(RESIZE_PROG, f, XDP_PASS)?))
     }
 
     /// One lease, a full-size request (576-byte IP), events on, net of the restore.
@@ -376,7 +381,13 @@ fn random_access_ns(bytes: usize) -> Result<f64> {
     ensure!(base != libc::MAP_FAILED, "mmap {bytes} bytes: {}", std::io::Error::last_os_error());
     // Small pages, as vmalloc gives the kernel's array (transparent huge pages would hide the
     // TLB misses the kernel takes).
+    // SAFETY: advice on the mapping just made, `bytes` long; it changes no contents.
     unsafe { libc::madvise(base, bytes, libc::MADV_NOHUGEPAGE) };
+    #[expect(
+        clippy::cast_ptr_alignment,
+        reason = "mmap returns a page-aligned base and every line starts a multiple of 64 on"
+    )]
+    // SAFETY: callers pass i < lines, so the line lies inside the mapping.
     let at = |i: usize| unsafe { base.cast::<u8>().add(i * LINE).cast::<usize>() };
     // Sattolo's algorithm: a random permutation that is one single cycle.
     let mut order: Vec<usize> = (0..lines).collect();
@@ -385,19 +396,28 @@ fn random_access_ns(bytes: usize) -> Result<f64> {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        order.swap(i, (x % i as u64) as usize);
+        #[expect(clippy::cast_possible_truncation, reason = "x % i is below i, a usize")]
+        let j = (x % i as u64) as usize;
+        order.swap(i, j);
     }
     for (i, &line) in order.iter().enumerate() {
+        // SAFETY: `line` < lines, so at(line) is an aligned usize inside the mapping.
         unsafe { at(line).write(at(order[(i + 1) % lines]) as usize) };
     }
     let steps = 4 * lines;
     let mut p = at(order[0]) as usize;
     let t = std::time::Instant::now();
     for _ in 0..steps {
+        // SAFETY: p is always the address of a line of the mapping, each written above.
         p = unsafe { *(p as *const usize) };
     }
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "a chase of seconds: ns and steps far below 2^52"
+    )]
     let ns = t.elapsed().as_nanos() as f64 / steps as f64;
     std::hint::black_box(p);
+    // SAFETY: the mapping made above, `bytes` long; nothing refers to it past this point.
     unsafe { libc::munmap(base, bytes) };
     Ok(ns)
 }

@@ -52,6 +52,10 @@ enum BenchCmd {
         #[arg(long, value_name = "PATH")]
         load: Option<PathBuf>,
     },
+    #[expect(
+        clippy::doc_markdown,
+        reason = "clap prints this doc comment as --help text, where backticks would show literally"
+    )]
     /// Time the XDP program with BPF_PROG_TEST_RUN (no interface is touched).
     Fastpath {
         #[arg(long, default_value_t = 1_000_000)]

@@ -1,4 +1,4 @@
-//! `xdhcp-load`: a DHCPv4 load generator for any server.
+//! `xdhcp-load`: a `DHCPv4` load generator for any server.
 use std::{net::Ipv4Addr, path::PathBuf, time::Duration};
 
 use anyhow::{Context as _, Result};
@@ -20,6 +20,10 @@ use dhcp_lab::load::{self, LoadOptions};
 ///
 /// Prints a JSON summary on stdout: clients bound and DORA/s; renewals sent, ACKed, ACKed per
 /// second and lost; latency percentiles (µs, log2 buckets). Progress goes to stderr.
+#[expect(
+    clippy::doc_markdown,
+    reason = "clap prints these doc comments as --help text, where backticks would show literally"
+)]
 #[derive(Parser, Debug)]
 #[command(name = "xdhcp-load", version, verbatim_doc_comment)]
 struct Args {

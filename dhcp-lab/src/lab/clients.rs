@@ -443,7 +443,7 @@ impl Client {
             }
         };
         // SAFETY: kill(2) of the client we started (ip netns exec execs it, same pid).
-        if unsafe { libc::kill(pid as libc::pid_t, sig) } != 0 {
+        if unsafe { libc::kill(super::process::pid(pid), sig) } != 0 {
             return Err(errno("signal the client"));
         }
         Ok(())
@@ -463,7 +463,7 @@ impl Client {
             pids.iter().copied().filter(|p| pid_in_netns(*p, ns)).collect()
         };
         // Collected before the main process dies: its helpers are reparented then.
-        let tree = mine(&process_tree(child.id() as i32));
+        let tree = mine(&process_tree(super::process::pid(child.id())));
         for &p in &tree {
             // SAFETY: plain kill(2) of processes this client started.
             unsafe { libc::kill(p, libc::SIGTERM) };

@@ -155,20 +155,18 @@ impl Daemon {
     pub fn kill(&mut self, signal: libc::c_int) -> Result<std::process::ExitStatus> {
         let mut child = self.child.take().context("xdhcp run is not running")?;
         // SAFETY: kill(2) of our own child, not yet reaped.
-        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        unsafe { libc::kill(super::process::pid(child.id()), signal) };
         let mut status = None;
         settle(Duration::from_secs(10), || {
             status = child.try_wait().ok().flatten();
             status.is_some()
         });
-        match status {
-            Some(s) => Ok(s),
-            None => {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!("xdhcp run did not exit on signal {signal} within 10 s")
-            }
+        if let Some(s) = status {
+            return Ok(s);
         }
+        let _ = child.kill();
+        let _ = child.wait();
+        bail!("xdhcp run did not exit on signal {signal} within 10 s")
     }
 
     /// Whether the server still runs; an error with its log if it exited.

@@ -1,6 +1,7 @@
 //! The real server's network: one LAN (a bridge), `xdhcp run`'s port on it, client ports and
 //! a relay agent with a client behind it.
 use std::{
+    fmt::Write as _,
     fs::{self, File},
     net::Ipv4Addr,
     os::unix::process::CommandExt as _,
@@ -92,7 +93,8 @@ impl ServerConfig {
             end = self.pool.1,
         );
         if self.relayed {
-            s += &format!(
+            let _ = write!(
+                s,
                 "[[subnet]]\n\
                  prefix = \"10.98.0.0/24\"\n\
                  pools = [{{ start = \"10.98.0.100\", end = \"10.98.0.199\" }}]\n\
@@ -106,7 +108,7 @@ impl ServerConfig {
 /// One L2 segment: a bridge in a switch namespace, the server's veth (in a server namespace,
 /// where `xdhcp run` attaches XDP to it) as one port, and [`Port`]s for clients. The bridge
 /// end of the server's link runs the pass program, without which a veth drops the frames its
-/// peer sends with XDP_TX. Drop removes whatever the daemon left pinned, then everything else.
+/// peer sends with `XDP_TX`. Drop removes whatever the daemon left pinned, then everything else.
 pub struct Lan {
     _pass: PassProgram,
     _link: VethPair,
@@ -144,16 +146,13 @@ impl Lan {
     /// client gets none: its DHCP client configures it).
     pub fn port(&self, tag: &str, addr: Option<(Ipv4Addr, u8)>) -> Result<Port> {
         let n = self.ports.fetch_add(1, Ordering::Relaxed) + 16;
-        let mac = [0x02, 0x58, 0x64, 0, (n >> 8) as u8, n as u8];
+        let [_, _, hi, lo] = n.to_be_bytes();
+        let mac = [0x02, 0x58, 0x64, 0, hi, lo];
         let ns = NetNs::new(tag)?;
         let (sw, iface) = (unique_ifname('b'), unique_ifname('c'));
         let veth = VethPair::new(
             &self.switch,
-            VethEnd {
-                name: sw.clone(),
-                mac: [0x02, 0x58, 0x65, 0, (n >> 8) as u8, n as u8],
-                addr: None,
-            },
+            VethEnd { name: sw.clone(), mac: [0x02, 0x58, 0x65, 0, hi, lo], addr: None },
             &ns,
             VethEnd { name: iface.clone(), mac, addr },
         )?;
@@ -169,9 +168,10 @@ impl Lan {
         ensure!(bin.is_file(), "dhcrelay is not installed: apt-get install isc-dhcp-relay");
         let agent = self.port("relay", Some((RELAY_UPSTREAM, LAN_PREFIX)))?;
         let n = self.ports.fetch_add(1, Ordering::Relaxed) + 16;
+        let [_, _, hi, lo] = n.to_be_bytes();
         let ns = NetNs::new("relayed")?;
         let (down, iface) = (unique_ifname('r'), unique_ifname('c'));
-        let mac = [0x02, 0x58, 0x64, 0, (n >> 8) as u8, n as u8];
+        let mac = [0x02, 0x58, 0x64, 0, hi, lo];
         let veth = VethPair::new(
             &agent.ns,
             VethEnd {

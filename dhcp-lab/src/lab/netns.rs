@@ -33,7 +33,7 @@ pub struct NetNs {
 }
 
 impl NetNs {
-    /// Creates the namespace with `lo` up and IPv6 off (the lab is DHCPv4 only; without
+    /// Creates the namespace with `lo` up and IPv6 off (the lab is `DHCPv4` only; without
     /// IPv6 the fast path's pass counters show only DHCP and ARP).
     pub fn new(purpose: &str) -> Result<Self> {
         require_root()?;
@@ -193,6 +193,7 @@ fn is_bpffs(path: &str) -> bool {
     let Ok(p) = CString::new(path) else { return false };
     // SAFETY: statfs writes into the zeroed struct we own.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: statfs(2) reads the C string we own and writes at most a statfs into `st`.
     (unsafe { libc::statfs(p.as_ptr(), &raw mut st) }) == 0 && st.f_type == BPF_FS_MAGIC
 }
 

@@ -112,31 +112,30 @@ pub fn run_cmd(cmd: &mut Command, timeout: Duration) -> Result<String> {
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("start {desc}"))?;
-    let pid = child.id() as libc::pid_t;
+    let pid = pid(child.id());
     // wait_with_output drains both pipes while waiting; doing that on a helper thread is what
     // lets the wait itself be bounded.
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         let _ = tx.send(child.wait_with_output());
     });
-    match rx.recv_timeout(timeout) {
-        Ok(out) => {
-            let out = out.with_context(|| format!("wait for {desc}"))?;
-            if !out.status.success() {
-                bail!(
-                    "{desc} failed ({}): {}",
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr).trim()
-                );
-            }
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        }
-        Err(_) => {
-            // SAFETY: plain kill(2) of the child we spawned (the helper thread has not reaped it).
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            bail!("{desc} did not finish within {} s", timeout.as_secs())
-        }
+    let Ok(out) = rx.recv_timeout(timeout) else {
+        // SAFETY: plain kill(2) of the child we spawned (the helper thread has not reaped it).
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        bail!("{desc} did not finish within {} s", timeout.as_secs())
+    };
+    let out = out.with_context(|| format!("wait for {desc}"))?;
+    if !out.status.success() {
+        bail!("{desc} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
     }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A child's id (`Child::id`) as kill(2) takes it.
+#[must_use]
+pub fn pid(id: u32) -> libc::pid_t {
+    // Pids stay below pid_max (at most 2^22): the reinterpretation never wraps.
+    id.cast_signed()
 }
 
 pub(crate) fn ip(args: &[&str]) -> Result<String> {
@@ -144,9 +143,10 @@ pub(crate) fn ip(args: &[&str]) -> Result<String> {
 }
 
 pub(crate) fn require_root() -> Result<()> {
-    // SAFETY: geteuid cannot fail.
+    // SAFETY: geteuid(2) takes nothing and cannot fail.
+    let euid = unsafe { libc::geteuid() };
     ensure!(
-        unsafe { libc::geteuid() } == 0,
+        euid == 0,
         "the lab creates network namespaces and attaches XDP programs: run it as root"
     );
     Ok(())

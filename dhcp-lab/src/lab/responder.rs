@@ -3,7 +3,6 @@
 use std::{
     ffi::CString,
     io,
-    mem::size_of,
     net::{Ipv4Addr, SocketAddrV4, UdpSocket},
     os::fd::{FromRawFd as _, OwnedFd},
     sync::{
@@ -20,7 +19,7 @@ use dhcproto::{
 };
 use xdhcp::{
     packet::{self, BROADCAST_MAC, L2},
-    packet_socket::{PacketSocket, Protocol},
+    packet_socket::{PacketSocket, Protocol, socklen_of},
 };
 
 use super::{
@@ -105,6 +104,7 @@ fn open_responder_sockets(iface: &str) -> Result<(UdpSocket, PacketSocket)> {
     // Send only: the requests come in on the UDP socket.
     let raw = PacketSocket::open(iface, Protocol::SendOnly)?;
     let name = CString::new(iface)?;
+    let name_len = libc::socklen_t::try_from(name.as_bytes().len())?;
     // SAFETY: socket(2) takes no pointers; a nonnegative result is a new descriptor nothing
     // else owns, so OwnedFd may take it.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
@@ -123,7 +123,7 @@ fn open_responder_sockets(iface: &str) -> Result<(UdpSocket, PacketSocket)> {
             libc::SOL_SOCKET,
             libc::SO_BINDTODEVICE,
             name.as_ptr().cast(),
-            name.as_bytes().len() as libc::socklen_t,
+            name_len,
         )
     };
     if rc != 0 {
@@ -136,22 +136,25 @@ fn open_responder_sockets(iface: &str) -> Result<(UdpSocket, PacketSocket)> {
             libc::SOL_SOCKET,
             libc::SO_REUSEADDR,
             (&raw const one).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
+            socklen_of::<libc::c_int>(),
         )
     };
     if rc != 0 {
         return Err(errno("SO_REUSEADDR"));
     }
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "AF_INET is 2; libc types it as int, sockaddr_in as sa_family_t"
+    )]
+    let family = libc::AF_INET as libc::sa_family_t;
     let sin = libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_family: family,
         sin_port: dhcp_common::bootp::SERVER_PORT.to_be(),
         sin_addr: libc::in_addr { s_addr: 0 },
         sin_zero: [0; 8],
     };
     // SAFETY: bind(2) reads a sockaddr_in of the given size from a live local.
-    let rc = unsafe {
-        libc::bind(fd, (&raw const sin).cast(), size_of::<libc::sockaddr_in>() as libc::socklen_t)
-    };
+    let rc = unsafe { libc::bind(fd, (&raw const sin).cast(), socklen_of::<libc::sockaddr_in>()) };
     if rc != 0 {
         return Err(errno("bind UDP port 67"));
     }

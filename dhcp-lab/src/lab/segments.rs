@@ -157,7 +157,7 @@ impl SegmentPlan {
 /// on the client end, and the first-lease responder. Teardown is drop, in field order.
 ///
 /// The client end runs the pass program because in native mode a veth drops the frames its
-/// peer sends with XDP_TX unless it runs an XDP program of its own.
+/// peer sends with `XDP_TX` unless it runs an XDP program of its own.
 pub struct Segment {
     client: Option<Client>,
     responder: Responder,

@@ -73,7 +73,7 @@ impl Drop for FastPath {
 }
 
 /// The do-nothing XDP program on the client end of a veth pair: without an XDP program of its
-/// own, a veth drops the frames its peer sends with XDP_TX. Dropping this detaches it.
+/// own, a veth drops the frames its peer sends with `XDP_TX`. Dropping this detaches it.
 pub struct PassProgram {
     _link: FdLink,
 }

@@ -1,9 +1,8 @@
 //! DHCP sockets of one interface: a UDP socket on port 67 bound to the device (requests in,
-//! routed and broadcast replies out) and an AF_PACKET socket for replies to clients that have
+//! routed and broadcast replies out) and an `AF_PACKET` socket for replies to clients that have
 //! no address yet (RFC 2131 §4.1: unicast to yiaddr at chaddr, without ARP).
 use std::{
     io,
-    mem::size_of,
     net::{Ipv4Addr, SocketAddrV4, UdpSocket as StdUdp},
     os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
 };
@@ -27,7 +26,13 @@ fn check(rc: libc::c_int, what: &str) -> Result<libc::c_int> {
 fn setopt<T>(fd: libc::c_int, level: i32, name: i32, v: &T, what: &str) -> Result<()> {
     // SAFETY: v points to a live T of the size given.
     let rc = unsafe {
-        libc::setsockopt(fd, level, name, (v as *const T).cast(), size_of::<T>() as libc::socklen_t)
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            std::ptr::from_ref(v).cast(),
+            packet_socket::socklen_of::<T>(),
+        )
     };
     check(rc, what).map(|_| ())
 }
@@ -55,20 +60,24 @@ impl IfaceSockets {
             unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) },
             "UDP socket",
         )?;
+        // SAFETY: `check` let only a nonnegative result through: a new descriptor nothing else
+        // owns.
         let udp_fd = unsafe { OwnedFd::from_raw_fd(fd) };
         let one: libc::c_int = 1;
         setopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, &one, "SO_REUSEADDR")?;
         setopt(fd, libc::SOL_SOCKET, libc::SO_BROADCAST, &one, "SO_BROADCAST")?;
         // One socket per interface, all on 0.0.0.0:67: the device binding keeps them apart and
         // tells which interface a request came in on.
-        // SAFETY: the name buffer outlives the call.
+        let name_len = libc::socklen_t::try_from(c_name.as_bytes().len())
+            .with_context(|| format!("interface name {iface:?}"))?;
+        // SAFETY: the name buffer outlives the call and is name_len bytes long.
         let rc = unsafe {
             libc::setsockopt(
                 fd,
                 libc::SOL_SOCKET,
                 libc::SO_BINDTODEVICE,
                 c_name.as_ptr().cast(),
-                c_name.as_bytes().len() as libc::socklen_t,
+                name_len,
             )
         };
         check(rc, "SO_BINDTODEVICE")?;
@@ -107,13 +116,19 @@ impl IfaceSockets {
 fn bind_any(s: &StdUdp) -> io::Result<()> {
     // SAFETY: sockaddr_in for 0.0.0.0:67.
     let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-    sin.sin_family = libc::AF_INET as u16;
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "AF_INET is 2; libc types it as int, sockaddr_in as sa_family_t"
+    )]
+    let family = libc::AF_INET as libc::sa_family_t;
+    sin.sin_family = family;
     sin.sin_port = SERVER_PORT.to_be();
+    // SAFETY: bind(2) reads exactly size_of::<sockaddr_in>() bytes from a live local.
     let rc = unsafe {
         libc::bind(
             s.as_raw_fd(),
             (&raw const sin).cast(),
-            size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            packet_socket::socklen_of::<libc::sockaddr_in>(),
         )
     };
     if rc != 0 { Err(io::Error::last_os_error()) } else { Ok(()) }

@@ -54,6 +54,7 @@ pub fn ensure_bpffs() -> Result<()> {
     let target = c"/sys/fs/bpf";
     // SAFETY: statfs writes into the zeroed struct we own.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: statfs(2) reads the static C string and writes at most a statfs into `st`.
     if unsafe { libc::statfs(target.as_ptr(), &raw mut st) } == 0 && st.f_type == BPF_FS_MAGIC {
         return Ok(());
     }
@@ -112,7 +113,8 @@ pub fn load_object(object: &[u8], opts: &LoadOptions) -> Result<Ebpf> {
     }
     // A region of the event log for every CPU that can ever run the program, of the size the
     // maps already pinned have (the program must index the map it will use), or as asked.
-    let cpus = aya::util::nr_cpus().map_err(|(what, e)| anyhow::anyhow!("{what}: {e}"))? as u32;
+    let cpus = aya::util::nr_cpus().map_err(|(what, e)| anyhow::anyhow!("{what}: {e}"))?;
+    let cpus = u32::try_from(cpus).context("possible CPUs")?;
     let pinned = match &opts.pin_dir {
         Some(d) => pinned_log_slots(d)?,
         None => None,
@@ -154,7 +156,7 @@ pub fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp> {
     Ok(prog)
 }
 
-/// The line between jiffies and CLOCK_MONOTONIC that XDP tells the time by (see
+/// The line between jiffies and `CLOCK_MONOTONIC` that XDP tells the time by (see
 /// [`KernelClock`]), read by running [`CLOCK_PROG`] once, and written into the control entry
 /// of `maps` (the object's).
 pub fn set_kernel_clock(ebpf: &mut Ebpf, maps: &mut FastPathMaps) -> Result<KernelClock> {
@@ -411,7 +413,7 @@ pub const PEER_PIN_ROOT: &str = "/sys/fs/bpf/xdhcp-peer";
 pub const PEER_PROG: &str = "xdhcp_peer";
 
 /// Attaches [`PEER_PROG`] to `iface` and pins its link and maps: on a veth pair, frames our
-/// fast path sends with XDP_TX only arrive at a peer that runs an XDP program of its own. For
+/// fast path sends with `XDP_TX` only arrive at a peer that runs an XDP program of its own. For
 /// labs and load tests, on the client side.
 pub fn attach_peer(iface: &str) -> Result<()> {
     ensure_bpffs()?;
@@ -458,6 +460,7 @@ pub fn detach(iface: &str) -> Result<()> {
 }
 
 /// Interfaces with a pinned fast path.
+#[must_use]
 pub fn pinned_interfaces() -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(PIN_ROOT)
         .map(|rd| rd.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
@@ -503,15 +506,17 @@ mod tests {
         // SAFETY: the map-create attributes hold no pointers.
         let fd =
             unsafe { crate::bpf_sys::sys_bpf(BPF_MAP_CREATE, &mut attr) }.expect("create a map");
+        let fd = libc::c_int::try_from(fd).expect("a descriptor is an int");
         let name = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
         let mut attr = [0u8; 128];
         attr[..8].copy_from_slice(&(name.as_ptr() as u64).to_ne_bytes());
-        attr[8..12].copy_from_slice(&(fd as u32).to_ne_bytes());
+        // bpf_attr carries the (nonnegative) descriptor as a __u32.
+        attr[8..12].copy_from_slice(&fd.cast_unsigned().to_ne_bytes());
         // SAFETY: the path the attributes point to outlives the call.
         unsafe { crate::bpf_sys::sys_bpf(BPF_OBJ_PIN, &mut attr) }
             .unwrap_or_else(|e| panic!("pin {}: {e}", path.display()));
         // SAFETY: fd was returned above and is ours; the pin keeps the map.
-        unsafe { libc::close(fd as i32) };
+        unsafe { libc::close(fd) };
     }
 
     #[test]
@@ -533,7 +538,7 @@ mod tests {
     }
 
     /// A pin directory of the test's own, named after `what` and this process: beside
-    /// PIN_ROOT, not in it, so nothing listing pinned interfaces sees it.
+    /// `PIN_ROOT`, not in it, so nothing listing pinned interfaces sees it.
     fn scratch_pin_dir(what: &str) -> PathBuf {
         ensure_bpffs().unwrap();
         let dir = PathBuf::from(format!("{PIN_ROOT}-test-{what}-{}", std::process::id()));
