@@ -46,6 +46,20 @@ pub fn judge_update(
         (Some(_), None) => true,
         (Some(t), Some(o)) => t > o,
     };
+    // A release in the same second as the last transaction we know of moves no CLTT (ISC
+    // dhcpd does not move it on RELEASE at all): from the same client it is no older.
+    let cltt_not_earlier = || match (theirs.client_last_transaction, ours.client_last_transaction) {
+        (None, _) => false,
+        (Some(_), None) => true,
+        (Some(t), Some(o)) => t >= o,
+    };
+    // A change of state the partner made after ours (an ABANDONED address freed after its
+    // probation), not one sent before it. ISC dhcpd accepts any FREE over ABANDONED; only an
+    // update known to be older is refused here.
+    let stos_later = || match (theirs.start_time_of_state, ours.start_time_of_state) {
+        (Some(t), Some(o)) => t > o,
+        _ => true,
+    };
     // "time(2)": our lease has run out.
     let expired_here = || {
         ours.lease_expiration.is_none_or(|end| {
@@ -84,11 +98,13 @@ pub fn judge_update(
             }
         }
         (Active, Expired | Free | Backup) => outdated(expired_here()),
+        (Active, Released) if ours.same_client(theirs) => outdated(cltt_not_earlier()),
         (Active, Released) | (Expired, Active) | (Released, Active | Expired) => {
             outdated(cltt_later())
         }
         (Reset, Active) => outdated(cltt_after_reset()),
         (Abandoned, Reset | Abandoned) => Ok(()),
+        (Abandoned, Free | Backup) if stos_later() => Ok(()),
         (Abandoned, _) => Err(RejectReason::LESS_CRITICAL_BINDING),
         _ => Ok(()),
     }
@@ -346,7 +362,17 @@ mod tests {
         assert_eq!(judge(&ours, &client(Released, 1, Some(11))), Ok(()));
         assert_eq!(
             judge(&ours, &client(Released, 1, Some(10))),
+            Ok(()),
+            "the client released in the second of its last transaction (or dhcpd kept the CLTT)"
+        );
+        assert_eq!(
+            judge(&ours, &client(Released, 1, Some(9))),
             Err(RejectReason::OUTDATED_BINDING)
+        );
+        assert_eq!(
+            judge(&ours, &client(Released, 2, Some(10))),
+            Err(RejectReason::OUTDATED_BINDING),
+            "another client's release must come later than what we know"
         );
         assert_eq!(judge(&ours, &client(Released, 1, None)), Err(RejectReason::OUTDATED_BINDING));
         let expired = client(Expired, 1, Some(10));
@@ -369,9 +395,9 @@ mod tests {
     }
 
     #[test]
-    fn an_abandoned_address_only_yields_to_reset_or_abandoned() {
-        let ours = b(Abandoned);
-        for theirs in [Active, Expired, Released, Free, Backup] {
+    fn an_abandoned_address_yields_to_reset_abandoned_or_a_later_free() {
+        let ours = BindingUpdate { start_time_of_state: Some(100), ..b(Abandoned) };
+        for theirs in [Active, Expired, Released] {
             assert_eq!(
                 judge(&ours, &client(theirs, 1, Some(1))),
                 Err(RejectReason::LESS_CRITICAL_BINDING)
@@ -379,6 +405,12 @@ mod tests {
         }
         assert_eq!(judge(&ours, &b(Reset)), Ok(()));
         assert_eq!(judge(&ours, &b(Abandoned)), Ok(()));
+        // The partner freed it after its probation, a state that began after ours.
+        let freed = BindingUpdate { start_time_of_state: Some(101), ..b(Free) };
+        assert_eq!(judge(&ours, &freed), Ok(()));
+        let stale = BindingUpdate { start_time_of_state: Some(99), ..b(Free) };
+        assert_eq!(judge(&ours, &stale), Err(RejectReason::LESS_CRITICAL_BINDING));
+        assert_eq!(judge(&ours, &b(Backup)), Ok(()), "no start time: as ISC dhcpd, accepted");
     }
 
     #[test]

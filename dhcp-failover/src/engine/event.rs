@@ -31,7 +31,13 @@ pub enum Event {
     /// The partner stored our update. `acked_pet` is the potential expiration time it now knows,
     /// which lets the lease owner (and the fast path) grant up to `acked_pet + MCLT`. For
     /// EXPIRED, RELEASED and RESET this is also the moment the address becomes free (§5.11).
-    BindingAcked { ip: Ipv4Addr, status: BindingStatus, acked_pet: Option<u32> },
+    BindingAcked {
+        ip: Ipv4Addr,
+        status: BindingStatus,
+        acked_pet: Option<u32>,
+        /// The acknowledged update was the latest for the address: the partner has it all.
+        latest: bool,
+    },
     /// The partner refused our update. It is not resent until the partner next asks for updates
     /// or the binding changes again (draft-12 §7.2.2 forbids an immediate retry).
     BindingRejected { ip: Ipv4Addr, reason: RejectReason, message: Vec<u8> },

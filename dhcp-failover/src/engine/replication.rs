@@ -37,6 +37,14 @@ impl Peer {
                 continue;
             }
             let ours = self.bindings.get(ip).map(|r| &r.binding);
+            if self.primary_expires(ours, &binding) {
+                acks.push(BindingAck::reject(
+                    ip,
+                    RejectReason::FATAL_CONFLICT,
+                    "in NORMAL the primary expires leases",
+                ));
+                continue;
+            }
             match super::judge_update(ours, &binding, self.cfg.role, now) {
                 Ok(()) => {
                     self.bindings.accept_remote(binding.clone());
@@ -83,18 +91,21 @@ impl Peer {
         }
         match verdict {
             None => {
+                let mut latest = false;
                 if let Some(r) = self.bindings.get_mut(sent.ip) {
                     if let Some(pet) = sent.pet {
                         r.times.acked_pet = r.times.acked_pet.max(u64::from(pet));
                     }
                     if r.version == sent.version {
                         r.up_to_date = true;
+                        latest = true;
                     }
                 }
                 self.events.push_back(Event::BindingAcked {
                     ip: sent.ip,
                     status: sent.status,
                     acked_pet: sent.pet,
+                    latest,
                 });
             }
             Some((reason, message)) => {
@@ -117,6 +128,22 @@ impl Peer {
             waiting.extend(previous.waiting);
         }
         self.serving = Some(ServingRequest { xid, waiting });
+    }
+
+    /// In NORMAL the primary expires the leases of the shared pools and the secondary does not
+    /// (ISC dhcpd, both ways): an expiry the secondary made while the two were apart would,
+    /// once accepted here, cross the primary's own later picture of the lease on the wire.
+    /// The primary expires the lease itself, by the end it holds.
+    fn primary_expires(
+        &self,
+        ours: Option<&crate::messages::BindingUpdate>,
+        theirs: &crate::messages::BindingUpdate,
+    ) -> bool {
+        use crate::options::BindingStatus::{Active, Expired};
+        self.cfg.role == super::Role::Primary
+            && self.state == ServerState::Normal
+            && theirs.status == Expired
+            && ours.is_some_and(|o| o.status == Active)
     }
 
     pub(super) fn in_flight_versions(&self) -> HashSet<(std::net::Ipv4Addr, u64)> {

@@ -34,7 +34,7 @@ use crate::{
     config::Config,
     failover::{self, Failover, LinkCmd},
     server::{FastPathLease, Handled, MapOp, Reply, RxInfo, Server},
-    store::LeaseChange,
+    store::{LeaseChange, LeaseState},
 };
 
 /// One instant read on both clocks: conversions between them use the same pair.
@@ -156,7 +156,16 @@ pub struct Core {
     server: Server,
     failover: Option<Relationship>,
     fast_path_renewals: u64,
+    turns: u64,
+    /// Addresses whose kernel entry a turn deleted while no client held them, with that turn:
+    /// two turns on, every renewal the kernel answered before the delete has been drained.
+    letting_go: Vec<(Ipv4Addr, u64)>,
 }
+
+/// Turns between deleting an address's kernel entry and voiding its hold: the driver applies
+/// the delete after one turn and drains the log at the start of the next, and a renewal XDP
+/// was answering at the very moment of the delete is logged by the one after.
+const LET_GO_TURNS: u64 = 2;
 
 /// At most this many commit rounds a turn: only a poll after a commit adds changes, and only
 /// through pool balancing, which runs at most once a turn.
@@ -168,12 +177,21 @@ impl Core {
         let leases = store.load_all()?;
         let blob = store.failover_state()?;
         let fo = Failover::new(&cfg, blob.as_deref(), &leases, now);
+        // The driver makes the kernel hold only what the store says is bound before the first
+        // turn: whatever else a record still holds is let go as after a delete.
+        let letting_go = leases
+            .iter()
+            .filter(|l| l.state != LeaseState::Active && l.held_until > now)
+            .map(|l| (l.address, 0))
+            .collect();
         let server = Server::new(cfg.clone(), leases);
         Ok(Self {
             cfg,
             server,
             failover: fo.map(|fo| Relationship { fo, link_id: None }),
             fast_path_renewals: 0,
+            turns: 0,
+            letting_go,
         })
     }
 
@@ -223,6 +241,7 @@ impl Core {
         inputs: Vec<Input<R>>,
         store: &mut impl Durable,
     ) -> Output<R> {
+        self.turns += 1;
         let mut out = Output::default();
         let mut p = Pending::default();
         let mut decided = Vec::new();
@@ -260,6 +279,7 @@ impl Core {
                 Input::Link(_) => {}
             }
         }
+        self.let_go(now.unix, &mut p);
         for (rx, bytes) in requests {
             let o = self.server.handle_bytes(now.unix, &bytes, &rx);
             p.local.extend(o.changes.iter().map(LeaseChange::address));
@@ -277,7 +297,8 @@ impl Core {
             if p.changes.is_empty() && p.local.is_empty() && p.commit.is_none() {
                 break;
             }
-            let changes = std::mem::take(&mut p.changes);
+            let mut changes = std::mem::take(&mut p.changes);
+            self.mark_unacked(&mut changes, &p.local);
             if self.commit(now.unix, &changes, store, &mut out) {
                 if let Some(f) = &mut self.failover {
                     f.fo.committed(now.unix, &self.server, p.commit.take(), p.local.drain(..));
@@ -359,8 +380,47 @@ impl Core {
             self.reload(store);
             return false;
         }
-        out.map_ops.extend(self.server.map_ops(changes, now));
+        let ops = self.server.map_ops(changes, now);
+        for op in &ops {
+            if let MapOp::Delete(a) = op
+                && self.server.lease(*a).is_some_and(|l| l.state != LeaseState::Active)
+            {
+                self.letting_go.push((*a, self.turns));
+            }
+        }
+        out.map_ops.extend(ops);
         true
+    }
+
+    /// The records of `local` addresses are committed as not yet acknowledged by the partner,
+    /// in the same transaction as the change itself: a kill -9 before the BNDACK leaves the
+    /// store saying what a restart must send again.
+    fn mark_unacked(&mut self, changes: &mut [LeaseChange], local: &[Ipv4Addr]) {
+        if self.failover.is_none() || local.is_empty() {
+            return;
+        }
+        let local: std::collections::HashSet<_> = local.iter().copied().collect();
+        for c in changes {
+            if let LeaseChange::Put(l) = c
+                && local.contains(&l.address)
+            {
+                l.partner_acked = false;
+                self.server.mark_unacked(l.address);
+            }
+        }
+    }
+
+    /// Voids the hold of every address whose kernel entry went [`LET_GO_TURNS`] ago; see
+    /// [`Server::kernel_let_go`]. Not news for the partner: it is this server's fast path only.
+    fn let_go(&mut self, now: u64, p: &mut Pending) {
+        let due = self.turns.saturating_sub(LET_GO_TURNS);
+        let (ready, waiting) = std::mem::take(&mut self.letting_go)
+            .into_iter()
+            .partition::<Vec<_>, _>(|&(_, t)| t <= due);
+        self.letting_go = waiting;
+        for (a, _) in ready {
+            p.changes.extend(self.server.kernel_let_go(a, now));
+        }
     }
 
     /// The engine is ahead of the store: start it again from what is durable.

@@ -331,10 +331,22 @@ pub fn lease_from_binding(old: Option<&Lease>, b: &BindingUpdate, subnet: u32, n
         l.cltt = l.cltt.max(our_cltt);
     }
     l.probation_until = None;
+    l.partner_acked = true;
     // The partner has just said what it holds: there is nothing older to go back to.
     l.rewind_state = None;
     l.rewind_expiry = None;
     l
+}
+
+/// `l` as FREE from `now`: no client holds it (draft-12 §5.11). Whatever the fast path may still
+/// grant the old client (`held_until`) keeps it from another client until then.
+fn free_record(l: &mut Lease, now: u64) {
+    l.state = LeaseState::Free;
+    l.partner_acked = true;
+    l.stos = now;
+    l.clear_client();
+    l.rewind_state = None;
+    l.rewind_expiry = None;
 }
 
 fn peer_config(cfg: &Config, f: &crate::config::Failover) -> PeerConfig {
@@ -382,11 +394,8 @@ impl Failover {
                 acked_pet: l.pet_acked,
                 received_pet: l.pet_received,
             };
-            // The store keeps no "partner has this version" bit; an acknowledged PET at least as
-            // late as the last one sent is the best evidence. Anything else is sent again, which
-            // the partner accepts as a repeat.
-            let partner_has_it = l.pet_acked >= l.pet_sent;
-            peer.restore_binding(binding_of(l), times, partner_has_it);
+            // What the partner never acknowledged is sent again; it takes a repeat as one.
+            peer.restore_binding(binding_of(l), times, l.partner_acked);
         }
         let gate = FailoverGate::starting(&f);
         Some(Self {
@@ -688,7 +697,16 @@ impl Failover {
                 {
                     return;
                 }
-                let l = lease_from_binding(server.lease(binding.ip), &binding, sid.0, now);
+                let mut l = lease_from_binding(server.lease(binding.ip), &binding, sid.0, now);
+                // §5.11: the server returning the BNDACK for an EXPIRED, RELEASED or RESET
+                // address sets it FREE as part of processing the update; the partner does the
+                // same on our BNDACK, so neither tells the other.
+                if matches!(
+                    binding.status,
+                    BindingStatus::Expired | BindingStatus::Released | BindingStatus::Reset
+                ) {
+                    free_record(&mut l, now);
+                }
                 // We kept a later end of our client's lease than the partner's: the engine and
                 // the partner must judge later updates against ours.
                 let kept_ours = l.state == LeaseState::Active
@@ -699,28 +717,25 @@ impl Failover {
                 out.changes.push(server.put_failover_record(now, l));
                 self.counters.bindings_applied += 1;
             }
-            Event::BindingAcked { ip, status, acked_pet } => {
+            Event::BindingAcked { ip, status, acked_pet, latest } => {
                 self.counters.acks_received += 1;
-                if let Some(pet) = acked_pet
-                    && let Some(c) = server.failover_acked(ip, u64::from(pet))
-                {
+                if let Some(c) = server.failover_acked(ip, acked_pet.map(u64::from), latest) {
                     out.changes.push(c);
                 }
-                // §5.11: once the partner knows the client is gone, the address is free again;
-                // the primary says so, and the secondary waits to be told (two servers freeing
-                // the same address would only trade updates).
-                let freed = matches!(status, BindingStatus::Expired | BindingStatus::Released);
+                // §5.11: upon the BNDACK of an EXPIRED, RELEASED or RESET update, the server
+                // that sent it sets the address FREE, in either role; the partner did so when
+                // it acknowledged (ISC dhcpd too, both ways), so neither sends a FREE.
+                let freed = matches!(
+                    status,
+                    BindingStatus::Expired | BindingStatus::Released | BindingStatus::Reset
+                );
                 if freed
-                    && self.cfg.role == Role::Primary
                     && let Some(l) = server.lease(ip)
                     && BindingStatus::from(l.state) == status
                 {
                     let mut f = l.clone();
-                    f.state = LeaseState::Free;
-                    f.stos = now;
-                    f.clear_client();
+                    free_record(&mut f, now);
                     out.changes.push(server.put_failover_record(now, f));
-                    out.local.push(ip);
                 }
             }
             Event::BindingRejected { ip, reason, message } => {

@@ -41,6 +41,12 @@ const LEASE: u32 = 300;
 const POOL: u8 = 10;
 const CLIENTS: u16 = 7;
 const STEPS: u32 = 300;
+/// How long the settling after the faults may take at most, a second a step.
+const SETTLE_STEPS: u32 = 3000;
+/// Both servers in NORMAL for this long, and this long since the clients went quiet (every
+/// lease run out, with MCLT and balancing to spare), before the pool is checked.
+const SETTLE_NORMAL: u64 = 30;
+const SETTLE_AFTER_QUIET: u64 = LEASE as u64 + MCLT as u64 + 60;
 const MAX_SKEW: i64 = 2;
 /// Two clocks may disagree by twice the skew: that much overlap is the protocol's own limit.
 const TOLERANCE: u64 = 2 * MAX_SKEW as u64;
@@ -148,6 +154,7 @@ struct Node {
     inbox: Vec<Message>,
     link_in: Vec<LinkEvent>,
     traced_state: Option<ServerState>,
+    watched: Option<String>,
 }
 
 impl Node {
@@ -167,6 +174,7 @@ impl Node {
             inbox: Vec::new(),
             link_in: Vec::new(),
             traced_state: None,
+            watched: None,
         }
     }
 
@@ -233,6 +241,10 @@ struct Sim {
     trace: Option<Vec<String>>,
     acks: u64,
     pending_failure: Option<String>,
+    /// The faults have stopped: no packet is lost, delayed or reordered.
+    calm: bool,
+    /// Addresses found FREE or BACKUP on both servers once settled.
+    live_checked: u64,
 }
 
 const ROLE: [&str; 2] = ["primary", "secondary"];
@@ -303,6 +315,8 @@ impl Sim {
             trace: trace.then(Vec::new),
             acks: 0,
             pending_failure: None,
+            calm: false,
+            live_checked: 0,
         }
     }
 
@@ -318,11 +332,16 @@ impl Sim {
     }
 
     fn send_by(&mut self, to: Dest, msg: Message, by: &'static str) {
+        self.seq += 1;
+        if self.calm {
+            let (at, sent, seq) = (self.now, self.now, self.seq);
+            self.net.push(Packet { at, sent, by, seq, to, msg });
+            return;
+        }
         if self.rng.chance(30) {
             return;
         }
         let delay = if self.rng.chance(100) { 1 + self.rng.below(3) } else { 0 };
-        self.seq += 1;
         let seq = if self.rng.chance(50) { self.seq.saturating_sub(5) } else { self.seq };
         self.net.push(Packet { at: self.now + delay, sent: self.now, by, seq, to, msg });
     }
@@ -339,6 +358,70 @@ impl Sim {
             }
             self.clients_act();
             self.check().map_err(|e| format!("step {step}: {e}"))?;
+        }
+        self.settle()
+    }
+
+    /// Liveness. The faults stop, the network heals, every daemon comes back, and the clients
+    /// leave without a word (their leases run out). Once both servers are in NORMAL and every
+    /// lease has had time to end, no address may be stuck: each is FREE or BACKUP, and both
+    /// stores say the same of it.
+    fn settle(&mut self) -> Result<(), String> {
+        self.calm = true;
+        self.partitioned = false;
+        self.fenced = None;
+        for c in &mut self.clients {
+            c.state = ClientState::Init { next: u64::MAX };
+        }
+        let quiet = self.now;
+        let mut normal_since = None;
+        for _ in 0..SETTLE_STEPS {
+            self.now += 1;
+            for (i, role) in ROLE.iter().enumerate() {
+                if self.nodes[i].live.is_none() {
+                    let t = self.nodes[i].clock(self.now);
+                    self.nodes[i].start(t);
+                    self.log(|| format!("{role} restarts to settle"));
+                }
+            }
+            for _ in 0..3 {
+                self.deliver();
+                for i in 0..2 {
+                    self.turn(i)?;
+                }
+            }
+            self.check().map_err(|e| format!("settling: {e}"))?;
+            let normal = (0..2).all(|i| self.nodes[i].state() == Some(ServerState::Normal));
+            if !normal {
+                normal_since = None;
+                continue;
+            }
+            let since = *normal_since.get_or_insert(self.now);
+            if self.now >= since + SETTLE_NORMAL && self.now >= quiet + SETTLE_AFTER_QUIET {
+                return self.check_liveness();
+            }
+        }
+        Err(format!(
+            "not settled {} s after the faults stopped: primary {:?}, secondary {:?}",
+            self.now - quiet,
+            self.nodes[0].state(),
+            self.nodes[1].state()
+        ))
+    }
+
+    /// Every address of the pool, once no client holds any: FREE or BACKUP, the same on both.
+    fn check_liveness(&mut self) -> Result<(), String> {
+        let state = |n: &Node, a: Ipv4Addr| n.disk.get(a).map_or(LeaseState::Free, |l| l.state);
+        for k in 0..POOL {
+            let a = Ipv4Addr::new(10, 0, 0, 100 + k);
+            let (p, s) = (state(&self.nodes[0], a), state(&self.nodes[1], a));
+            let free = |st: LeaseState| matches!(st, LeaseState::Free | LeaseState::Backup);
+            if !free(p) || !free(s) || p != s {
+                return Err(format!(
+                    "settled, yet {a} is {p:?} on the primary and {s:?} on the secondary"
+                ));
+            }
+            self.live_checked += 1;
         }
         Ok(())
     }
@@ -720,6 +803,27 @@ impl Sim {
 
     fn trace_turn(&mut self, i: usize, now: u64, core: &Core, link: &[PeerCmd]) {
         let mut lines = Vec::new();
+        // XDHCP_SIM_WATCH=10.0.0.105: every change of that address's record on either side.
+        if let Some(a) = std::env::var("XDHCP_SIM_WATCH").ok().and_then(|a| a.parse().ok()) {
+            let seen = core.server().lease(a).map(|l| {
+                format!(
+                    "{:?} exp {} cltt {} held {} pet {}/{}/{} acked {} rewind {:?}",
+                    l.state,
+                    l.expires_at,
+                    l.cltt,
+                    l.held_until,
+                    l.pet_sent,
+                    l.pet_acked,
+                    l.pet_received,
+                    l.partner_acked,
+                    l.rewind_state
+                )
+            });
+            if seen != self.nodes[i].watched {
+                lines.push(format!("{} watch {a}: {}", ROLE[i], seen.clone().unwrap_or_default()));
+                self.nodes[i].watched = seen;
+            }
+        }
         if let Some(st) = core.failover().map(|f| f.peer().state())
             && self.nodes[i].traced_state != Some(st)
         {
@@ -982,6 +1086,8 @@ type Tally = (u64, u64, Option<(u64, String)>);
 static REWINDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 /// Free addresses moved by pool balancing, likewise: proof that moves raced the faults.
 static MOVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Addresses found FREE or BACKUP on both servers at the end of a run, once settled.
+static SETTLED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 fn run_seed(seed: u64, trace: bool) -> (Result<(), String>, Sim) {
     let mut sim = Sim::new(seed, trace);
@@ -993,6 +1099,7 @@ fn run_seed(seed: u64, trace: bool) -> (Result<(), String>, Sim) {
         let moved = core.failover().map_or(0, |f| f.counters().balanced_moved);
         MOVES.fetch_add(moved, std::sync::atomic::Ordering::Relaxed);
     }
+    SETTLED.fetch_add(sim.live_checked, std::sync::atomic::Ordering::Relaxed);
     (r, sim)
 }
 
@@ -1045,9 +1152,10 @@ fn two_servers_under_crashes_partitions_and_loss_never_promise_one_address_twice
     let acks: u64 = results.iter().map(|r| r.1).sum();
     let rewinds = REWINDS.load(std::sync::atomic::Ordering::Relaxed);
     let moves = MOVES.load(std::sync::atomic::Ordering::Relaxed);
+    let settled = SETTLED.load(std::sync::atomic::Ordering::Relaxed);
     eprintln!(
         "failover simulation: {done} seeded runs, {acks} ACKs checked, {rewinds} rewinds, \
-         {moves} balancing moves, {:.1} s",
+         {moves} balancing moves, {settled} addresses free on both once settled, {:.1} s",
         started.elapsed().as_secs_f64()
     );
     if let Some((seed, e)) = results.into_iter().find_map(|r| r.2) {

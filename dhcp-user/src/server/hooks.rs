@@ -32,12 +32,29 @@ impl Server {
         self.ix.put(&self.cfg, l)
     }
 
-    /// The partner acknowledged `pet` for `a`: the fast path may now renew MCLT beyond it.
-    pub fn failover_acked(&mut self, a: Ipv4Addr, pet: u64) -> Option<LeaseChange> {
+    /// A change of `a` made here is about to be committed and sent: until the partner
+    /// acknowledges it, a restart must send it again.
+    pub fn mark_unacked(&mut self, a: Ipv4Addr) {
+        if let Some(l) = self.ix.leases.get_mut(&a) {
+            l.partner_acked = false;
+        }
+    }
+
+    /// The partner acknowledged an update of `a`: `pet`, if the update carried one, lets the
+    /// fast path renew MCLT beyond it; `latest`, the partner has every change made here.
+    pub fn failover_acked(
+        &mut self,
+        a: Ipv4Addr,
+        pet: Option<u64>,
+        latest: bool,
+    ) -> Option<LeaseChange> {
         let mut l = self.ix.leases.get(&a)?.clone();
-        if pet <= l.pet_acked {
+        let pet = pet.filter(|p| *p > l.pet_acked);
+        if pet.is_none() && (l.partner_acked || !latest) {
             return None;
         }
+        l.partner_acked |= latest;
+        let Some(pet) = pet else { return Some(self.ix.put(&self.cfg, l)) };
         l.pet_acked = pet;
         if l.state == LeaseState::Active
             && let Some(g) = self.gate(SubnetId(l.subnet))

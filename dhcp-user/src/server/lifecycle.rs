@@ -2,14 +2,25 @@
 //! that is gone, and renewals the fast path answered on its own.
 use std::net::Ipv4Addr;
 
-use dhcp_failover::mclt;
+use dhcp_failover::{Role, ServerState, mclt};
 
 use crate::config::SubnetId;
 use crate::store::{Lease, LeaseChange, LeaseState};
 
 use super::Server;
 
+/// How often a secondary in NORMAL looks again at a lease past its end that the primary has
+/// not expired yet: should the relationship leave NORMAL, the secondary expires it itself.
+const EXPIRY_RECHECK: u64 = 5;
+
 impl Server {
+    /// In NORMAL the primary expires the leases of a shared pool and the secondary waits for its
+    /// EXPIRED, as ISC dhcpd's secondary does: a dhcpd primary rejects a secondary's expiry.
+    fn primary_expires(&self, l: &Lease) -> bool {
+        self.gate(SubnetId(l.subnet))
+            .is_some_and(|g| g.role == Role::Secondary && g.state == ServerState::Normal)
+    }
+
     /// `l`, whose client is gone (expired or released into `gone`), as it should be now: back
     /// in our free share if the partner never heard of the binding, or kept rewindable to its
     /// client while the partner cannot hear of its end.
@@ -37,10 +48,27 @@ impl Server {
         l
     }
 
+    /// The kernel can no longer renew `a` for its old client: its map entry is gone, and the
+    /// renewals it answered before that have been recorded. What `held_until` still held the
+    /// address for is void, so a released or expired address is free for the next client now,
+    /// not at the old lease's end plus the fast path's horizon. `None` when the record is bound
+    /// again (a renewal the kernel answered brought it back) or holds nothing beyond now.
+    pub fn kernel_let_go(&mut self, a: Ipv4Addr, now: u64) -> Option<LeaseChange> {
+        let l = self.ix.leases.get(&a)?;
+        let until = l.expires_at.max(now);
+        if l.state == LeaseState::Active || l.held_until <= until {
+            return None;
+        }
+        let mut l = l.clone();
+        l.held_until = until;
+        Some(self.ix.put(&self.cfg, l))
+    }
+
     /// Ends leases and probations due at `now` and lets lapsed offers go. Returns the changes
     /// to commit (followed by their [`Server::map_ops`]).
     pub fn expire(&mut self, now: u64) -> Vec<LeaseChange> {
         let mut out = Vec::new();
+        let mut deferred = Vec::new();
         while let Some(&(t, a)) = self.ix.timers.first() {
             if t > now {
                 break;
@@ -48,6 +76,10 @@ impl Server {
             self.ix.timers.pop_first();
             let Some(mut l) = self.ix.leases.get(&a).cloned() else { continue };
             match l.state {
+                LeaseState::Active if l.expires_at <= now && self.primary_expires(&l) => {
+                    deferred.push(a);
+                    continue;
+                }
                 LeaseState::Active if l.expires_at <= now => {
                     l = self.client_gone(l, LeaseState::Expired);
                 }
@@ -60,6 +92,9 @@ impl Server {
             }
             l.stos = now;
             out.push(self.ix.put(&self.cfg, l));
+        }
+        for a in deferred {
+            self.ix.timers.insert((now + EXPIRY_RECHECK, a));
         }
         let lapsed: Vec<Ipv4Addr> =
             self.offers.iter().filter(|(_, o)| o.until <= now).map(|(a, _)| *a).collect();

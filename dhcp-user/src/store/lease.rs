@@ -120,6 +120,10 @@ pub struct Lease {
     pub rewind_expiry: Option<u64>,
     /// For `Abandoned`: when the address may be offered again.
     pub probation_until: Option<u64>,
+    /// The failover partner has acknowledged this record's latest change made here (or the
+    /// record came from it). A restarted server sends every record without it again: the PETs
+    /// cannot tell, as a change of state alone (EXPIRED, RELEASED, FREE, BACKUP) moves none.
+    pub partner_acked: bool,
 }
 
 impl Lease {
@@ -144,6 +148,7 @@ impl Lease {
             rewind_state: None,
             rewind_expiry: None,
             probation_until: None,
+            partner_acked: true,
         }
     }
 

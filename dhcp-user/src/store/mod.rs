@@ -35,7 +35,7 @@ mod tests;
 pub const DB_FILE: &str = "leases.db";
 
 /// Version of the schema this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -88,11 +88,18 @@ CREATE TABLE meta (
 ) WITHOUT ROWID;
 ";
 
+/// Version 2: whether the failover partner has acknowledged a record's latest local change.
+/// A version 1 store knew only its PETs; what it says there is what a restart inferred.
+const SCHEMA_V2: &str = "
+ALTER TABLE leases ADD COLUMN partner_acked INTEGER NOT NULL DEFAULT 1;
+UPDATE leases SET partner_acked = (pet_acked >= pet_sent);
+";
+
 const UPSERT: &str =
     "INSERT OR REPLACE INTO leases (address, state, htype, chaddr, client_id, hostname,
     subnet, expires_at, cltt, held_until, pet_sent, pet_acked, pet_received, stos, rewind_state,
-    rewind_expiry, probation_until)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
+    rewind_expiry, probation_until, partner_acked)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
 
 const FAILOVER_KEY: &str = "failover_state";
 
@@ -132,22 +139,23 @@ impl LeaseStore {
         self.sql(self.conn.execute_batch("PRAGMA synchronous = FULL;"))?;
         let version: u32 =
             self.sql(self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)))?;
-        match version {
-            0 => {
-                let r = self
-                    .conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
-                    .and_then(|tx| {
-                        tx.execute_batch(SCHEMA_V1)?;
-                        tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
-                        tx.commit()
-                    });
-                self.sql(r)?;
-            }
-            SCHEMA_VERSION => {}
-            found => return Err(StoreError::SchemaTooNew { path: self.path.clone(), found }),
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew { path: self.path.clone(), found: version });
         }
-        Ok(())
+        if version == SCHEMA_VERSION {
+            return Ok(());
+        }
+        // Each step from the file's version up, all in one transaction.
+        let r =
+            self.conn.transaction_with_behavior(TransactionBehavior::Immediate).and_then(|tx| {
+                if version < 1 {
+                    tx.execute_batch(SCHEMA_V1)?;
+                }
+                tx.execute_batch(SCHEMA_V2)?;
+                tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+                tx.commit()
+            });
+        self.sql(r)
     }
 
     /// Path of the database file.
@@ -209,6 +217,7 @@ impl LeaseStore {
                                 l.rewind_state.map(|s| s as u8),
                                 l.rewind_expiry.map(i),
                                 l.probation_until.map(i),
+                                l.partner_acked,
                             ])?;
                         }
                         LeaseChange::Remove(a) => {
@@ -263,6 +272,7 @@ struct RawRow {
     rewind_state: Option<u8>,
     rewind_expiry: Option<i64>,
     probation_until: Option<i64>,
+    partner_acked: bool,
 }
 
 fn raw_row(r: &Row<'_>) -> rusqlite::Result<RawRow> {
@@ -286,6 +296,7 @@ fn raw_row(r: &Row<'_>) -> rusqlite::Result<RawRow> {
         rewind_state: r.get("rewind_state")?,
         rewind_expiry: r.get("rewind_expiry")?,
         probation_until: r.get("probation_until")?,
+        partner_acked: r.get("partner_acked")?,
     })
 }
 
@@ -320,6 +331,7 @@ impl RawRow {
             rewind_state,
             rewind_expiry: self.rewind_expiry.map(u),
             probation_until: self.probation_until.map(u),
+            partner_acked: self.partner_acked,
         })
     }
 }
