@@ -87,7 +87,18 @@ pub fn judge_update(
                 (Some(t), Some(o)) => t < o,
                 _ => false,
             };
-            if ours.same_client(theirs) && shorter && !cltt_later() {
+            let longer = match (theirs.lease_expiration, ours.lease_expiration) {
+                (Some(t), Some(o)) => t > o,
+                _ => false,
+            };
+            // An earlier transaction of the client's, for no longer: taking it would lose the
+            // later one we know, and a release the client made in between would then look
+            // newer than its return.
+            let older = matches!(
+                (theirs.client_last_transaction, ours.client_last_transaction),
+                (Some(t), Some(o)) if t < o
+            );
+            if ours.same_client(theirs) && ((shorter && !cltt_later()) || (older && !longer)) {
                 return Err(RejectReason::OUTDATED_BINDING);
             }
             // Two clients on one address: the primary's view wins (note 5).
@@ -297,7 +308,10 @@ mod tests {
         let theirs = client(Active, 2, Some(6));
         assert_eq!(judge(&ours, &theirs), Err(RejectReason::FATAL_CONFLICT));
         assert_eq!(judge_update(Some(&ours), &theirs, Role::Secondary, NOW), Ok(()));
-        assert_eq!(judge(&ours, &client(Active, 1, Some(4))), Ok(()));
+        // The same client is no conflict: a later picture is taken, an earlier one is outdated
+        // (and acknowledged without storing where ours promises as much; see `covers`).
+        assert_eq!(judge(&ours, &client(Active, 1, Some(6))), Ok(()));
+        assert_eq!(judge(&ours, &client(Active, 1, Some(4))), Err(RejectReason::OUTDATED_BINDING));
     }
 
     #[test]

@@ -37,6 +37,14 @@ impl Peer {
                 continue;
             }
             let ours = self.bindings.get(ip).map(|r| &r.binding);
+            if self.primary_wins(ip, &binding) {
+                acks.push(BindingAck::reject(
+                    ip,
+                    RejectReason::LESS_CRITICAL_BINDING,
+                    "the primary's own update of this address crosses yours",
+                ));
+                continue;
+            }
             if self.primary_expires(ours, &binding) {
                 acks.push(BindingAck::reject(
                     ip,
@@ -45,7 +53,12 @@ impl Peer {
                 ));
                 continue;
             }
-            match super::judge_update(ours, &binding, self.cfg.role, now) {
+            let verdict = if self.secondary_yields(ip, &binding) {
+                Ok(())
+            } else {
+                super::judge_update(ours, &binding, self.cfg.role, now)
+            };
+            match verdict {
                 Ok(()) => {
                     self.bindings.accept_remote(binding.clone());
                     self.events.push_back(Event::ApplyBinding { binding, commit });
@@ -128,6 +141,34 @@ impl Peer {
             waiting.extend(previous.waiting);
         }
         self.serving = Some(ServingRequest { xid, waiting });
+    }
+
+    /// Two updates of one address that cross on the wire would each be stored by the other
+    /// side, and the two would swap states (a FREE for a BACKUP). Unless a client is bound,
+    /// the primary's stands (ISC dhcpd's rule): it refuses the secondary's while its own is not
+    /// yet acknowledged, and the secondary takes the primary's when it arrives.
+    fn primary_wins(
+        &self,
+        ip: std::net::Ipv4Addr,
+        theirs: &crate::messages::BindingUpdate,
+    ) -> bool {
+        self.cfg.role == super::Role::Primary
+            && theirs.status != crate::options::BindingStatus::Active
+            && self.bindings.get(ip).is_some_and(|r| !r.up_to_date)
+    }
+
+    /// The other half of [`Peer::primary_wins`]: the secondary takes the primary's update of an
+    /// address no client holds here, over its own that crossed it. Judged on its own, an
+    /// EXPIRED with an older CLTT against a RELEASED would be refused both ways, for good.
+    fn secondary_yields(
+        &self,
+        ip: std::net::Ipv4Addr,
+        theirs: &crate::messages::BindingUpdate,
+    ) -> bool {
+        use crate::options::BindingStatus::Active;
+        self.cfg.role == super::Role::Secondary
+            && theirs.status != Active
+            && self.bindings.get(ip).is_some_and(|r| !r.up_to_date && r.binding.status != Active)
     }
 
     /// In NORMAL the primary expires the leases of the shared pools and the secondary does not

@@ -129,3 +129,57 @@ fn control_requests_are_answered_after_the_turns_commit() {
     assert_eq!(out.answers[0].1["leases"][0]["state"], "active");
     assert!(out.answers[1].1.get("error").is_some(), "no relationship configured");
 }
+
+#[test]
+fn a_released_address_goes_to_the_next_client_once_the_kernel_has_let_go_of_it() {
+    let mut store = MemStore::default();
+    let mut c = core(&store);
+    let a = lease(&mut c, &mut store, T0);
+    let out = c.turn(Now::at(T0 + 10), vec![dhcp(MessageType::Release, MAC, a, &[])], &mut store);
+    assert_eq!(out.handled, vec![Handled::Released(a)]);
+    assert!(out.map_ops.contains(&MapOp::Delete(a)), "the kernel stops renewing it");
+    // The next turn drains what XDP answered before the delete; the one after lets go.
+    for t in [11, 12] {
+        c.turn(Now::at(T0 + t), Vec::<Input<()>>::new(), &mut store);
+    }
+    let other = [2, 0, 0, 0, 0, 8];
+    let asks = [DhcpOption::RequestedIpAddress(a)];
+    let out = c.turn(
+        Now::at(T0 + 13),
+        vec![dhcp(MessageType::Discover, other, Ipv4Addr::UNSPECIFIED, &asks)],
+        &mut store,
+    );
+    assert_eq!(out.handled, vec![Handled::Offered(a)], "RFC 2131 §4.3.4: no longer allocated");
+    assert_eq!(store.get(a).map(|l| l.held_until), Some(T0 + 12), "durably so");
+}
+
+#[test]
+fn a_renewal_xdp_answered_just_before_the_release_took_effect_keeps_the_address_bound() {
+    let mut store = MemStore::default();
+    let mut c = core(&store);
+    let a = lease(&mut c, &mut store, T0);
+    c.turn(Now::at(T0 + 10), vec![dhcp(MessageType::Release, MAC, a, &[])], &mut store);
+    // XDP renewed it before the delete reached the kernel; the event comes with the next drain.
+    let ev = RenewEvent {
+        at_ns: Now::at(T0 + 10).mono_ns,
+        addr: a.octets(),
+        granted_secs: 600,
+        chaddr: MAC,
+        _pad: [0; 10],
+    };
+    c.turn(Now::at(T0 + 11), vec![Input::<()>::Renewed(ev)], &mut store);
+    c.turn(Now::at(T0 + 12), Vec::<Input<()>>::new(), &mut store);
+    let l = store.get(a).unwrap();
+    assert_eq!((l.state, l.expires_at), (LeaseState::Active, T0 + 610));
+    let out = c.turn(
+        Now::at(T0 + 13),
+        vec![dhcp(
+            MessageType::Discover,
+            [2, 0, 0, 0, 0, 8],
+            Ipv4Addr::UNSPECIFIED,
+            &[DhcpOption::RequestedIpAddress(a)],
+        )],
+        &mut store,
+    );
+    assert_ne!(out.handled, vec![Handled::Offered(a)]);
+}
