@@ -47,6 +47,7 @@ fn lease(n: u32, expires_at: u64) -> Lease {
         rewind_state: n.is_multiple_of(3).then_some(LeaseState::Expired),
         rewind_expiry: n.is_multiple_of(3).then_some(99),
         probation_until: None,
+        partner_acked: !n.is_multiple_of(5),
         ..Lease::new(address, LeaseState::Active, n % 4, expires_at - 3600)
     }
 }
@@ -210,4 +211,24 @@ fn a_lease_state_is_the_binding_status_of_the_same_number() {
         let b = dhcp_failover::BindingStatus::from(s);
         assert_eq!((b as u8, LeaseState::from(b)), (n, s));
     }
+}
+
+#[test]
+fn a_version_1_store_opens_with_what_its_pets_said_of_the_partner() {
+    let dir = TempDir::new("v1");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    {
+        let c = Connection::open(dir.0.join(DB_FILE)).unwrap();
+        c.execute_batch(SCHEMA_V1).unwrap();
+        c.execute_batch("PRAGMA user_version = 1").unwrap();
+        let row = "INSERT INTO leases (address, state, htype, chaddr, subnet, expires_at, cltt,
+            held_until, pet_sent, pet_acked) VALUES (?1, 2, 1, x'020000000001', 0, 10, 5, 10, ?2, ?3)";
+        c.execute(row, rusqlite::params![1u32, 20, 20]).unwrap();
+        c.execute(row, rusqlite::params![2u32, 30, 20]).unwrap();
+    }
+    let s = LeaseStore::open(&dir.0).unwrap();
+    assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+    let got: Vec<(u32, bool)> =
+        s.load_all().unwrap().iter().map(|l| (u32::from(l.address), l.partner_acked)).collect();
+    assert_eq!(got, vec![(1, true), (2, false)], "acknowledged only where the PET was");
 }
