@@ -50,6 +50,8 @@ pub struct MemStore {
     pub failover: Option<Vec<u8>>,
     /// The next commit fails, as a full or broken disk would make it.
     pub fail_next_commit: bool,
+    /// Writes of the failover state fail while set.
+    pub fail_state_writes: bool,
     pub commits: u64,
     /// When set, every record committed is also appended here: what a check needs to see
     /// that a reply's record was durable even if a later decision of the same turn replaced it.
@@ -96,6 +98,9 @@ impl Durable for MemStore {
     }
 
     fn put_failover_state(&mut self, blob: &[u8]) -> Result<(), DurableError> {
+        if self.fail_state_writes {
+            return Err(DurableError::Injected);
+        }
         self.failover = Some(blob.to_vec());
         Ok(())
     }

@@ -138,6 +138,9 @@ impl<R> Default for Output<R> {
 struct Relationship {
     fo: Failover,
     link_id: Option<u64>,
+    /// The relationship's state as last changed, until the store has taken it: nothing goes to
+    /// the partner meanwhile, as a STATE message would reveal a state a restart could forget.
+    unsaved: Option<Vec<u8>>,
 }
 
 /// Decided this turn and not yet durable.
@@ -188,7 +191,7 @@ impl Core {
         Ok(Self {
             cfg,
             server,
-            failover: fo.map(|fo| Relationship { fo, link_id: None }),
+            failover: fo.map(|fo| Relationship { fo, link_id: None, unsaved: None }),
             fast_path_renewals: 0,
             turns: 0,
             letting_go,
@@ -465,10 +468,26 @@ impl Core {
         f.fo.tick(now);
         let mut acts = failover::Actions::default();
         f.fo.poll(now, &mut self.server, &mut acts);
-        if let Some(blob) = acts.persist.take()
-            && let Err(e) = store.put_failover_state(&blob)
-        {
-            error!("writing the failover state failed: {e:#}");
+        if let Some(blob) = acts.persist.take() {
+            f.unsaved = Some(blob);
+        }
+        if let Some(blob) = &f.unsaved {
+            match store.put_failover_state(blob) {
+                Ok(()) => f.unsaved = None,
+                Err(e) => error!(
+                    "writing the failover state failed; nothing goes to the partner until it \
+                     is written: {e:#}"
+                ),
+            }
+        }
+        if f.unsaved.is_some() {
+            // What the engine meant to say is lost with this connection; closing it makes the
+            // partner start over with us once the state is durable.
+            acts.link.clear();
+            if let Some(id) = f.link_id.take() {
+                out.link.push(PeerCmd::Close { id });
+                f.fo.link_down(now);
+            }
         }
         p.changes.append(&mut acts.changes);
         p.local.append(&mut acts.local);

@@ -932,3 +932,19 @@ fn a_declined_address_comes_back_on_both_servers_after_its_probation() {
     assert_eq!(pair.s.lease(a).state, LeaseState::Free);
     assert_eq!(rejects(&pair.p), 0, "the FREE came after the abandonment, and was taken");
 }
+
+#[test]
+fn a_state_the_store_would_not_take_is_not_told_to_the_partner() {
+    let mut pair = Pair::new();
+    // The primary's disk refuses the relationship's state from the start: it must not tell the
+    // secondary of a state a restart would not know.
+    pair.p.store.fail_state_writes = true;
+    pair.run_for(30);
+    assert_ne!(pair.s.fo().peer().state(), ServerState::Normal);
+    assert!(pair.p.store.failover.is_none());
+    // The disk recovers: the state is written, and the two reach NORMAL.
+    pair.p.store.fail_state_writes = false;
+    pair.normal();
+    let saved = decode_state(pair.p.store.failover.as_ref().unwrap()).unwrap();
+    assert_eq!(saved.my_state, ServerState::Normal);
+}
