@@ -237,6 +237,17 @@ impl Core {
         self.server.fast_path_entries(now).collect()
     }
 
+    /// The server is going away (SIGTERM): the partner is told it pauses (PAUSED, draft-12
+    /// §9.10), so it goes to COMMUNICATIONS-INTERRUPTED at once instead of after its timers,
+    /// and the link is closed. PAUSED, not SHUTDOWN: a stop is most often a restart, and
+    /// SHUTDOWN would let the partner take over the whole pool.
+    pub fn stop<R>(&mut self, now: Now, store: &mut impl Durable) -> Output<R> {
+        if let Some(f) = &mut self.failover {
+            f.fo.command(now.unix, dhcp_failover::engine::Command::Pause);
+        }
+        self.turn(now, Vec::new(), store)
+    }
+
     /// One turn; see the module doc for its order.
     pub fn turn<R>(
         &mut self,

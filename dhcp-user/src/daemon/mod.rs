@@ -32,6 +32,8 @@ use crate::{
 
 /// Most inputs decided and committed together.
 const BATCH: usize = 512;
+/// How long a stopping daemon lets the failover link write its last words.
+const STOP_GRACE: Duration = Duration::from_millis(300);
 /// How often the fast path's renewal events are drained (the log holds 65,536 per CPU by
 /// default: ~65 ms of renewals at 1 M/s on one CPU).
 const EVENT_TICK: Duration = Duration::from_millis(10);
@@ -152,14 +154,20 @@ impl Daemon {
             let first = tokio::select! {
                 i = rx.recv() => i,
                 _ = tick.tick() => None,
-                _ = term.recv() => break,
+                _ = term.recv() => {
+                    self.stop_gracefully().await;
+                    break;
+                }
                 () = async {
                     match &mut stop {
                         Some(r) => { let _ = r.await; }
                         None => std::future::pending::<()>().await,
                     }
                 } => break,
-                _ = tokio::signal::ctrl_c() => break,
+                _ = tokio::signal::ctrl_c() => {
+                    self.stop_gracefully().await;
+                    break;
+                }
             };
             let mut batch: Vec<_> = first.into_iter().collect();
             while batch.len() < BATCH {
@@ -220,6 +228,18 @@ impl Daemon {
         }
         for (reply, answer) in out.answers {
             let _ = reply.send(answer);
+        }
+    }
+
+    /// SIGTERM: the partner hears that this server pauses, and the link gets a moment to
+    /// write it before the process ends.
+    async fn stop_gracefully(&mut self) {
+        let now = Now::read();
+        let out = self.core.stop(now, &mut self.store);
+        let told = !out.link.is_empty();
+        self.apply(now, out).await;
+        if told {
+            tokio::time::sleep(STOP_GRACE).await;
         }
     }
 

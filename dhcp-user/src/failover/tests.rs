@@ -948,3 +948,16 @@ fn a_state_the_store_would_not_take_is_not_told_to_the_partner() {
     let saved = decode_state(pair.p.store.failover.as_ref().unwrap()).unwrap();
     assert_eq!(saved.my_state, ServerState::Normal);
 }
+
+#[test]
+fn a_server_stopped_tells_its_partner_it_pauses_and_the_partner_stops_waiting_for_it() {
+    let mut pair = Pair::new();
+    pair.normal();
+    let now = pair.now;
+    let mut out: Output<()> = pair.p.core.stop(Now::at(now), &mut pair.p.store);
+    pair.p.outbox.append(&mut out.link);
+    // No time passes: the partner does not wait out its timers to know.
+    pair.exchange();
+    assert_eq!(pair.s.fo().peer().state(), ServerState::CommunicationsInterrupted);
+    assert_eq!(pair.p.fo().peer().state(), ServerState::Paused);
+}
