@@ -1074,8 +1074,12 @@ impl Sim {
 /// address given back to its client after the partner freed it (545), the expiry slack cutting
 /// a fast-path renewal (248), RECOVER-DONE's MCLT floor (746), the PARTNER-DOWN server going
 /// NORMAL before the partner knew its bindings (15544), and the oracle's own mistakes (98,
-/// 2608, 5831).
-const REGRESSIONS: [u64; 10] = [98, 209, 248, 545, 746, 786, 2608, 5831, 8642, 15544];
+/// 2608, 5831, 9823). Liveness: a BACKUP move lost to a kill -9 (218), a secondary's expiry
+/// crossing the primary's renewal (103), crossing FREE and BACKUP updates (136, 1400), an
+/// EXPIRED and a RELEASED refused both ways (8), a client's older picture replacing its return
+/// (743).
+const REGRESSIONS: [u64; 17] =
+    [8, 98, 103, 136, 209, 218, 248, 545, 743, 746, 786, 1400, 2608, 5831, 8642, 9823, 15544];
 
 /// Per thread: runs completed, ACKs sent, and the first failing seed with what went wrong.
 type Tally = (u64, u64, Option<(u64, String)>);
