@@ -128,6 +128,10 @@ pub struct Peer {
     /// communications-failed adjustment that `resume` has had. ISC does the same.
     saved: ServerState,
     resume_since: u64,
+    /// `saved` is a state this server was in before it stopped, since `resume_since`: going
+    /// back to it after STARTUP is no new state (its STOS, and the MCLT and auto-partner-down
+    /// timers that count from it, go on).
+    saved_was_mine: bool,
     /// When RECOVER-WAIT's MCLT starts counting (§9.6.2): when we entered RECOVER, or for a
     /// server without saved state, when it started (ISC's choice: the partner may remember us
     /// even if our disk does not).
@@ -167,6 +171,12 @@ impl Peer {
             Some(s) => s,
         };
         let resume_since = persisted.map_or(now, |p| p.my_state_since);
+        let saved_was_mine = persisted.is_some_and(|p| {
+            !matches!(
+                p.my_state,
+                ServerState::Startup | ServerState::Paused | ServerState::Shutdown
+            )
+        });
         let recover_basis = match persisted {
             Some(p) if p.my_state == ServerState::Recover => p.my_state_since,
             _ => now,
@@ -195,6 +205,7 @@ impl Peer {
             resume,
             saved,
             resume_since,
+            saved_was_mine,
             recover_basis,
             mclt,
             hba,
@@ -570,7 +581,11 @@ impl Peer {
             return;
         }
         self.state = to;
-        self.since = now;
+        self.since = if from == ServerState::Startup && to == self.saved && self.saved_was_mine {
+            self.resume_since
+        } else {
+            now
+        };
         self.events.push_back(Event::StateChanged { from, to });
         self.persist();
         if self.link.is_established() {
@@ -597,7 +612,8 @@ impl Peer {
         }
         match (to, self.cfg.auto_partner_down) {
             (ServerState::CommunicationsInterrupted, Some(safe)) => {
-                self.timers.set(Timer::AutoPartnerDown, now.saturating_add(u64::from(safe)));
+                let at = self.since.saturating_add(u64::from(safe)).max(now);
+                self.timers.set(Timer::AutoPartnerDown, at);
             }
             _ => self.timers.stop(Timer::AutoPartnerDown),
         }

@@ -509,6 +509,27 @@ fn a_restarted_server_without_its_partner_resumes_interrupted_after_startup() {
 }
 
 #[test]
+fn a_partner_down_survivor_that_restarts_keeps_its_stos_and_takes_over_no_later() {
+    let since = T0 - 50;
+    let mut pair = Pair::new(Some(persisted(ServerState::PartnerDown, since)), None);
+    pair.partition();
+    pair.run(20);
+    assert_eq!(pair.primary.peer.state(), ServerState::PartnerDown);
+    assert_eq!(pair.primary.peer.persisted().my_state_since, since, "no fresh STOS");
+}
+
+#[test]
+fn a_restarted_server_in_communications_interrupted_keeps_counting_to_auto_partner_down() {
+    let cfg = Config { auto_partner_down: Some(120), ..primary_config() };
+    let saved = persisted(ServerState::CommunicationsInterrupted, T0 - 100);
+    let mut pair = Pair::with(cfg, Some(saved), secondary_config(), None);
+    pair.partition();
+    // 100 s of it before the restart: PARTNER-DOWN 20 s after, not 120.
+    let at = pair.run_until(|p| p.primary.peer.state() == ServerState::PartnerDown);
+    assert!(at <= T0 + 21, "took over at {}", at - T0);
+}
+
+#[test]
 fn a_new_server_alone_stays_in_recover_and_serves_nobody() {
     let mut pair = Pair::new(None, None);
     pair.partition();
