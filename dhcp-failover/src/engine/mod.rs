@@ -639,6 +639,12 @@ impl Peer {
                     );
                 }
             }
+            Timer::UpdateRequest => {
+                if self.requested.is_some() && self.link.is_established() {
+                    let text = "no UPDDONE for our update request";
+                    self.close(now, RejectReason::UNKNOWN, text, Farewell::Disconnect, Retry::Soon);
+                }
+            }
             Timer::Send => {
                 if self.link.is_established() {
                     let xid = self.xid();
@@ -808,12 +814,21 @@ impl Peer {
         !self.in_flight.is_empty() || self.bindings.queued() > 0
     }
 
+    /// A partner answering an UPDREQ(ALL) sends bindings and then UPDDONE; one that falls
+    /// silent on it for twice the max-response-delay (while CONTACTs keep the link up) would
+    /// keep this server in RECOVER for good. §9.5.2 re-issues the request on a new connection.
+    pub(super) fn arm_update_request(&mut self, now: u64) {
+        let wait = u64::from(self.cfg.max_response_delay).saturating_mul(2);
+        self.timers.set(Timer::UpdateRequest, now.saturating_add(wait));
+    }
+
     fn on_upddone(&mut self, now: u64) {
         // ISC sends UPDREQALL twice at startup and answers only the last, with its xid; any
         // UPDDONE while we have a request out completes it.
         if self.requested.take().is_none() {
             return;
         }
+        self.timers.stop(Timer::UpdateRequest);
         match (self.state, self.cfg.role) {
             (ServerState::Recover, _) => {
                 let until = self.recover_basis.saturating_add(u64::from(self.mclt));
@@ -862,6 +877,7 @@ impl Peer {
         let xid = self.xid();
         let t = wire_time(now);
         self.requested = Some(xid);
+        self.arm_update_request(now);
         let msg = if all { Message::updreqall(t, xid) } else { Message::updreq(t, xid) };
         self.send(now, msg);
     }

@@ -12,6 +12,10 @@ impl Peer {
     /// The partner changed bindings. Each transaction is judged on its own (§6.3); accepted ones
     /// go to the store, and the BNDACK waits until the store says they are durable.
     pub(super) fn on_bndupd(&mut self, now: u64, msg: &Message) {
+        if self.requested.is_some() {
+            // The answer to our UPDREQ(ALL) is coming: it may take a while for a large pool.
+            self.arm_update_request(now);
+        }
         let mut acks = Vec::new();
         let mut accepted_any = false;
         let commit = CommitId(self.next_commit);

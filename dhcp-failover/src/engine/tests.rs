@@ -530,6 +530,20 @@ fn a_restarted_server_in_communications_interrupted_keeps_counting_to_auto_partn
 }
 
 #[test]
+fn a_lost_upddone_costs_a_reconnection_not_a_server_stuck_in_recover() {
+    let mut pair = Pair::new(Some(persisted(ServerState::Normal, T0 - 3600)), None);
+    // The secondary lost its disk and asks for everything; the UPDDONE that ends the answer
+    // never arrives, while CONTACTs keep the connection up.
+    pair.drop_kinds.push(MessageType::UpdDone);
+    let wait = 2 * u64::from(secondary_config().max_response_delay);
+    pair.run(wait / 2);
+    assert_eq!(pair.secondary.peer.state(), ServerState::Recover);
+    let at = pair.run_until(|p| p.both() == (ServerState::Normal, ServerState::Normal));
+    assert!(at <= T0 + wait + 120, "NORMAL only at +{}", at - T0);
+    assert!(pair.secondary.sent_count(MessageType::UpdReqAll) >= 2, "asked again");
+}
+
+#[test]
 fn a_new_server_alone_stays_in_recover_and_serves_nobody() {
     let mut pair = Pair::new(None, None);
     pair.partition();

@@ -17,10 +17,12 @@ pub(crate) enum Timer {
     RecoverWait,
     /// Safe period in COMMUNICATIONS-INTERRUPTED before going PARTNER-DOWN on our own.
     AutoPartnerDown,
+    /// Our UPDREQ / UPDREQALL has had neither a binding nor its UPDDONE for this long.
+    UpdateRequest,
 }
 
 impl Timer {
-    pub(crate) const ALL: [Self; 7] = [
+    pub(crate) const ALL: [Self; 8] = [
         Self::Startup,
         Self::Receive,
         Self::Send,
@@ -28,6 +30,7 @@ impl Timer {
         Self::Reconnect,
         Self::RecoverWait,
         Self::AutoPartnerDown,
+        Self::UpdateRequest,
     ];
 
     fn slot(self) -> usize {
