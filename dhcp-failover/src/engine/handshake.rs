@@ -43,6 +43,7 @@ impl Peer {
         } else {
             Ok(())
         };
+        self.partner.refused_for_skew = matches!(verdict, Err((RejectReason::TIME_MISMATCH, _)));
         if let Err((reason, text)) = verdict {
             self.transmits.push_back(Message::connect_reject(
                 wire_time(now),
@@ -82,6 +83,7 @@ impl Peer {
             // §7.9.2: not the answer to our CONNECT; ignore it.
             return;
         }
+        self.partner.refused_for_skew = msg.reject_reason() == Some(RejectReason::TIME_MISMATCH);
         if let Some(reason) = msg.reject_reason() {
             self.events.push_back(super::Event::PartnerDisconnected {
                 reason: Some(reason),
@@ -100,6 +102,7 @@ impl Peer {
         } else {
             None
         };
+        self.partner.refused_for_skew |= matches!(problem, Some((RejectReason::TIME_MISMATCH, _)));
         self.learn_partner(msg);
         self.link = Link::AwaitState;
         self.timers.stop(Timer::Handshake);

@@ -68,6 +68,10 @@ struct Partner {
     /// Its receive-timer: we must send something at least this often.
     receive_timer: u32,
     vendor_class: Vec<u8>,
+    /// Its clock minus ours, from the time field of its last message (§5.10).
+    clock_offset: Option<i64>,
+    /// The last connection ended on a clock-skew refusal, either way: the partner is alive.
+    refused_for_skew: bool,
 }
 
 /// An update request from the partner being answered.
@@ -198,6 +202,8 @@ impl Peer {
                 max_unacked: 1,
                 receive_timer: cfg.max_response_delay,
                 vendor_class: Vec::new(),
+                clock_offset: None,
+                refused_for_skew: false,
             },
             cfg,
             state: ServerState::Startup,
@@ -278,6 +284,8 @@ impl Peer {
         if self.link == Link::Down {
             return;
         }
+        self.partner.clock_offset =
+            Some(i64::from(msg.time) - i64::try_from(now).unwrap_or(i64::MAX));
         if self.link.is_established() {
             self.arm_receive(now);
         }
@@ -444,6 +452,18 @@ impl Peer {
     #[must_use]
     pub fn state(&self) -> ServerState {
         self.state
+    }
+
+    /// The partner's clock minus ours, in seconds, from its last message's time field.
+    #[must_use]
+    pub fn partner_clock_offset(&self) -> Option<i64> {
+        self.partner.clock_offset
+    }
+
+    /// The last connection was refused because the two clocks are too far apart.
+    #[must_use]
+    pub fn refused_for_skew(&self) -> bool {
+        self.partner.refused_for_skew
     }
 
     /// The partner's last reported state (its saved state while it is in STARTUP).
@@ -672,7 +692,13 @@ impl Peer {
                 }
             }
             Timer::AutoPartnerDown => {
-                if self.state == ServerState::CommunicationsInterrupted {
+                // A partner whose CONNECT (or answer) was refused for its clock is alive: taking
+                // over from it would put both servers in PARTNER-DOWN. Wait another period.
+                if self.partner.refused_for_skew
+                    && let Some(safe) = self.cfg.auto_partner_down
+                {
+                    self.timers.set(Timer::AutoPartnerDown, now.saturating_add(u64::from(safe)));
+                } else if self.state == ServerState::CommunicationsInterrupted {
                     self.set_state(now, ServerState::PartnerDown);
                 }
             }

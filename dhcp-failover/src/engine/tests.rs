@@ -731,6 +731,31 @@ fn a_connect_from_a_skewed_clock_is_refused() {
 }
 
 #[test]
+fn a_partner_refused_for_its_clock_is_alive_and_not_taken_over_automatically() {
+    let cfg = Config { auto_partner_down: Some(100), ..secondary_config() };
+    let saved = persisted(ServerState::CommunicationsInterrupted, T0);
+    let mut sec = Peer::new(cfg, Some(saved), T0);
+    let mut now = T0;
+    let mut run_to = |sec: &mut Peer, until: u64| {
+        while now < until {
+            now += 1;
+            sec.handle_timeout(now);
+            while sec.poll_event().is_some() {}
+            drain_transmits(sec);
+        }
+    };
+    run_to(&mut sec, T0 + 30);
+    assert_eq!(sec.state(), ServerState::CommunicationsInterrupted);
+    // The primary calls with its clock 90 s ahead: refused, but it is there.
+    sec.handle_connected(T0 + 30);
+    sec.handle_message(T0 + 30, isc_connect(wire_time(T0 + 120)));
+    assert!(sec.refused_for_skew());
+    assert_eq!(sec.partner_clock_offset(), Some(90), "the offset is what the message said");
+    run_to(&mut sec, T0 + 400);
+    assert_eq!(sec.state(), ServerState::CommunicationsInterrupted, "not PARTNER-DOWN");
+}
+
+#[test]
 fn iscs_double_updreqall_gets_every_binding_and_one_upddone() {
     // As in tests/data/isc-failover-fresh.pcap: a fresh ISC secondary reports RECOVER and sends
     // UPDREQALL twice; it wants all bindings and then a single UPDDONE with the later xid.

@@ -155,7 +155,9 @@ fn metrics(core: &Core, measured: &Measured) -> String {
     let v = stats(core, measured);
     let mut out = String::new();
     let mut line = |name: &str, labels: &str, val: &Value| {
-        if let Some(n) = val.as_u64() {
+        if let Some(n) = val.as_i64() {
+            let _ = writeln!(out, "{name}{labels} {n}");
+        } else if let Some(n) = val.as_u64() {
             let _ = writeln!(out, "{name}{labels} {n}");
         }
     };
@@ -202,6 +204,7 @@ fn metrics(core: &Core, measured: &Measured) -> String {
         ] {
             line(&format!("xdhcp_failover_{k}"), "", &st[k]);
         }
+        line("xdhcp_failover_partner_clock_offset_seconds", "", &st["partner_clock_offset_secs"]);
         for p in st["pools"].as_array().into_iter().flatten() {
             let subnet = p["subnet"].as_str().unwrap_or("");
             for (owner, k) in [("self", "share_ours_free"), ("partner", "share_partner_free")] {

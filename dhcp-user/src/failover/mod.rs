@@ -121,6 +121,10 @@ pub fn pool_balance(sh: Shares, pool_size: u64, misbalance_pct: u8) -> PoolBalan
 /// tailing the log sees it, rarely enough that a flood of DISCOVERs does not bury the log.
 pub const SHARE_WARNING_EVERY: u64 = 300;
 
+/// The partner's clock this far from ours (seconds) is worth an operator's attention: the
+/// default `max_clock_skew` refuses connections at 60.
+pub const CLOCK_OFFSET_WARNING: u64 = 10;
+
 /// One shared pool split by owner, as this server sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shares {
@@ -159,6 +163,8 @@ pub struct Failover {
     share_warned: HashMap<SubnetId, u64>,
     /// PARTNER-DOWN's takeover time was announced in the log.
     takeover_announced: bool,
+    /// When the clock-offset warning was last logged.
+    clock_warned: Option<u64>,
     /// Addresses whose changes the partner has not been told, so that they can still rewind
     /// (draft-12 §5.2.2): the engine hears of them only after COMMUNICATIONS-INTERRUPTED, once
     /// the store no longer says they may rewind. Telling the engine earlier would be telling
@@ -410,6 +416,7 @@ impl Failover {
             exhausted_seen: 0,
             share_warned: HashMap::new(),
             takeover_announced: false,
+            clock_warned: None,
             held,
         })
     }
@@ -504,6 +511,30 @@ impl Failover {
     /// pool is the partner's, say so in a form an operator can act on (ISC's bare "peer holds
     /// all free leases" is the question this answers), at most every
     /// [`SHARE_WARNING_EVERY`] seconds per pool.
+    /// Draft-12 §5.10: every message carries the sender's clock. Lease times cross the wire as
+    /// absolute times, so an offset between the two clocks shifts every lease the partner
+    /// hears of; past `max_clock_skew` a new connection is refused. Warn well before that, at
+    /// most every [`SHARE_WARNING_EVERY`] seconds while it lasts.
+    fn watch_clock(&mut self, now: u64) {
+        let Some(offset) = self.peer.partner_clock_offset() else { return };
+        if offset.unsigned_abs() < CLOCK_OFFSET_WARNING {
+            self.clock_warned = None;
+            return;
+        }
+        if self.clock_warned.is_some_and(|t| now < t + SHARE_WARNING_EVERY) {
+            return;
+        }
+        self.clock_warned = Some(now);
+        warn!(
+            relationship = %self.cfg.name,
+            offset_secs = offset,
+            "failover: the partner's clock is {} s {} ours; leases it hears of shift by as \
+             much, and a new connection is refused past max_clock_skew: fix NTP on both",
+            offset.unsigned_abs(),
+            if offset > 0 { "ahead of" } else { "behind" }
+        );
+    }
+
     fn watch_shares(&mut self, now: u64, server: &Server) {
         let drops = server.counters().dropped(DropReason::PoolExhausted);
         let new = drops.saturating_sub(self.exhausted_seen);
@@ -608,6 +639,7 @@ impl Failover {
         self.release_held(now, server, out);
         self.update_gate(server, out);
         self.watch_shares(now, server);
+        self.watch_clock(now);
         self.announce_takeover(now);
         self.balance(now, server, out);
         for _ in 0..1_000_000 {
@@ -997,6 +1029,8 @@ impl Failover {
             "my_state_for_secs": now.saturating_sub(p.my_state_since),
             "partner_state": p.partner_state.map(ServerState::name),
             "partner_stos": p.partner_state_since,
+            "partner_clock_offset_secs": self.peer.partner_clock_offset(),
+            "refused_for_clock_skew": self.peer.refused_for_skew(),
             "service": format!("{:?}", self.peer.service()),
             "mclt": self.peer.mclt(),
             "updates_unacked": self.peer.updates_in_flight(),

@@ -961,3 +961,18 @@ fn a_server_stopped_tells_its_partner_it_pauses_and_the_partner_stops_waiting_fo
     assert_eq!(pair.s.fo().peer().state(), ServerState::CommunicationsInterrupted);
     assert_eq!(pair.p.fo().peer().state(), ServerState::Paused);
 }
+
+#[test]
+fn the_status_and_the_metrics_show_the_partners_clock_offset() {
+    let mut pair = Pair::new();
+    pair.normal();
+    let st = pair.p.fo().status(pair.p.server(), pair.now);
+    assert_eq!(st["partner_clock_offset_secs"], 0, "{st}");
+    assert_eq!(st["refused_for_clock_skew"], false);
+    let req = Request::Metrics;
+    let out = pair
+        .p
+        .turn(pair.now, vec![Input::Control { req, reply: (), measured: Measured::default() }]);
+    let text = out.answers[0].1["text"].as_str().unwrap().to_owned();
+    assert!(text.contains("xdhcp_failover_partner_clock_offset_seconds 0\n"), "{text}");
+}
