@@ -729,21 +729,17 @@ impl Failover {
                 {
                     return;
                 }
-                let ours_unacked = server.lease(binding.ip).is_some_and(|l| !l.partner_acked);
                 let mut l = lease_from_binding(server.lease(binding.ip), &binding, sid.0, now);
                 // §5.11: the server returning the BNDACK for an EXPIRED, RELEASED or RESET
                 // address sets it FREE as part of processing the update; the partner does the
-                // same on our BNDACK, so neither tells the other. Unless an update of ours is
-                // still unacknowledged: it crossed this one, the partner will store it after
-                // its own, and the FREE is news for it.
+                // same on our BNDACK, so neither tells the other. An update of ours that
+                // crossed this one is refused by the partner if it is the primary (ISC dhcpd
+                // and xdhcp alike); were we the primary, the engine would have refused theirs.
                 if matches!(
                     binding.status,
                     BindingStatus::Expired | BindingStatus::Released | BindingStatus::Reset
                 ) {
                     free_record(&mut l, now);
-                    if ours_unacked {
-                        out.local.push(binding.ip);
-                    }
                 }
                 // We kept a later end of our client's lease than the partner's: the engine and
                 // the partner must judge later updates against ours.
