@@ -580,8 +580,9 @@ fn xdhcp_pair_declines_on_each_server_come_back_after_probation() {
 
     wait_pair_settled(NET, &p, &s, Duration::from_secs(PROBATION + 40));
     let back_after = declined_at.elapsed();
+    // The store keeps whole seconds, and the first decline went out before `declined_at`.
     assert!(
-        back_after >= Duration::from_secs(PROBATION - 1),
+        back_after >= Duration::from_secs(PROBATION - 2),
         "back after {back_after:?}, before the probation"
     );
     assert_pool_counts_free(&p);
