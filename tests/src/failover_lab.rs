@@ -6,11 +6,14 @@
 //! started with `ip netns exec`. Nothing here touches the host's interfaces: every interface is
 //! created inside a namespace this lab made, and only processes it started are signalled.
 use std::{
-    fs,
+    fs, io,
     net::Ipv4Addr,
     path::PathBuf,
     process::{Child, Stdio},
-    sync::atomic::{AtomicU32, Ordering},
+    sync::{
+        Mutex,
+        atomic::{AtomicU32, Ordering},
+    },
     thread,
     time::{Duration, Instant},
 };
@@ -28,6 +31,44 @@ static SEQ: AtomicU32 = AtomicU32::new(0);
 
 fn seq() -> u32 {
     SEQ.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Every line the in-process xdhcp servers logged, failover at debug level (each message sent
+/// and received, with its acks and rejects), prefixed by the logging thread's name: the
+/// server's namespace (see [`Xdhcp::log_text`]).
+static LOG: Mutex<String> = Mutex::new(String::new());
+
+/// Appends to [`LOG`].
+struct LogCapture;
+
+impl io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        LOG.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push_str(&String::from_utf8_lossy(buf));
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Installs the tracing subscriber before the daemon installs its own: the usual log through
+/// the test harness (shown for failing tests only; threads inherit the test's output capture),
+/// and a copy of it, failover at debug level, in [`LOG`].
+fn init_logging() {
+    use tracing_subscriber::{
+        EnvFilter, Layer as _, layer::SubscriberExt as _, util::SubscriberInitExt as _,
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let shown = tracing_subscriber::fmt::layer().with_test_writer().with_filter(filter);
+    let kept = tracing_subscriber::fmt::layer()
+        .with_ansi(false)
+        .with_thread_names(true)
+        .with_writer(|| LogCapture)
+        .with_filter(EnvFilter::new("info,xdhcp::failover=debug"));
+    let _ = tracing_subscriber::registry().with(shown).with(kept).try_init();
 }
 
 /// One end of the segment, inside `ns`.
@@ -92,6 +133,8 @@ pub struct Xdhcp {
     pub dir: TempDir,
     pub socket: PathBuf,
     iface: String,
+    /// Its port's namespace, the name of the thread it runs on.
+    ns: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<thread::JoinHandle<Result<()>>>,
 }
@@ -115,19 +158,22 @@ impl Xdhcp {
             .replace("IFACE", &port.iface);
         let file = dir.path().join("xdhcp.toml");
         fs::write(&file, text)?;
-        // Before the daemon installs its own: logs then go through the test harness, which
-        // shows them for failing tests only (threads inherit the test's output capture).
-        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+        init_logging();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let ns = port.ns.name().to_owned();
-        let thread = thread::spawn(move || {
+        // The daemon's runtime runs on this one thread: its name tells its log lines apart.
+        let thread = thread::Builder::new().name(ns.clone()).spawn(move || {
             fastpath::enter_netns(&ns)?;
             xdhcp::daemon::run_until(&file, Some(rx))
-        });
-        let x =
-            Xdhcp { dir, socket, iface: port.iface.clone(), stop: Some(tx), thread: Some(thread) };
+        })?;
+        let x = Xdhcp {
+            dir,
+            socket,
+            iface: port.iface.clone(),
+            ns: port.ns.name().to_owned(),
+            stop: Some(tx),
+            thread: Some(thread),
+        };
         wait_for("the control socket", Duration::from_secs(20), || {
             if x.thread.as_ref().is_some_and(thread::JoinHandle::is_finished) {
                 bail!("xdhcp run ended early");
@@ -135,6 +181,19 @@ impl Xdhcp {
             Ok(x.socket.exists().then_some(()))
         })?;
         Ok(x)
+    }
+
+    /// What this server logged (every run in its port's namespace), failover at debug level:
+    /// each failover message sent and received with its acks and rejects.
+    #[must_use]
+    pub fn log_text(&self) -> String {
+        let me = format!(" {} ", self.ns);
+        let all = LOG.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        all.lines().filter(|l| l.contains(&me)).fold(String::new(), |mut s, l| {
+            s.push_str(l);
+            s.push('\n');
+            s
+        })
     }
 
     pub fn ask(&self, req: &ctl::Request) -> Result<Value> {
@@ -459,13 +518,20 @@ impl PairConfig<'_> {
     /// decides who answers.
     #[must_use]
     pub fn render(&self, primary: bool, more: &str) -> String {
+        self.render_with(primary, Self::SPLIT, "", more)
+    }
+
+    /// As [`Self::render`], the primary splitting the pool at `split` (0: the secondary serves
+    /// every new client), `top` (lines, each ending in a newline) added to the top level.
+    #[must_use]
+    pub fn render_with(&self, primary: bool, split: u16, top: &str, more: &str) -> String {
         let (role, me, peer) = (
             if primary { "primary" } else { "secondary" },
             self.addr(primary),
             self.addr(!primary),
         );
         let primary_only = if primary {
-            format!("mclt = {}\nsplit = {}\n", self.mclt, Self::SPLIT)
+            format!("mclt = {}\nsplit = {split}\n", self.mclt)
         } else {
             String::new()
         };
@@ -475,7 +541,7 @@ impl PairConfig<'_> {
 server_id = "{me}"
 state_dir = "STATE"
 control_socket = "SOCKET"
-
+{top}
 [fast_path]
 attach_mode = "native"
 
