@@ -40,6 +40,18 @@ fn dhcp(kind: MessageType, mac: [u8; 6], ciaddr: Ipv4Addr, extra: &[DhcpOption])
 
 const MAC: [u8; 6] = [2, 0, 0, 0, 0, 7];
 
+/// The event XDP logs when it renews `MAC`'s lease of `a` for 600 s at `at`.
+fn renewed_by_xdp(a: Ipv4Addr, at: u64) -> Input<()> {
+    let ev = RenewEvent {
+        at_ns: Now::at(at).mono_ns,
+        addr: a.octets(),
+        granted_secs: 600,
+        chaddr: MAC,
+        _pad: [0; 10],
+    };
+    Input::Renewed(ev)
+}
+
 /// DISCOVER then REQUEST, each its own turn; the address.
 fn lease(c: &mut Core, store: &mut MemStore, now: u64) -> Ipv4Addr {
     let out = c.turn(
@@ -98,14 +110,7 @@ fn a_renewal_the_kernel_answered_is_recorded_before_an_expiry_could_undo_it() {
     let mut c = core(&store);
     let a = lease(&mut c, &mut store, T0);
     // XDP renewed it at T0 + 599 for 600 s; its event reaches a turn after the old end.
-    let ev = RenewEvent {
-        at_ns: Now::at(T0 + 599).mono_ns,
-        addr: a.octets(),
-        granted_secs: 600,
-        chaddr: MAC,
-        _pad: [0; 10],
-    };
-    c.turn(Now::at(T0 + 601), vec![Input::<()>::Renewed(ev)], &mut store);
+    c.turn(Now::at(T0 + 601), vec![renewed_by_xdp(a, T0 + 599)], &mut store);
     assert_eq!(
         c.server().lease(a).map(|l| (l.state, l.expires_at)),
         Some((LeaseState::Active, T0 + 1199))
@@ -160,14 +165,7 @@ fn a_renewal_xdp_answered_just_before_the_release_took_effect_keeps_the_address_
     let a = lease(&mut c, &mut store, T0);
     c.turn(Now::at(T0 + 10), vec![dhcp(MessageType::Release, MAC, a, &[])], &mut store);
     // XDP renewed it before the delete reached the kernel; the event comes with the next drain.
-    let ev = RenewEvent {
-        at_ns: Now::at(T0 + 10).mono_ns,
-        addr: a.octets(),
-        granted_secs: 600,
-        chaddr: MAC,
-        _pad: [0; 10],
-    };
-    c.turn(Now::at(T0 + 11), vec![Input::<()>::Renewed(ev)], &mut store);
+    c.turn(Now::at(T0 + 11), vec![renewed_by_xdp(a, T0 + 10)], &mut store);
     c.turn(Now::at(T0 + 12), Vec::<Input<()>>::new(), &mut store);
     let l = store.get(a).unwrap();
     assert_eq!((l.state, l.expires_at), (LeaseState::Active, T0 + 610));
