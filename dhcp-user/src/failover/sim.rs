@@ -727,7 +727,10 @@ impl Sim {
 
     /// What every turn must keep: nothing left undone, no userspace ACK beyond the MCLT rule,
     /// and nothing sent — ACK, BNDUPD or BNDACK — that the store does not hold as memory has it.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the turn, its inputs and the record before it: one check"
+    )]
     fn check_turn(
         &self,
         i: usize,
