@@ -561,6 +561,59 @@ failover = true
 "#
         )
     }
+
+    /// ISC dhcpd's config for the same pair: the primary's (`primary`) or the secondary's, the
+    /// primary splitting the pool at `split`, `top` (lines, each ending in a newline) added to
+    /// the top level, `more` to its `failover peer` block and `subnet_more` to its subnet.
+    ///
+    /// dhcpd acknowledges once 10 updates are pending (or after 2 s); only the primary states
+    /// the MCLT and the split.
+    #[must_use]
+    pub fn render_dhcpd(
+        &self,
+        primary: bool,
+        split: u16,
+        top: &str,
+        more: &str,
+        subnet_more: &str,
+    ) -> String {
+        let (role, me, peer) = (
+            if primary { "primary" } else { "secondary" },
+            self.addr(primary),
+            self.addr(!primary),
+        );
+        let primary_only = if primary {
+            format!("  mclt {};\n  split {split};\n", self.mclt)
+        } else {
+            String::new()
+        };
+        let Self { name, net, pool_end, lease_secs, max_response_delay, .. } = *self;
+        format!(
+            r#"ddns-update-style none;
+authoritative;
+default-lease-time {lease_secs};
+max-lease-time {lease_secs};
+{top}
+failover peer "{name}" {{
+  {role};
+  address {me};
+  port 647;
+  peer address {peer};
+  peer port 647;
+  max-response-delay {max_response_delay};
+  max-unacked-updates 10;
+  load balance max seconds 60;
+{more}{primary_only}}}
+
+subnet 10.{net}.0.0 netmask 255.255.255.0 {{
+{subnet_more}  pool {{
+    failover peer "{name}";
+    range 10.{net}.0.100 10.{net}.0.{pool_end};
+  }}
+}}
+"#
+        )
+    }
 }
 
 /// A MAC whose RFC 3074 bucket, hashed as the server will (udhcpc sends option 61 = 1 + MAC),

@@ -28,8 +28,8 @@ use xdhcp::daemon::ctl::Request;
 /// a recovering server's time in RECOVER-WAIT.
 const MCLT: u64 = 30;
 
-/// xdhcp's side of a pair with dhcpd on 10.`net`.0.0/24, the pool ending at .`pool_end`.
-fn xdhcp_config(net: u8, primary: bool, pool_end: u8) -> String {
+/// A pair of xdhcp and dhcpd on 10.`net`.0.0/24, the pool ending at .`pool_end`.
+fn pair(net: u8, pool_end: u8) -> PairConfig<'static> {
     PairConfig {
         name: "edge-faults",
         net,
@@ -40,7 +40,11 @@ fn xdhcp_config(net: u8, primary: bool, pool_end: u8) -> String {
         // dhcpd's value: it acknowledges once half of ours are pending (or after 2 s).
         failover_more: "max_unacked_updates = 10\n",
     }
-    .render(primary, "")
+}
+
+/// xdhcp's side of a pair with dhcpd on 10.`net`.0.0/24, the pool ending at .`pool_end`.
+fn xdhcp_config(net: u8, primary: bool, pool_end: u8) -> String {
+    pair(net, pool_end).render(primary, "")
 }
 
 /// No client holds two addresses in `store` (address: MAC).
@@ -184,37 +188,7 @@ fn partition_both_serve_their_own_share_then_heal_without_duplicates() {
 /// dhcpd's side of the pair, the secondary at .2 or the primary at .1, sharing the pool
 /// 10.net.0.100 to 10.net.0.`pool_end` as [`xdhcp_config`] does.
 fn dhcpd_config(net: u8, primary: bool, pool_end: u8) -> String {
-    let (role, me, peer) = if primary { ("primary", 1, 2) } else { ("secondary", 2, 1) };
-    let primary_only = if primary {
-        format!("  mclt {MCLT};\n  split {};\n", PairConfig::SPLIT)
-    } else {
-        String::new()
-    };
-    format!(
-        r#"ddns-update-style none;
-authoritative;
-default-lease-time 600;
-max-lease-time 600;
-
-failover peer "edge-faults" {{
-  {role};
-  address 10.{net}.0.{me};
-  port 647;
-  peer address 10.{net}.0.{peer};
-  peer port 647;
-  max-response-delay 5;
-  max-unacked-updates 10;
-  load balance max seconds 60;
-{primary_only}}}
-
-subnet 10.{net}.0.0 netmask 255.255.255.0 {{
-  pool {{
-    failover peer "edge-faults";
-    range 10.{net}.0.100 10.{net}.0.{pool_end};
-  }}
-}}
-"#
-    )
+    pair(net, pool_end).render_dhcpd(primary, PairConfig::SPLIT, "", "", "")
 }
 
 fn binding_state(block: &str) -> Option<&str> {

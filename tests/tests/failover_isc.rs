@@ -35,35 +35,7 @@ const PAIR: PairConfig = PairConfig {
 };
 
 fn dhcpd_config(primary: bool) -> String {
-    let (role, me, peer) =
-        if primary { ("primary", PRIMARY, SECONDARY) } else { ("secondary", SECONDARY, PRIMARY) };
-    let primary_only =
-        if primary { format!("  mclt {LEASE};\n  split {SPLIT};\n") } else { String::new() };
-    format!(
-        r#"ddns-update-style none;
-authoritative;
-default-lease-time {LEASE};
-max-lease-time {LEASE};
-
-failover peer "{NAME}" {{
-  {role};
-  address {me};
-  port 647;
-  peer address {peer};
-  peer port 647;
-  max-response-delay 30;
-  max-unacked-updates 10;
-  load balance max seconds 60;
-{primary_only}}}
-
-subnet 10.92.0.0 netmask 255.255.255.0 {{
-  pool {{
-    failover peer "{NAME}";
-    range 10.92.0.100 10.92.0.139;
-  }}
-}}
-"#
-    )
+    PAIR.render_dhcpd(primary, SPLIT, "", "", "")
 }
 
 fn binding_state(block: &str) -> Option<&str> {

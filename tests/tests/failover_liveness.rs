@@ -54,8 +54,8 @@ fn ip(net: u8, host: u8) -> Ipv4Addr {
     Ipv4Addr::new(10, net, 0, host)
 }
 
-/// xdhcp's side on 10.`net`.0.0/24, the primary's split `split`, `top` added at the top level.
-fn xdhcp_config(net: u8, primary: bool, split: u16, top: &str) -> String {
+/// The pair on 10.`net`.0.0/24.
+fn pair(net: u8) -> PairConfig<'static> {
     PairConfig {
         name: NAME,
         net,
@@ -68,41 +68,16 @@ fn xdhcp_config(net: u8, primary: bool, split: u16, top: &str) -> String {
         // primary's): balancing every few seconds gives them back between cycles.
         failover_more: "max_unacked_updates = 10\nmin_balance = 2\nmax_balance = 4\n",
     }
-    .render_with(primary, split, top, "")
+}
+
+/// xdhcp's side on 10.`net`.0.0/24, the primary's split `split`, `top` added at the top level.
+fn xdhcp_config(net: u8, primary: bool, split: u16, top: &str) -> String {
+    pair(net).render_with(primary, split, top, "")
 }
 
 /// dhcpd's side of the same pair, split 0 when it is the primary.
 fn dhcpd_config(net: u8, primary: bool) -> String {
-    let (role, me, peer) = if primary { ("primary", 1, 2) } else { ("secondary", 2, 1) };
-    let primary_only =
-        if primary { format!("  mclt {MCLT};\n  split 0;\n") } else { String::new() };
-    format!(
-        r#"ddns-update-style none;
-authoritative;
-default-lease-time {LEASE};
-max-lease-time {LEASE};
-
-failover peer "{NAME}" {{
-  {role};
-  address 10.{net}.0.{me};
-  port 647;
-  peer address 10.{net}.0.{peer};
-  peer port 647;
-  max-response-delay 5;
-  max-unacked-updates 10;
-  load balance max seconds 60;
-  min-balance 2;
-  max-balance 4;
-{primary_only}}}
-
-subnet 10.{net}.0.0 netmask 255.255.255.0 {{
-  pool {{
-    failover peer "{NAME}";
-    range 10.{net}.0.100 10.{net}.0.{POOL_END};
-  }}
-}}
-"#
-    )
+    pair(net).render_dhcpd(primary, 0, "", "  min-balance 2;\n  max-balance 4;\n", "")
 }
 
 /// The segment and its ports: the primary's (.1), the secondary's (.2), perfdhcp's (.3, the
