@@ -17,17 +17,18 @@
 //! Which lease changes become BNDUPDs is decided here: every change this server makes to an
 //! address of a shared subnet (a DHCP decision, a fast-path renewal, an expiry, a move between
 //! the free and backup pools), never one that came from the partner.
+//!
+//! Beside this file: `binding` (a record as a BNDUPD and back, the persisted state) and
+//! `balance` (how the free addresses split between the two, and moving them in NORMAL).
 use std::{
     collections::{BTreeSet, HashMap},
-    fmt::Write as _,
     net::Ipv4Addr,
     path::PathBuf,
 };
 
 use dhcp_failover::{
-    BindingStatus, BindingUpdate, Event, HwAddr, Peer, PersistedState, Role, ServerState,
+    BindingStatus, Event, Peer, Role, ServerState,
     engine::{CommitId, Config as PeerConfig, Service},
-    load_balance::Hba,
     mclt::LeaseTimes,
 };
 use serde_json::{Value, json};
@@ -39,10 +40,16 @@ use crate::{
     store::{Lease, LeaseChange, LeaseState},
 };
 
+mod balance;
+mod binding;
 #[cfg(test)]
 mod sim;
 #[cfg(test)]
 mod tests;
+
+pub use balance::{PoolBalance, Shares, pool_balance};
+pub use binding::{binding_of, decode_state, encode_state, lease_from_binding};
+use binding::{free_record, wire};
 
 /// What the link to the partner must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,36 +94,6 @@ pub struct Counters {
     pub balanced_moved: u64,
 }
 
-/// What one balancing pass did.
-#[derive(Debug, Default, Clone, Copy)]
-struct BalanceRun {
-    moved: u64,
-    /// Some pool's share here is short by more than twice the misbalance threshold.
-    short: bool,
-}
-
-/// What pool balancing should do with one pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PoolBalance {
-    /// Free addresses to move from this server's share to the partner's.
-    pub give: u64,
-    /// This server's share is short enough to ask the partner for addresses (POOLREQ).
-    pub short: bool,
-}
-
-/// dhcpd's arithmetic: `lts` ("leases to send") is half the difference between the shares;
-/// moving `lts` addresses evens them. Nothing moves within `misbalance_pct` percent of the
-/// pool's size, so that allocations on one side do not make the two trade addresses back
-/// and forth; twice that short, this side asks.
-#[must_use]
-pub fn pool_balance(sh: Shares, pool_size: u64, misbalance_pct: u8) -> PoolBalance {
-    let thresh = (pool_size * u64::from(misbalance_pct) + 50) / 100;
-    let (mine, theirs) = (i128::from(sh.ours), i128::from(sh.partners));
-    let lts = (mine - theirs) / 2;
-    let give = if lts > i128::from(thresh) { u64::try_from(lts).unwrap_or(0) } else { 0 };
-    PoolBalance { give, short: -lts > 2 * i128::from(thresh) }
-}
-
 /// How often the "share used up" warning may repeat per pool: often enough that an operator
 /// tailing the log sees it, rarely enough that a flood of DISCOVERs does not bury the log.
 pub const SHARE_WARNING_EVERY: u64 = 300;
@@ -124,15 +101,6 @@ pub const SHARE_WARNING_EVERY: u64 = 300;
 /// The partner's clock this far from ours (seconds) is worth an operator's attention: the
 /// default `max_clock_skew` refuses connections at 60.
 pub const CLOCK_OFFSET_WARNING: u64 = 10;
-
-/// One shared pool split by owner, as this server sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shares {
-    /// Addresses free in this server's share (FREE on the primary, BACKUP on the secondary).
-    pub ours: u64,
-    /// Addresses free in the partner's share.
-    pub partners: u64,
-}
 
 /// Why an operator's PARTNER-DOWN was not applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -208,151 +176,6 @@ fn describe(m: &dhcp_failover::Message) -> String {
         }
     }
     s
-}
-
-/// Encodes the engine's persisted state for the store's opaque blob.
-#[must_use]
-pub fn encode_state(p: &PersistedState) -> Vec<u8> {
-    json!({
-        "version": 1,
-        "my_state": p.my_state as u8,
-        "my_state_since": p.my_state_since,
-        "partner_state": p.partner_state.map(|s| s as u8),
-        "partner_state_since": p.partner_state_since,
-        "mclt": p.mclt,
-        "hba": hex(&p.hba.0),
-    })
-    .to_string()
-    .into_bytes()
-}
-
-/// Reads what [`encode_state`] wrote. A blob that does not read is treated as absent: the
-/// engine then recovers the database from the partner, the safe way to start without state.
-#[must_use]
-pub fn decode_state(blob: &[u8]) -> Option<PersistedState> {
-    let v: Value = serde_json::from_slice(blob).ok()?;
-    let state = |k: &str| ServerState::from_u8(u8::try_from(v[k].as_u64()?).ok()?);
-    let hba_hex = v["hba"].as_str()?;
-    let bytes = unhex(hba_hex)?;
-    Some(PersistedState {
-        my_state: state("my_state")?,
-        my_state_since: v["my_state_since"].as_u64()?,
-        partner_state: state("partner_state"),
-        partner_state_since: v["partner_state_since"].as_u64().unwrap_or(0),
-        mclt: u32::try_from(v["mclt"].as_u64()?).ok()?,
-        hba: Hba(<[u8; 32]>::try_from(bytes.as_slice()).ok()?),
-    })
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().fold(String::new(), |mut s, x| {
-        let _ = write!(s, "{x:02x}");
-        s
-    })
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
-}
-
-/// Wire times are u32; a time past 2106 saturates rather than wrapping.
-fn wire(t: u64) -> u32 {
-    u32::try_from(t).unwrap_or(u32::MAX)
-}
-
-fn bound(s: LeaseState) -> bool {
-    matches!(s, LeaseState::Active | LeaseState::Expired | LeaseState::Released)
-}
-
-/// The BNDUPD that tells the partner about `l`.
-#[must_use]
-pub fn binding_of(l: &Lease) -> BindingUpdate {
-    let status = BindingStatus::from(l.state);
-    let mut b = BindingUpdate::new(l.address, status);
-    if bound(l.state) {
-        b.client_id.clone_from(&l.client_id);
-        if !l.chaddr.is_empty() {
-            b.chaddr = Some(HwAddr { htype: l.htype, addr: l.chaddr.clone() });
-        }
-        b.lease_expiration = Some(wire(l.expires_at));
-        b.client_last_transaction = Some(wire(l.cltt));
-    }
-    if l.pet_sent > 0 {
-        b.potential_expiration = Some(wire(l.pet_sent));
-    }
-    b.start_time_of_state = Some(wire(l.stos));
-    b
-}
-
-/// The record after accepting the partner's `b` over ours (`old`).
-#[must_use]
-pub fn lease_from_binding(old: Option<&Lease>, b: &BindingUpdate, subnet: u32, now: u64) -> Lease {
-    let state = LeaseState::from(b.status);
-    let mut l = old.cloned().unwrap_or_else(|| Lease::new(b.ip, state, subnet, now));
-    let same_client = match (&b.client_id, &l.client_id) {
-        (Some(x), Some(y)) => x == y,
-        _ => b.chaddr.as_ref().is_some_and(|h| h.htype == l.htype && h.addr == l.chaddr),
-    };
-    // The partner's view of our own client's lease can be older than ours (a renewal it has
-    // not heard of yet, one our fast path granted while this daemon was down): what this
-    // server told the client must stay in its store, or the address could expire here, and
-    // go to someone else, while the client still holds it.
-    let keeps_ours = same_client
-        && state == LeaseState::Active
-        && old.is_some_and(|o| o.state == LeaseState::Active);
-    let (our_end, our_cltt) = (l.expires_at, l.cltt);
-    l.state = state;
-    if bound(state) {
-        if let Some(hw) = &b.chaddr {
-            l.htype = hw.htype;
-            l.chaddr = hw.addr.iter().copied().take(16).collect();
-        }
-        l.client_id.clone_from(&b.client_id);
-        if !same_client {
-            l.hostname = None;
-            // Whatever the fast path could grant the previous client is no concern of this one.
-            l.held_until = 0;
-        }
-    } else {
-        l.clear_client();
-    }
-    match b.lease_expiration {
-        Some(e) => l.expires_at = u64::from(e),
-        // No lease runs on an address the partner calls free.
-        None if !bound(state) => l.expires_at = l.expires_at.min(now),
-        None => {}
-    }
-    if let Some(pet) = b.potential_expiration {
-        l.pet_received = l.pet_received.max(u64::from(pet));
-    }
-    l.stos = b.start_time_of_state.map_or(now, u64::from);
-    if let Some(t) = b.client_last_transaction {
-        l.cltt = u64::from(t);
-    }
-    if keeps_ours {
-        l.expires_at = l.expires_at.max(our_end);
-        l.cltt = l.cltt.max(our_cltt);
-    }
-    l.probation_until = None;
-    l.partner_acked = true;
-    // The partner has just said what it holds: there is nothing older to go back to.
-    l.rewind_state = None;
-    l.rewind_expiry = None;
-    l
-}
-
-/// `l` as FREE from `now`: no client holds it (draft-12 §5.11). Whatever the fast path may still
-/// grant the old client (`held_until`) keeps it from another client until then.
-fn free_record(l: &mut Lease, now: u64) {
-    l.state = LeaseState::Free;
-    l.partner_acked = true;
-    l.stos = now;
-    l.clear_client();
-    l.rewind_state = None;
-    l.rewind_expiry = None;
 }
 
 fn peer_config(cfg: &Config, f: &crate::config::Failover) -> PeerConfig {
@@ -488,23 +311,6 @@ impl Failover {
     #[must_use]
     pub fn takeover_time(&self) -> u64 {
         self.peer.persisted().my_state_since.saturating_add(u64::from(self.peer.mclt()))
-    }
-
-    /// Pool `sid` split by owner (addresses without a record are the primary's).
-    #[must_use]
-    pub fn shares(&self, server: &Server, sid: SubnetId) -> Shares {
-        self.shares_in(&server.pool_counts(sid))
-    }
-
-    /// [`Failover::shares`] from counts already taken with [`Server::pool_counts`] (which
-    /// walks every lease record).
-    fn shares_in(&self, counts: &HashMap<LeaseState, u64>) -> Shares {
-        let n = |st: LeaseState| counts.get(&st).copied().unwrap_or(0);
-        let (free, backup) = (n(LeaseState::Free), n(LeaseState::Backup));
-        match self.cfg.role {
-            Role::Primary => Shares { ours: free, partners: backup },
-            Role::Secondary => Shares { ours: backup, partners: free },
-        }
     }
 
     /// New clients were refused for want of an address: if the reason is that the rest of a
@@ -850,80 +656,6 @@ impl Failover {
     #[must_use]
     pub fn fast_path_allowed(&self) -> bool {
         self.gate.service != Service::NotResponding
-    }
-
-    /// Pool balancing in NORMAL (dhcpd's `pool_dobalance`, both ways): each server serves new
-    /// clients from its own share when the two cannot talk, so each should hold about half of
-    /// what is free. A server whose share exceeds the partner's by more than
-    /// `max_lease_misbalance` percent of the pool moves the difference over (FREE → BACKUP on
-    /// the primary, BACKUP → FREE on the secondary) by binding updates; one that is short by
-    /// twice that asks the partner to do so at once (POOLREQ). The check runs every
-    /// `min_balance` seconds while pools move, and backs off to `max_balance` while they stay
-    /// balanced. Only the owner of an address ever moves it, and it stops using it before the
-    /// partner hears of it, so a move can never give one address to two servers.
-    fn balance(&mut self, now: u64, server: &mut Server, out: &mut Actions) {
-        if self.peer.state() != ServerState::Normal || now < self.next_balance {
-            return;
-        }
-        let run = self.balance_pools(now, server, out);
-        // Per pool: giving in one pool says nothing about another this server is short in.
-        if run.short {
-            debug!(
-                relationship = %self.cfg.name,
-                "failover: this server's share of free addresses is short; asking the partner \
-                 to balance (POOLREQ)"
-            );
-            self.peer.request_pool(now);
-        }
-        let (min, max) = (u64::from(self.cfg.min_balance.max(1)), u64::from(self.cfg.max_balance));
-        self.balance_every = if run.moved > 0 || run.short {
-            min
-        } else {
-            self.balance_every.saturating_mul(2).clamp(min, max.max(min))
-        };
-        self.next_balance = now.saturating_add(self.balance_every);
-    }
-
-    /// One balancing pass over every shared pool; what moved and whether any pool is short.
-    fn balance_pools(&mut self, now: u64, server: &mut Server, out: &mut Actions) -> BalanceRun {
-        let mut run = BalanceRun::default();
-        if self.peer.state() != ServerState::Normal {
-            return run;
-        }
-        let (ours, to) = match self.cfg.role {
-            Role::Primary => (LeaseState::Free, LeaseState::Backup),
-            Role::Secondary => (LeaseState::Backup, LeaseState::Free),
-        };
-        for &sid in &self.shared {
-            let counts = server.pool_counts(sid);
-            let sh = self.shares_in(&counts);
-            let p = pool_balance(sh, counts.values().sum(), self.cfg.max_lease_misbalance);
-            if p.give == 0 {
-                run.short |= p.short;
-                continue;
-            }
-            let n = usize::try_from(p.give).unwrap_or(usize::MAX);
-            let moved = server.unused_addresses_from_top(sid, ours, n);
-            info!(
-                relationship = %self.cfg.name,
-                subnet = sid.0,
-                ours = sh.ours,
-                partners = sh.partners,
-                moving = moved.len(),
-                "failover: balancing pool, moving free addresses to the partner"
-            );
-            run.moved += moved.len() as u64;
-            for a in moved {
-                let mut l =
-                    server.lease(a).cloned().unwrap_or_else(|| Lease::new(a, to, sid.0, now));
-                l.state = to;
-                l.stos = now;
-                out.changes.push(server.put_failover_record(now, l));
-                out.local.push(a);
-            }
-        }
-        self.counters.balanced_moved += run.moved;
-        run
     }
 
     /// Out of COMMUNICATIONS-INTERRUPTED the partner is about to hear of every binding, so none

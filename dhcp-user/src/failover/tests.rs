@@ -3,7 +3,10 @@
 //! that carries the encoded messages. The clock is a number the test moves.
 use std::net::Ipv4Addr;
 
-use dhcp_failover::{ServerState, load_balance};
+use dhcp_failover::{
+    PersistedState, ServerState,
+    load_balance::{self, Hba},
+};
 use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode};
 
 use dhcp_common::RenewEvent;
