@@ -52,7 +52,6 @@ pub struct MemStore {
     pub fail_next_commit: bool,
     /// Writes of the failover state fail while set.
     pub fail_state_writes: bool,
-    pub commits: u64,
     /// When set, every record committed is also appended here: what a check needs to see
     /// that a reply's record was durable even if a later decision of the same turn replaced it.
     pub journal: Option<Vec<Lease>>,
@@ -83,7 +82,6 @@ impl Durable for MemStore {
                 }
             }
         }
-        self.commits += 1;
         Ok(())
     }
 

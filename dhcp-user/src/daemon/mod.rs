@@ -102,7 +102,7 @@ pub fn run_until(config: &Path, stop: Option<oneshot::Receiver<()>>) -> Result<(
         let (put, removed) = k.reconcile(&core.fast_path_entries(now.unix), now)?;
         info!(put, removed, "kernel lease maps reconciled with the store");
         // With failover, the fast path waits for the relationship to allow answering.
-        k.enable(core.failover().is_none(), cfg.fast_path.events)?;
+        k.enable(core.fast_path_allowed(), cfg.fast_path.events)?;
         Some(k)
     } else {
         None
