@@ -259,6 +259,16 @@ impl BindingTable {
         stale
     }
 
+    /// Every address whose current version is on its way to the partner (queued, or in
+    /// `in_flight`), with that version. A refused update is neither: nothing sends it again.
+    pub fn unacked_versions(&self, in_flight: &HashSet<Ipv4Addr>) -> HashMap<Ipv4Addr, u64> {
+        self.records
+            .iter()
+            .filter(|(ip, r)| !r.up_to_date && (r.queued || in_flight.contains(ip)))
+            .map(|(ip, r)| (*ip, r.version))
+            .collect()
+    }
+
     /// UPDREQALL: the partner lost its database, so nothing it acked before counts (§5.17).
     pub fn forget_partner_knowledge(&mut self) {
         for r in self.records.values_mut() {

@@ -19,7 +19,7 @@ mod replication;
 mod timer;
 pub mod transitions;
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::Ipv4Addr;
 
 pub use bindings::{EXPIRY_SLACK, covers, judge_update};
@@ -151,6 +151,10 @@ pub struct Peer {
     bindings: BindingTable,
     in_flight: Vec<InFlight>,
     serving: Option<ServingRequest>,
+    /// Leaving PARTNER-DOWN: each address the partner had not acknowledged when it reported
+    /// RECOVER-DONE, with our version then. NORMAL waits for these only, not for changes made
+    /// since (renewals go on meanwhile, and would otherwise hold the handover off for good).
+    hand_back: Option<HashMap<Ipv4Addr, u64>>,
     /// Our outstanding UPDREQ / UPDREQALL.
     requested: Option<u32>,
     pending_acks: VecDeque<PendingAck>,
@@ -223,6 +227,7 @@ impl Peer {
             bindings: BindingTable::default(),
             in_flight: Vec::new(),
             serving: None,
+            hand_back: None,
             requested: None,
             pending_acks: VecDeque::new(),
             next_commit: 0,
@@ -509,6 +514,9 @@ impl Peer {
             ServerState::CommunicationsInterrupted | ServerState::ResolutionInterrupted => {
                 Service::OwnPool
             }
+            // Handing back to a partner about to serve its own share again: an address of
+            // its share bound now might be unknown to it when both are NORMAL.
+            ServerState::PartnerDown if self.handing_back_to_ready_partner() => Service::OwnPool,
             ServerState::PartnerDown => Service::PartnerDown,
             ServerState::RecoverDone => Service::RenewalsOnly,
             _ => Service::NotResponding,
@@ -601,6 +609,7 @@ impl Peer {
             return;
         }
         self.state = to;
+        self.hand_back = None;
         self.since = if from == ServerState::Startup && to == self.saved && self.saved_was_mine {
             self.resume_since
         } else {
@@ -733,6 +742,7 @@ impl Peer {
         }
         self.pending_acks.clear();
         self.serving = None;
+        self.hand_back = None;
         self.requested = None;
         if was_up {
             self.events.push_back(Event::Communications { ok: false });
@@ -818,7 +828,7 @@ impl Peer {
             // partner has not heard of (after its UPDDONE). Were the link to fail right after
             // NORMAL, the partner would hand them out again from its own pool: so NORMAL waits
             // until the partner has acknowledged every one.
-            if self.handing_back() && to == ServerState::Normal && self.has_unacked_updates() {
+            if self.handing_back() && to == ServerState::Normal && !self.handed_back() {
                 return;
             }
             self.set_state(now, to);
@@ -836,8 +846,23 @@ impl Peer {
             )
     }
 
-    fn has_unacked_updates(&self) -> bool {
-        !self.in_flight.is_empty() || self.bindings.queued() > 0
+    /// The partner, ready in RECOVER-DONE, has acknowledged (or itself sent) every binding we
+    /// had not told it of when it got there. New clients meanwhile get addresses only from our
+    /// own share ([`Peer::service`]), so nothing it could hand out again joins the list later.
+    fn handed_back(&mut self) -> bool {
+        let bindings = &self.bindings;
+        let in_flight = &self.in_flight;
+        let pending = self.hand_back.get_or_insert_with(|| {
+            bindings.unacked_versions(&in_flight.iter().map(|f| f.ip).collect())
+        });
+        pending.retain(|ip, _| bindings.get(*ip).is_some_and(|r| !r.up_to_date));
+        pending.is_empty()
+    }
+
+    fn handing_back_to_ready_partner(&self) -> bool {
+        self.handing_back()
+            && self.link == Link::Up
+            && self.partner.state == Some(ServerState::RecoverDone)
     }
 
     /// A partner answering an UPDREQ(ALL) sends bindings and then UPDDONE; one that falls

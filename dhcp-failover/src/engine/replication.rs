@@ -106,6 +106,13 @@ impl Peer {
         if let Some(serving) = &mut self.serving {
             serving.waiting.remove(&sent.ip);
         }
+        // Accepted or refused, the partner has now judged a version at least as new as the
+        // one leaving PARTNER-DOWN waits for.
+        if let Some(hand_back) = &mut self.hand_back
+            && hand_back.get(&sent.ip).is_some_and(|v| sent.version >= *v)
+        {
+            hand_back.remove(&sent.ip);
+        }
         match verdict {
             None => {
                 let mut latest = false;

@@ -592,6 +592,39 @@ fn a_server_back_from_the_dead_recovers_from_a_partner_down_partner() {
 }
 
 #[test]
+fn a_partner_down_server_busy_renewing_still_hands_back_to_its_recovered_partner() {
+    use ServerState::*;
+    // As above, but the link takes a second each way and the PARTNER-DOWN secondary renews a
+    // client every second: whenever it looks, an update of its is unacknowledged.
+    let mut pair = Pair::new(None, Some(persisted(PartnerDown, T0 - 600)));
+    pair.latency = 1;
+    let kept = active(31, T0 - 300);
+    pair.secondary.peer.restore_binding(kept.clone(), LeaseTimes::default(), false);
+    let done_at = pair.run_until(|p| p.primary.peer.state() == RecoverDone);
+    let mut renewed = kept;
+    let mut services = Vec::new();
+    for _ in 0..120 {
+        services.push(pair.secondary.peer.service());
+        let now = pair.time;
+        renewed = BindingUpdate { client_last_transaction: Some(wire_time(now)), ..renewed };
+        pair.secondary.peer.handle_local_binding(now, renewed.clone());
+        pair.drain();
+        pair.run(1);
+        if pair.both() == (Normal, Normal) {
+            break;
+        }
+    }
+    assert_eq!(pair.both(), (Normal, Normal), "stalled since {done_at}");
+    assert!(pair.time <= done_at + 10, "handed back at {}, ready at {done_at}", pair.time);
+    // While it handed back it took new clients only from its own share.
+    assert!(services.contains(&Service::OwnPool), "{services:?}");
+    assert!(
+        !services[services.iter().position(|s| *s == Service::OwnPool).unwrap()..]
+            .contains(&Service::PartnerDown)
+    );
+}
+
+#[test]
 fn a_potential_conflict_is_resolved_primary_first() {
     use ServerState::*;
     // Both ran on alone: the primary interrupted, the secondary (wrongly) PARTNER-DOWN.
