@@ -178,6 +178,14 @@ impl Sim {
                         && p.from + TOLERANCE < q.until
                         && q.from + TOLERANCE < p.until
                     {
+                        if p.excused || q.excused {
+                            self.mistake.conflicts.insert((
+                                *a,
+                                p.from.min(q.from),
+                                p.from.max(q.from),
+                            ));
+                            continue;
+                        }
                         return Err(format!(
                             "{a} promised to c{} [{}, {}) by {} and to c{} [{}, {}) by {}",
                             p.client,
