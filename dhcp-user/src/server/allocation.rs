@@ -62,7 +62,7 @@ impl Server {
         {
             return false;
         }
-        let record = self.ix.leases.get(&a);
+        let record = self.ix.leases.get(a);
         // Even the same client gets an expired or released address back only as the ownership
         // rule allows: the partner may have been told (and acknowledged) that it is free, and
         // then the primary hands it out. Unless the end was never sent: then the partner still

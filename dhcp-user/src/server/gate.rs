@@ -134,7 +134,7 @@ impl Server {
     ) -> (u32, Option<u64>) {
         let desired = s.lease_for(req.lease_time);
         let Some(g) = self.gate(s.id) else { return (desired, None) };
-        let times = match self.ix.leases.get(&a) {
+        let times = match self.ix.leases.get(a) {
             Some(l) if req.client.owns(l) => g.times(l, l.expires_at),
             Some(l) => g.times(l, 0),
             None => LeaseTimes::default(),

@@ -123,7 +123,7 @@ impl Server {
                 return Err(DropReason::FailoverNotResponding);
             }
             let s = &self.cfg.subnets[sid.index()];
-            let record = self.ix.leases.get(&ci);
+            let record = self.ix.leases.get(ci);
             let mine = record.is_some_and(|l| c.owns(l)) || self.reservation_for(s, c) == Some(ci);
             if mine && self.nothing_to_renew(now, sid, req, ci) {
                 return Err(DropReason::FailoverNotResponding);
@@ -148,7 +148,7 @@ impl Server {
             return Ok(self.nak(req, rx, "wrong network"));
         }
         let reserved = self.reservation_for(s, c);
-        let mine = self.ix.leases.get(&a).is_some_and(|l| c.owns(l)) || reserved == Some(a);
+        let mine = self.ix.leases.get(a).is_some_and(|l| c.owns(l)) || reserved == Some(a);
         if mine {
             if self.nothing_to_renew(now, sid, req, a) {
                 return Err(DropReason::FailoverNotResponding);
@@ -181,7 +181,7 @@ impl Server {
         let (lease, pet) = self.lease_length(now, s, req, a);
         let expires_at = now + u64::from(lease);
         let mut horizon = expires_at + u64::from(self.horizon(s));
-        let old = self.ix.leases.get(&a);
+        let old = self.ix.leases.get(a);
         let same = old.is_some_and(|l| c.owns(l));
         if let (Some(g), Some(pet)) = (self.gate(sid), pet) {
             let told = old.filter(|_| same).map_or(0, |l| l.expires_at);
@@ -287,7 +287,7 @@ impl Server {
             return Err(DropReason::OtherServer);
         }
         let a = req.requested.ok_or(DropReason::MissingAddress)?;
-        let mut l = match self.ix.leases.get(&a) {
+        let mut l = match self.ix.leases.get(a) {
             Some(l) if req.client.owns(l) => l.clone(),
             // Anyone could otherwise take addresses out of service by declining them.
             _ => return Err(DropReason::NotTheirs),
@@ -304,7 +304,7 @@ impl Server {
             return Err(DropReason::OtherServer);
         }
         let a = req.ciaddr.ok_or(DropReason::MissingAddress)?;
-        let mut l = match self.ix.leases.get(&a) {
+        let mut l = match self.ix.leases.get(a) {
             Some(l) if req.client.owns(l) && l.state == LeaseState::Active => l.clone(),
             _ => return Err(DropReason::NotTheirs),
         };

@@ -35,7 +35,7 @@ impl Server {
     /// A change of `a` made here is about to be committed and sent: until the partner
     /// acknowledges it, a restart must send it again.
     pub fn mark_unacked(&mut self, a: Ipv4Addr) {
-        if let Some(l) = self.ix.leases.get_mut(&a) {
+        if let Some(l) = self.ix.leases.get_mut(a) {
             l.partner_acked = false;
         }
     }
@@ -48,7 +48,7 @@ impl Server {
         pet: Option<u64>,
         latest: bool,
     ) -> Option<LeaseChange> {
-        let mut l = self.ix.leases.get(&a)?.clone();
+        let mut l = self.ix.leases.get(a)?.clone();
         let pet = pet.filter(|p| *p > l.pet_acked);
         if pet.is_none() && (l.partner_acked || !latest) {
             return None;
@@ -86,7 +86,7 @@ impl Server {
                 if out.len() >= n {
                     return out;
                 }
-                let matches = match self.ix.leases.get(&a) {
+                let matches = match self.ix.leases.get(a) {
                     None => state == LeaseState::Free,
                     Some(l) => l.state == state,
                 };

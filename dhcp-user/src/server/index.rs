@@ -5,6 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 
+use super::records::Records;
 use super::request::ClientKey;
 use crate::config::{Config, SubnetId};
 use crate::store::{Lease, LeaseChange, LeaseState};
@@ -26,9 +27,8 @@ struct SubnetIndex {
 
 #[derive(Debug, Default)]
 pub(super) struct Index {
-    pub leases: HashMap<Ipv4Addr, Lease>,
-    /// The address a client was last bound to, per subnet.
-    by_client: HashMap<(u32, ClientKey), Ipv4Addr>,
+    /// Every record, by address and (those that bind one) by client and subnet.
+    pub leases: Records,
     subnets: Vec<SubnetIndex>,
     /// When each active lease ends and each declined address leaves probation.
     pub timers: BTreeSet<(u64, Ipv4Addr)>,
@@ -97,23 +97,29 @@ impl Index {
 
     /// Replaces the record for `l.address`, keeping every index in step.
     pub fn put(&mut self, cfg: &Config, l: Lease) -> LeaseChange {
+        self.place(cfg, l.clone());
+        LeaseChange::Put(l)
+    }
+
+    /// [`Index::put`] for a record read from the store: nothing to commit.
+    pub fn load(&mut self, cfg: &Config, l: Lease) {
+        self.place(cfg, l);
+    }
+
+    fn place(&mut self, cfg: &Config, l: Lease) {
         let in_pool = cfg.subnet(SubnetId(l.subnet)).is_some_and(|s| s.in_pool(l.address));
         if let Some((s, t)) = self.loose.remove(&l.address)
             && let Some(si) = self.subnets.get_mut(s)
         {
             si.reusable.remove(&(t, l.address));
         }
-        if let Some(old) = self.leases.get(&l.address) {
+        if let Some(old) = self.leases.get(l.address) {
             if let Some(t) = timer_of(old) {
                 self.timers.remove(&(t, old.address));
             }
             if let (Some(t), Some(si)) = (reuse_at(old), self.subnets.get_mut(old.subnet as usize))
             {
                 si.reusable.remove(&(t, old.address));
-            }
-            let k = (old.subnet, ClientKey::of_lease(old));
-            if self.by_client.get(&k) == Some(&old.address) {
-                self.by_client.remove(&k);
             }
         }
         if let Some(t) = timer_of(&l) {
@@ -125,15 +131,12 @@ impl Index {
         {
             si.reusable.insert((t, l.address));
         }
-        if binds_client(&l) {
-            self.by_client.insert((l.subnet, ClientKey::of_lease(&l)), l.address);
-        }
-        self.leases.insert(l.address, l.clone());
-        LeaseChange::Put(l)
+        let binds = binds_client(&l);
+        self.leases.put(l, binds);
     }
 
     pub fn client_address(&self, subnet: SubnetId, key: &ClientKey) -> Option<Ipv4Addr> {
-        self.by_client.get(&(subnet.0, key.clone())).copied()
+        self.leases.of_client(subnet.0, key).map(|l| l.address)
     }
 
     /// An address of `subnet`'s pools that no record mentions, passing `ok`. The cursor moves
@@ -152,7 +155,7 @@ impl Index {
                     reason = "next <= end, which came from a u32"
                 )]
                 let a = Ipv4Addr::from(c.next as u32);
-                if self.leases.contains_key(&a) || self.reserved.contains_key(&a) {
+                if self.leases.contains(a) || self.reserved.contains_key(&a) {
                     c.next += 1;
                     continue;
                 }
@@ -181,7 +184,7 @@ impl Index {
 
     /// A lapsed offer's address, if no record took it meanwhile, becomes reusable from `at`.
     pub fn give_back(&mut self, cfg: &Config, subnet: SubnetId, a: Ipv4Addr, at: u64) {
-        if self.leases.contains_key(&a) || self.reserved.contains_key(&a) {
+        if self.leases.contains(a) || self.reserved.contains_key(&a) {
             return;
         }
         if cfg.subnet(subnet).is_some_and(|s| s.in_pool(a))

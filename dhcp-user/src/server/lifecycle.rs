@@ -54,7 +54,7 @@ impl Server {
     /// not at the old lease's end plus the fast path's horizon. `None` when the record is bound
     /// again (a renewal the kernel answered brought it back) or holds nothing beyond now.
     pub fn kernel_let_go(&mut self, a: Ipv4Addr, now: u64) -> Option<LeaseChange> {
-        let l = self.ix.leases.get(&a)?;
+        let l = self.ix.leases.get(a)?;
         let until = l.expires_at.max(now);
         if l.state == LeaseState::Active || l.held_until <= until {
             return None;
@@ -74,7 +74,7 @@ impl Server {
                 break;
             }
             self.ix.timers.pop_first();
-            let Some(mut l) = self.ix.leases.get(&a).cloned() else { continue };
+            let Some(mut l) = self.ix.leases.get(a).cloned() else { continue };
             match l.state {
                 LeaseState::Active if l.expires_at <= now && self.primary_expires(&l) => {
                     deferred.push(a);
@@ -123,7 +123,7 @@ impl Server {
         chaddr: [u8; 6],
         granted_secs: u32,
     ) -> Option<LeaseChange> {
-        let l = self.ix.leases.get(&address)?;
+        let l = self.ix.leases.get(address)?;
         if l.mac() != Some(chaddr)
             || !matches!(l.state, LeaseState::Active | LeaseState::Expired | LeaseState::Released)
         {

@@ -45,6 +45,7 @@ mod index;
 mod lifecycle;
 mod outcome;
 mod projection;
+mod records;
 mod reply;
 mod request;
 #[cfg(test)]
@@ -80,11 +81,13 @@ impl Server {
     #[must_use]
     pub fn new(cfg: Config, leases: impl IntoIterator<Item = Lease>) -> Self {
         let mut ix = Index::new(&cfg);
+        let leases = leases.into_iter();
+        ix.leases.reserve(leases.size_hint().0);
         for mut l in leases {
             if let Some(s) = cfg.subnet_containing(l.address) {
                 l.subnet = s.0;
             }
-            let _ = ix.put(&cfg, l);
+            ix.load(&cfg, l);
         }
         let failover = cfg.failover.as_ref().map(FailoverGate::starting);
         Server {
@@ -115,7 +118,7 @@ impl Server {
 
     #[must_use]
     pub fn lease(&self, a: Ipv4Addr) -> Option<&Lease> {
-        self.ix.leases.get(&a)
+        self.ix.leases.get(a)
     }
 
     /// Every record, in no particular order.

@@ -1,0 +1,204 @@
+//! Every lease record once, in one dense vector, found by address and by client through two
+//! tables of positions into it.
+//!
+//! A `HashMap<Ipv4Addr, Lease>` kept the record in its buckets, and a hash table has up to
+//! twice the buckets it has entries: at a million leases that was 380 bytes a lease. Here the
+//! records take their own size and each table four bytes a bucket. Records are replaced,
+//! never removed (an address's record outlives its client), so positions stay put.
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::net::Ipv4Addr;
+
+use hashbrown::{DefaultHashBuilder, HashTable};
+
+use super::request::ClientKey;
+use crate::store::Lease;
+
+/// A client as a record names it, borrowed (no allocation per lookup).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum KeyRef<'a> {
+    Id(&'a [u8]),
+    Hw(u8, &'a [u8]),
+}
+
+impl<'a> KeyRef<'a> {
+    fn of_lease(l: &'a Lease) -> Self {
+        match &l.client_id {
+            Some(id) => Self::Id(id),
+            None => Self::Hw(l.htype, &l.chaddr),
+        }
+    }
+
+    fn of_key(k: &'a ClientKey) -> Self {
+        match k {
+            ClientKey::Id(id) => Self::Id(id),
+            ClientKey::Hw(t, c) => Self::Hw(*t, c),
+        }
+    }
+}
+
+#[derive(Default)]
+pub(super) struct Records {
+    all: Vec<Lease>,
+    by_addr: HashTable<u32>,
+    /// Records that bind their client, at most one per subnet and client: the latest put.
+    by_client: HashTable<u32>,
+    hasher: DefaultHashBuilder,
+}
+
+impl std::fmt::Debug for Records {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Records").field("len", &self.all.len()).finish_non_exhaustive()
+    }
+}
+
+fn addr_hash(h: &DefaultHashBuilder, a: Ipv4Addr) -> u64 {
+    h.hash_one(u32::from(a))
+}
+
+fn client_hash(h: &DefaultHashBuilder, subnet: u32, k: KeyRef<'_>) -> u64 {
+    let mut s = h.build_hasher();
+    subnet.hash(&mut s);
+    k.hash(&mut s);
+    s.finish()
+}
+
+fn at(i: u32) -> usize {
+    i as usize
+}
+
+impl Records {
+    pub fn reserve(&mut self, n: usize) {
+        self.all.reserve_exact(n);
+        let h = &self.hasher;
+        let all = &self.all;
+        self.by_addr.reserve(n, |&i| addr_hash(h, all[at(i)].address));
+    }
+
+    fn position(&self, a: Ipv4Addr) -> Option<u32> {
+        let all = &self.all;
+        self.by_addr.find(addr_hash(&self.hasher, a), |&i| all[at(i)].address == a).copied()
+    }
+
+    pub fn get(&self, a: Ipv4Addr) -> Option<&Lease> {
+        self.position(a).map(|i| &self.all[at(i)])
+    }
+
+    /// For fields no table is keyed by: not the address, state or client.
+    pub fn get_mut(&mut self, a: Ipv4Addr) -> Option<&mut Lease> {
+        self.position(a).map(|i| &mut self.all[at(i)])
+    }
+
+    pub fn contains(&self, a: Ipv4Addr) -> bool {
+        self.position(a).is_some()
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &Lease> {
+        self.all.iter()
+    }
+
+    /// The record binding `key` in `subnet`, if one does.
+    pub fn of_client(&self, subnet: u32, key: &ClientKey) -> Option<&Lease> {
+        let k = KeyRef::of_key(key);
+        let all = &self.all;
+        let hit = |&i: &u32| {
+            let l = &all[at(i)];
+            l.subnet == subnet && KeyRef::of_lease(l) == k
+        };
+        self.by_client.find(client_hash(&self.hasher, subnet, k), hit).map(|&i| &all[at(i)])
+    }
+
+    /// The position of the record for `subnet` and `key` in the client table, if any.
+    fn client_entry(
+        &mut self,
+        subnet: u32,
+        key: KeyRef<'_>,
+    ) -> hashbrown::hash_table::Entry<'_, u32> {
+        let (all, hasher) = (&self.all, &self.hasher);
+        let same = |&j: &u32| {
+            let o = &all[at(j)];
+            o.subnet == subnet && KeyRef::of_lease(o) == key
+        };
+        let rehash = |&j: &u32| {
+            let o = &all[at(j)];
+            client_hash(hasher, o.subnet, KeyRef::of_lease(o))
+        };
+        self.by_client.entry(client_hash(hasher, subnet, key), same, rehash)
+    }
+
+    /// Puts `lease` in place of the record for its address; `binds` says whether it binds its
+    /// client (and so answers [`Records::of_client`]).
+    pub fn put(&mut self, lease: Lease, binds: bool) {
+        use hashbrown::hash_table::Entry;
+        let pos = if let Some(pos) = self.position(lease.address) {
+            // The old record's client no longer finds this address (unless bound again
+            // below). The table borrows the records, so the old one is moved out first.
+            let old = std::mem::replace(&mut self.all[at(pos)], lease);
+            if let Entry::Occupied(e) = self.client_entry(old.subnet, KeyRef::of_lease(&old))
+                && *e.get() == pos
+            {
+                e.remove();
+            }
+            pos
+        } else {
+            let pos = u32::try_from(self.all.len()).expect("fewer than 2^32 records");
+            let hash = addr_hash(&self.hasher, lease.address);
+            self.all.push(lease);
+            let (all, hasher) = (&self.all, &self.hasher);
+            self.by_addr.insert_unique(hash, pos, |&j| addr_hash(hasher, all[at(j)].address));
+            pos
+        };
+        if binds {
+            // A second borrow of the record while the table is borrowed mutably: clone the key.
+            let l = &self.all[at(pos)];
+            let (subnet, key) = (l.subnet, ClientKey::of_lease(l));
+            match self.client_entry(subnet, KeyRef::of_key(&key)) {
+                Entry::Occupied(mut e) => *e.get_mut() = pos,
+                Entry::Vacant(e) => {
+                    e.insert(pos);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::LeaseState;
+
+    fn lease(last: u8, mac: u8, state: LeaseState) -> Lease {
+        let mut l = Lease::new(Ipv4Addr::new(10, 0, 0, last), state, 0, 100);
+        l.chaddr = vec![2, 0, 0, 0, 0, mac];
+        l
+    }
+
+    fn hw(mac: u8) -> ClientKey {
+        ClientKey::Hw(1, vec![2, 0, 0, 0, 0, mac])
+    }
+
+    #[test]
+    fn a_client_is_found_at_its_latest_binding_and_a_replaced_record_forgets_it() {
+        let mut r = Records::default();
+        r.put(lease(10, 1, LeaseState::Active), true);
+        r.put(lease(11, 2, LeaseState::Active), true);
+        assert_eq!(r.of_client(0, &hw(1)).map(|l| l.address.octets()[3]), Some(10));
+        // Client 1 is bound again elsewhere: the later binding answers.
+        r.put(lease(12, 1, LeaseState::Active), true);
+        assert_eq!(r.of_client(0, &hw(1)).map(|l| l.address.octets()[3]), Some(12));
+        // .12 goes to client 3: client 1 is found nowhere (.10 no longer answers for it).
+        r.put(lease(12, 3, LeaseState::Active), true);
+        assert!(r.of_client(0, &hw(1)).is_none());
+        assert_eq!(r.of_client(0, &hw(3)).map(|l| l.address.octets()[3]), Some(12));
+        // A record that binds no one (FREE) keeps its address but answers for no client.
+        r.put(lease(11, 2, LeaseState::Free), false);
+        assert!(r.of_client(0, &hw(2)).is_none());
+        assert!(r.contains(Ipv4Addr::new(10, 0, 0, 11)));
+        assert_eq!(r.values().count(), 3);
+        // Another subnet's binding of the same client is another entry.
+        let mut other = lease(20, 3, LeaseState::Active);
+        other.subnet = 1;
+        r.put(other, true);
+        assert_eq!(r.of_client(0, &hw(3)).map(|l| l.address.octets()[3]), Some(12));
+        assert_eq!(r.of_client(1, &hw(3)).map(|l| l.address.octets()[3]), Some(20));
+    }
+}
