@@ -99,8 +99,13 @@ pub fn run_until(config: &Path, stop: Option<oneshot::Receiver<()>>) -> Result<(
     );
     let kmaps = if cfg.fast_path.enabled {
         let mut k = KernelMaps::attach(&cfg, cfg.fast_path.attach_mode.into())?;
-        let (put, removed) = k.reconcile(&core.fast_path_entries(now.unix), now)?;
-        info!(put, removed, "kernel lease maps reconciled with the store");
+        let r = k.reconcile(&core.fast_path_entries(now.unix), now)?;
+        info!(
+            put = r.put,
+            kept = r.kept,
+            removed = r.removed,
+            "kernel lease maps reconciled with the store"
+        );
         // With failover, the fast path waits for the relationship to allow answering.
         k.enable(core.fast_path_allowed(), cfg.fast_path.events)?;
         Some(k)

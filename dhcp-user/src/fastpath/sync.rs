@@ -37,6 +37,31 @@ pub fn entry(l: &FastPathLease, now: Now) -> Option<LeaseEntry> {
     })
 }
 
+/// What [`KernelMaps::reconcile`] did, summed over interfaces.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Reconciled {
+    pub put: usize,
+    pub kept: usize,
+    pub removed: usize,
+}
+
+/// Whether the pinned entry `pinned` grants what `wanted` (freshly computed from the store)
+/// does. The horizon is computed from whole unix seconds, so two computations of the same
+/// committed `held_until` differ by up to a second either way; anything further apart (a
+/// stepped clock, a horizon the store moved) is written again.
+#[must_use]
+pub fn same_grant(pinned: &LeaseEntry, wanted: &LeaseEntry, addr: Ipv4Addr) -> bool {
+    const SECOND: u64 = 1_000_000_000;
+    let aligned = LeaseEntry {
+        grant_until_ns: pinned.grant_until_ns,
+        renewed_at_ns: pinned.renewed_at_ns,
+        renewed_secs: pinned.renewed_secs,
+        ..*wanted
+    }
+    .sealed(addr.octets());
+    aligned == *pinned && pinned.grant_until_ns.abs_diff(wanted.grant_until_ns) <= SECOND
+}
+
 pub struct Iface {
     pub name: String,
     pub maps: FastPathMaps,
@@ -89,21 +114,39 @@ impl KernelMaps {
     }
 
     /// Makes each map hold exactly `entries` (the store wins): at start, after a restart.
-    pub fn reconcile(&mut self, entries: &[FastPathLease], now: Now) -> Result<(usize, usize)> {
+    /// An entry already pinned that says what the store says is left alone, stamps and all: a
+    /// restart over a million unchanged leases writes none of them.
+    pub fn reconcile(&mut self, entries: &[FastPathLease], now: Now) -> Result<Reconciled> {
         let want: std::collections::HashSet<Ipv4Addr> = entries.iter().map(|l| l.address).collect();
-        let (mut put, mut removed) = (0, 0);
+        let mut r = Reconciled::default();
         for i in &mut self.ifaces {
-            for (addr, _) in i.maps.leases()? {
-                if !want.contains(&addr) {
-                    i.maps.delete_lease(addr)?;
-                    removed += 1;
+            let mut have: std::collections::HashMap<Ipv4Addr, LeaseEntry> =
+                i.maps.leases()?.into_iter().collect();
+            have.retain(|addr, _| {
+                let keep = want.contains(addr);
+                if !keep {
+                    r.removed += usize::from(i.maps.delete_lease(*addr).is_ok());
+                }
+                keep
+            });
+            for l in entries {
+                let pinned = have.get(&l.address);
+                match entry(l, now) {
+                    None if pinned.is_some() => {
+                        r.removed += usize::from(i.maps.delete_lease(l.address).is_ok());
+                    }
+                    None => {}
+                    Some(e) if pinned.is_some_and(|p| same_grant(p, &e, l.address)) => r.kept += 1,
+                    Some(e) => {
+                        if let Err(err) = i.maps.put_lease(l.address, &e) {
+                            warn!(iface = %i.name, addr = %l.address, "fast path map update failed: {err:#}");
+                        }
+                        r.put += 1;
+                    }
                 }
             }
         }
-        for l in entries {
-            put += usize::from(self.upsert(l, now));
-        }
-        Ok((put, removed))
+        Ok(r)
     }
 
     fn upsert(&mut self, l: &FastPathLease, now: Now) -> bool {
@@ -157,5 +200,55 @@ impl From<crate::config::AttachMode> for AttachMode {
             crate::config::AttachMode::Native => AttachMode::Native,
             crate::config::AttachMode::Generic => AttachMode::Generic,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease() -> FastPathLease {
+        FastPathLease {
+            address: Ipv4Addr::new(10, 0, 0, 7),
+            chaddr: [2, 0, 0, 0, 0, 7],
+            client_id: None,
+            lease_secs: 3600,
+            subnet: 0,
+            held_until: 1_700_003_600,
+        }
+    }
+
+    fn pinned(l: &FastPathLease, now: Now) -> LeaseEntry {
+        entry(l, now).unwrap().sealed(l.address.octets())
+    }
+
+    #[test]
+    fn a_restart_keeps_the_entry_it_would_write_again_and_rewrites_any_other() {
+        let then = Now { unix: 1_700_000_000, mono_ns: 5_000_000_000_000 };
+        let l = lease();
+        let mut have = pinned(&l, then);
+        // XDP renewed it meanwhile: its stamps are its own, not a difference.
+        have.renewed_at_ns = then.mono_ns + 7;
+        have.renewed_secs = 3600;
+        // 40.6 s later by both clocks: the same horizon, computed from whole seconds.
+        let later = Now { unix: then.unix + 40, mono_ns: then.mono_ns + 40_600_000_000 };
+        assert!(same_grant(&have, &entry(&l, later).unwrap(), l.address));
+        // The store moved the horizon; or the wall clock was stepped by a minute.
+        let moved = FastPathLease { held_until: l.held_until + 5, ..lease() };
+        assert!(!same_grant(&have, &entry(&moved, later).unwrap(), l.address));
+        let stepped = Now { unix: later.unix + 60, ..later };
+        assert!(!same_grant(&have, &entry(&l, stepped).unwrap(), l.address));
+        // Another client, another lease time, another subnet.
+        for other in [
+            FastPathLease { chaddr: [2, 0, 0, 0, 0, 8], ..lease() },
+            FastPathLease { lease_secs: 600, ..lease() },
+            FastPathLease { subnet: 1, ..lease() },
+            FastPathLease { client_id: Some(vec![1, 2, 0, 0, 0, 0, 7]), ..lease() },
+        ] {
+            assert!(!same_grant(&have, &entry(&other, later).unwrap(), l.address), "{other:?}");
+        }
+        // A torn entry (its digest does not match) is written again.
+        let torn = LeaseEntry { lease_secs: 1, ..have };
+        assert!(!same_grant(&torn, &entry(&l, later).unwrap(), l.address));
     }
 }
