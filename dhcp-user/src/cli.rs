@@ -26,7 +26,9 @@ pub enum Cmd {
         #[arg(long)]
         config: std::path::PathBuf,
     },
-    /// Leases the running server holds.
+    /// Leases the running server holds, in address order. A lookup by address, MAC or client
+    /// identifier comes from an index; a listing comes in pages, so that the server keeps
+    /// serving while a large one is printed.
     Leases {
         /// Only this address.
         #[arg(long)]
@@ -34,8 +36,28 @@ pub enum Cmd {
         /// Only this client MAC.
         #[arg(long)]
         mac: Option<String>,
+        /// Only this client identifier (option 61, hex, type byte included).
         #[arg(long)]
+        client_id: Option<String>,
+        /// Only records in this state (free, active, expired, released, abandoned, reset,
+        /// backup).
+        #[arg(long)]
+        state: Option<String>,
+        /// Only records after this address (to resume a listing).
+        #[arg(long)]
+        after: Option<Ipv4Addr>,
+        /// At most this many records.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// How many records there are, by state and by subnet, instead of the records.
+        #[arg(long)]
+        count: bool,
+        /// One JSON array.
+        #[arg(long, conflicts_with = "jsonl")]
         json: bool,
+        /// One JSON object a line, printed as the pages arrive.
+        #[arg(long)]
+        jsonl: bool,
         #[arg(long, default_value = DEFAULT_SOCKET)]
         socket: std::path::PathBuf,
     },

@@ -53,7 +53,15 @@ fn run(cli: Cli) -> Result<()> {
             stats(iface, json)?;
         }
         Cmd::Run { config } => xdhcp::daemon::run(&config)?,
-        Cmd::Leases { addr, mac, json, socket } => leases(&socket, addr, mac, json)?,
+        Cmd::Leases { addr, mac, client_id, state, after, limit, count, json, jsonl, socket } => {
+            let q = ctl::LeaseQuery { addr, mac, client_id, state, after, limit, count };
+            let print = match (json, jsonl) {
+                (true, _) => Print::Json,
+                (_, true) => Print::JsonLines,
+                _ => Print::Table,
+            };
+            leases(&socket, q, print)?;
+        }
         Cmd::Metrics { socket } => {
             let v = ctl::request(&socket, &ctl::Request::Metrics)?;
             print!("{}", v["text"].as_str().unwrap_or_default());
@@ -210,40 +218,108 @@ fn dump(iface: Option<String>, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn leases(
-    socket: &std::path::Path,
-    addr: Option<Ipv4Addr>,
-    mac: Option<String>,
-    json: bool,
-) -> Result<()> {
-    let v = ctl::request(socket, &ctl::Request::Leases { addr, mac })?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&v["leases"])?);
-        return Ok(());
+/// How `xdhcp leases` prints.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Print {
+    Table,
+    Json,
+    JsonLines,
+}
+
+fn leases(socket: &std::path::Path, mut q: ctl::LeaseQuery, print: Print) -> Result<()> {
+    let ask = |q: &ctl::LeaseQuery| -> Result<serde_json::Value> {
+        let v = ctl::request(socket, &ctl::Request::Leases(q.clone()))?;
+        if let Some(e) = v.get("error") {
+            anyhow::bail!("xdhcp leases: {}", e.as_str().unwrap_or_default());
+        }
+        Ok(v)
+    };
+    if q.count {
+        return lease_counts(&ask(&q)?["count"], print);
     }
-    let s = |x: &serde_json::Value| match x {
+    // Page by page: each is one short turn of the server's, between which it serves.
+    let mut left = q.limit;
+    let mut all = Vec::new();
+    loop {
+        q.limit = Some(left.unwrap_or(ctl::PAGE_MAX).min(ctl::PAGE_MAX));
+        let v = ask(&q)?;
+        let page = v["leases"].as_array().cloned().unwrap_or_default();
+        if let Some(l) = &mut left {
+            *l = l.saturating_sub(page.len());
+        }
+        if print == Print::JsonLines {
+            for l in &page {
+                println!("{l}");
+            }
+        } else {
+            all.extend(page);
+        }
+        match v["next"].as_str().and_then(|a| a.parse().ok()) {
+            Some(a) if left != Some(0) => q.after = Some(a),
+            _ => break,
+        }
+    }
+    match print {
+        Print::JsonLines => {}
+        Print::Json => println!("{}", serde_json::to_string_pretty(&all)?),
+        Print::Table => {
+            let rows: Vec<Vec<String>> = all
+                .iter()
+                .map(|l| {
+                    ["address", "state", "mac", "client_id", "hostname", "expires_in", "held_for"]
+                        .iter()
+                        .map(|k| cell(&l[*k]))
+                        .collect()
+                })
+                .collect();
+            print!(
+                "{}",
+                table::render(
+                    &[
+                        "ADDRESS",
+                        "STATE",
+                        "MAC",
+                        "CLIENT_ID",
+                        "HOSTNAME",
+                        "EXPIRES_IN_S",
+                        "HELD_FOR_S"
+                    ],
+                    &rows
+                )
+            );
+        }
+    }
+    Ok(())
+}
+
+fn cell(x: &serde_json::Value) -> String {
+    match x {
         serde_json::Value::String(s) => s.clone(),
         serde_json::Value::Null => "-".into(),
         other => other.to_string(),
+    }
+}
+
+/// `xdhcp leases --count`: a row per subnet, a column per state.
+fn lease_counts(c: &serde_json::Value, print: Print) -> Result<()> {
+    const STATES: [&str; 7] =
+        ["active", "free", "backup", "expired", "released", "abandoned", "reset"];
+    if print != Print::Table {
+        println!("{}", serde_json::to_string_pretty(c)?);
+        return Ok(());
+    }
+    let row = |name: &str, m: &serde_json::Value| -> Vec<String> {
+        let mut r = vec![name.to_owned()];
+        r.extend(STATES.iter().map(|s| m[*s].as_u64().unwrap_or(0).to_string()));
+        r
     };
-    let rows: Vec<Vec<String>> = v["leases"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|l| {
-            ["address", "state", "mac", "client_id", "hostname", "expires_in", "held_for"]
-                .iter()
-                .map(|k| s(&l[*k]))
-                .collect()
-        })
-        .collect();
-    print!(
-        "{}",
-        table::render(
-            &["ADDRESS", "STATE", "MAC", "CLIENT_ID", "HOSTNAME", "EXPIRES_IN_S", "HELD_FOR_S"],
-            &rows
-        )
-    );
+    let mut rows: Vec<Vec<String>> =
+        c["by_subnet"].as_object().into_iter().flatten().map(|(name, m)| row(name, m)).collect();
+    rows.push(row("all", &c["by_state"]));
+    let mut head = vec!["SUBNET"];
+    head.extend(["ACTIVE", "FREE", "BACKUP", "EXPIRED", "RELEASED", "ABANDONED", "RESET"]);
+    print!("{}", table::render(&head, &rows));
+    println!("{} records", c["total"].as_u64().unwrap_or(0));
     Ok(())
 }
 

@@ -206,12 +206,24 @@ impl Xdhcp {
 
     /// Every lease record the server holds (`xdhcp leases --json`).
     pub fn leases(&self) -> Result<Vec<Value>> {
-        let v = self.ask(&ctl::Request::Leases { addr: None, mac: None })?;
-        Ok(v["leases"].as_array().cloned().unwrap_or_default())
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            let q = ctl::LeaseQuery { after, ..Default::default() };
+            let v = self.ask(&ctl::Request::Leases(q))?;
+            all.extend(v["leases"].as_array().cloned().unwrap_or_default());
+            match v["next"].as_str().and_then(|a| a.parse().ok()) {
+                Some(a) => after = Some(a),
+                None => return Ok(all),
+            }
+        }
     }
 
     pub fn lease(&self, addr: Ipv4Addr) -> Result<Option<Value>> {
-        let v = self.ask(&ctl::Request::Leases { addr: Some(addr), mac: None })?;
+        let v = self.ask(&ctl::Request::Leases(ctl::LeaseQuery {
+            addr: Some(addr),
+            ..Default::default()
+        }))?;
         Ok(v["leases"].as_array().and_then(|a| a.first().cloned()))
     }
 

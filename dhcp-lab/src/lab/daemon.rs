@@ -186,13 +186,25 @@ impl Daemon {
 
     /// `xdhcp leases --json`: every lease record the server holds.
     pub fn leases(&self) -> Result<Vec<serde_json::Value>> {
-        let v = self.ctl(&ctl::Request::Leases { addr: None, mac: None })?;
-        Ok(v["leases"].as_array().cloned().unwrap_or_default())
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            let q = ctl::LeaseQuery { after, ..Default::default() };
+            let v = self.ctl(&ctl::Request::Leases(q))?;
+            all.extend(v["leases"].as_array().cloned().unwrap_or_default());
+            match v["next"].as_str().and_then(|a| a.parse().ok()) {
+                Some(a) => after = Some(a),
+                None => return Ok(all),
+            }
+        }
     }
 
     /// The record of `addr`, if the server has one.
     pub fn lease(&self, addr: Ipv4Addr) -> Result<Option<serde_json::Value>> {
-        let v = self.ctl(&ctl::Request::Leases { addr: Some(addr), mac: None })?;
+        let v = self.ctl(&ctl::Request::Leases(ctl::LeaseQuery {
+            addr: Some(addr),
+            ..Default::default()
+        }))?;
         Ok(v["leases"].as_array().and_then(|a| a.first().cloned()))
     }
 

@@ -11,12 +11,7 @@ use crate::{packet, server::RECEIVED_TYPES, store::LeaseState};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Request {
-    Leases {
-        #[serde(default)]
-        addr: Option<Ipv4Addr>,
-        #[serde(default)]
-        mac: Option<String>,
-    },
+    Leases(LeaseQuery),
     Stats,
     /// Prometheus text exposition.
     Metrics,
@@ -29,6 +24,34 @@ pub enum Request {
         confirm: bool,
     },
 }
+
+/// `xdhcp leases`: a lookup by address, hardware address or client identifier from an index,
+/// or a page of every record in address order; or, with `count`, the records by state and
+/// subnet. One answer holds at most [`PAGE_MAX`] records, so that a listing of a million is
+/// many short turns, not one long one; `next` says where the following page starts.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LeaseQuery {
+    #[serde(default)]
+    pub addr: Option<Ipv4Addr>,
+    #[serde(default)]
+    pub mac: Option<String>,
+    /// Hex, type byte included (as `xdhcp leases` shows it).
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub state: Option<String>,
+    /// Only records after this address.
+    #[serde(default)]
+    pub after: Option<Ipv4Addr>,
+    /// At most this many records (and never more than [`PAGE_MAX`]).
+    #[serde(default)]
+    pub limit: Option<usize>,
+    #[serde(default)]
+    pub count: bool,
+}
+
+/// Most records in one answer.
+pub const PAGE_MAX: usize = 10_000;
 
 /// What the driver measured outside the turn, for `stats` and `metrics`: the kernel's counters
 /// and how long the store takes to commit.
@@ -60,33 +83,7 @@ impl CommitStats {
 
 pub(super) fn answer(core: &Core, req: &Request, now: Now, measured: &Measured) -> Value {
     match req {
-        Request::Leases { addr, mac } => {
-            let mac = mac.as_deref().and_then(packet::parse_mac);
-            let leases: Vec<Value> = core
-                .server()
-                .leases()
-                .filter(|l| addr.is_none_or(|a| a == l.address))
-                .filter(|l| mac.is_none_or(|m| l.mac() == Some(m)))
-                .map(|l| {
-                    json!({
-                        "address": l.address,
-                        "state": l.state.as_str(),
-                        "mac": l.mac().map(|m| packet::fmt_mac(&m)),
-                        "client_id": l.client_id.as_ref().map(|c| hex(c)),
-                        "hostname": l.hostname,
-                        "subnet": l.subnet,
-                        "expires_in": l.expires_at.cast_signed() - now.unix.cast_signed(),
-                        "held_for": l.held_until.cast_signed() - now.unix.cast_signed(),
-                        "cltt": l.cltt,
-                        "expires_at": l.expires_at,
-                        "pet_sent": l.pet_sent,
-                        "pet_acked": l.pet_acked,
-                        "pet_received": l.pet_received,
-                    })
-                })
-                .collect();
-            json!({ "leases": leases })
-        }
+        Request::Leases(q) => leases(core, q, now),
         Request::Stats => stats(core, measured),
         Request::Metrics => json!({ "text": metrics(core, measured) }),
         Request::FailoverStatus | Request::FailoverPartnerDown { .. } => match core.failover() {
@@ -94,6 +91,112 @@ pub(super) fn answer(core: &Core, req: &Request, now: Now, measured: &Measured) 
             None => json!({"error": "no [failover] relationship is configured"}),
         },
     }
+}
+
+fn leases(core: &Core, q: &LeaseQuery, now: Now) -> Value {
+    use crate::store::Lease;
+    let bad = |what: &str| json!({ "error": what });
+    let mac = match q.mac.as_deref().map(packet::parse_mac) {
+        Some(None) => return bad("mac: expected six hex bytes, aa:bb:cc:dd:ee:ff"),
+        m => m.flatten(),
+    };
+    let client_id = match q.client_id.as_deref().map(unhex) {
+        Some(None) => return bad("client_id: expected hex bytes"),
+        id => id.flatten(),
+    };
+    let state = match q.state.as_deref() {
+        Some(st) => match (1..=7).filter_map(LeaseState::from_u8).find(|x| x.as_str() == st) {
+            Some(x) => Some(x),
+            None => {
+                return bad(
+                    "state: one of free, active, expired, released, abandoned, reset, backup",
+                );
+            }
+        },
+        None => None,
+    };
+    let records = core.server().records();
+    if q.count {
+        return count(core, records.values());
+    }
+    let keep = |l: &&Lease| {
+        addr_ok(q, l.address)
+            && mac.is_none_or(|m| l.mac() == Some(m))
+            && client_id.as_ref().is_none_or(|id| l.client_id.as_ref() == Some(id))
+            && state.is_none_or(|s| l.state == s)
+    };
+    // The narrowest index the query names; whole scans only in address order, by pages.
+    let mut found: Vec<&Lease> = if let Some(a) = q.addr {
+        records.get(a).into_iter().filter(keep).collect()
+    } else if let Some(m) = &mac {
+        records.with_chaddr(m).filter(keep).collect()
+    } else if let Some(id) = &client_id {
+        records.with_client_id(id).filter(keep).collect()
+    } else {
+        let limit = q.limit.unwrap_or(PAGE_MAX).min(PAGE_MAX);
+        records.from_address(q.after).filter(keep).take(limit + 1).collect()
+    };
+    found.sort_by_key(|l| l.address);
+    let limit = q.limit.unwrap_or(PAGE_MAX).min(PAGE_MAX);
+    let next = (found.len() > limit).then(|| found[limit - 1].address);
+    found.truncate(limit);
+    let leases: Vec<Value> = found.into_iter().map(|l| lease_json(l, now)).collect();
+    json!({ "leases": leases, "next": next })
+}
+
+fn addr_ok(q: &LeaseQuery, a: Ipv4Addr) -> bool {
+    q.after.is_none_or(|after| a > after)
+}
+
+fn lease_json(l: &crate::store::Lease, now: Now) -> Value {
+    json!({
+        "address": l.address,
+        "state": l.state.as_str(),
+        "mac": l.mac().map(|m| packet::fmt_mac(&m)),
+        "client_id": l.client_id.as_ref().map(|c| hex(c)),
+        "hostname": l.hostname,
+        "subnet": l.subnet,
+        "expires_in": l.expires_at.cast_signed() - now.unix.cast_signed(),
+        "held_for": l.held_until.cast_signed() - now.unix.cast_signed(),
+        "cltt": l.cltt,
+        "expires_at": l.expires_at,
+        "pet_sent": l.pet_sent,
+        "pet_acked": l.pet_acked,
+        "pet_received": l.pet_received,
+    })
+}
+
+/// Records by state, overall and per subnet (by prefix).
+fn count<'a>(core: &Core, records: impl Iterator<Item = &'a crate::store::Lease>) -> Value {
+    let mut total = 0u64;
+    let mut by_state = serde_json::Map::new();
+    let mut by_subnet: serde_json::Map<String, Value> = serde_json::Map::new();
+    let bump = |m: &mut serde_json::Map<String, Value>, k: &str| {
+        let n = m.get(k).and_then(Value::as_u64).unwrap_or(0);
+        m.insert(k.to_owned(), json!(n + 1));
+    };
+    for l in records {
+        total += 1;
+        bump(&mut by_state, l.state.as_str());
+        let name = core
+            .server()
+            .config()
+            .subnet(crate::config::SubnetId(l.subnet))
+            .map_or_else(|| "none".to_owned(), |s| s.prefix.to_string());
+        let entry = by_subnet.entry(name).or_insert_with(|| json!({}));
+        if let Some(m) = entry.as_object_mut() {
+            bump(m, l.state.as_str());
+        }
+    }
+    json!({ "count": { "total": total, "by_state": by_state, "by_subnet": by_subnet } })
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    let s: String = s.chars().filter(|c| *c != ':').collect();
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
 }
 
 fn hex(b: &[u8]) -> String {

@@ -27,7 +27,7 @@ use dhcp_common::RenewEvent;
 use serde_json::Value;
 use tracing::{error, info};
 
-pub use control::{Measured, Request};
+pub use control::{LeaseQuery, Measured, PAGE_MAX, Request};
 pub use durable::{Durable, DurableError, MemStore};
 
 use crate::{

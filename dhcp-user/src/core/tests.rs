@@ -126,7 +126,10 @@ fn control_requests_are_answered_after_the_turns_commit() {
     let ask = |req| Input::Control { req, reply: 7u8, measured: Measured::default() };
     let out = c.turn(
         Now::at(T0 + 1),
-        vec![ask(Request::Leases { addr: None, mac: None }), ask(Request::FailoverStatus)],
+        vec![
+            ask(Request::Leases(crate::core::LeaseQuery::default())),
+            ask(Request::FailoverStatus),
+        ],
         &mut store,
     );
     assert_eq!(out.answers.len(), 2);
@@ -180,4 +183,64 @@ fn a_renewal_xdp_answered_just_before_the_release_took_effect_keeps_the_address_
         &mut store,
     );
     assert_ne!(out.handled, vec![Handled::Offered(a)]);
+}
+
+#[test]
+fn an_operator_pages_through_the_leases_and_finds_one_by_mac_or_client_id() {
+    let mut store = MemStore::default();
+    for k in 0..25u8 {
+        let a = Ipv4Addr::new(10, 0, 0, 200 - k);
+        let state = if k % 5 == 0 { LeaseState::Released } else { LeaseState::Active };
+        let mut l = crate::store::Lease::new(a, state, 0, T0);
+        l.chaddr = vec![2, 0, 0, 0, 1, k];
+        l.client_id = (k == 7).then(|| vec![1, 2, 0, 0, 0, 1, 7]);
+        l.expires_at = T0 + 600;
+        store.leases.insert(a, l);
+    }
+    let mut c = core(&store);
+    let mut ask = |q: LeaseQuery| {
+        let req = Request::Leases(q);
+        let out = c.turn(
+            Now::at(T0 + 1),
+            vec![Input::Control { req, reply: (), measured: Measured::default() }],
+            &mut store,
+        );
+        out.answers.into_iter().next().unwrap().1
+    };
+    let addrs = |v: &serde_json::Value| -> Vec<String> {
+        v["leases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["address"].as_str().unwrap().into())
+            .collect()
+    };
+    // Ten at a time, in address order, each page saying where the next starts.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let v = ask(LeaseQuery { after, limit: Some(10), ..LeaseQuery::default() });
+        seen.extend(addrs(&v));
+        match v["next"].as_str() {
+            Some(a) => after = Some(a.parse().unwrap()),
+            None => break,
+        }
+    }
+    let want: Vec<String> = (176..=200).map(|h| format!("10.0.0.{h}")).collect();
+    assert_eq!(seen, want);
+    // Lookups by MAC and by client identifier, and a filter by state.
+    let v = ask(LeaseQuery { mac: Some("02:00:00:00:01:03".into()), ..LeaseQuery::default() });
+    assert_eq!(addrs(&v), ["10.0.0.197"]);
+    let v = ask(LeaseQuery { client_id: Some("01020000000107".into()), ..LeaseQuery::default() });
+    assert_eq!(addrs(&v), ["10.0.0.193"]);
+    let v = ask(LeaseQuery { state: Some("released".into()), ..LeaseQuery::default() });
+    assert_eq!(addrs(&v).len(), 5);
+    // The counts, by state and by subnet.
+    let v = ask(LeaseQuery { count: true, ..LeaseQuery::default() });
+    assert_eq!(v["count"]["total"], 25);
+    assert_eq!(v["count"]["by_state"]["active"], 20);
+    assert_eq!(v["count"]["by_subnet"]["10.0.0.0/24"]["released"], 5);
+    // A query it cannot read is an error, not everything.
+    let v = ask(LeaseQuery { mac: Some("nonsense".into()), ..LeaseQuery::default() });
+    assert!(v["error"].as_str().unwrap().starts_with("mac:"), "{v}");
 }

@@ -16,8 +16,8 @@ use tokio::{
     sync::{mpsc, oneshot},
 };
 
-pub use crate::core::Request;
 use crate::core::{Input, Measured};
+pub use crate::core::{LeaseQuery, PAGE_MAX, Request};
 
 /// How the core's answer reaches the connection that asked.
 pub type ReplyTo = oneshot::Sender<Value>;

@@ -45,7 +45,7 @@ mod index;
 mod lifecycle;
 mod outcome;
 mod projection;
-mod records;
+pub mod records;
 mod reply;
 mod request;
 #[cfg(test)]
@@ -54,6 +54,7 @@ mod tests;
 pub use gate::FailoverGate;
 pub use outcome::{Counters, DropReason, Handled, Outcome, RECEIVED_TYPES, RxInfo};
 pub use projection::{FastPathLease, MapOp, fast_path_entry, map_ops};
+pub use records::Records;
 pub use reply::{Dest, Reply};
 pub use request::{Client, ClientKey};
 
@@ -124,6 +125,13 @@ impl Server {
     /// Every record, in no particular order.
     pub fn leases(&self) -> impl Iterator<Item = &Lease> {
         self.ix.leases.values()
+    }
+
+    /// The records with their lookup indexes (by address, hardware address, client
+    /// identifier, and in address order).
+    #[must_use]
+    pub fn records(&self) -> &Records {
+        &self.ix.leases
     }
 
     /// Decodes a UDP payload and handles it; undecodable bytes are counted and dropped.

@@ -1,5 +1,6 @@
-//! Every lease record once, in one dense vector, found by address and by client through two
-//! tables of positions into it.
+//! Every lease record once, in one dense vector, found through tables of positions into it:
+//! by address, by the client a record binds, by hardware address and by client identifier
+//! (those two for the operator's lookups), and in address order (for listing by pages).
 //!
 //! A `HashMap<Ipv4Addr, Lease>` kept the record in its buckets, and a hash table has up to
 //! twice the buckets it has entries: at a million leases that was 380 bytes a lease. Here the
@@ -37,12 +38,48 @@ impl<'a> KeyRef<'a> {
 }
 
 #[derive(Default)]
-pub(super) struct Records {
+pub struct Records {
     all: Vec<Lease>,
     by_addr: HashTable<u32>,
     /// Records that bind their client, at most one per subnet and client: the latest put.
     by_client: HashTable<u32>,
+    /// Every record with a hardware address, and with a client identifier: several may share
+    /// one (a client's old records, or its records in other subnets).
+    by_chaddr: HashTable<u32>,
+    by_client_id: HashTable<u32>,
+    /// Every address, in order.
+    ordered: std::collections::BTreeSet<Ipv4Addr>,
     hasher: DefaultHashBuilder,
+}
+
+/// The operator's lookup keys of a record.
+fn chaddr_of(l: &Lease) -> Option<&[u8]> {
+    (!l.chaddr.is_empty()).then_some(l.chaddr.as_slice())
+}
+
+fn client_id_of(l: &Lease) -> Option<&[u8]> {
+    l.client_id.as_deref()
+}
+
+/// Adds or removes position `pos` under `key` in a table where keys repeat.
+fn multi_insert(
+    t: &mut HashTable<u32>,
+    h: &DefaultHashBuilder,
+    all: &[Lease],
+    key_of: fn(&Lease) -> Option<&[u8]>,
+    pos: u32,
+) {
+    if let Some(k) = key_of(&all[at(pos)]) {
+        t.insert_unique(h.hash_one(k), pos, |&j| key_of(&all[at(j)]).map_or(0, |k| h.hash_one(k)));
+    }
+}
+
+fn multi_remove(t: &mut HashTable<u32>, h: &DefaultHashBuilder, key: Option<&[u8]>, pos: u32) {
+    if let Some(k) = key
+        && let Ok(e) = t.find_entry(h.hash_one(k), |&j| j == pos)
+    {
+        e.remove();
+    }
 }
 
 impl std::fmt::Debug for Records {
@@ -67,7 +104,7 @@ fn at(i: u32) -> usize {
 }
 
 impl Records {
-    pub fn reserve(&mut self, n: usize) {
+    pub(super) fn reserve(&mut self, n: usize) {
         self.all.reserve_exact(n);
         let h = &self.hasher;
         let all = &self.all;
@@ -79,15 +116,17 @@ impl Records {
         self.by_addr.find(addr_hash(&self.hasher, a), |&i| all[at(i)].address == a).copied()
     }
 
+    #[must_use]
     pub fn get(&self, a: Ipv4Addr) -> Option<&Lease> {
         self.position(a).map(|i| &self.all[at(i)])
     }
 
     /// For fields no table is keyed by: not the address, state or client.
-    pub fn get_mut(&mut self, a: Ipv4Addr) -> Option<&mut Lease> {
+    pub(super) fn get_mut(&mut self, a: Ipv4Addr) -> Option<&mut Lease> {
         self.position(a).map(|i| &mut self.all[at(i)])
     }
 
+    #[must_use]
     pub fn contains(&self, a: Ipv4Addr) -> bool {
         self.position(a).is_some()
     }
@@ -96,8 +135,35 @@ impl Records {
         self.all.iter()
     }
 
+    /// Records in address order, from the first address after `after`.
+    pub fn from_address(&self, after: Option<Ipv4Addr>) -> impl Iterator<Item = &Lease> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let start = after.map_or(Unbounded, Excluded);
+        self.ordered.range((start, Unbounded)).filter_map(|a| self.get(*a))
+    }
+
+    /// Every record with this hardware address (`chaddr`), or with this client identifier.
+    pub fn with_chaddr<'a>(&'a self, chaddr: &'a [u8]) -> impl Iterator<Item = &'a Lease> {
+        self.with(&self.by_chaddr, chaddr_of, chaddr)
+    }
+
+    pub fn with_client_id<'a>(&'a self, id: &'a [u8]) -> impl Iterator<Item = &'a Lease> {
+        self.with(&self.by_client_id, client_id_of, id)
+    }
+
+    fn with<'a>(
+        &'a self,
+        t: &'a HashTable<u32>,
+        key_of: fn(&Lease) -> Option<&[u8]>,
+        key: &'a [u8],
+    ) -> impl Iterator<Item = &'a Lease> {
+        t.iter_hash(self.hasher.hash_one(key))
+            .map(|&i| &self.all[at(i)])
+            .filter(move |l| key_of(l) == Some(key))
+    }
+
     /// The record binding `key` in `subnet`, if one does.
-    pub fn of_client(&self, subnet: u32, key: &ClientKey) -> Option<&Lease> {
+    pub(super) fn of_client(&self, subnet: u32, key: &ClientKey) -> Option<&Lease> {
         let k = KeyRef::of_key(key);
         let all = &self.all;
         let hit = |&i: &u32| {
@@ -127,7 +193,7 @@ impl Records {
 
     /// Puts `lease` in place of the record for its address; `binds` says whether it binds its
     /// client (and so answers [`Records::of_client`]).
-    pub fn put(&mut self, lease: Lease, binds: bool) {
+    pub(super) fn put(&mut self, lease: Lease, binds: bool) {
         use hashbrown::hash_table::Entry;
         let pos = if let Some(pos) = self.position(lease.address) {
             // The old record's client no longer finds this address (unless bound again
@@ -138,6 +204,16 @@ impl Records {
             {
                 e.remove();
             }
+            let (all, h) = (&self.all, &self.hasher);
+            for (t, key_of) in [
+                (&mut self.by_chaddr, chaddr_of as fn(&Lease) -> Option<&[u8]>),
+                (&mut self.by_client_id, client_id_of),
+            ] {
+                if key_of(&old) != key_of(&all[at(pos)]) {
+                    multi_remove(t, h, key_of(&old), pos);
+                    multi_insert(t, h, all, key_of, pos);
+                }
+            }
             pos
         } else {
             let pos = u32::try_from(self.all.len()).expect("fewer than 2^32 records");
@@ -145,6 +221,9 @@ impl Records {
             self.all.push(lease);
             let (all, hasher) = (&self.all, &self.hasher);
             self.by_addr.insert_unique(hash, pos, |&j| addr_hash(hasher, all[at(j)].address));
+            multi_insert(&mut self.by_chaddr, hasher, all, chaddr_of, pos);
+            multi_insert(&mut self.by_client_id, hasher, all, client_id_of, pos);
+            self.ordered.insert(all[at(pos)].address);
             pos
         };
         if binds {
@@ -194,6 +273,19 @@ mod tests {
         assert!(r.of_client(0, &hw(2)).is_none());
         assert!(r.contains(Ipv4Addr::new(10, 0, 0, 11)));
         assert_eq!(r.values().count(), 3);
+        // The operator's lookups follow the records: .12 is client 3's now.
+        let at = |it: Vec<&Lease>| it.iter().map(|l| l.address.octets()[3]).collect::<Vec<_>>();
+        assert_eq!(at(r.with_chaddr(&[2, 0, 0, 0, 0, 1]).collect()), [10]);
+        assert_eq!(at(r.with_chaddr(&[2, 0, 0, 0, 0, 3]).collect()), [12]);
+        let order = at(r.from_address(None).collect());
+        assert_eq!(order, [10, 11, 12]);
+        assert_eq!(at(r.from_address(Some(Ipv4Addr::new(10, 0, 0, 10))).collect()), [11, 12]);
+        let mut with_id = lease(13, 4, LeaseState::Active);
+        with_id.client_id = Some(vec![1, 2, 3]);
+        r.put(with_id, true);
+        assert_eq!(at(r.with_client_id(&[1, 2, 3]).collect()), [13]);
+        r.put(lease(13, 4, LeaseState::Active), true);
+        assert!(r.with_client_id(&[1, 2, 3]).next().is_none(), "the identifier went with it");
         // Another subnet's binding of the same client is another entry.
         let mut other = lease(20, 3, LeaseState::Active);
         other.subnet = 1;
