@@ -192,7 +192,7 @@ fn an_operator_pages_through_the_leases_and_finds_one_by_mac_or_client_id() {
         let a = Ipv4Addr::new(10, 0, 0, 200 - k);
         let state = if k % 5 == 0 { LeaseState::Released } else { LeaseState::Active };
         let mut l = crate::store::Lease::new(a, state, 0, T0);
-        l.chaddr = vec![2, 0, 0, 0, 1, k];
+        l.chaddr = [2, 0, 0, 0, 1, k].into();
         l.client_id = (k == 7).then(|| vec![1, 2, 0, 0, 0, 1, 7]);
         l.expires_at = T0 + 600;
         store.leases.insert(a, l);

@@ -8,7 +8,7 @@ use dhcp_failover::{
 };
 use serde_json::{Value, json};
 
-use crate::store::{Lease, LeaseState};
+use crate::store::{Chaddr, Lease, LeaseState};
 
 /// Encodes the engine's persisted state for the store's opaque blob.
 #[must_use]
@@ -75,7 +75,7 @@ pub fn binding_of(l: &Lease) -> BindingUpdate {
     if bound(l.state) {
         b.client_id.clone_from(&l.client_id);
         if !l.chaddr.is_empty() {
-            b.chaddr = Some(HwAddr { htype: l.htype, addr: l.chaddr.clone() });
+            b.chaddr = Some(HwAddr { htype: l.htype, addr: l.chaddr.to_vec() });
         }
         b.lease_expiration = Some(wire(l.expires_at));
         b.client_last_transaction = Some(wire(l.cltt));
@@ -94,7 +94,7 @@ pub fn lease_from_binding(old: Option<&Lease>, b: &BindingUpdate, subnet: u32, n
     let mut l = old.cloned().unwrap_or_else(|| Lease::new(b.ip, state, subnet, now));
     let same_client = match (&b.client_id, &l.client_id) {
         (Some(x), Some(y)) => x == y,
-        _ => b.chaddr.as_ref().is_some_and(|h| h.htype == l.htype && h.addr == l.chaddr),
+        _ => b.chaddr.as_ref().is_some_and(|h| h.htype == l.htype && l.chaddr == h.addr),
     };
     // The partner's view of our own client's lease can be older than ours (a renewal it has
     // not heard of yet, one our fast path granted while this daemon was down): what this
@@ -108,7 +108,7 @@ pub fn lease_from_binding(old: Option<&Lease>, b: &BindingUpdate, subnet: u32, n
     if bound(state) {
         if let Some(hw) = &b.chaddr {
             l.htype = hw.htype;
-            l.chaddr = hw.addr.iter().copied().take(16).collect();
+            l.chaddr = Chaddr::new(&hw.addr);
         }
         l.client_id.clone_from(&b.client_id);
         if !same_client {

@@ -5,7 +5,7 @@ use dhcp_failover::{Role, engine::Service, load_balance};
 use dhcproto::v4::{Message, MessageType};
 
 use crate::config::SubnetId;
-use crate::store::{Lease, LeaseChange, LeaseState};
+use crate::store::{Chaddr, Lease, LeaseChange, LeaseState};
 
 use super::request::Request;
 use super::{DropReason, Handled, Outcome, Reply, RxInfo, Server, reply};
@@ -202,7 +202,7 @@ impl Server {
         }
         l.state = LeaseState::Active;
         l.htype = c.htype;
-        l.chaddr.clone_from(&c.chaddr);
+        l.chaddr = Chaddr::new(&c.chaddr);
         l.client_id.clone_from(&c.client_id);
         l.subnet = sid.0;
         l.expires_at = expires_at;

@@ -247,7 +247,7 @@ mod tests {
 
     fn lease(last: u8, mac: u8, state: LeaseState) -> Lease {
         let mut l = Lease::new(Ipv4Addr::new(10, 0, 0, last), state, 0, 100);
-        l.chaddr = vec![2, 0, 0, 0, 0, mac];
+        l.chaddr = [2, 0, 0, 0, 0, mac].into();
         l
     }
 

@@ -23,7 +23,7 @@ impl ClientKey {
     pub fn of_lease(l: &Lease) -> Self {
         match &l.client_id {
             Some(id) => Self::Id(id.clone()),
-            None => Self::Hw(l.htype, l.chaddr.clone()),
+            None => Self::Hw(l.htype, l.chaddr.to_vec()),
         }
     }
 }

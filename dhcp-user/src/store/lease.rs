@@ -3,6 +3,78 @@ use std::net::Ipv4Addr;
 
 use dhcp_failover::BindingStatus;
 
+/// A hardware address as `chaddr` carries it (at most 16 bytes), kept in the record itself:
+/// a `Vec` cost 24 bytes and an allocation of 32 more for each of a million six-byte MACs.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Chaddr {
+    len: u8,
+    bytes: [u8; 16],
+}
+
+impl Chaddr {
+    /// The first 16 bytes of `b` (all `chaddr` has room for).
+    #[must_use]
+    pub fn new(b: &[u8]) -> Self {
+        let mut c = Self::default();
+        let n = b.len().min(16);
+        c.bytes[..n].copy_from_slice(&b[..n]);
+        c.len = u8::try_from(n).unwrap_or(16);
+        c
+    }
+
+    pub fn clear(&mut self) {
+        *self = Self::default();
+    }
+
+    #[must_use]
+    pub fn as_slice(&self) -> &[u8] {
+        self
+    }
+}
+
+impl PartialEq<Vec<u8>> for Chaddr {
+    fn eq(&self, other: &Vec<u8>) -> bool {
+        **self == other[..]
+    }
+}
+
+impl std::ops::Deref for Chaddr {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl std::fmt::Debug for Chaddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:02x?}", &**self)
+    }
+}
+
+impl From<&[u8]> for Chaddr {
+    fn from(b: &[u8]) -> Self {
+        Self::new(b)
+    }
+}
+
+impl<const N: usize> From<[u8; N]> for Chaddr {
+    fn from(b: [u8; N]) -> Self {
+        Self::new(&b)
+    }
+}
+
+impl PartialEq<[u8]> for Chaddr {
+    fn eq(&self, other: &[u8]) -> bool {
+        **self == *other
+    }
+}
+
+impl<const N: usize> PartialEq<[u8; N]> for Chaddr {
+    fn eq(&self, other: &[u8; N]) -> bool {
+        **self == other[..]
+    }
+}
+
 /// Binding state of an address. The numbering is the failover protocol's binding-status
 /// (draft-ietf-dhc-failover-12 §12.5, [`BindingStatus`], converted by `From` both ways), so the
 /// store's integers mean the same thing on both sides.
@@ -93,7 +165,7 @@ pub struct Lease {
     pub state: LeaseState,
     /// Hardware type (`htype`) and address (`chaddr`, `hlen` bytes, at most 16).
     pub htype: u8,
-    pub chaddr: Vec<u8>,
+    pub chaddr: Chaddr,
     /// Option 61's value, type byte included, when the client sent one.
     pub client_id: Option<Vec<u8>>,
     /// Option 12, as the client sent it.
@@ -134,7 +206,7 @@ impl Lease {
             address,
             state,
             htype: 1,
-            chaddr: Vec::new(),
+            chaddr: Chaddr::default(),
             client_id: None,
             hostname: None,
             subnet,
@@ -163,7 +235,7 @@ impl Lease {
     /// The 6-byte MAC the kernel map keys on, when the hardware address is Ethernet.
     #[must_use]
     pub fn mac(&self) -> Option<[u8; 6]> {
-        (self.htype == 1).then(|| self.chaddr.as_slice().try_into().ok()).flatten()
+        (self.htype == 1).then(|| (*self.chaddr).try_into().ok()).flatten()
     }
 }
 

@@ -26,7 +26,7 @@ use std::{
 use rusqlite::{Connection, OptionalExtension as _, Row, TransactionBehavior, params};
 
 mod lease;
-pub use lease::{Lease, LeaseChange, LeaseState};
+pub use lease::{Chaddr, Lease, LeaseChange, LeaseState};
 
 #[cfg(test)]
 mod tests;
@@ -203,7 +203,7 @@ impl LeaseStore {
                                 u32::from(l.address),
                                 l.state as u8,
                                 l.htype,
-                                l.chaddr,
+                                l.chaddr.as_slice(),
                                 l.client_id,
                                 l.hostname,
                                 l.subnet,
@@ -317,7 +317,7 @@ impl RawRow {
             address,
             state,
             htype: self.htype,
-            chaddr: self.chaddr,
+            chaddr: Chaddr::new(&self.chaddr),
             client_id: self.client_id,
             hostname: self.hostname,
             subnet: self.subnet,

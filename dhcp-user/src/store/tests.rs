@@ -35,7 +35,7 @@ fn lease(n: u32, expires_at: u64) -> Lease {
     let address = Ipv4Addr::from(0x0a00_0000 + n);
     let [_, _, hi, lo] = n.to_be_bytes();
     Lease {
-        chaddr: vec![2, 0, 0, 0, hi, lo],
+        chaddr: [2, 0, 0, 0, hi, lo].into(),
         client_id: n.is_multiple_of(2).then(|| vec![1, 2, 0, 0, 0, hi, lo]),
         hostname: Some(format!("host-{n}")),
         expires_at,
