@@ -31,7 +31,11 @@ pub const LOG: &str = "XDHCP_LOG";
 /// userspace reads next. Also mapped into userspace memory.
 pub const LOG_CURSORS: &str = "XDHCP_LOG_CURSORS";
 
+/// The lease table's default capacity (`fast_path.lease_capacity`), and its bounds: one /24
+/// block, and 16 M leases (1 GiB of kernel memory at 64 bytes a slot).
 pub const LEASES_MAX: u32 = 1 << 20;
+pub const LEASES_MIN: u32 = BLOCK_SLOTS;
+pub const LEASES_LIMIT: u32 = 1 << 24;
 /// Addresses per block (a /24), and blocks per page (a /16).
 pub const BLOCK_SLOTS: u32 = 256;
 /// One entry per /16.

@@ -31,7 +31,7 @@ fn run(cli: Cli) -> Result<()> {
             println!("attached the do-nothing peer program to {iface}");
         }
         Cmd::Attach { iface, mode, disabled, peer: false } => {
-            let a = fastpath::attach(&iface, mode, !disabled, None, Duration::ZERO)?;
+            let a = fastpath::attach(&iface, mode, !disabled, None, None, Duration::ZERO)?;
             let how = if a.new { "attached" } else { "adopted the pinned fast path on" };
             println!(
                 "{how} {} ({} mode), pinned under {}",
@@ -130,6 +130,14 @@ fn interfaces(iface: Option<String>) -> Result<Vec<String>> {
     Ok(all)
 }
 
+/// What the lease table of `capacity` slots costs the kernel: its slots, and the two arrays
+/// that lead from an address to its slot.
+fn table_bytes(capacity: u32) -> u64 {
+    use dhcp_common::maps as m;
+    let slot = std::mem::size_of::<dhcp_common::LeaseEntry>() as u64;
+    u64::from(capacity) * slot + 4 * u64::from(m::PAGES_LEN + m::BLOCKS_LEN)
+}
+
 fn dump(iface: Option<String>, json: bool) -> Result<()> {
     let now = clock::monotonic_ns();
     let mut out = serde_json::Map::new();
@@ -141,6 +149,8 @@ fn dump(iface: Option<String>, json: bool) -> Result<()> {
         let pins = fastpath::pin_dir(&i);
         let waiting: u64 = xdhcp::fastpath::eventlog::EventLog::waiting_pinned(&pins)?.iter().sum();
         let slots = xdhcp::fastpath::eventlog::EventLog::slots_pinned(&pins)?;
+        let capacity = m.leases.len();
+        let table_bytes = table_bytes(capacity);
         if json {
             out.insert(
                 i.clone(),
@@ -158,6 +168,11 @@ fn dump(iface: Option<String>, json: bool) -> Result<()> {
                             "base_ns": c.clock.base_ns,
                         },
                     },
+                    "lease_table": {
+                        "capacity": capacity,
+                        "in_use": leases.len(),
+                        "kernel_bytes": table_bytes,
+                    },
                     "leases": leases,
                 }),
             );
@@ -173,11 +188,12 @@ fn dump(iface: Option<String>, json: bool) -> Result<()> {
         };
         println!(
             "{i}: fast path {}, events {} ({waiting} waiting, {slots} slots per CPU), min grant {} \
-             s, {clock}, {} lease(s)",
+             s, {clock}, {} lease(s) of {capacity} ({} MiB of kernel memory)",
             if c.enabled != 0 { "on" } else { "off" },
             if c.flags & Control::F_EVENTS != 0 { "on" } else { "off" },
             c.min_grant_secs,
-            leases.len()
+            leases.len(),
+            table_bytes >> 20
         );
         let rows: Vec<Vec<String>> = leases
             .iter()

@@ -47,7 +47,7 @@ impl FastPath {
             dir.display()
         );
         let mut guard = PinGuard(Some(iface));
-        ns.run(|| fastpath::attach(iface, mode, true, None, Duration::ZERO))
+        ns.run(|| fastpath::attach(iface, mode, true, None, None, Duration::ZERO))
             .with_context(|| format!("attach the fast path to {iface}"))?;
         let maps = FastPathMaps::open_pinned(&dir)?;
         guard.0 = None;

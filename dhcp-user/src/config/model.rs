@@ -96,6 +96,9 @@ pub struct FastPath {
     pub horizon: Option<u32>,
     /// Slots of the event log per possible CPU (32 bytes each), a power of two.
     pub event_log_slots: u32,
+    /// Leases the kernel's table holds (64 bytes each, a multiple of 256), fixed when the maps
+    /// are first made; leases beyond it are answered by the slow path.
+    pub lease_capacity: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -256,6 +259,42 @@ fn err<T>(key: impl Into<String>, message: impl Into<String>) -> Result<T, Valid
 /// Linux's IFNAMSIZ less the terminating NUL.
 const IFNAME_MAX: usize = 15;
 
+impl TryFrom<&wire::FastPath> for FastPath {
+    type Error = ValidationError;
+
+    fn try_from(w: &wire::FastPath) -> Result<Self, ValidationError> {
+        let fast_path = FastPath {
+            enabled: w.enabled.unwrap_or(true),
+            attach_mode: match w.attach_mode.unwrap_or(wire::AttachMode::Auto) {
+                wire::AttachMode::Auto => AttachMode::Auto,
+                wire::AttachMode::Native => AttachMode::Native,
+                wire::AttachMode::Generic => AttachMode::Generic,
+            },
+            events: w.events.unwrap_or(true),
+            horizon: w.horizon.map(|s| s.0),
+            event_log_slots: w.event_log_slots.unwrap_or(dhcp_common::maps::LOG_SLOTS),
+            lease_capacity: w.lease_capacity.unwrap_or(dhcp_common::maps::LEASES_MAX),
+        };
+        let (lo, hi) = (dhcp_common::maps::LEASES_MIN, dhcp_common::maps::LEASES_LIMIT);
+        let cap = fast_path.lease_capacity;
+        if !(lo..=hi).contains(&cap) || !cap.is_multiple_of(dhcp_common::maps::BLOCK_SLOTS) {
+            return err(
+                "fast_path.lease_capacity",
+                format!("{cap} is not a multiple of 256 from {lo} to {hi}"),
+            );
+        }
+        let (lo, hi) = (dhcp_common::maps::LOG_SLOTS_MIN, dhcp_common::maps::LOG_SLOTS_MAX);
+        let slots = fast_path.event_log_slots;
+        if !dhcp_common::maps::log_slots_valid(slots) {
+            return err(
+                "fast_path.event_log_slots",
+                format!("{slots} is not a power of two from {lo} to {hi}"),
+            );
+        }
+        Ok(fast_path)
+    }
+}
+
 impl TryFrom<wire::Config> for Config {
     type Error = ValidationError;
 
@@ -287,25 +326,7 @@ impl TryFrom<wire::Config> for Config {
         if offer_hold == 0 {
             return err("offer_hold", "must be at least 1 second");
         }
-        let fast_path = FastPath {
-            enabled: w.fast_path.enabled.unwrap_or(true),
-            attach_mode: match w.fast_path.attach_mode.unwrap_or(wire::AttachMode::Auto) {
-                wire::AttachMode::Auto => AttachMode::Auto,
-                wire::AttachMode::Native => AttachMode::Native,
-                wire::AttachMode::Generic => AttachMode::Generic,
-            },
-            events: w.fast_path.events.unwrap_or(true),
-            horizon: w.fast_path.horizon.map(|s| s.0),
-            event_log_slots: w.fast_path.event_log_slots.unwrap_or(dhcp_common::maps::LOG_SLOTS),
-        };
-        let (lo, hi) = (dhcp_common::maps::LOG_SLOTS_MIN, dhcp_common::maps::LOG_SLOTS_MAX);
-        let slots = fast_path.event_log_slots;
-        if !dhcp_common::maps::log_slots_valid(slots) {
-            return err(
-                "fast_path.event_log_slots",
-                format!("{slots} is not a power of two from {lo} to {hi}"),
-            );
-        }
+        let fast_path = FastPath::try_from(&w.fast_path)?;
         if w.subnets.is_empty() {
             return err("subnet", "no [[subnet]] is configured");
         }

@@ -60,6 +60,7 @@ fn the_shipped_example_is_valid_and_shows_every_key() {
         "events",
         "horizon",
         "event_log_slots",
+        "lease_capacity",
         "prefix",
         "pools",
         "routers",
@@ -306,6 +307,11 @@ fn shape_errors_name_the_table_or_key_they_are_in() {
     assert_eq!(
         error_of(&slots),
         "xdhcp.toml:9: fast_path.event_log_slots: 3000 is not a power of two from 1024 to 1048576"
+    );
+    let cap = format!("{MINIMAL}\n[fast_path]\nlease_capacity = 1000\n");
+    assert_eq!(
+        error_of(&cap),
+        "xdhcp.toml:9: fast_path.lease_capacity: 1000 is not a multiple of 256 from 256 to 16777216"
     );
     let typo = format!("{MINIMAL}\n[fast_path]\nenable = true\n");
     assert!(error_of(&typo).starts_with("xdhcp.toml:9: fast_path.enable: unknown field `enable`"));

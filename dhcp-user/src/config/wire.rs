@@ -64,6 +64,7 @@ pub struct FastPath {
     pub events: Option<bool>,
     pub horizon: Option<Secs>,
     pub event_log_slots: Option<u32>,
+    pub lease_capacity: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -59,6 +59,8 @@ pub const PAGE_MAX: usize = 10_000;
 pub struct Measured {
     /// Each interface's fast-path counters, by interface name.
     pub fast_path: serde_json::Map<String, Value>,
+    /// Each interface's kernel lease table: its capacity, and the leases that found no slot.
+    pub lease_tables: serde_json::Map<String, Value>,
     pub store: CommitStats,
 }
 
@@ -223,6 +225,7 @@ fn stats(core: &Core, measured: &Measured) -> Value {
         "dropped": dropped,
         "fast_path_renewals_recorded": core.fast_path_renewals(),
         "fast_path": measured.fast_path,
+        "lease_tables": measured.lease_tables,
         "store": {
             "commits": m.commits,
             "changes": m.changes,
@@ -281,6 +284,11 @@ fn metrics(core: &Core, measured: &Measured) -> String {
                 n,
             );
         }
+    }
+    for (iface, t) in v["lease_tables"].as_object().into_iter().flatten() {
+        let l = format!("{{iface=\"{iface}\"}}");
+        line("xdhcp_fast_path_lease_capacity", &l, &t["lease_capacity"]);
+        line("xdhcp_fast_path_leases_without_slot", &l, &t["leases_without_slot"]);
     }
     line("xdhcp_fast_path_renewals_recorded_total", "", &v["fast_path_renewals_recorded"]);
     line("xdhcp_store_commits_total", "", &v["store"]["commits"]);

@@ -255,6 +255,11 @@ impl Daemon {
             if let Ok(s) = i.maps.stats() {
                 m.fast_path.insert(i.name.clone(), s.to_json());
             }
+            let table = serde_json::json!({
+                "lease_capacity": i.maps.leases.len(),
+                "leases_without_slot": i.no_room,
+            });
+            m.lease_tables.insert(i.name.clone(), table);
         }
         m
     }

@@ -107,9 +107,28 @@ pub fn load_object(object: &[u8], opts: &LoadOptions) -> Result<Ebpf> {
     for (name, path) in &paths {
         loader.map_pin_path(name, path.as_path());
     }
-    if let Some(n) = opts.leases_max {
-        let n = n.next_multiple_of(m::BLOCK_SLOTS);
-        loader.map_max_entries(m::LEASES, n);
+    // The lease table keeps the size it was pinned with: XDP bounds every slot by the map
+    // itself, so any size works, and resizing means emptying it.
+    let pinned_leases = match &opts.pin_dir {
+        Some(d) if d.join(m::LEASES).exists() => Some(
+            aya::maps::MapInfo::from_pin(d.join(m::LEASES))
+                .context("the pinned lease table")?
+                .max_entries(),
+        ),
+        _ => None,
+    };
+    if let (Some(p), Some(want)) = (pinned_leases, opts.leases_max)
+        && p != want.next_multiple_of(m::BLOCK_SLOTS)
+    {
+        tracing::warn!(
+            pinned = p,
+            configured = want,
+            "the kernel lease table keeps the capacity it was pinned with; `xdhcp detach` and \
+             attach again to resize it"
+        );
+    }
+    if let Some(n) = pinned_leases.or(opts.leases_max) {
+        loader.map_max_entries(m::LEASES, n.next_multiple_of(m::BLOCK_SLOTS));
     }
     // A region of the event log for every CPU that can ever run the program, of the size the
     // maps already pinned have (the program must index the map it will use), or as asked.
@@ -222,13 +241,15 @@ pub struct Attached {
 
 /// Attaches the fast path to `iface` and pins it, or adopts what is already pinned there.
 /// The control entry gets the interface's MAC; `enable` sets whether XDP answers.
-/// `log_slots`: the event log's slots per CPU for maps made now (pinned ones keep theirs).
+/// `log_slots`: the event log's slots per CPU for maps made now (pinned ones keep theirs);
+/// `leases_max` likewise the lease table's capacity (`None`: the object's, 1 M).
 /// `wait`: how long to wait for the [`WriterLock`] of a writer on its way out.
 pub fn attach(
     iface: &str,
     mode: AttachMode,
     enable: bool,
     log_slots: Option<u32>,
+    leases_max: Option<u32>,
     wait: Duration,
 ) -> Result<Attached> {
     ensure_bpffs()?;
@@ -237,7 +258,7 @@ pub fn attach(
     let writer = lock_writer(iface, wait)?;
     check_pins(&dir, iface)?;
     let link_pin = dir.join("link");
-    let mut ebpf = load(&LoadOptions { pin_dir: Some(dir.clone()), leases_max: None, log_slots })?;
+    let mut ebpf = load(&LoadOptions { pin_dir: Some(dir.clone()), leases_max, log_slots })?;
     let (mode_name, new) = if link_pin.exists() {
         ("pinned", false)
     } else {
@@ -662,6 +683,35 @@ mod tests {
         assert_eq!(none.unwrap(), None);
         let e = format!("{:#}", tiny.unwrap_err());
         assert!(e.contains("power of two from 1024 to 1048576, not 512"), "{e}");
+    }
+
+    #[test]
+    fn the_lease_table_is_made_at_the_capacity_asked_and_keeps_it_once_pinned() {
+        let dir = scratch_pin_dir("capacity");
+        let opts =
+            |n| LoadOptions { pin_dir: Some(dir.clone()), leases_max: Some(n), log_slots: None };
+        let entry = dhcp_common::LeaseEntry { lease_secs: 60, ..Default::default() };
+        let run = || -> Result<_> {
+            // 300 asked is two /24 blocks' worth of slots: 512.
+            let mut first = FastPathMaps::from_ebpf(&mut load(&opts(300))?)?;
+            let made = first.leases.len();
+            // Two /24s fill both blocks; a third /24 finds no room (the slow path answers).
+            let put = |m: &mut FastPathMaps, net: u8| {
+                m.put_lease(std::net::Ipv4Addr::new(10, 9, net, 1), &entry)
+            };
+            put(&mut first, 0)?;
+            put(&mut first, 1)?;
+            let third = put(&mut first, 2).map_err(|e| format!("{e:#}"));
+            // A later load asking for more adopts the pinned table as it is.
+            let later = FastPathMaps::from_ebpf(&mut load(&opts(4096))?)?.leases.len();
+            Ok((made, third, later))
+        };
+        let r = run();
+        fs::remove_dir_all(&dir).unwrap();
+        let (made, third, later) = r.unwrap();
+        assert_eq!(made, 512);
+        assert!(third.unwrap_err().contains("no room for 10.9.2.1"));
+        assert_eq!(later, 512);
     }
 
     #[test]

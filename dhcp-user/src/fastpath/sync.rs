@@ -66,9 +66,32 @@ pub struct Iface {
     pub name: String,
     pub maps: FastPathMaps,
     pub events: EventLog,
+    /// Leases that found no slot (the table is full): the slow path answers them.
+    pub no_room: u64,
+    warned: Option<std::time::Instant>,
     /// Held while the daemon runs: `xdhcp lease` and friends by hand, or a second daemon on
     /// this interface, are refused instead of writing the same maps.
     _writer: fastpath::WriterLock,
+}
+
+impl Iface {
+    /// Writes one lease entry. A full table only costs speed: the lease is in the store and
+    /// the slow path answers its client. Counted, and said once a minute.
+    fn put(&mut self, addr: Ipv4Addr, e: &LeaseEntry) {
+        let Err(err) = self.maps.put_lease(addr, e) else { return };
+        self.no_room += 1;
+        let now = std::time::Instant::now();
+        if self.warned.is_none_or(|t| now.duration_since(t) >= std::time::Duration::from_mins(1)) {
+            self.warned = Some(now);
+            warn!(
+                iface = %self.name,
+                addr = %addr,
+                not_in_kernel = self.no_room,
+                "fast path map update failed, so the slow path answers these clients: {err:#} \
+                 (raise fast_path.lease_capacity, then `xdhcp detach` and restart)"
+            );
+        }
+    }
 }
 
 /// How long a starting daemon waits for the writer lock of its interfaces.
@@ -88,7 +111,8 @@ impl KernelMaps {
         for name in &cfg.interfaces {
             // A predecessor that is still exiting (a restart) lets go within moments.
             let slots = Some(cfg.fast_path.event_log_slots);
-            let a = fastpath::attach(name, mode, false, slots, WRITER_WAIT)?;
+            let cap = Some(cfg.fast_path.lease_capacity);
+            let a = fastpath::attach(name, mode, false, slots, cap, WRITER_WAIT)?;
             let dir = fastpath::pin_dir(name);
             tracing::info!(iface = %name, mode = a.mode, adopted = !a.new, "fast path attached");
             let mut maps = FastPathMaps::open_pinned(&dir)?;
@@ -96,7 +120,14 @@ impl KernelMaps {
                 maps.set_subnet(s.id.0, &s.fast_path_options(cfg.server_id).encode()?)?;
             }
             let events = EventLog::open_pinned(&dir)?;
-            ifaces.push(Iface { name: name.clone(), maps, events, _writer: a.writer });
+            ifaces.push(Iface {
+                name: name.clone(),
+                maps,
+                events,
+                no_room: 0,
+                warned: None,
+                _writer: a.writer,
+            });
         }
         Ok(Self { ifaces })
     }
@@ -138,9 +169,7 @@ impl KernelMaps {
                     None => {}
                     Some(e) if pinned.is_some_and(|p| same_grant(p, &e, l.address)) => r.kept += 1,
                     Some(e) => {
-                        if let Err(err) = i.maps.put_lease(l.address, &e) {
-                            warn!(iface = %i.name, addr = %l.address, "fast path map update failed: {err:#}");
-                        }
+                        i.put(l.address, &e);
                         r.put += 1;
                     }
                 }
@@ -155,10 +184,7 @@ impl KernelMaps {
             return false;
         };
         for i in &mut self.ifaces {
-            if let Err(err) = i.maps.put_lease(l.address, &e) {
-                // A full map only costs speed: the slow path answers that client.
-                warn!(iface = %i.name, addr = %l.address, "fast path map update failed: {err:#}");
-            }
+            i.put(l.address, &e);
         }
         true
     }
