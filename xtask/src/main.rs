@@ -55,6 +55,13 @@ enum Bench {
     },
     /// xdhcp (fast path on/off) and Kea on a veth lab: DORA/s and renewals/s.
     E2e,
+    /// One xdhcp at 10 k, 100 k and 1 M leases: DORA/s, renewals/s, memory per lease, restart
+    /// time, query latency.
+    Scale {
+        /// Client counts, comma-separated.
+        #[arg(long, default_value = "10000,100000,1000000")]
+        sizes: String,
+    },
     /// A failover survivor's endurance in COMMUNICATIONS-INTERRUPTED, simulated (no network).
     Endurance,
 }
@@ -216,6 +223,14 @@ fn main() -> Result<()> {
                 .args(["bench", "e2e", "--out-dir"])
                 .arg(root().join("target/bench")))?;
             println!("wrote target/bench/e2e.json and e2e.png");
+        }
+        Cmd::Bench { which: Bench::Scale { sizes } } => {
+            setup::require_root("the benchmark creates network namespaces")?;
+            let bin = lab_binary()?;
+            run(Command::new(bin)
+                .args(["bench", "scale", "--sizes", &sizes, "--out-dir"])
+                .arg(root().join("target/bench")))?;
+            println!("wrote target/bench/scale.json and scale.png");
         }
         Cmd::Bench { which: Bench::Endurance } => {
             let bin = lab_binary()?;

@@ -26,8 +26,8 @@ use crate::{
     load::Summary,
 };
 
-const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 64, 0, 1);
-const RELAY_IP: Ipv4Addr = Ipv4Addr::new(10, 64, 0, 2);
+pub(super) const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 64, 0, 1);
+pub(super) const RELAY_IP: Ipv4Addr = Ipv4Addr::new(10, 64, 0, 2);
 /// Rates are accepted when at most this share of requests goes unanswered.
 const MAX_LOSS: f64 = 0.01;
 
@@ -77,11 +77,11 @@ pub struct Options {
     pub clients: u32,
 }
 
-struct Lab {
-    srv: NetNs,
-    cli: NetNs,
-    veth: VethPair,
-    work: PathBuf,
+pub(super) struct Lab {
+    pub(super) srv: NetNs,
+    pub(super) cli: NetNs,
+    pub(super) veth: VethPair,
+    pub(super) work: PathBuf,
 }
 
 impl Drop for Lab {
@@ -92,7 +92,7 @@ impl Drop for Lab {
 }
 
 /// A server process, stopped on drop.
-struct Running(Child);
+pub(super) struct Running(pub(super) Child);
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -111,7 +111,7 @@ impl Drop for Running {
 }
 
 impl Lab {
-    fn new() -> Result<Self> {
+    pub(super) fn new() -> Result<Self> {
         let srv = NetNs::new("bench-srv")?;
         let cli = NetNs::new("bench-cli")?;
         let seq = std::process::id() % 10_000;

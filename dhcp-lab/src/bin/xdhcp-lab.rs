@@ -52,6 +52,19 @@ enum BenchCmd {
         #[arg(long, value_name = "PATH")]
         load: Option<PathBuf>,
     },
+    /// One xdhcp filled with N clients, for each N: DORA/s, renewals/s, resident memory per
+    /// lease, restart time with and without pins, lease query latency. Writes scale.json and
+    /// scale.png.
+    Scale {
+        #[arg(long, default_value = "target/bench")]
+        out_dir: PathBuf,
+        #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
+        sizes: Vec<u32>,
+        #[arg(long, value_name = "PATH")]
+        xdhcp: Option<PathBuf>,
+        #[arg(long, value_name = "PATH")]
+        load: Option<PathBuf>,
+    },
     #[expect(
         clippy::doc_markdown,
         reason = "clap prints this doc comment as --help text, where backticks would show literally"
@@ -103,6 +116,17 @@ fn run(cli: Cli) -> Result<()> {
                 trial_secs,
                 max_rate,
                 clients,
+            })?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
+        }
+        Cmd::Bench { cmd: BenchCmd::Scale { out_dir, sizes, xdhcp, load } } => {
+            let or_beside =
+                |p: Option<PathBuf>, name| p.map_or_else(|| lab::beside_this_program(name), Ok);
+            let r = bench::scale::scale(&bench::scale::Options {
+                xdhcp: or_beside(xdhcp, "xdhcp")?,
+                load: or_beside(load, "xdhcp-load")?,
+                out_dir,
+                sizes,
             })?;
             println!("{}", serde_json::to_string_pretty(&r)?);
         }

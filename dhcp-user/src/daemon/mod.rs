@@ -84,7 +84,13 @@ pub fn run(config: &Path) -> Result<()> {
 pub fn run_until(config: &Path, stop: Option<oneshot::Receiver<()>>) -> Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    // Colour only for a terminal: a log file or journald gets plain `key=value` lines.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(ansi)
+        .try_init();
     let cfg = Config::load(config)?;
     std::fs::create_dir_all(&cfg.state_dir)
         .with_context(|| format!("create state_dir {}", cfg.state_dir.display()))?;
