@@ -118,6 +118,13 @@ pub fn run_until(config: &Path, stop: Option<oneshot::Receiver<()>>) -> Result<(
     } else {
         None
     };
+    // Loading a large store and reconciling the maps leave megabytes of freed temporaries
+    // (rows, entries, lookup sets) in the allocator's arenas: hand them back before serving.
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only returns free memory to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async move {
         let mut socks = Vec::new();

@@ -20,8 +20,8 @@ use dhcp_common::{LogCursor, RenewEvent, maps as m};
 use super::maps::{pinned, take};
 
 /// A shared mapping of one map's values, unmapped on drop.
-struct Mapping {
-    ptr: NonNull<u8>,
+pub(crate) struct Mapping {
+    pub(crate) ptr: NonNull<u8>,
     len: usize,
 }
 
@@ -30,7 +30,7 @@ struct Mapping {
 unsafe impl Send for Mapping {}
 
 impl Mapping {
-    fn new(data: &MapData, name: &str, len: usize, writable: bool) -> Result<Self> {
+    pub(crate) fn new(data: &MapData, name: &str, len: usize, writable: bool) -> Result<Self> {
         let prot = if writable { libc::PROT_READ | libc::PROT_WRITE } else { libc::PROT_READ };
         let fd = data.fd().as_fd().as_raw_fd();
         // SAFETY: a fresh shared mapping of the map's fd; the kernel checks the length against

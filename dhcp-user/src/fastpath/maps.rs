@@ -7,10 +7,16 @@ use aya::{
     maps::{Array, Map, MapData, PerCpuArray},
 };
 use dhcp_common::{Control, KernelClock, LeaseEntry, Stat, SubnetReply, maps as m};
+
+use super::eventlog::Mapping;
 use serde::Serialize;
 
 pub struct FastPathMaps {
     pub leases: Array<MapData, LeaseEntry>,
+    /// The lease table mapped into this process: slots are read and written with loads and
+    /// stores, not a system call each (a cold start writes a million). A slot written while
+    /// XDP reads it is a mixture, which its digest refuses, as with a system call's copy.
+    table: Mapping,
     pub pages: Array<MapData, u32>,
     pub blocks: Array<MapData, u32>,
     /// What `pages` and `blocks` hold (/16 → page, /24 → first slot), as last read or written
@@ -36,6 +42,11 @@ fn lowest_free<'a>(
     candidates.find(|c| !used.contains(c))
 }
 
+fn mapped(leases: &Array<MapData, LeaseEntry>) -> Result<Mapping> {
+    let size = leases.len() as usize * std::mem::size_of::<LeaseEntry>();
+    Mapping::new(aya::maps::IterableMap::map(leases), m::LEASES, size, true)
+}
+
 pub(crate) fn take(ebpf: &mut Ebpf, name: &str) -> Result<Map> {
     ebpf.take_map(name).with_context(|| format!("map {name} missing from the object"))
 }
@@ -48,8 +59,10 @@ pub(crate) fn pinned(dir: &Path, name: &str) -> Result<Map> {
 
 impl FastPathMaps {
     pub fn from_ebpf(ebpf: &mut Ebpf) -> Result<Self> {
+        let leases = take(ebpf, m::LEASES)?.try_into()?;
         Self {
-            leases: take(ebpf, m::LEASES)?.try_into()?,
+            table: mapped(&leases)?,
+            leases,
             pages: take(ebpf, m::PAGES)?.try_into()?,
             blocks: take(ebpf, m::BLOCKS)?.try_into()?,
             page_of: BTreeMap::new(),
@@ -64,8 +77,10 @@ impl FastPathMaps {
 
     /// Opens the maps pinned in `dir`, whether or not a daemon runs.
     pub fn open_pinned(dir: &Path) -> Result<Self> {
+        let leases = pinned(dir, m::LEASES)?.try_into()?;
         Self {
-            leases: pinned(dir, m::LEASES)?.try_into()?,
+            table: mapped(&leases)?,
+            leases,
             pages: pinned(dir, m::PAGES)?.try_into()?,
             blocks: pinned(dir, m::BLOCKS)?.try_into()?,
             page_of: BTreeMap::new(),
@@ -122,6 +137,26 @@ impl FastPathMaps {
         Ok(())
     }
 
+    /// The entry in slot `i` (< the table's length).
+    fn read_slot(&self, i: u32) -> Result<LeaseEntry> {
+        anyhow::ensure!(i < self.leases.len(), "slot {i} beyond the lease table");
+        // SAFETY: i is within the mapping, whose length is the table's in entries; the
+        // mapping is page-aligned and entries are 64 bytes, so the read is aligned.
+        Ok(unsafe { self.slots().add(i as usize).read_volatile() })
+    }
+
+    fn write_slot(&mut self, i: u32, e: LeaseEntry) -> Result<()> {
+        anyhow::ensure!(i < self.leases.len(), "slot {i} beyond the lease table");
+        // SAFETY: as in read_slot; the mapping is writable.
+        unsafe { self.slots().add(i as usize).write_volatile(e) };
+        Ok(())
+    }
+
+    #[expect(clippy::cast_ptr_alignment, reason = "the mapping is page-aligned (mmap)")]
+    fn slots(&self) -> *mut LeaseEntry {
+        self.table.ptr.as_ptr().cast::<LeaseEntry>()
+    }
+
     /// The slot of `addr` in [`m::LEASES`], if its block has one.
     #[must_use]
     pub fn slot(&self, addr: Ipv4Addr) -> Option<u32> {
@@ -176,8 +211,7 @@ impl FastPathMaps {
 
     pub fn put_lease(&mut self, addr: Ipv4Addr, e: &LeaseEntry) -> Result<()> {
         let slot = self.slot_or_allocate(addr)?;
-        self.leases
-            .set(slot, e.sealed(addr.octets()), 0)
+        self.write_slot(slot, e.sealed(addr.octets()))
             .with_context(|| format!("put lease {addr}"))?;
         // Only a block already counted is updated: one not read yet is counted from the map,
         // this lease included, when a delete first needs it (not at start-up, when the daemon
@@ -197,8 +231,7 @@ impl FastPathMaps {
             anyhow::bail!("delete lease {addr}: the fast path has none");
         }
         let slot = self.slot(addr).context("no slot")?;
-        self.leases
-            .set(slot, LeaseEntry::default(), 0)
+        self.write_slot(slot, LeaseEntry::default())
             .with_context(|| format!("delete lease {addr}"))?;
         let a = u32::from(addr);
         let bits = self.occupancy(a >> 8)?;
@@ -213,21 +246,20 @@ impl FastPathMaps {
     /// The occupancy of the /24 `prefix` (which has a block), read from the map the first
     /// time.
     fn occupancy(&mut self, prefix: u32) -> Result<&mut [u64; 4]> {
-        let vacant = match self.occupied.entry(prefix) {
-            std::collections::btree_map::Entry::Occupied(o) => return Ok(o.into_mut()),
-            std::collections::btree_map::Entry::Vacant(v) => v,
-        };
-        let base = *self.bases.get(&prefix).context("no block")?;
-        let mut bits = [0u64; 4];
-        for i in 0..m::BLOCK_SLOTS {
-            let e = self.leases.get(&(base + i), 0).context("read the lease map")?;
-            let a = prefix << 8 | i;
-            if e.holds(Ipv4Addr::from(a).octets()) {
-                let (word, bit) = slot_bit(a);
-                bits[word] |= bit;
+        if !self.occupied.contains_key(&prefix) {
+            let base = *self.bases.get(&prefix).context("no block")?;
+            let mut bits = [0u64; 4];
+            for i in 0..m::BLOCK_SLOTS {
+                let e = self.read_slot(base + i).context("read the lease map")?;
+                let a = prefix << 8 | i;
+                if e.holds(Ipv4Addr::from(a).octets()) {
+                    let (word, bit) = slot_bit(a);
+                    bits[word] |= bit;
+                }
             }
+            self.occupied.insert(prefix, bits);
         }
-        Ok(vacant.insert(bits))
+        self.occupied.get_mut(&prefix).context("no block")
     }
 
     /// Gives the block of the /24 `prefix` back (all its slots are empty), and its /16's page
@@ -250,7 +282,7 @@ impl FastPathMaps {
 
     #[must_use]
     pub fn lease(&self, addr: Ipv4Addr) -> Option<LeaseEntry> {
-        let e = self.leases.get(&self.slot(addr)?, 0).ok()?;
+        let e = self.read_slot(self.slot(addr)?).ok()?;
         e.holds(addr.octets()).then_some(e)
     }
 
@@ -260,7 +292,8 @@ impl FastPathMaps {
         for (prefix, base) in &self.bases {
             for i in 0..m::BLOCK_SLOTS {
                 let addr = Ipv4Addr::from(prefix << 8 | i);
-                let e = self.leases.get(&(base + i), 0)?;
+                // XDP may be stamping the entry meanwhile: `holds` refuses a torn one.
+                let e = self.read_slot(base + i)?;
                 if e.holds(addr.octets()) {
                     v.push((addr, e));
                 }

@@ -702,13 +702,19 @@ mod tests {
             put(&mut first, 0)?;
             put(&mut first, 1)?;
             let third = put(&mut first, 2).map_err(|e| format!("{e:#}"));
-            // A later load asking for more adopts the pinned table as it is.
+            // A later load asking for more adopts the pinned table as it is, and reads back
+            // (through its mapping) exactly the two leases.
+            let later = FastPathMaps::open_pinned(&dir)?;
+            let listed: Vec<_> =
+                later.leases()?.into_iter().map(|(a, e)| (a, e.lease_secs)).collect();
             let later = FastPathMaps::from_ebpf(&mut load(&opts(4096))?)?.leases.len();
-            Ok((made, third, later))
+            Ok((made, third, later, listed))
         };
         let r = run();
         fs::remove_dir_all(&dir).unwrap();
-        let (made, third, later) = r.unwrap();
+        let (made, third, later, listed) = r.unwrap();
+        let net = |n| std::net::Ipv4Addr::new(10, 9, n, 1);
+        assert_eq!(listed, [(net(0), 60), (net(1), 60)]);
         assert_eq!(made, 512);
         assert!(third.unwrap_err().contains("no room for 10.9.2.1"));
         assert_eq!(later, 512);

@@ -109,6 +109,16 @@ impl Records {
         let h = &self.hasher;
         let all = &self.all;
         self.by_addr.reserve(n, |&i| addr_hash(h, all[at(i)].address));
+        self.by_client.reserve(n, |&j| {
+            let o = &all[at(j)];
+            client_hash(h, o.subnet, KeyRef::of_lease(o))
+        });
+        for (t, key_of) in [
+            (&mut self.by_chaddr, chaddr_of as fn(&Lease) -> Option<&[u8]>),
+            (&mut self.by_client_id, client_id_of),
+        ] {
+            t.reserve(n, |&j| key_of(&all[at(j)]).map_or(0, |k| h.hash_one(k)));
+        }
     }
 
     fn position(&self, a: Ipv4Addr) -> Option<u32> {

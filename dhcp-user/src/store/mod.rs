@@ -171,9 +171,11 @@ impl LeaseStore {
 
     /// Every record, in address order.
     pub fn load_all(&self) -> Result<Vec<Lease>> {
-        let mut stmt = self.sql(self.conn.prepare("SELECT * FROM leases ORDER BY address"))?;
+        let n: i64 =
+            self.sql(self.conn.query_row("SELECT count(*) FROM leases", [], |r| r.get(0)))?;
+        let mut stmt = self.sql(self.conn.prepare(SELECT_ALL))?;
         let rows = self.sql(stmt.query_map([], raw_row))?;
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
         for r in rows {
             let raw = self.sql(r)?;
             out.push(raw.into_lease().map_err(|(address, what)| StoreError::Corrupt {
@@ -275,28 +277,26 @@ struct RawRow {
     partner_acked: bool,
 }
 
+/// Every column [`raw_row`] reads, by position: a lookup by name scans the column names,
+/// for every column of every row (a third of loading a million).
+const SELECT_ALL: &str = "SELECT address, state, htype, chaddr, client_id, hostname, subnet, \
+     expires_at, cltt, held_until, pet_sent, pet_acked, pet_received, stos, rewind_state, \
+     rewind_expiry, probation_until, partner_acked FROM leases ORDER BY address";
+
 fn raw_row(r: &Row<'_>) -> rusqlite::Result<RawRow> {
     Ok(RawRow {
-        address: r.get("address")?,
-        state: r.get("state")?,
-        htype: r.get("htype")?,
-        chaddr: r.get("chaddr")?,
-        client_id: r.get("client_id")?,
-        hostname: r.get("hostname")?,
-        subnet: r.get("subnet")?,
-        times: [
-            r.get("expires_at")?,
-            r.get("cltt")?,
-            r.get("held_until")?,
-            r.get("pet_sent")?,
-            r.get("pet_acked")?,
-            r.get("pet_received")?,
-            r.get("stos")?,
-        ],
-        rewind_state: r.get("rewind_state")?,
-        rewind_expiry: r.get("rewind_expiry")?,
-        probation_until: r.get("probation_until")?,
-        partner_acked: r.get("partner_acked")?,
+        address: r.get(0)?,
+        state: r.get(1)?,
+        htype: r.get(2)?,
+        chaddr: r.get(3)?,
+        client_id: r.get(4)?,
+        hostname: r.get(5)?,
+        subnet: r.get(6)?,
+        times: [r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?, r.get(11)?, r.get(12)?, r.get(13)?],
+        rewind_state: r.get(14)?,
+        rewind_expiry: r.get(15)?,
+        probation_until: r.get(16)?,
+        partner_acked: r.get(17)?,
     })
 }
 
