@@ -286,6 +286,20 @@ impl FastPathMaps {
         e.holds(addr.octets()).then_some(e)
     }
 
+    /// The addresses of all lease entries, sorted (as [`FastPathMaps::leases`], lighter).
+    pub fn lease_addresses(&self) -> Result<Vec<Ipv4Addr>> {
+        let mut v = Vec::new();
+        for (prefix, base) in &self.bases {
+            for i in 0..m::BLOCK_SLOTS {
+                let addr = Ipv4Addr::from(prefix << 8 | i);
+                if self.read_slot(base + i)?.holds(addr.octets()) {
+                    v.push(addr);
+                }
+            }
+        }
+        Ok(v)
+    }
+
     /// All lease entries, sorted by address (blocks as read at open or added here since).
     pub fn leases(&self) -> Result<Vec<(Ipv4Addr, LeaseEntry)>> {
         let mut v = Vec::new();

@@ -151,23 +151,19 @@ impl KernelMaps {
         let want: std::collections::HashSet<Ipv4Addr> = entries.iter().map(|l| l.address).collect();
         let mut r = Reconciled::default();
         for i in &mut self.ifaces {
-            let mut have: std::collections::HashMap<Ipv4Addr, LeaseEntry> =
-                i.maps.leases()?.into_iter().collect();
-            have.retain(|addr, _| {
-                let keep = want.contains(addr);
-                if !keep {
-                    r.removed += usize::from(i.maps.delete_lease(*addr).is_ok());
+            for addr in i.maps.lease_addresses()? {
+                if !want.contains(&addr) {
+                    r.removed += usize::from(i.maps.delete_lease(addr).is_ok());
                 }
-                keep
-            });
+            }
             for l in entries {
-                let pinned = have.get(&l.address);
+                let pinned = i.maps.lease(l.address);
                 match entry(l, now) {
                     None if pinned.is_some() => {
                         r.removed += usize::from(i.maps.delete_lease(l.address).is_ok());
                     }
                     None => {}
-                    Some(e) if pinned.is_some_and(|p| same_grant(p, &e, l.address)) => r.kept += 1,
+                    Some(e) if pinned.is_some_and(|p| same_grant(&p, &e, l.address)) => r.kept += 1,
                     Some(e) => {
                         i.put(l.address, &e);
                         r.put += 1;
