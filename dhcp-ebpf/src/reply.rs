@@ -13,9 +13,9 @@ use dhcp_common::{
         IPPROTO_UDP, IPV4_HLEN, MAGIC_COOKIE, OP, OPTIONS, SECS, SERVER_PORT, SIADDR, SNAME,
         UDP_HLEN, VLAN_HLEN, XID, YIADDR,
     },
-    digest::{ClientIdWords, client_id_words},
+    digest::{ClientIdWords, RelaySlot, client_id_words, relay_slot},
     layout,
-    maps::{BLOCK_SLOTS, CLIENT_ID_MAX, SUBNET_OPTS_LEN},
+    maps::{BLOCK_SLOTS, CLIENT_ID_MAX, RELAY_INFO_MAX, SUBNET_OPTS_LEN},
 };
 
 use crate::{
@@ -57,6 +57,9 @@ pub fn renew(ctx: &XdpContext) -> Result<(), Stat> {
     let mut client_id = core::mem::MaybeUninit::<ClientIdWords>::uninit();
     let client_id = zero_words(&mut client_id);
     check_client_id(ctx, &req, &lease, client_id)?;
+    // A renewal without option 82 is answered as the slow path answers it, whatever the lease
+    // was bound with; one with option 82 only if it is, byte for byte, the one on record.
+    let relay = if req.relay_off != 0 { Some(load_relay_info(ctx, &req, &lease)?) } else { None };
     let subnet: &SubnetReply = XDHCP_SUBNETS.get(lease.subnet).ok_or(Stat::PassNoSubnet)?;
     if subnet.enabled == 0 {
         return Err(Stat::PassNoSubnet);
@@ -88,10 +91,13 @@ pub fn renew(ctx: &XdpContext) -> Result<(), Stat> {
     };
     // One copy of the rewrite per length, each with its lengths as constants: chosen at run
     // time, they cost the ordinary renewal 7-16 ns (paired; 24-51 over 1 M leases).
-    if req.bootp_len == layout::FULL_BOOTP_LEN {
-        rewrite::<true>(ctx, &req, &ctl, subnet, client_id, &times)?;
+    // An ACK echoing option 82 has a length of its own (layout::RELAY_IP_LEN).
+    if let Some(relay) = relay {
+        rewrite::<false, true>(ctx, &req, &ctl, subnet, client_id, &times, relay)?;
+    } else if req.bootp_len == layout::FULL_BOOTP_LEN {
+        rewrite::<true, false>(ctx, &req, &ctl, subnet, client_id, &times, &EMPTY_RELAY)?;
     } else {
-        rewrite::<false>(ctx, &req, &ctl, subnet, client_id, &times)?;
+        rewrite::<false, false>(ctx, &req, &ctl, subnet, client_id, &times, &EMPTY_RELAY)?;
     }
 
     // SAFETY: `lease_ptr` is the lease map's value pointer, non-null and aligned (read above);
@@ -232,6 +238,97 @@ fn check_client_id(
     Ok(())
 }
 
+/// What a rewrite without option 82 is handed for it (and never reads).
+static EMPTY_RELAY: RelaySlot = [0; layout::RELAY_SLOT_WORDS];
+
+/// The request's option 82 value, loaded as zero-padded words into the scan's scratch, if the
+/// lease has that very value on record (its digest); otherwise the reason it is the slow
+/// path's. The words are read straight from the frame where it has them, else copied with
+/// `bpf_xdp_load_bytes` (option 82 last in an unpadded request).
+#[inline(always)]
+#[expect(clippy::inline_always, reason = "eBPF: a call costs verifier budget and a spill")]
+fn load_relay_info(
+    ctx: &XdpContext,
+    req: &Renewal,
+    lease: &LeaseEntry,
+) -> Result<&'static RelaySlot, Stat> {
+    if lease.flags & LeaseEntry::F_RELAY_INFO == 0 {
+        return Err(if lease.flags & LeaseEntry::F_RELAY_SLOW != 0 {
+            Stat::PassRelayInfoUnsupported
+        } else {
+            Stat::PassRelayInfoMismatch
+        });
+    }
+    // SAFETY: the scan's per-CPU value (non-null: `parse::renewal` got it from the map), used
+    // by this program run only. Volatile throughout: what goes through map memory is what the
+    // verifier forgets, so that the paths through the loop below (each knowing a little more
+    // of the length) meet again as one state after it.
+    let scan = unsafe { &mut *req.scan };
+    // SAFETY: `f` is a reference into the scan, valid and aligned.
+    let put = |f: &mut u64, v: u64| unsafe { core::ptr::write_volatile(f, v) };
+    // SAFETY: as above.
+    let get = |f: &u64| unsafe { core::ptr::read_volatile(f) };
+    let len = req.relay_len & 0xff;
+    // Every word is written: the value's (the last masked past its end), then zeroes. A word
+    // the frame does not have marks the copy for the helper instead.
+    put(&mut scan.relay_copy, 0);
+    let mut k = 0;
+    while k < RELAY_INFO_MAX / 8 {
+        let w = if 8 * k < len {
+            if let Ok(p) = ptr_at::<u64>(ctx, req.relay_off + 8 * k) {
+                // SAFETY: ptr_at proved the 8 bytes from `p` within the frame; unaligned read.
+                let w = unsafe { p.read_unaligned() };
+                let rest = len - 8 * k;
+                if rest >= 8 { w } else { w & ((1u64 << (8 * rest)) - 1) }
+            } else {
+                put(&mut scan.relay_copy, 1);
+                0
+            }
+        } else {
+            0
+        };
+        put(&mut scan.relay[k], w);
+        k += 1;
+    }
+    let len = get(&scan.relay_len) as usize & 0xff;
+    if get(&scan.relay_copy) != 0 {
+        if len == 0 || len > RELAY_INFO_MAX {
+            return Err(Stat::PassRelayInfoLong);
+        }
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "the offset is masked to 12 bits, the length to 8"
+        )]
+        // SAFETY: writes `len` bytes, 1..=RELAY_INFO_MAX (checked just above), into the
+        // scratch's RELAY_INFO_MAX bytes; the helper checks offset and length against the frame
+        // itself and fails (rc) rather than read past it.
+        let rc = unsafe {
+            bpf_xdp_load_bytes(
+                ctx.ctx,
+                (get(&scan.relay_off) & 0xfff) as u32,
+                scan.relay.as_mut_ptr().cast(),
+                (len & 0xff) as u32,
+            )
+        };
+        if rc != 0 {
+            return Err(Stat::PassTruncated);
+        }
+    }
+    let mut j = 0;
+    while j < layout::RELAY_SLOT_WORDS {
+        #[expect(clippy::cast_possible_truncation, reason = "masked to 8 bits")]
+        let w = layout::relay_word_with(j, len as u8, &scan.relay, |x| {
+            crate::ptr::opaque(x as usize) as u64
+        });
+        put(&mut scan.slot[j], w);
+        j += 1;
+    }
+    if relay_slot(&scan.slot) != lease.relay_digest {
+        return Err(Stat::PassRelayInfoMismatch);
+    }
+    Ok(&scan.slot)
+}
+
 /// Zeroes the buffer in place with word stores, not the byte-wise memset LLVM would call.
 #[inline(always)]
 #[expect(clippy::inline_always, reason = "eBPF: a call costs verifier budget and a spill")]
@@ -293,7 +390,9 @@ pub(crate) fn resize(ctx: &XdpContext, want: i64, have: i64) -> i64 {
     }
 }
 
-/// `FULL`: the request is a full 576-byte IP packet, answered at that length.
+/// `FULL`: the request is a full 576-byte IP packet, answered at that length. `RELAY`: the
+/// request carried option 82 (`relay`, its value), echoed after the subnet's block, whose END
+/// becomes PAD (`layout`).
 #[inline(always)]
 #[expect(clippy::inline_always, reason = "eBPF: a call costs verifier budget and a spill")]
 #[expect(
@@ -309,20 +408,28 @@ pub(crate) fn resize(ctx: &XdpContext, want: i64, have: i64) -> i64 {
     clippy::cast_ptr_alignment,
     reason = "unaligned access is allowed: built with +allows-misaligned-mem-access"
 )]
-fn rewrite<const FULL: bool>(
+#[expect(clippy::too_many_arguments, reason = "what the ACK is made of, each its own source")]
+fn rewrite<const FULL: bool, const RELAY: bool>(
     ctx: &XdpContext,
     req: &Renewal,
     ctl: &Control,
     subnet: &SubnetReply,
     client_id: &ClientIdWords,
     t: &Times,
+    relay: &RelaySlot,
 ) -> Result<(), Stat> {
     // Every ACK has the same length, and is written whole: resize once, then every later check
     // is against constants. A frame too short grows at the head, not the tail: XDP guarantees
     // 256 bytes of headroom, while tailroom can be a few bytes (veth copies frames into tight
     // page-pool fragments), so the ACK is built from scratch over whatever is there. A request
     // of the full 576 bytes keeps its length (layout::FULL_IP_LEN): the ACK, then zeroes.
-    let ip_len = if FULL { layout::FULL_IP_LEN } else { layout::IP_LEN };
+    let ip_len = if RELAY {
+        layout::RELAY_IP_LEN
+    } else if FULL {
+        layout::FULL_IP_LEN
+    } else {
+        layout::IP_LEN
+    };
     let udp_len = ip_len - IPV4_HLEN;
     #[expect(clippy::cast_possible_wrap, reason = "a frame length, below a page")]
     let have = (ctx.data_end() - ctx.data()) as i64;
@@ -336,6 +443,12 @@ fn rewrite<const FULL: bool>(
     // One checked pointer for the whole IP packet; UDP and BOOTP are constant offsets from it,
     // so the verifier keeps the proven range for all three.
     let ip = ptr_at_mut::<[u8; layout::IP_LEN]>(ctx, req.l2_len)?.cast::<u8>();
+    // The option 82 slot follows the plain ACK's end (checked only where it exists).
+    let slot = if RELAY {
+        ptr_at_mut::<[u8; layout::RELAY_SLOT]>(ctx, req.l2_len + layout::IP_LEN)?.cast::<u8>()
+    } else {
+        core::ptr::null_mut()
+    };
     if FULL {
         const _: () = assert!(layout::FULL_PAD % 8 == 4);
         let pad = ptr_at_mut::<[u8; layout::FULL_PAD]>(ctx, req.l2_len + layout::IP_LEN)?;
@@ -362,7 +475,8 @@ fn rewrite<const FULL: bool>(
     // SAFETY: every store is within a range proven since the resize: `eth`'s 22 bytes (the
     // Ethernet header and up to two VLAN tags) and the IP_LEN bytes from `ip`, of which `u`,
     // `b`, `o` and `dst` are constant offsets (the layout's asserts: the subnet block ends at
-    // IP_LEN). `src` reads the subnet map value's SUBNET_OPTS_LEN bytes of options. The
+    // IP_LEN), and with `RELAY` the RELAY_SLOT bytes from `slot`, checked just above. `src`
+    // reads the subnet map value's SUBNET_OPTS_LEN bytes of options. The
     // volatile u64 stores may be unaligned, which BPF allows (+allows-misaligned-mem-access).
     unsafe {
         // Ethernet: back to whoever sent it (client or relay), from us; VLAN tags as they came.
@@ -466,16 +580,26 @@ fn rewrite<const FULL: bool>(
         }
         let src = subnet.opts.as_ptr();
         let dst = o.add(layout::SUBNET_BLOCK);
+        // With option 82 after it, the block whose END is PAD.
+        let src = if RELAY { subnet.open_opts.as_ptr() } else { src };
         let mut k = 0;
         while k + 8 <= SUBNET_OPTS_LEN {
             put(dst, k, src.add(k).cast::<u64>().read_unaligned());
             k += 8;
         }
-        while k < SUBNET_OPTS_LEN {
-            put(dst, k, *src.add(k));
-            k += 1;
+        const _: () = assert!(SUBNET_OPTS_LEN.is_multiple_of(8));
+        sum += u64::from(if RELAY { subnet.open_sum } else { subnet.opts_sum });
+        if RELAY {
+            // Option 82 as it came, then END (RFC 3046 §2.2: the last option), as
+            // `load_relay_info` built it.
+            let mut j = 0;
+            while j < layout::RELAY_SLOT_WORDS {
+                let w = relay[j];
+                put(slot, 8 * j, w);
+                sum += half(w);
+                j += 1;
+            }
         }
-        sum += u64::from(subnet.opts_sum);
         let c = !csum::fold(sum);
         // A computed zero goes out as all ones; zero means "no checksum".
         put(u, 6, if c == 0 { 0xffff } else { c });

@@ -455,6 +455,7 @@ pub fn run(opts: &LoadOptions) -> Result<Summary> {
                 server: b.server,
                 server_mac,
                 vlans: vec![],
+                relay_info: None,
             }
             .frame();
             // Every renewal leaves from our one MAC: the server's ACKs come back to it.

@@ -53,7 +53,10 @@ fn run(cli: Cli) -> Result<()> {
             stats(iface, json)?;
         }
         Cmd::Run { config } => xdhcp::daemon::run(&config)?,
-        Cmd::Leases { addr, mac, json, socket } => leases(&socket, addr, mac, json)?,
+        Cmd::Leases { addr, mac, circuit_id, remote_id, json, socket } => {
+            let req = ctl::Request::Leases { addr, mac, circuit_id, remote_id };
+            leases(&socket, &req, json)?;
+        }
         Cmd::Metrics { socket } => {
             let v = ctl::request(&socket, &ctl::Request::Metrics)?;
             print!("{}", v["text"].as_str().unwrap_or_default());
@@ -181,6 +184,7 @@ fn dump(iface: Option<String>, json: bool) -> Result<()> {
                     l.lease_secs.to_string(),
                     l.grant_left_secs.to_string(),
                     l.client_id_digest.clone().unwrap_or_else(|| "-".into()),
+                    l.relay_info_digest.clone().unwrap_or_else(|| "-".into()),
                     l.last_renewed_ago_secs.map_or_else(
                         || "never".into(),
                         |a| format!("{a} s ago for {} s", l.last_renewed_secs),
@@ -198,6 +202,7 @@ fn dump(iface: Option<String>, json: bool) -> Result<()> {
                     "LEASE_S",
                     "GRANT_LEFT_S",
                     "CLIENT_ID_DIGEST",
+                    "OPT82_DIGEST",
                     "LAST_XDP_ACK"
                 ],
                 &rows
@@ -210,13 +215,8 @@ fn dump(iface: Option<String>, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn leases(
-    socket: &std::path::Path,
-    addr: Option<Ipv4Addr>,
-    mac: Option<String>,
-    json: bool,
-) -> Result<()> {
-    let v = ctl::request(socket, &ctl::Request::Leases { addr, mac })?;
+fn leases(socket: &std::path::Path, req: &ctl::Request, json: bool) -> Result<()> {
+    let v = ctl::request(socket, req)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&v["leases"])?);
         return Ok(());
@@ -231,16 +231,36 @@ fn leases(
         .into_iter()
         .flatten()
         .map(|l| {
-            ["address", "state", "mac", "client_id", "hostname", "expires_in", "held_for"]
-                .iter()
-                .map(|k| s(&l[*k]))
-                .collect()
+            [
+                "address",
+                "state",
+                "mac",
+                "client_id",
+                "hostname",
+                "circuit_id",
+                "remote_id",
+                "expires_in",
+                "held_for",
+            ]
+            .iter()
+            .map(|k| s(&l[*k]))
+            .collect()
         })
         .collect();
     print!(
         "{}",
         table::render(
-            &["ADDRESS", "STATE", "MAC", "CLIENT_ID", "HOSTNAME", "EXPIRES_IN_S", "HELD_FOR_S"],
+            &[
+                "ADDRESS",
+                "STATE",
+                "MAC",
+                "CLIENT_ID",
+                "HOSTNAME",
+                "CIRCUIT_ID",
+                "REMOTE_ID",
+                "EXPIRES_IN_S",
+                "HELD_FOR_S"
+            ],
             &rows
         )
     );
@@ -286,13 +306,28 @@ fn lease_put(p: &LeasePut) -> Result<()> {
         ),
         None => None,
     };
+    let relay = match &p.relay_info {
+        Some(h) => {
+            let raw = parse_hex(h)?;
+            anyhow::ensure!(
+                xdhcp::relay::fast_path_eligible(&raw),
+                "option 82 must be at most {} bytes of well-formed sub-options, without link \
+                 selection or server identifier override, for the fast path",
+                dhcp_common::maps::RELAY_INFO_MAX
+            );
+            digest::relay_info(&raw)
+        }
+        None => None,
+    };
     let e = LeaseEntry {
         grant_until_ns: clock::grant_until_ns(clock::monotonic_ns(), p.grant_secs),
         client_id_digest: digest.unwrap_or(0),
+        relay_digest: relay.unwrap_or(0),
         renewed_at_ns: 0,
         lease_secs: p.lease_secs,
         subnet: p.subnet,
-        flags: if digest.is_some() { LeaseEntry::F_CLIENT_ID } else { 0 },
+        flags: if digest.is_some() { LeaseEntry::F_CLIENT_ID } else { 0 }
+            | if relay.is_some() { LeaseEntry::F_RELAY_INFO } else { 0 },
         renewed_secs: 0,
         chaddr: mac,
         ..Default::default()

@@ -206,12 +206,22 @@ impl Xdhcp {
 
     /// Every lease record the server holds (`xdhcp leases --json`).
     pub fn leases(&self) -> Result<Vec<Value>> {
-        let v = self.ask(&ctl::Request::Leases { addr: None, mac: None })?;
+        let v = self.ask(&ctl::Request::Leases {
+            addr: None,
+            mac: None,
+            circuit_id: None,
+            remote_id: None,
+        })?;
         Ok(v["leases"].as_array().cloned().unwrap_or_default())
     }
 
     pub fn lease(&self, addr: Ipv4Addr) -> Result<Option<Value>> {
-        let v = self.ask(&ctl::Request::Leases { addr: Some(addr), mac: None })?;
+        let v = self.ask(&ctl::Request::Leases {
+            addr: Some(addr),
+            mac: None,
+            circuit_id: None,
+            remote_id: None,
+        })?;
         Ok(v["leases"].as_array().and_then(|a| a.first().cloned()))
     }
 

@@ -129,5 +129,6 @@ pub fn renewal(kind: RenewKind) -> Renewal {
         server: SERVER,
         server_mac: SERVER_MAC,
         vlans: vec![],
+        relay_info: None,
     }
 }

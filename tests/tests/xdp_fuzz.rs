@@ -106,6 +106,7 @@ fn valid_renewal(rng: &mut Rng) -> Renewal {
         server: SERVER,
         server_mac: SERVER_MAC,
         vlans,
+        relay_info: None,
     }
 }
 

@@ -413,13 +413,9 @@ fn other_dhcp_messages_are_passed_untouched() {
         m.set_ciaddr(Ipv4Addr::UNSPECIFIED);
     });
     passes(&mut h, &no_ciaddr, Stat::PassNotRenewal);
-    // Relay agent information must be echoed: the slow path does that.
-    let opt82 = with_options(&base, |m| {
-        let mut info = dhcproto::v4::relay::RelayAgentInformation::default();
-        info.insert(dhcproto::v4::relay::RelayInfo::AgentCircuitId(b"eth0.100".to_vec()));
-        m.opts_mut().insert(DhcpOption::RelayAgentInformation(info));
-    });
-    passes(&mut h, &opt82, Stat::PassNotRenewal);
+    // Relay agent information on a lease with none on record: the slow path records it.
+    let opt82 = Renewal { relay_info: Some(b"\x01\x08eth0.100".to_vec()), ..base.clone() };
+    passes(&mut h, &opt82.frame(), Stat::PassRelayInfoMismatch);
 }
 
 /// Offsets in an untagged frame.
@@ -603,13 +599,16 @@ fn a_full_event_log_sends_renewals_to_the_slow_path_until_userspace_reads_it() {
 
 /// The verifier's work is a budget: a change that makes it creep up shows here. 56,438 on
 /// 2026-11-29; a maybe-null pointer carried through the option scan once took it to 150,936,
-/// which the earlier bound of 200,000 let through.
+/// which the earlier bound of 200,000 let through. 192,161 with option 82 through the fast
+/// path (its own rewrite, a third, is verified from the paths the option 82 load leaves:
+/// 98,498 with that rewrite cut out, 80,384 with the whole option 82 path); the first way of
+/// building its slot, with branches LLVM made of the masks, took over 1 M.
 #[test]
 fn verifier_work_stays_within_budget() {
     let mut h = harness();
     let n = h.info(xdhcp::fastpath::PROG).unwrap().verified_instruction_count().unwrap();
     println!("verified (processed) instructions: {n}");
-    assert!(n > 1000 && n < 80_000, "processed {n} instructions");
+    assert!(n > 1000 && n < 230_000, "processed {n} instructions");
 }
 
 #[test]

@@ -108,6 +108,7 @@ fn request(i: u32) -> Renewal {
         server: SERVER,
         server_mac: SERVER_MAC,
         vlans: vec![],
+        relay_info: None,
     }
 }
 

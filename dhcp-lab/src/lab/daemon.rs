@@ -186,13 +186,23 @@ impl Daemon {
 
     /// `xdhcp leases --json`: every lease record the server holds.
     pub fn leases(&self) -> Result<Vec<serde_json::Value>> {
-        let v = self.ctl(&ctl::Request::Leases { addr: None, mac: None })?;
+        let v = self.ctl(&ctl::Request::Leases {
+            addr: None,
+            mac: None,
+            circuit_id: None,
+            remote_id: None,
+        })?;
         Ok(v["leases"].as_array().cloned().unwrap_or_default())
     }
 
     /// The record of `addr`, if the server has one.
     pub fn lease(&self, addr: Ipv4Addr) -> Result<Option<serde_json::Value>> {
-        let v = self.ctl(&ctl::Request::Leases { addr: Some(addr), mac: None })?;
+        let v = self.ctl(&ctl::Request::Leases {
+            addr: Some(addr),
+            mac: None,
+            circuit_id: None,
+            remote_id: None,
+        })?;
         Ok(v["leases"].as_array().and_then(|a| a.first().cloned()))
     }
 

@@ -126,7 +126,10 @@ fn control_requests_are_answered_after_the_turns_commit() {
     let ask = |req| Input::Control { req, reply: 7u8, measured: Measured::default() };
     let out = c.turn(
         Now::at(T0 + 1),
-        vec![ask(Request::Leases { addr: None, mac: None }), ask(Request::FailoverStatus)],
+        vec![
+            ask(Request::Leases { addr: None, mac: None, circuit_id: None, remote_id: None }),
+            ask(Request::FailoverStatus),
+        ],
         &mut store,
     );
     assert_eq!(out.answers.len(), 2);

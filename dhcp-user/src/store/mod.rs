@@ -35,7 +35,7 @@ mod tests;
 pub const DB_FILE: &str = "leases.db";
 
 /// Version of the schema this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -95,11 +95,23 @@ ALTER TABLE leases ADD COLUMN partner_acked INTEGER NOT NULL DEFAULT 1;
 UPDATE leases SET partner_acked = (pet_acked >= pet_sent);
 ";
 
+/// Version 3: option 82 of the request a binding was last acknowledged with (`relay_info`,
+/// what the server reads), and its circuit-id and remote-id as their own columns, derived from
+/// it on every write, for operators to query (`sqlite3 leases.db "SELECT ... WHERE
+/// circuit_id = CAST('...' AS BLOB)"`). Records from before have none on record.
+const SCHEMA_V3: &str = "
+ALTER TABLE leases ADD COLUMN relay_info BLOB;
+ALTER TABLE leases ADD COLUMN circuit_id BLOB;
+ALTER TABLE leases ADD COLUMN remote_id BLOB;
+CREATE INDEX leases_circuit_id ON leases (circuit_id) WHERE circuit_id IS NOT NULL;
+";
+
 const UPSERT: &str =
     "INSERT OR REPLACE INTO leases (address, state, htype, chaddr, client_id, hostname,
     subnet, expires_at, cltt, held_until, pet_sent, pet_acked, pet_received, stos, rewind_state,
-    rewind_expiry, probation_until, partner_acked)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
+    rewind_expiry, probation_until, partner_acked, relay_info, circuit_id, remote_id)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+    ?19, ?20, ?21)";
 
 const FAILOVER_KEY: &str = "failover_state";
 
@@ -151,7 +163,10 @@ impl LeaseStore {
                 if version < 1 {
                     tx.execute_batch(SCHEMA_V1)?;
                 }
-                tx.execute_batch(SCHEMA_V2)?;
+                if version < 2 {
+                    tx.execute_batch(SCHEMA_V2)?;
+                }
+                tx.execute_batch(SCHEMA_V3)?;
                 tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
                 tx.commit()
             });
@@ -218,6 +233,9 @@ impl LeaseStore {
                                 l.rewind_expiry.map(i),
                                 l.probation_until.map(i),
                                 l.partner_acked,
+                                l.relay_info,
+                                l.circuit_id(),
+                                l.remote_id(),
                             ])?;
                         }
                         LeaseChange::Remove(a) => {
@@ -267,6 +285,7 @@ struct RawRow {
     chaddr: Vec<u8>,
     client_id: Option<Vec<u8>>,
     hostname: Option<String>,
+    relay_info: Option<Vec<u8>>,
     subnet: u32,
     times: [i64; 7],
     rewind_state: Option<u8>,
@@ -283,6 +302,7 @@ fn raw_row(r: &Row<'_>) -> rusqlite::Result<RawRow> {
         chaddr: r.get("chaddr")?,
         client_id: r.get("client_id")?,
         hostname: r.get("hostname")?,
+        relay_info: r.get("relay_info")?,
         subnet: r.get("subnet")?,
         times: [
             r.get("expires_at")?,
@@ -320,6 +340,7 @@ impl RawRow {
             chaddr: self.chaddr,
             client_id: self.client_id,
             hostname: self.hostname,
+            relay_info: self.relay_info,
             subnet: self.subnet,
             expires_at,
             cltt,
