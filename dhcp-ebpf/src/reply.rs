@@ -365,7 +365,8 @@ unsafe fn put<T>(base: *mut u8, off: usize, v: T) {
 }
 
 /// Resizes the frame from `have` bytes to `want` as the ACK is made: growth at the head (XDP
-/// guarantees 256 bytes of headroom, while tailroom can be a few bytes), shrinking at the tail.
+/// guarantees 256 bytes of headroom, while tailroom can be a few bytes; at the tail when the
+/// headroom is short of it), shrinking at the tail.
 #[inline(always)]
 #[expect(clippy::inline_always, reason = "eBPF: a call costs verifier budget and a spill")]
 #[expect(
@@ -381,7 +382,15 @@ pub(crate) fn resize(ctx: &XdpContext, want: i64, have: i64) -> i64 {
         // SAFETY: `ctx.ctx` is this program's context; the helper checks the delta against the
         // headroom itself (an error, not a corruption), and the verifier makes every packet
         // pointer be checked again after it.
-        unsafe { bpf_xdp_adjust_head(ctx.ctx, (have - want) as i32) }
+        let rc = unsafe { bpf_xdp_adjust_head(ctx.ctx, (have - want) as i32) };
+        if rc == 0 {
+            return 0;
+        }
+        // More than the headroom (256 bytes less the kernel's frame header: a short request
+        // growing into the option 82 ACK): the tail, where there is room (else the slow path
+        // answers).
+        // SAFETY: as above, for the tail.
+        unsafe { bpf_xdp_adjust_tail(ctx.ctx, (want - have) as i32) }
     } else if want < have {
         // SAFETY: as above, for the tail.
         unsafe { bpf_xdp_adjust_tail(ctx.ctx, (want - have) as i32) }
