@@ -95,6 +95,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[expect(clippy::many_single_char_names, reason = "a, b, c, d, x, y: values and digests")]
     fn relay_digests_tell_values_apart_and_not_by_trailing_zeroes() {
         let a = relay_info(&[1, 6, b'p', b'o', b'r', b't', b'-', b'1']).unwrap();
         let b = relay_info(&[1, 6, b'p', b'o', b'r', b't', b'-', b'2']).unwrap();

@@ -103,7 +103,6 @@ pub fn relay_word(j: usize, len: u8, value: &crate::digest::RelayWords) -> u64 {
 /// states by what it learns of `len`. XDP passes a barrier LLVM cannot see through
 /// (`ptr::opaque`), or LLVM, knowing the values' ranges, turns the masks back into branches.
 #[inline(always)]
-#[expect(clippy::inline_always, reason = "called from XDP, where a call costs verifier budget")]
 #[must_use]
 pub fn relay_word_with(
     j: usize,
@@ -115,7 +114,9 @@ pub fn relay_word_with(
     // The value's words, rounded up (not `div_ceil`, which LLVM makes a branch).
     let n = (u64::from(len) + 7) >> 3;
     // All ones when word `k` is one of the value's, else zero; the index stays in bounds.
-    let v = |k: usize| value[k & 15] & (hide((k as u64).wrapping_sub(n)) as i64 >> 63) as u64;
+    let v = |k: usize| {
+        value[k & 15] & (hide((k as u64).wrapping_sub(n)).cast_signed() >> 63).cast_unsigned()
+    };
     let head = u64::from(bootp::OPT_RELAY_AGENT) | u64::from(len) << 8;
     let w = if j == 0 { head | v(0) << 16 } else { v(j) << 16 | v(j - 1) >> 48 };
     let end = 2 + u64::from(len);
@@ -210,6 +211,7 @@ mod tests {
     }
 
     #[test]
+    #[expect(clippy::cast_possible_truncation, reason = "lengths and indices below 256")]
     fn relay_slot_words_lay_out_code_length_value_and_end() {
         let full: [u8; maps::RELAY_INFO_MAX] = core::array::from_fn(|i| 0x80 | (i as u8));
         for len in [0usize, 1, 5, 6, 7, 8, 20, 63, 64, 127, 128] {

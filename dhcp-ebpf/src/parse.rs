@@ -33,7 +33,8 @@ pub struct Renewal {
     pub vlan: [u32; 2],
     pub src_mac: [u8; 6],
     pub chaddr: [u8; 6],
-    /// All 16 bytes of the chaddr field, echoed as they came.
+    /// The ACK's 16-byte chaddr field: the 6-byte address and zeroes, as the slow path writes
+    /// it (dhcproto keeps `hlen` bytes), whatever the request's field had past them.
     pub chaddr_field: [u64; 2],
     pub flags: u16,
     pub ciaddr: [u8; 4],
@@ -168,7 +169,7 @@ pub fn renewal(ctx: &XdpContext) -> Result<Renewal, Stat> {
         l2_len,
         vlan,
         src_mac: read(ctx, 6)?,
-        chaddr_field: [field(hdr, CHADDR), field(hdr, CHADDR + 8)],
+        chaddr_field: [field::<u64>(hdr, CHADDR) & 0xffff_ffff_ffff, 0],
         flags: field(hdr, FLAGS),
         chaddr: field(hdr, CHADDR),
         ciaddr: field(hdr, CIADDR),

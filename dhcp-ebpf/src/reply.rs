@@ -29,6 +29,8 @@ use crate::{
 };
 
 const NS_PER_SEC: u64 = 1_000_000_000;
+// The subnet block is copied in whole words.
+const _: () = assert!(SUBNET_OPTS_LEN.is_multiple_of(8));
 
 /// Answers the frame as a DHCPACK (Ok: the caller returns `XDP_TX`) or says why not (the frame is
 /// then untouched and passed).
@@ -290,6 +292,7 @@ fn load_relay_info(
         put(&mut scan.relay[k], w);
         k += 1;
     }
+    #[expect(clippy::cast_possible_truncation, reason = "BPF is a 64-bit target")]
     let len = get(&scan.relay_len) as usize & 0xff;
     if get(&scan.relay_copy) != 0 {
         if len == 0 || len > RELAY_INFO_MAX {
@@ -417,7 +420,6 @@ pub(crate) fn resize(ctx: &XdpContext, want: i64, have: i64) -> i64 {
     clippy::cast_ptr_alignment,
     reason = "unaligned access is allowed: built with +allows-misaligned-mem-access"
 )]
-#[expect(clippy::too_many_arguments, reason = "what the ACK is made of, each its own source")]
 fn rewrite<const FULL: bool, const RELAY: bool>(
     ctx: &XdpContext,
     req: &Renewal,
@@ -596,7 +598,6 @@ fn rewrite<const FULL: bool, const RELAY: bool>(
             put(dst, k, src.add(k).cast::<u64>().read_unaligned());
             k += 8;
         }
-        const _: () = assert!(SUBNET_OPTS_LEN.is_multiple_of(8));
         sum += u64::from(if RELAY { subnet.open_sum } else { subnet.opts_sum });
         if RELAY {
             // Option 82 as it came, then END (RFC 3046 §2.2: the last option), as

@@ -373,9 +373,12 @@ pub fn parse_frame(f: &[u8]) -> Result<Parsed> {
     ensure!(ulen == udp.len(), "UDP length {ulen} but {} bytes", udp.len());
     let udp_sum = u16::from_be_bytes([udp[6], udp[7]]);
     let payload = udp[UDP_HLEN..].to_vec();
-    let msg = match Message::from_bytes(&payload) {
-        Ok(m) => m,
-        Err(e) => bail!("DHCP message does not decode: {e}"),
+    // dhcproto 0.15 debug-asserts some options' lengths: a crafted frame is an error here, not
+    // a panic.
+    let msg = match std::panic::catch_unwind(|| Message::from_bytes(&payload)) {
+        Ok(Ok(m)) => m,
+        Ok(Err(e)) => bail!("DHCP message does not decode: {e}"),
+        Err(_) => bail!("DHCP message does not decode (dhcproto asserted)"),
     };
     Ok(Parsed {
         l2,

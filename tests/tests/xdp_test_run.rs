@@ -790,6 +790,10 @@ fn circuit(id: &[u8], remote: &[u8]) -> Vec<u8> {
     xdhcp::relay::encode(&[(xdhcp::relay::CIRCUIT_ID, id), (xdhcp::relay::REMOTE_ID, remote)])
 }
 
+/// A parity case: the option 82 on record, the client id, how the renewal comes, its VLAN tags,
+/// the option 82 it carries.
+type Case = (Option<Vec<u8>>, Option<Vec<u8>>, RenewKind, Vec<Vlan>, Option<Vec<u8>>);
+
 #[test]
 fn xdp_and_the_slow_path_send_the_same_ack_plain_relayed_and_from_an_access_node() {
     let mut h = harness();
@@ -799,8 +803,7 @@ fn xdp_and_the_slow_path_send_the_same_ack_plain_relayed_and_from_an_access_node
     assert_eq!(opt82.len(), 21);
     let relayed = RenewKind::Relayed { giaddr: RELAY, relay_mac: RELAY_MAC };
     let qinq = vec![Vlan::dot1ad(100), Vlan::dot1q(4000)];
-    let cases: Vec<(Option<Vec<u8>>, Option<Vec<u8>>, RenewKind, Vec<Vlan>, Option<Vec<u8>>)> = vec![
-        // (on record, client id, how it comes, tags, option 82 sent)
+    let cases: Vec<Case> = vec![
         (None, id.clone(), RenewKind::Renewing, vec![], None),
         (None, None, RenewKind::Rebinding, vec![], None),
         (Some(opt82.clone()), id.clone(), relayed, vec![], Some(opt82.clone())),
