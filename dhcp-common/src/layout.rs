@@ -21,7 +21,7 @@
 //!
 //! | offset | bytes | content |
 //! |---|---|---|
-//! | 152 | 136 | 82, its length, its value (up to [`maps::RELAY_INFO_MAX`]), END, zeroes |
+//! | 152 | 72 | 82, its length, its value (up to [`maps::RELAY_INFO_MAX`]), END, zeroes |
 use crate::{bootp, maps};
 
 /// The order of a reply's options, the fast path's ACK as this file lays it out and the slow
@@ -110,12 +110,14 @@ pub fn relay_word_with(
     value: &crate::digest::RelayWords,
     hide: impl Fn(u64) -> u64,
 ) -> u64 {
-    const _: () = assert!(maps::RELAY_INFO_MAX / 8 == 16);
+    const WORDS: usize = maps::RELAY_INFO_MAX / 8;
+    const _: () = assert!(WORDS.is_power_of_two());
     // The value's words, rounded up (not `div_ceil`, which LLVM makes a branch).
     let n = (u64::from(len) + 7) >> 3;
     // All ones when word `k` is one of the value's, else zero; the index stays in bounds.
     let v = |k: usize| {
-        value[k & 15] & (hide((k as u64).wrapping_sub(n)).cast_signed() >> 63).cast_unsigned()
+        value[k & (WORDS - 1)]
+            & (hide((k as u64).wrapping_sub(n)).cast_signed() >> 63).cast_unsigned()
     };
     let head = u64::from(bootp::OPT_RELAY_AGENT) | u64::from(len) << 8;
     let w = if j == 0 { head | v(0) << 16 } else { v(j) << 16 | v(j - 1) >> 48 };
@@ -214,7 +216,7 @@ mod tests {
     #[expect(clippy::cast_possible_truncation, reason = "lengths and indices below 256")]
     fn relay_slot_words_lay_out_code_length_value_and_end() {
         let full: [u8; maps::RELAY_INFO_MAX] = core::array::from_fn(|i| 0x80 | (i as u8));
-        for len in [0usize, 1, 5, 6, 7, 8, 20, 63, 64, 127, 128] {
+        for len in [0usize, 1, 5, 6, 7, 8, 20, 21, 55, 56, 62, 63, 64] {
             let value = &full[..len];
             let mut want = [0u8; RELAY_SLOT];
             want[0] = OPT_RELAY_AGENT;

@@ -65,9 +65,13 @@ pub const LOG_SLOTS_GLOBAL: &str = "XDHCP_LOG_SLOTS";
 pub const CLIENT_ID_MAX: usize = 32;
 
 /// Longest option 82 value (relay agent information, RFC 3046) the fast path echoes; a renewal
-/// with a longer one goes to the slow path. Room for a TR-101 circuit-id and remote-id (63
-/// bytes each by the Broadband Forum's limits) with their headers.
-pub const RELAY_INFO_MAX: usize = 128;
+/// with a longer one goes to the slow path (`pass_relay_info_long`). Room for a circuit-id and a
+/// remote-id of 30 bytes each with their headers (TR-101's formats, such as
+/// "OLT1 xpon 0/1/1/12:101.1.10", take 20-30). 64 and not more: the ACK echoing it grows a
+/// 342-byte request by 164 bytes, within what XDP's headroom takes (256 bytes less the kernel's
+/// frame header); with 128 it grew by 228, past it, and every such renewal paid a failed
+/// `bpf_xdp_adjust_head` and then an `adjust_tail` (~50 ns, `ns_per_renewal_opt82`).
+pub const RELAY_INFO_MAX: usize = 64;
 
 /// A lease the fast path may renew; all zero is an empty slot.
 ///

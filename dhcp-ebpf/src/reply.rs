@@ -271,22 +271,18 @@ fn load_relay_info(
     // SAFETY: as above.
     let get = |f: &u64| unsafe { core::ptr::read_volatile(f) };
     let len = req.relay_len & 0xff;
-    // Every word is written: the value's (the last masked past its end), then zeroes. A word
-    // the frame does not have marks the copy for the helper instead.
+    // The value's words (the last masked past its end); the slot built below reads no others.
+    // A word the frame does not have marks the copy for the helper instead.
     put(&mut scan.relay_copy, 0);
     let mut k = 0;
-    while k < RELAY_INFO_MAX / 8 {
-        let w = if 8 * k < len {
-            if let Ok(p) = ptr_at::<u64>(ctx, req.relay_off + 8 * k) {
-                // SAFETY: ptr_at proved the 8 bytes from `p` within the frame; unaligned read.
-                let w = unsafe { p.read_unaligned() };
-                let rest = len - 8 * k;
-                if rest >= 8 { w } else { w & ((1u64 << (8 * rest)) - 1) }
-            } else {
-                put(&mut scan.relay_copy, 1);
-                0
-            }
+    while k < RELAY_INFO_MAX / 8 && 8 * k < len {
+        let w = if let Ok(p) = ptr_at::<u64>(ctx, req.relay_off + 8 * k) {
+            // SAFETY: ptr_at proved the 8 bytes from `p` within the frame; unaligned read.
+            let w = unsafe { p.read_unaligned() };
+            let rest = len - 8 * k;
+            if rest >= 8 { w } else { w & ((1u64 << (8 * rest)) - 1) }
         } else {
+            put(&mut scan.relay_copy, 1);
             0
         };
         put(&mut scan.relay[k], w);
@@ -532,7 +528,10 @@ fn rewrite<const FULL: bool, const RELAY: bool>(
         // UDP: from 67, to the relay's 67 or the client's 68; checksum filled in last.
         let dport = if relayed { SERVER_PORT } else { CLIENT_PORT };
         let ports = u32::from(SERVER_PORT.to_be()) | u32::from(dport.to_be()) << 16;
-        #[expect(clippy::cast_possible_truncation, reason = "udp_len is at most 556")]
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "udp_len is at most 556 (576 less the IPv4 header)"
+        )]
         let len_w = u32::from((udp_len as u16).to_be());
         put(u, 0, ports);
         put(u, 4, len_w);

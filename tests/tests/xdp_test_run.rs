@@ -708,7 +708,8 @@ fn bench_compare_times_two_builds_side_by_side_and_refuses_a_broken_object() {
             "ns_restore",
             "ns_per_renewal",
             "ns_per_renewal_stamp_only",
-            "ns_per_renewal_576"
+            "ns_per_renewal_576",
+            "ns_per_renewal_opt82"
         ]
     );
     // Renewals are net of the restore step, so only the others are surely above zero. (Which
@@ -822,11 +823,11 @@ fn xdp_and_the_slow_path_send_the_same_ack_plain_relayed_and_from_an_access_node
         ),
         (Some(vec![]), id.clone(), RenewKind::Renewing, vec![], Some(vec![])),
         (
-            Some(circuit(&[b'c'; 60], &[b'r'; 64])),
+            Some(circuit(&[b'c'; 30], &[b'r'; 30])),
             id.clone(),
             relayed,
             vec![],
-            Some(circuit(&[b'c'; 60], &[b'r'; 64])),
+            Some(circuit(&[b'c'; 30], &[b'r'; 30])),
         ),
     ];
     for (record, client_id, kind, vlans, sent) in cases {
