@@ -355,7 +355,8 @@ impl Lab {
 
 /// The option 82 row: xdhcp's fast path, every renewal carrying its client's option 82.
 fn opt82_row(lab: &Lab, o: &Options, r: &mut E2eReport) -> Result<u64> {
-    search(o.max_rate, |rate| {
+    let mut limited = false;
+    let best = search(o.max_rate, |rate| {
         let _server = lab.start(Kind::XdhcpFast, &o.xdhcp, &o.load)?;
         let before = lab.xdp_acks()?;
         let s = lab.load(&o.load, o.clients, rate * o.trial_secs, rate, o.trial_secs + 30, true)?;
