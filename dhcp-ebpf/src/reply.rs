@@ -10,8 +10,8 @@ use dhcp_common::{
     Control, LeaseEntry, LogCursor, RenewEvent, Stat, SubnetReply,
     bootp::{
         BOOTREPLY, CHADDR, CIADDR, CLIENT_PORT, COOKIE, ETH_HLEN, ETH_P_IP, GIADDR, HTYPE_ETHER,
-        IPPROTO_UDP, IPV4_HLEN, MAGIC_COOKIE, OP, OPTIONS, SECS, SERVER_PORT, SIADDR, SNAME,
-        UDP_HLEN, VLAN_HLEN, XID, YIADDR,
+        IPPROTO_UDP, IPV4_HLEN, MAGIC_COOKIE, OP, OPT_END, OPT_RELAY_AGENT, OPTIONS, SECS,
+        SERVER_PORT, SIADDR, SNAME, UDP_HLEN, VLAN_HLEN, XID, YIADDR,
     },
     digest::{ClientIdWords, RelaySlot, client_id_words, relay_slot},
     layout,
@@ -271,9 +271,19 @@ fn load_relay_info(
     // SAFETY: as above.
     let get = |f: &u64| unsafe { core::ptr::read_volatile(f) };
     let len = req.relay_len & 0xff;
-    // The value's words (the last masked past its end); the slot built below reads no others.
-    // A word the frame does not have marks the copy for the helper instead.
+    // The slot is built as the value is read, each word shifted in two bytes behind code and
+    // length (`layout::relay_word` says the same, word by word, and builds it where the value
+    // had to be copied): zeroes, the head, then per word of the value (the last masked past
+    // its end) the slot word it completes and the two bytes it carries into the next. A word
+    // the frame does not have marks the copy for the helper instead.
     put(&mut scan.relay_copy, 0);
+    let mut j = 0;
+    while j < layout::RELAY_SLOT_WORDS {
+        put(&mut scan.slot[j], 0);
+        j += 1;
+    }
+    let mut carry = u64::from(OPT_RELAY_AGENT) | (len as u64) << 8;
+    put(&mut scan.slot[0], carry);
     let mut k = 0;
     while k < RELAY_INFO_MAX / 8 && 8 * k < len {
         let w = if let Ok(p) = ptr_at::<u64>(ctx, req.relay_off + 8 * k) {
@@ -285,15 +295,21 @@ fn load_relay_info(
             put(&mut scan.relay_copy, 1);
             0
         };
-        put(&mut scan.relay[k], w);
+        put(&mut scan.slot[k], w << 16 | carry);
+        carry = w >> 48;
+        put(&mut scan.slot[k + 1], carry);
         k += 1;
     }
     #[expect(clippy::cast_possible_truncation, reason = "BPF is a 64-bit target")]
     let len = get(&scan.relay_len) as usize & 0xff;
+    if len > RELAY_INFO_MAX {
+        return Err(Stat::PassRelayInfoLong);
+    }
     if get(&scan.relay_copy) != 0 {
-        if len == 0 || len > RELAY_INFO_MAX {
-            return Err(Stat::PassRelayInfoLong);
+        if len == 0 {
+            return Err(Stat::PassTruncated);
         }
+        // The words past the value are read by nothing below (`relay_word` masks them).
         #[expect(
             clippy::cast_possible_truncation,
             reason = "the offset is masked to 12 bits, the length to 8"
@@ -312,15 +328,24 @@ fn load_relay_info(
         if rc != 0 {
             return Err(Stat::PassTruncated);
         }
-    }
-    let mut j = 0;
-    while j < layout::RELAY_SLOT_WORDS {
-        #[expect(clippy::cast_possible_truncation, reason = "masked to 8 bits")]
-        let w = layout::relay_word_with(j, len as u8, &scan.relay, |x| {
-            crate::ptr::opaque(x as usize) as u64
-        });
-        put(&mut scan.slot[j], w);
-        j += 1;
+        let mut j = 0;
+        while j < layout::RELAY_SLOT_WORDS {
+            #[expect(clippy::cast_possible_truncation, reason = "masked to 8 bits")]
+            let w = layout::relay_word_with(j, len as u8, &scan.relay, |x| {
+                crate::ptr::opaque(x as usize) as u64
+            });
+            put(&mut scan.slot[j], w);
+            j += 1;
+        }
+    } else {
+        // END after the value.
+        let end = 2 + len;
+        // Opaque, so that the verifier learns the index's bound from the comparison on the very
+        // register it is used in (from `end`'s, through the shift, it knows too little).
+        if let Some(w) = scan.slot.get_mut(crate::ptr::opaque(end / 8)) {
+            let v = get(w) | u64::from(OPT_END) << (8 * (end % 8));
+            put(w, v);
+        }
     }
     if relay_slot(&scan.slot) != lease.relay_digest {
         return Err(Stat::PassRelayInfoMismatch);
