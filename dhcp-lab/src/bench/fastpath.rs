@@ -531,8 +531,10 @@ pub fn fastpath(repeat: u32, runs: usize, quick: bool) -> Result<FastpathReport>
     let (mut random, mut touch, mut parts) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
         rounds.push(b.round(quick)?);
-        if std::env::var_os("XDHCP_BENCH_ROUNDS").is_some() {
-            eprintln!("round: {:?}", rounds.last().expect("just pushed"));
+        if std::env::var_os("XDHCP_BENCH_ROUNDS").is_some()
+            && let Some(r) = rounds.last()
+        {
+            eprintln!("round: {r:?}");
         }
         // The two ways to tell the time, and the parts of the non-DHCP figure.
         parts.push(b.over_floor([
