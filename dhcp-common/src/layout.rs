@@ -14,7 +14,31 @@
 //!
 //! The subnet block starts 4-aligned in the UDP datagram (offset 304), so its checksum
 //! contribution is precomputed by userspace (`SubnetReply::opts_sum`).
+//!
+//! An ACK to a request with option 82 (relay agent information) echoes it as the last option
+//! before END (RFC 3046 §2.2), in a slot of its own after the subnet block, whose END becomes
+//! PAD; this ACK too has one length whatever the option's ([`RELAY_IP_LEN`]):
+//!
+//! | offset | bytes | content |
+//! |---|---|---|
+//! | 152 | 72 | 82, its length, its value (up to [`maps::RELAY_INFO_MAX`]), END, zeroes |
 use crate::{bootp, maps};
+
+/// The order of a reply's options, the fast path's ACK as this file lays it out and the slow
+/// path's replies alike (the slow path puts options not named here after them, by code, and
+/// option 82 last): 53, 51, 58, 59, 61, then the subnet's block, 54, 1, 3, 6, 15.
+pub const REPLY_ORDER: [u8; 10] = [
+    bootp::OPT_MESSAGE_TYPE,
+    bootp::OPT_LEASE_TIME,
+    bootp::OPT_T1,
+    bootp::OPT_T2,
+    bootp::OPT_CLIENT_ID,
+    bootp::OPT_SERVER_ID,
+    bootp::OPT_SUBNET_MASK,
+    bootp::OPT_ROUTER,
+    bootp::OPT_DNS,
+    bootp::OPT_DOMAIN_NAME,
+];
 
 pub const MSG_TYPE: usize = 0;
 pub const LEASE_TIME: usize = 3;
@@ -48,6 +72,69 @@ pub const FULL_BOOTP_LEN: usize = FULL_IP_LEN - bootp::IPV4_HLEN - bootp::UDP_HL
 /// The zeroes after the ACK in a full-length answer.
 pub const FULL_PAD: usize = FULL_IP_LEN - IP_LEN;
 const _: () = assert!(FULL_IP_LEN > IP_LEN && FULL_PAD.is_multiple_of(4));
+
+/// The option 82 slot of an ACK that echoes one: code, length, value, END, 8-byte words.
+pub const RELAY_SLOT: usize = (2 + maps::RELAY_INFO_MAX + 1).next_multiple_of(8);
+pub const RELAY_SLOT_WORDS: usize = RELAY_SLOT / 8;
+pub const RELAY_OPTIONS_LEN: usize = OPTIONS_LEN + RELAY_SLOT;
+pub const RELAY_BOOTP_LEN: usize = bootp::OPTIONS + RELAY_OPTIONS_LEN;
+pub const RELAY_UDP_LEN: usize = bootp::UDP_HLEN + RELAY_BOOTP_LEN;
+pub const RELAY_IP_LEN: usize = bootp::IPV4_HLEN + RELAY_UDP_LEN;
+/// Where the slot sits in the UDP datagram: 8-aligned, so its words are summed as stored.
+pub const UDP_RELAY_SLOT: usize = bootp::UDP_HLEN + bootp::OPTIONS + OPTIONS_LEN;
+const _: () = assert!(UDP_RELAY_SLOT.is_multiple_of(8));
+const _: () = assert!(RELAY_UDP_LEN.is_multiple_of(4));
+// Within what every client must accept (RFC 2131 §2); shorter than a full-length request,
+// which is then shrunk to it.
+const _: () = assert!(RELAY_IP_LEN < FULL_IP_LEN);
+
+/// Word `j` (< [`RELAY_SLOT_WORDS`]) of the option 82 slot, little-endian: code 82, `len`, the
+/// value, END, zeroes. `value` holds the value as zero-padded words; only its first
+/// `ceil(len / 8)` are read (the last with nothing but zeroes past `len`).
+#[inline(always)]
+#[expect(clippy::inline_always, reason = "called from XDP, where a call costs verifier budget")]
+#[must_use]
+pub fn relay_word(j: usize, len: u8, value: &crate::digest::RelayWords) -> u64 {
+    relay_word_with(j, len, value, |x| x)
+}
+
+/// [`relay_word`], with `hide` applied to the differences its masks are made from. Branch-free
+/// (masks from sign bits, not comparisons): in XDP a branch per word splits the verifier's
+/// states by what it learns of `len`. XDP passes a barrier LLVM cannot see through
+/// (`ptr::opaque`), or LLVM, knowing the values' ranges, turns the masks back into branches.
+#[inline(always)]
+#[must_use]
+pub fn relay_word_with(
+    j: usize,
+    len: u8,
+    value: &crate::digest::RelayWords,
+    hide: impl Fn(u64) -> u64,
+) -> u64 {
+    const WORDS: usize = maps::RELAY_INFO_MAX / 8;
+    const _: () = assert!(WORDS.is_power_of_two());
+    // The value's words, rounded up (not `div_ceil`, which LLVM makes a branch).
+    let n = (u64::from(len) + 7) >> 3;
+    // All ones when word `k` is one of the value's, else zero; the index stays in bounds.
+    let v = |k: usize| {
+        value[k & (WORDS - 1)]
+            & (hide((k as u64).wrapping_sub(n)).cast_signed() >> 63).cast_unsigned()
+    };
+    let head = u64::from(bootp::OPT_RELAY_AGENT) | u64::from(len) << 8;
+    let w = if j == 0 { head | v(0) << 16 } else { v(j) << 16 | v(j - 1) >> 48 };
+    let end = 2 + u64::from(len);
+    // All ones when END falls in this word.
+    let here = 0u64.wrapping_sub(hide(((end >> 3) ^ j as u64).wrapping_sub(1)) >> 63);
+    w | here & (u64::from(bootp::OPT_END) << (8 * (end & 7)))
+}
+
+/// The slot's words for `raw` (at most [`maps::RELAY_INFO_MAX`] bytes; the rest is dropped).
+#[must_use]
+pub fn relay_slot_of(raw: &[u8]) -> crate::digest::RelaySlot {
+    let raw = &raw[..raw.len().min(maps::RELAY_INFO_MAX)];
+    let words = crate::digest::relay_words(raw);
+    #[expect(clippy::cast_possible_truncation, reason = "at most RELAY_INFO_MAX bytes")]
+    core::array::from_fn(|j| relay_word(j, raw.len() as u8, &words))
+}
 
 /// Options bytes 0..56 (message type through the client-identifier slot) as seven
 /// little-endian words, so XDP can store them with word stores and add them to the UDP checksum
@@ -123,6 +210,32 @@ mod tests {
             b[8 * k..8 * k + 8].copy_from_slice(&head_word(k, times, id_len, &words).to_le_bytes());
         }
         b
+    }
+
+    #[test]
+    #[expect(clippy::cast_possible_truncation, reason = "lengths and indices below 256")]
+    fn relay_slot_words_lay_out_code_length_value_and_end() {
+        let full: [u8; maps::RELAY_INFO_MAX] = core::array::from_fn(|i| 0x80 | (i as u8));
+        for len in [0usize, 1, 5, 6, 7, 8, 20, 21, 55, 56, 62, 63, 64] {
+            let value = &full[..len];
+            let mut want = [0u8; RELAY_SLOT];
+            want[0] = OPT_RELAY_AGENT;
+            want[1] = len as u8;
+            want[2..2 + len].copy_from_slice(value);
+            want[2 + len] = OPT_END;
+            let words = crate::digest::relay_words(value);
+            // Garbage past the value's words must not show.
+            let mut dirty = words;
+            for w in dirty.iter_mut().skip(len.div_ceil(8)) {
+                *w = u64::MAX;
+            }
+            let mut got = [0u8; RELAY_SLOT];
+            for j in 0..RELAY_SLOT_WORDS {
+                got[8 * j..8 * j + 8]
+                    .copy_from_slice(&relay_word(j, len as u8, &dirty).to_le_bytes());
+            }
+            assert_eq!(got, want, "len {len}");
+        }
     }
 
     #[test]

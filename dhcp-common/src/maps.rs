@@ -68,6 +68,15 @@ pub const LOG_SLOTS_GLOBAL: &str = "XDHCP_LOG_SLOTS";
 /// slow path.
 pub const CLIENT_ID_MAX: usize = 32;
 
+/// Longest option 82 value (relay agent information, RFC 3046) the fast path echoes; a renewal
+/// with a longer one goes to the slow path (`pass_relay_info_long`). Room for a circuit-id and a
+/// remote-id of 30 bytes each with their headers (TR-101's formats, such as
+/// "OLT1 xpon 0/1/1/12:101.1.10", take 20-30). 64 and not more: the ACK echoing it grows a
+/// 342-byte request by 164 bytes, within what XDP's headroom takes (256 bytes less the kernel's
+/// frame header); with 128 it grew by 228, past it, and every such renewal paid a failed
+/// `bpf_xdp_adjust_head` and then an `adjust_tail` (~50 ns, `ns_per_renewal_opt82`).
+pub const RELAY_INFO_MAX: usize = 64;
+
 /// A lease the fast path may renew; all zero is an empty slot.
 ///
 /// Userspace rewrites a slot with one `bpf_map_update_elem`, which copies the value without a
@@ -84,6 +93,10 @@ pub struct LeaseEntry {
     /// [`crate::digest::client_id`] of the client identifier the lease was bound with; only
     /// meaningful with [`LeaseEntry::F_CLIENT_ID`].
     pub client_id_digest: u64,
+    /// [`crate::digest::relay_info`] of the option 82 value the slow path last acknowledged
+    /// this client with (its circuit-id and remote-id among it); only meaningful with
+    /// [`LeaseEntry::F_RELAY_INFO`].
+    pub relay_digest: u64,
     /// Last fast-path ACK, `CLOCK_MONOTONIC` ns, stamped in place by XDP (0 = never).
     pub renewed_at_ns: u64,
     /// [`LeaseEntry::digest`] of this entry, set by [`LeaseEntry::sealed`].
@@ -95,22 +108,28 @@ pub struct LeaseEntry {
     pub lease_secs: u32,
     /// Index into [`SUBNETS`].
     pub subnet: u32,
-    /// `F_*` bits.
-    pub flags: u32,
     /// Seconds granted by the last fast-path ACK (paired with `renewed_at_ns`).
     pub renewed_secs: u32,
     pub chaddr: [u8; 6],
-    #[expect(
-        clippy::pub_underscore_fields,
-        reason = "explicit padding, public so the struct can be built literally"
-    )]
-    pub _pad: [u8; 6],
+    /// `F_*` bits.
+    pub flags: u16,
 }
 
 impl LeaseEntry {
     /// The lease was bound with a client identifier: renewals must carry the same one.
     /// Without it, a renewal carrying any option 61 goes to the slow path.
-    pub const F_CLIENT_ID: u32 = 1;
+    pub const F_CLIENT_ID: u16 = 1;
+    /// The slow path last acknowledged this client with an option 82 the fast path can echo:
+    /// a renewal carrying option 82 is answered only if its value is that one, byte for byte
+    /// (`relay_digest`). Without this bit (and without [`LeaseEntry::F_RELAY_SLOW`]) the lease
+    /// has no option 82 on record, and a renewal carrying one goes to the slow path, which
+    /// records it. A renewal without option 82 is answered either way, as the slow path
+    /// answers it (an L3 relay's clients unicast their renewals around it).
+    pub const F_RELAY_INFO: u16 = 2;
+    /// The option 82 on record is one the fast path leaves to the slow path (longer than
+    /// [`RELAY_INFO_MAX`], malformed, or asking for link selection or a server identifier
+    /// override): every renewal carrying option 82 goes to the slow path.
+    pub const F_RELAY_SLOW: u16 = 4;
 
     /// Digest of the fields a renewal is decided by (not the stamps XDP writes). Never 0, so an
     /// empty slot never passes.
@@ -125,11 +144,13 @@ impl LeaseEntry {
         let w = |b: [u8; 4]| u64::from(u32::from_ne_bytes(b));
         let mac = w([self.chaddr[0], self.chaddr[1], self.chaddr[2], self.chaddr[3]])
             | u64::from(self.chaddr[4]) << 32
-            | u64::from(self.chaddr[5]) << 40;
+            | u64::from(self.chaddr[5]) << 40
+            | u64::from(self.flags) << 48;
         let mut h = mix(0x6a09_e667_f3bc_c908, self.grant_until_ns);
         h = mix(h, self.client_id_digest);
+        h = mix(h, self.relay_digest);
         h = mix(h, w(self.addr) | u64::from(self.lease_secs) << 32);
-        h = mix(h, u64::from(self.subnet) | u64::from(self.flags) << 32);
+        h = mix(h, u64::from(self.subnet));
         h = mix(h, mac);
         h | 1
     }
@@ -172,6 +193,10 @@ pub struct SubnetReply {
     /// Ones'-complement sum of `opts` as little-endian 32-bit words (it sits 4-aligned in the
     /// UDP datagram), so XDP adds it to the UDP checksum instead of summing 96 bytes.
     pub opts_sum: u32,
+    /// `opts` with its END turned into PAD, for an ACK echoing option 82 (the echoed option
+    /// and its END follow the block, `crate::layout`), and its sum.
+    pub open_opts: [u8; SUBNET_OPTS_LEN],
+    pub open_sum: u32,
 }
 
 /// One-slot control entry.
@@ -290,7 +315,7 @@ pub struct LogCursor {
 }
 
 const _: () = assert!(size_of::<LeaseEntry>() == 64);
-const _: () = assert!(size_of::<SubnetReply>() == 116);
+const _: () = assert!(size_of::<SubnetReply>() == 216);
 const _: () = assert!(size_of::<Control>() == 48);
 const _: () = assert!(size_of::<RenewEvent>() == 32);
 const _: () = assert!(size_of::<LogCursor>() == 64);

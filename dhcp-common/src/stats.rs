@@ -36,7 +36,7 @@ stats! {
     /// No option 53, or one that is not DHCPREQUEST (DISCOVER, RELEASE, INFORM...).
     PassNotRequest = "pass_not_request",
     /// A REQUEST with option 50 or 54 or without ciaddr (SELECTING / INIT-REBOOT), with option
-    /// 52 or 82, or with option 53 or 61 repeated.
+    /// 52, or with option 53, 61 or 82 repeated.
     PassNotRenewal = "pass_not_renewal",
     /// The option scan hit its iteration cap before END.
     PassOptionCap = "pass_option_cap",
@@ -47,6 +47,14 @@ stats! {
     /// Client identifier differs from the lease's (or is present/absent when it should not be,
     /// or is longer than the fast path compares).
     PassClientIdMismatch = "pass_client_id_mismatch",
+    /// Option 82 longer than the fast path echoes (`maps::RELAY_INFO_MAX`).
+    PassRelayInfoLong = "pass_relay_info_long",
+    /// Option 82 on a lease whose recorded option 82 the slow path keeps (malformed, too long,
+    /// or with link selection or a server identifier override).
+    PassRelayInfoUnsupported = "pass_relay_info_unsupported",
+    /// Option 82 other than the one the slow path last acknowledged the client with (a new
+    /// circuit-id or remote-id), or on a lease with none on record.
+    PassRelayInfoMismatch = "pass_relay_info_mismatch",
     /// What is left of the committed grant is below the floor or T1.
     PassGrantTooShort = "pass_grant_too_short",
     /// The control entry has the fast path switched off, or has no calibrated clock.

@@ -11,6 +11,8 @@ use dhcp_common::{
     },
 };
 
+use dhcp_common::maps::RELAY_INFO_MAX;
+
 use crate::ptr::{opaque, ptr_at, read, read_fixed};
 use crate::scan::Scan;
 
@@ -31,7 +33,8 @@ pub struct Renewal {
     pub vlan: [u32; 2],
     pub src_mac: [u8; 6],
     pub chaddr: [u8; 6],
-    /// All 16 bytes of the chaddr field, echoed as they came.
+    /// The ACK's 16-byte chaddr field: the 6-byte address and zeroes, as the slow path writes
+    /// it (dhcproto keeps `hlen` bytes), whatever the request's field had past them.
     pub chaddr_field: [u64; 2],
     pub flags: u16,
     pub ciaddr: [u8; 4],
@@ -40,6 +43,11 @@ pub struct Renewal {
     /// Offset in the frame of the option 61 value; 0 when the request has none.
     pub client_id_off: usize,
     pub client_id_len: usize,
+    /// Offset in the frame of the option 82 value; 0 when the request has none.
+    pub relay_off: usize,
+    pub relay_len: usize,
+    /// The option scan's per-CPU scratch, where the option 82 value is loaded.
+    pub scan: *mut Scan,
     /// The UDP payload's length (Ethernet padding excluded).
     pub bootp_len: usize,
 }
@@ -161,7 +169,7 @@ pub fn renewal(ctx: &XdpContext) -> Result<Renewal, Stat> {
         l2_len,
         vlan,
         src_mac: read(ctx, 6)?,
-        chaddr_field: [field(hdr, CHADDR), field(hdr, CHADDR + 8)],
+        chaddr_field: [field::<u64>(hdr, CHADDR) & 0xffff_ffff_ffff, 0],
         flags: field(hdr, FLAGS),
         chaddr: field(hdr, CHADDR),
         ciaddr: field(hdr, CIADDR),
@@ -169,6 +177,9 @@ pub fn renewal(ctx: &XdpContext) -> Result<Renewal, Stat> {
         xid: field(hdr, XID),
         client_id_off: 0,
         client_id_len: 0,
+        relay_off: 0,
+        relay_len: 0,
+        scan: core::ptr::null_mut(),
         bootp_len,
     };
     let scan = options(ctx, bootp + OPTIONS, bootp_len - OPTIONS)?;
@@ -181,6 +192,12 @@ pub fn renewal(ctx: &XdpContext) -> Result<Renewal, Stat> {
     }
     r.client_id_off = scan.client_id_off as usize & 0xfff;
     r.client_id_len = scan.client_id_len as usize & 0xff;
+    r.relay_off = scan.relay_off as usize & 0xfff;
+    r.relay_len = scan.relay_len as usize & 0xff;
+    if r.relay_off != 0 && r.relay_len > RELAY_INFO_MAX {
+        return Err(Stat::PassRelayInfoLong);
+    }
+    r.scan = scan;
     Ok(r)
 }
 
@@ -189,7 +206,7 @@ pub fn renewal(ctx: &XdpContext) -> Result<Renewal, Stat> {
 /// truncation, whatever bytes follow it in the frame.
 #[inline(always)]
 #[expect(clippy::inline_always, reason = "eBPF: a call costs verifier budget and a spill")]
-fn options(ctx: &XdpContext, start: usize, len: usize) -> Result<&'static Scan, Stat> {
+fn options(ctx: &XdpContext, start: usize, len: usize) -> Result<&'static mut Scan, Stat> {
     let scan = crate::maps::XDHCP_SCAN.get_ptr_mut(0).ok_or(Stat::PassOptionCap)?;
     // SAFETY: a per-CPU slot, used by this program run only.
     let scan = unsafe { &mut *scan };
@@ -199,6 +216,8 @@ fn options(ctx: &XdpContext, start: usize, len: usize) -> Result<&'static Scan, 
     put(&mut scan.slow, 0);
     put(&mut scan.client_id_off, 0);
     put(&mut scan.client_id_len, 0);
+    put(&mut scan.relay_off, 0);
+    put(&mut scan.relay_len, 0);
     let mut o: usize = 0;
     let mut i = 0;
     while i < MAX_OPTIONS {
@@ -236,8 +255,16 @@ fn options(ctx: &XdpContext, start: usize, len: usize) -> Result<&'static Scan, 
                 put(&mut scan.slow, again);
                 put(&mut scan.msg_type_off, if len == 1 { (at + 2) as u64 } else { 0 });
             }
-            OPT_REQUESTED_IP | OPT_SERVER_ID | OPT_OVERLOAD | OPT_RELAY_AGENT => {
+            OPT_REQUESTED_IP | OPT_SERVER_ID | OPT_OVERLOAD => {
                 put(&mut scan.slow, 1);
+            }
+            // Echoed byte for byte if it is the one on record (a second instance would be
+            // concatenated, RFC 3396: the slow path's).
+            OPT_RELAY_AGENT => {
+                let again = seen(&scan.slow) | seen(&scan.relay_off);
+                put(&mut scan.slow, again);
+                put(&mut scan.relay_off, (at + 2) as u64);
+                put(&mut scan.relay_len, u64::from(len));
             }
             OPT_CLIENT_ID => {
                 let again = seen(&scan.slow) | seen(&scan.client_id_off);

@@ -10,12 +10,12 @@ use dhcp_common::{
     Control, LeaseEntry, LogCursor, RenewEvent, Stat, SubnetReply,
     bootp::{
         BOOTREPLY, CHADDR, CIADDR, CLIENT_PORT, COOKIE, ETH_HLEN, ETH_P_IP, GIADDR, HTYPE_ETHER,
-        IPPROTO_UDP, IPV4_HLEN, MAGIC_COOKIE, OP, OPTIONS, SECS, SERVER_PORT, SIADDR, SNAME,
-        UDP_HLEN, VLAN_HLEN, XID, YIADDR,
+        IPPROTO_UDP, IPV4_HLEN, MAGIC_COOKIE, OP, OPT_END, OPT_RELAY_AGENT, OPTIONS, SECS,
+        SERVER_PORT, SIADDR, SNAME, UDP_HLEN, VLAN_HLEN, XID, YIADDR,
     },
-    digest::{ClientIdWords, client_id_words},
+    digest::{ClientIdWords, RelaySlot, client_id_words, relay_slot},
     layout,
-    maps::{BLOCK_SLOTS, CLIENT_ID_MAX, SUBNET_OPTS_LEN},
+    maps::{BLOCK_SLOTS, CLIENT_ID_MAX, RELAY_INFO_MAX, SUBNET_OPTS_LEN},
 };
 
 use crate::{
@@ -29,6 +29,8 @@ use crate::{
 };
 
 const NS_PER_SEC: u64 = 1_000_000_000;
+// The subnet block is copied in whole words.
+const _: () = assert!(SUBNET_OPTS_LEN.is_multiple_of(8));
 
 /// Answers the frame as a DHCPACK (Ok: the caller returns `XDP_TX`) or says why not (the frame is
 /// then untouched and passed).
@@ -57,6 +59,9 @@ pub fn renew(ctx: &XdpContext) -> Result<(), Stat> {
     let mut client_id = core::mem::MaybeUninit::<ClientIdWords>::uninit();
     let client_id = zero_words(&mut client_id);
     check_client_id(ctx, &req, &lease, client_id)?;
+    // A renewal without option 82 is answered as the slow path answers it, whatever the lease
+    // was bound with; one with option 82 only if it is, byte for byte, the one on record.
+    let relay = if req.relay_off != 0 { Some(load_relay_info(ctx, &req, &lease)?) } else { None };
     let subnet: &SubnetReply = XDHCP_SUBNETS.get(lease.subnet).ok_or(Stat::PassNoSubnet)?;
     if subnet.enabled == 0 {
         return Err(Stat::PassNoSubnet);
@@ -88,10 +93,13 @@ pub fn renew(ctx: &XdpContext) -> Result<(), Stat> {
     };
     // One copy of the rewrite per length, each with its lengths as constants: chosen at run
     // time, they cost the ordinary renewal 7-16 ns (paired; 24-51 over 1 M leases).
-    if req.bootp_len == layout::FULL_BOOTP_LEN {
-        rewrite::<true>(ctx, &req, &ctl, subnet, client_id, &times)?;
+    // An ACK echoing option 82 has a length of its own (layout::RELAY_IP_LEN).
+    if let Some(relay) = relay {
+        rewrite::<false, true>(ctx, &req, &ctl, subnet, client_id, &times, relay)?;
+    } else if req.bootp_len == layout::FULL_BOOTP_LEN {
+        rewrite::<true, false>(ctx, &req, &ctl, subnet, client_id, &times, &EMPTY_RELAY)?;
     } else {
-        rewrite::<false>(ctx, &req, &ctl, subnet, client_id, &times)?;
+        rewrite::<false, false>(ctx, &req, &ctl, subnet, client_id, &times, &EMPTY_RELAY)?;
     }
 
     // SAFETY: `lease_ptr` is the lease map's value pointer, non-null and aligned (read above);
@@ -232,6 +240,119 @@ fn check_client_id(
     Ok(())
 }
 
+/// What a rewrite without option 82 is handed for it (and never reads).
+static EMPTY_RELAY: RelaySlot = [0; layout::RELAY_SLOT_WORDS];
+
+/// The request's option 82 value, loaded as zero-padded words into the scan's scratch, if the
+/// lease has that very value on record (its digest); otherwise the reason it is the slow
+/// path's. The words are read straight from the frame where it has them, else copied with
+/// `bpf_xdp_load_bytes` (option 82 last in an unpadded request).
+#[inline(always)]
+#[expect(clippy::inline_always, reason = "eBPF: a call costs verifier budget and a spill")]
+fn load_relay_info(
+    ctx: &XdpContext,
+    req: &Renewal,
+    lease: &LeaseEntry,
+) -> Result<&'static RelaySlot, Stat> {
+    if lease.flags & LeaseEntry::F_RELAY_INFO == 0 {
+        return Err(if lease.flags & LeaseEntry::F_RELAY_SLOW != 0 {
+            Stat::PassRelayInfoUnsupported
+        } else {
+            Stat::PassRelayInfoMismatch
+        });
+    }
+    // SAFETY: the scan's per-CPU value (non-null: `parse::renewal` got it from the map), used
+    // by this program run only. Volatile throughout: what goes through map memory is what the
+    // verifier forgets, so that the paths through the loop below (each knowing a little more
+    // of the length) meet again as one state after it.
+    let scan = unsafe { &mut *req.scan };
+    // SAFETY: `f` is a reference into the scan, valid and aligned.
+    let put = |f: &mut u64, v: u64| unsafe { core::ptr::write_volatile(f, v) };
+    // SAFETY: as above.
+    let get = |f: &u64| unsafe { core::ptr::read_volatile(f) };
+    let len = req.relay_len & 0xff;
+    // The slot is built as the value is read, each word shifted in two bytes behind code and
+    // length (`layout::relay_word` says the same, word by word, and builds it where the value
+    // had to be copied): zeroes, the head, then per word of the value (the last masked past
+    // its end) the slot word it completes and the two bytes it carries into the next. A word
+    // the frame does not have marks the copy for the helper instead.
+    put(&mut scan.relay_copy, 0);
+    let mut j = 0;
+    while j < layout::RELAY_SLOT_WORDS {
+        put(&mut scan.slot[j], 0);
+        j += 1;
+    }
+    let mut carry = u64::from(OPT_RELAY_AGENT) | (len as u64) << 8;
+    put(&mut scan.slot[0], carry);
+    let mut k = 0;
+    while k < RELAY_INFO_MAX / 8 && 8 * k < len {
+        let w = if let Ok(p) = ptr_at::<u64>(ctx, req.relay_off + 8 * k) {
+            // SAFETY: ptr_at proved the 8 bytes from `p` within the frame; unaligned read.
+            let w = unsafe { p.read_unaligned() };
+            let rest = len - 8 * k;
+            if rest >= 8 { w } else { w & ((1u64 << (8 * rest)) - 1) }
+        } else {
+            put(&mut scan.relay_copy, 1);
+            0
+        };
+        put(&mut scan.slot[k], w << 16 | carry);
+        carry = w >> 48;
+        put(&mut scan.slot[k + 1], carry);
+        k += 1;
+    }
+    #[expect(clippy::cast_possible_truncation, reason = "BPF is a 64-bit target")]
+    let len = get(&scan.relay_len) as usize & 0xff;
+    if len > RELAY_INFO_MAX {
+        return Err(Stat::PassRelayInfoLong);
+    }
+    if get(&scan.relay_copy) != 0 {
+        if len == 0 {
+            return Err(Stat::PassTruncated);
+        }
+        // The words past the value are read by nothing below (`relay_word` masks them).
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "the offset is masked to 12 bits, the length to 8"
+        )]
+        // SAFETY: writes `len` bytes, 1..=RELAY_INFO_MAX (checked just above), into the
+        // scratch's RELAY_INFO_MAX bytes; the helper checks offset and length against the frame
+        // itself and fails (rc) rather than read past it.
+        let rc = unsafe {
+            bpf_xdp_load_bytes(
+                ctx.ctx,
+                (get(&scan.relay_off) & 0xfff) as u32,
+                scan.relay.as_mut_ptr().cast(),
+                (len & 0xff) as u32,
+            )
+        };
+        if rc != 0 {
+            return Err(Stat::PassTruncated);
+        }
+        let mut j = 0;
+        while j < layout::RELAY_SLOT_WORDS {
+            #[expect(clippy::cast_possible_truncation, reason = "masked to 8 bits")]
+            let w = layout::relay_word_with(j, len as u8, &scan.relay, |x| {
+                crate::ptr::opaque(x as usize) as u64
+            });
+            put(&mut scan.slot[j], w);
+            j += 1;
+        }
+    } else {
+        // END after the value.
+        let end = 2 + len;
+        // Opaque, so that the verifier learns the index's bound from the comparison on the very
+        // register it is used in (from `end`'s, through the shift, it knows too little).
+        if let Some(w) = scan.slot.get_mut(crate::ptr::opaque(end / 8)) {
+            let v = get(w) | u64::from(OPT_END) << (8 * (end % 8));
+            put(w, v);
+        }
+    }
+    if relay_slot(&scan.slot) != lease.relay_digest {
+        return Err(Stat::PassRelayInfoMismatch);
+    }
+    Ok(&scan.slot)
+}
+
 /// Zeroes the buffer in place with word stores, not the byte-wise memset LLVM would call.
 #[inline(always)]
 #[expect(clippy::inline_always, reason = "eBPF: a call costs verifier budget and a spill")]
@@ -268,7 +389,8 @@ unsafe fn put<T>(base: *mut u8, off: usize, v: T) {
 }
 
 /// Resizes the frame from `have` bytes to `want` as the ACK is made: growth at the head (XDP
-/// guarantees 256 bytes of headroom, while tailroom can be a few bytes), shrinking at the tail.
+/// guarantees 256 bytes of headroom, while tailroom can be a few bytes; at the tail when the
+/// headroom is short of it), shrinking at the tail.
 #[inline(always)]
 #[expect(clippy::inline_always, reason = "eBPF: a call costs verifier budget and a spill")]
 #[expect(
@@ -284,7 +406,15 @@ pub(crate) fn resize(ctx: &XdpContext, want: i64, have: i64) -> i64 {
         // SAFETY: `ctx.ctx` is this program's context; the helper checks the delta against the
         // headroom itself (an error, not a corruption), and the verifier makes every packet
         // pointer be checked again after it.
-        unsafe { bpf_xdp_adjust_head(ctx.ctx, (have - want) as i32) }
+        let rc = unsafe { bpf_xdp_adjust_head(ctx.ctx, (have - want) as i32) };
+        if rc == 0 {
+            return 0;
+        }
+        // More than the headroom (256 bytes less the kernel's frame header: a short request
+        // growing into the option 82 ACK): the tail, where there is room (else the slow path
+        // answers).
+        // SAFETY: as above, for the tail.
+        unsafe { bpf_xdp_adjust_tail(ctx.ctx, (want - have) as i32) }
     } else if want < have {
         // SAFETY: as above, for the tail.
         unsafe { bpf_xdp_adjust_tail(ctx.ctx, (want - have) as i32) }
@@ -293,7 +423,9 @@ pub(crate) fn resize(ctx: &XdpContext, want: i64, have: i64) -> i64 {
     }
 }
 
-/// `FULL`: the request is a full 576-byte IP packet, answered at that length.
+/// `FULL`: the request is a full 576-byte IP packet, answered at that length. `RELAY`: the
+/// request carried option 82 (`relay`, its value), echoed after the subnet's block, whose END
+/// becomes PAD (`layout`).
 #[inline(always)]
 #[expect(clippy::inline_always, reason = "eBPF: a call costs verifier budget and a spill")]
 #[expect(
@@ -309,20 +441,27 @@ pub(crate) fn resize(ctx: &XdpContext, want: i64, have: i64) -> i64 {
     clippy::cast_ptr_alignment,
     reason = "unaligned access is allowed: built with +allows-misaligned-mem-access"
 )]
-fn rewrite<const FULL: bool>(
+fn rewrite<const FULL: bool, const RELAY: bool>(
     ctx: &XdpContext,
     req: &Renewal,
     ctl: &Control,
     subnet: &SubnetReply,
     client_id: &ClientIdWords,
     t: &Times,
+    relay: &RelaySlot,
 ) -> Result<(), Stat> {
     // Every ACK has the same length, and is written whole: resize once, then every later check
     // is against constants. A frame too short grows at the head, not the tail: XDP guarantees
     // 256 bytes of headroom, while tailroom can be a few bytes (veth copies frames into tight
     // page-pool fragments), so the ACK is built from scratch over whatever is there. A request
     // of the full 576 bytes keeps its length (layout::FULL_IP_LEN): the ACK, then zeroes.
-    let ip_len = if FULL { layout::FULL_IP_LEN } else { layout::IP_LEN };
+    let ip_len = if RELAY {
+        layout::RELAY_IP_LEN
+    } else if FULL {
+        layout::FULL_IP_LEN
+    } else {
+        layout::IP_LEN
+    };
     let udp_len = ip_len - IPV4_HLEN;
     #[expect(clippy::cast_possible_wrap, reason = "a frame length, below a page")]
     let have = (ctx.data_end() - ctx.data()) as i64;
@@ -336,6 +475,12 @@ fn rewrite<const FULL: bool>(
     // One checked pointer for the whole IP packet; UDP and BOOTP are constant offsets from it,
     // so the verifier keeps the proven range for all three.
     let ip = ptr_at_mut::<[u8; layout::IP_LEN]>(ctx, req.l2_len)?.cast::<u8>();
+    // The option 82 slot follows the plain ACK's end (checked only where it exists).
+    let slot = if RELAY {
+        ptr_at_mut::<[u8; layout::RELAY_SLOT]>(ctx, req.l2_len + layout::IP_LEN)?.cast::<u8>()
+    } else {
+        core::ptr::null_mut()
+    };
     if FULL {
         const _: () = assert!(layout::FULL_PAD % 8 == 4);
         let pad = ptr_at_mut::<[u8; layout::FULL_PAD]>(ctx, req.l2_len + layout::IP_LEN)?;
@@ -362,7 +507,8 @@ fn rewrite<const FULL: bool>(
     // SAFETY: every store is within a range proven since the resize: `eth`'s 22 bytes (the
     // Ethernet header and up to two VLAN tags) and the IP_LEN bytes from `ip`, of which `u`,
     // `b`, `o` and `dst` are constant offsets (the layout's asserts: the subnet block ends at
-    // IP_LEN). `src` reads the subnet map value's SUBNET_OPTS_LEN bytes of options. The
+    // IP_LEN), and with `RELAY` the RELAY_SLOT bytes from `slot`, checked just above. `src`
+    // reads the subnet map value's SUBNET_OPTS_LEN bytes of options. The
     // volatile u64 stores may be unaligned, which BPF allows (+allows-misaligned-mem-access).
     unsafe {
         // Ethernet: back to whoever sent it (client or relay), from us; VLAN tags as they came.
@@ -407,7 +553,10 @@ fn rewrite<const FULL: bool>(
         // UDP: from 67, to the relay's 67 or the client's 68; checksum filled in last.
         let dport = if relayed { SERVER_PORT } else { CLIENT_PORT };
         let ports = u32::from(SERVER_PORT.to_be()) | u32::from(dport.to_be()) << 16;
-        #[expect(clippy::cast_possible_truncation, reason = "udp_len is at most 556")]
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "udp_len is at most 556 (576 less the IPv4 header)"
+        )]
         let len_w = u32::from((udp_len as u16).to_be());
         put(u, 0, ports);
         put(u, 4, len_w);
@@ -466,16 +615,25 @@ fn rewrite<const FULL: bool>(
         }
         let src = subnet.opts.as_ptr();
         let dst = o.add(layout::SUBNET_BLOCK);
+        // With option 82 after it, the block whose END is PAD.
+        let src = if RELAY { subnet.open_opts.as_ptr() } else { src };
         let mut k = 0;
         while k + 8 <= SUBNET_OPTS_LEN {
             put(dst, k, src.add(k).cast::<u64>().read_unaligned());
             k += 8;
         }
-        while k < SUBNET_OPTS_LEN {
-            put(dst, k, *src.add(k));
-            k += 1;
+        sum += u64::from(if RELAY { subnet.open_sum } else { subnet.opts_sum });
+        if RELAY {
+            // Option 82 as it came, then END (RFC 3046 §2.2: the last option), as
+            // `load_relay_info` built it.
+            let mut j = 0;
+            while j < layout::RELAY_SLOT_WORDS {
+                let w = relay[j];
+                put(slot, 8 * j, w);
+                sum += half(w);
+                j += 1;
+            }
         }
-        sum += u64::from(subnet.opts_sum);
         let c = !csum::fold(sum);
         // A computed zero goes out as all ones; zero means "no checksum".
         put(u, 6, if c == 0 { 0xffff } else { c });

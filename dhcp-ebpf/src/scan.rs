@@ -1,6 +1,7 @@
 //! The option scan's scratch value, kernel-side only. A module of its own so that the map
 //! holding it ([`crate::maps::XDHCP_SCAN`]) and the scan filling it ([`crate::parse`]) both
 //! depend on it rather than on each other.
+use dhcp_common::digest::{RelaySlot, RelayWords};
 
 /// What the option scan found, kept in a per-CPU map value rather than in registers: the
 /// verifier does not track map memory, so loop iterations that saw different options still look
@@ -10,9 +11,23 @@
 pub struct Scan {
     /// Offset in the frame of option 53's value; 0 = not seen.
     pub msg_type_off: u64,
-    /// Option 50, 54, 52 or 82 seen (SELECTING / INIT-REBOOT, overloaded fields or relay agent
-    /// information, all of which userspace must judge and echo), or 53 or 61 repeated.
+    /// Option 50, 54 or 52 seen (SELECTING / INIT-REBOOT or overloaded fields, which userspace
+    /// must judge), or 53, 61 or 82 repeated.
     pub slow: u64,
     pub client_id_off: u64,
     pub client_id_len: u64,
+    /// Offset in the frame of option 82's value; 0 = not seen.
+    pub relay_off: u64,
+    pub relay_len: u64,
+    /// Nonzero when the frame ended before the last word of option 82's value: it is copied
+    /// with a helper instead.
+    pub relay_copy: u64,
+    /// Option 82's value as zero-padded words, loaded once the lease is found.
+    pub relay: RelayWords,
+    /// The ACK's option 82 slot built from it (`layout::relay_word`): digested to compare with
+    /// the lease's, and copied into the ACK after the frame was resized (the request's bytes
+    /// are gone by then). Built here, in map memory, rather than in the rewrite: the
+    /// verifier forgets what it learnt of the length while building it, so the paths through
+    /// it meet again as one before the rewrite, instead of each being verified through it.
+    pub slot: RelaySlot,
 }

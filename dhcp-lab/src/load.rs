@@ -44,7 +44,40 @@ pub struct LoadOptions {
     /// it as giaddr and leave from its port 67, replies come back to it. Servers then answer
     /// renewals without ARP for addresses the simulated clients do not hold, as perfdhcp does.
     pub relay: Option<(Ipv4Addr, Ipv4Addr)>,
+    /// Option 82 on every message of every client, as the relay adds it (with `relay`) or as
+    /// a layer-2 access node does (without: giaddr stays 0), renewals included (TR-101 R-124).
+    pub agent: Agent,
     pub progress: bool,
+}
+
+/// Per-client option 82: a circuit-id and a remote-id from templates in which `{i}` is the
+/// client's index and `{mac}` its MAC (`aa:bb:...`). Neither: no option 82.
+#[derive(Clone, Debug, Default)]
+pub struct Agent {
+    pub circuit_id: Option<String>,
+    pub remote_id: Option<String>,
+}
+
+impl Agent {
+    /// Client `i`'s option 82 value (circuit-id, then remote-id), if any.
+    #[must_use]
+    pub fn relay_info(&self, i: u32, mac: [u8; 6]) -> Option<Vec<u8>> {
+        let fill = |t: &String| {
+            t.replace("{i}", &i.to_string()).replace("{mac}", &packet::fmt_mac(&mac)).into_bytes()
+        };
+        let subs: Vec<(u8, Vec<u8>)> = [
+            (xdhcp::relay::CIRCUIT_ID, self.circuit_id.as_ref().map(fill)),
+            (xdhcp::relay::REMOTE_ID, self.remote_id.as_ref().map(fill)),
+        ]
+        .into_iter()
+        .filter_map(|(c, v)| Some((c, v?)))
+        .collect();
+        if subs.is_empty() {
+            return None;
+        }
+        let refs: Vec<(u8, &[u8])> = subs.iter().map(|(c, v)| (*c, v.as_slice())).collect();
+        Some(xdhcp::relay::encode(&refs))
+    }
 }
 
 #[derive(Debug, Default, Serialize, serde::Deserialize)]
@@ -254,7 +287,7 @@ fn parse_reply(f: &[u8]) -> Option<Seen> {
 /// Relay agent address and the server it relays to.
 type Relay = Option<(Ipv4Addr, Ipv4Addr)>;
 
-fn discover(seed: u16, i: u32, src_mac: [u8; 6], relay: Relay) -> Vec<u8> {
+fn discover(seed: u16, i: u32, src_mac: [u8; 6], relay: Relay, agent: &Agent) -> Vec<u8> {
     let mac = client_mac(seed, i);
     let mut m = Message::new_with_id(
         xid(PHASE_DISCOVER, i),
@@ -266,7 +299,7 @@ fn discover(seed: u16, i: u32, src_mac: [u8; 6], relay: Relay) -> Vec<u8> {
     );
     m.opts_mut().insert(DhcpOption::MessageType(MessageType::Discover));
     m.opts_mut().insert(DhcpOption::ClientIdentifier(client_id(mac)));
-    to_server(&mut m, src_mac, relay)
+    to_server(&mut m, src_mac, relay, agent.relay_info(i, mac))
 }
 
 fn select(
@@ -276,6 +309,7 @@ fn select(
     addr: Ipv4Addr,
     server: Ipv4Addr,
     relay: Relay,
+    agent: &Agent,
 ) -> Vec<u8> {
     let mac = client_mac(seed, i);
     let mut m = Message::new_with_id(
@@ -291,7 +325,7 @@ fn select(
     o.insert(DhcpOption::ClientIdentifier(client_id(mac)));
     o.insert(DhcpOption::RequestedIpAddress(addr));
     o.insert(DhcpOption::ServerIdentifier(server));
-    to_server(&mut m, src_mac, relay)
+    to_server(&mut m, src_mac, relay, agent.relay_info(i, mac))
 }
 
 fn client_id(mac: [u8; 6]) -> Vec<u8> {
@@ -302,7 +336,7 @@ fn client_id(mac: [u8; 6]) -> Vec<u8> {
 
 /// A client's broadcast, or a relay's unicast to the server (sent to the broadcast MAC: the
 /// server's kernel takes it for its own address all the same, and no ARP is needed).
-fn to_server(m: &mut Message, src_mac: [u8; 6], relay: Relay) -> Vec<u8> {
+fn to_server(m: &mut Message, src_mac: [u8; 6], relay: Relay, opt82: Option<Vec<u8>>) -> Vec<u8> {
     let (src, dst) = match relay {
         Some((giaddr, server)) => {
             m.set_hops(1);
@@ -313,12 +347,11 @@ fn to_server(m: &mut Message, src_mac: [u8; 6], relay: Relay) -> Vec<u8> {
             SocketAddrV4::new(Ipv4Addr::BROADCAST, SERVER_PORT),
         ),
     };
-    packet::udp_frame(
-        &L2 { dst: BROADCAST_MAC, src: src_mac, vlans: vec![] },
-        src,
-        dst,
-        &packet::encode(m),
-    )
+    let mut payload = packet::encode(m);
+    if let Some(v) = opt82 {
+        payload = packet::insert_last_option(&payload, dhcp_common::bootp::OPT_RELAY_AGENT, &v);
+    }
+    packet::udp_frame(&L2 { dst: BROADCAST_MAC, src: src_mac, vlans: vec![] }, src, dst, &payload)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -394,7 +427,7 @@ pub fn run(opts: &LoadOptions) -> Result<Summary> {
         // In flight: started and not bound yet.
         while next.saturating_sub(sum.bound as usize) < opts.window as usize && next < n {
             // A frame the full socket refused is sent again with the stalled DORAs.
-            let _ = raw.send(&discover(opts.seed, next as u32, my_mac, opts.relay));
+            let _ = raw.send(&discover(opts.seed, next as u32, my_mac, opts.relay, &opts.agent));
             dora.sent_at[next] = Some(Instant::now());
             next += 1;
         }
@@ -403,8 +436,15 @@ pub fn run(opts: &LoadOptions) -> Result<Summary> {
         {
             match dora.on_reply(&s) {
                 Some(Step::Request(i, b)) => {
-                    let _ = raw
-                        .send(&select(opts.seed, i as u32, my_mac, b.addr, b.server, opts.relay));
+                    let _ = raw.send(&select(
+                        opts.seed,
+                        i as u32,
+                        my_mac,
+                        b.addr,
+                        b.server,
+                        opts.relay,
+                        &opts.agent,
+                    ));
                 }
                 Some(Step::Bound) => {
                     server_mac.get_or_insert(s.server_mac);
@@ -417,7 +457,7 @@ pub fn run(opts: &LoadOptions) -> Result<Summary> {
         // Retransmit stalled DORAs (lost OFFER/ACK, or a NAK).
         if last_progress.elapsed() >= Duration::from_secs(1) {
             for i in dora.stalled(next, Instant::now()) {
-                let _ = raw.send(&discover(opts.seed, i as u32, my_mac, opts.relay));
+                let _ = raw.send(&discover(opts.seed, i as u32, my_mac, opts.relay, &opts.agent));
             }
             if opts.progress {
                 eprintln!("dora: {}/{} bound, {} NAKs", sum.bound, n, sum.naks);
@@ -455,6 +495,7 @@ pub fn run(opts: &LoadOptions) -> Result<Summary> {
                 server: b.server,
                 server_mac,
                 vlans: vec![],
+                relay_info: opts.agent.relay_info(*i, mac),
             }
             .frame();
             // Every renewal leaves from our one MAC: the server's ACKs come back to it.
@@ -587,6 +628,28 @@ mod tests {
             yiaddr: Ipv4Addr::new(10, 0, 0, last),
             server: Some(Ipv4Addr::new(10, 0, 0, 1)),
             server_mac: [2, 0, 0, 0, 0, 1],
+        }
+    }
+
+    #[test]
+    fn each_client_gets_its_own_option_82_on_every_message() {
+        let agent = Agent {
+            circuit_id: Some("olt1 eth 1/1/{i}:100".into()),
+            remote_id: Some("{mac}".into()),
+        };
+        let mac = client_mac(1, 7);
+        let v = agent.relay_info(7, mac).unwrap();
+        let info = xdhcp::relay::AgentInfo::parse(&v);
+        assert_eq!(info.circuit_id, Some(&b"olt1 eth 1/1/7:100"[..]));
+        assert_eq!(info.remote_id, Some(packet::fmt_mac(&mac).as_bytes()));
+        assert_ne!(agent.relay_info(8, client_mac(1, 8)), Some(v.clone()));
+        assert_eq!(Agent::default().relay_info(7, mac), None);
+        // On the DORA's messages too, last, giaddr as the mode says.
+        for relay in [None, Some((Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(10, 0, 0, 1)))] {
+            let f = discover(1, 7, mac, relay, &agent);
+            let p = packet::parse_frame(&f).unwrap();
+            assert_eq!(xdhcp::relay::from_payload(&p.payload), Some(v.clone()));
+            assert_eq!(p.msg.giaddr(), relay.map_or(Ipv4Addr::UNSPECIFIED, |r| r.0));
         }
     }
 

@@ -36,6 +36,13 @@ pub enum Cmd {
         /// Only this client MAC.
         #[arg(long)]
         mac: Option<String>,
+        /// Only bindings on this line: the option 82 circuit-id as shown, or its bytes in hex
+        /// (0x...).
+        #[arg(long)]
+        circuit_id: Option<String>,
+        /// Only bindings with this option 82 remote-id, written as for --circuit-id.
+        #[arg(long)]
+        remote_id: Option<String>,
         /// Only this client identifier (option 61, hex, type byte included).
         #[arg(long)]
         client_id: Option<String>,
@@ -191,6 +198,10 @@ pub struct LeasePut {
     /// Option 61 value in hex (type byte included), e.g. 01aabbccddeeff.
     #[arg(long)]
     pub client_id: Option<String>,
+    /// Option 82 value in hex (its sub-options), e.g. 0106706f72742d31 for circuit-id
+    /// "port-1": renewals carrying option 82 are then answered only with this one.
+    #[arg(long)]
+    pub relay_info: Option<String>,
     #[arg(long, default_value_t = 3600)]
     pub lease_secs: u32,
     /// How long from now the kernel may grant (the committed horizon).

@@ -15,6 +15,7 @@ pub mod failover;
 pub mod fastpath;
 pub mod packet;
 pub mod packet_socket;
+pub mod relay;
 pub mod server;
 pub mod store;
 pub mod table;

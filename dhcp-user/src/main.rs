@@ -53,8 +53,31 @@ fn run(cli: Cli) -> Result<()> {
             stats(iface, json)?;
         }
         Cmd::Run { config } => xdhcp::daemon::run(&config)?,
-        Cmd::Leases { addr, mac, client_id, state, after, limit, count, json, jsonl, socket } => {
-            let q = ctl::LeaseQuery { addr, mac, client_id, state, after, limit, count };
+        Cmd::Leases {
+            addr,
+            mac,
+            circuit_id,
+            remote_id,
+            client_id,
+            state,
+            after,
+            limit,
+            count,
+            json,
+            jsonl,
+            socket,
+        } => {
+            let q = ctl::LeaseQuery {
+                addr,
+                mac,
+                client_id,
+                circuit_id,
+                remote_id,
+                state,
+                after,
+                limit,
+                count,
+            };
             let print = match (json, jsonl) {
                 (true, _) => Print::Json,
                 (_, true) => Print::JsonLines,
@@ -205,6 +228,7 @@ fn dump(iface: Option<String>, json: bool) -> Result<()> {
                     l.lease_secs.to_string(),
                     l.grant_left_secs.to_string(),
                     l.client_id_digest.clone().unwrap_or_else(|| "-".into()),
+                    l.relay_info_digest.clone().unwrap_or_else(|| "-".into()),
                     l.last_renewed_ago_secs.map_or_else(
                         || "never".into(),
                         |a| format!("{a} s ago for {} s", l.last_renewed_secs),
@@ -222,6 +246,7 @@ fn dump(iface: Option<String>, json: bool) -> Result<()> {
                     "LEASE_S",
                     "GRANT_LEFT_S",
                     "CLIENT_ID_DIGEST",
+                    "OPT82_DIGEST",
                     "LAST_XDP_ACK"
                 ],
                 &rows
@@ -279,30 +304,31 @@ fn leases(socket: &std::path::Path, mut q: ctl::LeaseQuery, print: Print) -> Res
         Print::JsonLines => {}
         Print::Json => println!("{}", serde_json::to_string_pretty(&all)?),
         Print::Table => {
-            let rows: Vec<Vec<String>> = all
-                .iter()
-                .map(|l| {
-                    ["address", "state", "mac", "client_id", "hostname", "expires_in", "held_for"]
-                        .iter()
-                        .map(|k| cell(&l[*k]))
-                        .collect()
-                })
-                .collect();
-            print!(
-                "{}",
-                table::render(
-                    &[
-                        "ADDRESS",
-                        "STATE",
-                        "MAC",
-                        "CLIENT_ID",
-                        "HOSTNAME",
-                        "EXPIRES_IN_S",
-                        "HELD_FOR_S"
-                    ],
-                    &rows
-                )
-            );
+            const COLUMNS: [&str; 9] = [
+                "address",
+                "state",
+                "mac",
+                "client_id",
+                "hostname",
+                "circuit_id",
+                "remote_id",
+                "expires_in",
+                "held_for",
+            ];
+            let rows: Vec<Vec<String>> =
+                all.iter().map(|l| COLUMNS.iter().map(|k| cell(&l[*k])).collect()).collect();
+            let head = [
+                "ADDRESS",
+                "STATE",
+                "MAC",
+                "CLIENT_ID",
+                "HOSTNAME",
+                "CIRCUIT_ID",
+                "REMOTE_ID",
+                "EXPIRES_IN_S",
+                "HELD_FOR_S",
+            ];
+            print!("{}", table::render(&head, &rows));
         }
     }
     Ok(())
@@ -378,13 +404,28 @@ fn lease_put(p: &LeasePut) -> Result<()> {
         ),
         None => None,
     };
+    let relay = match &p.relay_info {
+        Some(h) => {
+            let raw = parse_hex(h)?;
+            anyhow::ensure!(
+                xdhcp::relay::fast_path_eligible(&raw),
+                "option 82 must be at most {} bytes of well-formed sub-options, without link \
+                 selection or server identifier override, for the fast path",
+                dhcp_common::maps::RELAY_INFO_MAX
+            );
+            digest::relay_info(&raw)
+        }
+        None => None,
+    };
     let e = LeaseEntry {
         grant_until_ns: clock::grant_until_ns(clock::monotonic_ns(), p.grant_secs),
         client_id_digest: digest.unwrap_or(0),
+        relay_digest: relay.unwrap_or(0),
         renewed_at_ns: 0,
         lease_secs: p.lease_secs,
         subnet: p.subnet,
-        flags: if digest.is_some() { LeaseEntry::F_CLIENT_ID } else { 0 },
+        flags: if digest.is_some() { LeaseEntry::F_CLIENT_ID } else { 0 }
+            | if relay.is_some() { LeaseEntry::F_RELAY_INFO } else { 0 },
         renewed_secs: 0,
         chaddr: mac,
         ..Default::default()

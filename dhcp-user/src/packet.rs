@@ -145,6 +145,80 @@ pub fn encode(msg: &Message) -> Vec<u8> {
     v
 }
 
+/// `payload` (an encoded BOOTP message ending in END, perhaps zero-padded) with option `code`
+/// inserted just before END, as a relay agent or access node adds option 82 (RFC 3046 §2.1:
+/// last). The zero padding after END gives way for it, down to [`BOOTP_MIN_LEN`]; a payload with
+/// no END is returned as it is.
+///
+/// # Panics
+/// Never: the value is written in chunks of at most 255 bytes.
+#[must_use]
+pub fn insert_last_option(payload: &[u8], code: u8, value: &[u8]) -> Vec<u8> {
+    let mut at = dhcp_common::bootp::OPTIONS;
+    let end = loop {
+        match payload.get(at) {
+            None => return payload.to_vec(),
+            Some(255) => break at,
+            Some(0) => at += 1,
+            Some(_) => at += 2 + usize::from(*payload.get(at + 1).unwrap_or(&0)),
+        }
+    };
+    let mut v = payload[..end].to_vec();
+    for chunk in if value.is_empty() { vec![&[][..]] } else { value.chunks(255).collect() } {
+        v.push(code);
+        v.push(u8::try_from(chunk.len()).expect("chunks of at most 255 bytes"));
+        v.extend_from_slice(chunk);
+    }
+    let tail = &payload[end..];
+    let kept = tail.len() - tail.iter().rev().take_while(|b| **b == 0).count();
+    v.extend_from_slice(&tail[..kept.max(1)]);
+    if v.len() < BOOTP_MIN_LEN && payload.len() >= BOOTP_MIN_LEN {
+        v.resize(BOOTP_MIN_LEN, 0);
+    }
+    v
+}
+
+/// A reply as it goes on the wire: the fixed fields as dhcproto encodes them, then the options
+/// in [`dhcp_common::layout::REPLY_ORDER`] (the fast-path ACK's order, so that an ACK reads the
+/// same whichever path built it), any others by code, option 82 last (RFC 3046 §2.2: the relay
+/// strips it from the end), END. Option 82's value goes out as it came, even empty.
+///
+/// # Panics
+/// Never for a message dhcproto built: it encodes whatever it can represent.
+#[must_use]
+pub fn encode_reply(msg: &Message) -> Vec<u8> {
+    use dhcp_common::{bootp::OPT_RELAY_AGENT, layout::REPLY_ORDER};
+    let mut head = msg.clone();
+    head.set_opts(dhcproto::v4::DhcpOptions::new());
+    let mut v = head.to_vec().expect("dhcproto encodes any message it can represent");
+    let rank = |code: u8| match REPLY_ORDER.iter().position(|c| *c == code) {
+        Some(i) => i,
+        None if code == OPT_RELAY_AGENT => usize::MAX,
+        None => REPLY_ORDER.len() + usize::from(code),
+    };
+    let mut opts: Vec<(u8, &DhcpOption)> =
+        msg.opts().iter().map(|(c, o)| (u8::from(*c), o)).collect();
+    opts.sort_by_key(|(c, _)| rank(*c));
+    for (code, o) in opts {
+        match o {
+            DhcpOption::Unknown(u) if code == OPT_RELAY_AGENT => {
+                // dhcproto would write nothing for an empty value.
+                let chunks: Vec<&[u8]> =
+                    if u.data().is_empty() { vec![&[]] } else { u.data().chunks(255).collect() };
+                for c in chunks {
+                    v.push(code);
+                    v.push(u8::try_from(c.len()).expect("chunks of at most 255 bytes"));
+                    v.extend_from_slice(c);
+                }
+            }
+            DhcpOption::End | DhcpOption::Pad => {}
+            o => v.extend(o.to_vec().expect("dhcproto encodes any option it can represent")),
+        }
+    }
+    v.push(dhcp_common::bootp::OPT_END);
+    v
+}
+
 /// How a renewal reaches the server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RenewKind {
@@ -168,6 +242,9 @@ pub struct Renewal {
     pub server: Ipv4Addr,
     pub server_mac: [u8; 6],
     pub vlans: Vec<Vlan>,
+    /// Option 82's value (sub-options), as the relay (giaddr set) or a layer-2 access node
+    /// (giaddr 0) adds it: inserted last, before END, byte for byte.
+    pub relay_info: Option<Vec<u8>>,
 }
 
 impl Renewal {
@@ -206,10 +283,21 @@ impl Renewal {
         m
     }
 
+    /// The BOOTP payload as it arrives: [`Renewal::message`], padded as clients pad, with
+    /// option 82 added last when the renewal carries one.
+    #[must_use]
+    pub fn payload(&self) -> Vec<u8> {
+        let p = encode(&self.message());
+        match &self.relay_info {
+            Some(r) => insert_last_option(&p, dhcp_common::bootp::OPT_RELAY_AGENT, r),
+            None => p,
+        }
+    }
+
     /// The whole frame as it arrives at the server's interface.
     #[must_use]
     pub fn frame(&self) -> Vec<u8> {
-        self.frame_with(&encode(&self.message()))
+        self.frame_with(&self.payload())
     }
 
     /// The frame around an arbitrary BOOTP payload (tests mutate the payload).
@@ -285,9 +373,12 @@ pub fn parse_frame(f: &[u8]) -> Result<Parsed> {
     ensure!(ulen == udp.len(), "UDP length {ulen} but {} bytes", udp.len());
     let udp_sum = u16::from_be_bytes([udp[6], udp[7]]);
     let payload = udp[UDP_HLEN..].to_vec();
-    let msg = match Message::from_bytes(&payload) {
-        Ok(m) => m,
-        Err(e) => bail!("DHCP message does not decode: {e}"),
+    // dhcproto 0.15 debug-asserts some options' lengths: a crafted frame is an error here, not
+    // a panic.
+    let msg = match std::panic::catch_unwind(|| Message::from_bytes(&payload)) {
+        Ok(Ok(m)) => m,
+        Ok(Err(e)) => bail!("DHCP message does not decode: {e}"),
+        Err(_) => bail!("DHCP message does not decode (dhcproto asserted)"),
     };
     Ok(Parsed {
         l2,
@@ -319,6 +410,7 @@ mod tests {
             server: Ipv4Addr::new(10, 0, 0, 1),
             server_mac: [2, 0, 0, 0, 0, 0xfe],
             vlans: vec![Vlan::dot1ad(100), Vlan::dot1q(200)],
+            relay_info: None,
         };
         let p = parse_frame(&r.frame()).unwrap();
         assert!(p.ip_checksum_ok && p.udp_checksum_ok);
@@ -326,5 +418,23 @@ mod tests {
         assert_eq!(p.msg.ciaddr(), r.ciaddr);
         assert_eq!(p.payload.len(), BOOTP_MIN_LEN);
         assert_eq!(parse_mac(&fmt_mac(&r.chaddr)), Some(r.chaddr));
+
+        // With option 82: last before END, as sent, within the padding while it fits.
+        let raw = crate::relay::encode(&[(2, b"cpe"), (1, b"olt1 eth 1/1/1:7")]);
+        let with = Renewal { relay_info: Some(raw.clone()), ..r };
+        let p = with.payload();
+        assert_eq!(p.len(), BOOTP_MIN_LEN);
+        assert_eq!(crate::relay::from_payload(&p), Some(raw.clone()));
+        let end = 240 + p[240..].iter().position(|b| *b == 255).unwrap();
+        assert_eq!(
+            &p[end - raw.len() - 2..end],
+            [&[82, u8::try_from(raw.len()).unwrap()][..], &raw].concat()
+        );
+        // A long one grows the message past the padding.
+        let long = vec![b'x'; 200];
+        let p = insert_last_option(&encode(&with.message()), 82, &long);
+        assert!(p.len() > BOOTP_MIN_LEN);
+        assert_eq!(crate::relay::from_payload(&p), Some(long));
+        assert_eq!(*p.last().unwrap(), 255);
     }
 }

@@ -489,6 +489,7 @@ pub fn dora_clients(port: &Port, count: u32, seed: u16, duration: Duration) -> R
         window: 16,
         seed,
         relay: None,
+        agent: dhcp_lab::load::Agent::default(),
         progress: false,
     };
     port.ns.run(|| match dhcp_lab::load::run(&opts) {

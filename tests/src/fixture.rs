@@ -129,5 +129,67 @@ pub fn renewal(kind: RenewKind) -> Renewal {
         server: SERVER,
         server_mac: SERVER_MAC,
         vlans: vec![],
+        relay_info: None,
     }
+}
+
+/// The lab subnet as the slow path serves it: the same server, options, lease time and timers
+/// as [`subnet`], with the fast path `fast_path` (on, for projecting kernel entries; off, for
+/// the ACK the slow path builds alone). `circuit_change` as given.
+///
+/// # Panics
+/// Never: the text is valid.
+#[must_use]
+pub fn slow_path_config(fast_path: bool, circuit_change: &str) -> xdhcp::config::Config {
+    let text = format!(
+        r#"interfaces = ["veth0"]
+server_id = "{SERVER}"
+[fast_path]
+enabled = {fast_path}
+[[subnet]]
+prefix = "10.77.0.0/24"
+pools = [{{ start = "10.77.0.10", end = "10.77.0.199" }}]
+routers = ["{SERVER}"]
+dns = ["10.77.0.53", "10.77.0.54"]
+domain = "edge.example"
+lease_time = {LEASE_SECS}
+t1 = {T1}
+t2 = {T2}
+relay_addresses = ["{RELAY}"]
+circuit_change = "{circuit_change}"
+"#
+    );
+    xdhcp::config::Config::from_toml(&text, "parity.toml").expect("the parity config is valid")
+}
+
+/// An active lease of `addr` for `mac` (with `client_id`, option 82 `relay_info` on record),
+/// as the store holds it at unix time `now`.
+#[must_use]
+pub fn bound(
+    addr: Ipv4Addr,
+    mac: [u8; 6],
+    client_id: Option<Vec<u8>>,
+    relay_info: Option<Vec<u8>>,
+    now: u64,
+) -> xdhcp::store::Lease {
+    xdhcp::store::Lease {
+        chaddr: mac.into(),
+        client_id,
+        relay_info,
+        expires_at: now + u64::from(LEASE_SECS),
+        held_until: now + 2 * u64::from(LEASE_SECS),
+        ..xdhcp::store::Lease::new(addr, xdhcp::store::LeaseState::Active, 0, now - 60)
+    }
+}
+
+/// The kernel entry the daemon would write for `l` (the projection and the entry encoder the
+/// daemon uses), with a horizon of two lease times so that no grant is shortened.
+///
+/// # Panics
+/// When the lease is not one the fast path may renew.
+#[must_use]
+pub fn kernel_entry(l: &xdhcp::store::Lease, now: xdhcp::core::Now) -> LeaseEntry {
+    let cfg = slow_path_config(true, "nak");
+    let fl = xdhcp::server::fast_path_entry(&cfg, l, now.unix).expect("a fast-path lease");
+    xdhcp::fastpath::sync::entry(&fl, now).expect("a kernel entry")
 }

@@ -18,6 +18,9 @@ use dhcp_lab::load::{self, LoadOptions};
 /// RENEWING requests, unicast to the server that bound each client, cycling over the bound
 /// clients, at --rate per second or as fast as the socket takes them.
 ///
+/// With --circuit-id/--remote-id every message of every client carries option 82, per
+/// client, added last: by the relay (--relay), or by a layer-2 access node (giaddr 0).
+///
 /// Prints a JSON summary on stdout: clients bound and DORA/s; renewals sent, ACKed, ACKed per
 /// second and lost; latency percentiles (µs, log2 buckets). Progress goes to stderr.
 #[expect(
@@ -60,6 +63,14 @@ struct Args {
     /// The server a relay (--relay) sends to.
     #[arg(long, requires = "relay")]
     server: Option<Ipv4Addr>,
+    /// Add option 82 to every message with this circuit-id ({i}: the client's index, {mac}:
+    /// its MAC), e.g. "olt1 eth 1/1/{i}:100". With --relay as that relay; without, as a
+    /// layer-2 access node (giaddr 0), renewals included.
+    #[arg(long, value_name = "TEMPLATE")]
+    circuit_id: Option<String>,
+    /// Option 82's remote-id, as --circuit-id.
+    #[arg(long, value_name = "TEMPLATE")]
+    remote_id: Option<String>,
     /// Also write the JSON summary to this file.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -88,6 +99,7 @@ fn run(a: Args) -> Result<()> {
         window: a.window,
         seed: a.seed,
         relay: a.relay.zip(a.server),
+        agent: load::Agent { circuit_id: a.circuit_id, remote_id: a.remote_id },
         progress: !a.quiet,
     })?;
     let json = serde_json::to_string_pretty(&s)?;

@@ -14,8 +14,8 @@ mod spans;
 pub mod wire;
 
 pub use model::{
-    AttachMode, Config, FAILOVER_PORT, Failover, FastPath, Pool, Reservation, ReservationKey,
-    Subnet, SubnetId, ValidationError,
+    AttachMode, CircuitChange, Config, FAILOVER_PORT, Failover, FastPath, Pool, Reservation,
+    ReservationKey, Subnet, SubnetId, ValidationError,
 };
 
 /// Why a config file cannot be used.

@@ -132,6 +132,37 @@ pub struct Subnet {
     pub reservations: Vec<Reservation>,
     /// The pools are shared with the failover partner.
     pub failover: bool,
+    /// What the slow path does with a request that would keep an active binding (RENEWING,
+    /// REBINDING, INIT-REBOOT) when its option 82 names another circuit-id than the one the
+    /// binding was acknowledged with. XDP answers none of these: their option 82 is not the
+    /// one on record.
+    pub circuit_change: CircuitChange,
+}
+
+/// `circuit_change`: a binding is acknowledged for the line (option 82 circuit-id) it was
+/// bound on. A request that carries no option 82, or a binding with no circuit-id on record,
+/// has no line to compare and is not concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CircuitChange {
+    /// DHCPNAK (the default): the client starts over at once with a DISCOVER, and the full
+    /// exchange, which the new line's access node and BNG see, binds it there.
+    Nak,
+    /// No answer: the binding stays on its line until it ends; the client, its renewals and
+    /// rebinds unanswered, starts over when it does (or after its INIT-REBOOT times out).
+    Ignore,
+    /// Acknowledge, and record the new line: the binding follows the client.
+    Move,
+}
+
+impl CircuitChange {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Nak => "nak",
+            Self::Ignore => "ignore",
+            Self::Move => "move",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -649,6 +680,11 @@ fn subnet(
         relay_addresses: w.relay_addresses.iter().map(|a| a.0).collect(),
         reservations,
         failover: w.failover.unwrap_or(false),
+        circuit_change: match w.circuit_change.unwrap_or(wire::CircuitChange::Nak) {
+            wire::CircuitChange::Nak => CircuitChange::Nak,
+            wire::CircuitChange::Ignore => CircuitChange::Ignore,
+            wire::CircuitChange::Move => CircuitChange::Move,
+        },
     };
     if fast_path {
         match s.fast_path_options(server_id).encode() {

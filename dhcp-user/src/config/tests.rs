@@ -92,6 +92,7 @@ fn the_shipped_example_is_valid_and_shows_every_key() {
         "max_lease_ownership",
         "min_balance",
         "max_balance",
+        "circuit_change",
     ] {
         assert!(text.contains(&format!("{key} =")), "example lacks {key}");
         assert!(docs.contains(&format!("`{key}`")), "docs/config.md lacks {key}");
@@ -108,6 +109,23 @@ fn defaults_fill_what_a_minimal_file_leaves_out() {
     assert_eq!(c.state_dir, std::path::PathBuf::from("/var/lib/xdhcp"));
     assert!(c.fast_path.enabled && c.fast_path.events);
     assert_eq!(c.fast_path.attach_mode, AttachMode::Auto);
+    assert_eq!(s.circuit_change, CircuitChange::Nak);
+}
+
+#[test]
+fn circuit_change_is_one_of_three_words_per_subnet() {
+    for (word, want) in [
+        ("nak", CircuitChange::Nak),
+        ("ignore", CircuitChange::Ignore),
+        ("move", CircuitChange::Move),
+    ] {
+        let text = format!("{MINIMAL}circuit_change = \"{word}\"\n");
+        let c = Config::from_toml(&text, "x").unwrap();
+        assert_eq!(c.subnets[0].circuit_change, want);
+        assert_eq!(want.as_str(), word);
+    }
+    let e = error_of(&format!("{MINIMAL}circuit_change = \"drop\"\n"));
+    assert!(e.starts_with("xdhcp.toml:7: subnet[0].circuit_change: unknown variant"), "{e}");
 }
 
 #[test]

@@ -97,6 +97,16 @@ pub struct Subnet {
     pub reservations: Vec<Reservation>,
     /// The subnet's pools are shared with the `[failover]` partner.
     pub failover: Option<bool>,
+    /// What a renewal from another line (option 82 circuit-id) than its binding's gets.
+    pub circuit_change: Option<CircuitChange>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CircuitChange {
+    Nak,
+    Ignore,
+    Move,
 }
 
 #[derive(Debug, Deserialize)]

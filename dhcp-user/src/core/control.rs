@@ -38,6 +38,12 @@ pub struct LeaseQuery {
     /// Hex, type byte included (as `xdhcp leases` shows it).
     #[serde(default)]
     pub client_id: Option<String>,
+    /// Only bindings whose option 82 circuit-id is exactly this (see [`printable`] for how
+    /// bytes are written; the written form matches too).
+    #[serde(default)]
+    pub circuit_id: Option<String>,
+    #[serde(default)]
+    pub remote_id: Option<String>,
     #[serde(default)]
     pub state: Option<String>,
     /// Only records after this address.
@@ -117,6 +123,9 @@ fn leases(core: &Core, q: &LeaseQuery, now: Now) -> Value {
         },
         None => None,
     };
+    let id_matches = |want: &Option<String>, have: Option<&[u8]>| {
+        want.as_ref().is_none_or(|w| have.is_some_and(|h| matches_id(w, h)))
+    };
     let records = core.server().records();
     if q.count {
         return count(core, records.values());
@@ -126,6 +135,8 @@ fn leases(core: &Core, q: &LeaseQuery, now: Now) -> Value {
             && mac.is_none_or(|m| l.mac() == Some(m))
             && client_id.as_ref().is_none_or(|id| l.client_id.as_ref() == Some(id))
             && state.is_none_or(|s| l.state == s)
+            && id_matches(&q.circuit_id, l.circuit_id())
+            && id_matches(&q.remote_id, l.remote_id())
     };
     // The narrowest index the query names; whole scans only in address order, by pages.
     let mut found: Vec<&Lease> = if let Some(a) = q.addr {
@@ -157,6 +168,9 @@ fn lease_json(l: &crate::store::Lease, now: Now) -> Value {
         "mac": l.mac().map(|m| packet::fmt_mac(&m)),
         "client_id": l.client_id.as_ref().map(|c| hex(c)),
         "hostname": l.hostname,
+        "circuit_id": l.circuit_id().map(printable),
+        "remote_id": l.remote_id().map(printable),
+        "relay_info": l.relay_info.as_ref().map(|r| hex(r)),
         "subnet": l.subnet,
         "expires_in": l.expires_at.cast_signed() - now.unix.cast_signed(),
         "held_for": l.held_until.cast_signed() - now.unix.cast_signed(),
@@ -201,7 +215,28 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
 }
 
-fn hex(b: &[u8]) -> String {
+/// A circuit-id or remote-id as text: as it is when it is printable ASCII (what access nodes
+/// mostly send, "olt1 eth 1/1/3:100"), else `0x` and hex.
+#[must_use]
+pub fn printable(b: &[u8]) -> String {
+    if !b.is_empty() && b.iter().all(|c| (0x20..0x7f).contains(c)) && !b.starts_with(b"0x") {
+        String::from_utf8_lossy(b).into_owned()
+    } else {
+        format!("0x{}", hex(b))
+    }
+}
+
+/// Whether `want`, as an operator typed it, names `id`: its printable form, or its bytes in hex
+/// (`0x0a0b`, or `0a:0b`), case-insensitively for the hex.
+fn matches_id(want: &str, id: &[u8]) -> bool {
+    if want == printable(id) || want.as_bytes() == id {
+        return true;
+    }
+    let digits: String = want.trim_start_matches("0x").chars().filter(|c| *c != ':').collect();
+    digits.eq_ignore_ascii_case(&hex(id))
+}
+
+pub(super) fn hex(b: &[u8]) -> String {
     b.iter().fold(String::new(), |mut s, x| {
         let _ = write!(s, "{x:02x}");
         s
@@ -216,6 +251,11 @@ fn stats(core: &Core, measured: &Measured) -> Value {
         .iter()
         .map(|r| (r.as_str().to_owned(), c.dropped(*r).into()))
         .collect();
+    let circuit_changes: serde_json::Map<String, Value> = crate::server::CircuitAction::ALL
+        .iter()
+        .zip(c.circuit_changes)
+        .map(|(a, n)| (a.as_str().to_owned(), n.into()))
+        .collect();
     let m = &measured.store;
     json!({
         "received": received,
@@ -223,6 +263,7 @@ fn stats(core: &Core, measured: &Measured) -> Value {
         "declines": c.declines,
         "releases": c.releases,
         "dropped": dropped,
+        "circuit_changes": circuit_changes,
         "fast_path_renewals_recorded": core.fast_path_renewals(),
         "fast_path": measured.fast_path,
         "lease_tables": measured.lease_tables,
@@ -275,6 +316,9 @@ fn metrics(core: &Core, measured: &Measured) -> String {
     }
     for (k, n) in v["dropped"].as_object().into_iter().flatten() {
         line("xdhcp_dropped_total", &format!("{{reason=\"{k}\"}}"), n);
+    }
+    for (k, n) in v["circuit_changes"].as_object().into_iter().flatten() {
+        line("xdhcp_circuit_changes_total", &format!("{{action=\"{k}\"}}"), n);
     }
     for (iface, counters) in v["fast_path"].as_object().into_iter().flatten() {
         for (k, n) in counters.as_object().into_iter().flatten() {

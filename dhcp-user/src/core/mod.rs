@@ -296,6 +296,7 @@ impl Core {
         self.let_go(now.unix, &mut p);
         for (rx, bytes) in requests {
             let o = self.server.handle_bytes(now.unix, &bytes, &rx);
+            self.log_circuit_changes();
             p.local.extend(o.changes.iter().map(LeaseChange::address));
             p.changes.extend(o.changes);
             out.replies.extend(o.reply);
@@ -355,6 +356,21 @@ impl Core {
             out.answers.push((reply, answer));
         }
         out
+    }
+
+    /// Each request from another line than its binding's (option 82 circuit-id), and what
+    /// the subnet's `circuit_change` made of it.
+    fn log_circuit_changes(&mut self) {
+        for c in self.server.take_circuit_changes() {
+            info!(
+                addr = %c.address,
+                chaddr = %control::hex(&c.chaddr),
+                from = %control::printable(&c.from),
+                to = %c.to.as_deref().map_or_else(|| "(none)".into(), control::printable),
+                action = c.action.as_str(),
+                "a request named another circuit-id than its binding's"
+            );
+        }
     }
 
     /// `xdhcp failover partner-down`.

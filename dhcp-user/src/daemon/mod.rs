@@ -15,7 +15,6 @@ use std::{
 };
 
 use anyhow::{Context as _, Result};
-use dhcproto::Encodable as _;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
@@ -283,7 +282,7 @@ impl Daemon {
             .iter()
             .find(|s| s.ifindex == r.ifindex)
             .context("reply for an interface we do not serve")?;
-        let bytes = r.msg.to_vec().context("encode the reply")?;
+        let bytes = crate::packet::encode_reply(&r.msg);
         match r.dest {
             Dest::UnicastL2 { ip, mac } => s.send_l2(&bytes, self.core.config().server_id, ip, mac),
             _ => s.send_udp(&bytes, r.dest.socket_addr()).await,

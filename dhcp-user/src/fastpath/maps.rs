@@ -364,6 +364,9 @@ pub struct LeaseView {
     pub subnet: u32,
     pub lease_secs: u32,
     pub client_id_digest: Option<String>,
+    /// The digest of the option 82 on record, "slow-path" when the fast path leaves renewals
+    /// with option 82 to the slow path, none when there is none on record.
+    pub relay_info_digest: Option<String>,
     /// Seconds of committed grant left (negative: expired), relative to `now_ns`.
     pub grant_left_secs: i64,
     pub last_renewed_ago_secs: Option<i64>,
@@ -382,6 +385,13 @@ impl LeaseView {
             lease_secs: e.lease_secs,
             client_id_digest: (e.flags & LeaseEntry::F_CLIENT_ID != 0)
                 .then(|| format!("{:016x}", e.client_id_digest)),
+            relay_info_digest: if e.flags & LeaseEntry::F_RELAY_INFO != 0 {
+                Some(format!("{:016x}", e.relay_digest))
+            } else if e.flags & LeaseEntry::F_RELAY_SLOW != 0 {
+                Some("slow-path".into())
+            } else {
+                None
+            },
             grant_left_secs: secs(e.grant_until_ns),
             last_renewed_ago_secs: (e.renewed_at_ns != 0).then(|| -secs(e.renewed_at_ns)),
             last_renewed_secs: e.renewed_secs,

@@ -52,12 +52,15 @@ impl SubnetOptions {
         if let Some(d) = &self.domain {
             push_opt(&mut b, OPT_DOMAIN_NAME, d.as_bytes())?;
         }
+        let end_at = b.len();
         b.push(OPT_END);
         if b.len() > SUBNET_OPTS_LEN {
             return Err(SubnetError::TooLong { need: b.len() });
         }
         let mut opts = [0u8; SUBNET_OPTS_LEN];
         opts[..b.len()].copy_from_slice(&b);
+        let mut open = opts;
+        open[end_at] = 0;
         Ok(SubnetReply {
             server_id: self.server_id.octets(),
             enabled: 1,
@@ -65,6 +68,8 @@ impl SubnetOptions {
             t2_secs: self.t2_secs,
             opts,
             opts_sum: opts_sum(&opts),
+            open_opts: open,
+            open_sum: opts_sum(&open),
         })
     }
 }
@@ -98,6 +103,14 @@ mod tests {
         };
         let r = s.encode().unwrap();
         assert_eq!(&r.opts[..6], &[54, 4, 10, 0, 0, 1]);
+        // The open block is the block with its END (and nothing else) turned into PAD.
+        let end = r.opts.iter().rposition(|b| *b == OPT_END).unwrap();
+        let mut open = r.opts;
+        open[end] = 0;
+        assert_eq!(r.open_opts, open);
+        assert!(r.open_opts[end..].iter().all(|b| *b == 0));
+        assert_eq!(r.open_sum, opts_sum(&open));
+        assert_ne!(r.open_sum, r.opts_sum);
         s.domain = Some("x".repeat(80));
         assert!(matches!(s.encode(), Err(SubnetError::TooLong { .. })));
     }

@@ -24,13 +24,24 @@ pub fn entry(l: &FastPathLease, now: Now) -> Option<LeaseEntry> {
     if l.client_id.is_some() && digest.is_none() {
         return None;
     }
+    // Renewals carrying option 82 are answered only with the value on record, and only when
+    // the fast path can echo it as the slow path does.
+    let (relay_digest, relay_flag) = match l.relay_info.as_deref() {
+        None => (0, 0),
+        Some(r) if crate::relay::fast_path_eligible(r) => {
+            (digest::relay_info(r).unwrap_or(0), LeaseEntry::F_RELAY_INFO)
+        }
+        Some(_) => (0, LeaseEntry::F_RELAY_SLOW),
+    };
+    let id_flag = if digest.is_some() { LeaseEntry::F_CLIENT_ID } else { 0 };
     Some(LeaseEntry {
         grant_until_ns: clock::grant_until_ns(now.mono_ns, left),
         client_id_digest: digest.unwrap_or(0),
+        relay_digest,
         renewed_at_ns: 0,
         lease_secs: l.lease_secs,
         subnet: l.subnet,
-        flags: if digest.is_some() { LeaseEntry::F_CLIENT_ID } else { 0 },
+        flags: id_flag | relay_flag,
         renewed_secs: 0,
         chaddr: l.chaddr,
         ..Default::default()
@@ -237,6 +248,7 @@ mod tests {
             lease_secs: 3600,
             subnet: 0,
             held_until: 1_700_003_600,
+            relay_info: None,
         }
     }
 

@@ -113,6 +113,7 @@ impl Server {
             if !self.available_to(now, s, c, a) {
                 return Ok(self.nak(req, rx, "requested address is not available"));
             }
+            self.circuit_rebinding(req, a);
             return Ok(self.ack(now, req, rx, sid, a));
         }
         if let Some(ci) = req.ciaddr {
@@ -124,14 +125,18 @@ impl Server {
             }
             let s = &self.cfg.subnets[sid.index()];
             let record = self.ix.leases.get(ci);
+            let known = record.is_some();
             let mine = record.is_some_and(|l| c.owns(l)) || self.reservation_for(s, c) == Some(ci);
             if mine && self.nothing_to_renew(now, sid, req, ci) {
                 return Err(DropReason::FailoverNotResponding);
             }
             return match (mine, self.available_to(now, s, c, ci)) {
-                (true, true) => Ok(self.ack(now, req, rx, sid, ci)),
+                (true, true) => match self.circuit_policy(req, rx, sid, ci) {
+                    Some(refused) => refused,
+                    None => Ok(self.ack(now, req, rx, sid, ci)),
+                },
                 (true, false) => Ok(self.nak(req, rx, "address is bound to another client")),
-                (false, false) if record.is_some() => {
+                (false, false) if known => {
                     Ok(self.nak(req, rx, "address is bound to another client"))
                 }
                 (false, _) => Err(DropReason::UnknownClient),
@@ -154,6 +159,9 @@ impl Server {
                 return Err(DropReason::FailoverNotResponding);
             }
             if self.available_to(now, s, c, a) {
+                if let Some(refused) = self.circuit_policy(req, rx, sid, a) {
+                    return refused;
+                }
                 return Ok(self.ack(now, req, rx, sid, a));
             }
             return Ok(self.nak(req, rx, "address is bound to another client"));
@@ -199,6 +207,11 @@ impl Server {
         l.held_until = if same { l.held_until.max(horizon) } else { horizon };
         if req.hostname.is_some() || !same {
             l.hostname.clone_from(&req.hostname);
+        }
+        // The line it was acknowledged on: a request without option 82 (from a client of an L3
+        // relay, renewing around it) leaves the one on record.
+        if req.relay_info.is_some() || !same {
+            l.relay_info.clone_from(&req.relay_info);
         }
         l.state = LeaseState::Active;
         l.htype = c.htype;
@@ -253,7 +266,7 @@ impl Server {
         self.reply(req, rx, msg, MessageType::Ack, a, vec![change], Handled::Acked(a))
     }
 
-    fn nak(&mut self, req: &Request<'_>, rx: &RxInfo, why: &str) -> Outcome {
+    pub(super) fn nak(&mut self, req: &Request<'_>, rx: &RxInfo, why: &str) -> Outcome {
         let msg = reply::nak(req, self.cfg.server_id, why);
         self.reply(
             req,

@@ -23,7 +23,7 @@
 //!
 //! This file holds the [`Server`] and its dispatch; beside it: `outcome` (what a call returns),
 //! `handlers` (RFC 2131, one per message type), `allocation` (who may have which address),
-//! `lifecycle` (expiry, fast-path renewals), `gate` (the failover relationship's say and the
+//! `lifecycle` (expiry, fast-path renewals), `circuit` (the subscriber's line), `gate` (the failover relationship's say and the
 //! lease-length rules), `hooks` (what the failover glue calls), `projection` (the kernel map's
 //! view of a lease), and `index`, `request`, `reply`.
 use std::collections::HashMap;
@@ -31,13 +31,16 @@ use std::net::Ipv4Addr;
 
 use dhcproto::{
     Decodable as _,
-    v4::{Message, MessageType},
+    v4::{
+        DhcpOption, Message, MessageType, OptionCode, UnknownOption, relay::RelayAgentInformation,
+    },
 };
 
 use crate::config::Config;
 use crate::store::Lease;
 
 mod allocation;
+mod circuit;
 mod gate;
 mod handlers;
 mod hooks;
@@ -51,6 +54,7 @@ mod request;
 #[cfg(test)]
 mod tests;
 
+pub use circuit::{CircuitAction, CircuitChangeEvent};
 pub use gate::FailoverGate;
 pub use outcome::{Counters, DropReason, Handled, Outcome, RECEIVED_TYPES, RxInfo};
 pub use projection::{FastPathLease, MapOp, fast_path_entry, map_ops};
@@ -73,6 +77,8 @@ pub struct Server {
     /// Whether leases may rewind in COMMUNICATIONS-INTERRUPTED; off only to measure what
     /// rewinding is worth (`cargo xtask bench endurance`).
     rewinding: bool,
+    /// Requests from another line than their binding's, until the caller takes them.
+    circuit_changes: Vec<CircuitChangeEvent>,
 }
 
 impl Server {
@@ -99,6 +105,7 @@ impl Server {
             counters: Counters::default(),
             failover,
             rewinding: true,
+            circuit_changes: Vec::new(),
         }
     }
 
@@ -142,7 +149,21 @@ impl Server {
         // A backstop: should the decoder still panic on some input, that input is one more
         // undecodable packet, not a dead server.
         match std::panic::catch_unwind(|| Message::from_bytes(payload)) {
-            Ok(Ok(m)) => self.handle(now, &m, rx),
+            Ok(Ok(mut m)) => {
+                // Option 82 as the relay sent it, not as dhcproto re-sorted it: the reply
+                // must echo it byte for byte (RFC 3046 §2.2), as XDP's does.
+                // dhcproto stops at the first option it cannot decode as its type; the bytes
+                // stand in for its decoding only where they say the same.
+                if let Some(DhcpOption::RelayAgentInformation(theirs)) =
+                    m.opts().get(OptionCode::RelayAgentInformation)
+                    && let Some(raw) = crate::relay::from_payload(payload)
+                    && RelayAgentInformation::from_bytes(&raw).ok().as_ref() == Some(theirs)
+                {
+                    let code = OptionCode::RelayAgentInformation;
+                    m.opts_mut().insert(DhcpOption::Unknown(UnknownOption::new(code, raw)));
+                }
+                self.handle(now, &m, rx)
+            }
             _ => self.dropped(DropReason::Undecodable),
         }
     }

@@ -69,10 +69,13 @@ pub enum DropReason {
     /// The failover state forbids answering this request (STARTUP, RECOVER, a partner that
     /// took over...): answering could hand out an address the partner also hands out.
     FailoverNotResponding,
+    /// From another line (option 82 circuit-id) than the binding's, on a subnet with
+    /// `circuit_change = "ignore"`.
+    CircuitChanged,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 14] = [
+    pub const ALL: [DropReason; 15] = [
         Self::Undecodable,
         Self::NotBootRequest,
         Self::BadHardwareAddress,
@@ -87,6 +90,7 @@ impl DropReason {
         Self::NotTheirs,
         Self::LoadBalancedToPeer,
         Self::FailoverNotResponding,
+        Self::CircuitChanged,
     ];
 
     /// Stable name for metrics and logs.
@@ -107,6 +111,7 @@ impl DropReason {
             Self::NotTheirs => "not_theirs",
             Self::LoadBalancedToPeer => "load_balance_to_peer",
             Self::FailoverNotResponding => "failover_not_responding",
+            Self::CircuitChanged => "circuit_changed",
         }
     }
 
@@ -131,7 +136,10 @@ pub struct Counters {
     pub declines: u64,
     pub releases: u64,
     /// By [`DropReason`], in [`DropReason::ALL`] order.
-    pub dropped: [u64; 14],
+    pub dropped: [u64; 15],
+    /// Requests from another line than their binding's, by what they got, in
+    /// [`super::CircuitAction::ALL`] order.
+    pub circuit_changes: [u64; 4],
     /// Leases that went straight back to this server's free share because the partner never
     /// heard of them (rewinding, draft-12 §5.2.2).
     pub rewound_to_free: u64,

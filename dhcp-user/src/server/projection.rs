@@ -15,6 +15,8 @@ pub struct FastPathLease {
     pub chaddr: [u8; 6],
     /// Option 61's value, type byte included, when the lease was bound with one.
     pub client_id: Option<Vec<u8>>,
+    /// The option 82 value the slow path last acknowledged the client with, if any.
+    pub relay_info: Option<Vec<u8>>,
     /// The subnet's `lease_time`: what a fast-path renewal grants, before the horizon caps it.
     pub lease_secs: u32,
     /// Index of the subnet's slot in the kernel's subnet map.
@@ -46,6 +48,7 @@ pub fn fast_path_entry(cfg: &Config, l: &Lease, now: u64) -> Option<FastPathLeas
         address: l.address,
         chaddr: l.mac()?,
         client_id: l.client_id.clone(),
+        relay_info: l.relay_info.clone(),
         lease_secs: s.lease_time,
         subnet: s.id.0,
         held_until: l.held_until,

@@ -1,7 +1,7 @@
 //! Building replies and choosing where they go (RFC 2131 §4.1, §4.3).
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-use dhcproto::v4::{DhcpOption, HType, Message, MessageType, Opcode};
+use dhcproto::v4::{DhcpOption, HType, Message, MessageType, Opcode, OptionCode, UnknownOption};
 
 use super::request::Request;
 use crate::config::Subnet;
@@ -95,7 +95,8 @@ pub(super) fn base(
         o.insert(DhcpOption::ClientIdentifier(id.clone()));
     }
     if let Some(ri) = &req.relay_info {
-        o.insert(ri.clone());
+        let code = OptionCode::RelayAgentInformation;
+        o.insert(DhcpOption::Unknown(UnknownOption::new(code, ri.clone())));
     }
     m
 }

@@ -2,8 +2,9 @@
 //! wire could have made inconsistent.
 use std::net::Ipv4Addr;
 
-use dhcproto::v4::{
-    DhcpOption, Message, MessageType, Opcode, OptionCode, relay::RelayCode, relay::RelayInfo,
+use dhcproto::{
+    Encodable as _,
+    v4::{DhcpOption, Message, MessageType, Opcode, OptionCode},
 };
 
 use super::DropReason;
@@ -67,8 +68,8 @@ pub struct Request<'m> {
     pub server_id: Option<Ipv4Addr>,
     pub lease_time: Option<u32>,
     pub hostname: Option<String>,
-    /// Option 82, echoed verbatim in replies (RFC 3046 §2.2).
-    pub relay_info: Option<DhcpOption>,
+    /// Option 82's value as the relay sent it, echoed verbatim in replies (RFC 3046 §2.2).
+    pub relay_info: Option<Vec<u8>>,
     pub link_selection: Option<Ipv4Addr>,
 }
 
@@ -109,16 +110,12 @@ impl<'m> Request<'m> {
             }
             _ => None,
         };
-        let relay_info = opts.get(OptionCode::RelayAgentInformation).cloned();
-        let link_selection = match &relay_info {
-            Some(DhcpOption::RelayAgentInformation(info)) => {
-                match info.get(RelayCode::LinkSelection) {
-                    Some(RelayInfo::LinkSelection(a)) => nonzero(*a),
-                    _ => None,
-                }
-            }
-            _ => None,
-        };
+        let relay_info = opts.get(OptionCode::RelayAgentInformation).and_then(relay_bytes);
+        let link_selection = relay_info
+            .as_deref()
+            .and_then(|r| crate::relay::AgentInfo::parse(r).link_selection)
+            .map(Ipv4Addr::from)
+            .and_then(nonzero);
         Ok(Request {
             msg,
             kind,
@@ -138,6 +135,17 @@ impl<'m> Request<'m> {
             relay_info,
             link_selection,
         })
+    }
+}
+
+/// Option 82's value as bytes. [`super::Server::handle_bytes`] puts the bytes from the wire in
+/// the message (an unknown option of code 82); a message built here, by tests, carries
+/// dhcproto's decoded form, whose encoding is what it would have sent.
+fn relay_bytes(o: &DhcpOption) -> Option<Vec<u8>> {
+    match o {
+        DhcpOption::Unknown(u) => Some(u.data().to_vec()),
+        DhcpOption::RelayAgentInformation(info) => info.to_vec().ok(),
+        _ => None,
     }
 }
 

@@ -3,12 +3,14 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use dhcproto::v4::{
-    DhcpOption, Flags, Message, MessageType, Opcode, OptionCode,
+    DhcpOption, Flags, Message, MessageType, Opcode, OptionCode, UnknownOption,
     relay::{RelayAgentInformation, RelayInfo},
 };
 
 use super::*;
 use crate::config::Config;
+
+mod circuit;
 use crate::store::{Lease, LeaseChange, LeaseState};
 
 const SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
@@ -67,6 +69,8 @@ struct Client {
     client_id: Option<Vec<u8>>,
     giaddr: Option<Ipv4Addr>,
     link_selection: Option<Ipv4Addr>,
+    /// Option 82 with this circuit-id, relayed or not (an access node adds it at layer 2).
+    circuit: Option<Vec<u8>>,
     broadcast: bool,
 }
 
@@ -77,6 +81,7 @@ impl Client {
             client_id: None,
             giaddr: None,
             link_selection: None,
+            circuit: None,
             broadcast: false,
         }
     }
@@ -98,9 +103,10 @@ impl Client {
         if let Some(id) = &self.client_id {
             m.opts_mut().insert(DhcpOption::ClientIdentifier(id.clone()));
         }
-        if self.giaddr.is_some() {
+        if self.giaddr.is_some() || self.circuit.is_some() {
             let mut info = RelayAgentInformation::default();
-            info.insert(RelayInfo::AgentCircuitId(b"port-7".to_vec()));
+            let circuit = self.circuit.clone().unwrap_or_else(|| b"port-7".to_vec());
+            info.insert(RelayInfo::AgentCircuitId(circuit));
             if let Some(l) = self.link_selection {
                 info.insert(RelayInfo::LinkSelection(l));
             }
@@ -247,6 +253,7 @@ fn a_new_client_gets_an_address_through_dora() {
             address: a,
             chaddr: c.mac,
             client_id: None,
+            relay_info: None,
             lease_secs: 600,
             subnet: 0,
             held_until: l.held_until,
@@ -437,9 +444,17 @@ fn a_relay_selects_the_subnet_by_giaddr_and_gets_option_82_back() {
     assert_eq!(r.dest, Dest::Relay(RELAY));
     assert_eq!(r.dest.socket_addr(), SocketAddrV4::new(RELAY, 67));
     assert_eq!(r.msg.giaddr(), RELAY);
+    let Some(DhcpOption::RelayAgentInformation(sent)) =
+        c.discover().opts().get(OptionCode::RelayAgentInformation).cloned()
+    else {
+        panic!("the relay sends option 82")
+    };
     assert_eq!(
         r.msg.opts().get(OptionCode::RelayAgentInformation),
-        c.discover().opts().get(OptionCode::RelayAgentInformation),
+        Some(&DhcpOption::Unknown(UnknownOption::new(
+            OptionCode::RelayAgentInformation,
+            dhcproto::Encodable::to_vec(&sent).unwrap()
+        ))),
         "option 82 is echoed unchanged"
     );
     assert_eq!(lease_time(&r.msg), 3600);

@@ -170,6 +170,11 @@ pub struct Lease {
     pub client_id: Option<Vec<u8>>,
     /// Option 12, as the client sent it.
     pub hostname: Option<String>,
+    /// Option 82's value (relay agent information, RFC 3046) of the request the slow path last
+    /// acknowledged this binding with, as the relay or access node sent it: the subscriber's
+    /// line (circuit-id) and remote-id are read from it ([`Lease::circuit_id`]). Kept when a
+    /// request without option 82 renews the lease (an L3 relay's clients renew around it).
+    pub relay_info: Option<Vec<u8>>,
     /// Index of the subnet in the config the lease was made under.
     pub subnet: u32,
     /// End of the lease as told to the client.
@@ -209,6 +214,7 @@ impl Lease {
             chaddr: Chaddr::default(),
             client_id: None,
             hostname: None,
+            relay_info: None,
             subnet,
             expires_at: now,
             cltt: now,
@@ -224,12 +230,25 @@ impl Lease {
         }
     }
 
-    /// Forgets who held the address (identity and hostname), for a record going back to free.
+    /// Forgets who held the address (identity, hostname, line), for a record going back to free.
     /// The failover and horizon fields stay: they describe the address, not the client.
     pub fn clear_client(&mut self) {
         self.chaddr.clear();
         self.client_id = None;
         self.hostname = None;
+        self.relay_info = None;
+    }
+
+    /// The circuit-id (option 82 sub-option 1) the binding was last acknowledged with.
+    #[must_use]
+    pub fn circuit_id(&self) -> Option<&[u8]> {
+        crate::relay::AgentInfo::parse(self.relay_info.as_deref()?).circuit_id
+    }
+
+    /// The remote-id (option 82 sub-option 2) the binding was last acknowledged with.
+    #[must_use]
+    pub fn remote_id(&self) -> Option<&[u8]> {
+        crate::relay::AgentInfo::parse(self.relay_info.as_deref()?).remote_id
     }
 
     /// The 6-byte MAC the kernel map keys on, when the hardware address is Ethernet.

@@ -35,7 +35,7 @@ mod tests;
 pub const DB_FILE: &str = "leases.db";
 
 /// Version of the schema this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -95,11 +95,23 @@ ALTER TABLE leases ADD COLUMN partner_acked INTEGER NOT NULL DEFAULT 1;
 UPDATE leases SET partner_acked = (pet_acked >= pet_sent);
 ";
 
+/// Version 3: option 82 of the request a binding was last acknowledged with (`relay_info`,
+/// what the server reads), and its circuit-id and remote-id as their own columns, derived from
+/// it on every write, for operators to query (`sqlite3 leases.db "SELECT ... WHERE
+/// circuit_id = CAST('...' AS BLOB)"`). Records from before have none on record.
+const SCHEMA_V3: &str = "
+ALTER TABLE leases ADD COLUMN relay_info BLOB;
+ALTER TABLE leases ADD COLUMN circuit_id BLOB;
+ALTER TABLE leases ADD COLUMN remote_id BLOB;
+CREATE INDEX leases_circuit_id ON leases (circuit_id) WHERE circuit_id IS NOT NULL;
+";
+
 const UPSERT: &str =
     "INSERT OR REPLACE INTO leases (address, state, htype, chaddr, client_id, hostname,
     subnet, expires_at, cltt, held_until, pet_sent, pet_acked, pet_received, stos, rewind_state,
-    rewind_expiry, probation_until, partner_acked)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
+    rewind_expiry, probation_until, partner_acked, relay_info, circuit_id, remote_id)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+    ?19, ?20, ?21)";
 
 const FAILOVER_KEY: &str = "failover_state";
 
@@ -151,7 +163,10 @@ impl LeaseStore {
                 if version < 1 {
                     tx.execute_batch(SCHEMA_V1)?;
                 }
-                tx.execute_batch(SCHEMA_V2)?;
+                if version < 2 {
+                    tx.execute_batch(SCHEMA_V2)?;
+                }
+                tx.execute_batch(SCHEMA_V3)?;
                 tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
                 tx.commit()
             });
@@ -220,6 +235,9 @@ impl LeaseStore {
                                 l.rewind_expiry.map(i),
                                 l.probation_until.map(i),
                                 l.partner_acked,
+                                l.relay_info,
+                                l.circuit_id(),
+                                l.remote_id(),
                             ])?;
                         }
                         LeaseChange::Remove(a) => {
@@ -269,6 +287,7 @@ struct RawRow {
     chaddr: Vec<u8>,
     client_id: Option<Vec<u8>>,
     hostname: Option<String>,
+    relay_info: Option<Vec<u8>>,
     subnet: u32,
     times: [i64; 7],
     rewind_state: Option<u8>,
@@ -279,8 +298,8 @@ struct RawRow {
 
 /// Every column [`raw_row`] reads, by position: a lookup by name scans the column names,
 /// for every column of every row (a third of loading a million).
-const SELECT_ALL: &str = "SELECT address, state, htype, chaddr, client_id, hostname, subnet, \
-     expires_at, cltt, held_until, pet_sent, pet_acked, pet_received, stos, rewind_state, \
+const SELECT_ALL: &str = "SELECT address, state, htype, chaddr, client_id, hostname, relay_info, \
+     subnet, expires_at, cltt, held_until, pet_sent, pet_acked, pet_received, stos, rewind_state, \
      rewind_expiry, probation_until, partner_acked FROM leases ORDER BY address";
 
 fn raw_row(r: &Row<'_>) -> rusqlite::Result<RawRow> {
@@ -291,12 +310,13 @@ fn raw_row(r: &Row<'_>) -> rusqlite::Result<RawRow> {
         chaddr: r.get(3)?,
         client_id: r.get(4)?,
         hostname: r.get(5)?,
-        subnet: r.get(6)?,
-        times: [r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?, r.get(11)?, r.get(12)?, r.get(13)?],
-        rewind_state: r.get(14)?,
-        rewind_expiry: r.get(15)?,
-        probation_until: r.get(16)?,
-        partner_acked: r.get(17)?,
+        relay_info: r.get(6)?,
+        subnet: r.get(7)?,
+        times: [r.get(8)?, r.get(9)?, r.get(10)?, r.get(11)?, r.get(12)?, r.get(13)?, r.get(14)?],
+        rewind_state: r.get(15)?,
+        rewind_expiry: r.get(16)?,
+        probation_until: r.get(17)?,
+        partner_acked: r.get(18)?,
     })
 }
 
@@ -320,6 +340,7 @@ impl RawRow {
             chaddr: Chaddr::new(&self.chaddr),
             client_id: self.client_id,
             hostname: self.hostname,
+            relay_info: self.relay_info,
             subnet: self.subnet,
             expires_at,
             cltt,

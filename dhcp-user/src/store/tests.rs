@@ -38,6 +38,9 @@ fn lease(n: u32, expires_at: u64) -> Lease {
         chaddr: [2, 0, 0, 0, hi, lo].into(),
         client_id: n.is_multiple_of(2).then(|| vec![1, 2, 0, 0, 0, hi, lo]),
         hostname: Some(format!("host-{n}")),
+        relay_info: n.is_multiple_of(4).then(|| {
+            crate::relay::encode(&[(1, format!("olt1 eth 1/1/{n}").as_bytes()), (2, b"cpe")])
+        }),
         expires_at,
         cltt: expires_at - 3600,
         held_until: expires_at + 3600,
@@ -231,4 +234,37 @@ fn a_version_1_store_opens_with_what_its_pets_said_of_the_partner() {
     let got: Vec<(u32, bool)> =
         s.load_all().unwrap().iter().map(|l| (u32::from(l.address), l.partner_acked)).collect();
     assert_eq!(got, vec![(1, true), (2, false)], "acknowledged only where the PET was");
+}
+
+#[test]
+fn a_version_2_store_opens_with_no_line_on_record_and_records_lines_from_then_on() {
+    let dir = TempDir::new("v2");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    {
+        let c = Connection::open(dir.0.join(DB_FILE)).unwrap();
+        c.execute_batch(SCHEMA_V1).unwrap();
+        c.execute_batch(SCHEMA_V2).unwrap();
+        c.execute_batch("PRAGMA user_version = 2").unwrap();
+        c.execute(
+            "INSERT INTO leases (address, state, htype, chaddr, subnet, expires_at, cltt,
+            held_until, partner_acked) VALUES (1, 2, 1, x'020000000001', 0, 10, 5, 10, 0)",
+            [],
+        )
+        .unwrap();
+    }
+    let mut s = LeaseStore::open(&dir.0).unwrap();
+    assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+    let mut l = s.load_all().unwrap().remove(0);
+    assert_eq!((l.relay_info.clone(), l.partner_acked), (None, false), "v2's columns kept");
+    l.relay_info = Some(crate::relay::encode(&[(2, b"cpe-9"), (1, b"port-9")]));
+    s.commit(&[LeaseChange::Put(l.clone())]).unwrap();
+    assert_eq!(s.load_all().unwrap(), vec![l]);
+    // The derived columns, as an operator queries them.
+    let (circuit, remote): (Vec<u8>, Vec<u8>) = s
+        .conn
+        .query_row("SELECT circuit_id, remote_id FROM leases WHERE address = 1", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!((&circuit[..], &remote[..]), (&b"port-9"[..], &b"cpe-9"[..]));
 }
