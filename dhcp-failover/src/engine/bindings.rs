@@ -113,6 +113,11 @@ pub fn judge_update(
         // (`primary_wins`, `secondary_yields`). Its start time cannot tell: dhcpd sends the
         // old lease's start.
         (Abandoned, Reset | Abandoned | Free | Backup) => Ok(()),
+        // An abandoned address is the primary's to reclaim, as a FREE one is: ISC dhcpd hands
+        // one out when its pool has nothing else, or to the client that asks for it again.
+        // The draft's table refuses this; refusing it leaves the client's lease known to the
+        // primary only, and the address free here once our probation ends.
+        (Abandoned, Active) if role == Role::Secondary => Ok(()),
         (Abandoned, _) => Err(RejectReason::LESS_CRITICAL_BINDING),
         _ => Ok(()),
     }
@@ -416,7 +421,7 @@ mod tests {
     }
 
     #[test]
-    fn an_abandoned_address_yields_to_reset_abandoned_or_a_free() {
+    fn an_abandoned_address_yields_to_reset_abandoned_a_free_or_the_primarys_client() {
         let ours = BindingUpdate { start_time_of_state: Some(100), ..b(Abandoned) };
         for theirs in [Active, Expired, Released] {
             assert_eq!(
@@ -426,6 +431,9 @@ mod tests {
         }
         assert_eq!(judge(&ours, &b(Reset)), Ok(()));
         assert_eq!(judge(&ours, &b(Abandoned)), Ok(()));
+        // The primary reclaimed it for a client (ISC dhcpd, its pool otherwise exhausted).
+        let reclaimed = client(Active, 1, Some(1));
+        assert_eq!(judge_update(Some(&ours), &reclaimed, Role::Secondary, NOW), Ok(()));
         // The partner freed it after its probation.
         let freed = BindingUpdate { start_time_of_state: Some(101), ..b(Free) };
         assert_eq!(judge(&ours, &freed), Ok(()));
