@@ -401,6 +401,21 @@ fn the_persisted_state_reads_back() {
 }
 
 #[test]
+fn an_abandoned_address_tells_the_partner_when_its_probation_ends() {
+    let a = Ipv4Addr::new(10, 0, 0, 100);
+    let mut l = crate::store::Lease::new(a, crate::store::LeaseState::Abandoned, 0, T0);
+    l.probation_until = Some(T0 + 3600);
+    let b = binding_of(&l);
+    assert_eq!(b.status, dhcp_failover::BindingStatus::Abandoned);
+    // ISC dhcpd frees an ABANDONED address at its end, and keeps the old lease's without one.
+    assert_eq!(b.lease_expiration, Some(u32::try_from(T0 + 3600).unwrap()));
+    assert_eq!((b.chaddr, b.client_id), (None, None), "no client on ABANDONED (draft-12 §7.1.1)");
+    // What the partner abandoned has no probation here: nothing to tell.
+    l.probation_until = None;
+    assert_eq!(binding_of(&l).lease_expiration, None);
+}
+
+#[test]
 fn a_restarted_server_resumes_its_state_and_resends_what_the_partner_never_acknowledged() {
     let mut pair = Pair::new();
     pair.normal();
