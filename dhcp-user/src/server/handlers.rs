@@ -289,6 +289,11 @@ impl Server {
         let a = req.requested.ok_or(DropReason::MissingAddress)?;
         let mut l = match self.ix.leases.get(&a) {
             Some(l) if req.client.owns(l) => l.clone(),
+            // Out of service already: the failover partner heard the same broadcast DECLINE
+            // first (ISC dhcpd abandons an address whichever server the client names) and its
+            // ABANDONED took our client's record. Ours still goes out, with our probation: the
+            // partner may yet take our ACTIVE, sent before the DECLINE, over its ABANDONED.
+            Some(l) if l.state == LeaseState::Abandoned => l.clone(),
             // Anyone could otherwise take addresses out of service by declining them.
             _ => return Err(DropReason::NotTheirs),
         };
