@@ -401,6 +401,22 @@ fn the_persisted_state_reads_back() {
 }
 
 #[test]
+fn a_client_rebinding_an_address_of_the_partners_share_is_not_refused() {
+    let mut pair = Pair::new();
+    pair.normal();
+    let now = pair.now;
+    // The secondary binds a client from its share; the primary has not heard of it yet (the
+    // update is on its way, or the two are cut off).
+    let mac = mac_for(false, 7);
+    let (a, _) = dora(&mut pair.s, now, mac);
+    assert_eq!(pair.p.lease(a).state, LeaseState::Backup);
+    // The client rebinds (its server silent): the primary must not NAK what the partner may
+    // have bound, as ISC dhcpd does not ("lease owned by peer").
+    let o = pair.p.dhcp(now + 1, &msg(mac, MessageType::Request, a));
+    assert_eq!(o.result, Handled::Dropped(DropReason::UnknownClient), "{:?}", o.reply);
+}
+
+#[test]
 fn an_abandoned_address_tells_the_partner_when_its_probation_ends() {
     let a = Ipv4Addr::new(10, 0, 0, 100);
     let mut l = crate::store::Lease::new(a, crate::store::LeaseState::Abandoned, 0, T0);

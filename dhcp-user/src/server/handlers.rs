@@ -128,10 +128,17 @@ impl Server {
             if mine && self.nothing_to_renew(now, sid, req, ci) {
                 return Err(DropReason::FailoverNotResponding);
             }
+            // A free address of the failover partner's share may be bound by the partner
+            // without our knowing yet (an update on its way, or the two cut off): its client
+            // is believed, not refused (draft-12 §3.1.2; ISC dhcpd: "lease owned by peer").
+            let partners = record.is_some_and(|l| {
+                matches!(l.state, LeaseState::Free | LeaseState::Backup)
+                    && self.gate(sid).is_some_and(|g| !g.may_allocate(Some(l), now))
+            });
             return match (mine, self.available_to(now, s, c, ci)) {
                 (true, true) => Ok(self.ack(now, req, rx, sid, ci)),
                 (true, false) => Ok(self.nak(req, rx, "address is bound to another client")),
-                (false, false) if record.is_some() => {
+                (false, false) if record.is_some() && !partners => {
                     Ok(self.nak(req, rx, "address is bound to another client"))
                 }
                 (false, _) => Err(DropReason::UnknownClient),
