@@ -2,10 +2,12 @@
 //! release (some in the same second as their ACK), let short leases expire and decline, over
 //! several cycles, on an xdhcp pair and on xdhcp with ISC dhcpd 4.4 in both roles. Afterwards
 //! every pool address is FREE or BACKUP on both sides (no client holds one any more), both
-//! databases say the same, and no log shows a reject.
+//! databases say the same, and no log shows a reject (but for two updates that crossed about
+//! a DECLINE both servers heard, with dhcpd).
 //!
 //! The primary's split is 0 (the secondary serves every new client) except for the DECLINE
-//! scenario, where each server serves and declines are made on each. The bulk of the clients
+//! scenarios (an xdhcp pair, and xdhcp with dhcpd in both roles), where each server serves
+//! and declines are made on each. The bulk of the clients
 //! is perfdhcp acting as a relay, unicasting to the serving server, releasing some of its
 //! leases and letting the others run out; a few crafted clients (a packet socket) release each
 //! lease at once after its ACK.
@@ -17,9 +19,11 @@ use std::{
 use dhcp_lab::lab::RawSocket;
 use integration::{
     failover_lab::{
-        Dhcpd, Expected, PairConfig, Perfdhcp, Port, Segment, Xdhcp, assert_no_isc_reject,
-        assert_no_reject, assert_pool_counts, decline, dora, log_tail, mac_served_by, num,
-        perf_summary, release, wait_for, wait_isc_settled, wait_pair_settled, xdhcp_states,
+        Dhcpd, Expected, PairConfig, Perfdhcp, Port, Segment, Xdhcp, active, agreed_backup_share,
+        assert_no_isc_reject, assert_no_reject, assert_pool_counts, decline, dora, dora_clients,
+        isc_active, isc_states, lines_about, log_tail, mac_served_by, num, perf_summary, rejects,
+        rejects_but_crossings, release, tail, wait_for, wait_isc_settled, wait_pair_settled,
+        xdhcp_states,
     },
     fixture::root_required,
 };
@@ -326,4 +330,136 @@ fn xdhcp_pair_declines_on_each_server_come_back_after_probation() {
         back_after.as_secs_f64(),
         t0.elapsed().as_secs_f64()
     );
+}
+
+/// DECLINEs on xdhcp and on dhcpd, xdhcp the primary or the secondary; the split has each
+/// serve half the new clients.
+///
+/// What dhcpd 4.4 does with a declined address (server/dhcp.c `dhcpdecline`, mdb.c
+/// `abandon_lease`, `pool_timer`): it is ABANDONED until `abandon-lease-time` (a day by
+/// default; here [`PROBATION`], xdhcp's `probation`) has passed, then FREE, and dhcpd tells its
+/// partner, in either role. Meanwhile only the primary hands one out, and only as a last
+/// resort, its pool otherwise exhausted. dhcpd abandons an address whichever server the client
+/// declined it to (the DECLINE is broadcast), so both servers abandon what a client of xdhcp
+/// declines, and their two ABANDONED updates cross on the wire; dhcpd takes a partner's FREE
+/// over ABANDONED in any state, where the draft's Figure 7.1.3-1 refuses it.
+///
+/// Checked: every declined address is ABANDONED on both; while the probation runs, new
+/// clients get none of them (with xdhcp the primary they take every other address of both
+/// shares); afterwards all are FREE (or BACKUP) on both, not before the probation; the only
+/// rejects are of updates that crossed about a DECLINE both servers heard.
+fn declines_with_isc(net: u8, xdhcp_primary: bool) {
+    let t0 = Instant::now();
+    let lab = lab(net);
+    let (xp, dp) =
+        if xdhcp_primary { (&lab.primary, &lab.secondary) } else { (&lab.secondary, &lab.primary) };
+    let split = PairConfig::SPLIT;
+    let top = format!("probation = {PROBATION}\n");
+    let x = Xdhcp::start(xp, &xdhcp_config(net, xdhcp_primary, split, &top)).unwrap();
+    // dhcpd's probation: how long an address it abandoned stays so.
+    let isc_top = format!("abandon-lease-time {PROBATION};\n");
+    let d =
+        Dhcpd::start(dp, &dhcpd_config_split(net, !xdhcp_primary, split, &isc_top), None).unwrap();
+    d.wait_log("Both servers normal", Duration::from_secs(90)).unwrap();
+    x.wait_normal(Duration::from_secs(30)).unwrap();
+    let half = pair(net).pool_size() / 2;
+    let _ = agreed_backup_share(&x, &d, xdhcp_primary.then_some(half));
+
+    let sock = RawSocket::open(&lab.raw.ns, &lab.raw.iface).unwrap();
+    let (x_ip, d_ip) =
+        (ip(net, if xdhcp_primary { 1 } else { 2 }), ip(net, if xdhcp_primary { 2 } else { 1 }));
+    let mut by_xdhcp = Vec::new();
+    let mut by_dhcpd = Vec::new();
+    for (k, on_xdhcp) in [(1u8, true), (2, false), (3, true), (4, false)] {
+        let mac = mac_served_by(on_xdhcp == xdhcp_primary, split, k);
+        let xid = 0xdec2_0000 | (u32::from(k) << 4);
+        let (a, by) = dora(&sock, mac, xid);
+        assert_eq!(by, if on_xdhcp { x_ip } else { d_ip }, "the split decides");
+        decline(&sock, mac, xid + 2, a, by);
+        if on_xdhcp { by_xdhcp.push(a) } else { by_dhcpd.push(a) }
+    }
+    let declined_at = Instant::now();
+    let all: Vec<Ipv4Addr> = by_xdhcp.iter().chain(&by_dhcpd).copied().collect();
+    let abandoned_on_both = || {
+        let (xs, ds) = (xdhcp_states(&pair(net), &x), isc_states(&d));
+        all.iter().all(|a| xs[a] == "abandoned" && ds.get(a).is_some_and(|s| s == "abandoned"))
+    };
+    wait_for("every declined address ABANDONED on both", Duration::from_secs(10), || {
+        Ok(abandoned_on_both().then_some(()))
+    })
+    .unwrap_or_else(|e| {
+        let (xs, ds) = (xdhcp_states(&pair(net), &x), isc_states(&d));
+        panic!(
+            "{e:#}\ndeclined on xdhcp {by_xdhcp:?}, on dhcpd {by_dhcpd:?}\nxdhcp: {:?}\n\
+             dhcpd: {:?}\nxdhcp's lines about them:\n{}\ndhcpd's:\n{}",
+            all.iter().map(|a| xs.get(a)).collect::<Vec<_>>(),
+            all.iter().map(|a| ds.get(a)).collect::<Vec<_>>(),
+            lines_about(&x.log_text(), &all),
+            lines_about(&d.log_text(), &all)
+        )
+    });
+    for a in &by_dhcpd {
+        d.wait_log(&format!("Abandoning IP address {a}: declined"), Duration::ZERO).unwrap();
+    }
+
+    // While the probation runs new clients come, and neither server hands them a declined
+    // address. With xdhcp the primary they take every other address of both shares: neither
+    // xdhcp nor a dhcpd secondary reclaims an abandoned one. A dhcpd primary does reclaim one
+    // once its own share is used up ("Reclaiming abandoned lease", as a last resort), so there
+    // they take fewer than its share holds.
+    let wanted = if xdhcp_primary { pair(net).pool_size() + 20 } else { 40 };
+    let got =
+        dora_clients(&lab.raw, u32::try_from(wanted).unwrap(), 7, Duration::from_secs(8)).unwrap();
+    assert!(
+        declined_at.elapsed() < Duration::from_secs(PROBATION - 2),
+        "the probation ran out first"
+    );
+    if !xdhcp_primary {
+        assert_eq!(got, wanted, "every client served");
+    }
+    let (xa, da) = (active(&x), isc_active(&d));
+    let handed: Vec<Ipv4Addr> =
+        all.iter().filter(|a| xa.contains_key(a) || da.contains_key(a)).copied().collect();
+    assert!(
+        handed.is_empty(),
+        "declined addresses handed out during the probation: {handed:?}\n{}",
+        tail(&d.log_text(), 30)
+    );
+    eprintln!("declines with dhcpd: {got} new clients served while the probation ran");
+
+    // Those clients' leases (MCLT) run out, the probations end (xdhcp's, and dhcpd's
+    // `abandon-lease-time`): every declined address is FREE (or BACKUP) on both again.
+    let expect = Expected::new();
+    wait_isc_settled(&pair(net), &x, &d, &expect, Duration::from_secs(PROBATION + LEASE + 40));
+    let back_after = declined_at.elapsed();
+    assert!(
+        back_after >= Duration::from_secs(PROBATION - 2),
+        "back after {back_after:?}, before the probation"
+    );
+    assert_pool_counts(&pair(net), &x, &expect);
+    // Only updates that crossed about a DECLINE both servers heard were refused.
+    let (xlog, dlog) = (x.log_text(), d.log_text());
+    let (xr, dr) =
+        (rejects_but_crossings(&xlog, &by_xdhcp), rejects_but_crossings(&dlog, &by_xdhcp));
+    assert!(xr.is_empty() && dr.is_empty(), "xdhcp's rejects:\n{xr:#?}\ndhcpd's:\n{dr:#?}");
+    eprintln!(
+        "declines with dhcpd (xdhcp {}): {} declined on xdhcp and {} on dhcpd, FREE again on \
+         both {:.1} s later; {} crossing rejects; {:.1} s in all",
+        if xdhcp_primary { "primary" } else { "secondary" },
+        by_xdhcp.len(),
+        by_dhcpd.len(),
+        back_after.as_secs_f64(),
+        rejects(&xlog).len() + rejects(&dlog).len(),
+        t0.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn xdhcp_primary_isc_secondary_declines_on_either_come_back_after_probation() {
+    declines_with_isc(85, true);
+}
+
+#[test]
+fn isc_primary_xdhcp_secondary_declines_on_either_come_back_after_probation() {
+    declines_with_isc(88, false);
 }
