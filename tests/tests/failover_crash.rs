@@ -133,7 +133,6 @@ fn kill_9_of_either_server_while_clients_renew_and_release_loses_no_address() {
     let mut seg = Segment::new().unwrap();
     let pa = seg.port("pri", [0x02, NET, 0, 0, 0, 1], Some(pip)).unwrap();
     let sa = seg.port("sec", [0x02, NET, 0, 0, 0, 2], Some(sip)).unwrap();
-    let renewers = Renewers::new([(pip, pa.mac), (sip, sa.mac)].into(), RENEW_EVERY);
     // perfdhcp unicasts (it is a relay): one for each server, each a relay of its own.
     let perf: Vec<Port> = [3, 4]
         .into_iter()
@@ -143,8 +142,7 @@ fn kill_9_of_either_server_while_clients_renew_and_release_loses_no_address() {
         })
         .collect();
     let raw = seg.port("raw", [0x02, NET, 0, 0, 0, 5], None).unwrap();
-    // The servers answer a renewing client at its own MAC, not this port's.
-    raw.ns.ip(&["link", "set", &raw.iface, "promisc", "on"]).unwrap();
+    let renewers = Renewers::new(&raw, [(pip, pa.mac), (sip, sa.mac)].into(), RENEW_EVERY);
     let mut p = Xdhcp::spawn(&pa, &PAIR.render(true, "")).unwrap();
     let mut s = Xdhcp::spawn(&sa, &PAIR.render(false, "")).unwrap();
     p.wait_normal(Duration::from_mins(1)).unwrap();

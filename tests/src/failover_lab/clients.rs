@@ -227,30 +227,47 @@ pub type Renewal = (Instant, usize, Answer);
 
 /// Crafted clients on one packet socket, renewing until told to stop. The test adds clients
 /// and marks some for release while they run.
-pub struct Renewers {
+pub struct Renewers<'a> {
     pub clients: std::sync::Mutex<Vec<Crafted>>,
     /// The servers' MACs by address: where a client's RENEWING goes.
     pub servers: std::collections::HashMap<Ipv4Addr, [u8; 6]>,
     pub every: Duration,
     pub stop: std::sync::atomic::AtomicBool,
+    /// The clients' port (promiscuous: the servers answer at each client's MAC).
+    port: &'a Port,
 }
 
-impl Renewers {
+impl<'a> Renewers<'a> {
+    /// Renewers on `port`, which this makes promiscuous.
+    ///
+    /// # Panics
+    /// When `ip` fails on the port.
     #[must_use]
-    pub fn new(servers: std::collections::HashMap<Ipv4Addr, [u8; 6]>, every: Duration) -> Self {
+    pub fn new(
+        port: &'a Port,
+        servers: std::collections::HashMap<Ipv4Addr, [u8; 6]>,
+        every: Duration,
+    ) -> Self {
+        port.ns.ip(&["link", "set", &port.iface, "promisc", "on"]).unwrap();
         Self {
             clients: std::sync::Mutex::new(Vec::new()),
             servers,
             every,
             stop: std::sync::atomic::AtomicBool::new(false),
+            port,
         }
     }
 
-    /// Adds a client that got `addr` from `server`.
+    /// Adds a client that got `addr` from `server`. The port answers ARP for `addr`: a
+    /// server's routed reply to a RENEWING client (ISC dhcpd's, xdhcp's from userspace)
+    /// goes to whoever the kernel finds at the client's address (XDP answers at the client's
+    /// MAC without asking).
     ///
     /// # Panics
     /// When `server` is not one of [`Renewers::servers`].
     pub fn add(&self, mac: [u8; 6], addr: Ipv4Addr, server: Ipv4Addr) {
+        // An address handed out again, to another of these clients, is there already.
+        let _ = self.port.ns.ip(&["addr", "add", &format!("{addr}/32"), "dev", &self.port.iface]);
         let c = Crafted::new(mac, addr, (server, self.servers[&server]));
         self.clients.lock().unwrap().push(c);
     }
