@@ -19,9 +19,23 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail};
-use dhcp_lab::lab::{NetNs, PassProgram, TempDir, unique_ifname};
+use dhcp_lab::lab::{Daemon, Launcher, NetNs, PassProgram, TempDir, unique_ifname};
 use serde_json::Value;
 use xdhcp::{daemon::ctl, fastpath};
+
+mod audit;
+mod clients;
+
+pub use audit::{
+    Expected, States, agreed_backup_share, assert_no_isc_reject, assert_no_reject,
+    assert_one_address_per_client, assert_pool_counts, binding_state, double_bound, isc_active,
+    isc_records, isc_states, lines_about, log_tail, not_free, rejects, rejects_but_crossings,
+    wait_isc_settled, wait_pair_settled, wait_settled, xdhcp_diag, xdhcp_states,
+};
+pub use clients::{
+    Answer, Crafted, Perfdhcp, Renewal, Renewers, StopOnDrop, decline, dora, dora_from, extend,
+    perf_summary, release,
+};
 
 /// The failover tests' wait: an error (a control socket not answering while its server
 /// restarts) counts as "not yet", and the last one is reported if time runs out.
@@ -128,15 +142,47 @@ impl Segment {
     }
 }
 
-/// An xdhcp server running in this process, in `port`'s namespace.
+/// An xdhcp server in `port`'s namespace: running in this process on a thread of its own
+/// ([`Xdhcp::start`]), or as a child process that a signal can kill ([`Xdhcp::spawn`]).
 pub struct Xdhcp {
-    pub dir: TempDir,
     pub socket: PathBuf,
     iface: String,
     /// Its port's namespace, the name of the thread it runs on.
     ns: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<thread::JoinHandle<Result<()>>>,
+    run: Run,
+}
+
+enum Run {
+    Thread {
+        dir: TempDir,
+        stop: Option<tokio::sync::oneshot::Sender<()>>,
+        thread: Option<thread::JoinHandle<Result<()>>>,
+    },
+    /// `xdhcp run` as a child process, its log in its directory.
+    Process(Daemon),
+}
+
+/// What a child process server logs: failover at debug level, as [`LOG`] keeps it for the
+/// servers in this process.
+const CHILD_LOG: &str = "info,xdhcp::failover=debug";
+
+/// The name of the test that [`Xdhcp::spawn`]'s child process runs: every test file that
+/// spawns servers has it, calling [`dhcp_lab::lab::daemon_child`].
+pub const DAEMON_TEST: &str = "daemon_process";
+
+/// Writes `config` into `dir` as `xdhcp.toml`, `STATE`, `SOCKET` and `IFACE` replaced by the
+/// paths in `dir` and `port`'s interface; the config file and the control socket's path.
+fn write_config(port: &Port, config: &str, dir: &TempDir) -> Result<(PathBuf, PathBuf)> {
+    let socket = dir.path().join("control.sock");
+    // The last run's socket file would pass for this one's.
+    let _ = fs::remove_file(&socket);
+    let text = config
+        .replace("STATE", &dir.path().join("state").display().to_string())
+        .replace("SOCKET", &socket.display().to_string())
+        .replace("IFACE", &port.iface);
+    let file = dir.path().join("xdhcp.toml");
+    fs::write(&file, text)?;
+    Ok((file, socket))
 }
 
 impl Xdhcp {
@@ -149,15 +195,7 @@ impl Xdhcp {
     /// Starts `xdhcp run` in `dir`: a stopped server's (see [`Xdhcp::stop_keep`]) comes back
     /// with its lease store and failover state.
     pub fn start_in(port: &Port, config: &str, dir: TempDir) -> Result<Self> {
-        let socket = dir.path().join("control.sock");
-        // The last run's socket file would pass for this one's.
-        let _ = fs::remove_file(&socket);
-        let text = config
-            .replace("STATE", &dir.path().join("state").display().to_string())
-            .replace("SOCKET", &socket.display().to_string())
-            .replace("IFACE", &port.iface);
-        let file = dir.path().join("xdhcp.toml");
-        fs::write(&file, text)?;
+        let (file, socket) = write_config(port, config, &dir)?;
         init_logging();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let ns = port.ns.name().to_owned();
@@ -167,15 +205,15 @@ impl Xdhcp {
             xdhcp::daemon::run_until(&file, Some(rx))
         })?;
         let x = Xdhcp {
-            dir,
             socket,
             iface: port.iface.clone(),
             ns: port.ns.name().to_owned(),
-            stop: Some(tx),
-            thread: Some(thread),
+            run: Run::Thread { dir, stop: Some(tx), thread: Some(thread) },
         };
         wait_for("the control socket", Duration::from_secs(20), || {
-            if x.thread.as_ref().is_some_and(thread::JoinHandle::is_finished) {
+            if let Run::Thread { thread: Some(t), .. } = &x.run
+                && t.is_finished()
+            {
                 bail!("xdhcp run ended early");
             }
             Ok(x.socket.exists().then_some(()))
@@ -183,10 +221,41 @@ impl Xdhcp {
         Ok(x)
     }
 
+    /// Starts `xdhcp run` with `config` (as [`Xdhcp::start`]) as a child process: this test
+    /// binary run again with only [`DAEMON_TEST`] selected, so the server is the code the
+    /// test was built with. It answers on its control socket when this returns.
+    pub fn spawn(port: &Port, config: &str) -> Result<Self> {
+        let dir = TempDir::new("xdhcp")?;
+        let (_, socket) = write_config(port, config, &dir)?;
+        let launcher =
+            Launcher::TestHarness { exe: std::env::current_exe()?, test: DAEMON_TEST.to_owned() };
+        let d = Daemon::start_in(port.ns.name(), dir, launcher, Some(CHILD_LOG))?;
+        Ok(Xdhcp {
+            socket,
+            iface: port.iface.clone(),
+            ns: port.ns.name().to_owned(),
+            run: Run::Process(d),
+        })
+    }
+
+    /// The child process of [`Xdhcp::spawn`].
+    ///
+    /// # Panics
+    /// For a server running in this process.
+    pub fn process(&mut self) -> &mut Daemon {
+        match &mut self.run {
+            Run::Process(d) => d,
+            Run::Thread { .. } => panic!("{} runs in this process, not as a child", self.ns),
+        }
+    }
+
     /// What this server logged (every run in its port's namespace), failover at debug level:
     /// each failover message sent and received with its acks and rejects.
     #[must_use]
     pub fn log_text(&self) -> String {
+        if let Run::Process(d) = &self.run {
+            return d.log();
+        }
         let me = format!(" {} ", self.ns);
         let all = LOG.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         all.lines().filter(|l| l.contains(&me)).fold(String::new(), |mut s, l| {
@@ -238,17 +307,33 @@ impl Xdhcp {
 
     /// Stops the server as a crash would leave its partner (no goodbye on the failover link)
     /// and hands back its directory.
+    ///
+    /// # Panics
+    /// For a child process server (kill and restart it instead: [`Xdhcp::process`]).
     pub fn stop_keep(mut self) -> Result<TempDir> {
         self.stop()?;
         let _ = fastpath::detach(&self.iface);
-        Ok(self.dir.take())
+        match &mut self.run {
+            Run::Thread { dir, .. } => Ok(dir.take()),
+            Run::Process(_) => panic!("{}: restart a child process server in place", self.ns),
+        }
     }
 
     pub fn stop(&mut self) -> Result<()> {
-        if let Some(s) = self.stop.take() {
+        let (stop, thread) = match &mut self.run {
+            Run::Thread { stop, thread, .. } => (stop, thread),
+            Run::Process(d) => {
+                // SIGTERM, as systemd stops it (SIGKILL if it does not end within 10 s).
+                if d.pid().is_some() {
+                    d.kill(libc::SIGTERM)?;
+                }
+                return Ok(());
+            }
+        };
+        if let Some(s) = stop.take() {
             let _ = s.send(());
         }
-        if let Some(t) = self.thread.take() {
+        if let Some(t) = thread.take() {
             let end = Instant::now() + Duration::from_secs(10);
             while !t.is_finished() && Instant::now() < end {
                 thread::sleep(Duration::from_millis(20));
@@ -524,6 +609,17 @@ impl PairConfig<'_> {
         Ipv4Addr::new(10, self.net, 0, if primary { 1 } else { 2 })
     }
 
+    /// The shared pool's addresses, .100 to .`pool_end`.
+    pub fn pool(&self) -> impl Iterator<Item = Ipv4Addr> + use<> {
+        let net = self.net;
+        (100..=self.pool_end).map(move |h| Ipv4Addr::new(10, net, 0, h))
+    }
+
+    #[must_use]
+    pub fn pool_size(&self) -> u64 {
+        u64::from(self.pool_end.saturating_sub(99))
+    }
+
     /// The primary's config (`primary`) or the secondary's, `more` (lines, each ending in a
     /// newline) added to its `[failover]`.
     ///
@@ -531,13 +627,21 @@ impl PairConfig<'_> {
     /// decides who answers.
     #[must_use]
     pub fn render(&self, primary: bool, more: &str) -> String {
-        self.render_with(primary, Self::SPLIT, "", more)
+        self.render_with(primary, Self::SPLIT, "", more, "")
     }
 
     /// As [`Self::render`], the primary splitting the pool at `split` (0: the secondary serves
-    /// every new client), `top` (lines, each ending in a newline) added to the top level.
+    /// every new client), `top` (lines, each ending in a newline) added to the top level and
+    /// `subnet_more` to the subnet.
     #[must_use]
-    pub fn render_with(&self, primary: bool, split: u16, top: &str, more: &str) -> String {
+    pub fn render_with(
+        &self,
+        primary: bool,
+        split: u16,
+        top: &str,
+        more: &str,
+        subnet_more: &str,
+    ) -> String {
         let (role, me, peer) = (
             if primary { "primary" } else { "secondary" },
             self.addr(primary),
@@ -571,7 +675,7 @@ prefix = "10.{net}.0.0/24"
 pools = [{{ start = "10.{net}.0.100", end = "10.{net}.0.{pool_end}" }}]
 lease_time = {lease_secs}
 failover = true
-"#
+{subnet_more}"#
         )
     }
 

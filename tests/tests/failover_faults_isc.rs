@@ -14,11 +14,14 @@ use std::{
     time::{Duration, Instant},
 };
 
+use dhcp_lab::lab::RawSocket;
 use integration::{
     failover_lab::{
-        Dhcpd, PairConfig, Port, Segment, Udhcpc, Xdhcp, active, bound,
-        cut_off_serves_its_own_share, dora_clients, in_state, isc_leases, num, state_is, tail,
-        wait_for,
+        Answer, Dhcpd, Expected, PairConfig, Port, Renewers, Segment, StopOnDrop, Udhcpc, Xdhcp,
+        active, agreed_backup_share, assert_no_isc_reject, assert_no_reject,
+        assert_one_address_per_client, assert_pool_counts, bound, cut_off_serves_its_own_share,
+        dora_clients, dora_from, double_bound, in_state, isc_active, isc_records, lines_about,
+        log_tail, mac_served_by, num, state_is, tail, wait_for, wait_isc_settled,
     },
     fixture::root_required,
 };
@@ -45,25 +48,6 @@ fn pair(net: u8, pool_end: u8) -> PairConfig<'static> {
 /// xdhcp's side of a pair with dhcpd on 10.`net`.0.0/24, the pool ending at .`pool_end`.
 fn xdhcp_config(net: u8, primary: bool, pool_end: u8) -> String {
     pair(net, pool_end).render(primary, "")
-}
-
-/// No client holds two addresses in `store` (address: MAC).
-fn assert_one_address_per_client(store: &HashMap<Ipv4Addr, String>) {
-    let mut holders: HashMap<&String, Ipv4Addr> = HashMap::new();
-    for (a, m) in store {
-        if let Some(b) = holders.insert(m, *a) {
-            panic!("{m} holds {a} and {b}");
-        }
-    }
-}
-
-/// Addresses two stores bind to different clients.
-fn double_bound(a: &HashMap<Ipv4Addr, String>, b: &HashMap<Ipv4Addr, String>) -> Vec<String> {
-    a.iter()
-        .filter_map(|(addr, m)| {
-            b.get(addr).filter(|n| *n != m).map(|n| format!("{addr}: {m} / {n}"))
-        })
-        .collect()
 }
 
 #[test]
@@ -191,22 +175,6 @@ fn dhcpd_config(net: u8, primary: bool, pool_end: u8) -> String {
     pair(net, pool_end).render_dhcpd(primary, PairConfig::SPLIT, "", "", "")
 }
 
-fn binding_state(block: &str) -> Option<&str> {
-    block
-        .lines()
-        .map(str::trim)
-        .find_map(|l| l.strip_prefix("binding state ").map(|s| s.trim_end_matches(';')))
-}
-
-/// dhcpd's ACTIVE bindings: address → MAC.
-fn isc_active(d: &Dhcpd) -> HashMap<Ipv4Addr, String> {
-    isc_records(d)
-        .into_iter()
-        .filter(|(_, r)| r.0 == "active")
-        .filter_map(|(a, r)| Some((a, r.1?)))
-        .collect()
-}
-
 /// An xdhcp and a dhcpd on a segment of their own (10.`net`.0.0/24, pool .100 to
 /// .`pool_end`), xdhcp the primary or the secondary, both NORMAL: the segment, xdhcp's,
 /// dhcpd's and the clients' ports, dhcpd's config, the two servers.
@@ -229,38 +197,6 @@ fn isc_pair(
     (seg, xa, da, clients, dconf, x, d)
 }
 
-/// The secondary's share (BACKUP), once both databases agree on it and it has stayed the same
-/// for a poll: exactly `half` addresses when xdhcp is the primary and balances, whatever
-/// dhcpd's balancing decided when it is (`None`).
-fn agreed_backup_share(x: &Xdhcp, d: &Dhcpd, half: Option<u64>) -> HashSet<Ipv4Addr> {
-    let mut last = 0;
-    wait_for("the secondary's share in both databases", Duration::from_secs(30), || {
-        let backup = in_state(x, "backup");
-        let isc = isc_records(d);
-        let agreed = !backup.is_empty()
-            && half.is_none_or(|h| backup.len() as u64 == h)
-            && backup.iter().all(|a| isc.get(a).is_some_and(|r| r.0 == "backup"))
-            && isc.values().filter(|r| r.0 == "backup").count() == backup.len();
-        let settled = agreed && backup.len() == last;
-        last = if agreed { backup.len() } else { 0 };
-        Ok(settled.then_some(backup))
-    })
-    .unwrap_or_else(|e| panic!("{e:#}\nlog:\n{}", tail(&d.log_text(), 40)))
-}
-
-/// dhcpd's lease file: address → (binding state, MAC if any).
-fn isc_records(d: &Dhcpd) -> HashMap<Ipv4Addr, (String, Option<String>)> {
-    isc_leases(&d.lease_file())
-        .into_iter()
-        .map(|(a, b)| {
-            let mac = b.lines().map(str::trim).find_map(|l| {
-                l.strip_prefix("hardware ethernet ").map(|m| m.trim_end_matches(';').to_owned())
-            });
-            (a, (binding_state(&b).unwrap_or("").to_owned(), mac))
-        })
-        .collect()
-}
-
 #[test]
 fn isc_secondary_crashes_xdhcp_serves_its_share_takes_over_and_dhcpd_recovers() {
     isc_partner_crashes(true, 96);
@@ -280,7 +216,7 @@ fn isc_partner_crashes(xdhcp_primary: bool, net: u8) {
     root_required();
     let t0 = Instant::now();
     let (_seg, _xa, da, clients, dconf, x, d) = isc_pair(net, xdhcp_primary, 199);
-    agreed_backup_share(&x, &d, xdhcp_primary.then_some(POOL / 2));
+    let _ = agreed_backup_share(&x, &d, xdhcp_primary.then_some(POOL / 2));
 
     // 29 clients, served by both servers as the split says.
     let leased = dora_clients(&clients, LEASED, 1, Duration::from_secs(20)).unwrap();
@@ -487,4 +423,177 @@ fn partition_with_dhcpd_each_serves_its_own_share_and_the_heal_leaves_no_duplica
         xn.len(),
         t0.elapsed().as_secs_f64()
     );
+}
+
+/// The operator declares dhcpd down while it in fact serves (the mistake the runbook warns
+/// of), with the failover link cut and clients reaching both servers; then the link heals.
+///
+/// Cut off, both go COMMUNICATIONS-INTERRUPTED; xdhcp is told PARTNER-DOWN and serves
+/// everyone, dhcpd goes on serving in COMMUNICATIONS-INTERRUPTED, and new clients are bound on
+/// both sides (each from its own share: xdhcp takes nothing of dhcpd's before STOS+MCLT, and
+/// the link heals before). Crafted clients renew every 2 s throughout, unicast to the server
+/// that bound them; one of each side's new ones releases while cut off. When the two talk
+/// again, dhcpd (COMMUNICATIONS-INTERRUPTED, its partner in PARTNER-DOWN) and xdhcp (PARTNER-
+/// DOWN, its partner not) both go POTENTIAL-CONFLICT, the primary asks for the secondary's
+/// bindings (UPDREQ), then the secondary for the primary's, and both end in NORMAL (draft-12
+/// §5.10, §9.7). Afterwards no address is bound to two clients, each client still holding an
+/// address is ACTIVE in both stores, every other address is FREE or BACKUP in both, and no
+/// log shows a reject.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one scenario, cut to conflict to NORMAL, read top to bottom"
+)]
+fn partner_down_while_dhcpd_serves(net: u8, xdhcp_primary: bool) {
+    const POOL: u64 = 20;
+    root_required();
+    let t0 = Instant::now();
+    let (xh, dh) = if xdhcp_primary { (1, 2) } else { (2, 1) };
+    let (xip, dip) = (Ipv4Addr::new(10, net, 0, xh), Ipv4Addr::new(10, net, 0, dh));
+    let (_seg, xa, da, clients, _dconf, x, d) = isc_pair(net, xdhcp_primary, 119);
+    let backup = agreed_backup_share(&x, &d, xdhcp_primary.then_some(POOL / 2));
+    // Each server's own share: the primary's FREE addresses, the secondary's BACKUP ones.
+    let x_share = |a: &Ipv4Addr| backup.contains(a) != xdhcp_primary;
+    let renewers =
+        Renewers::new(&clients, [(xip, xa.mac), (dip, da.mac)].into(), Duration::from_secs(2));
+    let sock = RawSocket::open(&clients.ns, &clients.iface).unwrap();
+    let mac = |k: u8| [0x02, 0xc0, net, 0, 0, k];
+    // Before the cut: one client of each server, as the split has it.
+    for (k, server) in [(1u8, xip), (2, dip)] {
+        let m = mac_served_by((server == xip) == xdhcp_primary, PairConfig::SPLIT, 0xc0 + k);
+        let a = dora_from(&sock, m, 0xc0f1_0000 | (u32::from(k) << 8), server);
+        renewers.add(m, a, server);
+    }
+    let normal_before = d.log_text().matches("Both servers normal").count();
+
+    let (renewals, healed_in) = std::thread::scope(|sc| {
+        let _stop = StopOnDrop(&renewers.stop);
+        let renewing = sc.spawn(|| renewers.run(&sock));
+
+        // The failover link breaks; the clients' segment does not.
+        xa.cut_from(dip).unwrap();
+        da.cut_from(xip).unwrap();
+        wait_for("xdhcp COMMUNICATIONS-INTERRUPTED", Duration::from_secs(30), || {
+            state_is(&x, "communications-interrupted")
+        })
+        .unwrap();
+        d.wait_log("I move from normal to communications-interrupted", Duration::from_secs(30))
+            .unwrap();
+
+        // The operator declares dhcpd down. It is not.
+        let declared = x.ask(&Request::FailoverPartnerDown { confirm: true }).unwrap();
+        assert_eq!(declared["status"]["my_state"], "partner-down", "{declared}");
+        let usable_in = num(&declared, "usable_in_secs");
+        let declared_at = Instant::now();
+
+        // New clients on both sides, each served from its server's own share; one of each
+        // releases.
+        let mine = RawSocket::open(&clients.ns, &clients.iface).unwrap();
+        for (k, server) in [(3, xip), (4, dip), (5, xip), (6, dip)] {
+            let a = dora_from(&mine, mac(k), 0xc0f2_0000 | (u32::from(k) << 8), server);
+            assert_eq!(x_share(&a), server == xip, "{a} from {server}: not from its own share");
+            renewers.add(mac(k), a, server);
+        }
+        for c in renewers.clients.lock().unwrap().iter_mut().skip(4) {
+            c.release = true;
+        }
+        let (xn, dn) = (active(&x), isc_active(&d));
+        let clash = double_bound(&xn, &dn);
+        assert!(clash.is_empty(), "while cut off: {clash:?}");
+        assert!(
+            declared_at.elapsed() < Duration::from_secs(usable_in),
+            "STOS+MCLT came before the heal: xdhcp may take dhcpd's share"
+        );
+        let st = x.failover().unwrap();
+        assert_eq!(st["my_state"], "partner-down", "{st}");
+        assert!(
+            !d.log_text().contains("I move from communications-interrupted to partner-down"),
+            "dhcpd was to serve on in COMMUNICATIONS-INTERRUPTED"
+        );
+
+        // The link heals. Each side connects again at its next attempt (dhcpd and xdhcp
+        // retry a silent partner every 90 s): both find a conflict and resolve it.
+        let healed = Instant::now();
+        xa.heal_to(dip).unwrap();
+        da.heal_to(xip).unwrap();
+        let x_moves = |needle: &str| x.log_text().contains(needle);
+        wait_for("xdhcp in POTENTIAL-CONFLICT", Duration::from_mins(2), || {
+            Ok(x_moves("I move from PartnerDown to PotentialConflict").then_some(()))
+        })
+        .unwrap_or_else(|e| {
+            panic!("{e:#}\n{}\ndhcpd:\n{}", log_tail(&x, 30), tail(&d.log_text(), 30))
+        });
+        x.wait_normal(Duration::from_mins(1)).unwrap_or_else(|e| {
+            panic!("{e:#}\n{}\ndhcpd:\n{}", log_tail(&x, 40), tail(&d.log_text(), 40))
+        });
+        let healed_in = healed.elapsed();
+        d.wait_log("I move from communications-interrupted to potential-conflict", Duration::ZERO)
+            .unwrap();
+        wait_for("dhcpd NORMAL again", Duration::from_secs(20), || {
+            Ok((d.log_text().matches("Both servers normal").count() > normal_before).then_some(()))
+        })
+        .unwrap_or_else(|e| panic!("{e:#}\nlog:\n{}", tail(&d.log_text(), 30)));
+        // The primary resolved first: it went through CONFLICT-DONE.
+        let primary_log = if xdhcp_primary { x.log_text() } else { d.log_text() };
+        assert!(
+            primary_log.contains("ConflictDone") || primary_log.contains("conflict-done"),
+            "the primary never said CONFLICT-DONE"
+        );
+
+        // Both stores agree: every client still holding an address has it in both, bound to
+        // it, and every other address is free on both.
+        let mut held = HashMap::new();
+        for c in renewers.snapshot().iter().filter(|c| !c.released) {
+            held.insert(c.addr, xdhcp::packet::fmt_mac(&c.mac));
+        }
+        let expect: Expected = held.keys().map(|a| (*a, "active")).collect();
+        wait_isc_settled(&pair(net, 119), &x, &d, &expect, Duration::from_secs(30));
+        let (xn, dn) = (active(&x), isc_active(&d));
+        assert!(
+            double_bound(&xn, &dn).is_empty(),
+            "after the conflict: {:?}",
+            double_bound(&xn, &dn)
+        );
+        assert_eq!(xn, held, "xdhcp's ACTIVE addresses are the clients' that hold one");
+        assert_eq!(dn, held, "dhcpd's ACTIVE addresses are the clients' that hold one");
+        assert_one_address_per_client(&xn);
+        assert_pool_counts(&pair(net, 119), &x, &expect);
+        renewers.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        (renewing.join().unwrap(), healed_in)
+    });
+    assert_no_reject("xdhcp", &x, Some(&d.log_text()));
+    assert_no_isc_reject(&d);
+    let naks: Vec<String> = renewals
+        .iter()
+        .filter(|r| matches!(r.2, Answer::Nak(_)))
+        .map(|(at, k, a)| format!("{:.1} s: client {k}: {a:?}", (*at - t0).as_secs_f64()))
+        .collect();
+    if !naks.is_empty() {
+        let addrs: Vec<Ipv4Addr> = renewers.snapshot().iter().map(|c| c.addr).collect();
+        panic!(
+            "NAKs: {naks:?} (clients {addrs:?}, test started {:?} ago)\nxdhcp:\n{}\ndhcpd:\n{}",
+            t0.elapsed(),
+            lines_about(&x.log_text(), &addrs),
+            lines_about(&d.log_text(), &addrs)
+        );
+    }
+    let silent = renewals.iter().filter(|r| r.2 == Answer::Silence).count();
+    eprintln!(
+        "isc conflict (xdhcp {}): PARTNER-DOWN declared while dhcpd served; NORMAL again {:.1} s \
+         after the heal through POTENTIAL-CONFLICT; {} renewals, {silent} unanswered; {:.1} s \
+         in all",
+        if xdhcp_primary { "primary" } else { "secondary" },
+        healed_in.as_secs_f64(),
+        renewals.len(),
+        t0.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn xdhcp_primary_declared_partner_down_while_dhcpd_serves_resolves_the_potential_conflict() {
+    partner_down_while_dhcpd_serves(89, true);
+}
+
+#[test]
+fn xdhcp_secondary_declared_partner_down_while_dhcpd_serves_resolves_the_potential_conflict() {
+    partner_down_while_dhcpd_serves(90, false);
 }

@@ -12,7 +12,8 @@ use std::{
 
 use integration::{
     failover_lab::{
-        Dhcpd, PairConfig, Port, Segment, Udhcpc, Xdhcp, isc_leases, mac_served_by, tail, wait_for,
+        Dhcpd, PairConfig, Port, Segment, Udhcpc, Xdhcp, binding_state, isc_leases, mac_served_by,
+        tail, wait_for,
     },
     fixture::root_required,
 };
@@ -36,13 +37,6 @@ const PAIR: PairConfig = PairConfig {
 
 fn dhcpd_config(primary: bool) -> String {
     PAIR.render_dhcpd(primary, SPLIT, "", "", "")
-}
-
-fn binding_state(block: &str) -> Option<&str> {
-    block
-        .lines()
-        .map(str::trim)
-        .find_map(|l| l.strip_prefix("binding state ").map(|s| s.trim_end_matches(';')))
 }
 
 fn mac(m: [u8; 6]) -> String {

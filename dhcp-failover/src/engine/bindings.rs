@@ -53,13 +53,6 @@ pub fn judge_update(
         (Some(_), None) => true,
         (Some(t), Some(o)) => t >= o,
     };
-    // A change of state the partner made after ours (an ABANDONED address freed after its
-    // probation), not one sent before it. ISC dhcpd accepts any FREE over ABANDONED; only an
-    // update known to be older is refused here.
-    let stos_later = || match (theirs.start_time_of_state, ours.start_time_of_state) {
-        (Some(t), Some(o)) => t > o,
-        _ => true,
-    };
     // "time(2)": our lease has run out.
     let expired_here = || {
         ours.lease_expiration.is_none_or(|end| {
@@ -114,8 +107,17 @@ pub fn judge_update(
             outdated(cltt_later())
         }
         (Reset, Active) => outdated(cltt_after_reset()),
-        (Abandoned, Reset | Abandoned) => Ok(()),
-        (Abandoned, Free | Backup) if stos_later() => Ok(()),
+        // A FREE or BACKUP: the partner freed it after its probation (ISC dhcpd: at the
+        // abandoned lease's end, `abandon-lease-time` after the decline). It is newer than our
+        // ABANDONED: an update of ours the partner has not acknowledged never gets here
+        // (`primary_wins`, `secondary_yields`). Its start time cannot tell: dhcpd sends the
+        // old lease's start.
+        (Abandoned, Reset | Abandoned | Free | Backup) => Ok(()),
+        // An abandoned address is the primary's to reclaim, as a FREE one is: ISC dhcpd hands
+        // one out when its pool has nothing else, or to the client that asks for it again.
+        // The draft's table refuses this; refusing it leaves the client's lease known to the
+        // primary only, and the address free here once our probation ends.
+        (Abandoned, Active) if role == Role::Secondary => Ok(()),
         (Abandoned, _) => Err(RejectReason::LESS_CRITICAL_BINDING),
         _ => Ok(()),
     }
@@ -419,7 +421,7 @@ mod tests {
     }
 
     #[test]
-    fn an_abandoned_address_yields_to_reset_abandoned_or_a_later_free() {
+    fn an_abandoned_address_yields_to_reset_abandoned_a_free_or_the_primarys_client() {
         let ours = BindingUpdate { start_time_of_state: Some(100), ..b(Abandoned) };
         for theirs in [Active, Expired, Released] {
             assert_eq!(
@@ -429,12 +431,17 @@ mod tests {
         }
         assert_eq!(judge(&ours, &b(Reset)), Ok(()));
         assert_eq!(judge(&ours, &b(Abandoned)), Ok(()));
-        // The partner freed it after its probation, a state that began after ours.
+        // The primary reclaimed it for a client (ISC dhcpd, its pool otherwise exhausted).
+        let reclaimed = client(Active, 1, Some(1));
+        assert_eq!(judge_update(Some(&ours), &reclaimed, Role::Secondary, NOW), Ok(()));
+        // The partner freed it after its probation.
         let freed = BindingUpdate { start_time_of_state: Some(101), ..b(Free) };
         assert_eq!(judge(&ours, &freed), Ok(()));
-        let stale = BindingUpdate { start_time_of_state: Some(99), ..b(Free) };
-        assert_eq!(judge(&ours, &stale), Err(RejectReason::LESS_CRITICAL_BINDING));
-        assert_eq!(judge(&ours, &b(Backup)), Ok(()), "no start time: as ISC dhcpd, accepted");
+        // ISC dhcpd frees an address it abandoned with the start time of the lease before
+        // (`starts` does not move): what it abandoned, or declined too, must come back here.
+        let isc = BindingUpdate { start_time_of_state: Some(90), ..b(Free) };
+        assert_eq!(judge(&ours, &isc), Ok(()));
+        assert_eq!(judge(&ours, &b(Backup)), Ok(()));
     }
 
     #[test]

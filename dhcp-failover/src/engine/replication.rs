@@ -42,6 +42,12 @@ impl Peer {
             }
             let ours = self.bindings.get(ip).map(|r| &r.binding);
             if self.primary_wins(ip, &binding) {
+                if ours.is_some_and(|o| o.status == binding.status) {
+                    // Both say the same (a broadcast DECLINE both servers heard): nothing to
+                    // settle, nor to store over ours, which the secondary takes as it is.
+                    acks.push(BindingAck::accept(ip));
+                    continue;
+                }
                 acks.push(BindingAck::reject(
                     ip,
                     RejectReason::LESS_CRITICAL_BINDING,

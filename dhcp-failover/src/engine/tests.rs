@@ -854,3 +854,28 @@ fn an_incomplete_binding_is_rejected_without_dropping_the_link() {
     assert_eq!(out[0].binding_acks()[0].reject, Some(RejectReason::MISSING_BINDING_INFO));
     assert!(sec.is_communicating());
 }
+
+#[test]
+fn the_same_abandonment_from_both_servers_is_no_conflict() {
+    // A DECLINE is broadcast: both servers hear it, and ISC dhcpd abandons the address even
+    // when the client names the other server. The two ABANDONED updates cross on the wire.
+    let mut pair = normal_pair();
+    let now = pair.time;
+    let abandoned = BindingUpdate {
+        start_time_of_state: Some(wire_time(now)),
+        ..BindingUpdate::new(Ipv4Addr::new(10, 40, 0, 7), BindingStatus::Abandoned)
+    };
+    pair.primary.peer.handle_local_binding(now, abandoned.clone());
+    pair.secondary.peer.handle_local_binding(now, abandoned.clone());
+    pair.drain();
+    pair.run(1);
+    for side in [&pair.primary, &pair.secondary] {
+        let rejected: Vec<_> =
+            side.events.iter().filter(|e| matches!(e, Event::BindingRejected { .. })).collect();
+        assert!(rejected.is_empty(), "{}: {rejected:?}", side.name);
+        assert_eq!(side.peer.updates_in_flight(), 0, "{}", side.name);
+    }
+    // The secondary takes the primary's; the primary, saying the same already, stores nothing.
+    assert_eq!(pair.secondary.store.get(&abandoned.ip), Some(&abandoned));
+    assert_eq!(pair.primary.store.get(&abandoned.ip), None);
+}

@@ -60,10 +60,14 @@ pub struct Daemon {
     pub socket: PathBuf,
     pub state_dir: PathBuf,
     log: PathBuf,
+    log_filter: Option<String>,
     /// How many times it was started.
     pub starts: u32,
     dir: TempDir,
 }
+
+/// The config's name in the daemon's directory.
+const CONFIG_FILE: &str = "xdhcp.toml";
 
 /// How long a start may take before the daemon answers on its control socket.
 const DAEMON_READY: Duration = Duration::from_secs(20);
@@ -71,16 +75,28 @@ const DAEMON_READY: Duration = Duration::from_secs(20);
 impl Daemon {
     pub fn start(lan: &Lan, cfg: &ServerConfig, launcher: Launcher) -> Result<Self> {
         let dir = TempDir::new("server")?;
-        let config = dir.path().join("xdhcp.toml");
-        fs::write(&config, cfg.toml(&lan.server_if, dir.path()))?;
+        fs::write(dir.path().join(CONFIG_FILE), cfg.toml(&lan.server_if, dir.path()))?;
+        Self::start_in(lan.server.name(), dir, launcher, None)
+    }
+
+    /// `xdhcp run` in the namespace `netns` with the config `dir`/xdhcp.toml, whose control
+    /// socket must be `dir`/control.sock (its store `dir`/state, as [`Daemon::state_dir`]
+    /// says). `log_filter` is its `RUST_LOG` whatever the caller's (info by default).
+    pub fn start_in(
+        netns: &str,
+        dir: TempDir,
+        launcher: Launcher,
+        log_filter: Option<&str>,
+    ) -> Result<Self> {
         let mut d = Self {
             child: None,
             launcher,
-            netns: lan.server.name().to_owned(),
-            config,
+            netns: netns.to_owned(),
+            config: dir.path().join(CONFIG_FILE),
             socket: dir.path().join("control.sock"),
             state_dir: dir.path().join("state"),
             log: dir.path().join("xdhcp.log"),
+            log_filter: log_filter.map(str::to_owned),
             starts: 0,
             dir,
         };
@@ -122,7 +138,9 @@ impl Daemon {
                 c
             }
         };
-        if std::env::var_os("RUST_LOG").is_none() {
+        if let Some(f) = &self.log_filter {
+            cmd.env("RUST_LOG", f);
+        } else if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info");
         }
         // The log is a file, read by people and tests: no terminal colours in it.

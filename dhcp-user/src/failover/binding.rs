@@ -80,6 +80,15 @@ pub fn binding_of(l: &Lease) -> BindingUpdate {
         b.lease_expiration = Some(wire(l.expires_at));
         b.client_last_transaction = Some(wire(l.cltt));
     }
+    // How long a declined address stays out of use. The draft has no end on ABANDONED, but
+    // ISC dhcpd sends one (decline time plus `abandon-lease-time`) and frees the address when
+    // it passes; without ours it would keep the end of the lease the client declined, and
+    // free the address, and tell us so, before our probation is over.
+    if l.state == LeaseState::Abandoned
+        && let Some(p) = l.probation_until
+    {
+        b.lease_expiration = Some(wire(p));
+    }
     if l.pet_sent > 0 {
         b.potential_expiration = Some(wire(l.pet_sent));
     }

@@ -401,6 +401,37 @@ fn the_persisted_state_reads_back() {
 }
 
 #[test]
+fn a_client_rebinding_an_address_of_the_partners_share_is_not_refused() {
+    let mut pair = Pair::new();
+    pair.normal();
+    let now = pair.now;
+    // The secondary binds a client from its share; the primary has not heard of it yet (the
+    // update is on its way, or the two are cut off).
+    let mac = mac_for(false, 7);
+    let (a, _) = dora(&mut pair.s, now, mac);
+    assert_eq!(pair.p.lease(a).state, LeaseState::Backup);
+    // The client rebinds (its server silent): the primary must not NAK what the partner may
+    // have bound, as ISC dhcpd does not ("lease owned by peer").
+    let o = pair.p.dhcp(now + 1, &msg(mac, MessageType::Request, a));
+    assert_eq!(o.result, Handled::Dropped(DropReason::UnknownClient), "{:?}", o.reply);
+}
+
+#[test]
+fn an_abandoned_address_tells_the_partner_when_its_probation_ends() {
+    let a = Ipv4Addr::new(10, 0, 0, 100);
+    let mut l = crate::store::Lease::new(a, crate::store::LeaseState::Abandoned, 0, T0);
+    l.probation_until = Some(T0 + 3600);
+    let b = binding_of(&l);
+    assert_eq!(b.status, dhcp_failover::BindingStatus::Abandoned);
+    // ISC dhcpd frees an ABANDONED address at its end, and keeps the old lease's without one.
+    assert_eq!(b.lease_expiration, Some(u32::try_from(T0 + 3600).unwrap()));
+    assert_eq!((b.chaddr, b.client_id), (None, None), "no client on ABANDONED (draft-12 §7.1.1)");
+    // What the partner abandoned has no probation here: nothing to tell.
+    l.probation_until = None;
+    assert_eq!(binding_of(&l).lease_expiration, None);
+}
+
+#[test]
 fn a_restarted_server_resumes_its_state_and_resends_what_the_partner_never_acknowledged() {
     let mut pair = Pair::new();
     pair.normal();

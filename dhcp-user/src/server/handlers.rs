@@ -130,13 +130,20 @@ impl Server {
             if mine && self.nothing_to_renew(now, sid, req, ci) {
                 return Err(DropReason::FailoverNotResponding);
             }
+            // A free address of the failover partner's share may be bound by the partner
+            // without our knowing yet (an update on its way, or the two cut off): its client
+            // is believed, not refused (draft-12 §3.1.2; ISC dhcpd: "lease owned by peer").
+            let partners = record.is_some_and(|l| {
+                matches!(l.state, LeaseState::Free | LeaseState::Backup)
+                    && self.gate(sid).is_some_and(|g| !g.may_allocate(Some(l), now))
+            });
             return match (mine, self.available_to(now, s, c, ci)) {
                 (true, true) => match self.circuit_policy(req, rx, sid, ci) {
                     Some(refused) => refused,
                     None => Ok(self.ack(now, req, rx, sid, ci)),
                 },
                 (true, false) => Ok(self.nak(req, rx, "address is bound to another client")),
-                (false, false) if known => {
+                (false, false) if known && !partners => {
                     Ok(self.nak(req, rx, "address is bound to another client"))
                 }
                 (false, _) => Err(DropReason::UnknownClient),
@@ -302,6 +309,11 @@ impl Server {
         let a = req.requested.ok_or(DropReason::MissingAddress)?;
         let mut l = match self.ix.leases.get(a) {
             Some(l) if req.client.owns(l) => l.clone(),
+            // Out of service already: the failover partner heard the same broadcast DECLINE
+            // first (ISC dhcpd abandons an address whichever server the client names) and its
+            // ABANDONED took our client's record. Ours still goes out, with our probation: the
+            // partner may yet take our ACTIVE, sent before the DECLINE, over its ABANDONED.
+            Some(l) if l.state == LeaseState::Abandoned => l.clone(),
             // Anyone could otherwise take addresses out of service by declining them.
             _ => return Err(DropReason::NotTheirs),
         };

@@ -379,6 +379,25 @@ fn an_exhausted_pool_offers_nothing_until_a_lease_is_reusable() {
 }
 
 #[test]
+#[expect(clippy::many_single_char_names, reason = "s, c, a, d, l, b, o: as the test below")]
+fn a_decline_the_partner_abandoned_first_is_still_ours_to_declare() {
+    let mut s = server();
+    let c = Client::new(1);
+    let a = c.dora(&mut s, T0);
+    // The partner heard the broadcast DECLINE first: its ABANDONED (no client) replaced ours.
+    s.put_failover_record(T0 + 5, Lease::new(a, LeaseState::Abandoned, 0, T0 + 5));
+    let d = s.handle(T0 + 5, &c.decline(a), &direct());
+    assert_eq!(d.result, Handled::Declined(a));
+    let l = put(&d);
+    assert_eq!((l.state, l.probation_until), (LeaseState::Abandoned, Some(T0 + 5 + 3600)));
+    // A free address is still nobody's to decline.
+    let b = Client::new(2).dora(&mut s, T0 + 6);
+    s.put_failover_record(T0 + 7, Lease::new(b, LeaseState::Free, 0, T0 + 7));
+    let o = s.handle(T0 + 8, &Client::new(2).decline(b), &direct());
+    assert_eq!(o.result, Handled::Dropped(DropReason::NotTheirs));
+}
+
+#[test]
 #[expect(clippy::many_single_char_names, reason = "s, c, a, o: server, client, address, outcome")]
 fn a_declined_address_sits_out_its_probation() {
     let mut s = server();
