@@ -10,6 +10,7 @@ pub type ClientIdWords = [u64; CLIENT_ID_MAX / 8];
 /// Digest of a client identifier already laid out as zero-padded words. Branch-free and with a
 /// constant trip count, so the verifier sees straight-line code.
 #[inline(always)]
+#[expect(clippy::inline_always, reason = "called from XDP, where a call costs verifier budget")]
 #[must_use]
 pub fn client_id_words(words: &ClientIdWords, len: u32) -> u64 {
     let mut h = u64::from(len).wrapping_mul(K) ^ 0x6a09_e667_f3bc_c908;
@@ -54,6 +55,7 @@ pub type RelaySlot = [u64; crate::layout::RELAY_SLOT_WORDS];
 /// them), and bits OR-ed into a word add their own product. Its own seed: never a client-id
 /// digest of the same bytes.
 #[inline(always)]
+#[expect(clippy::inline_always, reason = "called from XDP, where a call costs verifier budget")]
 #[must_use]
 pub fn relay_slot(slot: &RelaySlot) -> u64 {
     let mut acc = RELAY_SEED;
@@ -70,6 +72,7 @@ const K: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// The factor of slot word `i`: odd, and distinct for every position.
 #[inline(always)]
+#[expect(clippy::inline_always, reason = "called from XDP, where a call costs verifier budget")]
 #[must_use]
 pub fn relay_factor(i: usize) -> u64 {
     K.wrapping_add(0x3c6e_f372_fe94_f82a_u64.wrapping_mul(i as u64 + 1)) | 1
@@ -77,6 +80,7 @@ pub fn relay_factor(i: usize) -> u64 {
 
 /// The digest of a sum of products (never 0).
 #[inline(always)]
+#[expect(clippy::inline_always, reason = "called from XDP, where a call costs verifier budget")]
 #[must_use]
 pub fn relay_finish(acc: u64) -> u64 {
     let mut h = (acc ^ (acc >> 31)).wrapping_mul(K);
