@@ -10,9 +10,9 @@ pub type ClientIdWords = [u64; CLIENT_ID_MAX / 8];
 /// Digest of a client identifier already laid out as zero-padded words. Branch-free and with a
 /// constant trip count, so the verifier sees straight-line code.
 #[inline(always)]
+#[expect(clippy::inline_always, reason = "called from XDP, where a call costs verifier budget")]
 #[must_use]
 pub fn client_id_words(words: &ClientIdWords, len: u32) -> u64 {
-    const K: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut h = u64::from(len).wrapping_mul(K) ^ 0x6a09_e667_f3bc_c908;
     let mut i = 0;
     while i < words.len() {
@@ -48,24 +48,41 @@ pub type RelayWords = [u64; RELAY_INFO_MAX / 8];
 pub type RelaySlot = [u64; crate::layout::RELAY_SLOT_WORDS];
 
 /// Digest of an option 82 value as the slot that echoes it (which holds its length and every
-/// byte). Each word is multiplied by a factor of its own position and the products summed, so
-/// the multiplications are independent of each other (a chained hash made XDP wait out one
-/// multiplication per word), and moving a word changes the sum; a final mix spreads it.
-/// Branch-free with a constant trip count, so the verifier sees straight-line code. Its own
-/// seed: never a client-id digest of the same bytes.
+/// byte): [`RELAY_SEED`] plus each word times the factor of its position
+/// ([`relay_factor`]), mixed ([`relay_finish`]). A sum of products: the multiplications are
+/// independent of each other (a chained hash made XDP wait out one per word), a word moved
+/// changes the sum, a zero word adds nothing (XDP sums only the words it writes, as it writes
+/// them), and bits OR-ed into a word add their own product. Its own seed: never a client-id
+/// digest of the same bytes.
 #[inline(always)]
+#[expect(clippy::inline_always, reason = "called from XDP, where a call costs verifier budget")]
 #[must_use]
 pub fn relay_slot(slot: &RelaySlot) -> u64 {
-    const K: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut acc: u64 = 0xbb67_ae85_84ca_a73b;
+    let mut acc = RELAY_SEED;
     let mut i = 0;
     while i < slot.len() {
-        // Odd and distinct for every position.
-        let factor = K.wrapping_add(0x3c6e_f372_fe94_f82a_u64.wrapping_mul(i as u64 + 1)) | 1;
-        let w = slot[i] ^ (i as u64).wrapping_mul(0xa54f_f53a_5f1d_36f1);
-        acc = acc.wrapping_add(w.wrapping_mul(factor));
+        acc = acc.wrapping_add(slot[i].wrapping_mul(relay_factor(i)));
         i += 1;
     }
+    relay_finish(acc)
+}
+
+pub const RELAY_SEED: u64 = 0xbb67_ae85_84ca_a73b;
+const K: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// The factor of slot word `i`: odd, and distinct for every position.
+#[inline(always)]
+#[expect(clippy::inline_always, reason = "called from XDP, where a call costs verifier budget")]
+#[must_use]
+pub fn relay_factor(i: usize) -> u64 {
+    K.wrapping_add(0x3c6e_f372_fe94_f82a_u64.wrapping_mul(i as u64 + 1)) | 1
+}
+
+/// The digest of a sum of products (never 0).
+#[inline(always)]
+#[expect(clippy::inline_always, reason = "called from XDP, where a call costs verifier budget")]
+#[must_use]
+pub fn relay_finish(acc: u64) -> u64 {
     let mut h = (acc ^ (acc >> 31)).wrapping_mul(K);
     h ^= h >> 29;
     h | 1

@@ -13,7 +13,7 @@ use dhcp_common::{
         IPPROTO_UDP, IPV4_HLEN, MAGIC_COOKIE, OP, OPT_END, OPT_RELAY_AGENT, OPTIONS, SECS,
         SERVER_PORT, SIADDR, SNAME, UDP_HLEN, VLAN_HLEN, XID, YIADDR,
     },
-    digest::{ClientIdWords, RelaySlot, client_id_words, relay_slot},
+    digest::{ClientIdWords, RELAY_SEED, RelaySlot, client_id_words, relay_factor, relay_finish},
     layout,
     maps::{BLOCK_SLOTS, CLIENT_ID_MAX, RELAY_INFO_MAX, SUBNET_OPTS_LEN},
 };
@@ -282,8 +282,15 @@ fn load_relay_info(
         put(&mut scan.slot[j], 0);
         j += 1;
     }
+    // Each word completed is added to the digest's sum of products and to the checksum's sum;
+    // the scan also holds both as they would be with the word carried so far, so that nothing
+    // the loop counts is needed after it.
+    let half = |v: u64| (v & 0xffff_ffff) + (v >> 32);
     let mut carry = u64::from(OPT_RELAY_AGENT) | (len as u64) << 8;
+    let (mut acc, mut sum) = (RELAY_SEED, 0u64);
     put(&mut scan.slot[0], carry);
+    put(&mut scan.slot_acc, acc.wrapping_add(carry.wrapping_mul(relay_factor(0))));
+    put(&mut scan.slot_sum, half(carry));
     let mut k = 0;
     while k < RELAY_INFO_MAX / 8 && 8 * k < len {
         let w = if let Ok(p) = ptr_at::<u64>(ctx, req.relay_off + 8 * k) {
@@ -295,9 +302,14 @@ fn load_relay_info(
             put(&mut scan.relay_copy, 1);
             0
         };
-        put(&mut scan.slot[k], w << 16 | carry);
+        let word = w << 16 | carry;
+        put(&mut scan.slot[k], word);
+        acc = acc.wrapping_add(word.wrapping_mul(relay_factor(k)));
+        sum += half(word);
         carry = w >> 48;
         put(&mut scan.slot[k + 1], carry);
+        put(&mut scan.slot_acc, acc.wrapping_add(carry.wrapping_mul(relay_factor(k + 1))));
+        put(&mut scan.slot_sum, sum + half(carry));
         k += 1;
     }
     #[expect(clippy::cast_possible_truncation, reason = "BPF is a 64-bit target")]
@@ -305,7 +317,7 @@ fn load_relay_info(
     if len > RELAY_INFO_MAX {
         return Err(Stat::PassRelayInfoLong);
     }
-    if get(&scan.relay_copy) != 0 {
+    let acc = if get(&scan.relay_copy) != 0 {
         if len == 0 {
             return Err(Stat::PassTruncated);
         }
@@ -328,6 +340,7 @@ fn load_relay_info(
         if rc != 0 {
             return Err(Stat::PassTruncated);
         }
+        let (mut acc, mut sum) = (RELAY_SEED, 0u64);
         let mut j = 0;
         while j < layout::RELAY_SLOT_WORDS {
             #[expect(clippy::cast_possible_truncation, reason = "masked to 8 bits")]
@@ -335,19 +348,27 @@ fn load_relay_info(
                 crate::ptr::opaque(x as usize) as u64
             });
             put(&mut scan.slot[j], w);
+            acc = acc.wrapping_add(w.wrapping_mul(relay_factor(j)));
+            sum += half(w);
             j += 1;
         }
+        put(&mut scan.slot_sum, sum);
+        acc
     } else {
-        // END after the value.
+        // END after the value: its bits, OR-ed into their word, add their own product and sum.
         let end = 2 + len;
         // Opaque, so that the verifier learns the index's bound from the comparison on the very
         // register it is used in (from `end`'s, through the shift, it knows too little).
-        if let Some(w) = scan.slot.get_mut(crate::ptr::opaque(end / 8)) {
-            let v = get(w) | u64::from(OPT_END) << (8 * (end % 8));
-            put(w, v);
-        }
-    }
-    if relay_slot(&scan.slot) != lease.relay_digest {
+        let at = crate::ptr::opaque(end / 8);
+        let bits = u64::from(OPT_END) << (8 * (end % 8));
+        let Some(w) = scan.slot.get_mut(at) else { return Err(Stat::PassRelayInfoLong) };
+        let v = get(w) | bits;
+        put(w, v);
+        let sum = get(&scan.slot_sum) + half(bits);
+        put(&mut scan.slot_sum, sum);
+        get(&scan.slot_acc).wrapping_add(bits.wrapping_mul(relay_factor(at)))
+    };
+    if relay_finish(acc) != lease.relay_digest {
         return Err(Stat::PassRelayInfoMismatch);
     }
     Ok(&scan.slot)
@@ -628,11 +649,10 @@ fn rewrite<const FULL: bool, const RELAY: bool>(
             // `load_relay_info` built it.
             let mut j = 0;
             while j < layout::RELAY_SLOT_WORDS {
-                let w = relay[j];
-                put(slot, 8 * j, w);
-                sum += half(w);
+                put(slot, 8 * j, relay[j]);
                 j += 1;
             }
+            sum += core::ptr::read_volatile(&raw const (*req.scan).slot_sum);
         }
         let c = !csum::fold(sum);
         // A computed zero goes out as all ones; zero means "no checksum".

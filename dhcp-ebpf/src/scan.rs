@@ -30,4 +30,8 @@ pub struct Scan {
     /// verifier forgets what it learnt of the length while building it, so the paths through
     /// it meet again as one before the rewrite, instead of each being verified through it.
     pub slot: RelaySlot,
+    /// The slot's digest before its final mix (`digest::relay_slot`), and its words' sum for
+    /// the UDP checksum (the halves of each word), both summed as the slot is built.
+    pub slot_acc: u64,
+    pub slot_sum: u64,
 }

@@ -600,16 +600,17 @@ fn a_full_event_log_sends_renewals_to_the_slow_path_until_userspace_reads_it() {
 
 /// The verifier's work is a budget: a change that makes it creep up shows here. 56,438 on
 /// 2026-11-29; a maybe-null pointer carried through the option scan once took it to 150,936,
-/// which the earlier bound of 200,000 let through. 97,021 with option 82 through the fast path
-/// (its load, its slot and a third rewrite); 192,161 with a 128-byte slot whose 16 words were
-/// all loaded; the first way of building the slot, with branches LLVM made of its masks, took
-/// over 1 M.
+/// which the earlier bound of 200,000 let through. 123,142 with option 82 through the fast
+/// path (its load, which sums the slot's digest and checksum as it builds the slot, and a third
+/// rewrite); 97,021 when the digest and the checksum were separate loops over the slot, and
+/// 192,161 with a 128-byte slot whose 16 words were all loaded; the first way of building the
+/// slot, with branches LLVM made of its masks, took over 1 M.
 #[test]
 fn verifier_work_stays_within_budget() {
     let mut h = harness();
     let n = h.info(xdhcp::fastpath::PROG).unwrap().verified_instruction_count().unwrap();
     println!("verified (processed) instructions: {n}");
-    assert!(n > 1000 && n < 130_000, "processed {n} instructions");
+    assert!(n > 1000 && n < 150_000, "processed {n} instructions");
 }
 
 #[test]

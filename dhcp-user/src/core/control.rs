@@ -378,3 +378,22 @@ fn metrics(core: &Core, measured: &Measured) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn circuit_and_remote_ids_are_shown_as_text_or_hex_and_matched_either_way() {
+        assert_eq!(printable(b"olt1 eth 1/1/3:100"), "olt1 eth 1/1/3:100");
+        assert_eq!(printable(&[0, 1, 0xab]), "0x0001ab");
+        // Text that would read as hex is shown as hex, so the two never mix.
+        assert_eq!(printable(b"0x12"), "0x30783132");
+        assert_eq!(printable(b""), "0x");
+        assert!(matches_id("olt1 eth 1/1/3:100", b"olt1 eth 1/1/3:100"));
+        assert!(matches_id("0x0001AB", &[0, 1, 0xab]));
+        assert!(matches_id("00:01:ab", &[0, 1, 0xab]));
+        assert!(!matches_id("olt1 eth 1/1/3:10", b"olt1 eth 1/1/3:100"));
+        assert!(!matches_id("0x0001ac", &[0, 1, 0xab]));
+    }
+}
