@@ -275,17 +275,7 @@ impl Xdhcp {
 
     /// Every lease record the server holds (`xdhcp leases --json`).
     pub fn leases(&self) -> Result<Vec<Value>> {
-        let mut all = Vec::new();
-        let mut after = None;
-        loop {
-            let q = ctl::LeaseQuery { after, ..Default::default() };
-            let v = self.ask(&ctl::Request::Leases(q))?;
-            all.extend(v["leases"].as_array().cloned().unwrap_or_default());
-            match v["next"].as_str().and_then(|a| a.parse().ok()) {
-                Some(a) => after = Some(a),
-                None => return Ok(all),
-            }
-        }
+        dhcp_lab::lab::daemon::all_leases(|r| self.ask(r))
     }
 
     pub fn lease(&self, addr: Ipv4Addr) -> Result<Option<Value>> {

@@ -457,15 +457,7 @@ pub fn e2e(o: &Options) -> Result<E2eReport> {
             Kind::Kea => (r.kea_dora_per_s, r.kea_renew_per_s) = (dora, renew),
         }
     }
-    std::fs::create_dir_all(&o.out_dir)?;
-    std::fs::write(o.out_dir.join("e2e.json"), serde_json::to_string_pretty(&r)? + "\n")?;
-    let svg = o.out_dir.join("e2e.svg");
-    std::fs::write(&svg, chart(&r))?;
-    let png = o.out_dir.join("e2e.png");
-    let st = Command::new("rsvg-convert").arg("-o").arg(&png).arg(&svg).status();
-    if !st.is_ok_and(|s| s.success()) {
-        bail!("rsvg-convert (apt package librsvg2-bin) could not write {}", png.display());
-    }
+    super::write_report(&o.out_dir, "e2e", &r, &chart(&r))?;
     Ok(r)
 }
 

@@ -7,3 +7,23 @@ pub mod fastpath;
 pub mod scale;
 
 pub use fastpath::{compare, fastpath};
+
+/// Writes a report as `NAME.json` and its chart as `NAME.svg` and `NAME.png` in `dir`.
+pub(crate) fn write_report(
+    dir: &std::path::Path,
+    name: &str,
+    report: &impl serde::Serialize,
+    svg: &str,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let json = serde_json::to_string_pretty(report)? + "\n";
+    std::fs::write(dir.join(format!("{name}.json")), json)?;
+    let svg_path = dir.join(format!("{name}.svg"));
+    std::fs::write(&svg_path, svg)?;
+    let png = dir.join(format!("{name}.png"));
+    let st = std::process::Command::new("rsvg-convert").arg("-o").arg(&png).arg(&svg_path).status();
+    if !st.is_ok_and(|s| s.success()) {
+        anyhow::bail!("rsvg-convert (apt package librsvg2-bin) could not write {}", png.display());
+    }
+    Ok(())
+}

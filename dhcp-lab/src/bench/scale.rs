@@ -260,15 +260,7 @@ pub fn scale(o: &Options) -> Result<ScaleReport> {
         points.push(p);
     }
     let r = ScaleReport { points };
-    std::fs::create_dir_all(&o.out_dir)?;
-    std::fs::write(o.out_dir.join("scale.json"), serde_json::to_string_pretty(&r)? + "\n")?;
-    let svg = o.out_dir.join("scale.svg");
-    std::fs::write(&svg, chart(&r))?;
-    let png = o.out_dir.join("scale.png");
-    let st = Command::new("rsvg-convert").arg("-o").arg(&png).arg(&svg).status();
-    if !st.is_ok_and(|s| s.success()) {
-        bail!("rsvg-convert (apt package librsvg2-bin) could not write {}", png.display());
-    }
+    super::write_report(&o.out_dir, "scale", &r, &chart(&r))?;
     Ok(r)
 }
 

@@ -72,6 +72,23 @@ const CONFIG_FILE: &str = "xdhcp.toml";
 /// How long a start may take before the daemon answers on its control socket.
 const DAEMON_READY: Duration = Duration::from_secs(20);
 
+/// Every lease record a server holds, page after page, `ask`ing its control socket.
+pub fn all_leases(
+    ask: impl Fn(&ctl::Request) -> Result<serde_json::Value>,
+) -> Result<Vec<serde_json::Value>> {
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let q = ctl::LeaseQuery { after, ..Default::default() };
+        let v = ask(&ctl::Request::Leases(q))?;
+        all.extend(v["leases"].as_array().cloned().unwrap_or_default());
+        match v["next"].as_str().and_then(|a| a.parse().ok()) {
+            Some(a) => after = Some(a),
+            None => return Ok(all),
+        }
+    }
+}
+
 impl Daemon {
     pub fn start(lan: &Lan, cfg: &ServerConfig, launcher: Launcher) -> Result<Self> {
         let dir = TempDir::new("server")?;
@@ -204,17 +221,7 @@ impl Daemon {
 
     /// `xdhcp leases --json`: every lease record the server holds.
     pub fn leases(&self) -> Result<Vec<serde_json::Value>> {
-        let mut all = Vec::new();
-        let mut after = None;
-        loop {
-            let q = ctl::LeaseQuery { after, ..Default::default() };
-            let v = self.ctl(&ctl::Request::Leases(q))?;
-            all.extend(v["leases"].as_array().cloned().unwrap_or_default());
-            match v["next"].as_str().and_then(|a| a.parse().ok()) {
-                Some(a) => after = Some(a),
-                None => return Ok(all),
-            }
-        }
+        all_leases(|r| self.ctl(r))
     }
 
     /// The record of `addr`, if the server has one.
