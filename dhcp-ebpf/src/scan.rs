@@ -22,11 +22,12 @@ pub struct Scan {
     /// Nonzero when the frame ended before the last word of option 82's value: it is copied
     /// with a helper instead.
     pub relay_copy: u64,
-    /// Option 82's value as zero-padded words, loaded once the lease is found.
+    /// Option 82's value as the helper copies it, when the frame ends before its last word.
     pub relay: RelayWords,
-    /// The ACK's option 82 slot built from it (`layout::relay_word`): digested to compare with
-    /// the lease's, and copied into the ACK after the frame was resized (the request's bytes
-    /// are gone by then). Built here, in map memory, rather than in the rewrite: the
+    /// The ACK's option 82 slot (code, length, value, END, zeroes; `layout::relay_word`),
+    /// built once the lease is found, as the value is read: digested to compare with the
+    /// lease's, and copied into the ACK after the frame was resized (the request's bytes are
+    /// gone by then). Built here, in map memory, rather than in the rewrite: the
     /// verifier forgets what it learnt of the length while building it, so the paths through
     /// it meet again as one before the rewrite, instead of each being verified through it.
     pub slot: RelaySlot,

@@ -2,7 +2,9 @@
 //! the server's veth with XDP on it, one namespace per client), and udhcpc, dhclient and
 //! dhcpcd lease from it, renew through XDP, release, and keep renewing across restarts of the
 //! server; a client behind ISC dhcrelay leases through the relay; crafted packets check the
-//! NAK for an INIT-REBOOT from another network and the probation after a DECLINE.
+//! NAK for an INIT-REBOOT from another network and the probation after a DECLINE, and a
+//! subscriber behind a layer-2 access node (option 82, giaddr 0) renewing through XDP from its
+//! line and refused from another.
 //!
 //! Every test builds its own LAN (unique namespace and interface names) and tears it down,
 //! checking that no namespace is left. The server is this test binary started again with only
@@ -430,6 +432,107 @@ fn declined_address_is_set_aside() {
         .expect("an OFFER for the next client");
     assert_eq!(kind(&offer), Some(MessageType::Offer));
     assert_ne!(offer.msg.yiaddr(), a, "the declined address was offered again");
+    drop(sock);
+    drop(port);
+    drop(daemon);
+    drop(lan);
+    assert_torn_down(&names);
+}
+
+/// `msg` from `mac` with `opt82` added last, as a layer-2 access node passes a client's
+/// broadcast on (giaddr 0).
+fn via_access_node(mac: [u8; 6], msg: &dhcproto::v4::Message, opt82: &[u8]) -> Vec<u8> {
+    let payload = xdhcp::packet::insert_last_option(&xdhcp::packet::encode(msg), 82, opt82);
+    xdhcp::packet::udp_frame(
+        &xdhcp::packet::L2 { dst: xdhcp::packet::BROADCAST_MAC, src: mac, vlans: vec![] },
+        std::net::SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
+        std::net::SocketAddrV4::new(Ipv4Addr::BROADCAST, 67),
+        &payload,
+    )
+}
+
+#[test]
+fn a_subscriber_behind_an_access_node_renews_through_xdp_from_its_line_only() {
+    use xdhcp::{core::control::Request, relay};
+    let (lan, daemon, mut names) = lan_with_server(&ServerConfig::default());
+    let (port, sock) = raw_port(&lan, &mut names);
+    let home =
+        relay::encode(&[(relay::CIRCUIT_ID, b"olt1 eth 1/1/3:100"), (relay::REMOTE_ID, b"cpe")]);
+    let wait = Duration::from_secs(5);
+    let answer = |frame: &[u8], xid: u32| {
+        sock.send(frame).unwrap();
+        sock.reply_to(xid, wait).unwrap().unwrap_or_else(|| {
+            panic!("no answer to xid {xid:#x}; server log:\n{}", daemon.log_tail(20))
+        })
+    };
+    // DORA through the access node: bound, with its line on record.
+    let discover = lab::client_message(0x82_0001, port.mac, MessageType::Discover);
+    let offer = answer(&via_access_node(port.mac, &discover, &home), 0x82_0001);
+    let a = offer.msg.yiaddr();
+    let mut select = lab::client_message(0x82_0002, port.mac, MessageType::Request);
+    select.opts_mut().insert(DhcpOption::RequestedIpAddress(a));
+    select.opts_mut().insert(DhcpOption::ServerIdentifier(LAN_SERVER));
+    let ack = answer(&via_access_node(port.mac, &select, &home), 0x82_0002);
+    assert_eq!(ack.msg.opts().msg_type(), Some(MessageType::Ack));
+    assert_eq!(xdhcp::relay::from_payload(&ack.payload), Some(home.clone()), "echoed");
+    let r = wait_state(&daemon, a, "active");
+    assert_eq!(
+        (r["circuit_id"].as_str(), r["remote_id"].as_str()),
+        (Some("olt1 eth 1/1/3:100"), Some("cpe"))
+    );
+    // `xdhcp leases --circuit-id`: this line has it, another has nothing.
+    let on = |circuit: &str| {
+        let q = Request::Leases {
+            addr: None,
+            mac: None,
+            circuit_id: Some(circuit.into()),
+            remote_id: None,
+        };
+        daemon.ctl(&q).unwrap()["leases"].as_array().unwrap().len()
+    };
+    assert_eq!((on("olt1 eth 1/1/3:100"), on("olt1 eth 1/1/4:100")), (1, 0));
+
+    // Renewing from its line, option 82 added by the access node: answered by XDP, echoed.
+    let renew = |xid: u32, opt82: &[u8]| {
+        let r = xdhcp::packet::Renewal {
+            xid,
+            chaddr: port.mac,
+            ciaddr: a,
+            client_id: Some([&[1u8][..], &port.mac].concat()),
+            kind: xdhcp::packet::RenewKind::Renewing,
+            server: LAN_SERVER,
+            server_mac: ack.l2.src,
+            vlans: vec![],
+            relay_info: Some(opt82.to_vec()),
+        };
+        r.frame()
+    };
+    let before = lan.fast_path_stats().unwrap();
+    // The kernel entry is written once the binding is committed: until then the slow path
+    // answers. Each try has its own xid, so a late answer is not taken for the next.
+    let xid = std::cell::Cell::new(0x82_0100);
+    let xdp_ack = wait_for("a renewal answered by XDP", Duration::from_secs(10), || {
+        xid.set(xid.get() + 1);
+        let reply = answer(&renew(xid.get(), &home), xid.get());
+        let d = lan.fast_path_stats()?.since(&before);
+        Ok((d.get(Stat::Ack) >= 1).then_some(reply))
+    })
+    .unwrap();
+    assert_eq!(xdp_ack.msg.opts().msg_type(), Some(MessageType::Ack));
+    assert_eq!(xdhcp::relay::from_payload(&xdp_ack.payload), Some(home.clone()), "echoed by XDP");
+
+    // From another line: XDP passes it, and the slow path refuses it (the default policy).
+    let away =
+        relay::encode(&[(relay::CIRCUIT_ID, b"olt1 eth 1/1/4:100"), (relay::REMOTE_ID, b"cpe")]);
+    let before = lan.fast_path_stats().unwrap();
+    let nak = answer(&renew(0x82_0004, &away), 0x82_0004);
+    assert_eq!(nak.msg.opts().msg_type(), Some(MessageType::Nak));
+    let d = lan.fast_path_stats().unwrap().since(&before);
+    assert_eq!((d.get(Stat::Ack), d.get(Stat::PassRelayInfoMismatch)), (0, 1));
+    let stats = daemon.stats().unwrap();
+    assert_eq!(stats["circuit_changes"]["nak"].as_u64(), Some(1), "{stats}");
+    assert!(daemon.log().contains("another circuit-id than its binding's"));
+    assert_eq!(on("olt1 eth 1/1/3:100"), 1, "the binding stays on its line");
     drop(sock);
     drop(port);
     drop(daemon);
