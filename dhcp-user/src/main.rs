@@ -281,7 +281,7 @@ fn leases(socket: &std::path::Path, mut q: ctl::LeaseQuery, print: Print) -> Res
     // Page by page: each is one short turn of the server's, between which it serves.
     let mut left = q.limit;
     let mut all = Vec::new();
-    loop {
+    while left != Some(0) {
         q.limit = Some(left.unwrap_or(ctl::PAGE_MAX).min(ctl::PAGE_MAX));
         let v = ask(&q)?;
         let page = v["leases"].as_array().cloned().unwrap_or_default();

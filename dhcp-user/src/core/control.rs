@@ -138,6 +138,8 @@ fn leases(core: &Core, q: &LeaseQuery, now: Now) -> Value {
             && id_matches(&q.circuit_id, l.circuit_id())
             && id_matches(&q.remote_id, l.remote_id())
     };
+    // At least one: a page of none could say where the next one starts only by panicking.
+    let limit = q.limit.unwrap_or(PAGE_MAX).clamp(1, PAGE_MAX);
     // The narrowest index the query names; whole scans only in address order, by pages.
     let mut found: Vec<&Lease> = if let Some(a) = q.addr {
         records.get(a).into_iter().filter(keep).collect()
@@ -146,11 +148,9 @@ fn leases(core: &Core, q: &LeaseQuery, now: Now) -> Value {
     } else if let Some(id) = &client_id {
         records.with_client_id(id).filter(keep).collect()
     } else {
-        let limit = q.limit.unwrap_or(PAGE_MAX).min(PAGE_MAX);
         records.from_address(q.after).filter(keep).take(limit + 1).collect()
     };
     found.sort_by_key(|l| l.address);
-    let limit = q.limit.unwrap_or(PAGE_MAX).min(PAGE_MAX);
     let next = (found.len() > limit).then(|| found[limit - 1].address);
     found.truncate(limit);
     let leases: Vec<Value> = found.into_iter().map(|l| lease_json(l, now)).collect();

@@ -240,6 +240,10 @@ fn an_operator_pages_through_the_leases_and_finds_one_by_mac_or_client_id() {
     assert_eq!(v["count"]["total"], 25);
     assert_eq!(v["count"]["by_state"]["active"], 20);
     assert_eq!(v["count"]["by_subnet"]["10.0.0.0/24"]["released"], 5);
+    // A page of none is a page of one (it must still say where the next one starts).
+    let v = ask(LeaseQuery { limit: Some(0), ..LeaseQuery::default() });
+    assert_eq!(addrs(&v), ["10.0.0.176"]);
+    assert_eq!(v["next"], "10.0.0.176");
     // A query it cannot read is an error, not everything.
     let v = ask(LeaseQuery { mac: Some("nonsense".into()), ..LeaseQuery::default() });
     assert!(v["error"].as_str().unwrap().starts_with("mac:"), "{v}");

@@ -286,34 +286,28 @@ impl FastPathMaps {
         e.holds(addr.octets()).then_some(e)
     }
 
-    /// The addresses of all lease entries, sorted (as [`FastPathMaps::leases`], lighter).
-    pub fn lease_addresses(&self) -> Result<Vec<Ipv4Addr>> {
-        let mut v = Vec::new();
-        for (prefix, base) in &self.bases {
-            for i in 0..m::BLOCK_SLOTS {
+    /// Every lease entry with its address, in address order (blocks as read at open or added
+    /// here since). XDP may be stamping an entry meanwhile: `holds` refuses a torn one.
+    fn entries(&self) -> impl Iterator<Item = Result<(Ipv4Addr, LeaseEntry)>> + '_ {
+        self.bases.iter().flat_map(move |(prefix, base)| {
+            (0..m::BLOCK_SLOTS).filter_map(move |i| {
                 let addr = Ipv4Addr::from(prefix << 8 | i);
-                if self.read_slot(base + i)?.holds(addr.octets()) {
-                    v.push(addr);
+                match self.read_slot(base + i) {
+                    Ok(e) => e.holds(addr.octets()).then_some(Ok((addr, e))),
+                    Err(err) => Some(Err(err)),
                 }
-            }
-        }
-        Ok(v)
+            })
+        })
     }
 
-    /// All lease entries, sorted by address (blocks as read at open or added here since).
+    /// The addresses of all lease entries, sorted.
+    pub fn lease_addresses(&self) -> Result<Vec<Ipv4Addr>> {
+        self.entries().map(|r| r.map(|(a, _)| a)).collect()
+    }
+
+    /// All lease entries, sorted by address.
     pub fn leases(&self) -> Result<Vec<(Ipv4Addr, LeaseEntry)>> {
-        let mut v = Vec::new();
-        for (prefix, base) in &self.bases {
-            for i in 0..m::BLOCK_SLOTS {
-                let addr = Ipv4Addr::from(prefix << 8 | i);
-                // XDP may be stamping the entry meanwhile: `holds` refuses a torn one.
-                let e = self.read_slot(base + i)?;
-                if e.holds(addr.octets()) {
-                    v.push((addr, e));
-                }
-            }
-        }
-        Ok(v)
+        self.entries().collect()
     }
 
     pub fn set_subnet(&mut self, index: u32, s: &SubnetReply) -> Result<()> {
