@@ -448,6 +448,7 @@ fn subnet_set(s: &SubnetArgs) -> Result<()> {
         domain: s.domain.clone(),
         t1_secs: s.t1,
         t2_secs: s.t2,
+        extra: vec![],
     }
     .encode()?;
     let (mut maps, _lock) = open_to_write(&s.iface)?;

@@ -150,8 +150,6 @@ pub fn encode(msg: &Message) -> Vec<u8> {
 /// last). The zero padding after END gives way for it, down to [`BOOTP_MIN_LEN`]; a payload with
 /// no END is returned as it is.
 ///
-/// # Panics
-/// Never: the value is written in chunks of at most 255 bytes.
 #[must_use]
 pub fn insert_last_option(payload: &[u8], code: u8, value: &[u8]) -> Vec<u8> {
     let mut at = dhcp_common::bootp::OPTIONS;
@@ -164,11 +162,7 @@ pub fn insert_last_option(payload: &[u8], code: u8, value: &[u8]) -> Vec<u8> {
         }
     };
     let mut v = payload[..end].to_vec();
-    for chunk in if value.is_empty() { vec![&[][..]] } else { value.chunks(255).collect() } {
-        v.push(code);
-        v.push(u8::try_from(chunk.len()).expect("chunks of at most 255 bytes"));
-        v.extend_from_slice(chunk);
-    }
+    push_option(&mut v, code, value);
     let tail = &payload[end..];
     let kept = tail.len() - tail.iter().rev().take_while(|b| **b == 0).count();
     v.extend_from_slice(&tail[..kept.max(1)]);
@@ -201,22 +195,30 @@ pub fn encode_reply(msg: &Message) -> Vec<u8> {
     opts.sort_by_key(|(c, _)| rank(*c));
     for (code, o) in opts {
         match o {
-            DhcpOption::Unknown(u) if code == OPT_RELAY_AGENT => {
-                // dhcproto would write nothing for an empty value.
-                let chunks: Vec<&[u8]> =
-                    if u.data().is_empty() { vec![&[]] } else { u.data().chunks(255).collect() };
-                for c in chunks {
-                    v.push(code);
-                    v.push(u8::try_from(c.len()).expect("chunks of at most 255 bytes"));
-                    v.extend_from_slice(c);
-                }
-            }
+            // Option 82 as it came and configured options as encoded (dhcproto would write
+            // nothing for an empty value).
+            DhcpOption::Unknown(u) => push_option(&mut v, code, u.data()),
             DhcpOption::End | DhcpOption::Pad => {}
             o => v.extend(o.to_vec().expect("dhcproto encodes any option it can represent")),
         }
     }
     v.push(dhcp_common::bootp::OPT_END);
     v
+}
+
+/// Appends option `code` with `value`: one instance when it fits 255 bytes, else consecutive
+/// instances of at most 255 (RFC 3396), which the receiver joins; an empty value is one
+/// instance of length 0.
+///
+/// # Panics
+/// Never: the value is written in chunks of at most 255 bytes.
+pub fn push_option(out: &mut Vec<u8>, code: u8, value: &[u8]) {
+    let chunks: Vec<&[u8]> = if value.is_empty() { vec![&[]] } else { value.chunks(255).collect() };
+    for c in chunks {
+        out.push(code);
+        out.push(u8::try_from(c.len()).expect("chunks of at most 255 bytes"));
+        out.extend_from_slice(c);
+    }
 }
 
 /// How a renewal reaches the server.

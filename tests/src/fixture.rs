@@ -53,6 +53,7 @@ pub fn subnet() -> SubnetOptions {
         domain: Some("edge.example".into()),
         t1_secs: T1,
         t2_secs: T2,
+        extra: vec![],
     }
 }
 

@@ -274,6 +274,7 @@ impl Bench {
             domain: Some("bench.example".into()),
             t1_secs: 1800,
             t2_secs: 3150,
+            extra: vec![],
         };
         h.maps.set_subnet(0, &subnet.encode()?)?;
         let frames = h.take_map(BENCH)?.try_into()?;

@@ -116,6 +116,7 @@ impl SegmentPlan {
             domain: None,
             t1_secs: self.timing.t1_secs,
             t2_secs: self.timing.t2_secs,
+            extra: vec![],
         }
     }
 

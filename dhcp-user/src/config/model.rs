@@ -234,6 +234,7 @@ impl Subnet {
             domain: self.domain.clone(),
             t1_secs: self.t1,
             t2_secs: self.t2,
+            extra: vec![],
         }
     }
 }

@@ -16,6 +16,10 @@ pub struct SubnetOptions {
     pub domain: Option<String>,
     pub t1_secs: u32,
     pub t2_secs: u32,
+    /// Every other option of the reply profile (code, value), after 15 in code order, as the
+    /// slow path puts them (`packet::encode_reply`); a value over 255 bytes goes out as
+    /// consecutive instances of its code (RFC 3396).
+    pub extra: Vec<(u8, Vec<u8>)>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -36,6 +40,11 @@ fn push_opt(out: &mut Vec<u8>, code: u8, value: &[u8]) -> Result<(), SubnetError
     Ok(())
 }
 
+/// An option of any length, split into instances of at most 255 bytes (RFC 3396).
+fn push_long(out: &mut Vec<u8>, code: u8, value: &[u8]) {
+    crate::packet::push_option(out, code, value);
+}
+
 impl SubnetOptions {
     /// The option block (54, 1, 3, 6, 15, END), zero padded; errors when it does not fit.
     pub fn encode(&self) -> Result<SubnetReply, SubnetError> {
@@ -51,6 +60,11 @@ impl SubnetOptions {
         }
         if let Some(d) = &self.domain {
             push_opt(&mut b, OPT_DOMAIN_NAME, d.as_bytes())?;
+        }
+        let mut extra: Vec<&(u8, Vec<u8>)> = self.extra.iter().collect();
+        extra.sort_by_key(|(c, _)| *c);
+        for (code, value) in extra {
+            push_long(&mut b, *code, value);
         }
         let end_at = b.len();
         b.push(OPT_END);
@@ -100,6 +114,7 @@ mod tests {
             domain: Some("example.net".into()),
             t1_secs: 1800,
             t2_secs: 3150,
+            extra: vec![],
         };
         let r = s.encode().unwrap();
         assert_eq!(&r.opts[..6], &[54, 4, 10, 0, 0, 1]);
