@@ -9,14 +9,19 @@
 //! ```
 use std::{fmt, path::Path};
 
+pub mod classes;
 pub mod model;
+pub mod options;
+pub mod profiles;
 mod spans;
 pub mod wire;
 
+pub use classes::{Class, ClassId};
 pub use model::{
-    AttachMode, CircuitChange, Config, FAILOVER_PORT, Failover, FastPath, Pool, Reservation,
-    ReservationKey, Subnet, SubnetId, ValidationError,
+    AttachMode, CircuitChange, Config, FAILOVER_PORT, Failover, FastPath, Options, Pool,
+    Reservation, ReservationKey, Subnet, SubnetId, ValidationError,
 };
+pub use profiles::{Profile, Profiles};
 
 /// Why a config file cannot be used.
 #[derive(Debug, thiserror::Error)]

@@ -8,8 +8,13 @@ use std::{collections::HashMap, net::Ipv4Addr, path::PathBuf};
 use dhcp_failover::{Role, load_balance::Hba};
 use ipnet::Ipv4Net;
 
+use super::classes::{Class, ClassId, ClassSet, Condition, Pattern};
+use super::profiles::Profiles;
 use super::wire;
-use crate::fastpath::subnet::{SubnetError, SubnetOptions};
+use crate::fastpath::subnet::SubnetOptions;
+
+/// Options as encoded for the wire: code to value (a value over 255 bytes is split when sent).
+pub type Options = std::collections::BTreeMap<u8, Vec<u8>>;
 
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/xdhcp";
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/xdhcp/control.sock";
@@ -52,6 +57,12 @@ pub struct Config {
     pub subnets: Vec<Subnet>,
     /// The failover relationship the subnets with `failover = true` share with a partner.
     pub failover: Option<Failover>,
+    /// `[options]`: sent to every client unless a narrower scope sets the same code.
+    pub options: Options,
+    /// In the order of the file: a client is in the first that it matches.
+    pub classes: Vec<Class>,
+    /// The reply profiles (options as sent) of every subnet, pool, class and reservation.
+    pub profiles: Profiles,
 }
 
 /// The failover port IANA assigned (draft-12 §8.1); ISC dhcpd's default too.
@@ -137,6 +148,11 @@ pub struct Subnet {
     /// binding was acknowledged with. XDP answers none of these: their option 82 is not the
     /// one on record.
     pub circuit_change: CircuitChange,
+    /// `[subnet.options]`, with `routers`, `dns` and `domain` as options 3, 6 and 15, and the
+    /// mask (1) from the prefix.
+    pub options: Options,
+    /// Options of the pools that have any, as [`Pool::options`] indexes them.
+    pub pool_options: Vec<Options>,
 }
 
 /// `circuit_change`: a binding is acknowledged for the line (option 82 circuit-id) it was
@@ -169,6 +185,11 @@ impl CircuitChange {
 pub struct Pool {
     pub start: Ipv4Addr,
     pub end: Ipv4Addr,
+    /// Classes admitted (empty: every client, classified or not) and refused.
+    pub allow: ClassSet,
+    pub deny: ClassSet,
+    /// Index into [`Subnet::pool_options`].
+    pub options: Option<u16>,
 }
 
 impl Pool {
@@ -181,6 +202,15 @@ impl Pool {
     pub fn size(&self) -> u64 {
         u64::from(u32::from(self.end)) - u64::from(u32::from(self.start)) + 1
     }
+
+    /// Whether a client of `class` (none: unclassified) may get addresses here.
+    #[must_use]
+    pub fn admits(&self, class: Option<ClassId>) -> bool {
+        match class {
+            Some(c) => (self.allow.is_empty() || self.allow.contains(c)) && !self.deny.contains(c),
+            None => self.allow.is_empty(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -188,18 +218,52 @@ pub enum ReservationKey {
     Mac([u8; 6]),
     /// Option 61's value, type byte included.
     ClientId(Vec<u8>),
+    /// The access port, by option 82: its circuit-id, remote-id, or both.
+    Port {
+        circuit_id: Option<Vec<u8>>,
+        remote_id: Option<Vec<u8>>,
+    },
+}
+
+impl ReservationKey {
+    /// Which reservation wins when several name one client: the client's own identifier,
+    /// then its MAC, then its port (the more specific first).
+    #[must_use]
+    pub fn rank(&self) -> u8 {
+        match self {
+            Self::ClientId(_) => 0,
+            Self::Mac(_) => 1,
+            Self::Port { circuit_id: Some(_), remote_id: Some(_) } => 2,
+            Self::Port { .. } => 3,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reservation {
     pub key: ReservationKey,
     pub address: Ipv4Addr,
+    /// `[subnet.reservation.options]`: the narrowest scope.
+    pub options: Options,
 }
 
 impl Subnet {
     #[must_use]
     pub fn in_pool(&self, a: Ipv4Addr) -> bool {
         self.pools.iter().any(|p| p.contains(a))
+    }
+
+    /// The pool holding `a`.
+    #[must_use]
+    pub fn pool_of(&self, a: Ipv4Addr) -> Option<&Pool> {
+        self.pools.iter().find(|p| p.contains(a))
+    }
+
+    /// Whether a client of `class` may be given `a`: a pool's class rules; a reserved address
+    /// outside the pools is its reservation's to decide.
+    #[must_use]
+    pub fn admits(&self, a: Ipv4Addr, class: Option<ClassId>) -> bool {
+        self.pool_of(a).is_none_or(|p| p.admits(class))
     }
 
     /// Lease length for a client that asked for `requested` seconds (option 51), if anything.
@@ -222,22 +286,35 @@ impl Subnet {
         let scale = |t: u32| (u64::from(t) * u64::from(lease) / u64::from(self.lease_time)) as u32;
         (scale(self.t1), scale(self.t2))
     }
+}
 
-    /// What the fast path puts in ACKs for this subnet.
-    #[must_use]
-    pub fn fast_path_options(&self, server_id: Ipv4Addr) -> SubnetOptions {
-        SubnetOptions {
-            server_id,
-            mask: self.prefix.netmask(),
-            routers: self.routers.clone(),
-            dns: self.dns.clone(),
-            domain: self.domain.clone(),
-            t1_secs: self.t1,
-            t2_secs: self.t2,
-            extra: vec![],
-        }
+/// What the fast path puts in ACKs of a profile of subnet `s` with `options` (1 included):
+/// 3, 6 and 15 where the block has their places, the rest after them.
+#[must_use]
+pub fn fast_path_options(server_id: Ipv4Addr, s: &Subnet, options: &Options) -> SubnetOptions {
+    let addrs = |v: &[u8]| {
+        v.chunks_exact(4).map(|c| Ipv4Addr::new(c[0], c[1], c[2], c[3])).collect::<Vec<_>>()
+    };
+    SubnetOptions {
+        server_id,
+        mask: s.prefix.netmask(),
+        routers: options.get(&OPT_ROUTER).map(|v| addrs(v)).unwrap_or_default(),
+        dns: options.get(&OPT_DNS).map(|v| addrs(v)).unwrap_or_default(),
+        domain: options.get(&OPT_DOMAIN).map(|v| String::from_utf8_lossy(v).into_owned()),
+        t1_secs: s.t1,
+        t2_secs: s.t2,
+        extra: options
+            .iter()
+            .filter(|(c, _)| ![OPT_MASK, OPT_ROUTER, OPT_DNS, OPT_DOMAIN].contains(c))
+            .map(|(c, v)| (*c, v.clone()))
+            .collect(),
     }
 }
+
+pub const OPT_MASK: u8 = 1;
+pub const OPT_ROUTER: u8 = 3;
+pub const OPT_DNS: u8 = 6;
+pub const OPT_DOMAIN: u8 = 15;
 
 impl Config {
     #[must_use]
@@ -371,9 +448,12 @@ impl TryFrom<wire::Config> for Config {
                 ),
             );
         }
+        let options = scope_options("options", w.options.as_ref())?;
+        let classes = classes(&w.classes)?;
+        let class_options = class_options(&w.classes)?;
         let mut subnets = Vec::with_capacity(w.subnets.len());
         for (i, ws) in w.subnets.into_iter().enumerate() {
-            let s = subnet(i, ws, server_id, fast_path.enabled)?;
+            let s = subnet(i, ws, server_id, &classes)?;
             subnets.push(s);
         }
         check_across_subnets(&subnets)?;
@@ -397,7 +477,11 @@ impl TryFrom<wire::Config> for Config {
             }
             _ => {}
         }
+        let profiles = Profiles::build(&subnets, &classes, &class_options, &options)?;
         Ok(Config {
+            options,
+            classes,
+            profiles,
             interfaces,
             server_id,
             state_dir: w.state_dir.unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
@@ -528,12 +612,114 @@ fn special(prefix: Ipv4Net, a: Ipv4Addr) -> bool {
     prefix.prefix_len() < 31 && (a == prefix.network() || a == prefix.broadcast())
 }
 
+/// An options table at `key`, encoded; errors name the option's key.
+pub(super) fn scope_options(
+    key: &str,
+    t: Option<&toml::Table>,
+) -> Result<Options, ValidationError> {
+    match t {
+        None => Ok(Options::new()),
+        Some(t) => super::options::encode_table(t)
+            .map_err(|(k, m)| ValidationError { key: format!("{key}.{k}"), message: m }),
+    }
+}
+
+fn pattern(
+    exact: Option<&wire::Bytes>,
+    prefix: Option<&wire::Bytes>,
+    at: &str,
+    what: &str,
+) -> Result<Option<Pattern>, ValidationError> {
+    match (exact, prefix) {
+        (Some(b), None) => Ok(Some(Pattern { bytes: b.0.clone(), prefix: false })),
+        (None, Some(b)) => Ok(Some(Pattern { bytes: b.0.clone(), prefix: true })),
+        (None, None) => Ok(None),
+        (Some(_), Some(_)) => {
+            err(format!("{at}.{what}_prefix"), format!("give {what} or {what}_prefix, not both"))
+        }
+    }
+}
+
+fn classes(w: &[wire::Class]) -> Result<Vec<Class>, ValidationError> {
+    if w.len() > super::classes::CLASSES_MAX {
+        return err(
+            format!("class[{}]", super::classes::CLASSES_MAX),
+            format!("at most {} classes", super::classes::CLASSES_MAX),
+        );
+    }
+    let mut out: Vec<Class> = Vec::with_capacity(w.len());
+    for (i, c) in w.iter().enumerate() {
+        let at = format!("class[{i}]");
+        let Some(name) = c.name.clone() else {
+            return err(at, "name is required");
+        };
+        if name.is_empty() || name.len() > 64 {
+            return err(format!("{at}.name"), "must be 1 to 64 characters");
+        }
+        if let Some(k) = out.iter().position(|o| o.name == name) {
+            return err(format!("{at}.name"), format!("{name} is already class[{k}]"));
+        }
+        let mut conditions = Vec::new();
+        let pats = [
+            ("vendor_class", &c.vendor_class, &c.vendor_class_prefix),
+            ("user_class", &c.user_class, &c.user_class_prefix),
+            ("circuit_id", &c.circuit_id, &c.circuit_id_prefix),
+            ("remote_id", &c.remote_id, &c.remote_id_prefix),
+        ];
+        for (j, (what, exact, prefix)) in pats.into_iter().enumerate() {
+            if let Some(p) = pattern(exact.as_ref(), prefix.as_ref(), &at, what)? {
+                conditions.push(match j {
+                    0 => Condition::VendorClass(p),
+                    1 => Condition::UserClass(p),
+                    2 => Condition::CircuitId(p),
+                    _ => Condition::RemoteId(p),
+                });
+            }
+        }
+        if let Some(m) = &c.mac_prefix {
+            if m.0.len() > 6 {
+                return err(format!("{at}.mac_prefix"), "is longer than a MAC address");
+            }
+            conditions.push(Condition::MacPrefix(m.0.clone()));
+        }
+        if conditions.is_empty() {
+            return err(
+                at,
+                "matches nothing: give vendor_class, user_class, circuit_id, remote_id (each \
+                 exact or _prefix) or mac_prefix",
+            );
+        }
+        #[expect(clippy::cast_possible_truncation, reason = "at most CLASSES_MAX classes")]
+        out.push(Class { id: ClassId(i as u16), name, conditions });
+    }
+    Ok(out)
+}
+
+/// The class options of the file, by class, for [`Profiles::build`].
+fn class_options(w: &[wire::Class]) -> Result<Vec<Options>, ValidationError> {
+    w.iter()
+        .enumerate()
+        .map(|(i, c)| scope_options(&format!("class[{i}].options"), c.options.as_ref()))
+        .collect()
+}
+
+fn class_set(names: &[String], classes: &[Class], at: &str) -> Result<ClassSet, ValidationError> {
+    let mut set = ClassSet::default();
+    for (k, n) in names.iter().enumerate() {
+        let Some(c) = classes.iter().find(|c| &c.name == n) else {
+            return err(format!("{at}[{k}]"), format!("{n} is not a [[class]] name"));
+        };
+        set = set.with(c.id);
+    }
+    Ok(set)
+}
+
 #[expect(clippy::too_many_lines, reason = "one check after another, each with its own message")]
 fn subnet(
     i: usize,
     w: wire::Subnet,
     server_id: Ipv4Addr,
-    fast_path: bool,
+    classes: &[Class],
 ) -> Result<Subnet, ValidationError> {
     let at = |k: &str| format!("subnet[{i}].{k}");
     let Some(wire::Prefix(prefix)) = w.prefix else {
@@ -547,9 +733,24 @@ fn subnet(
     }
 
     let mut pools: Vec<(usize, Pool)> = Vec::new();
+    let mut pool_options: Vec<Options> = Vec::new();
     for (j, p) in w.pools.iter().enumerate() {
-        let pool = Pool { start: p.start.0, end: p.end.0 };
         let key = at(&format!("pools[{j}]"));
+        let opts = scope_options(&format!("{key}.options"), p.options.as_ref())?;
+        let options = if opts.is_empty() {
+            None
+        } else {
+            pool_options.push(opts);
+            #[expect(clippy::cast_possible_truncation, reason = "a subnet has few pools")]
+            Some((pool_options.len() - 1) as u16)
+        };
+        let pool = Pool {
+            start: p.start.0,
+            end: p.end.0,
+            allow: class_set(&p.allow, classes, &format!("{key}.allow"))?,
+            deny: class_set(&p.deny, classes, &format!("{key}.deny"))?,
+            options,
+        };
         for (end, a) in [("start", pool.start), ("end", pool.end)] {
             if !prefix.contains(&a) {
                 return err(
@@ -630,14 +831,26 @@ fn subnet(
     let mut reservations: Vec<Reservation> = Vec::new();
     for (j, r) in w.reservations.into_iter().enumerate() {
         let key_at = at(&format!("reservation[{j}]"));
-        let key = match (r.mac, r.client_id) {
-            (Some(m), None) => ReservationKey::Mac(m.0),
-            (None, Some(id)) => ReservationKey::ClientId(id.0),
-            (Some(_), Some(_)) => {
-                return err(key_at, "has both mac and client_id; a reservation matches one");
+        let port = r.circuit_id.is_some() || r.remote_id.is_some();
+        let key = match (r.mac, r.client_id, port) {
+            (Some(m), None, false) => ReservationKey::Mac(m.0),
+            (None, Some(id), false) => ReservationKey::ClientId(id.0),
+            (None, None, true) => ReservationKey::Port {
+                circuit_id: r.circuit_id.map(|b| b.0),
+                remote_id: r.remote_id.map(|b| b.0),
+            },
+            (None, None, false) => {
+                return err(key_at, "needs mac, client_id, or circuit_id and/or remote_id");
             }
-            (None, None) => return err(key_at, "needs mac or client_id"),
+            _ => {
+                return err(
+                    key_at,
+                    "names a client two ways: give one of mac, client_id, or the port \
+                     (circuit_id and/or remote_id)",
+                );
+            }
         };
+        let options = scope_options(&format!("{key_at}.options"), r.options.as_ref())?;
         let Some(wire::Addr(address)) = r.address else {
             return err(key_at, "address is required");
         };
@@ -655,17 +868,38 @@ fn subnet(
             return err(a_at, format!("{address} is already reserved by reservation[{k}]"));
         }
         if let Some(k) = reservations.iter().position(|o| o.key == key) {
-            let which = if matches!(key, ReservationKey::Mac(_)) { "mac" } else { "client_id" };
+            let which = match key {
+                ReservationKey::Mac(_) => "mac",
+                ReservationKey::ClientId(_) => "client_id",
+                ReservationKey::Port { circuit_id: Some(_), .. } => "circuit_id",
+                ReservationKey::Port { .. } => "remote_id",
+            };
             return err(
                 format!("{key_at}.{which}"),
                 format!("the same client already has reservation[{k}]"),
             );
         }
-        reservations.push(Reservation { key, address });
+        reservations.push(Reservation { key, address, options });
     }
 
     let mut pools: Vec<Pool> = pools.into_iter().map(|(_, p)| p).collect();
     pools.sort_by_key(|p| p.start);
+    // The shorthand keys are options 3, 6 and 15 of the subnet's scope.
+    let mut options = scope_options(&at("options"), w.options.as_ref())?;
+    let addrs = |v: &[wire::Addr]| v.iter().flat_map(|a| a.0.octets()).collect::<Vec<u8>>();
+    let shorthand = [
+        ("routers", OPT_ROUTER, (!w.routers.is_empty()).then(|| addrs(&w.routers))),
+        ("dns", OPT_DNS, (!w.dns.is_empty()).then(|| addrs(&w.dns))),
+        ("domain", OPT_DOMAIN, w.domain.as_ref().map(|d| d.as_bytes().to_vec())),
+    ];
+    for (k, code, v) in shorthand {
+        if let Some(v) = v
+            && options.insert(code, v).is_some()
+        {
+            return err(at(k), format!("option {code} is also set in this subnet's options"));
+        }
+    }
+    options.insert(OPT_MASK, prefix.netmask().octets().to_vec());
     let s = Subnet {
         id: SubnetId(u32::try_from(i).expect("at most SUBNETS_MAX subnets, checked by the caller")),
         prefix,
@@ -686,24 +920,9 @@ fn subnet(
             wire::CircuitChange::Ignore => CircuitChange::Ignore,
             wire::CircuitChange::Move => CircuitChange::Move,
         },
+        options,
+        pool_options,
     };
-    if fast_path {
-        match s.fast_path_options(server_id).encode() {
-            Ok(_) => {}
-            Err(SubnetError::TooLong { need }) => {
-                return err(
-                    format!("subnet[{i}]"),
-                    format!(
-                        "routers, dns and domain take {need} bytes in a fast-path ACK, more than the {} that fit",
-                        dhcp_common::maps::SUBNET_OPTS_LEN
-                    ),
-                );
-            }
-            Err(e @ SubnetError::OptionTooLong(_)) => {
-                return err(format!("subnet[{i}]"), e.to_string());
-            }
-        }
-    }
     Ok(s)
 }
 

@@ -250,7 +250,7 @@ fn reservations_must_be_inside_the_prefix_and_unique() {
     let neither = format!("{MINIMAL}\n[[subnet.reservation]]\naddress = \"10.0.0.5\"\n");
     assert_eq!(
         error_of(&neither),
-        "xdhcp.toml:8: subnet[0].reservation[0]: needs mac or client_id"
+        "xdhcp.toml:8: subnet[0].reservation[0]: needs mac, client_id, or circuit_id and/or remote_id"
     );
     let bad_mac = base.replace("02:00:00:00:00:01", "02:00:00:00:01");
     assert_eq!(
@@ -280,12 +280,104 @@ fn a_pool_holding_the_router_is_refused() {
 }
 
 #[test]
-fn options_too_long_for_the_fast_path_are_refused_unless_it_is_off() {
+fn options_that_cannot_fit_a_576_byte_reply_are_refused_naming_the_scope() {
+    // 90 bytes of domain fit a reply (the fast path leaves such a profile to the slow path).
     let long = MINIMAL
         .replace("pools =", &format!("domain = \"{}.example.net\"\npools =", "x".repeat(90)));
-    assert!(error_of(&long).starts_with("xdhcp.toml:4: subnet[0]: routers, dns and domain take"));
-    let off = format!("{long}\n[fast_path]\nenabled = false\n");
-    Config::from_toml(&off, "x").unwrap();
+    Config::from_toml(&long, "x").unwrap();
+    let huge = format!(
+        "{MINIMAL}\n[[class]]\nname = \"stb\"\nvendor_class = \"IPTV\"\n[class.options]\n\
+         bootfile-name = \"{}\"\n",
+        "x".repeat(300)
+    );
+    let e = error_of(&huge);
+    assert!(
+        e.starts_with(
+            "xdhcp.toml:11: class[0].options: the options of subnet[0] for class stb take"
+        ),
+        "{e}"
+    );
+    assert!(e.ends_with("more than the 280 a 576-byte reply has room for"), "{e}");
+}
+
+#[test]
+fn options_are_named_or_numbered_and_typed_and_errors_point_at_the_value() {
+    let with = |opts: &str| format!("{MINIMAL}\n[subnet.options]\n{opts}\n");
+    let c = Config::from_toml(&with("ntp-servers = [\"10.0.0.5\"]\n224 = { hex = \"0102\" }"), "x")
+        .unwrap();
+    let o = &c.subnets[0].options;
+    assert_eq!(o.get(&42), Some(&vec![10, 0, 0, 5]));
+    assert_eq!(o.get(&224), Some(&vec![1, 2]));
+    assert_eq!(o.get(&1), Some(&vec![255, 255, 255, 0]), "the mask, from the prefix");
+    assert_eq!(
+        error_of(&with("ntp-servers = [\"10.0.0.500\"]")),
+        "xdhcp.toml:9: subnet[0].options.ntp-servers: \"10.0.0.500\" is not an IPv4 address"
+    );
+    assert_eq!(
+        error_of(&with("lease-time = 5")),
+        "xdhcp.toml:9: subnet[0].options.lease-time: is not an option name this server knows; \
+         write its code with a typed value ({ type = \"addresses\", value = [...] }) or { hex = \"...\" }"
+    );
+    assert_eq!(
+        error_of(&with("51 = 5")),
+        "xdhcp.toml:9: subnet[0].options.51: option 51 cannot be configured: lease times come \
+         from lease_time, t1 and t2"
+    );
+    let twice = MINIMAL.replace("pools =", "routers = [\"10.0.0.1\"]\npools =");
+    assert_eq!(
+        error_of(&format!("{twice}\n[subnet.options]\nrouters = [\"10.0.0.2\"]\n")),
+        "xdhcp.toml:6: subnet[0].routers: option 3 is also set in this subnet's options"
+    );
+}
+
+#[test]
+fn classes_need_a_name_and_a_condition_and_pools_name_real_classes() {
+    let class = |body: &str| format!("{MINIMAL}\n[[class]]\n{body}\n");
+    assert_eq!(
+        error_of(&class("name = \"stb\"")),
+        "xdhcp.toml:8: class[0]: matches nothing: give vendor_class, user_class, circuit_id, \
+         remote_id (each exact or _prefix) or mac_prefix"
+    );
+    assert_eq!(
+        error_of(&class("vendor_class = \"x\"")),
+        "xdhcp.toml:8: class[0]: name is required"
+    );
+    assert_eq!(
+        error_of(&class("name = \"a\"\nvendor_class = \"x\"\nvendor_class_prefix = \"y\"")),
+        "xdhcp.toml:11: class[0].vendor_class_prefix: give vendor_class or vendor_class_prefix, not both"
+    );
+    let c = Config::from_toml(
+        &class("name = \"port\"\ncircuit_id = { hex = \"01:02\" }\nmac_prefix = \"00:1a\""),
+        "x",
+    )
+    .unwrap();
+    assert_eq!(c.classes[0].conditions.len(), 2);
+    let deny =
+        MINIMAL.replace("end = \"10.0.0.199\" }", "end = \"10.0.0.199\", deny = [\"stb\"] }");
+    assert_eq!(
+        error_of(&deny),
+        "xdhcp.toml:6: subnet[0].pools[0].deny[0]: stb is not a [[class]] name"
+    );
+}
+
+#[test]
+fn a_reservation_names_a_client_one_way_mac_client_id_or_port() {
+    let r =
+        |body: &str| format!("{MINIMAL}\n[[subnet.reservation]]\n{body}\naddress = \"10.0.0.5\"\n");
+    let c =
+        Config::from_toml(&r("circuit_id = \"olt1 0/1/1:7\"\nremote_id = \"cpe-7\""), "x").unwrap();
+    assert_eq!(
+        c.subnets[0].reservations[0].key,
+        ReservationKey::Port {
+            circuit_id: Some(b"olt1 0/1/1:7".to_vec()),
+            remote_id: Some(b"cpe-7".to_vec())
+        }
+    );
+    assert_eq!(
+        error_of(&r("mac = \"02:00:00:00:00:01\"\ncircuit_id = \"x\"")),
+        "xdhcp.toml:8: subnet[0].reservation[0]: names a client two ways: give one of mac, \
+         client_id, or the port (circuit_id and/or remote_id)"
+    );
 }
 
 #[test]

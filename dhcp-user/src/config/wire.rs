@@ -24,6 +24,27 @@ pub struct Config {
     #[serde(default, rename = "subnet")]
     pub subnets: Vec<Subnet>,
     pub failover: Option<Failover>,
+    /// `[options]`: the global scope.
+    pub options: Option<toml::Table>,
+    #[serde(default, rename = "class")]
+    pub classes: Vec<Class>,
+}
+
+/// `[[class]]`: every condition given must hold.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Class {
+    pub name: Option<String>,
+    pub vendor_class: Option<Bytes>,
+    pub vendor_class_prefix: Option<Bytes>,
+    pub user_class: Option<Bytes>,
+    pub user_class_prefix: Option<Bytes>,
+    pub circuit_id: Option<Bytes>,
+    pub circuit_id_prefix: Option<Bytes>,
+    pub remote_id: Option<Bytes>,
+    pub remote_id_prefix: Option<Bytes>,
+    pub mac_prefix: Option<Hex>,
+    pub options: Option<toml::Table>,
 }
 
 /// `[failover]`: ISC dhcpd's `failover peer "name" { ... }`, one key per statement.
@@ -99,6 +120,7 @@ pub struct Subnet {
     pub failover: Option<bool>,
     /// What a renewal from another line (option 82 circuit-id) than its binding's gets.
     pub circuit_change: Option<CircuitChange>,
+    pub options: Option<toml::Table>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -114,6 +136,12 @@ pub enum CircuitChange {
 pub struct Pool {
     pub start: Addr,
     pub end: Addr,
+    /// Classes whose clients may get addresses here (none listed: every client).
+    #[serde(default)]
+    pub allow: Vec<String>,
+    #[serde(default)]
+    pub deny: Vec<String>,
+    pub options: Option<toml::Table>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -121,7 +149,32 @@ pub struct Pool {
 pub struct Reservation {
     pub mac: Option<Mac>,
     pub client_id: Option<Hex>,
+    /// Option 82's circuit-id and remote-id: the access port, whatever device is behind it.
+    pub circuit_id: Option<Bytes>,
+    pub remote_id: Option<Bytes>,
     pub address: Option<Addr>,
+    pub options: Option<toml::Table>,
+}
+
+/// Bytes written as text (`"olt1 xpon 0/1/1:12"`, its UTF-8) or as `{ hex = "01:02" }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bytes(pub Vec<u8>);
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            Text(String),
+            Hex { hex: Hex },
+        }
+        match Form::deserialize(d) {
+            Ok(Form::Text(s)) if !s.is_empty() => Ok(Bytes(s.into_bytes())),
+            Ok(Form::Text(_)) => Err(de::Error::custom("is empty")),
+            Ok(Form::Hex { hex }) => Ok(Bytes(hex.0)),
+            Err(_) => Err(de::Error::custom("is not text or { hex = \"01:02\" }")),
+        }
+    }
 }
 
 /// Deserializes a string with `FromStr`-like parsing, so the error names the offending text.

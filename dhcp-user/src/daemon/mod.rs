@@ -93,8 +93,9 @@ pub fn run_until(config: &Path, stop: Option<oneshot::Receiver<()>>) -> Result<(
     let cfg = Config::load(config)?;
     std::fs::create_dir_all(&cfg.state_dir)
         .with_context(|| format!("create state_dir {}", cfg.state_dir.display()))?;
-    let store =
+    let mut store =
         TimedStore { store: LeaseStore::open(&cfg.state_dir)?, stats: CommitStats::default() };
+    store.store.set_class_names(cfg.classes.iter().map(|c| c.name.clone()).collect());
     let now = Now::read();
     let core = Core::new(cfg.clone(), &store, now.unix).context("load the lease store")?;
     info!(

@@ -40,7 +40,7 @@ pub fn entry(l: &FastPathLease, now: Now) -> Option<LeaseEntry> {
         relay_digest,
         renewed_at_ns: 0,
         lease_secs: l.lease_secs,
-        subnet: l.subnet,
+        subnet: l.profile,
         flags: id_flag | relay_flag,
         renewed_secs: 0,
         chaddr: l.chaddr,
@@ -71,6 +71,25 @@ pub fn same_grant(pinned: &LeaseEntry, wanted: &LeaseEntry, addr: Ipv4Addr) -> b
     }
     .sealed(addr.octets());
     aligned == *pinned && pinned.grant_until_ns.abs_diff(wanted.grant_until_ns) <= SECOND
+}
+
+/// Writes every reply profile of `cfg` into the kernel's table. A profile whose options the
+/// fast path cannot hold is written disabled: XDP passes its renewals to the slow path.
+fn set_profiles(maps: &mut FastPathMaps, cfg: &Config) -> Result<()> {
+    for (id, p) in cfg.profiles.iter() {
+        let Some(s) = cfg.subnet(p.subnet) else { continue };
+        let reply = match crate::config::model::fast_path_options(cfg.server_id, s, &p.options)
+            .encode()
+        {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(profile = id, subnet = %s.prefix, "the slow path renews these leases: {e}");
+                <dhcp_common::SubnetReply as bytemuck::Zeroable>::zeroed()
+            }
+        };
+        maps.set_subnet(id, &reply)?;
+    }
+    Ok(())
 }
 
 pub struct Iface {
@@ -127,9 +146,7 @@ impl KernelMaps {
             let dir = fastpath::pin_dir(name);
             tracing::info!(iface = %name, mode = a.mode, adopted = !a.new, "fast path attached");
             let mut maps = FastPathMaps::open_pinned(&dir)?;
-            for s in &cfg.subnets {
-                maps.set_subnet(s.id.0, &s.fast_path_options(cfg.server_id).encode()?)?;
-            }
+            set_profiles(&mut maps, cfg)?;
             let events = EventLog::open_pinned(&dir)?;
             ifaces.push(Iface {
                 name: name.clone(),
@@ -246,7 +263,7 @@ mod tests {
             chaddr: [2, 0, 0, 0, 0, 7],
             client_id: None,
             lease_secs: 3600,
-            subnet: 0,
+            profile: 0,
             held_until: 1_700_003_600,
             relay_info: None,
         }
@@ -276,7 +293,7 @@ mod tests {
         for other in [
             FastPathLease { chaddr: [2, 0, 0, 0, 0, 8], ..lease() },
             FastPathLease { lease_secs: 600, ..lease() },
-            FastPathLease { subnet: 1, ..lease() },
+            FastPathLease { profile: 1, ..lease() },
             FastPathLease { client_id: Some(vec![1, 2, 0, 0, 0, 0, 7]), ..lease() },
         ] {
             assert!(!same_grant(&have, &entry(&other, later).unwrap(), l.address), "{other:?}");

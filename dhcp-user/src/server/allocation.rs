@@ -1,7 +1,7 @@
 //! Which address may go to whom: reservations, pending offers, and the reuse rules.
 use std::net::Ipv4Addr;
 
-use crate::config::{Subnet, SubnetId};
+use crate::config::{Reservation, ReservationKey, Subnet, SubnetId};
 use crate::store::{Lease, LeaseState};
 
 use super::index::reuse_at;
@@ -31,17 +31,23 @@ impl Server {
         reason = "a lookup in the server's view, kept beside its siblings"
     )]
     pub(super) fn reservation_for(&self, s: &Subnet, c: &Client) -> Option<Ipv4Addr> {
-        // A client-id reservation is the more specific: it wins over a MAC one.
-        let by = |want_id: bool| {
-            s.reservations
-                .iter()
-                .find(|r| {
-                    matches!(r.key, crate::config::ReservationKey::ClientId(_)) == want_id
-                        && c.matches(&r.key)
-                })
-                .map(|r| r.address)
-        };
-        by(true).or_else(|| by(false))
+        Self::reservation_of(s, c).map(|r| r.address)
+    }
+
+    /// The reservation naming `c`; the more specific wins (client id, MAC, port).
+    fn reservation_of<'s>(s: &'s Subnet, c: &Client) -> Option<&'s Reservation> {
+        s.reservations.iter().filter(|r| c.matches(&r.key)).min_by_key(|r| r.key.rank())
+    }
+
+    /// The options of a reply to a client of `class` about `a` in `s`.
+    pub(super) fn profile_options(
+        &self,
+        s: &Subnet,
+        a: Ipv4Addr,
+        class: Option<crate::config::ClassId>,
+    ) -> &crate::config::Options {
+        let id = self.cfg.profiles.lookup(s, a, class);
+        &self.cfg.profiles.get(id).expect("lookup returns a profile it has").options
     }
 
     /// Whether `a` may be bound to `c` in `s` at `now`.
@@ -49,11 +55,27 @@ impl Server {
         if !s.prefix.contains(&a) {
             return false;
         }
+        let record = self.ix.leases.get(a);
         if self.ix.reserved.contains_key(&a) {
-            if self.reservation_for(s, c) != Some(a) {
+            let Some(r) = Self::reservation_of(s, c).filter(|r| r.address == a) else {
                 return false;
+            };
+            // The port keeps its address when the device behind it is replaced: the binding
+            // of the device that was on that very port ends, and the new one takes it.
+            if let ReservationKey::Port { circuit_id, remote_id } = &r.key
+                && let Some(l) = record.filter(|l| !c.owns(l) && l.state == LeaseState::Active)
+            {
+                let on = |want: &Option<Vec<u8>>, had: Option<&[u8]>| {
+                    want.as_deref().is_none_or(|w| had == Some(w))
+                };
+                return on(circuit_id, l.circuit_id()) && on(remote_id, l.remote_id());
             }
         } else if !s.in_pool(a) {
+            return false;
+        } else if !s.admits(a, c.class)
+            && !record.is_some_and(|l| c.owns(l) && l.state == LeaseState::Active)
+        {
+            // A binding is placed by its class; one already made is not moved out by it.
             return false;
         }
         if let Some(o) = self.offers.get(&a)
@@ -62,7 +84,6 @@ impl Server {
         {
             return false;
         }
-        let record = self.ix.leases.get(a);
         // Even the same client gets an expired or released address back only as the ownership
         // rule allows: the partner may have been told (and acknowledged) that it is free, and
         // then the primary hands it out. Unless the end was never sent: then the partner still

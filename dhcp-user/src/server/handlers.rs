@@ -5,7 +5,7 @@ use dhcp_failover::{Role, engine::Service, load_balance};
 use dhcproto::v4::{Message, MessageType};
 
 use crate::config::SubnetId;
-use crate::store::{Chaddr, Lease, LeaseChange, LeaseState};
+use crate::store::{Chaddr, Lease, LeaseChange, LeaseClass, LeaseState};
 
 use super::request::Request;
 use super::{DropReason, Handled, Outcome, Reply, RxInfo, Server, reply};
@@ -64,9 +64,12 @@ impl Server {
         } else {
             let offers = &self.offers;
             let fresh = if fresh_allowed {
-                self.ix.take_fresh(sid, |a| {
-                    offers.get(&a).is_none_or(|o| o.until <= now || o.client == c.key)
-                })
+                let pools = &s.pools;
+                self.ix.take_fresh(
+                    sid,
+                    |k| pools[k].admits(c.class),
+                    |a| offers.get(&a).is_none_or(|o| o.until <= now || o.client == c.key),
+                )
             } else {
                 None
             };
@@ -76,7 +79,9 @@ impl Server {
         self.hold_offer(now, sid, c.key.clone(), a);
         let s = &self.cfg.subnets[sid.index()];
         let lease = self.lease_length(now, s, req, a).0;
-        let msg = reply::lease_reply(req, MessageType::Offer, self.cfg.server_id, s, a, lease);
+        let opts = self.profile_options(s, a, c.class);
+        let msg =
+            reply::lease_reply(req, MessageType::Offer, self.cfg.server_id, s, opts, a, lease);
         Ok(self.reply(req, rx, msg, MessageType::Offer, a, Vec::new(), Handled::Offered(a)))
     }
 
@@ -137,6 +142,11 @@ impl Server {
                 matches!(l.state, LeaseState::Free | LeaseState::Backup)
                     && self.gate(sid).is_some_and(|g| !g.may_allocate(Some(l), now))
             });
+            // A port reservation's address taken over by the device now on the port: the one
+            // it replaced is told so, not renewed back (the newest binding wins).
+            if mine && record.is_some_and(|l| l.state == LeaseState::Active && !c.owns(l)) {
+                return Ok(self.nak(req, rx, "address is bound to another client"));
+            }
             return match (mine, self.available_to(now, s, c, ci)) {
                 (true, true) => match self.circuit_policy(req, rx, sid, ci) {
                     Some(refused) => refused,
@@ -198,6 +208,13 @@ impl Server {
         let mut horizon = expires_at + u64::from(self.horizon(s));
         let old = self.ix.leases.get(a);
         let same = old.is_some_and(|l| c.owns(l));
+        // A renewal keeps the class its binding was made with (the kernel renews it with that
+        // class's profile); a binding being made takes the class of its request.
+        let renewing = req.ciaddr.is_some() && req.server_id.is_none();
+        let class = match old {
+            Some(o) if same && renewing => o.class.decided().unwrap_or(c.class),
+            _ => c.class,
+        };
         if let (Some(g), Some(pet)) = (self.gate(sid), pet) {
             let told = old.filter(|_| same).map_or(0, |l| l.expires_at);
             let mut probe =
@@ -224,6 +241,7 @@ impl Server {
         l.htype = c.htype;
         l.chaddr = Chaddr::new(&c.chaddr);
         l.client_id.clone_from(&c.client_id);
+        l.class = LeaseClass::of(class);
         l.subnet = sid.0;
         l.expires_at = expires_at;
         l.cltt = now;
@@ -269,7 +287,8 @@ impl Server {
         }
         let change = self.ix.put(&self.cfg, l);
         let s = &self.cfg.subnets[sid.index()];
-        let msg = reply::lease_reply(req, MessageType::Ack, self.cfg.server_id, s, a, lease);
+        let opts = self.profile_options(s, a, class);
+        let msg = reply::lease_reply(req, MessageType::Ack, self.cfg.server_id, s, opts, a, lease);
         self.reply(req, rx, msg, MessageType::Ack, a, vec![change], Handled::Acked(a))
     }
 
@@ -348,7 +367,13 @@ impl Server {
             (None, Some(ci)) => self.cfg.subnet_containing(ci).ok_or(DropReason::NoSubnet)?,
             _ => self.subnet_of_request(req, rx)?,
         };
-        let msg = reply::inform_ack(req, self.cfg.server_id, &self.cfg.subnets[sid.index()]);
+        let s = &self.cfg.subnets[sid.index()];
+        let at = req.ciaddr.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let msg = reply::inform_ack(
+            req,
+            self.cfg.server_id,
+            self.profile_options(s, at, req.client.class),
+        );
         Ok(self.reply(
             req,
             rx,

@@ -142,13 +142,19 @@ impl Index {
     /// An address of `subnet`'s pools that no record mentions, passing `ok`. The cursor moves
     /// past what it returns: the caller holds the address in an offer and, if the offer lapses,
     /// hands it back through [`Index::give_back`].
+    /// Only pools (by index in the subnet's sorted list) passing `pool` are looked in: an
+    /// address is skipped for good only when `ok` refuses it.
     pub fn take_fresh(
         &mut self,
         subnet: SubnetId,
+        pool: impl Fn(usize) -> bool,
         mut ok: impl FnMut(Ipv4Addr) -> bool,
     ) -> Option<Ipv4Addr> {
         let si = self.subnets.get_mut(subnet.index())?;
-        for c in &mut si.fresh {
+        for (k, c) in si.fresh.iter_mut().enumerate() {
+            if !pool(k) {
+                continue;
+            }
             while c.next <= c.end {
                 #[expect(
                     clippy::cast_possible_truncation,

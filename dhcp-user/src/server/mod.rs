@@ -171,10 +171,11 @@ impl Server {
     /// Decides what to do with one request. See the module doc for what the caller must do
     /// with the [`Outcome`].
     pub fn handle(&mut self, now: u64, msg: &Message, rx: &RxInfo) -> Outcome {
-        let req = match Request::parse(msg) {
+        let mut req = match Request::parse(msg) {
             Ok(r) => r,
             Err(why) => return self.dropped(why),
         };
+        req.client.class = crate::config::classes::classify(&self.cfg.classes, &req.traits());
         let slot = match req.kind {
             MessageType::Discover => 0,
             MessageType::Request => 1,

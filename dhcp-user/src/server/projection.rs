@@ -19,8 +19,8 @@ pub struct FastPathLease {
     pub relay_info: Option<Vec<u8>>,
     /// The subnet's `lease_time`: what a fast-path renewal grants, before the horizon caps it.
     pub lease_secs: u32,
-    /// Index of the subnet's slot in the kernel's subnet map.
-    pub subnet: u32,
+    /// Index of the lease's reply profile ([`crate::config::Profiles`]) in the kernel's table.
+    pub profile: u32,
     /// Committed horizon, unix seconds; the caller converts it to the kernel's monotonic clock
     /// (see [`crate::fastpath::clock`]).
     pub held_until: u64,
@@ -44,13 +44,20 @@ pub fn fast_path_entry(cfg: &Config, l: &Lease, now: u64) -> Option<FastPathLeas
         return None;
     }
     let s = cfg.subnet(cfg.subnet_containing(l.address)?)?;
+    // A class not decided here would be decided by the renewal, which only the slow path
+    // reads: with classes configured, such a lease is the slow path's until then.
+    let class = match l.class.decided() {
+        Some(c) => c,
+        None if cfg.classes.is_empty() => None,
+        None => return None,
+    };
     Some(FastPathLease {
         address: l.address,
         chaddr: l.mac()?,
         client_id: l.client_id.clone(),
         relay_info: l.relay_info.clone(),
         lease_secs: s.lease_time,
-        subnet: s.id.0,
+        profile: cfg.profiles.lookup(s, l.address, class),
         held_until: l.held_until,
     })
 }

@@ -4,7 +4,8 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use dhcproto::v4::{DhcpOption, HType, Message, MessageType, Opcode, OptionCode, UnknownOption};
 
 use super::request::Request;
-use crate::config::Subnet;
+use crate::config::model::{OPT_DNS, OPT_DOMAIN, OPT_MASK, OPT_ROUTER};
+use crate::config::{Options, Subnet};
 use dhcp_common::bootp::{CLIENT_PORT, SERVER_PORT};
 
 /// Where a reply must be sent.
@@ -101,18 +102,21 @@ pub(super) fn base(
     m
 }
 
-/// The subnet's configuration options (1, 3, 6, 15).
-pub(super) fn subnet_options(m: &mut Message, s: &Subnet) {
+/// A reply profile's options ([`crate::config::Profile`]): 1, 3, 6 and 15 as dhcproto types
+/// them, every other as its encoded bytes (`packet::encode_reply` writes them in order).
+pub(super) fn profile_options(m: &mut Message, opts: &Options) {
+    let addrs = |v: &[u8]| {
+        v.chunks_exact(4).map(|c| Ipv4Addr::new(c[0], c[1], c[2], c[3])).collect::<Vec<_>>()
+    };
     let o = m.opts_mut();
-    o.insert(DhcpOption::SubnetMask(s.prefix.netmask()));
-    if !s.routers.is_empty() {
-        o.insert(DhcpOption::Router(s.routers.clone()));
-    }
-    if !s.dns.is_empty() {
-        o.insert(DhcpOption::DomainNameServer(s.dns.clone()));
-    }
-    if let Some(d) = &s.domain {
-        o.insert(DhcpOption::DomainName(d.clone()));
+    for (&code, v) in opts {
+        o.insert(match code {
+            OPT_MASK if v.len() == 4 => DhcpOption::SubnetMask(addrs(v)[0]),
+            OPT_ROUTER => DhcpOption::Router(addrs(v)),
+            OPT_DNS => DhcpOption::DomainNameServer(addrs(v)),
+            OPT_DOMAIN => DhcpOption::DomainName(String::from_utf8_lossy(v).into_owned()),
+            _ => DhcpOption::Unknown(UnknownOption::new(OptionCode::from(code), v.clone())),
+        });
     }
 }
 
@@ -122,6 +126,7 @@ pub(super) fn lease_reply(
     kind: MessageType,
     server_id: Ipv4Addr,
     s: &Subnet,
+    opts: &Options,
     yiaddr: Ipv4Addr,
     lease: u32,
 ) -> Message {
@@ -136,7 +141,7 @@ pub(super) fn lease_reply(
     o.insert(DhcpOption::AddressLeaseTime(lease));
     o.insert(DhcpOption::Renewal(t1));
     o.insert(DhcpOption::Rebinding(t2));
-    subnet_options(&mut m, s);
+    profile_options(&mut m, opts);
     m
 }
 
@@ -148,7 +153,7 @@ pub(super) fn nak(req: &Request<'_>, server_id: Ipv4Addr, why: &str) -> Message 
 }
 
 /// ACK to an INFORM: configuration only, no address, no lease time (RFC 2131 §3.4).
-pub(super) fn inform_ack(req: &Request<'_>, server_id: Ipv4Addr, s: &Subnet) -> Message {
+pub(super) fn inform_ack(req: &Request<'_>, server_id: Ipv4Addr, opts: &Options) -> Message {
     let mut m = base(
         req,
         MessageType::Ack,
@@ -156,6 +161,6 @@ pub(super) fn inform_ack(req: &Request<'_>, server_id: Ipv4Addr, s: &Subnet) -> 
         req.ciaddr.unwrap_or(Ipv4Addr::UNSPECIFIED),
         Ipv4Addr::UNSPECIFIED,
     );
-    subnet_options(&mut m, s);
+    profile_options(&mut m, opts);
     m
 }

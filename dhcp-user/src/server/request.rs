@@ -8,7 +8,7 @@ use dhcproto::{
 };
 
 use super::DropReason;
-use crate::config::ReservationKey;
+use crate::config::{ClassId, ReservationKey, classes::Traits};
 use crate::store::Lease;
 
 /// How a client is told apart from others (RFC 2131 §4.2): its client identifier when it
@@ -36,6 +36,12 @@ pub struct Client {
     pub htype: u8,
     pub chaddr: Vec<u8>,
     pub client_id: Option<Vec<u8>>,
+    /// The access port the request came through (option 82 sub-options 1 and 2).
+    pub circuit_id: Option<Vec<u8>>,
+    pub remote_id: Option<Vec<u8>>,
+    /// The class the reply is made for: the one its binding was made with for a renewal,
+    /// else the first the request matches ([`crate::config::classes::classify`]).
+    pub class: Option<ClassId>,
 }
 
 impl Client {
@@ -46,6 +52,11 @@ impl Client {
         match r {
             ReservationKey::ClientId(id) => self.client_id.as_ref() == Some(id),
             ReservationKey::Mac(m) => self.htype == 1 && self.chaddr == m,
+            ReservationKey::Port { circuit_id, remote_id } => {
+                let same =
+                    |want: &Option<Vec<u8>>, have: &Option<Vec<u8>>| want.is_none() || want == have;
+                same(circuit_id, &self.circuit_id) && same(remote_id, &self.remote_id)
+            }
         }
     }
 
@@ -71,6 +82,9 @@ pub struct Request<'m> {
     /// Option 82's value as the relay sent it, echoed verbatim in replies (RFC 3046 §2.2).
     pub relay_info: Option<Vec<u8>>,
     pub link_selection: Option<Ipv4Addr>,
+    /// Options 60 and 77 as sent, for classes.
+    pub vendor_class: Option<Vec<u8>>,
+    pub user_class: Option<Vec<u8>>,
 }
 
 fn nonzero(a: Ipv4Addr) -> Option<Ipv4Addr> {
@@ -111,15 +125,15 @@ impl<'m> Request<'m> {
             _ => None,
         };
         let relay_info = opts.get(OptionCode::RelayAgentInformation).and_then(relay_bytes);
-        let link_selection = relay_info
-            .as_deref()
-            .and_then(|r| crate::relay::AgentInfo::parse(r).link_selection)
-            .map(Ipv4Addr::from)
-            .and_then(nonzero);
+        let agent = relay_info.as_deref().map(crate::relay::AgentInfo::parse);
+        let link_selection =
+            agent.as_ref().and_then(|a| a.link_selection).map(Ipv4Addr::from).and_then(nonzero);
+        let circuit_id = agent.as_ref().and_then(|a| a.circuit_id).map(<[u8]>::to_vec);
+        let remote_id = agent.as_ref().and_then(|a| a.remote_id).map(<[u8]>::to_vec);
         Ok(Request {
             msg,
             kind,
-            client: Client { key, htype, chaddr, client_id },
+            client: Client { key, htype, chaddr, client_id, circuit_id, remote_id, class: None },
             ciaddr: nonzero(msg.ciaddr()),
             giaddr: nonzero(msg.giaddr()),
             requested: addr(OptionCode::RequestedIpAddress),
@@ -134,7 +148,28 @@ impl<'m> Request<'m> {
             },
             relay_info,
             link_selection,
+            vendor_class: match opts.get(OptionCode::ClassIdentifier) {
+                Some(DhcpOption::ClassIdentifier(v)) => Some(v.clone()),
+                _ => None,
+            },
+            user_class: match opts.get(OptionCode::UserClass) {
+                Some(DhcpOption::UserClass(v)) => Some(v.clone()),
+                _ => None,
+            },
         })
+    }
+
+    /// What classes are matched on.
+    #[must_use]
+    pub fn traits(&self) -> Traits<'_> {
+        Traits {
+            vendor_class: self.vendor_class.as_deref(),
+            user_class: self.user_class.as_deref(),
+            circuit_id: self.client.circuit_id.as_deref(),
+            remote_id: self.client.remote_id.as_deref(),
+            mac: (self.client.htype == 1 && self.client.chaddr.len() == 6)
+                .then_some(self.client.chaddr.as_slice()),
+        }
     }
 }
 

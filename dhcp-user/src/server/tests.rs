@@ -11,6 +11,7 @@ use super::*;
 use crate::config::Config;
 
 mod circuit;
+mod classes;
 use crate::store::{Lease, LeaseChange, LeaseState};
 
 const SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
@@ -255,7 +256,7 @@ fn a_new_client_gets_an_address_through_dora() {
             client_id: None,
             relay_info: None,
             lease_secs: 600,
-            subnet: 0,
+            profile: 0,
             held_until: l.held_until,
         })]
     );

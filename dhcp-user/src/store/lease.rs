@@ -201,6 +201,39 @@ pub struct Lease {
     /// record came from it). A restarted server sends every record without it again: the PETs
     /// cannot tell, as a change of state alone (EXPIRED, RELEASED, FREE, BACKUP) moves none.
     pub partner_acked: bool,
+    /// The client class the binding was made with here.
+    pub class: LeaseClass,
+}
+
+/// The class a binding was made with, as this server decided it when the client bound: its
+/// renewals keep it (and the reply profile that goes with it), in both paths.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum LeaseClass {
+    /// Not decided here (a record from the failover partner, or from before classes): the
+    /// next request decides it, and the fast path leaves the lease to the slow path until then.
+    #[default]
+    Unknown,
+    /// Decided: in no class.
+    None,
+    /// Decided: the config's class of this index.
+    Class(u16),
+}
+
+impl LeaseClass {
+    /// The class as decided, `None` inside for "in no class"; the outer `None` when undecided.
+    #[must_use]
+    pub fn decided(self) -> Option<Option<crate::config::ClassId>> {
+        match self {
+            Self::Unknown => None,
+            Self::None => Some(None),
+            Self::Class(k) => Some(Some(crate::config::ClassId(k))),
+        }
+    }
+
+    #[must_use]
+    pub fn of(class: Option<crate::config::ClassId>) -> Self {
+        class.map_or(Self::None, |c| Self::Class(c.0))
+    }
 }
 
 impl Lease {
@@ -227,6 +260,7 @@ impl Lease {
             rewind_expiry: None,
             probation_until: None,
             partner_acked: true,
+            class: LeaseClass::Unknown,
         }
     }
 
@@ -237,6 +271,7 @@ impl Lease {
         self.client_id = None;
         self.hostname = None;
         self.relay_info = None;
+        self.class = LeaseClass::Unknown;
     }
 
     /// The circuit-id (option 82 sub-option 1) the binding was last acknowledged with.

@@ -26,7 +26,7 @@ use std::{
 use rusqlite::{Connection, OptionalExtension as _, Row, TransactionBehavior, params};
 
 mod lease;
-pub use lease::{Chaddr, Lease, LeaseChange, LeaseState};
+pub use lease::{Chaddr, Lease, LeaseChange, LeaseClass, LeaseState};
 
 #[cfg(test)]
 mod tests;
@@ -35,7 +35,7 @@ mod tests;
 pub const DB_FILE: &str = "leases.db";
 
 /// Version of the schema this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -60,6 +60,9 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct LeaseStore {
     conn: Connection,
     path: PathBuf,
+    /// The config's class names, by index: a binding's class is kept by name, so that a
+    /// config that reorders its classes reads them back right.
+    class_names: Vec<String>,
 }
 
 const SCHEMA_V1: &str = "
@@ -106,12 +109,18 @@ ALTER TABLE leases ADD COLUMN remote_id BLOB;
 CREATE INDEX leases_circuit_id ON leases (circuit_id) WHERE circuit_id IS NOT NULL;
 ";
 
+/// Version 4: the client class a binding was made with, by name (`''`: none; NULL: not
+/// decided here, as for a record from the failover partner or from before).
+const SCHEMA_V4: &str = "
+ALTER TABLE leases ADD COLUMN class TEXT;
+";
+
 const UPSERT: &str =
     "INSERT OR REPLACE INTO leases (address, state, htype, chaddr, client_id, hostname,
     subnet, expires_at, cltt, held_until, pet_sent, pet_acked, pet_received, stos, rewind_state,
-    rewind_expiry, probation_until, partner_acked, relay_info, circuit_id, remote_id)
+    rewind_expiry, probation_until, partner_acked, relay_info, circuit_id, remote_id, class)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-    ?19, ?20, ?21)";
+    ?19, ?20, ?21, ?22)";
 
 const FAILOVER_KEY: &str = "failover_state";
 
@@ -132,7 +141,7 @@ impl LeaseStore {
         let path = dir.join(DB_FILE);
         let conn = Connection::open(&path)
             .map_err(|source| StoreError::Sqlite { path: path.clone(), source })?;
-        let mut s = Self { conn, path };
+        let mut s = Self { conn, path, class_names: Vec::new() };
         s.setup()?;
         Ok(s)
     }
@@ -166,11 +175,19 @@ impl LeaseStore {
                 if version < 2 {
                     tx.execute_batch(SCHEMA_V2)?;
                 }
-                tx.execute_batch(SCHEMA_V3)?;
+                if version < 3 {
+                    tx.execute_batch(SCHEMA_V3)?;
+                }
+                tx.execute_batch(SCHEMA_V4)?;
                 tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
                 tx.commit()
             });
         self.sql(r)
+    }
+
+    /// The config's classes, by index, so that a binding's class is written and read by name.
+    pub fn set_class_names(&mut self, names: Vec<String>) {
+        self.class_names = names;
     }
 
     /// Path of the database file.
@@ -193,10 +210,8 @@ impl LeaseStore {
         let mut out = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
         for r in rows {
             let raw = self.sql(r)?;
-            out.push(raw.into_lease().map_err(|(address, what)| StoreError::Corrupt {
-                path: self.path.clone(),
-                address,
-                what,
+            out.push(raw.into_lease(&self.class_names).map_err(|(address, what)| {
+                StoreError::Corrupt { path: self.path.clone(), address, what }
             })?);
         }
         Ok(out)
@@ -238,6 +253,12 @@ impl LeaseStore {
                                 l.relay_info,
                                 l.circuit_id(),
                                 l.remote_id(),
+                                match l.class {
+                                    LeaseClass::Unknown => None,
+                                    LeaseClass::None => Some(""),
+                                    LeaseClass::Class(k) =>
+                                        self.class_names.get(usize::from(k)).map(String::as_str),
+                                },
                             ])?;
                         }
                         LeaseChange::Remove(a) => {
@@ -294,13 +315,14 @@ struct RawRow {
     rewind_expiry: Option<i64>,
     probation_until: Option<i64>,
     partner_acked: bool,
+    class: Option<String>,
 }
 
 /// Every column [`raw_row`] reads, by position: a lookup by name scans the column names,
 /// for every column of every row (a third of loading a million).
 const SELECT_ALL: &str = "SELECT address, state, htype, chaddr, client_id, hostname, relay_info, \
      subnet, expires_at, cltt, held_until, pet_sent, pet_acked, pet_received, stos, rewind_state, \
-     rewind_expiry, probation_until, partner_acked FROM leases ORDER BY address";
+     rewind_expiry, probation_until, partner_acked, class FROM leases ORDER BY address";
 
 fn raw_row(r: &Row<'_>) -> rusqlite::Result<RawRow> {
     Ok(RawRow {
@@ -317,11 +339,15 @@ fn raw_row(r: &Row<'_>) -> rusqlite::Result<RawRow> {
         rewind_expiry: r.get(16)?,
         probation_until: r.get(17)?,
         partner_acked: r.get(18)?,
+        class: r.get(19)?,
     })
 }
 
 impl RawRow {
-    fn into_lease(self) -> std::result::Result<Lease, (Ipv4Addr, &'static str)> {
+    fn into_lease(
+        self,
+        class_names: &[String],
+    ) -> std::result::Result<Lease, (Ipv4Addr, &'static str)> {
         let address = Ipv4Addr::from(self.address);
         let state = LeaseState::from_u8(self.state).ok_or((address, "unknown state"))?;
         let rewind_state = match self.rewind_state {
@@ -353,6 +379,16 @@ impl RawRow {
             rewind_expiry: self.rewind_expiry.map(u),
             probation_until: self.probation_until.map(u),
             partner_acked: self.partner_acked,
+            // A class the config no longer has is decided again at the next request.
+            class: match self.class.as_deref() {
+                None => LeaseClass::Unknown,
+                Some("") => LeaseClass::None,
+                Some(n) => class_names
+                    .iter()
+                    .position(|c| c == n)
+                    .and_then(|k| u16::try_from(k).ok())
+                    .map_or(LeaseClass::Unknown, LeaseClass::Class),
+            },
         })
     }
 }
