@@ -11,6 +11,7 @@ use super::*;
 use crate::config::Config;
 
 mod circuit;
+mod shared_network;
 use crate::store::{Lease, LeaseChange, LeaseState};
 
 const SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
