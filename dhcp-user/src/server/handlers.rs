@@ -334,13 +334,12 @@ impl Server {
     }
 
     pub(super) fn inform(&mut self, req: &Request<'_>, rx: &RxInfo) -> Result<Outcome, DropReason> {
-        let sid = match (req.giaddr, req.ciaddr) {
-            (None, Some(ci)) => self.cfg.subnet_containing(ci).ok_or(DropReason::NoSubnet)?,
-            _ => {
-                // The options of the subnet the client's address is in, on a shared network.
-                let sid = self.subnet_of_request(req, rx)?;
-                req.ciaddr.and_then(|ci| self.sibling(sid, ci)).map_or(sid, |s| s.id)
-            }
+        let sid = if let (None, Some(ci)) = (req.giaddr, req.ciaddr) {
+            self.cfg.subnet_containing(ci).ok_or(DropReason::NoSubnet)?
+        } else {
+            // On a shared network, the options of the subnet the client's address is in.
+            let sid = self.subnet_of_request(req, rx)?;
+            req.ciaddr.and_then(|ci| self.sibling(sid, ci)).map_or(sid, |s| s.id)
         };
         let msg = reply::inform_ack(req, self.cfg.server_id, &self.cfg.subnets[sid.index()]);
         Ok(self.reply(

@@ -92,6 +92,7 @@ fn the_selected_subnet_is_tried_first_and_a_subnet_on_another_link_never() {
 }
 
 #[test]
+#[expect(clippy::many_single_char_names, reason = "s, c, a, o, r: as in the other scenarios")]
 fn a_lease_in_the_second_subnet_renewed_through_the_first_subnets_relay_gets_its_own_options() {
     let mut s = shared();
     let relayed = |n| Client { giaddr: Some(RELAY), ..Client::new(n) };
@@ -107,6 +108,11 @@ fn a_lease_in_the_second_subnet_renewed_through_the_first_subnets_relay_gets_its
         second_subnets_options(&r.msg);
         assert_eq!(put(&o).subnet, 1);
     }
+    // An INFORM through the relay gets the options of the subnet its address is in.
+    let o = s.handle(T0 + 3300, &c.msg(MessageType::Inform, a), &c.rx());
+    assert_eq!(o.result, Handled::Informed);
+    assert_eq!(mask(&reply(&o).msg), Some(&DhcpOption::SubnetMask(ip("255.255.0.0"))));
+    assert_eq!(router(&reply(&o).msg), Some(&DhcpOption::Router(vec![ip("10.5.0.1")])));
 }
 
 #[test]
