@@ -63,6 +63,9 @@ pub struct Config {
     pub classes: Vec<Class>,
     /// The reply profiles (options as sent) of every subnet, pool, class and reservation.
     pub profiles: Profiles,
+    /// For each subnet, the subnets of its shared network in file order (itself alone when it
+    /// is in none): see [`Config::link_of`].
+    links: Vec<Vec<SubnetId>>,
 }
 
 /// The failover port IANA assigned (draft-12 §8.1); ISC dhcpd's default too.
@@ -140,6 +143,9 @@ pub struct Subnet {
     /// Relay addresses (giaddr) whose requests belong to this subnet although the prefix does
     /// not contain them.
     pub relay_addresses: Vec<Ipv4Addr>,
+    /// The shared network this subnet is part of: subnets naming the same one serve one link
+    /// (see [`Config::link_of`]).
+    pub shared_network: Option<String>,
     pub reservations: Vec<Reservation>,
     /// The pools are shared with the failover partner.
     pub failover: bool,
@@ -328,6 +334,14 @@ impl Config {
         self.subnets.iter().find(|s| s.prefix.contains(&a)).map(|s| s.id)
     }
 
+    /// The subnets of `id`'s shared network, in file order; `id` alone when it is in none.
+    /// A new client whose request [`Config::subnet_for`] puts in `id` may be given an address
+    /// from any of them.
+    #[must_use]
+    pub fn link_of(&self, id: SubnetId) -> &[SubnetId] {
+        self.links.get(id.index()).map_or(&[], Vec::as_slice)
+    }
+
     /// The subnet a request belongs to (RFC 2131 §4.3.1, RFC 3527).
     ///
     /// * relayed (`giaddr` set): the link-selection sub-option of option 82 names the client's
@@ -457,6 +471,7 @@ impl TryFrom<wire::Config> for Config {
             subnets.push(s);
         }
         check_across_subnets(&subnets)?;
+        let links = shared_networks(&subnets)?;
         let failover = match w.failover {
             Some(f) => Some(failover(f)?),
             None => None,
@@ -492,6 +507,7 @@ impl TryFrom<wire::Config> for Config {
             fast_path,
             subnets,
             failover,
+            links,
         })
     }
 }
@@ -913,6 +929,7 @@ fn subnet(
         t1,
         t2,
         relay_addresses: w.relay_addresses.iter().map(|a| a.0).collect(),
+        shared_network: w.shared_network,
         reservations,
         failover: w.failover.unwrap_or(false),
         circuit_change: match w.circuit_change.unwrap_or(wire::CircuitChange::Nak) {
@@ -947,4 +964,44 @@ fn check_across_subnets(subnets: &[Subnet]) -> Result<(), ValidationError> {
         }
     }
     Ok(())
+}
+
+/// The longest `shared_network` name (Kea's and dhcpd's names are free text; this is ample).
+const SHARED_NETWORK_MAX: usize = 64;
+
+/// `shared_network`: for each subnet, the subnets naming the same shared network, in file
+/// order (itself alone when it names none).
+fn shared_networks(subnets: &[Subnet]) -> Result<Vec<Vec<SubnetId>>, ValidationError> {
+    let mut members: HashMap<&str, Vec<SubnetId>> = HashMap::new();
+    for (i, s) in subnets.iter().enumerate() {
+        let Some(name) = s.shared_network.as_deref() else { continue };
+        let key = format!("subnet[{i}].shared_network");
+        if name.is_empty() || name.chars().count() > SHARED_NETWORK_MAX {
+            return err(key, format!("must be 1 to {SHARED_NETWORK_MAX} characters"));
+        }
+        let net = members.entry(name).or_default();
+        if let Some(first) = net.first().map(|id| &subnets[id.index()])
+            && first.failover != s.failover
+        {
+            let (on, off) = if first.failover { (first.id, s.id) } else { (s.id, first.id) };
+            return err(
+                key,
+                format!(
+                    "{name:?} has subnet[{}] with failover = true and subnet[{}] without: the \
+                     subnets of a shared network are all shared with the failover partner or \
+                     none, because a new client may get an address from any of them and \
+                     whether this server or its partner answers it is decided once, for the link",
+                    on.0, off.0
+                ),
+            );
+        }
+        net.push(s.id);
+    }
+    Ok(subnets
+        .iter()
+        .map(|s| match s.shared_network.as_deref() {
+            Some(name) => members[name].clone(),
+            None => vec![s.id],
+        })
+        .collect())
 }

@@ -72,6 +72,7 @@ fn the_shipped_example_is_valid_and_shows_every_key() {
         "t1",
         "t2",
         "relay_addresses",
+        "shared_network",
         "mac",
         "client_id",
         "address",
@@ -485,4 +486,60 @@ fn failover_mistakes_name_their_key() {
         error_of(&orphan),
         "xdhcp.toml:6: subnet[0].failover: there is no [failover] table describing the partner"
     );
+}
+
+#[test]
+fn subnets_naming_one_shared_network_are_one_link_in_file_order() {
+    let text = format!(
+        "{TWO_SUBNETS}shared_network = \"campus\"\n\n\
+         [[subnet]]\nprefix = \"10.0.2.0/24\"\n\n\
+         [[subnet]]\nprefix = \"10.0.3.0/24\"\nshared_network = \"campus\"\n\n\
+         [[subnet]]\nprefix = \"10.0.4.0/24\"\nshared_network = \"alone\"\n"
+    );
+    // The first subnet joins too: its key goes before its pools.
+    let text = text.replacen(
+        "prefix = \"10.0.0.0/24\"\n",
+        "prefix = \"10.0.0.0/24\"\nshared_network = \"campus\"\n",
+        1,
+    );
+    let c = Config::from_toml(&text, "x").unwrap();
+    let campus = [SubnetId(0), SubnetId(1), SubnetId(3)];
+    for id in campus {
+        assert_eq!(c.link_of(id), campus, "subnet[{}]", id.0);
+    }
+    assert_eq!(c.subnets[3].shared_network.as_deref(), Some("campus"));
+    assert_eq!(c.link_of(SubnetId(2)), [SubnetId(2)], "in no shared network: alone");
+    assert_eq!(c.link_of(SubnetId(4)), [SubnetId(4)], "a shared network of one subnet");
+    assert_eq!(c.link_of(SubnetId(5)), [], "no such subnet");
+}
+
+#[test]
+fn a_shared_network_mixing_failover_and_not_is_refused_naming_the_key() {
+    let text = format!(
+        "{FAILOVER}shared_network = \"campus\"\n\n\
+         [[subnet]]\nprefix = \"10.0.1.0/24\"\nshared_network = \"campus\"\n"
+    );
+    let e = error_of(&text);
+    assert!(
+        e.starts_with(
+            "xdhcp.toml:20: subnet[1].shared_network: \"campus\" has subnet[0] with failover = \
+             true and subnet[1] without: the subnets of a shared network are all shared with \
+             the failover partner or none"
+        ),
+        "{e}"
+    );
+    // Both shared: one link, one decision.
+    let both = format!("{text}failover = true\n");
+    let c = Config::from_toml(&both, "x").unwrap();
+    assert_eq!(c.link_of(SubnetId(1)), [SubnetId(0), SubnetId(1)]);
+}
+
+#[test]
+fn a_shared_network_name_is_1_to_64_characters() {
+    for bad in [String::new(), "n".repeat(65)] {
+        let e = error_of(&format!("{MINIMAL}shared_network = \"{bad}\"\n"));
+        assert_eq!(e, "xdhcp.toml:7: subnet[0].shared_network: must be 1 to 64 characters");
+    }
+    let c = Config::from_toml(&format!("{MINIMAL}shared_network = \"{}\"\n", "n".repeat(64)), "x");
+    assert!(c.is_ok());
 }

@@ -114,6 +114,8 @@ pub struct Subnet {
     pub t2: Option<Secs>,
     #[serde(default)]
     pub relay_addresses: Vec<Addr>,
+    /// The shared network (several subnets on one link) this subnet is part of.
+    pub shared_network: Option<String>,
     #[serde(default, rename = "reservation")]
     pub reservations: Vec<Reservation>,
     /// The subnet's pools are shared with the `[failover]` partner.

@@ -18,8 +18,7 @@ impl Server {
         rx: &RxInfo,
     ) -> Result<Outcome, DropReason> {
         let sid = self.subnet_of_request(req, rx)?;
-        let gate = self.gate(sid);
-        if let Some(g) = gate {
+        if let Some(g) = self.gate(sid) {
             match g.service {
                 Service::NotResponding | Service::RenewalsOnly => {
                     return Err(DropReason::FailoverNotResponding);
@@ -44,38 +43,22 @@ impl Server {
                 Service::OwnPool | Service::PartnerDown => {}
             }
         }
-        // Addresses nobody used yet are the primary's: the secondary allocates only from what
-        // the primary moved to its backup pool, until PARTNER-DOWN's MCLT has passed.
-        let fresh_allowed =
-            gate.is_none_or(|g| g.role == Role::Primary || g.may_allocate(None, now));
-        let s = &self.cfg.subnets[sid.index()];
         let c = &req.client;
-        let ok = |a: Ipv4Addr| self.available_to(now, s, c, a);
+        // The client's link is the selected subnet's shared network: what it holds or asks
+        // for may be in any of its subnets, and is judged by its own.
+        let ok =
+            |a: Ipv4Addr| self.sibling(sid, a).is_some_and(|s| self.available_to(now, s, c, a));
         // RFC 2131 §4.3.1's order: the client's binding (a reservation, a pending offer, its
         // current or previous lease), then the address it asks for, then a free one.
         let known = self
-            .reservation_for(s, c)
-            .filter(|&a| ok(a))
+            .reservations_on_link(sid, c)
+            .find(|&a| ok(a))
             .or_else(|| self.offer_of.get(&c.key).copied().filter(|&a| ok(a)))
-            .or_else(|| self.ix.client_address(sid, &c.key).filter(|&a| ok(a)))
+            .or_else(|| self.ix.client_address(self.cfg.link_of(sid), &c.key, ok))
             .or_else(|| req.requested.filter(|&a| ok(a)));
-        let picked = if let Some(a) = known {
-            Some(a)
-        } else {
-            let offers = &self.offers;
-            let fresh = if fresh_allowed {
-                let pools = &s.pools;
-                self.ix.take_fresh(
-                    sid,
-                    |k| pools[k].admits(c.class),
-                    |a| offers.get(&a).is_none_or(|o| o.until <= now || o.client == c.key),
-                )
-            } else {
-                None
-            };
-            fresh.or_else(|| self.ix.take_reusable(sid, now, |a| self.available_to(now, s, c, a)))
-        };
+        let picked = known.or_else(|| self.free_address(now, sid, c));
         let Some(a) = picked else { return Err(DropReason::PoolExhausted) };
+        let sid = self.sibling(sid, a).map_or(sid, |s| s.id);
         self.hold_offer(now, sid, c.key.clone(), a);
         let s = &self.cfg.subnets[sid.index()];
         let lease = self.lease_length(now, s, req, a).0;
@@ -114,10 +97,11 @@ impl Server {
             if refuse(sid, true) {
                 return Err(DropReason::FailoverNotResponding);
             }
-            let s = &self.cfg.subnets[sid.index()];
-            if !self.available_to(now, s, c, a) {
+            // Any subnet of the client's shared network: the offer may have come from any.
+            let Some(s) = self.sibling(sid, a).filter(|s| self.available_to(now, s, c, a)) else {
                 return Ok(self.nak(req, rx, "requested address is not available"));
-            }
+            };
+            let sid = s.id;
             self.circuit_rebinding(req, a);
             return Ok(self.ack(now, req, rx, sid, a));
         }
@@ -165,10 +149,11 @@ impl Server {
         if refuse(sid, false) {
             return Err(DropReason::FailoverNotResponding);
         }
-        let s = &self.cfg.subnets[sid.index()];
-        if !s.prefix.contains(&a) {
+        // Right if in any subnet of the client's shared network; the address keeps to its own.
+        let Some(s) = self.sibling(sid, a) else {
             return Ok(self.nak(req, rx, "wrong network"));
-        }
+        };
+        let sid = s.id;
         let reserved = self.reservation_for(s, c);
         let mine = self.ix.leases.get(a).is_some_and(|l| c.owns(l)) || reserved == Some(a);
         if mine {
@@ -183,7 +168,9 @@ impl Server {
             }
             return Ok(self.nak(req, rx, "address is bound to another client"));
         }
-        if reserved.is_some() || self.ix.client_address(sid, &c.key).is_some() {
+        if self.reservations_on_link(sid, c).next().is_some()
+            || self.ix.client_address(self.cfg.link_of(sid), &c.key, |_| true).is_some()
+        {
             return Ok(self.nak(req, rx, "not this client's address"));
         }
         Err(DropReason::UnknownClient)
@@ -363,9 +350,12 @@ impl Server {
     }
 
     pub(super) fn inform(&mut self, req: &Request<'_>, rx: &RxInfo) -> Result<Outcome, DropReason> {
-        let sid = match (req.giaddr, req.ciaddr) {
-            (None, Some(ci)) => self.cfg.subnet_containing(ci).ok_or(DropReason::NoSubnet)?,
-            _ => self.subnet_of_request(req, rx)?,
+        let sid = if let (None, Some(ci)) = (req.giaddr, req.ciaddr) {
+            self.cfg.subnet_containing(ci).ok_or(DropReason::NoSubnet)?
+        } else {
+            // On a shared network, the options of the subnet the client's address is in.
+            let sid = self.subnet_of_request(req, rx)?;
+            req.ciaddr.and_then(|ci| self.sibling(sid, ci)).map_or(sid, |s| s.id)
         };
         let s = &self.cfg.subnets[sid.index()];
         let at = req.ciaddr.unwrap_or(Ipv4Addr::UNSPECIFIED);

@@ -135,8 +135,20 @@ impl Index {
         self.leases.put(l, binds);
     }
 
-    pub fn client_address(&self, subnet: SubnetId, key: &ClientKey) -> Option<Ipv4Addr> {
-        self.leases.of_client(subnet.0, key).map(|l| l.address)
+    /// The client's binding in one of `subnets` (a shared network's) whose address passes `ok`:
+    /// its current lease before a previous one, the latest first (RFC 2131 §4.3.1).
+    pub fn client_address(
+        &self,
+        subnets: &[SubnetId],
+        key: &ClientKey,
+        mut ok: impl FnMut(Ipv4Addr) -> bool,
+    ) -> Option<Ipv4Addr> {
+        subnets
+            .iter()
+            .filter_map(|s| self.leases.of_client(s.0, key))
+            .filter(|l| ok(l.address))
+            .max_by_key(|l| (l.state == LeaseState::Active, l.cltt))
+            .map(|l| l.address)
     }
 
     /// An address of `subnet`'s pools that no record mentions, passing `ok`. The cursor moves

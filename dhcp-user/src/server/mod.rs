@@ -23,6 +23,7 @@
 //!
 //! This file holds the [`Server`] and its dispatch; beside it: `outcome` (what a call returns),
 //! `handlers` (RFC 2131, one per message type), `allocation` (who may have which address),
+//! `link` (a shared network's subnets, the ones a new client may get an address from),
 //! `lifecycle` (expiry, fast-path renewals), `circuit` (the subscriber's line), `gate` (the failover relationship's say and the
 //! lease-length rules), `hooks` (what the failover glue calls), `projection` (the kernel map's
 //! view of a lease), and `index`, `request`, `reply`.
@@ -46,6 +47,7 @@ mod handlers;
 mod hooks;
 mod index;
 mod lifecycle;
+mod link;
 mod outcome;
 mod projection;
 pub mod records;

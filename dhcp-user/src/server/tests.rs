@@ -12,6 +12,7 @@ use crate::config::Config;
 
 mod circuit;
 mod classes;
+mod shared_network;
 use crate::store::{Lease, LeaseChange, LeaseState};
 
 const SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);

@@ -474,3 +474,4 @@ fn client(n: u16) -> [u8; 6] {
 mod balance;
 mod cut_off;
 mod lifecycle;
+mod shared_network;
