@@ -153,7 +153,8 @@ fn leases(core: &Core, q: &LeaseQuery, now: Now) -> Value {
     found.sort_by_key(|l| l.address);
     let next = (found.len() > limit).then(|| found[limit - 1].address);
     found.truncate(limit);
-    let leases: Vec<Value> = found.into_iter().map(|l| lease_json(l, now)).collect();
+    let leases: Vec<Value> =
+        found.into_iter().map(|l| lease_json(l, now, &core.server().config().classes)).collect();
     json!({ "leases": leases, "next": next })
 }
 
@@ -161,7 +162,7 @@ fn addr_ok(q: &LeaseQuery, a: Ipv4Addr) -> bool {
     q.after.is_none_or(|after| a > after)
 }
 
-fn lease_json(l: &crate::store::Lease, now: Now) -> Value {
+fn lease_json(l: &crate::store::Lease, now: Now, classes: &[crate::config::Class]) -> Value {
     json!({
         "address": l.address,
         "state": l.state.as_str(),
@@ -171,6 +172,11 @@ fn lease_json(l: &crate::store::Lease, now: Now) -> Value {
         "circuit_id": l.circuit_id().map(printable),
         "remote_id": l.remote_id().map(printable),
         "relay_info": l.relay_info.as_ref().map(|r| hex(r)),
+        "class": match l.class {
+            crate::store::LeaseClass::Unknown => Value::Null,
+            crate::store::LeaseClass::None => json!(""),
+            crate::store::LeaseClass::Class(k) => json!(classes.get(usize::from(k)).map(|c| c.name.as_str())),
+        },
         "subnet": l.subnet,
         "expires_in": l.expires_at.cast_signed() - now.unix.cast_signed(),
         "held_for": l.held_until.cast_signed() - now.unix.cast_signed(),

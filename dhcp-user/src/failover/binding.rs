@@ -122,8 +122,9 @@ pub fn lease_from_binding(old: Option<&Lease>, b: &BindingUpdate, subnet: u32, n
         l.client_id.clone_from(&b.client_id);
         if !same_client {
             l.hostname = None;
-            // The partner does not tell which line its client is on.
+            // The partner does not tell which line its client is on, nor its class.
             l.relay_info = None;
+            l.class = crate::store::LeaseClass::Unknown;
             // Whatever the fast path could grant the previous client is no concern of this one.
             l.held_until = 0;
         }

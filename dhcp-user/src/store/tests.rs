@@ -268,3 +268,27 @@ fn a_version_2_store_opens_with_no_line_on_record_and_records_lines_from_then_on
         .unwrap();
     assert_eq!((&circuit[..], &remote[..]), (&b"port-9"[..], &b"cpe-9"[..]));
 }
+
+#[test]
+fn a_bindings_class_is_kept_by_name_so_a_reordered_config_reads_it_right() {
+    use crate::store::LeaseClass;
+    let dir = TempDir::new("class");
+    let names = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let mut stb = lease(1, 1_700_000_000);
+    stb.class = LeaseClass::Class(1);
+    let mut none = lease(2, 1_700_000_000);
+    none.class = LeaseClass::None;
+    let unknown = lease(3, 1_700_000_000);
+    {
+        let mut s = LeaseStore::open(&dir.0).unwrap();
+        s.set_class_names(names(&["cpe", "stb"]));
+        s.commit(&[stb, none, unknown].map(LeaseChange::Put)).unwrap();
+    }
+    let mut s = LeaseStore::open(&dir.0).unwrap();
+    s.set_class_names(names(&["stb", "voip"]));
+    let got: Vec<LeaseClass> = s.load_all().unwrap().iter().map(|l| l.class).collect();
+    assert_eq!(got, [LeaseClass::Class(0), LeaseClass::None, LeaseClass::Unknown]);
+    // A class the config dropped is decided again at the client's next request.
+    s.set_class_names(names(&["voip"]));
+    assert_eq!(s.load_all().unwrap()[0].class, LeaseClass::Unknown);
+}
