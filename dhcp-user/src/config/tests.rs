@@ -37,6 +37,30 @@ pools = [
 "#;
 
 #[test]
+fn the_isp_example_is_valid_and_uses_classes_ports_and_a_shared_network() {
+    let text = include_str!("../../../examples/isp.toml");
+    let c = Config::from_toml(text, "examples/isp.toml").unwrap();
+    let names: Vec<&str> = c.classes.iter().map(|k| k.name.as_str()).collect();
+    assert_eq!(names, ["cpe", "stb", "voip"]);
+    assert_eq!(c.link_of(SubnetId(0)), [SubnetId(0), SubnetId(1)]);
+    assert!(matches!(c.subnets[0].reservations[0].key, ReservationKey::Port { .. }));
+    // Every combination fits a 576-byte reply; identical ones share a profile.
+    assert!(c.profiles.len() > 4 && c.profiles.len() < 40, "{}", c.profiles.len());
+    let docs = include_str!("../../../docs/config.md");
+    for key in [
+        "vendor_class_prefix",
+        "user_class",
+        "mac_prefix",
+        "circuit_id",
+        "remote_id",
+        "allow",
+        "deny",
+    ] {
+        assert!(docs.contains(&format!("`{key}`")), "docs/config.md does not document {key}");
+    }
+}
+
+#[test]
 fn the_shipped_example_is_valid_and_shows_every_key() {
     let text = include_str!("../../../examples/xdhcp.toml");
     let c = Config::from_toml(text, "examples/xdhcp.toml").unwrap();
