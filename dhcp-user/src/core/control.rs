@@ -262,6 +262,14 @@ fn stats(core: &Core, measured: &Measured) -> Value {
         .zip(c.circuit_changes)
         .map(|(a, n)| (a.as_str().to_owned(), n.into()))
         .collect();
+    let classes = &core.server().config().classes;
+    let classified: serde_json::Map<String, Value> = classes
+        .iter()
+        .map(|k| k.name.clone())
+        .chain(std::iter::once(String::new()))
+        .zip(c.classified.iter().copied())
+        .map(|(name, n)| (name, n.into()))
+        .collect();
     let m = &measured.store;
     json!({
         "received": received,
@@ -270,6 +278,8 @@ fn stats(core: &Core, measured: &Measured) -> Value {
         "releases": c.releases,
         "dropped": dropped,
         "circuit_changes": circuit_changes,
+        // By class name; "" is the requests in none.
+        "classified": classified,
         "fast_path_renewals_recorded": core.fast_path_renewals(),
         "fast_path": measured.fast_path,
         "lease_tables": measured.lease_tables,
@@ -325,6 +335,9 @@ fn metrics(core: &Core, measured: &Measured) -> String {
     }
     for (k, n) in v["circuit_changes"].as_object().into_iter().flatten() {
         line("xdhcp_circuit_changes_total", &format!("{{action=\"{k}\"}}"), n);
+    }
+    for (k, n) in v["classified"].as_object().into_iter().flatten() {
+        line("xdhcp_class_requests_total", &format!("{{class=\"{k}\"}}"), n);
     }
     for (iface, counters) in v["fast_path"].as_object().into_iter().flatten() {
         for (k, n) in counters.as_object().into_iter().flatten() {

@@ -99,12 +99,14 @@ impl Server {
             ix.load(&cfg, l);
         }
         let failover = cfg.failover.as_ref().map(FailoverGate::starting);
+        let counters =
+            Counters { classified: vec![0; cfg.classes.len() + 1], ..Counters::default() };
         Server {
             cfg,
             ix,
             offers: HashMap::new(),
             offer_of: HashMap::new(),
-            counters: Counters::default(),
+            counters,
             failover,
             rewinding: true,
             circuit_changes: Vec::new(),
@@ -178,6 +180,10 @@ impl Server {
             Err(why) => return self.dropped(why),
         };
         req.client.class = crate::config::classes::classify(&self.cfg.classes, &req.traits());
+        let slot = req.client.class.map_or(self.cfg.classes.len(), |c| usize::from(c.0));
+        if let Some(n) = self.counters.classified.get_mut(slot) {
+            *n += 1;
+        }
         let slot = match req.kind {
             MessageType::Discover => 0,
             MessageType::Request => 1,

@@ -146,6 +146,9 @@ pub struct Counters {
     /// Expired or released leases given back to their own client because the partner still
     /// holds them as that client's.
     pub rewound_to_active: u64,
+    /// Requests by the class they matched, in the config's order, then those in none: a class
+    /// that never matches shows as a zero beside its name.
+    pub classified: Vec<u64>,
 }
 
 impl Counters {

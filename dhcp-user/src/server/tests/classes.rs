@@ -117,6 +117,8 @@ fn a_set_top_box_gets_its_class_options_and_pool_and_a_pc_the_subnets() {
     assert_eq!(option(&offer, 42).as_deref(), Some(&[10, 0, 0, 123][..]), "the global");
     assert_eq!(option(&offer, 66), None);
     assert_eq!(option(&offer, 15), None);
+    // Requests by class (stb, voip, in none): a class that never matches shows its zero.
+    assert_eq!(s.counters().classified, [2, 0, 1]);
 }
 
 #[test]
