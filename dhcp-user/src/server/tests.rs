@@ -663,11 +663,21 @@ impl Rng {
 
 #[test]
 fn random_byte_strings_never_panic() {
-    let mut s = server();
-    let mut rng = Rng(7);
+    // The ISP example too: classes matched on 60, 77, 82 and the MAC, port reservations, a
+    // shared network.
+    let isp = include_str!("../../../examples/isp.toml").replace("access0", "eth1");
+    let isp_rx = RxInfo { ifindex: 2, local_addr: Some(ip("100.64.0.1")) };
+    for (seed, text, rx) in [(7, CONFIG, direct()), (8, isp.as_str(), isp_rx)] {
+        let mut s = Server::new(Config::from_toml(text, "test.toml").unwrap(), Vec::new());
+        random_bytes_into(&mut s, seed, &rx);
+    }
+}
+
+fn random_bytes_into(s: &mut Server, seed: u64, rx: &RxInfo) {
+    let mut rng = Rng(seed);
     let valid = crate::packet::encode(&Client::new(1).discover());
     // Codes whose decoding dhcproto gets wrong on bad lengths, and the ones we read.
-    let codes = [12, 50, 51, 53, 54, 61, 80, 81, 82, 94, 121, 151, 152, 155, 255, 0];
+    let codes = [12, 50, 51, 53, 54, 60, 61, 77, 80, 81, 82, 94, 121, 151, 152, 155, 255, 0];
     for i in 0..100_000 {
         let mut b = valid.clone();
         if i % 2 == 0 {
@@ -686,7 +696,7 @@ fn random_byte_strings_never_panic() {
                 b.extend((0..rng.below(u64::from(len) + 2)).map(|_| rng.next().to_le_bytes()[0]));
             }
         }
-        let _ = s.handle_bytes(T0 + i, &b, &direct());
+        let _ = s.handle_bytes(T0 + i, &b, rx);
     }
 }
 
