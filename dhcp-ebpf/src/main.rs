@@ -11,6 +11,7 @@
 #![no_main]
 
 mod bench;
+mod bounce;
 mod clock;
 mod csum;
 mod maps;

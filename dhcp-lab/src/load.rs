@@ -47,6 +47,10 @@ pub struct LoadOptions {
     /// Option 82 on every message of every client, as the relay adds it (with `relay`) or as
     /// a layer-2 access node does (without: giaddr stays 0), renewals included (TR-101 R-124).
     pub agent: Agent,
+    /// No DORA: client `i` holds this address plus `i` from the relay's server (or the
+    /// broadcast address), and renews it. For renewals against leases made by another run,
+    /// or against a program that answers without leases (the lab's ceiling).
+    pub assume_bound: Option<Ipv4Addr>,
     pub progress: bool,
 }
 
@@ -423,6 +427,17 @@ pub fn run(opts: &LoadOptions) -> Result<Summary> {
     let t0 = Instant::now();
     let mut buf = vec![0u8; 2048];
     let mut last_progress = Instant::now();
+    if let Some(first) = opts.assume_bound {
+        let server = opts.relay.map_or(Ipv4Addr::BROADCAST, |(_, s)| s);
+        for (i, b) in dora.bound.iter_mut().enumerate() {
+            *b = Some(Bound {
+                addr: Ipv4Addr::from(u32::from(first).wrapping_add(i as u32)),
+                server,
+            });
+        }
+        sum.bound = u64::from(opts.clients);
+        server_mac = Some([0xff; 6]);
+    }
     while (sum.bound as usize) < n && Instant::now() < deadline {
         // In flight: started and not bound yet.
         while next.saturating_sub(sum.bound as usize) < opts.window as usize && next < n {

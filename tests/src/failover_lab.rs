@@ -565,6 +565,7 @@ pub fn dora_clients(port: &Port, count: u32, seed: u16, duration: Duration) -> R
         seed,
         relay: None,
         agent: dhcp_lab::load::Agent::default(),
+        assume_bound: None,
         progress: false,
     };
     port.ns.run(|| match dhcp_lab::load::run(&opts) {

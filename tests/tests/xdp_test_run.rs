@@ -946,3 +946,24 @@ fn option_82_the_fast_path_leaves_to_the_slow_path_is_passed_and_counted() {
     );
     passes(&mut h, &base.frame_with(&twice), Stat::PassNotRenewal);
 }
+
+#[test]
+fn the_labs_ceiling_bounces_a_renewal_as_a_reply_with_valid_checksums() {
+    root_required();
+    let mut h = Harness::new(1024, &[xdhcp::fastpath::BOUNCE_PROG]).unwrap();
+    let req = renewal(RenewKind::Relayed { giaddr: RELAY, relay_mac: RELAY_MAC });
+    let frame = req.frame();
+    let (ret, out) = h.run_prog(xdhcp::fastpath::BOUNCE_PROG, &frame).unwrap();
+    assert_eq!(ret, XDP_TX);
+    let p = packet::parse_frame(&out).expect("the bounced frame parses");
+    assert!(p.ip_checksum_ok && p.udp_checksum_ok, "checksums updated, not broken");
+    assert_eq!(p.msg.opcode(), dhcproto::v4::Opcode::BootReply);
+    assert_eq!(p.msg.opts().msg_type(), Some(MessageType::Ack));
+    assert_eq!((p.msg.xid(), out.len()), (req.xid, frame.len()), "nothing else changed");
+    assert_eq!(&out[0..6], &frame[6..12], "back to the sender");
+    // Anything else is passed as it came.
+    let mut other = frame.clone();
+    other[14 + 20 + 2..14 + 20 + 4].copy_from_slice(&53u16.to_be_bytes());
+    let (ret, out) = h.run_prog(xdhcp::fastpath::BOUNCE_PROG, &other).unwrap();
+    assert_eq!((ret, out), (XDP_PASS, other));
+}

@@ -51,9 +51,10 @@ enum BenchCmd {
         /// The load generator (default: the `xdhcp-load` beside this program).
         #[arg(long, value_name = "PATH")]
         load: Option<PathBuf>,
-        /// Only the row of renewals with option 82 through XDP (writes e2e-opt82.json).
+        /// Only the XDP renewal rows: plain, with option 82, and the lab's ceiling (a bare XDP
+        /// program bouncing every request); writes e2e-fast.json.
         #[arg(long)]
-        opt82_only: bool,
+        fast_only: bool,
     },
     /// One xdhcp filled with N clients, for each N: DORA/s, renewals/s, resident memory per
     /// lease, restart time with and without pins, lease query latency. Writes scale.json and
@@ -108,7 +109,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Demo(o) => lab::run_demo(&o)?,
         Cmd::Bench {
-            cmd: BenchCmd::E2e { out_dir, trial_secs, max_rate, clients, xdhcp, load, opt82_only },
+            cmd: BenchCmd::E2e { out_dir, trial_secs, max_rate, clients, xdhcp, load, fast_only },
         } => {
             let or_beside =
                 |p: Option<PathBuf>, name| p.map_or_else(|| lab::beside_this_program(name), Ok);
@@ -119,7 +120,7 @@ fn run(cli: Cli) -> Result<()> {
                 trial_secs,
                 max_rate,
                 clients,
-                opt82_only,
+                fast_only,
             })?;
             println!("{}", serde_json::to_string_pretty(&r)?);
         }

@@ -71,6 +71,10 @@ struct Args {
     /// Option 82's remote-id, as --circuit-id.
     #[arg(long, value_name = "TEMPLATE")]
     remote_id: Option<String>,
+    /// Skip the DORA phase: client i already holds this address + i (from --server), and
+    /// only renews it. Leases must exist, or the server must answer without them.
+    #[arg(long, value_name = "FIRST_ADDRESS")]
+    assume_bound: Option<Ipv4Addr>,
     /// Also write the JSON summary to this file.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -100,6 +104,7 @@ fn run(a: Args) -> Result<()> {
         seed: a.seed,
         relay: a.relay.zip(a.server),
         agent: load::Agent { circuit_id: a.circuit_id, remote_id: a.remote_id },
+        assume_bound: a.assume_bound,
         progress: !a.quiet,
     })?;
     let json = serde_json::to_string_pretty(&s)?;

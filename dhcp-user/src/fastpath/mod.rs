@@ -457,6 +457,24 @@ pub fn attach_peer(iface: &str) -> Result<()> {
     Ok(())
 }
 
+/// The lab's ceiling: answers every DHCP request with the least work an answer takes (see
+/// the program's own doc). Never attached in service.
+pub const BOUNCE_PROG: &str = "xdhcp_bounce";
+
+/// Attaches [`BOUNCE_PROG`] to `iface` in place of the fast path, its link pinned where
+/// [`attach_peer`] pins (so [`detach`] removes it). For `cargo xtask bench e2e`'s ceiling row.
+pub fn attach_bounce(iface: &str) -> Result<()> {
+    ensure_bpffs()?;
+    let dir = Path::new(PEER_PIN_ROOT).join(iface);
+    fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    let mut ebpf = load(&LoadOptions { leases_max: Some(1), ..LoadOptions::default() })?;
+    let prog = program(&mut ebpf, BOUNCE_PROG)?;
+    let id = prog.attach(iface, XdpMode::Driver).or_else(|_| prog.attach(iface, XdpMode::Skb))?;
+    let link: FdLink = prog.take_link(id)?.try_into().context("XDP link is not a bpf_link")?;
+    link.pin(dir.join("link")).context("pin the bounce link")?;
+    Ok(())
+}
+
 /// Removes the fast path from `iface` for good: unpinning the link detaches the program, and the
 /// maps go with their pins. Also removes a peer program attached with [`attach_peer`].
 pub fn detach(iface: &str) -> Result<()> {
