@@ -68,6 +68,8 @@ pub struct Class {
     pub name: String,
     /// All must hold.
     pub conditions: Vec<Condition>,
+    /// The class's own lease limits; a key it does not set is the file's.
+    pub limits: Option<super::model::Limits>,
 }
 
 /// What a request says that classes are matched on.
@@ -123,7 +125,7 @@ mod tests {
     use super::*;
 
     fn class(id: u16, conditions: Vec<Condition>) -> Class {
-        Class { id: ClassId(id), name: format!("c{id}"), conditions }
+        Class { id: ClassId(id), name: format!("c{id}"), conditions, limits: None }
     }
 
     fn exact(b: &[u8]) -> Pattern {

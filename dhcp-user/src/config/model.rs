@@ -13,6 +13,27 @@ use super::profiles::Profiles;
 use super::wire;
 use crate::fastpath::subnet::SubnetOptions;
 
+/// Addresses one key may hold at once (offers included); `None`: no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    pub per_circuit_id: Option<u32>,
+    pub per_remote_id: Option<u32>,
+    pub per_mac: Option<u32>,
+}
+
+fn limits(at: &str, w: Option<&wire::Limits>) -> Result<Limits, ValidationError> {
+    let w = w.copied().unwrap_or_default();
+    let one = |k: &str, v: Option<u32>| match v {
+        Some(0) => err(format!("{at}.{k}"), "must be at least 1 (leave it out for no limit)"),
+        v => Ok(v),
+    };
+    Ok(Limits {
+        per_circuit_id: one("leases_per_circuit_id", w.leases_per_circuit_id)?,
+        per_remote_id: one("leases_per_remote_id", w.leases_per_remote_id)?,
+        per_mac: one("leases_per_mac", w.leases_per_mac)?,
+    })
+}
+
 /// Options as encoded for the wire: code to value (a value over 255 bytes is split when sent).
 pub type Options = std::collections::BTreeMap<u8, Vec<u8>>;
 
@@ -63,6 +84,8 @@ pub struct Config {
     pub classes: Vec<Class>,
     /// The reply profiles (options as sent) of every subnet, pool, class and reservation.
     pub profiles: Profiles,
+    /// `[limits]`: addresses one port or MAC may hold at once.
+    pub limits: Limits,
     /// For each subnet, the subnets of its shared network in file order (itself alone when it
     /// is in none): see [`Config::link_of`].
     links: Vec<Vec<SubnetId>>,
@@ -493,7 +516,9 @@ impl TryFrom<wire::Config> for Config {
             _ => {}
         }
         let profiles = Profiles::build(&subnets, &classes, &class_options, &options)?;
+        let limits = limits("limits", w.limits.as_ref())?;
         Ok(Config {
+            limits,
             options,
             classes,
             profiles,
@@ -705,8 +730,10 @@ fn classes(w: &[wire::Class]) -> Result<Vec<Class>, ValidationError> {
                  exact or _prefix) or mac_prefix",
             );
         }
+        let limits =
+            c.limits.as_ref().map(|l| limits(&format!("{at}.limits"), Some(l))).transpose()?;
         #[expect(clippy::cast_possible_truncation, reason = "at most CLASSES_MAX classes")]
-        out.push(Class { id: ClassId(i as u16), name, conditions });
+        out.push(Class { id: ClassId(i as u16), name, conditions, limits });
     }
     Ok(out)
 }

@@ -567,3 +567,25 @@ fn a_shared_network_name_is_1_to_64_characters() {
     let c = Config::from_toml(&format!("{MINIMAL}shared_network = \"{}\"\n", "n".repeat(64)), "x");
     assert!(c.is_ok());
 }
+
+#[test]
+fn lease_limits_are_at_least_one_and_a_class_may_set_its_own() {
+    let with = |t: &str| format!("{MINIMAL}\n{t}\n");
+    let c = Config::from_toml(
+        &with(
+            "[limits]\nleases_per_circuit_id = 4\nleases_per_mac = 1\n\n[[class]]\nname = \"biz\"\n\
+               circuit_id_prefix = \"biz\"\nlimits = { leases_per_circuit_id = 16 }",
+        ),
+        "x",
+    )
+    .unwrap();
+    assert_eq!(
+        (c.limits.per_circuit_id, c.limits.per_remote_id, c.limits.per_mac),
+        (Some(4), None, Some(1))
+    );
+    assert_eq!(c.classes[0].limits.and_then(|l| l.per_circuit_id), Some(16));
+    assert_eq!(
+        error_of(&with("[limits]\nleases_per_mac = 0")),
+        "xdhcp.toml:9: limits.leases_per_mac: must be at least 1 (leave it out for no limit)"
+    );
+}

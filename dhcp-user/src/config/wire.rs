@@ -28,6 +28,16 @@ pub struct Config {
     pub options: Option<toml::Table>,
     #[serde(default, rename = "class")]
     pub classes: Vec<Class>,
+    pub limits: Option<Limits>,
+}
+
+/// `[limits]`, and a class's own `limits`: addresses held at once, offers included.
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    pub leases_per_circuit_id: Option<u32>,
+    pub leases_per_remote_id: Option<u32>,
+    pub leases_per_mac: Option<u32>,
 }
 
 /// `[[class]]`: every condition given must hold.
@@ -45,6 +55,7 @@ pub struct Class {
     pub remote_id_prefix: Option<Bytes>,
     pub mac_prefix: Option<Hex>,
     pub options: Option<toml::Table>,
+    pub limits: Option<Limits>,
 }
 
 /// `[failover]`: ISC dhcpd's `failover peer "name" { ... }`, one key per statement.

@@ -280,6 +280,11 @@ fn stats(core: &Core, measured: &Measured) -> Value {
         "circuit_changes": circuit_changes,
         // By class name; "" is the requests in none.
         "classified": classified,
+        "lease_limited": crate::server::LimitKey::NAMES
+            .iter()
+            .zip(c.limited)
+            .map(|(k, n)| ((*k).to_owned(), Value::from(n)))
+            .collect::<serde_json::Map<String, Value>>(),
         "fast_path_renewals_recorded": core.fast_path_renewals(),
         "fast_path": measured.fast_path,
         "lease_tables": measured.lease_tables,
@@ -335,6 +340,9 @@ fn metrics(core: &Core, measured: &Measured) -> String {
     }
     for (k, n) in v["circuit_changes"].as_object().into_iter().flatten() {
         line("xdhcp_circuit_changes_total", &format!("{{action=\"{k}\"}}"), n);
+    }
+    for (k, n) in v["lease_limited"].as_object().into_iter().flatten() {
+        line("xdhcp_lease_limited_total", &format!("{{key=\"{k}\"}}"), n);
     }
     for (k, n) in v["classified"].as_object().into_iter().flatten() {
         line("xdhcp_class_requests_total", &format!("{{class=\"{k}\"}}"), n);

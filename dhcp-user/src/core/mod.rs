@@ -25,7 +25,7 @@ use std::net::Ipv4Addr;
 
 use dhcp_common::RenewEvent;
 use serde_json::Value;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 pub use control::{LeaseQuery, Measured, PAGE_MAX, Request};
 pub use durable::{Durable, DurableError, MemStore};
@@ -297,6 +297,7 @@ impl Core {
         for (rx, bytes) in requests {
             let o = self.server.handle_bytes(now.unix, &bytes, &rx);
             self.log_circuit_changes();
+            self.log_limits();
             p.local.extend(o.changes.iter().map(LeaseChange::address));
             p.changes.extend(o.changes);
             out.replies.extend(o.reply);
@@ -369,6 +370,20 @@ impl Core {
                 to = %c.to.as_deref().map_or_else(|| "(none)".into(), control::printable),
                 action = c.action.as_str(),
                 "a request named another circuit-id than its binding's"
+            );
+        }
+    }
+
+    /// Requests refused by a lease limit: one line per key a minute, however hard it floods.
+    fn log_limits(&mut self) {
+        for e in self.server.take_limit_events() {
+            warn!(
+                key = e.key.kind(),
+                value = %control::printable(e.key.value()),
+                limit = e.limit,
+                chaddr = %control::hex(&e.chaddr),
+                "a new binding over a lease limit was refused (counted in lease_limited; \
+                 logged once a minute per key)"
             );
         }
     }

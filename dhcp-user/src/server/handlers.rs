@@ -56,10 +56,17 @@ impl Server {
             .or_else(|| self.offer_of.get(&c.key).copied().filter(|&a| ok(a)))
             .or_else(|| self.ix.client_address(self.cfg.link_of(sid), &c.key, ok))
             .or_else(|| req.requested.filter(|&a| ok(a)));
+        // A binding the client does not hold yet counts against its port's and MAC's limits;
+        // a reservation is the operator's own and does not.
+        let reserved = self.reservations_on_link(sid, c).any(|r| Some(r) == known);
+        if !reserved {
+            self.within_limits(now, c, known)?;
+        }
         let picked = known.or_else(|| self.free_address(now, sid, c));
         let Some(a) = picked else { return Err(DropReason::PoolExhausted) };
         let sid = self.sibling(sid, a).map_or(sid, |s| s.id);
         self.hold_offer(now, sid, c.key.clone(), a);
+        self.note_held(now, c, a);
         let s = &self.cfg.subnets[sid.index()];
         let lease = self.lease_length(now, s, req, a).0;
         let opts = self.profile_options(s, a, c.class);
@@ -101,7 +108,10 @@ impl Server {
             let Some(s) = self.sibling(sid, a).filter(|s| self.available_to(now, s, c, a)) else {
                 return Ok(self.nak(req, rx, "requested address is not available"));
             };
-            let sid = s.id;
+            let (sid, reserved) = (s.id, self.reservation_for(s, c) == Some(a));
+            if !reserved {
+                self.within_limits(now, c, Some(a))?;
+            }
             self.circuit_rebinding(req, a);
             return Ok(self.ack(now, req, rx, sid, a));
         }
@@ -273,6 +283,7 @@ impl Server {
             self.forget_offer(other, now);
         }
         let change = self.ix.put(&self.cfg, l);
+        self.note_held(now, c, a);
         let s = &self.cfg.subnets[sid.index()];
         let opts = self.profile_options(s, a, class);
         let msg = reply::lease_reply(req, MessageType::Ack, self.cfg.server_id, s, opts, a, lease);

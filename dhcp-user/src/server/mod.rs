@@ -47,6 +47,7 @@ mod handlers;
 mod hooks;
 mod index;
 mod lifecycle;
+mod limits;
 mod link;
 mod outcome;
 mod projection;
@@ -58,6 +59,7 @@ mod tests;
 
 pub use circuit::{CircuitAction, CircuitChangeEvent};
 pub use gate::FailoverGate;
+pub use limits::{LimitEvent, LimitKey};
 pub use outcome::{Counters, DropReason, Handled, Outcome, RECEIVED_TYPES, RxInfo};
 pub use projection::{FastPathLease, MapOp, fast_path_entry, map_ops};
 pub use records::Records;
@@ -81,6 +83,8 @@ pub struct Server {
     rewinding: bool,
     /// Requests from another line than their binding's, until the caller takes them.
     circuit_changes: Vec<CircuitChangeEvent>,
+    /// What each limited key holds ([`limits`]).
+    holdings: limits::Holdings,
 }
 
 impl Server {
@@ -110,6 +114,7 @@ impl Server {
             failover,
             rewinding: true,
             circuit_changes: Vec::new(),
+            holdings: limits::Holdings::default(),
         }
     }
 

@@ -72,10 +72,13 @@ pub enum DropReason {
     /// From another line (option 82 circuit-id) than the binding's, on a subnet with
     /// `circuit_change = "ignore"`.
     CircuitChanged,
+    /// A new binding for a client whose access port (circuit-id, remote-id) or hardware
+    /// address already holds as many addresses as `[limits]` allows.
+    LeaseLimit,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 15] = [
+    pub const ALL: [DropReason; 16] = [
         Self::Undecodable,
         Self::NotBootRequest,
         Self::BadHardwareAddress,
@@ -91,6 +94,7 @@ impl DropReason {
         Self::LoadBalancedToPeer,
         Self::FailoverNotResponding,
         Self::CircuitChanged,
+        Self::LeaseLimit,
     ];
 
     /// Stable name for metrics and logs.
@@ -112,6 +116,7 @@ impl DropReason {
             Self::LoadBalancedToPeer => "load_balance_to_peer",
             Self::FailoverNotResponding => "failover_not_responding",
             Self::CircuitChanged => "circuit_changed",
+            Self::LeaseLimit => "lease_limit",
         }
     }
 
@@ -136,7 +141,7 @@ pub struct Counters {
     pub declines: u64,
     pub releases: u64,
     /// By [`DropReason`], in [`DropReason::ALL`] order.
-    pub dropped: [u64; 15],
+    pub dropped: [u64; 16],
     /// Requests from another line than their binding's, by what they got, in
     /// [`super::CircuitAction::ALL`] order.
     pub circuit_changes: [u64; 4],
@@ -149,6 +154,8 @@ pub struct Counters {
     /// Requests by the class they matched, in the config's order, then those in none: a class
     /// that never matches shows as a zero beside its name.
     pub classified: Vec<u64>,
+    /// Requests refused by a lease limit, by key ([`super::LimitKey::NAMES`] order).
+    pub limited: [u64; 3],
 }
 
 impl Counters {

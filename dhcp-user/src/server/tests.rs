@@ -12,6 +12,7 @@ use crate::config::Config;
 
 mod circuit;
 mod classes;
+mod limits;
 mod shared_network;
 use crate::store::{Lease, LeaseChange, LeaseState};
 
