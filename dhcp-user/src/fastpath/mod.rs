@@ -253,9 +253,39 @@ pub fn attach(
     wait: Duration,
 ) -> Result<Attached> {
     ensure_bpffs()?;
+    let name = std::ffi::CString::new(iface).context("an interface name has no NUL")?;
+    // SAFETY: if_nametoindex reads the NUL-terminated name and nothing else.
+    if unsafe { libc::if_nametoindex(name.as_ptr()) } == 0 {
+        bail!("interface {iface} does not exist (in this network namespace)");
+    }
     let dir = pin_dir(iface);
+    let fresh = !dir.exists();
     fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
     let writer = lock_writer(iface, wait)?;
+    match attach_locked(iface, &dir, mode, enable, log_slots, leases_max) {
+        Ok((mode_name, new)) => {
+            Ok(Attached { iface: iface.to_owned(), mode: mode_name, new, writer })
+        }
+        Err(e) => {
+            // A start that failed leaves nothing pinned: the lease array alone is tens of MB.
+            if fresh {
+                drop(writer);
+                let _ = detach(iface);
+            }
+            Err(e)
+        }
+    }
+}
+
+fn attach_locked(
+    iface: &str,
+    dir: &Path,
+    mode: AttachMode,
+    enable: bool,
+    log_slots: Option<u32>,
+    leases_max: Option<u32>,
+) -> Result<(&'static str, bool)> {
+    let dir = dir.to_path_buf();
     check_pins(&dir, iface)?;
     let link_pin = dir.join("link");
     let mut ebpf = load(&LoadOptions { pin_dir: Some(dir.clone()), leases_max, log_slots })?;
@@ -288,7 +318,7 @@ pub fn attach(
     ctl.enabled = u32::from(enable);
     ctl.min_grant_secs = ctl.min_grant_secs.max(Control::MIN_GRANT_FLOOR);
     maps.set_control(ctl)?;
-    Ok(Attached { iface: iface.to_owned(), mode: mode_name, new, writer })
+    Ok((mode_name, new))
 }
 
 /// The right to change one interface's fast-path maps, held for as long as this value lives.
