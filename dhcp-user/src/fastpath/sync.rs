@@ -137,16 +137,16 @@ impl KernelMaps {
     /// Attaches (or adopts the pinned) fast path on each interface and loads the subnets' reply
     /// data. The control entry stays off until [`KernelMaps::enable`].
     pub fn attach(cfg: &Config, mode: AttachMode) -> Result<Self> {
-        let mut made: Vec<String> = Vec::new();
-        Self::attach_all(cfg, mode, &mut made).inspect_err(|_| {
+        let mut attached_now: Vec<String> = Vec::new();
+        Self::attach_all(cfg, mode, &mut attached_now).inspect_err(|_| {
             // A start that fails leaves nothing behind: what this start pinned goes again.
-            for iface in &made {
+            for iface in &attached_now {
                 let _ = fastpath::detach(iface);
             }
         })
     }
 
-    fn attach_all(cfg: &Config, mode: AttachMode, made: &mut Vec<String>) -> Result<Self> {
+    fn attach_all(cfg: &Config, mode: AttachMode, attached_now: &mut Vec<String>) -> Result<Self> {
         let mut ifaces = Vec::new();
         for name in &cfg.interfaces {
             // A predecessor that is still exiting (a restart) lets go within moments.
@@ -155,7 +155,7 @@ impl KernelMaps {
             let a = fastpath::attach(name, mode, false, slots, cap, WRITER_WAIT)?;
             let dir = fastpath::pin_dir(name);
             if a.new {
-                made.push(name.clone());
+                attached_now.push(name.clone());
             }
             tracing::info!(iface = %name, mode = a.mode, adopted = !a.new, "fast path attached");
             let mut maps = FastPathMaps::open_pinned(&dir)?;
