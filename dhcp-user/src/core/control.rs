@@ -68,6 +68,8 @@ pub struct Measured {
     /// Each interface's kernel lease table: its capacity, and the leases that found no slot.
     pub lease_tables: serde_json::Map<String, Value>,
     pub store: CommitStats,
+    /// DHCP datagrams the daemon's full queues dropped: requests, DISCOVERs.
+    pub overload_dropped: [u64; 2],
 }
 
 /// Store commit latency.
@@ -280,6 +282,7 @@ fn stats(core: &Core, measured: &Measured) -> Value {
         "circuit_changes": circuit_changes,
         // By class name; "" is the requests in none.
         "classified": classified,
+        "overload_dropped": { "request": measured.overload_dropped[0], "discover": measured.overload_dropped[1] },
         "lease_limited": crate::server::LimitKey::NAMES
             .iter()
             .zip(c.limited)
@@ -340,6 +343,9 @@ fn metrics(core: &Core, measured: &Measured) -> String {
     }
     for (k, n) in v["circuit_changes"].as_object().into_iter().flatten() {
         line("xdhcp_circuit_changes_total", &format!("{{action=\"{k}\"}}"), n);
+    }
+    for (k, n) in v["overload_dropped"].as_object().into_iter().flatten() {
+        line("xdhcp_overload_dropped_total", &format!("{{queue=\"{k}\"}}"), n);
     }
     for (k, n) in v["lease_limited"].as_object().into_iter().flatten() {
         line("xdhcp_lease_limited_total", &format!("{{key=\"{k}\"}}"), n);

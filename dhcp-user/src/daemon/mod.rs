@@ -6,6 +6,7 @@
 pub mod ctl;
 mod net;
 mod peer;
+mod queue;
 
 use std::{
     net::SocketAddr,
@@ -36,6 +37,8 @@ const STOP_GRACE: Duration = Duration::from_millis(300);
 /// How often the fast path's renewal events are drained (the log holds 65,536 per CPU by
 /// default: ~65 ms of renewals at 1 M/s on one CPU).
 const EVENT_TICK: Duration = Duration::from_millis(10);
+/// How often overload (datagrams dropped at full queues) is logged while it lasts.
+const OVERLOAD_REPORT: Duration = Duration::from_secs(10);
 
 /// The SQLite store, with how long its commits take (for `stats` and `metrics`).
 struct TimedStore {
@@ -72,6 +75,10 @@ struct Daemon {
     socks: Vec<Arc<net::IfaceSockets>>,
     link: Option<mpsc::UnboundedSender<PeerCmd>>,
     events: Vec<dhcp_common::RenewEvent>,
+    /// The DHCP queues' drop counters (see [`queue`]).
+    intake: Arc<queue::Intake>,
+    /// The drops last reported, and when.
+    reported: ([u64; 2], Instant),
 }
 
 pub fn run(config: &Path) -> Result<()> {
@@ -131,24 +138,40 @@ pub fn run_until(config: &Path, stop: Option<oneshot::Receiver<()>>) -> Result<(
         for name in &cfg.interfaces {
             socks.push(Arc::new(net::IfaceSockets::open(name)?));
         }
-        let mut d = Daemon { core, store, kmaps, socks, link: None, events: Vec::new() };
-        d.serve(stop).await
+        let (intake, outlets) = queue::intake();
+        let mut d = Daemon {
+            core,
+            store,
+            kmaps,
+            socks,
+            link: None,
+            events: Vec::new(),
+            intake: Arc::new(intake),
+            reported: ([0; 2], Instant::now()),
+        };
+        d.serve(stop, outlets).await
     })
 }
 
 impl Daemon {
-    async fn serve(&mut self, mut stop: Option<oneshot::Receiver<()>>) -> Result<()> {
+    async fn serve(
+        &mut self,
+        mut stop: Option<oneshot::Receiver<()>>,
+        mut q: queue::Outlets,
+    ) -> Result<()> {
+        // The control socket, metrics and the failover link: never behind DHCP traffic.
         let (tx, mut rx) = mpsc::channel::<Input<ctl::ReplyTo>>(8192);
         for s in &self.socks {
-            let (s, tx) = (s.clone(), tx.clone());
+            let (s, intake) = (s.clone(), self.intake.clone());
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 4096];
                 loop {
                     match s.udp.recv_from(&mut buf).await {
                         Ok((n, SocketAddr::V4(_))) => {
                             let rx = RxInfo { ifindex: s.ifindex, local_addr: s.addr };
+                            let class = queue::classify(&buf[..n]);
                             let input = Input::Dhcp { rx, bytes: buf[..n].to_vec() };
-                            if tx.send(input).await.is_err() {
+                            if !intake.offer(class, input) {
                                 return;
                             }
                         }
@@ -169,9 +192,10 @@ impl Daemon {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         loop {
+            // Stopping first, then the control socket and the link, then requests, then
+            // DISCOVERs: none of them waits behind a flood of the next.
             let first = tokio::select! {
-                i = rx.recv() => i,
-                _ = tick.tick() => None,
+                biased;
                 _ = term.recv() => {
                     self.stop_gracefully().await;
                     break;
@@ -186,12 +210,19 @@ impl Daemon {
                     self.stop_gracefully().await;
                     break;
                 }
+                i = rx.recv() => i,
+                i = q.request.recv() => i,
+                i = q.discover.recv() => i,
+                _ = tick.tick() => None,
             };
+            self.report_overload();
             let mut batch: Vec<_> = first.into_iter().collect();
-            while batch.len() < BATCH {
-                match rx.try_recv() {
-                    Ok(i) => batch.push(i),
-                    Err(_) => break,
+            for queue in [&mut rx, &mut q.request, &mut q.discover] {
+                while batch.len() < BATCH {
+                    match queue.try_recv() {
+                        Ok(i) => batch.push(i),
+                        Err(_) => break,
+                    }
                 }
             }
             self.turn(batch).await;
@@ -261,9 +292,35 @@ impl Daemon {
         }
     }
 
+    /// Datagrams the full queues dropped, said at most every ten seconds while it goes on.
+    #[expect(clippy::cast_precision_loss, reason = "counts of datagrams, far below 2^52")]
+    fn report_overload(&mut self) {
+        let (before, at) = self.reported;
+        let secs = at.elapsed().as_secs_f64();
+        if secs < OVERLOAD_REPORT.as_secs_f64() {
+            return;
+        }
+        let now = self.intake.dropped();
+        if now != before {
+            let rate = |k: usize| (now[k] - before[k]) as f64 / secs;
+            warn!(
+                requests_dropped_per_s = format!("{:.0}", rate(0)),
+                discovers_dropped_per_s = format!("{:.0}", rate(1)),
+                queue_depth = queue::DEPTH,
+                "overloaded: datagrams dropped because the daemon's queues were full (requests \
+                 of known clients are served before new DISCOVERs)"
+            );
+        }
+        self.reported = (now, Instant::now());
+    }
+
     /// What `stats` and `metrics` report from outside the core.
     fn measure(&self) -> Measured {
-        let mut m = Measured { store: self.store.stats, ..Measured::default() };
+        let mut m = Measured {
+            store: self.store.stats,
+            overload_dropped: self.intake.dropped(),
+            ..Measured::default()
+        };
         for i in self.kmaps.iter().flat_map(|k| &k.ifaces) {
             if let Ok(s) = i.maps.stats() {
                 m.fast_path.insert(i.name.clone(), s.to_json());
