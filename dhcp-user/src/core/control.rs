@@ -277,6 +277,7 @@ fn stats(core: &Core, measured: &Measured) -> Value {
         "received": received,
         "sent": { "offer": c.offers, "ack": c.acks, "nak": c.naks, "inform_ack": c.informs },
         "declines": c.declines,
+        "offers_reclaimed": c.offers_reclaimed,
         "releases": c.releases,
         "dropped": dropped,
         "circuit_changes": circuit_changes,
@@ -367,6 +368,7 @@ fn metrics(core: &Core, measured: &Measured) -> String {
         line("xdhcp_fast_path_lease_capacity", &l, &t["lease_capacity"]);
         line("xdhcp_fast_path_leases_without_slot", &l, &t["leases_without_slot"]);
     }
+    line("xdhcp_offers_reclaimed_total", "", &v["offers_reclaimed"]);
     line("xdhcp_fast_path_renewals_recorded_total", "", &v["fast_path_renewals_recorded"]);
     line("xdhcp_store_commits_total", "", &v["store"]["commits"]);
     line("xdhcp_store_commit_mean_microseconds", "", &v["store"]["mean_commit_us"]);

@@ -5,15 +5,9 @@ use crate::config::{Reservation, ReservationKey, Subnet, SubnetId};
 use crate::store::{Lease, LeaseState};
 
 use super::index::reuse_at;
+use super::offers::Offer;
 use super::request::{Client, ClientKey, Request};
 use super::{DropReason, RxInfo, Server};
-
-#[derive(Debug, Clone)]
-pub(super) struct Offer {
-    pub client: ClientKey,
-    pub subnet: SubnetId,
-    pub until: u64,
-}
 
 impl Server {
     pub(super) fn subnet_of_request(

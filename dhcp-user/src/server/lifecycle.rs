@@ -96,9 +96,7 @@ impl Server {
         for a in deferred {
             self.ix.timers.insert((now + EXPIRY_RECHECK, a));
         }
-        let lapsed: Vec<Ipv4Addr> =
-            self.offers.iter().filter(|(_, o)| o.until <= now).map(|(a, _)| *a).collect();
-        for a in lapsed {
+        for a in self.offers.lapsed(now) {
             self.forget_offer(a, now);
         }
         out
@@ -108,7 +106,7 @@ impl Server {
     #[must_use]
     pub fn next_timeout(&self) -> Option<u64> {
         let lease = self.ix.timers.first().map(|&(t, _)| t);
-        let offer = self.offers.values().map(|o| o.until).min();
+        let offer = self.offers.first_until();
         lease.into_iter().chain(offer).min()
     }
 

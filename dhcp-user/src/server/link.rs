@@ -64,6 +64,24 @@ impl Server {
                 return free;
             }
         }
+        // Nothing free, and nothing bound that has ended: the oldest offer still standing
+        // gives way. An offer only sets an address aside while its client decides, and a burst
+        // of DISCOVERs (random MACs, or every CPE of an OLT at once) would otherwise hold every
+        // address for `offer_hold` while the clients that will REQUEST wait; a client answers
+        // its offer within a round trip, so what the burst cycles through is its own.
+        for id in on_link(&self.cfg, sid) {
+            let Some(a) = self.offers.oldest_in(id, now, &c.key) else { continue };
+            let Some(o) = self.offers.remove(&a) else { continue };
+            if self.available_to(now, &self.cfg.subnets[id.index()], c, a) {
+                if self.offer_of.get(&o.client) == Some(&a) {
+                    self.offer_of.remove(&o.client);
+                }
+                self.counters.offers_reclaimed += 1;
+                return Some(a);
+            }
+            // Not this client's to have (its class, the partner's share): the offer stands.
+            self.offers.insert(a, o);
+        }
         None
     }
 }

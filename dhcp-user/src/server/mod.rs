@@ -49,6 +49,7 @@ mod index;
 mod lifecycle;
 mod limits;
 mod link;
+mod offers;
 mod outcome;
 mod projection;
 pub mod records;
@@ -66,7 +67,6 @@ pub use records::Records;
 pub use reply::{Dest, Reply};
 pub use request::{Client, ClientKey};
 
-use allocation::Offer;
 use index::Index;
 use request::Request;
 
@@ -74,7 +74,7 @@ pub struct Server {
     cfg: Config,
     ix: Index,
     /// Offered addresses, held in memory only: losing them in a crash costs a client one retry.
-    offers: HashMap<Ipv4Addr, Offer>,
+    offers: offers::Offers,
     offer_of: HashMap<ClientKey, Ipv4Addr>,
     counters: Counters,
     failover: Option<FailoverGate>,
@@ -108,7 +108,7 @@ impl Server {
         Server {
             cfg,
             ix,
-            offers: HashMap::new(),
+            offers: offers::Offers::default(),
             offer_of: HashMap::new(),
             counters,
             failover,

@@ -154,6 +154,8 @@ pub struct Counters {
     /// Requests by the class they matched, in the config's order, then those in none: a class
     /// that never matches shows as a zero beside its name.
     pub classified: Vec<u64>,
+    /// Offers that gave way to a new client because the pool had nothing else.
+    pub offers_reclaimed: u64,
     /// Requests refused by a lease limit, by key ([`super::LimitKey::NAMES`] order).
     pub limited: [u64; 3],
 }

@@ -172,9 +172,17 @@ fn a_pool_that_denies_a_class_leaves_its_addresses_for_the_others() {
     let first = Client::new(1);
     let o = s.handle(T0, &with_vendor(first.discover(), b"IPTV"), &direct());
     assert_eq!(reply(&o).msg.yiaddr(), ip("10.0.0.200"));
-    // The stb pool is now held; a second stb finds no room, not an address of the other pool.
+    // The stb pool is now held by an offer; a second stb gets that address (the oldest
+    // offer gives way when nothing else is left), never one of the other pool.
     let second = Client::new(2);
-    let o = s.handle(T0, &with_vendor(second.discover(), b"IPTV"), &direct());
+    let o = s.handle(T0 + 1, &with_vendor(second.discover(), b"IPTV"), &direct());
+    assert_eq!(o.result, Handled::Offered(ip("10.0.0.200")));
+    assert_eq!(s.counters().offers_reclaimed, 1);
+    // Bound, it is no one else's: a third stb finds no room.
+    let ack =
+        s.handle(T0 + 1, &with_vendor(second.select(SERVER, ip("10.0.0.200")), b"IPTV"), &direct());
+    assert_eq!(ack.result, Handled::Acked(ip("10.0.0.200")));
+    let o = s.handle(T0 + 2, &with_vendor(Client::new(4).discover(), b"IPTV"), &direct());
     assert_eq!(o.result, Handled::Dropped(DropReason::PoolExhausted));
     // Nothing was lost on the way: a PC still gets the first address of its pool.
     let o = s.handle(T0, &Client::new(3).discover(), &direct());

@@ -21,8 +21,12 @@ pools = [{ start = "10.0.0.100", end = "10.0.0.149" }]
 lease_time = 600
 "#;
 
+fn server_of(text: &str) -> Server {
+    Server::new(Config::from_toml(text, "limits.toml").unwrap(), Vec::new())
+}
+
 fn limited() -> Server {
-    Server::new(Config::from_toml(LIMITED, "limits.toml").unwrap(), Vec::new())
+    server_of(LIMITED)
 }
 
 fn on_port(n: u8, port: &[u8]) -> Client {
@@ -101,4 +105,26 @@ fn a_class_sets_its_own_limit() {
         })
         .count();
     assert_eq!(offered, 8);
+}
+
+#[test]
+fn a_burst_of_random_mac_discovers_leaves_the_pool_serving() {
+    // No option 82 to limit by: 10,000 DISCOVERs from random MACs hold every one of the 50
+    // addresses as offers, then keep cycling through them.
+    let mut s = server_of(&LIMITED.replace("[limits]\nleases_per_circuit_id = 4\n", ""));
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..10_000 {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let b = rng.to_le_bytes();
+        let flood = Client { mac: [2, b[0], b[1], b[2], b[3], b[4]], ..Client::new(0) };
+        let _ = s.handle(T0, &flood.discover(), &direct());
+    }
+    assert!(s.counters().offers_reclaimed > 9_000);
+    // Each legitimate client, answering its offer as clients do, is bound.
+    for n in 1..=20 {
+        let a = Client::new(n).dora(&mut s, T0 + 1);
+        assert!(s.config().subnets[0].in_pool(a));
+    }
 }
