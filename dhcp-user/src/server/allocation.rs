@@ -72,7 +72,7 @@ impl Server {
             // A binding is placed by its class; one already made is not moved out by it.
             return false;
         }
-        if let Some(o) = self.offers.get(&a)
+        if let Some(o) = self.offers.get(a)
             && o.until > now
             && o.client != c.key
         {
@@ -111,7 +111,7 @@ impl Server {
         {
             self.forget_offer(old, now);
         }
-        if let Some(prev) = self.offers.get(&a)
+        if let Some(prev) = self.offers.get(a)
             && prev.client != client
             && self.offer_of.get(&prev.client) == Some(&a)
         {
@@ -126,7 +126,7 @@ impl Server {
     }
 
     pub(super) fn forget_offer(&mut self, a: Ipv4Addr, now: u64) {
-        if let Some(o) = self.offers.remove(&a) {
+        if let Some(o) = self.offers.remove(a) {
             if self.offer_of.get(&o.client) == Some(&a) {
                 self.offer_of.remove(&o.client);
             }

@@ -274,7 +274,7 @@ impl Server {
         };
         // The address is bound now: whoever's offer it was (this client's, or a lapsed one)
         // is settled, and an offer this client held elsewhere goes back to the pool.
-        if let Some(o) = self.offers.remove(&a)
+        if let Some(o) = self.offers.remove(a)
             && self.offer_of.get(&o.client) == Some(&a)
         {
             self.offer_of.remove(&o.client);

@@ -24,7 +24,7 @@ impl Server {
         if let Some(s) = self.cfg.subnet_containing(l.address) {
             l.subnet = s.0;
         }
-        if let Some(o) = self.offers.get(&l.address)
+        if let Some(o) = self.offers.get(l.address)
             && (l.state != LeaseState::Active || o.client != ClientKey::of_lease(&l))
         {
             self.forget_offer(l.address, now);
@@ -90,7 +90,7 @@ impl Server {
                     None => state == LeaseState::Free,
                     Some(l) => l.state == state,
                 };
-                if matches && !self.ix.reserved.contains_key(&a) && !self.offers.contains_key(&a) {
+                if matches && !self.ix.reserved.contains_key(&a) && !self.offers.contains_key(a) {
                     out.push(a);
                 }
             }

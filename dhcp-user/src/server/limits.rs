@@ -101,7 +101,7 @@ impl Server {
 
     /// Whether `a` is still offered to or bound to `who` at `now`.
     fn still_held(&self, now: u64, a: Ipv4Addr, who: &ClientKey) -> bool {
-        self.offers.get(&a).is_some_and(|o| o.until > now && &o.client == who)
+        self.offers.get(a).is_some_and(|o| o.until > now && &o.client == who)
             || self.ix.leases.get(a).is_some_and(|l| {
                 l.state == LeaseState::Active
                     && l.expires_at.max(l.held_until) > now

@@ -53,7 +53,7 @@ impl Server {
                 self.ix.take_fresh(
                     id,
                     |k| pools[k].admits(c.class),
-                    |a| offers.get(&a).is_none_or(|o| o.until <= now || o.client == c.key),
+                    |a| offers.get(a).is_none_or(|o| o.until <= now || o.client == c.key),
                 )
             } else {
                 None
@@ -71,7 +71,7 @@ impl Server {
         // its offer within a round trip, so what the burst cycles through is its own.
         for id in on_link(&self.cfg, sid) {
             let Some(a) = self.offers.oldest_in(id, now, &c.key) else { continue };
-            let Some(o) = self.offers.remove(&a) else { continue };
+            let Some(o) = self.offers.remove(a) else { continue };
             if self.available_to(now, &self.cfg.subnets[id.index()], c, a) {
                 if self.offer_of.get(&o.client) == Some(&a) {
                     self.offer_of.remove(&o.client);

@@ -22,12 +22,12 @@ pub(super) struct Offers {
 }
 
 impl Offers {
-    pub fn get(&self, a: &Ipv4Addr) -> Option<&Offer> {
-        self.by_addr.get(a)
+    pub fn get(&self, a: Ipv4Addr) -> Option<&Offer> {
+        self.by_addr.get(&a)
     }
 
-    pub fn contains_key(&self, a: &Ipv4Addr) -> bool {
-        self.by_addr.contains_key(a)
+    pub fn contains_key(&self, a: Ipv4Addr) -> bool {
+        self.by_addr.contains_key(&a)
     }
 
     pub fn insert(&mut self, a: Ipv4Addr, o: Offer) {
@@ -37,9 +37,9 @@ impl Offers {
         }
     }
 
-    pub fn remove(&mut self, a: &Ipv4Addr) -> Option<Offer> {
-        let o = self.by_addr.remove(a)?;
-        self.by_until.remove(&(o.until, *a));
+    pub fn remove(&mut self, a: Ipv4Addr) -> Option<Offer> {
+        let o = self.by_addr.remove(&a)?;
+        self.by_until.remove(&(o.until, a));
         Some(o)
     }
 
