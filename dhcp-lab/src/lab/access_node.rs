@@ -261,22 +261,27 @@ impl Shim {
             Ok(Arc::new(s))
         };
         let (sub, up) = ns.run(|| Ok((open(subscriber_if)?, open(uplink_if)?)))?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let counters = Arc::new(Counters::default());
+        // Built first, so that a thread already started is stopped (on drop) if the next
+        // cannot be.
+        let mut shim = Self {
+            stop: Arc::new(AtomicBool::new(false)),
+            counters: Arc::new(Counters::default()),
+            threads: Vec::new(),
+        };
         let relay_info: Arc<[u8]> = relay_info.into();
-        let mut threads = Vec::new();
         for upstream in [true, false] {
             let (from, to) =
                 if upstream { (sub.clone(), up.clone()) } else { (up.clone(), sub.clone()) };
-            let (stop, counters, relay_info) = (stop.clone(), counters.clone(), relay_info.clone());
+            let (stop, counters, relay_info) =
+                (shim.stop.clone(), shim.counters.clone(), relay_info.clone());
             let name = format!("shim-{}", if upstream { "up" } else { "down" });
-            threads.push(
+            shim.threads.push(
                 thread::Builder::new()
                     .name(name)
                     .spawn(move || forward(&from, &to, upstream, &relay_info, &stop, &counters))?,
             );
         }
-        Ok(Self { stop, counters, threads })
+        Ok(shim)
     }
 
     #[must_use]
