@@ -221,6 +221,44 @@ pub fn push_option(out: &mut Vec<u8>, code: u8, value: &[u8]) {
     }
 }
 
+/// `payload` (an encoded BOOTP message) without option `code`, every instance of it (RFC 3396
+/// splits a long one), as a relay agent or access node takes option 82 out of a reply before
+/// passing it to the client (RFC 3046 §2.2). Only the options field is read (an option that
+/// overload put into `file` or `sname` stays). A payload of at least [`BOOTP_MIN_LEN`] bytes is
+/// zero padded back to it, as [`insert_last_option`] took the padding. `None` when the payload
+/// has no such option or its options do not read to an END (nothing is changed then).
+#[must_use]
+pub fn remove_option(payload: &[u8], code: u8) -> Option<Vec<u8>> {
+    use dhcp_common::bootp::{OPT_END, OPT_PAD, OPTIONS};
+    let mut v = payload.get(..OPTIONS)?.to_vec();
+    let mut at = OPTIONS;
+    let mut found = false;
+    loop {
+        match *payload.get(at)? {
+            OPT_END => break,
+            OPT_PAD => {
+                v.push(OPT_PAD);
+                at += 1;
+            }
+            c => {
+                let next = at + 2 + usize::from(*payload.get(at + 1)?);
+                let opt = payload.get(at..next)?;
+                if c == code {
+                    found = true;
+                } else {
+                    v.extend_from_slice(opt);
+                }
+                at = next;
+            }
+        }
+    }
+    v.extend_from_slice(&payload[at..]);
+    if v.len() < BOOTP_MIN_LEN && payload.len() >= BOOTP_MIN_LEN {
+        v.resize(BOOTP_MIN_LEN, 0);
+    }
+    found.then_some(v)
+}
+
 /// How a renewal reaches the server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RenewKind {
@@ -438,5 +476,41 @@ mod tests {
         assert!(p.len() > BOOTP_MIN_LEN);
         assert_eq!(crate::relay::from_payload(&p), Some(long));
         assert_eq!(*p.last().unwrap(), 255);
+    }
+
+    #[test]
+    fn remove_option_takes_out_every_instance_and_nothing_else() {
+        let m = Renewal {
+            xid: 9,
+            chaddr: [2, 0, 0, 0, 0, 2],
+            ciaddr: Ipv4Addr::new(10, 0, 0, 6),
+            client_id: Some(vec![1, 2, 0, 0, 0, 0, 2]),
+            kind: RenewKind::Renewing,
+            server: Ipv4Addr::new(10, 0, 0, 1),
+            server_mac: [2, 0, 0, 0, 0, 0xfe],
+            vlans: vec![],
+            relay_info: None,
+        }
+        .message();
+        let plain = encode(&m);
+        assert_eq!(remove_option(&plain, 82), None, "nothing to remove");
+        // Short: back to the message as the client sent it, padding and all.
+        let raw = crate::relay::encode(&[(1, b"olt1 xpon 0/1/1:7"), (2, b"ont-7")]);
+        let with = insert_last_option(&plain, 82, &raw);
+        assert_eq!(remove_option(&with, 82).unwrap(), plain);
+        // Long (two instances, RFC 3396): both go, END stays last.
+        let long = insert_last_option(&plain, 82, &[b'x'; 300]);
+        let out = remove_option(&long, 82).unwrap();
+        assert_eq!(crate::relay::from_payload(&out), None);
+        assert_eq!(out, plain);
+        let back = Message::from_bytes(&out).unwrap();
+        assert_eq!(back.opts().msg_type(), Some(MessageType::Request));
+        // A PAD between options is kept; options that run past the payload change nothing.
+        let mut padded = with.clone();
+        padded.insert(dhcp_common::bootp::OPTIONS, 0);
+        assert_eq!(remove_option(&padded, 82).unwrap()[240], 0);
+        let at82 = 240 + with[240..].iter().position(|b| *b == 82).unwrap();
+        assert_eq!(remove_option(&with[..at82 + 5], 82), None, "82 runs past the payload");
+        assert_eq!(remove_option(&with[..200], 82), None, "no options field");
     }
 }

@@ -37,6 +37,9 @@ pub enum Protocol {
     SendOnly,
     /// Every IPv4 frame the interface receives or sends.
     Ipv4,
+    /// Every frame the interface receives or sends, whatever its ethertype (`ETH_P_ALL`): what
+    /// a bridge or the lab's access node forwards.
+    All,
 }
 
 impl Protocol {
@@ -52,6 +55,14 @@ impl Protocol {
                 let p = libc::ETH_P_IP as u16;
                 p.to_be()
             }
+            Protocol::All => {
+                #[expect(
+                    clippy::cast_possible_truncation,
+                    reason = "ETH_P_ALL is 0x0003; libc types it as int, the wire as 16 bits"
+                )]
+                let p = libc::ETH_P_ALL as u16;
+                p.to_be()
+            }
         }
     }
 }
@@ -62,6 +73,20 @@ pub struct Received {
     pub len: usize,
     /// Sent from this host: a packet socket sees the interface's outgoing frames too.
     pub outgoing: bool,
+}
+
+/// What the kernel knows of a received frame that its bytes do not say (`PACKET_AUXDATA`);
+/// [`PacketSocket::recv_meta`] gives it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// The VLAN tag (TPID, TCI) the kernel took off the frame before the socket saw it: the
+    /// stack (or the NIC's VLAN offload) untags a frame before packet sockets get it, so its
+    /// bytes start with the inner ethertype. A TPID the kernel did not report is 802.1Q's.
+    pub vlan: Option<(u16, u16)>,
+    /// The transport checksum is not computed yet: the sender left it to checksum offload
+    /// (`CHECKSUM_PARTIAL`, as a veth passes on a frame its namespace's stack sent), and the
+    /// field holds only the pseudo header's sum. Whoever forwards the bytes must complete it.
+    pub checksum_pending: bool,
 }
 
 /// A raw (whole-frame) packet socket bound to one interface. Frames are sent as given, link
@@ -223,6 +248,70 @@ impl PacketSocket {
             }
             _ => Err(e),
         }
+    }
+
+    /// Asks the kernel for each frame's [`Meta`], which [`PacketSocket::recv_meta`] reads.
+    pub fn enable_auxdata(&self) -> io::Result<()> {
+        let one: libc::c_int = 1;
+        setsockopt(self.fd.as_raw_fd(), libc::SOL_PACKET, libc::PACKET_AUXDATA, &one)
+    }
+
+    /// [`PacketSocket::recv`] with what the kernel knows of the frame besides its bytes
+    /// (after [`PacketSocket::enable_auxdata`]; without it, the default [`Meta`]).
+    pub fn recv_meta(&self, buf: &mut [u8]) -> io::Result<Option<(Received, Meta)>> {
+        // SAFETY: all-zero is a valid sockaddr_ll for recvmsg to fill.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+        // Room for one cmsghdr with a tpacket_auxdata (40 bytes on 64-bit), 8-byte aligned.
+        let mut control = [0u64; 8];
+        // SAFETY: msghdr is plain data (pointers and integers): all-zero is valid.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_name = (&raw mut sll).cast();
+        msg.msg_namelen = socklen_of::<libc::sockaddr_ll>();
+        msg.msg_iov = &raw mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = size_of_val(&control);
+        // SAFETY: recvmsg(2) writes at most buf.len() bytes through the one iovec, at most
+        // msg_namelen bytes into sll and msg_controllen bytes into control; all are live
+        // locals or borrows for the whole call.
+        let n = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &raw mut msg, 0) };
+        let Ok(len) = usize::try_from(n) else {
+            let e = io::Error::last_os_error();
+            return match e.kind() {
+                io::ErrorKind::WouldBlock
+                | io::ErrorKind::TimedOut
+                | io::ErrorKind::Interrupted => Ok(None),
+                _ => Err(e),
+            };
+        };
+        let mut meta = Meta::default();
+        // SAFETY: the CMSG_* helpers walk the control data recvmsg wrote into `control`,
+        // bounded by msg_controllen as it set it; each header they return lies within it.
+        let mut c = unsafe { libc::CMSG_FIRSTHDR(&raw const msg) };
+        while !c.is_null() {
+            // SAFETY: c is a header within `control` (above).
+            let h = unsafe { &*c };
+            if h.cmsg_level == libc::SOL_PACKET && h.cmsg_type == libc::PACKET_AUXDATA {
+                // SAFETY: a PACKET_AUXDATA message carries one tpacket_auxdata; the read is
+                // unaligned because CMSG_DATA promises no alignment for it.
+                let aux: libc::tpacket_auxdata =
+                    unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(c).cast()) };
+                if aux.tp_status & libc::TP_STATUS_VLAN_VALID != 0 {
+                    let tpid = if aux.tp_status & libc::TP_STATUS_VLAN_TPID_VALID != 0 {
+                        aux.tp_vlan_tpid
+                    } else {
+                        dhcp_common::bootp::ETH_P_8021Q
+                    };
+                    meta.vlan = Some((tpid, aux.tp_vlan_tci));
+                }
+                meta.checksum_pending = aux.tp_status & libc::TP_STATUS_CSUMNOTREADY != 0;
+            }
+            // SAFETY: as above; null after the last header.
+            c = unsafe { libc::CMSG_NXTHDR(&raw const msg, c) };
+        }
+        let r = Received { len, outgoing: sll.sll_pkttype == libc::PACKET_OUTGOING };
+        Ok(Some((r, meta)))
     }
 
     /// Frames dropped because the receive queue was full, since the last call

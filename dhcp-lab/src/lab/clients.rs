@@ -83,6 +83,31 @@ impl ClientKind {
         }
     }
 
+    /// How this client names option `code` in its configuration or command line (to ask for
+    /// it) and in its hook's environment (where it hands the value over), for the options the
+    /// lab asks clients for; `None` for others.
+    #[must_use]
+    pub fn option_names(self, code: u8) -> Option<(&'static str, &'static str)> {
+        let o = OPTION_NAMES.iter().find(|o| o.code == code)?;
+        Some(match self {
+            ClientKind::Dhclient => (o.isc, o.var),
+            ClientKind::Dhcpcd => (o.dhcpcd, o.var),
+            ClientKind::Udhcpc => (o.udhcpc, o.udhcpc),
+        })
+    }
+
+    /// The names under which this client asks for the options `request`.
+    fn request_names(self, request: &[u8]) -> Result<Vec<&'static str>> {
+        request
+            .iter()
+            .map(|c| {
+                self.option_names(*c).map(|(n, _)| n).with_context(|| {
+                    format!("the lab does not know how {self} asks for option {c}")
+                })
+            })
+            .collect()
+    }
+
     /// What the hook script logs: the reason and the address and lease of the ACK.
     fn hook_vars(self) -> (&'static str, &'static str, &'static str) {
         match self {
@@ -93,7 +118,7 @@ impl ClientKind {
         }
     }
 
-    fn hook_script(self, log: &Path, iface: &str) -> String {
+    fn hook_script(self, log: &Path, env_log: &Path, iface: &str) -> String {
         let (reason, addr, lease) = self.hook_vars();
         // dhcpcd configures the address itself (re-adding it would drop its lifetimes);
         // udhcpc and dhclient leave it to the script, and need it to unicast their renewals.
@@ -111,13 +136,120 @@ impl ClientKind {
              # baked-in paths.\n\
              PATH=/usr/sbin:/usr/bin:/sbin:/bin\n\
              r=\"{reason}\" a=\"{addr}\" l=\"{lease}\"\n\
-             echo \"$(date +%s.%N) reason=$r ip=$a lease=$l\" >> '{log}'\n\
+             t=$(date +%s.%N)\n\
+             {{ echo \"{HOOK_CALL} $t $r\"; env; }} >> '{env_log}'\n\
+             echo \"$t reason=$r ip=$a lease=$l\" >> '{log}'\n\
              case \"$r\" in\n\
              bound|renew|BOUND|RENEW|REBIND|REBOOT) [ -n \"$a\" ] && {configure} ;;\n\
              esac\n\
              exit 0\n",
             log = log.display(),
+            env_log = env_log.display(),
         )
+    }
+}
+
+/// How the clients name an option: dhclient.conf, dhcpcd.conf, and `udhcpc -O`, which is also
+/// the name of udhcpc's variable; dhclient-script's and dhcpcd's are both `var`.
+struct OptionNames {
+    code: u8,
+    isc: &'static str,
+    dhcpcd: &'static str,
+    udhcpc: &'static str,
+    var: &'static str,
+}
+
+const OPTION_NAMES: [OptionNames; 5] = [
+    OptionNames {
+        code: 26,
+        isc: "interface-mtu",
+        dhcpcd: "interface_mtu",
+        udhcpc: "mtu",
+        var: "new_interface_mtu",
+    },
+    OptionNames {
+        code: 42,
+        isc: "ntp-servers",
+        dhcpcd: "ntp_servers",
+        udhcpc: "ntpsrv",
+        var: "new_ntp_servers",
+    },
+    OptionNames {
+        code: 66,
+        isc: "tftp-server-name",
+        dhcpcd: "tftp_server_name",
+        udhcpc: "tftp",
+        var: "new_tftp_server_name",
+    },
+    OptionNames {
+        code: 67,
+        isc: "bootfile-name",
+        dhcpcd: "bootfile_name",
+        udhcpc: "bootfile",
+        var: "new_bootfile_name",
+    },
+    OptionNames {
+        code: 119,
+        isc: "domain-search",
+        dhcpcd: "domain_search",
+        udhcpc: "search",
+        var: "new_domain_search",
+    },
+];
+
+/// The line that starts each hook call's environment in the hook's environment log.
+const HOOK_CALL: &str = "@@xdhcp-lab-hook";
+
+/// One call of a client's hook: why it was called and the environment it was given (the
+/// options of the lease, as the client hands them to its scripts).
+#[derive(Clone, Debug, PartialEq)]
+pub struct HookCall {
+    /// Wall clock, seconds since the epoch.
+    pub at: f64,
+    pub reason: String,
+    pub env: std::collections::BTreeMap<String, String>,
+}
+
+impl HookCall {
+    /// The calls logged in `text`: each a marker line, then `env`'s `NAME=value` lines (a line
+    /// without `=` continues the value before it).
+    fn parse_log(text: &str) -> Vec<HookCall> {
+        let mut calls: Vec<HookCall> = Vec::new();
+        let mut last: Option<String> = None;
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix(HOOK_CALL) {
+                let mut it = rest.split_whitespace();
+                let at = it.next().and_then(|t| t.parse().ok()).unwrap_or(0.0);
+                let reason = it.next().unwrap_or_default().to_owned();
+                calls.push(HookCall { at, reason, env: std::collections::BTreeMap::new() });
+                last = None;
+                continue;
+            }
+            let Some(call) = calls.last_mut() else { continue };
+            match line.split_once('=') {
+                Some((k, v))
+                    if !k.is_empty()
+                        && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+                {
+                    call.env.insert(k.to_owned(), v.to_owned());
+                    last = Some(k.to_owned());
+                }
+                _ => {
+                    if let Some(v) = last.as_ref().and_then(|k| call.env.get_mut(k)) {
+                        v.push('\n');
+                        v.push_str(line);
+                    }
+                }
+            }
+        }
+        calls
+    }
+
+    /// What `kind` handed its hook for option `code`, if it did.
+    #[must_use]
+    pub fn option(&self, kind: ClientKind, code: u8) -> Option<&str> {
+        let (_, var) = kind.option_names(code)?;
+        self.env.get(var).map(String::as_str)
     }
 }
 
@@ -185,6 +317,7 @@ pub struct Client {
     child: Option<Child>,
     started: SystemTime,
     log: PathBuf,
+    env_log: PathBuf,
     output: PathBuf,
     dir: TempDir,
 }
@@ -192,10 +325,24 @@ pub struct Client {
 impl Client {
     /// Starts `kind` on `iface` (which has MAC `mac`) in `ns`.
     pub fn start(kind: ClientKind, ns: &NetNs, iface: &str, mac: [u8; 6]) -> Result<Self> {
+        Self::start_requesting(kind, ns, iface, mac, &[])
+    }
+
+    /// [`Client::start`], the client asking for the options `request` (codes that
+    /// [`ClientKind::option_names`] knows) besides those it asks for by default.
+    pub fn start_requesting(
+        kind: ClientKind,
+        ns: &NetNs,
+        iface: &str,
+        mac: [u8; 6],
+        request: &[u8],
+    ) -> Result<Self> {
         let bin = kind.locate()?;
+        let names = kind.request_names(request)?;
         let dir = TempDir::new(kind.name())?;
         let d = dir.path();
         let log = d.join("events.log");
+        let env_log = d.join("hook-env.log");
         let output = d.join("client.out");
         let hook = d.join("hook");
         ensure!(
@@ -203,7 +350,7 @@ impl Client {
             "temp dir {} cannot be quoted in a script",
             d.display()
         );
-        fs::write(&hook, kind.hook_script(&log, iface))?;
+        fs::write(&hook, kind.hook_script(&log, &env_log, iface))?;
         fs::set_permissions(&hook, fs::Permissions::from_mode(0o755))?;
         File::create(&log)?;
         let mut cmd = match kind {
@@ -212,12 +359,19 @@ impl Client {
                 // [`Timing`]) comes 2 s later instead of 3.
                 let mut c = ns.exec(&bin);
                 c.args(["-f", "-i", iface, "-t", "5", "-T", "2", "-s"]).arg(&hook);
+                for n in &names {
+                    c.args(["-O", n]);
+                }
                 c
             }
             ClientKind::Dhclient => {
                 // An own (empty) configuration, so /etc/dhcp/dhclient.conf plays no part.
                 let conf = d.join("dhclient.conf");
-                fs::write(&conf, "# xdhcp lab: dhclient's defaults only.\n")?;
+                let also = match names.as_slice() {
+                    [] => String::new(),
+                    n => format!("also request {};\n", n.join(", ")),
+                };
+                fs::write(&conf, format!("# xdhcp lab: dhclient's defaults only.\n{also}"))?;
                 let mut c = ns.exec(&bin);
                 c.args(["-4", "-d", "-v", "-cf"])
                     .arg(&conf)
@@ -243,9 +397,15 @@ impl Client {
                          noipv4ll\n\
                          # No ARP probe of the offered address: it would delay BOUND by seconds.\n\
                          noarp\n\
-                         nodelay\n",
+                         nodelay\n\
+                         {options}",
                         hook.display(),
                         packet::fmt_mac(&mac),
+                        options = if names.is_empty() {
+                            String::new()
+                        } else {
+                            format!("option {}\n", names.join(", "))
+                        },
                     ),
                 )?;
                 // `ip netns exec` gives the client a mount namespace of its own (slave, so
@@ -279,9 +439,16 @@ impl Client {
             child: Some(child),
             started: SystemTime::now(),
             log,
+            env_log,
             output,
             dir,
         })
+    }
+
+    /// Every hook call so far, with the environment the client gave its hook.
+    #[must_use]
+    pub fn hook_calls(&self) -> Vec<HookCall> {
+        HookCall::parse_log(&fs::read_to_string(&self.env_log).unwrap_or_default())
     }
 
     #[must_use]
@@ -508,5 +675,26 @@ mod tests {
         assert_eq!(e.lease_secs, Some(60));
         let e = ClientEvent::parse("1700000000.25 reason=PREINIT ip= lease=").unwrap();
         assert_eq!((e.kind, e.ip, e.lease_secs), (EventKind::Other, None, None));
+    }
+
+    #[test]
+    fn hook_environments_parse() {
+        let log = format!(
+            "{HOOK_CALL} 1700000000.5 bound\nntpsrv=10.0.0.1 10.0.0.2\nsearch=a.example\n\
+             MOTD=two\nlines\n{HOOK_CALL} 1700000030.5 renew\nmtu=1492\n"
+        );
+        let calls = HookCall::parse_log(&log);
+        assert_eq!(calls.len(), 2);
+        assert_eq!((calls[0].at, calls[0].reason.as_str()), (1_700_000_000.5, "bound"));
+        assert_eq!(calls[0].option(ClientKind::Udhcpc, 42), Some("10.0.0.1 10.0.0.2"));
+        assert_eq!(calls[0].option(ClientKind::Udhcpc, 119), Some("a.example"));
+        assert_eq!(calls[0].env["MOTD"], "two\nlines");
+        assert_eq!(calls[1].option(ClientKind::Udhcpc, 26), Some("1492"));
+        assert_eq!(calls[1].option(ClientKind::Dhclient, 26), None);
+        assert_eq!(
+            ClientKind::Dhcpcd.option_names(119),
+            Some(("domain_search", "new_domain_search"))
+        );
+        assert_eq!(ClientKind::Dhclient.option_names(3), None);
     }
 }

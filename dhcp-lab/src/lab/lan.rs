@@ -145,8 +145,7 @@ impl Lan {
     /// A new namespace with a veth on the bridge, its end there configured with `addr` (a
     /// client gets none: its DHCP client configures it).
     pub fn port(&self, tag: &str, addr: Option<(Ipv4Addr, u8)>) -> Result<Port> {
-        let n = self.ports.fetch_add(1, Ordering::Relaxed) + 16;
-        let [_, _, hi, lo] = n.to_be_bytes();
+        let [hi, lo] = self.next_port();
         let mac = [0x02, 0x58, 0x64, 0, hi, lo];
         let ns = NetNs::new(tag)?;
         let (sw, iface) = (unique_ifname('b'), unique_ifname('c'));
@@ -160,6 +159,14 @@ impl Lan {
         Ok(Port { client: None, _veth: veth, ns, iface, mac })
     }
 
+    /// The next port's number on this LAN, as the last two bytes of its MACs (distinct
+    /// ports, distinct MACs).
+    pub(crate) fn next_port(&self) -> [u8; 2] {
+        let n = self.ports.fetch_add(1, Ordering::Relaxed) + 16;
+        let [_, _, hi, lo] = n.to_be_bytes();
+        [hi, lo]
+    }
+
     /// A relay agent (ISC dhcrelay) in a namespace of its own with one port on the LAN
     /// ([`RELAY_UPSTREAM`]) and one on 10.98.0.0/24 ([`RELAY_GIADDR`]), where a client port
     /// waits; routes both ways go through the agent. Needs [`ServerConfig::relayed`].
@@ -167,8 +174,7 @@ impl Lan {
         let bin = Path::new("/usr/sbin/dhcrelay");
         ensure!(bin.is_file(), "dhcrelay is not installed: apt-get install isc-dhcp-relay");
         let agent = self.port("relay", Some((RELAY_UPSTREAM, LAN_PREFIX)))?;
-        let n = self.ports.fetch_add(1, Ordering::Relaxed) + 16;
-        let [_, _, hi, lo] = n.to_be_bytes();
+        let [hi, lo] = self.next_port();
         let ns = NetNs::new("relayed")?;
         let (down, iface) = (unique_ifname('r'), unique_ifname('c'));
         let mac = [0x02, 0x58, 0x64, 0, hi, lo];
@@ -261,9 +267,24 @@ pub struct Port {
 }
 
 impl Port {
+    /// A port on a link the caller made (`veth`, its end `iface` with `mac` in `ns`).
+    pub(crate) fn new(veth: VethPair, ns: NetNs, iface: String, mac: [u8; 6]) -> Self {
+        Self { client: None, _veth: veth, ns, iface, mac }
+    }
+
     pub fn start_client(&mut self, kind: ClientKind) -> Result<&mut Client> {
+        self.start_client_requesting(kind, &[])
+    }
+
+    /// Starts `kind` asking for the options `request` (codes) besides its defaults; its hook
+    /// records what it was given ([`Client::hook_calls`]).
+    pub fn start_client_requesting(
+        &mut self,
+        kind: ClientKind,
+        request: &[u8],
+    ) -> Result<&mut Client> {
         ensure!(self.client.is_none(), "a client already runs on {}", self.iface);
-        let c = Client::start(kind, &self.ns, &self.iface, self.mac)?;
+        let c = Client::start_requesting(kind, &self.ns, &self.iface, self.mac, request)?;
         Ok(self.client.insert(c))
     }
 

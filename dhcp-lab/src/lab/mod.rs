@@ -21,7 +21,9 @@
 //! One module per piece: [`process`] (commands, bounded waits, Ctrl-C), [`netns`]
 //! (namespaces, temp dirs, veth pairs), [`xdp`] (the fast path and the pass program on lab
 //! links), [`responder`], [`clients`], [`segments`], [`lan`] (the real server's network),
+//! [`access_node`] (a layer-2 access node port that adds option 82 to every client message),
 //! [`daemon`] (`xdhcp run` as a child), [`raw`] (hand-made exchanges) and [`demo`].
+pub mod access_node;
 pub mod clients;
 pub mod daemon;
 pub mod demo;
@@ -33,7 +35,8 @@ pub mod responder;
 pub mod segments;
 pub mod xdp;
 
-pub use clients::{Client, ClientEvent, ClientKind, EventKind};
+pub use access_node::{AccessPort, Line, Shim, ShimStats, add_relay_info, strip_relay_info};
+pub use clients::{Client, ClientEvent, ClientKind, EventKind, HookCall};
 pub use daemon::{Daemon, Launcher, beside_this_program, daemon_child};
 pub use demo::{DemoOptions, run_demo};
 pub use lan::{
