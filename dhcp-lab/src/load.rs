@@ -244,6 +244,8 @@ struct Seen {
     yiaddr: Ipv4Addr,
     server: Option<Ipv4Addr>,
     server_mac: [u8; 6],
+    /// The client the reply is for: runs sharing an interface see each other's replies.
+    chaddr: [u8; 6],
 }
 
 /// Reads only the fields the run needs, straight from the bytes: decoding every reply in full
@@ -285,7 +287,8 @@ fn parse_reply(f: &[u8]) -> Option<Seen> {
         }
     }
     let server_mac = f.get(6..12)?.try_into().ok()?;
-    Some(Seen { xid, kind: kind?, yiaddr, server, server_mac })
+    let chaddr = f.get(b + 28..b + 34)?.try_into().ok()?;
+    Some(Seen { xid, kind: kind?, yiaddr, server, server_mac, chaddr })
 }
 
 /// Relay agent address and the server it relays to.
@@ -448,6 +451,7 @@ pub fn run(opts: &LoadOptions) -> Result<Summary> {
         }
         if let Ok(Some(r)) = raw.recv(&mut buf)
             && let Some(s) = parse_reply(&buf[..r.len])
+            && s.chaddr == client_mac(opts.seed, s.xid & ((1 << 30) - 1))
         {
             match dora.on_reply(&s) {
                 Some(Step::Request(i, b)) => {
@@ -580,6 +584,7 @@ pub fn run(opts: &LoadOptions) -> Result<Summary> {
             && let Some(s) = parse_reply(&buf[..r.len])
             && s.xid >> 30 == PHASE_RENEW
             && s.kind == MessageType::Ack
+            && s.chaddr == client_mac(opts.seed, s.xid & ((1 << 30) - 1))
         {
             let i = (s.xid & ((1 << 30) - 1)) as usize;
             if i < n {
@@ -643,6 +648,7 @@ mod tests {
             yiaddr: Ipv4Addr::new(10, 0, 0, last),
             server: Some(Ipv4Addr::new(10, 0, 0, 1)),
             server_mac: [2, 0, 0, 0, 0, 1],
+            chaddr: client_mac(1, client),
         }
     }
 
@@ -704,4 +710,116 @@ mod tests {
         // Replies for clients the run does not have are ignored.
         assert_eq!(d.on_reply(&seen(PHASE_REQUEST, 7, MessageType::Ack, 52)), None);
     }
+}
+
+/// What a flood run (`xdhcp-load --flood`) did.
+#[derive(Debug, Default, Serialize, serde::Deserialize)]
+pub struct FloodSummary {
+    pub discovers_sent: u64,
+    pub secs: f64,
+    pub sent_per_s: f64,
+    pub offers: u64,
+    /// Addresses the flood obtained (ACKs to the REQUESTs it sent for its offers).
+    pub bound: u64,
+}
+
+/// A DISCOVER flood: every DISCOVER from another new client (distinct MACs and client ids, as
+/// a starvation attack or a looping CPE sends them), at `rate` per second (0: as fast as the
+/// socket takes them), never retransmitted; each OFFER is taken up with a REQUEST, so the
+/// flood holds what it is given. At most `clients` DISCOVERs and `duration` of time.
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "client indices stay below 2^30 (checked on entry); elapsed time and rate are >= 0"
+)]
+#[expect(clippy::cast_precision_loss, reason = "counts and seconds far below 2^52")]
+#[expect(
+    clippy::many_single_char_names,
+    reason = "n, r, s, f, i: count, received, seen, frame, index, as in `run`"
+)]
+pub fn flood(opts: &LoadOptions) -> Result<FloodSummary> {
+    ensure!(opts.clients > 0 && opts.clients < (1 << 30), "clients must be 1 .. 2^30");
+    let raw = open_socket(&opts.iface)?;
+    let _absorb = opts
+        .relay
+        .map(|(giaddr, _)| std::net::UdpSocket::bind(SocketAddrV4::new(giaddr, SERVER_PORT)))
+        .transpose()
+        .context("bind the relay address's port 67 (does the interface have that address?)")?;
+    // Never waits on the socket: the timeout's granularity is a jiffy (4 ms), which would
+    // pace the flood, not the server.
+    raw.set_nonblocking(true).context("O_NONBLOCK")?;
+    let my_mac = packet_socket::interface_mac(&opts.iface)?;
+    let n = u64::from(opts.clients);
+    let start = Instant::now();
+    let deadline = start + opts.duration;
+    let mut sum = FloodSummary::default();
+    let mut buf = vec![0u8; 2048];
+    let mut offered = vec![false; n as usize];
+    let mut send_done = None;
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        let mut busy = false;
+        if sum.discovers_sent < n {
+            let due = if opts.rate == 0 {
+                u64::MAX
+            } else {
+                (start.elapsed().as_secs_f64() * opts.rate as f64) as u64 + 1
+            };
+            let batch = due.saturating_sub(sum.discovers_sent).min(64).min(n - sum.discovers_sent);
+            let frames: Vec<Vec<u8>> = (0..batch)
+                .map(|b| {
+                    let i = (sum.discovers_sent + b) as u32;
+                    discover(opts.seed, i, my_mac, opts.relay, &opts.agent)
+                })
+                .collect();
+            let refs: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+            let sent = raw.send_batch(&refs) as u64;
+            sum.discovers_sent += sent;
+            busy = sent > 0;
+        } else if send_done.is_none() {
+            send_done = Some(now);
+        }
+        // Replies, until the socket has none for now; then back to sending.
+        for _ in 0..256 {
+            let Ok(Some(r)) = raw.recv(&mut buf) else { break };
+            busy = true;
+            let Some(s) = parse_reply(&buf[..r.len]) else { continue };
+            let i = (s.xid & ((1 << 30) - 1)) as usize;
+            if i >= offered.len() || s.chaddr != client_mac(opts.seed, i as u32) {
+                continue;
+            }
+            match (s.xid >> 30, s.kind) {
+                (PHASE_DISCOVER, MessageType::Offer) if !offered[i] => {
+                    offered[i] = true;
+                    sum.offers += 1;
+                    let server = s.server.unwrap_or(Ipv4Addr::UNSPECIFIED);
+                    let f = select(
+                        opts.seed,
+                        i as u32,
+                        my_mac,
+                        s.yiaddr,
+                        server,
+                        opts.relay,
+                        &opts.agent,
+                    );
+                    let _ = raw.send(&f);
+                }
+                (PHASE_REQUEST, MessageType::Ack) => sum.bound += 1,
+                _ => {}
+            }
+        }
+        // Sent everything: a second more for the last answers.
+        if send_done.is_some_and(|t| now.duration_since(t) > Duration::from_secs(1)) {
+            break;
+        }
+        if !busy {
+            std::thread::sleep(Duration::from_micros(100));
+        }
+    }
+    sum.secs = send_done.unwrap_or_else(Instant::now).duration_since(start).as_secs_f64();
+    sum.sent_per_s = sum.discovers_sent as f64 / sum.secs.max(1e-9);
+    Ok(sum)
 }

@@ -64,6 +64,9 @@ enum Bench {
     },
     /// A failover survivor's endurance in COMMUNICATIONS-INTERRUPTED, simulated (no network).
     Endurance,
+    /// A DISCOVER flood from one access port against xdhcp and Kea, while known clients renew
+    /// and new ones arrive.
+    Flood,
 }
 
 /// # Panics
@@ -231,6 +234,14 @@ fn main() -> Result<()> {
                 .args(["bench", "scale", "--sizes", &sizes, "--out-dir"])
                 .arg(root().join("target/bench")))?;
             println!("wrote target/bench/scale.json and scale.png");
+        }
+        Cmd::Bench { which: Bench::Flood } => {
+            setup::require_root("the benchmark creates network namespaces")?;
+            let bin = lab_binary()?;
+            run(Command::new(bin)
+                .args(["bench", "flood", "--out-dir"])
+                .arg(root().join("target/bench")))?;
+            println!("wrote target/bench/flood.json and flood.png");
         }
         Cmd::Bench { which: Bench::Endurance } => {
             let bin = lab_binary()?;

@@ -160,13 +160,24 @@ impl Lab {
     }
 
     fn start(&self, kind: Kind, xdhcp: &Path, load: &Path) -> Result<Running> {
+        self.start_with(kind, xdhcp, load, &Setup::default())
+    }
+
+    /// [`Lab::start`] with another pool, and more of xdhcp's config.
+    pub(super) fn start_with(
+        &self,
+        kind: Kind,
+        xdhcp: &Path,
+        load: &Path,
+        setup: &Setup,
+    ) -> Result<Running> {
         let state = self.work.join("state");
         let _ = std::fs::remove_dir_all(&state);
         std::fs::create_dir_all(&state)?;
         let log = std::fs::File::create(self.work.join(format!("{kind:?}.log")))?;
         let child = if kind == Kind::Kea {
             let cfg = self.work.join("kea.json");
-            std::fs::write(&cfg, kea_config(&self.veth.a.name, &state))?;
+            std::fs::write(&cfg, kea_config(&self.veth.a.name, &state, setup))?;
             self.srv
                 .exec("kea-dhcp4")
                 .arg("-c")
@@ -180,7 +191,8 @@ impl Lab {
         } else {
             let _ = fastpath::detach(&self.veth.a.name);
             let cfg = self.work.join("xdhcp.toml");
-            std::fs::write(&cfg, xdhcp_config(&self.veth.a.name, &state, kind == Kind::XdhcpFast))?;
+            let fast = kind == Kind::XdhcpFast;
+            std::fs::write(&cfg, xdhcp_config(&self.veth.a.name, &state, fast, setup))?;
             Command::new(xdhcp)
                 .args(["--netns", self.srv.name(), "run", "--config"])
                 .arg(&cfg)
@@ -264,7 +276,22 @@ impl Lab {
     }
 }
 
-fn xdhcp_config(iface: &str, state: &Path, fast: bool) -> String {
+/// What a lab's servers serve: the pool's last address (from 10.65.0.0), and TOML appended
+/// to xdhcp's config.
+pub(super) struct Setup {
+    pub pool_end: Ipv4Addr,
+    pub xdhcp_extra: String,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self { pool_end: Ipv4Addr::new(10, 127, 255, 254), xdhcp_extra: String::new() }
+    }
+}
+
+fn xdhcp_config(iface: &str, state: &Path, fast: bool, setup: &Setup) -> String {
+    let extra = &setup.xdhcp_extra;
+    let end = setup.pool_end;
     format!(
         r#"interfaces = ["{iface}"]
 server_id = "{SERVER_IP}"
@@ -274,23 +301,25 @@ control_socket = "{state}/ctl.sock"
 enabled = {fast}
 [[subnet]]
 prefix = "10.64.0.0/10"
-pools = [{{ start = "10.65.0.0", end = "10.127.255.254" }}]
+pools = [{{ start = "10.65.0.0", end = "{end}" }}]
 routers = ["{SERVER_IP}"]
 dns = ["{SERVER_IP}"]
 lease_time = 3600
+{extra}
 "#,
         state = state.display()
     )
 }
 
-fn kea_config(iface: &str, state: &Path) -> String {
+fn kea_config(iface: &str, state: &Path, setup: &Setup) -> String {
+    let end = setup.pool_end;
     format!(
         r#"{{ "Dhcp4": {{
   "interfaces-config": {{ "interfaces": [ "{iface}" ], "dhcp-socket-type": "raw" }},
   "lease-database": {{ "type": "memfile", "persist": true, "name": "{state}/kea-leases.csv", "lfc-interval": 0 }},
   "multi-threading": {{ "enable-multi-threading": true, "thread-pool-size": 2, "packet-queue-size": 64 }},
   "valid-lifetime": 3600, "renew-timer": 1800, "rebind-timer": 3150,
-  "subnet4": [ {{ "subnet": "10.64.0.0/10", "pools": [ {{ "pool": "10.65.0.0 - 10.127.255.254" }} ],
+  "subnet4": [ {{ "subnet": "10.64.0.0/10", "pools": [ {{ "pool": "10.65.0.0 - {end}" }} ],
     "option-data": [ {{ "name": "routers", "data": "{SERVER_IP}" }}, {{ "name": "domain-name-servers", "data": "{SERVER_IP}" }} ] }} ],
   "loggers": [ {{ "name": "kea-dhcp4", "output_options": [ {{ "output": "stdout" }} ], "severity": "WARN" }} ]
 }} }}"#,

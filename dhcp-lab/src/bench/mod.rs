@@ -4,6 +4,7 @@
 pub mod e2e;
 pub mod endurance;
 pub mod fastpath;
+pub mod flood;
 pub mod scale;
 
 pub use fastpath::{compare, fastpath};

@@ -56,6 +56,25 @@ enum BenchCmd {
         #[arg(long)]
         fast_only: bool,
     },
+    /// A DISCOVER flood from one access port while 1,000 known clients renew and 100 new ones
+    /// arrive, for xdhcp and Kea: the share of renewals answered, of new clients served, the
+    /// addresses the flood obtained. Writes flood.json and flood.png.
+    Flood {
+        #[arg(long, default_value = "target/bench")]
+        out_dir: PathBuf,
+        /// How long the known clients renew; the flood runs inside it.
+        #[arg(long, default_value_t = 20)]
+        secs: u64,
+        #[arg(long, default_value_t = 1000)]
+        renew_rate: u64,
+        /// The flood's DISCOVERs per second; 0: as fast as the generator sends.
+        #[arg(long, default_value_t = 0)]
+        flood_rate: u64,
+        #[arg(long, value_name = "PATH")]
+        xdhcp: Option<PathBuf>,
+        #[arg(long, value_name = "PATH")]
+        load: Option<PathBuf>,
+    },
     /// One xdhcp filled with N clients, for each N: DORA/s, renewals/s, resident memory per
     /// lease, restart time with and without pins, lease query latency. Writes scale.json and
     /// scale.png.
@@ -121,6 +140,21 @@ fn run(cli: Cli) -> Result<()> {
                 max_rate,
                 clients,
                 fast_only,
+            })?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
+        }
+        Cmd::Bench {
+            cmd: BenchCmd::Flood { out_dir, secs, renew_rate, flood_rate, xdhcp, load },
+        } => {
+            let or_beside =
+                |p: Option<PathBuf>, name| p.map_or_else(|| lab::beside_this_program(name), Ok);
+            let r = bench::flood::flood(&bench::flood::Options {
+                xdhcp: or_beside(xdhcp, "xdhcp")?,
+                load: or_beside(load, "xdhcp-load")?,
+                out_dir,
+                secs,
+                renew_rate,
+                flood_rate,
             })?;
             println!("{}", serde_json::to_string_pretty(&r)?);
         }

@@ -75,6 +75,11 @@ struct Args {
     /// only renews it. Leases must exist, or the server must answer without them.
     #[arg(long, value_name = "FIRST_ADDRESS")]
     assume_bound: Option<Ipv4Addr>,
+    /// Flood instead: --clients DISCOVERs, each from another new client, at --rate (0: as
+    /// fast as the socket takes them), none retransmitted, each OFFER taken up; bounded by
+    /// --duration. Prints what the flood obtained.
+    #[arg(long)]
+    flood: bool,
     /// Also write the JSON summary to this file.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -94,7 +99,7 @@ fn run(a: Args) -> Result<()> {
     if let Some(ns) = &a.netns {
         xdhcp::fastpath::enter_netns(ns)?;
     }
-    let s = load::run(&LoadOptions {
+    let opts = LoadOptions {
         iface: a.iface,
         clients: a.clients,
         renewals: a.renewals,
@@ -106,8 +111,12 @@ fn run(a: Args) -> Result<()> {
         agent: load::Agent { circuit_id: a.circuit_id, remote_id: a.remote_id },
         assume_bound: a.assume_bound,
         progress: !a.quiet,
-    })?;
-    let json = serde_json::to_string_pretty(&s)?;
+    };
+    let json = if a.flood {
+        serde_json::to_string_pretty(&load::flood(&opts)?)?
+    } else {
+        serde_json::to_string_pretty(&load::run(&opts)?)?
+    };
     println!("{json}");
     if let Some(p) = a.out {
         std::fs::write(&p, json + "\n").with_context(|| format!("write {}", p.display()))?;
