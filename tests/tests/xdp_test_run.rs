@@ -144,7 +144,7 @@ fn a_long_request_leaves_nothing_of_itself_in_the_ack_options() {
         let frame = req.frame_with(&packet::encode(&m));
         let p = ack(&mut h, &frame);
         assert_lab_ack(&p, &req);
-        let slot_end = dhcp_common::bootp::OPTIONS + layout::SUBNET_BLOCK;
+        let slot_end = dhcp_common::bootp::OPTIONS + layout::PROFILE_BLOCK;
         assert_eq!(p.payload[slot_end - 1], 0, "PAD before the subnet block");
         assert!(p.msg.opts().get(OptionCode::Hostname).is_none(), "nothing echoed but 61");
     }
@@ -249,7 +249,7 @@ fn grant_is_capped_by_the_committed_horizon_and_t1_t2_follow() {
         let mut s = subnet();
         s.t1_secs = t1;
         s.t2_secs = t2;
-        h.maps.set_subnet(0, &s.encode().unwrap()).unwrap();
+        h.maps.set_profile(0, &s.encode().unwrap()).unwrap();
         let p = ack(&mut h, &renewal(RenewKind::Renewing).frame());
         let DhcpOption::AddressLeaseTime(l) = *opt(&p.msg, OptionCode::AddressLeaseTime) else {
             panic!()
@@ -312,9 +312,9 @@ fn renewals_userspace_must_judge_are_passed_untouched() {
     h.maps.set_control(control()).unwrap();
 
     let mut e = lease(CLIENT_MAC, Some(&client_id(CLIENT_MAC)), 7200);
-    e.subnet = 5;
+    e.profile = 5;
     h.maps.put_lease(CLIENT, &e).unwrap();
-    passes(&mut h, &base.frame(), Stat::PassNoSubnet);
+    passes(&mut h, &base.frame(), Stat::PassNoProfile);
 }
 
 #[test]
@@ -610,7 +610,9 @@ fn verifier_work_stays_within_budget() {
     let mut h = harness();
     let n = h.info(xdhcp::fastpath::PROG).unwrap().verified_instruction_count().unwrap();
     println!("verified (processed) instructions: {n}");
-    assert!(n > 1000 && n < 150_000, "processed {n} instructions");
+    // ~172 K with the long profile's two copies of the rewrite (~123 K before them); the
+    // kernel's limit is 1 M.
+    assert!(n > 1000 && n < 200_000, "processed {n} instructions");
 }
 
 #[test]
@@ -863,7 +865,7 @@ fn option_82_is_echoed_wherever_the_request_ends() {
         assert_eq!(options_of(&xdp.payload), options_of(&slow));
         // The byte before the echo is PAD (the subnet block's END was), and what follows
         // END is zeroes.
-        let at = 240 + layout::SUBNET_BLOCK + dhcp_common::maps::SUBNET_OPTS_LEN;
+        let at = 240 + layout::PROFILE_BLOCK + dhcp_common::maps::PROFILE_OPTS_LEN;
         assert_eq!(xdp.payload[at..at + 2], [82, u8::try_from(opt82.len()).unwrap()]);
         let end = at + 2 + opt82.len();
         assert_eq!(xdp.payload[end], 255);

@@ -143,7 +143,7 @@ fn entry(i: u32, now: u64) -> LeaseEntry {
         relay_digest: dhcp_common::digest::relay_info(&opt82()).unwrap_or(0),
         renewed_at_ns: 0,
         lease_secs: 3600,
-        subnet: 0,
+        profile: 0,
         flags: LeaseEntry::F_CLIENT_ID | LeaseEntry::F_RELAY_INFO,
         renewed_secs: 0,
         chaddr: r.chaddr,
@@ -276,7 +276,7 @@ impl Bench {
             t2_secs: 3150,
             extra: vec![],
         };
-        h.maps.set_subnet(0, &subnet.encode()?)?;
+        h.maps.set_profile(0, &subnet.encode()?)?;
         let frames = h.take_map(BENCH)?.try_into()?;
         let mut dns = request(0).frame();
         let udp = bootp::ETH_HLEN + bootp::IPV4_HLEN;

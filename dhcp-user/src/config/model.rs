@@ -362,12 +362,12 @@ impl TryFrom<wire::Config> for Config {
         if w.subnets.is_empty() {
             return err("subnet", "no [[subnet]] is configured");
         }
-        if w.subnets.len() > dhcp_common::maps::SUBNETS_MAX as usize {
+        if w.subnets.len() > dhcp_common::maps::PROFILES_MAX as usize {
             return err(
                 "subnet",
                 format!(
-                    "at most {} subnets fit the fast path's map",
-                    dhcp_common::maps::SUBNETS_MAX
+                    "at most {} subnets fit the fast path's reply profiles",
+                    dhcp_common::maps::PROFILES_MAX
                 ),
             );
         }
@@ -667,7 +667,9 @@ fn subnet(
     let mut pools: Vec<Pool> = pools.into_iter().map(|(_, p)| p).collect();
     pools.sort_by_key(|p| p.start);
     let s = Subnet {
-        id: SubnetId(u32::try_from(i).expect("at most SUBNETS_MAX subnets, checked by the caller")),
+        id: SubnetId(
+            u32::try_from(i).expect("at most PROFILES_MAX subnets, checked by the caller"),
+        ),
         prefix,
         pools,
         routers: w.routers.iter().map(|a| a.0).collect(),
@@ -695,7 +697,7 @@ fn subnet(
                     format!("subnet[{i}]"),
                     format!(
                         "routers, dns and domain take {need} bytes in a fast-path ACK, more than the {} that fit",
-                        dhcp_common::maps::SUBNET_OPTS_LEN
+                        dhcp_common::maps::PROFILE_LONG_OPTS_LEN
                     ),
                 );
             }

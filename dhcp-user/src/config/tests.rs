@@ -282,7 +282,7 @@ fn a_pool_holding_the_router_is_refused() {
 #[test]
 fn options_too_long_for_the_fast_path_are_refused_unless_it_is_off() {
     let long = MINIMAL
-        .replace("pools =", &format!("domain = \"{}.example.net\"\npools =", "x".repeat(90)));
+        .replace("pools =", &format!("domain = \"{}.example.net\"\npools =", "x".repeat(220)));
     assert!(error_of(&long).starts_with("xdhcp.toml:4: subnet[0]: routers, dns and domain take"));
     let off = format!("{long}\n[fast_path]\nenabled = false\n");
     Config::from_toml(&off, "x").unwrap();

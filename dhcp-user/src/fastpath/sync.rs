@@ -40,7 +40,7 @@ pub fn entry(l: &FastPathLease, now: Now) -> Option<LeaseEntry> {
         relay_digest,
         renewed_at_ns: 0,
         lease_secs: l.lease_secs,
-        subnet: l.subnet,
+        profile: l.subnet,
         flags: id_flag | relay_flag,
         renewed_secs: 0,
         chaddr: l.chaddr,
@@ -128,7 +128,7 @@ impl KernelMaps {
             tracing::info!(iface = %name, mode = a.mode, adopted = !a.new, "fast path attached");
             let mut maps = FastPathMaps::open_pinned(&dir)?;
             for s in &cfg.subnets {
-                maps.set_subnet(s.id.0, &s.fast_path_options(cfg.server_id).encode()?)?;
+                maps.set_profile(s.id.0, &s.fast_path_options(cfg.server_id).encode()?)?;
             }
             let events = EventLog::open_pinned(&dir)?;
             ifaces.push(Iface {
