@@ -285,7 +285,8 @@ fn slow_path_agrees(slow: &mut Server, frame: &[u8], ack: &packet::Parsed) -> Re
     let rx = RxInfo { ifindex: 1, local_addr: Some(SERVER) };
     let o = slow.handle_bytes(now, &p.payload, &rx);
     let Handled::Acked(_) = o.result else { return Err(format!("slow path: {:?}", o.result)) };
-    let bytes = packet::encode_reply(&o.reply.ok_or("no reply")?.msg);
+    let r = o.reply.ok_or("no reply")?;
+    let bytes = packet::encode_reply(&r.msg, &r.room);
     if bytes[..236] != ack.payload[..236] {
         return Err("the BOOTP headers differ".into());
     }

@@ -756,7 +756,7 @@ fn slow_path_reply(
     let p = packet::parse_frame(frame).expect("the request parses");
     let rx = xdhcp::server::RxInfo { ifindex: 1, local_addr: Some(SERVER) };
     let r = s.handle_bytes(now, &p.payload, &rx).reply?;
-    Some((packet::encode_reply(&r.msg), r.dest))
+    Some((packet::encode_reply(&r.msg, &r.room), r.dest))
 }
 
 /// The lab client's lease, bound with `relay_info` on record, in the kernel as the daemon
