@@ -752,10 +752,25 @@ fn slow_path_reply(
     now: u64,
     circuit_change: &str,
 ) -> Option<(Vec<u8>, xdhcp::server::Dest)> {
+    slow_path_reply_as(leases, frame, now, circuit_change, false)
+}
+
+/// [`slow_path_reply`], for a client whose reply carries the class options of the long
+/// profile (`class`).
+fn slow_path_reply_as(
+    leases: Vec<xdhcp::store::Lease>,
+    frame: &[u8],
+    now: u64,
+    circuit_change: &str,
+    class: bool,
+) -> Option<(Vec<u8>, xdhcp::server::Dest)> {
     let mut s = xdhcp::server::Server::new(slow_path_config(false, circuit_change), leases);
     let p = packet::parse_frame(frame).expect("the request parses");
     let rx = xdhcp::server::RxInfo { ifindex: 1, local_addr: Some(SERVER) };
-    let r = s.handle_bytes(now, &p.payload, &rx).reply?;
+    let mut r = s.handle_bytes(now, &p.payload, &rx).reply?;
+    if class {
+        with_class_options(&mut r.msg);
+    }
     Some((packet::encode_reply(&r.msg, &r.room), r.dest))
 }
 
@@ -771,11 +786,28 @@ fn bind(h: &mut Harness, client_id: Option<Vec<u8>>, relay_info: Option<Vec<u8>>
 /// XDP answers `req` and the slow path, fast path off, answers it too: the same BOOTP header
 /// byte for byte, the same options byte for byte in the same order, to the same place.
 fn assert_parity(h: &mut Harness, lease: &Lease, req: &Renewal) {
-    let frame = req.frame();
-    let len = if req.relay_info.is_some() { layout::RELAY_BOOTP_LEN } else { layout::BOOTP_LEN };
+    assert_parity_of(h, lease, req, &req.frame(), false);
+}
+
+/// [`assert_parity`] for `frame` (`req`'s, perhaps with options of its own), the lease's
+/// profile the long one (`long`) or the lab subnet's; the XDP ACK parsed.
+fn assert_parity_of(
+    h: &mut Harness,
+    lease: &Lease,
+    req: &Renewal,
+    frame: &[u8],
+    long: bool,
+) -> Parsed {
+    let len = match (long, req.relay_info.is_some()) {
+        (false, false) => layout::BOOTP_LEN,
+        (false, true) => layout::RELAY_BOOTP_LEN,
+        (true, false) => layout::LONG_BOOTP_LEN,
+        (true, true) => layout::LONG_RELAY_BOOTP_LEN,
+    };
+    let frame = frame.to_vec();
     let xdp = ack_of_len(h, &frame, len);
     let now = xdhcp::core::Now::read().unix;
-    let (slow, dest) = slow_path_reply(vec![lease.clone()], &frame, now, "nak")
+    let (slow, dest) = slow_path_reply_as(vec![lease.clone()], &frame, now, "nak", long)
         .unwrap_or_else(|| panic!("the slow path does not answer {req:?}"));
     assert_eq!(xdp.payload[..236], slow[..236], "BOOTP header, {req:?}");
     assert_eq!(options_of(&xdp.payload), options_of(&slow), "options, {req:?}");
@@ -788,6 +820,7 @@ fn assert_parity(h: &mut Harness, lease: &Lease, req: &Renewal) {
         let o = options_of(&xdp.payload);
         assert_eq!(o.last(), Some(&(82, r.clone())), "option 82 last, as sent");
     }
+    xdp
 }
 
 fn circuit(id: &[u8], remote: &[u8]) -> Vec<u8> {
@@ -947,4 +980,119 @@ fn option_82_the_fast_path_leaves_to_the_slow_path_is_passed_and_counted() {
         &once,
     );
     passes(&mut h, &base.frame_with(&twice), Stat::PassNotRenewal);
+}
+
+/// `req`'s payload with `f` applied to its message, and its option 82 (if any) added last, as
+/// a relay adds it.
+fn payload_with(req: &Renewal, f: impl FnOnce(&mut Message)) -> Vec<u8> {
+    let mut m = req.message();
+    f(&mut m);
+    let p = packet::encode(&m);
+    match &req.relay_info {
+        Some(r) => packet::insert_last_option(&p, 82, r),
+        None => p,
+    }
+}
+
+/// [`bind`], the lease's kernel entry naming the long profile.
+fn bind_long(h: &mut Harness, client_id: Option<Vec<u8>>, relay_info: Option<Vec<u8>>) -> Lease {
+    let now = xdhcp::core::Now::read();
+    let l = bound(CLIENT, CLIENT_MAC, client_id, relay_info, now.unix);
+    let e = LeaseEntry { profile: LONG_PROFILE, ..kernel_entry(&l, now) };
+    h.maps.put_lease(CLIENT, &e).unwrap();
+    l
+}
+
+fn codes(payload: &[u8]) -> Vec<u8> {
+    options_of(payload).iter().map(|o| o.0).collect()
+}
+
+#[test]
+fn a_long_profile_renewed_by_xdp_is_the_slow_paths_ack_byte_for_byte() {
+    let mut h = harness();
+    let p = long_profile().encode().unwrap();
+    assert_eq!(p.flags, dhcp_common::ReplyProfile::F_LONG);
+    // 200 bytes of options (the subnet's 42, the class's 158), then END.
+    assert_eq!(p.opts.iter().rposition(|b| *b == 255), Some(200));
+    let id = Some(client_id(CLIENT_MAC));
+    let relayed = RenewKind::Relayed { giaddr: RELAY, relay_mac: RELAY_MAC };
+    let qinq = vec![Vlan::dot1ad(100), Vlan::dot1q(4000)];
+    let class = [54, 1, 3, 6, 15, 42, 43, 66, 67, 121];
+    for (client_id, kind, vlans) in [
+        (id.clone(), RenewKind::Renewing, vec![]),
+        (None, RenewKind::Rebinding, qinq),
+        (id.clone(), relayed, vec![]),
+    ] {
+        let lease = bind_long(&mut h, client_id.clone(), None);
+        let req = Renewal { client_id: client_id.clone(), kind, vlans, ..renewal(kind) };
+        let xdp = assert_parity_of(&mut h, &lease, &req, &req.frame(), true);
+        let head: &[u8] =
+            if client_id.is_some() { &[53, 51, 58, 59, 61] } else { &[53, 51, 58, 59] };
+        assert_eq!(codes(&xdp.payload), [head, &class[..]].concat(), "{kind:?}");
+        assert_eq!(xdp.payload.len() + 28, layout::LONG_IP_LEN);
+    }
+    // A full 576-byte request, shrunk to the long ACK; a lease with option 82 on record renewed
+    // around its relay, without it.
+    let lease = bind_long(&mut h, id.clone(), None);
+    let req = renewal(RenewKind::Renewing);
+    let mut full = req.payload();
+    full.resize(layout::FULL_BOOTP_LEN, 0);
+    assert_parity_of(&mut h, &lease, &req, &req.frame_with(&full), true);
+    let lease = bind_long(&mut h, id, Some(circuit(b"olt1 1/1/3:100", b"cpe")));
+    assert_parity_of(&mut h, &lease, &req, &req.frame(), true);
+    // The lab subnet's leases keep the short ACK beside them.
+    let lease = bind(&mut h, Some(client_id(CLIENT_MAC)), None);
+    assert_parity(&mut h, &lease, &req);
+}
+
+#[test]
+fn a_long_profile_echoing_option_82_is_xdps_only_for_a_client_allowing_more_than_576_bytes() {
+    let mut h = harness();
+    let opt82 = circuit(b"olt1 1/1/3:100", b"cpe");
+    let lease = bind_long(&mut h, Some(client_id(CLIENT_MAC)), Some(opt82.clone()));
+    let relayed = RenewKind::Relayed { giaddr: RELAY, relay_mac: RELAY_MAC };
+    let req = Renewal { relay_info: Some(opt82.clone()), ..renewal(relayed) };
+    let now = xdhcp::core::Now::read().unix;
+    let with_57 = |v: Option<u16>| {
+        req.frame_with(&payload_with(&req, |m| {
+            if let Some(v) = v {
+                m.opts_mut().insert(DhcpOption::MaxMessageSize(v));
+            }
+        }))
+    };
+    // The ACK takes 604 bytes of IP: without option 57, or with one allowing less, the slow
+    // path's, whose reply fits 576 bytes with every option of the profile, option 82 last.
+    for v in [None, Some(300), Some(576), Some(603)] {
+        let frame = with_57(v);
+        passes(&mut h, &frame, Stat::PassReplyTooLong);
+        let (slow, _) = slow_path_reply_as(vec![lease.clone()], &frame, now, "nak", true).unwrap();
+        assert!(28 + slow.len() <= 576, "{} bytes of IP, option 57 {v:?}", 28 + slow.len());
+        let c = codes(&slow);
+        assert_eq!(c, [53, 51, 58, 59, 61, 54, 1, 3, 6, 15, 42, 43, 66, 67, 121, 82], "{v:?}");
+        assert_eq!(options_of(&slow).last(), Some(&(82, opt82.clone())));
+    }
+    // Allowing 604 bytes or more: XDP answers, with the slow path's ACK.
+    for v in [604, 1500] {
+        let xdp = assert_parity_of(&mut h, &lease, &req, &with_57(Some(v)), true);
+        assert_eq!(xdp.payload.len() + 28, layout::LONG_RELAY_IP_LEN);
+    }
+    // Option 57 of another length than two is read as none; twice, as one of four bytes
+    // (RFC 3396), it is the slow path's.
+    let bare = packet::encode(&req.message());
+    let odd = packet::insert_last_option(&bare, 57, &[0x05, 0xdc, 0]);
+    passes(
+        &mut h,
+        &req.frame_with(&packet::insert_last_option(&odd, 82, &opt82)),
+        Stat::PassReplyTooLong,
+    );
+    let once = packet::insert_last_option(&bare, 57, &[0x05, 0xdc]);
+    let twice = packet::insert_last_option(&once, 57, &[0x05, 0xdc]);
+    passes(
+        &mut h,
+        &req.frame_with(&packet::insert_last_option(&twice, 82, &opt82)),
+        Stat::PassNotRenewal,
+    );
+    // The lab subnet's short ACK echoing option 82 (492 bytes) needs no option 57.
+    let lease = bind(&mut h, Some(client_id(CLIENT_MAC)), Some(opt82.clone()));
+    assert_parity_of(&mut h, &lease, &req, &with_57(None), false);
 }
