@@ -61,14 +61,15 @@ stats! {
     PassDisabled = "pass_disabled",
     /// The lease's reply profile has no reply data.
     PassNoProfile = "pass_no_profile",
-    /// The ACK would be longer than the client accepts: 576 bytes of IP, or more if its option
-    /// 57 says so (a long profile's ACK echoing option 82).
-    PassReplyTooLong = "pass_reply_too_long",
     /// The frame could not be resized to the ACK's length.
     PassResize = "pass_resize",
     /// This CPU's region of the event log was full: an ACK userspace would not hear of is not
     /// sent.
     PassEventLogFull = "pass_event_log_full",
+    /// The ACK would be longer than the client accepts: 576 bytes of IP, or more if its option
+    /// 57 says so (a long profile's ACK echoing option 82). New counters go last: another
+    /// build's object (`bench fastpath --compare`) keeps the indexes it shares with this one.
+    PassReplyTooLong = "pass_reply_too_long",
 }
 
 #[expect(clippy::cast_possible_truncation, reason = "a few dozen variants")]

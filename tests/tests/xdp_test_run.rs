@@ -712,7 +712,8 @@ fn bench_compare_times_two_builds_side_by_side_and_refuses_a_broken_object() {
             "ns_per_renewal",
             "ns_per_renewal_stamp_only",
             "ns_per_renewal_576",
-            "ns_per_renewal_opt82"
+            "ns_per_renewal_opt82",
+            "ns_per_renewal_class"
         ]
     );
     // Renewals are net of the restore step, so only the others are surely above zero. (Which

@@ -369,10 +369,12 @@ impl FastPathMaps {
         matches!(self.profiles, Profiles::Table(_))
     }
 
-    /// Counters summed over CPUs, in [`Stat`] order.
+    /// Counters summed over CPUs, in [`Stat`] order (those another build's object has, for
+    /// one with fewer: `bench fastpath --compare`).
     pub fn stats(&self) -> Result<Counters> {
         let mut c = Counters::default();
-        for s in Stat::ALL {
+        let len = self.stats.len();
+        for s in Stat::ALL.iter().filter(|s| (**s as u32) < len) {
             let per_cpu = self.stats.get(&(*s as u32), 0)?;
             c.values.push((*s, per_cpu.iter().sum()));
         }
