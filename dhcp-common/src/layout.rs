@@ -73,7 +73,8 @@ pub const LONG_OPTIONS_LEN: usize = PROFILE_BLOCK + maps::PROFILE_LONG_OPTS_LEN;
 pub const LONG_BOOTP_LEN: usize = bootp::OPTIONS + LONG_OPTIONS_LEN;
 pub const LONG_UDP_LEN: usize = bootp::UDP_HLEN + LONG_BOOTP_LEN;
 pub const LONG_IP_LEN: usize = bootp::IPV4_HLEN + LONG_UDP_LEN;
-const _: () = assert!(LONG_UDP_LEN.is_multiple_of(4) && maps::PROFILE_LONG_OPTS_LEN % 8 == 0);
+const _: () =
+    assert!(LONG_UDP_LEN.is_multiple_of(4) && maps::PROFILE_LONG_OPTS_LEN.is_multiple_of(8));
 // Within what every client accepts, so answered whatever option 57 says.
 const _: () = assert!(LONG_IP_LEN <= FULL_IP_LEN);
 // Grown from a 328-byte request (300 bytes of BOOTP, what clients pad to) within XDP's

@@ -30,7 +30,8 @@ use crate::{
 
 const NS_PER_SEC: u64 = 1_000_000_000;
 // The profile block is copied in whole words.
-const _: () = assert!(PROFILE_OPTS_LEN.is_multiple_of(8) && PROFILE_LONG_OPTS_LEN % 8 == 0);
+const _: () =
+    assert!(PROFILE_OPTS_LEN.is_multiple_of(8) && PROFILE_LONG_OPTS_LEN.is_multiple_of(8));
 
 /// Answers the frame as a DHCPACK (Ok: the caller returns `XDP_TX`) or says why not (the frame is
 /// then untouched and passed).
@@ -69,8 +70,8 @@ pub fn renew(ctx: &XdpContext) -> Result<(), Stat> {
     // Every ACK fits the 576 bytes every client accepts but a long profile's echoing option
     // 82, which only a client that allows more (option 57) gets from here; the slow path fits
     // its reply to what the client allows.
-    let long = profile.flags & ReplyProfile::F_LONG != 0;
-    if long && relay.is_some() && max_reply_ip_len(ctx, &req)? < layout::LONG_RELAY_IP_LEN {
+    let long_block = profile.flags & ReplyProfile::F_LONG != 0;
+    if long_block && relay.is_some() && max_reply_ip_len(ctx, &req)? < layout::LONG_RELAY_IP_LEN {
         return Err(Stat::PassReplyTooLong);
     }
 
@@ -105,7 +106,7 @@ pub fn renew(ctx: &XdpContext) -> Result<(), Stat> {
     // long profile is shrunk to its ACK rather than given a copy of its own (no client seen
     // sends one).
     let (p, id, t) = (profile, client_id, &times);
-    match (long, relay) {
+    match (long_block, relay) {
         (false, None) if req.bootp_len == layout::FULL_BOOTP_LEN => {
             rewrite::<true, false, false>(ctx, &req, &ctl, p, id, t, &EMPTY_RELAY)?;
         }

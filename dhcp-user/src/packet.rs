@@ -218,10 +218,7 @@ pub const ESSENTIAL: [u8; 8] = [53, 54, 51, 58, 59, 1, 61, 82];
 #[must_use]
 pub fn encode_reply(msg: &Message, room: &ReplyRoom) -> Vec<u8> {
     use dhcp_common::{
-        bootp::{
-            FILE, FILE_LEN, IPV4_HLEN, OPT_END, OPT_OVERLOAD, OPT_RELAY_AGENT, SNAME, SNAME_LEN,
-            UDP_HLEN,
-        },
+        bootp::{IPV4_HLEN, OPT_END, OPT_RELAY_AGENT, UDP_HLEN},
         layout::REPLY_ORDER,
     };
     let mut head = msg.clone();
@@ -250,18 +247,32 @@ pub fn encode_reply(msg: &Message, room: &ReplyRoom) -> Vec<u8> {
             o => Some((code, o.to_vec().expect("dhcproto encodes any option it can represent"))),
         })
         .collect();
-    let headers = IPV4_HLEN + UDP_HLEN;
     let all: usize = encoded.iter().map(|(_, b)| b.len()).sum();
-    if headers + v.len() + all + 1 <= room.max_ip_len {
+    // With END.
+    if IPV4_HLEN + UDP_HLEN + v.len() + all < room.max_ip_len {
         for (_, b) in &encoded {
             v.extend_from_slice(b);
         }
         v.push(OPT_END);
         return v;
     }
+    overloaded(msg, v, &encoded, room)
+}
 
-    // Overloaded: the options field keeps room for option 52 (3 bytes) and END.
-    let main_room = room.max_ip_len.saturating_sub(headers + v.len() + 3 + 1);
+/// [`encode_reply`] for options that do not all fit the options field: `v`, the fixed fields
+/// and cookie; `encoded`, the options in wire order.
+fn overloaded(
+    msg: &Message,
+    mut v: Vec<u8>,
+    encoded: &[(u8, Vec<u8>)],
+    room: &ReplyRoom,
+) -> Vec<u8> {
+    use dhcp_common::bootp::{
+        FILE, FILE_LEN, IPV4_HLEN, OPT_END, OPT_OVERLOAD, OPT_RELAY_AGENT, SNAME, SNAME_LEN,
+        UDP_HLEN,
+    };
+    // The options field keeps room for option 52 (3 bytes) and END.
+    let main_room = room.max_ip_len.saturating_sub(IPV4_HLEN + UDP_HLEN + v.len() + 3 + 1);
     let free = [
         (FILE, FILE_LEN, msg.fname().is_none_or(<[u8]>::is_empty)),
         (SNAME, SNAME_LEN, msg.sname().is_none_or(<[u8]>::is_empty)),

@@ -288,6 +288,7 @@ fn garbage_relay_info(rng: &mut Rng, r: &Renewal) -> Vec<u8> {
 /// with option 82 takes, any value, or one of another length than two), and options in `file`
 /// or `sname` (an address, a client identifier, random ones), with option 52 naming the field
 /// or not.
+#[expect(clippy::many_single_char_names, reason = "r, m, p, a, f, v: the renewal and its parts")]
 fn room_and_overload(rng: &mut Rng, r: &Renewal) -> Vec<u8> {
     let mut m = r.message();
     let near = [0u16, 300, 576, 603, 604, 605, 1500, 65535];
