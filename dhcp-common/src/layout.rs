@@ -1,7 +1,8 @@
-//! The fixed layout of a fast-path DHCPACK's options. Every ACK has the same length (but for
-//! the answer to a full 576-byte request, [`FULL_IP_LEN`]), so the program resizes the frame
-//! once and checksums a constant-size region, and userspace can pre-encode a subnet's constant
-//! options into one block.
+//! The fixed layout of a fast-path DHCPACK's options. Every ACK has one of a few lengths, each a
+//! constant (the plain one, [`IP_LEN`]; with option 82, [`RELAY_IP_LEN`]; with a long profile
+//! block, [`LONG_IP_LEN`] and [`LONG_RELAY_IP_LEN`]; the answer to a full 576-byte request,
+//! [`FULL_IP_LEN`]), so the program resizes the frame once and checksums a constant-size region,
+//! and userspace can pre-encode a profile's constant options into one block.
 //!
 //! | offset (after the cookie) | bytes | content |
 //! |---|---|---|
@@ -10,23 +11,27 @@
 //! | 9  | 6  | 58 T1 |
 //! | 15 | 6  | 59 T2 |
 //! | 21 | 35 | 61 client identifier echoed (RFC 6842), PAD-filled; all PAD if none |
-//! | 56 | 96 | the subnet's block: 54, 1, 3, 6, 15 ..., END, zero padding |
+//! | 56 | 96 (long: 208) | the profile's block: 54, 1, 3, 6, 15 ..., END, zero padding |
 //!
-//! The subnet block starts 4-aligned in the UDP datagram (offset 304), so its checksum
-//! contribution is precomputed by userspace (`SubnetReply::opts_sum`).
+//! The block starts 4-aligned in the UDP datagram (offset 304), so its checksum contribution is
+//! precomputed by userspace (`ReplyProfile::opts_sum`).
 //!
 //! An ACK to a request with option 82 (relay agent information) echoes it as the last option
-//! before END (RFC 3046 §2.2), in a slot of its own after the subnet block, whose END becomes
-//! PAD; this ACK too has one length whatever the option's ([`RELAY_IP_LEN`]):
+//! before END (RFC 3046 §2.2), in a slot of its own after the block, whose END becomes PAD; this
+//! ACK too has one length whatever the option's ([`RELAY_IP_LEN`], [`LONG_RELAY_IP_LEN`]):
 //!
 //! | offset | bytes | content |
 //! |---|---|---|
-//! | 152 | 72 | 82, its length, its value (up to [`maps::RELAY_INFO_MAX`]), END, zeroes |
+//! | 152 (long: 264) | 72 | 82, its length, its value (up to [`maps::RELAY_INFO_MAX`]), END, zeroes |
+//!
+//! No reply is longer than 576 bytes of IP unless the client's option 57 (maximum DHCP message
+//! size, read as the longest IP datagram it accepts, as ISC dhcpd reads it) allows more
+//! ([`max_reply_ip_len`]): of these only [`LONG_RELAY_IP_LEN`] is longer.
 use crate::{bootp, maps};
 
 /// The order of a reply's options, the fast path's ACK as this file lays it out and the slow
 /// path's replies alike (the slow path puts options not named here after them, by code, and
-/// option 82 last): 53, 51, 58, 59, 61, then the subnet's block, 54, 1, 3, 6, 15.
+/// option 82 last): 53, 51, 58, 59, 61, then the profile's block, 54, 1, 3, 6, 15.
 pub const REPLY_ORDER: [u8; 10] = [
     bootp::OPT_MESSAGE_TYPE,
     bootp::OPT_LEASE_TIME,
@@ -45,10 +50,10 @@ pub const LEASE_TIME: usize = 3;
 pub const T1: usize = 9;
 pub const T2: usize = 15;
 pub const CLIENT_ID: usize = 21;
-/// Option 61 with up to 32 bytes, and one PAD so the subnet block that follows is 4-aligned.
+/// Option 61 with up to 32 bytes, and one PAD so the profile block that follows is 4-aligned.
 pub const CLIENT_ID_SLOT: usize = 2 + maps::CLIENT_ID_MAX + 1;
-pub const SUBNET_BLOCK: usize = CLIENT_ID + CLIENT_ID_SLOT;
-pub const OPTIONS_LEN: usize = SUBNET_BLOCK + maps::SUBNET_OPTS_LEN;
+pub const PROFILE_BLOCK: usize = CLIENT_ID + CLIENT_ID_SLOT;
+pub const OPTIONS_LEN: usize = PROFILE_BLOCK + maps::PROFILE_OPTS_LEN;
 
 /// BOOTP payload of every fast-path ACK.
 pub const BOOTP_LEN: usize = bootp::OPTIONS + OPTIONS_LEN;
@@ -57,11 +62,24 @@ pub const UDP_LEN: usize = bootp::UDP_HLEN + BOOTP_LEN;
 pub const IP_LEN: usize = bootp::IPV4_HLEN + UDP_LEN;
 
 const _: () = assert!(UDP_LEN.is_multiple_of(4));
-/// Where the subnet block sits in the UDP datagram: 4-aligned, see `SubnetReply::opts_sum`.
-pub const UDP_SUBNET_BLOCK: usize = bootp::UDP_HLEN + bootp::OPTIONS + SUBNET_BLOCK;
-const _: () = assert!(UDP_SUBNET_BLOCK.is_multiple_of(4));
-const _: () = assert!(UDP_SUBNET_BLOCK + maps::SUBNET_OPTS_LEN == UDP_LEN);
+/// Where the profile block sits in the UDP datagram: 4-aligned, see `ReplyProfile::opts_sum`.
+pub const UDP_PROFILE_BLOCK: usize = bootp::UDP_HLEN + bootp::OPTIONS + PROFILE_BLOCK;
+const _: () = assert!(UDP_PROFILE_BLOCK.is_multiple_of(4));
+const _: () = assert!(UDP_PROFILE_BLOCK + maps::PROFILE_OPTS_LEN == UDP_LEN);
 const _: () = assert!(BOOTP_LEN >= 300, "BOOTP minimum message size");
+
+/// The ACK of a profile with the long block ([`maps::PROFILE_LONG_OPTS_LEN`]).
+pub const LONG_OPTIONS_LEN: usize = PROFILE_BLOCK + maps::PROFILE_LONG_OPTS_LEN;
+pub const LONG_BOOTP_LEN: usize = bootp::OPTIONS + LONG_OPTIONS_LEN;
+pub const LONG_UDP_LEN: usize = bootp::UDP_HLEN + LONG_BOOTP_LEN;
+pub const LONG_IP_LEN: usize = bootp::IPV4_HLEN + LONG_UDP_LEN;
+const _: () =
+    assert!(LONG_UDP_LEN.is_multiple_of(4) && maps::PROFILE_LONG_OPTS_LEN.is_multiple_of(8));
+// Within what every client accepts, so answered whatever option 57 says.
+const _: () = assert!(LONG_IP_LEN <= FULL_IP_LEN);
+// Grown from a 328-byte request (300 bytes of BOOTP, what clients pad to) within XDP's
+// headroom: 256 bytes less the kernel's 40-byte `xdp_frame` (`maps::PROFILE_LONG_OPTS_LEN`).
+const _: () = assert!(LONG_IP_LEN - (bootp::IPV4_HLEN + bootp::UDP_HLEN + 300) <= 256 - 40);
 
 /// A request in a 576-byte IP packet (the size every client must accept, RFC 2131 §2, and what a
 /// client sending its whole fixed-size packet struct sends) is answered at its own length: the
@@ -87,6 +105,33 @@ const _: () = assert!(RELAY_UDP_LEN.is_multiple_of(4));
 // Within what every client must accept (RFC 2131 §2); shorter than a full-length request,
 // which is then shrunk to it.
 const _: () = assert!(RELAY_IP_LEN < FULL_IP_LEN);
+
+/// The ACK of a long profile echoing option 82: longer than 576 bytes of IP, so XDP sends it
+/// only to a client whose option 57 allows it (else `pass_reply_too_long`).
+pub const LONG_RELAY_OPTIONS_LEN: usize = LONG_OPTIONS_LEN + RELAY_SLOT;
+pub const LONG_RELAY_BOOTP_LEN: usize = bootp::OPTIONS + LONG_RELAY_OPTIONS_LEN;
+pub const LONG_RELAY_UDP_LEN: usize = bootp::UDP_HLEN + LONG_RELAY_BOOTP_LEN;
+pub const LONG_RELAY_IP_LEN: usize = bootp::IPV4_HLEN + LONG_RELAY_UDP_LEN;
+/// Where its slot sits in the UDP datagram: 8-aligned, as [`UDP_RELAY_SLOT`].
+pub const UDP_LONG_RELAY_SLOT: usize = bootp::UDP_HLEN + bootp::OPTIONS + LONG_OPTIONS_LEN;
+const _: () = assert!(UDP_LONG_RELAY_SLOT.is_multiple_of(8));
+const _: () = assert!(LONG_RELAY_IP_LEN > FULL_IP_LEN);
+
+/// The longest reply, IP header included, that a client sending option 57 (maximum DHCP message
+/// size) with `option_57` accepts, or any client (without one, `None`): RFC 2131 §2 has every
+/// client accept 576 bytes, and a value below that is read as 576 (RFC 2132 §9.10 allows none
+/// below it). Read as the length of the IP datagram, as ISC dhcpd reads it (RFC 2132 says "DHCP
+/// message", which dhcpd and most clients take to include the IP and UDP headers); the
+/// stricter reading of the two for a server.
+#[inline(always)]
+#[expect(clippy::inline_always, reason = "called from XDP, where a call costs verifier budget")]
+#[must_use]
+pub fn max_reply_ip_len(option_57: Option<u16>) -> usize {
+    match option_57 {
+        Some(v) if usize::from(v) > FULL_IP_LEN => usize::from(v),
+        _ => FULL_IP_LEN,
+    }
+}
 
 /// Word `j` (< [`RELAY_SLOT_WORDS`]) of the option 82 slot, little-endian: code 82, `len`, the
 /// value, END, zeroes. `value` holds the value as zero-padded words; only its first
@@ -140,8 +185,8 @@ pub fn relay_slot_of(raw: &[u8]) -> crate::digest::RelaySlot {
 /// little-endian words, so XDP can store them with word stores and add them to the UDP checksum
 /// straight from registers. Reading back what it had just stored, in other widths, cost a
 /// stalled store-to-load forward per word.
-pub const HEAD_WORDS: usize = SUBNET_BLOCK / 8;
-const _: () = assert!(SUBNET_BLOCK.is_multiple_of(8));
+pub const HEAD_WORDS: usize = PROFILE_BLOCK / 8;
+const _: () = assert!(PROFILE_BLOCK.is_multiple_of(8));
 const _: () = assert!(LEASE_TIME == 3 && T1 == 9 && T2 == 15 && CLIENT_ID == 21);
 
 /// Word `k` (< [`HEAD_WORDS`]) of the head. `id` is the zero-padded identifier; `id_len` 0 means
@@ -180,8 +225,8 @@ mod tests {
     use crate::bootp::*;
 
     /// The head as the table at the top of this file describes it, byte by byte.
-    fn expected(times: [u32; 3], id: Option<&[u8]>) -> [u8; SUBNET_BLOCK] {
-        let mut b = [0u8; SUBNET_BLOCK];
+    fn expected(times: [u32; 3], id: Option<&[u8]>) -> [u8; PROFILE_BLOCK] {
+        let mut b = [0u8; PROFILE_BLOCK];
         b[MSG_TYPE..MSG_TYPE + 3].copy_from_slice(&[OPT_MESSAGE_TYPE, 1, DHCPACK]);
         for (at, code, v) in [(LEASE_TIME, OPT_LEASE_TIME, 0), (T1, OPT_T1, 1), (T2, OPT_T2, 2)] {
             b[at..at + 2].copy_from_slice(&[code, 4]);
@@ -195,7 +240,7 @@ mod tests {
         b
     }
 
-    fn built(times: [u32; 3], id: Option<&[u8]>) -> [u8; SUBNET_BLOCK] {
+    fn built(times: [u32; 3], id: Option<&[u8]>) -> [u8; PROFILE_BLOCK] {
         let mut padded = [0u8; maps::CLIENT_ID_MAX];
         let id_len = id.map_or(0, |id| {
             padded[..id.len()].copy_from_slice(id);
@@ -205,7 +250,7 @@ mod tests {
         for (w, c) in words.iter_mut().zip(padded.chunks(8)) {
             *w = u64::from_le_bytes(c.try_into().unwrap());
         }
-        let mut b = [0u8; SUBNET_BLOCK];
+        let mut b = [0u8; PROFILE_BLOCK];
         for k in 0..HEAD_WORDS {
             b[8 * k..8 * k + 8].copy_from_slice(&head_word(k, times, id_len, &words).to_le_bytes());
         }
@@ -239,6 +284,17 @@ mod tests {
     }
 
     #[test]
+    fn the_ack_lengths_and_the_room_option_57_gives() {
+        assert_eq!((IP_LEN, RELAY_IP_LEN, LONG_IP_LEN, LONG_RELAY_IP_LEN), (420, 492, 532, 604));
+        assert_eq!(max_reply_ip_len(None), 576);
+        // Below the minimum every client must accept: read as that minimum.
+        assert_eq!(max_reply_ip_len(Some(0)), 576);
+        assert_eq!(max_reply_ip_len(Some(300)), 576);
+        assert_eq!(max_reply_ip_len(Some(604)), 604);
+        assert_eq!(max_reply_ip_len(Some(1500)), 1500);
+    }
+
+    #[test]
     fn head_words_lay_out_the_table_byte_for_byte() {
         let full: [u8; 32] = core::array::from_fn(|i| 0xa0 + u8::try_from(i).unwrap());
         let times = [0x0102_0304, 0x1112_1314, 0x2122_2324];
@@ -246,7 +302,7 @@ mod tests {
             assert_eq!(built(times, id), expected(times, id), "id {id:?}");
         }
         assert_eq!(built([3600, 1800, 3150], None), expected([3600, 1800, 3150], None));
-        // The byte before the subnet block is PAD even with a full-length identifier.
-        assert_eq!(built(times, Some(&full))[SUBNET_BLOCK - 1], OPT_PAD);
+        // The byte before the profile block is PAD even with a full-length identifier.
+        assert_eq!(built(times, Some(&full))[PROFILE_BLOCK - 1], OPT_PAD);
     }
 }

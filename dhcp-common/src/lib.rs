@@ -1,5 +1,5 @@
 //! The one definition of everything the XDP program and userspace share: map names, the lease
-//! map key and entry, per-subnet reply data, the control entry, renewal events, stats counters
+//! map key and entry, the reply profiles, the control entry, renewal events, stats counters
 //! and the fixed layout of a fast-path DHCPACK.
 //!
 //! Every type is `#[repr(C)]`, has no padding holes (checked by `bytemuck::Pod` derives and size
@@ -15,6 +15,6 @@ pub mod maps;
 pub mod stats;
 
 pub use maps::{
-    BenchFrame, Control, KernelClock, LeaseEntry, LogCursor, PeerCtl, RenewEvent, SubnetReply,
+    BenchFrame, Control, KernelClock, LeaseEntry, LogCursor, PeerCtl, RenewEvent, ReplyProfile,
 };
 pub use stats::Stat;

@@ -17,8 +17,10 @@ pub const LEASES: &str = "XDHCP_LEASES";
 /// reused, can only lead to a wrong slot, and a slot answers only for its own address.
 pub const PAGES: &str = "XDHCP_PAGES";
 pub const BLOCKS: &str = "XDHCP_BLOCKS";
-/// Reply data per subnet index (server id, options block, T1/T2).
-pub const SUBNETS: &str = "XDHCP_SUBNETS";
+/// Reply profiles: what the fast path puts in an ACK ([`ReplyProfile`]: server id, T1/T2, the
+/// option block), one per (subnet, client class, ...) as userspace decides; a lease's entry
+/// names its profile ([`LeaseEntry::profile`]).
+pub const PROFILES: &str = "XDHCP_PROFILES";
 /// One-slot array: whether the fast path answers at all, and how.
 pub const CONTROL: &str = "XDHCP_CONTROL";
 /// Per-CPU counters, one slot per [`crate::Stat`].
@@ -43,7 +45,8 @@ pub const PAGES_LEN: u32 = 1 << 16;
 /// Distinct /16s that can hold fast-path leases.
 pub const PAGES_MAX: u32 = 1024;
 pub const BLOCKS_LEN: u32 = PAGES_MAX * BLOCK_SLOTS;
-pub const SUBNETS_MAX: u32 = 256;
+/// Slots of [`PROFILES`].
+pub const PROFILES_MAX: u32 = 4096;
 /// Event slots per CPU by default: 2 MiB, ~65 ms of renewals at 1 M/s on one CPU (the daemon
 /// drains every 10 ms). A full region makes XDP pass the renewal to the slow path rather than
 /// send an ACK userspace would not hear about. Both maps are sized at load time for the
@@ -106,8 +109,8 @@ pub struct LeaseEntry {
     pub addr: [u8; 4],
     /// Lease time a renewal asks for, seconds, before the horizon caps it.
     pub lease_secs: u32,
-    /// Index into [`SUBNETS`].
-    pub subnet: u32,
+    /// Index into [`PROFILES`]: what the ACK carries.
+    pub profile: u32,
     /// Seconds granted by the last fast-path ACK (paired with `renewed_at_ns`).
     pub renewed_secs: u32,
     pub chaddr: [u8; 6],
@@ -150,7 +153,7 @@ impl LeaseEntry {
         h = mix(h, self.client_id_digest);
         h = mix(h, self.relay_digest);
         h = mix(h, w(self.addr) | u64::from(self.lease_secs) << 32);
-        h = mix(h, u64::from(self.subnet));
+        h = mix(h, u64::from(self.profile));
         h = mix(h, mac);
         h | 1
     }
@@ -172,31 +175,64 @@ impl LeaseEntry {
     }
 }
 
-/// Maximum encoded length of a subnet's constant option block (see [`crate::layout`]).
-pub const SUBNET_OPTS_LEN: usize = 96;
+/// The two sizes of a profile's option block (54, 1, 3, 6, 15, the rest by code, END, zero
+/// padding; see [`crate::layout`]): the ordinary one, and a long one for profiles with more
+/// options (a client class's NTP servers, routes, vendor options, TFTP server and file: about
+/// 200 bytes in all). Userspace picks the short one whenever the options fit it
+/// ([`ReplyProfile::F_LONG`] clear), so the ordinary renewal copies and sends no more than
+/// before. The long one is 208 bytes and not the 248 that would fill a 576-byte ACK: its ACK
+/// (532 bytes of IP) grows a 342-byte request by 190 bytes, and a 328-byte one by 204, within
+/// XDP's headroom (256 bytes less the kernel's 40-byte frame header), so the frame is grown at
+/// the head in one helper call; with 248 it grew by 230 and every such renewal paid a failed
+/// `bpf_xdp_adjust_head` before the tail one (as a 128-byte option 82 slot did, +53..95 ns).
+pub const PROFILE_OPTS_LEN: usize = 96;
+pub const PROFILE_LONG_OPTS_LEN: usize = 208;
 
-/// What the fast path puts in an ACK for leases of one subnet. Written by userspace only.
+/// What the fast path puts in an ACK for the leases of one profile. Written by userspace only.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
-pub struct SubnetReply {
+pub struct ReplyProfile {
     /// Server identifier (option 54 and the reply's IPv4 source), network order.
     pub server_id: [u8; 4],
-    /// Nonzero when this slot is configured; an unconfigured subnet makes XDP pass.
+    /// Nonzero when this slot is configured; an unconfigured profile makes XDP pass.
     pub enabled: u32,
     /// Renewal (T1) and rebinding (T2) times, seconds, for a full-length grant. Shorter grants
     /// get T1 = grant/2 and T2 = 7/8 grant at most.
     pub t1_secs: u32,
     pub t2_secs: u32,
-    /// Pre-encoded options 54, 1, 3, 6, 15 ... followed by END (255) and zero padding, exactly
-    /// [`SUBNET_OPTS_LEN`] bytes, copied verbatim into every ACK.
-    pub opts: [u8; SUBNET_OPTS_LEN],
+    /// `F_*` bits.
+    pub flags: u32,
     /// Ones'-complement sum of `opts` as little-endian 32-bit words (it sits 4-aligned in the
-    /// UDP datagram), so XDP adds it to the UDP checksum instead of summing 96 bytes.
+    /// UDP datagram), so XDP adds it to the UDP checksum instead of summing the block. The
+    /// bytes past a short block are zero, so the sum over the whole array is the block's.
     pub opts_sum: u32,
-    /// `opts` with its END turned into PAD, for an ACK echoing option 82 (the echoed option
-    /// and its END follow the block, `crate::layout`), and its sum.
-    pub open_opts: [u8; SUBNET_OPTS_LEN],
+    /// The sum of `open_opts`, likewise.
     pub open_sum: u32,
+    #[expect(
+        clippy::pub_underscore_fields,
+        reason = "explicit padding, public so the struct can be built literally"
+    )]
+    pub _pad: u32,
+    /// Pre-encoded options 54, 1, 3, 6, 15 ... followed by END (255) and zero padding, copied
+    /// verbatim into every ACK: the first [`PROFILE_OPTS_LEN`] bytes, or all
+    /// [`PROFILE_LONG_OPTS_LEN`] with [`ReplyProfile::F_LONG`]; zero past the block.
+    pub opts: [u8; PROFILE_LONG_OPTS_LEN],
+    /// `opts` with its END turned into PAD, for an ACK echoing option 82 (the echoed option
+    /// and its END follow the block, `crate::layout`).
+    pub open_opts: [u8; PROFILE_LONG_OPTS_LEN],
+}
+
+impl ReplyProfile {
+    /// The block is the long one ([`PROFILE_LONG_OPTS_LEN`] bytes): the ACK is
+    /// [`crate::layout::LONG_IP_LEN`] bytes long, [`crate::layout::LONG_RELAY_IP_LEN`] echoing
+    /// option 82, which only a client allowing that much (option 57) gets from XDP.
+    pub const F_LONG: u32 = 1;
+
+    /// The block's length, as XDP copies it.
+    #[must_use]
+    pub const fn block_len(&self) -> usize {
+        if self.flags & Self::F_LONG != 0 { PROFILE_LONG_OPTS_LEN } else { PROFILE_OPTS_LEN }
+    }
 }
 
 /// One-slot control entry.
@@ -208,7 +244,7 @@ pub struct Control {
     pub enabled: u32,
     /// `F_*` bits.
     pub flags: u32,
-    /// Smallest grant, seconds, worth answering in the kernel; below it (or below the subnet's
+    /// Smallest grant, seconds, worth answering in the kernel; below it (or below the profile's
     /// T1) the renewal goes to userspace. Never below [`Control::MIN_GRANT_FLOOR`].
     pub min_grant_secs: u32,
     #[expect(
@@ -315,7 +351,7 @@ pub struct LogCursor {
 }
 
 const _: () = assert!(size_of::<LeaseEntry>() == 64);
-const _: () = assert!(size_of::<SubnetReply>() == 216);
+const _: () = assert!(size_of::<ReplyProfile>() == 448);
 const _: () = assert!(size_of::<Control>() == 48);
 const _: () = assert!(size_of::<RenewEvent>() == 32);
 const _: () = assert!(size_of::<LogCursor>() == 64);
@@ -326,7 +362,7 @@ mod user {
     // every bit pattern is valid.
     unsafe impl aya::Pod for super::LeaseEntry {}
     // SAFETY: as above.
-    unsafe impl aya::Pod for super::SubnetReply {}
+    unsafe impl aya::Pod for super::ReplyProfile {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::Control {}
     // SAFETY: as above.

@@ -36,7 +36,7 @@ stats! {
     /// No option 53, or one that is not DHCPREQUEST (DISCOVER, RELEASE, INFORM...).
     PassNotRequest = "pass_not_request",
     /// A REQUEST with option 50 or 54 or without ciaddr (SELECTING / INIT-REBOOT), with option
-    /// 52, or with option 53, 61 or 82 repeated.
+    /// 52, or with option 53, 57, 61 or 82 repeated.
     PassNotRenewal = "pass_not_renewal",
     /// The option scan hit its iteration cap before END.
     PassOptionCap = "pass_option_cap",
@@ -59,13 +59,17 @@ stats! {
     PassGrantTooShort = "pass_grant_too_short",
     /// The control entry has the fast path switched off, or has no calibrated clock.
     PassDisabled = "pass_disabled",
-    /// The lease's subnet has no reply data.
-    PassNoSubnet = "pass_no_subnet",
+    /// The lease's reply profile has no reply data.
+    PassNoProfile = "pass_no_profile",
     /// The frame could not be resized to the ACK's length.
     PassResize = "pass_resize",
     /// This CPU's region of the event log was full: an ACK userspace would not hear of is not
     /// sent.
     PassEventLogFull = "pass_event_log_full",
+    /// The ACK would be longer than the client accepts: 576 bytes of IP, or more if its option
+    /// 57 says so (a long profile's ACK echoing option 82). New counters go last: another
+    /// build's object (`bench fastpath --compare`) keeps the indexes it shares with this one.
+    PassReplyTooLong = "pass_reply_too_long",
 }
 
 #[expect(clippy::cast_possible_truncation, reason = "a few dozen variants")]

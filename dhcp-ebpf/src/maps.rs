@@ -5,8 +5,8 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use dhcp_common::{
-    Control, LeaseEntry, LogCursor, RenewEvent, Stat, SubnetReply,
-    maps::{BLOCKS_LEN, LEASES_MAX, LOG_SLOTS, PAGES_LEN, SUBNETS_MAX},
+    Control, LeaseEntry, LogCursor, RenewEvent, ReplyProfile, Stat,
+    maps::{BLOCKS_LEN, LEASES_MAX, LOG_SLOTS, PAGES_LEN, PROFILES_MAX},
     stats::STATS_LEN,
 };
 
@@ -29,7 +29,7 @@ pub static XDHCP_PAGES: Array<u32, { PAGES_LEN as usize }> = Array::new();
 pub static XDHCP_BLOCKS: Array<u32, { BLOCKS_LEN as usize }> = Array::new();
 
 #[btf_map]
-pub static XDHCP_SUBNETS: Array<SubnetReply, { SUBNETS_MAX as usize }> = Array::new();
+pub static XDHCP_PROFILES: Array<ReplyProfile, { PROFILES_MAX as usize }> = Array::new();
 
 #[btf_map]
 pub static XDHCP_CONTROL: Array<Control, 1> = Array::new();

@@ -6,8 +6,9 @@ use dhcp_common::{
     bootp::{
         BOOTREQUEST, CHADDR, CIADDR, COOKIE, DHCPREQUEST, ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q,
         ETH_P_IP, FLAGS, GIADDR, HLEN, HTYPE, HTYPE_ETHER, IPPROTO_UDP, IPV4_HLEN, MAGIC_COOKIE,
-        OP, OPT_CLIENT_ID, OPT_END, OPT_MESSAGE_TYPE, OPT_OVERLOAD, OPT_PAD, OPT_RELAY_AGENT,
-        OPT_REQUESTED_IP, OPT_SERVER_ID, OPTIONS, SERVER_PORT, UDP_HLEN, VLAN_HLEN, XID,
+        OP, OPT_CLIENT_ID, OPT_END, OPT_MAX_MESSAGE_SIZE, OPT_MESSAGE_TYPE, OPT_OVERLOAD, OPT_PAD,
+        OPT_RELAY_AGENT, OPT_REQUESTED_IP, OPT_SERVER_ID, OPTIONS, SERVER_PORT, UDP_HLEN,
+        VLAN_HLEN, XID,
     },
 };
 
@@ -46,6 +47,9 @@ pub struct Renewal {
     /// Offset in the frame of the option 82 value; 0 when the request has none.
     pub relay_off: usize,
     pub relay_len: usize,
+    /// Offset in the frame of option 57's two-byte value; 0 when the request has none (or one
+    /// of another length): the ACK may then be 576 bytes of IP at most.
+    pub max_size_off: usize,
     /// The option scan's per-CPU scratch, where the option 82 value is loaded.
     pub scan: *mut Scan,
     /// The UDP payload's length (Ethernet padding excluded).
@@ -179,6 +183,7 @@ pub fn renewal(ctx: &XdpContext) -> Result<Renewal, Stat> {
         client_id_len: 0,
         relay_off: 0,
         relay_len: 0,
+        max_size_off: 0,
         scan: core::ptr::null_mut(),
         bootp_len,
     };
@@ -194,6 +199,9 @@ pub fn renewal(ctx: &XdpContext) -> Result<Renewal, Stat> {
     r.client_id_len = scan.client_id_len as usize & 0xff;
     r.relay_off = scan.relay_off as usize & 0xfff;
     r.relay_len = scan.relay_len as usize & 0xff;
+    // One of another length than two is read as none (576 bytes).
+    let max_size = scan.max_size;
+    r.max_size_off = if max_size >> 32 == 2 { max_size as usize & 0xfff } else { 0 };
     if r.relay_off != 0 && r.relay_len > RELAY_INFO_MAX {
         return Err(Stat::PassRelayInfoLong);
     }
@@ -218,6 +226,7 @@ fn options(ctx: &XdpContext, start: usize, len: usize) -> Result<&'static mut Sc
     put(&mut scan.client_id_len, 0);
     put(&mut scan.relay_off, 0);
     put(&mut scan.relay_len, 0);
+    put(&mut scan.max_size, 0);
     let mut o: usize = 0;
     let mut i = 0;
     while i < MAX_OPTIONS {
@@ -265,6 +274,12 @@ fn options(ctx: &XdpContext, start: usize, len: usize) -> Result<&'static mut Sc
                 put(&mut scan.slow, again);
                 put(&mut scan.relay_off, (at + 2) as u64);
                 put(&mut scan.relay_len, u64::from(len));
+            }
+            // Read only where the ACK would be longer than 576 bytes (`reply::renew`).
+            OPT_MAX_MESSAGE_SIZE => {
+                let again = seen(&scan.slow) | seen(&scan.max_size);
+                put(&mut scan.slow, again);
+                put(&mut scan.max_size, (at + 2) as u64 | u64::from(len) << 32);
             }
             OPT_CLIENT_ID => {
                 let again = seen(&scan.slow) | seen(&scan.client_id_off);

@@ -7,7 +7,7 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use dhcp_common::{
-    Control, LeaseEntry, LogCursor, RenewEvent, Stat, SubnetReply,
+    Control, LeaseEntry, LogCursor, RenewEvent, ReplyProfile, Stat,
     bootp::{
         BOOTREPLY, CHADDR, CIADDR, CLIENT_PORT, COOKIE, ETH_HLEN, ETH_P_IP, GIADDR, HTYPE_ETHER,
         IPPROTO_UDP, IPV4_HLEN, MAGIC_COOKIE, OP, OPT_END, OPT_RELAY_AGENT, OPTIONS, SECS,
@@ -15,22 +15,23 @@ use dhcp_common::{
     },
     digest::{ClientIdWords, RELAY_SEED, RelaySlot, client_id_words, relay_factor, relay_finish},
     layout,
-    maps::{BLOCK_SLOTS, CLIENT_ID_MAX, RELAY_INFO_MAX, SUBNET_OPTS_LEN},
+    maps::{BLOCK_SLOTS, CLIENT_ID_MAX, PROFILE_LONG_OPTS_LEN, PROFILE_OPTS_LEN, RELAY_INFO_MAX},
 };
 
 use crate::{
     csum,
     maps::{
         XDHCP_BLOCKS, XDHCP_CONTROL, XDHCP_LEASES, XDHCP_LOG, XDHCP_LOG_CURSORS, XDHCP_LOG_SLOTS,
-        XDHCP_PAGES, XDHCP_SUBNETS,
+        XDHCP_PAGES, XDHCP_PROFILES,
     },
     parse::{self, Renewal},
-    ptr::{ptr_at, ptr_at_mut},
+    ptr::{ptr_at, ptr_at_mut, read},
 };
 
 const NS_PER_SEC: u64 = 1_000_000_000;
-// The subnet block is copied in whole words.
-const _: () = assert!(SUBNET_OPTS_LEN.is_multiple_of(8));
+// The profile block is copied in whole words.
+const _: () =
+    assert!(PROFILE_OPTS_LEN.is_multiple_of(8) && PROFILE_LONG_OPTS_LEN.is_multiple_of(8));
 
 /// Answers the frame as a DHCPACK (Ok: the caller returns `XDP_TX`) or says why not (the frame is
 /// then untouched and passed).
@@ -62,9 +63,16 @@ pub fn renew(ctx: &XdpContext) -> Result<(), Stat> {
     // A renewal without option 82 is answered as the slow path answers it, whatever the lease
     // was bound with; one with option 82 only if it is, byte for byte, the one on record.
     let relay = if req.relay_off != 0 { Some(load_relay_info(ctx, &req, &lease)?) } else { None };
-    let subnet: &SubnetReply = XDHCP_SUBNETS.get(lease.subnet).ok_or(Stat::PassNoSubnet)?;
-    if subnet.enabled == 0 {
-        return Err(Stat::PassNoSubnet);
+    let profile: &ReplyProfile = XDHCP_PROFILES.get(lease.profile).ok_or(Stat::PassNoProfile)?;
+    if profile.enabled == 0 {
+        return Err(Stat::PassNoProfile);
+    }
+    // Every ACK fits the 576 bytes every client accepts but a long profile's echoing option
+    // 82, which only a client that allows more (option 57) gets from here; the slow path fits
+    // its reply to what the client allows.
+    let long_block = profile.flags & ReplyProfile::F_LONG != 0;
+    if long_block && relay.is_some() && max_reply_ip_len(ctx, &req)? < layout::LONG_RELAY_IP_LEN {
+        return Err(Stat::PassReplyTooLong);
     }
 
     // CLOCK_MONOTONIC from jiffies (inlined to a load) rather than bpf_ktime_get_coarse_ns (a
@@ -74,14 +82,14 @@ pub fn renew(ctx: &XdpContext) -> Result<(), Stat> {
     let left = lease.grant_until_ns.saturating_sub(now) / NS_PER_SEC;
     #[expect(clippy::cast_possible_truncation, reason = "left < lease_secs, a u32, when cast")]
     let granted = if left < u64::from(lease.lease_secs) { left as u32 } else { lease.lease_secs };
-    let floor = ctl.min_grant_secs.max(Control::MIN_GRANT_FLOOR).max(subnet.t1_secs);
+    let floor = ctl.min_grant_secs.max(Control::MIN_GRANT_FLOOR).max(profile.t1_secs);
     if granted < floor {
         return Err(Stat::PassGrantTooShort);
     }
     let times = Times {
         lease: granted,
-        t1: subnet.t1_secs.min(granted / 2),
-        t2: subnet.t2_secs.min(granted - granted / 8),
+        t1: profile.t1_secs.min(granted / 2),
+        t2: profile.t2_secs.min(granted - granted / 8),
     };
 
     // Claim the event's slot before touching the frame: an ACK userspace would not hear about
@@ -93,13 +101,19 @@ pub fn renew(ctx: &XdpContext) -> Result<(), Stat> {
     };
     // One copy of the rewrite per length, each with its lengths as constants: chosen at run
     // time, they cost the ordinary renewal 7-16 ns (paired; 24-51 over 1 M leases).
-    // An ACK echoing option 82 has a length of its own (layout::RELAY_IP_LEN).
-    if let Some(relay) = relay {
-        rewrite::<false, true>(ctx, &req, &ctl, subnet, client_id, &times, relay)?;
-    } else if req.bootp_len == layout::FULL_BOOTP_LEN {
-        rewrite::<true, false>(ctx, &req, &ctl, subnet, client_id, &times, &EMPTY_RELAY)?;
-    } else {
-        rewrite::<false, false>(ctx, &req, &ctl, subnet, client_id, &times, &EMPTY_RELAY)?;
+    // An ACK echoing option 82 has a length of its own (layout::RELAY_IP_LEN), and so has one
+    // with the long block, with and without option 82; a full-size request answered from a
+    // long profile is shrunk to its ACK rather than given a copy of its own (no client seen
+    // sends one).
+    let (p, id, t) = (profile, client_id, &times);
+    match (long_block, relay) {
+        (false, None) if req.bootp_len == layout::FULL_BOOTP_LEN => {
+            rewrite::<true, false, false>(ctx, &req, &ctl, p, id, t, &EMPTY_RELAY)?;
+        }
+        (false, None) => rewrite::<false, false, false>(ctx, &req, &ctl, p, id, t, &EMPTY_RELAY)?,
+        (false, Some(relay)) => rewrite::<false, true, false>(ctx, &req, &ctl, p, id, t, relay)?,
+        (true, None) => rewrite::<false, false, true>(ctx, &req, &ctl, p, id, t, &EMPTY_RELAY)?,
+        (true, Some(relay)) => rewrite::<false, true, true>(ctx, &req, &ctl, p, id, t, relay)?,
     }
 
     // SAFETY: `lease_ptr` is the lease map's value pointer, non-null and aligned (read above);
@@ -374,6 +388,19 @@ fn load_relay_info(
     Ok(&scan.slot)
 }
 
+/// The longest ACK, IP header included, that the client accepts: 576 bytes, or what its option
+/// 57 allows beyond that (`layout::max_reply_ip_len`).
+#[inline(always)]
+#[expect(clippy::inline_always, reason = "eBPF: a call costs verifier budget and a spill")]
+fn max_reply_ip_len(ctx: &XdpContext, req: &Renewal) -> Result<usize, Stat> {
+    let v = if req.max_size_off == 0 {
+        None
+    } else {
+        Some(u16::from_be_bytes(read::<[u8; 2]>(ctx, req.max_size_off)?))
+    };
+    Ok(layout::max_reply_ip_len(v))
+}
+
 /// Zeroes the buffer in place with word stores, not the byte-wise memset LLVM would call.
 #[inline(always)]
 #[expect(clippy::inline_always, reason = "eBPF: a call costs verifier budget and a spill")]
@@ -445,8 +472,9 @@ pub(crate) fn resize(ctx: &XdpContext, want: i64, have: i64) -> i64 {
 }
 
 /// `FULL`: the request is a full 576-byte IP packet, answered at that length. `RELAY`: the
-/// request carried option 82 (`relay`, its value), echoed after the subnet's block, whose END
-/// becomes PAD (`layout`).
+/// request carried option 82 (`relay`, its value), echoed after the profile's block, whose END
+/// becomes PAD (`layout`). `LONG`: the profile's block is the long one (`ReplyProfile::F_LONG`;
+/// never with `FULL`).
 #[inline(always)]
 #[expect(clippy::inline_always, reason = "eBPF: a call costs verifier budget and a spill")]
 #[expect(
@@ -462,11 +490,11 @@ pub(crate) fn resize(ctx: &XdpContext, want: i64, have: i64) -> i64 {
     clippy::cast_ptr_alignment,
     reason = "unaligned access is allowed: built with +allows-misaligned-mem-access"
 )]
-fn rewrite<const FULL: bool, const RELAY: bool>(
+fn rewrite<const FULL: bool, const RELAY: bool, const LONG: bool>(
     ctx: &XdpContext,
     req: &Renewal,
     ctl: &Control,
-    subnet: &SubnetReply,
+    profile: &ReplyProfile,
     client_id: &ClientIdWords,
     t: &Times,
     relay: &RelaySlot,
@@ -476,17 +504,20 @@ fn rewrite<const FULL: bool, const RELAY: bool>(
     // 256 bytes of headroom, while tailroom can be a few bytes (veth copies frames into tight
     // page-pool fragments), so the ACK is built from scratch over whatever is there. A request
     // of the full 576 bytes keeps its length (layout::FULL_IP_LEN): the ACK, then zeroes.
+    // The ACK's own length, without the option 82 slot (`plain`), and as sent.
+    let plain = if LONG { layout::LONG_IP_LEN } else { layout::IP_LEN };
     let ip_len = if RELAY {
-        layout::RELAY_IP_LEN
+        plain + layout::RELAY_SLOT
     } else if FULL {
         layout::FULL_IP_LEN
     } else {
-        layout::IP_LEN
+        plain
     };
+    let block = if LONG { PROFILE_LONG_OPTS_LEN } else { PROFILE_OPTS_LEN };
     let udp_len = ip_len - IPV4_HLEN;
     #[expect(clippy::cast_possible_wrap, reason = "a frame length, below a page")]
     let have = (ctx.data_end() - ctx.data()) as i64;
-    #[expect(clippy::cast_possible_wrap, reason = "the ACK's length, at most 22 + 576 bytes")]
+    #[expect(clippy::cast_possible_wrap, reason = "the ACK's length, at most 22 + 604 bytes")]
     if resize(ctx, (req.l2_len + ip_len) as i64, have) != 0 {
         return Err(Stat::PassResize);
     }
@@ -495,10 +526,14 @@ fn rewrite<const FULL: bool, const RELAY: bool>(
     let eth = ptr_at_mut::<[u8; ETH_HLEN + 2 * VLAN_HLEN]>(ctx, 0)?.cast::<u8>();
     // One checked pointer for the whole IP packet; UDP and BOOTP are constant offsets from it,
     // so the verifier keeps the proven range for all three.
-    let ip = ptr_at_mut::<[u8; layout::IP_LEN]>(ctx, req.l2_len)?.cast::<u8>();
+    let ip = if LONG {
+        ptr_at_mut::<[u8; layout::LONG_IP_LEN]>(ctx, req.l2_len)?.cast::<u8>()
+    } else {
+        ptr_at_mut::<[u8; layout::IP_LEN]>(ctx, req.l2_len)?.cast::<u8>()
+    };
     // The option 82 slot follows the plain ACK's end (checked only where it exists).
     let slot = if RELAY {
-        ptr_at_mut::<[u8; layout::RELAY_SLOT]>(ctx, req.l2_len + layout::IP_LEN)?.cast::<u8>()
+        ptr_at_mut::<[u8; layout::RELAY_SLOT]>(ctx, req.l2_len + plain)?.cast::<u8>()
     } else {
         core::ptr::null_mut()
     };
@@ -526,10 +561,11 @@ fn rewrite<const FULL: bool, const RELAY: bool>(
     let dst_ip = if relayed { req.giaddr } else { req.ciaddr };
 
     // SAFETY: every store is within a range proven since the resize: `eth`'s 22 bytes (the
-    // Ethernet header and up to two VLAN tags) and the IP_LEN bytes from `ip`, of which `u`,
-    // `b`, `o` and `dst` are constant offsets (the layout's asserts: the subnet block ends at
-    // IP_LEN), and with `RELAY` the RELAY_SLOT bytes from `slot`, checked just above. `src`
-    // reads the subnet map value's SUBNET_OPTS_LEN bytes of options. The
+    // Ethernet header and up to two VLAN tags) and the `plain` bytes from `ip` (IP_LEN, or
+    // LONG_IP_LEN with `LONG`), of which `u`, `b`, `o` and `dst` are constant offsets (the
+    // layout's asserts: the profile block ends at `plain`), and with `RELAY` the RELAY_SLOT
+    // bytes from `slot`, checked just above. `src` reads `block` bytes of the profile map
+    // value's options (PROFILE_LONG_OPTS_LEN of them). The
     // volatile u64 stores may be unaligned, which BPF allows (+allows-misaligned-mem-access).
     unsafe {
         // Ethernet: back to whoever sent it (client or relay), from us; VLAN tags as they came.
@@ -555,19 +591,19 @@ fn rewrite<const FULL: bool, const RELAY: bool>(
         let half = |v: u64| (v & 0xffff_ffff) + (v >> 32);
 
         // IPv4: id 0, DF, TTL 64.
-        #[expect(clippy::cast_possible_truncation, reason = "ip_len's bytes; it is at most 576")]
+        #[expect(clippy::cast_possible_truncation, reason = "ip_len's bytes; it is at most 604")]
         let ip_w = [0x45u8, 0, (ip_len >> 8) as u8, ip_len as u8];
         let frag_w = [0u8, 0, 0x40, 0];
         let ttl_w = [64u8, IPPROTO_UDP, 0, 0];
         put(ip, 0, ip_w);
         put(ip, 4, frag_w);
         put(ip, 8, ttl_w);
-        put(ip, 12, subnet.server_id);
+        put(ip, 12, profile.server_id);
         put(ip, 16, dst_ip);
         let ip_sum = csum::ne32(ip_w)
             + csum::ne32(frag_w)
             + csum::ne32(ttl_w)
-            + csum::ne32(subnet.server_id)
+            + csum::ne32(profile.server_id)
             + csum::ne32(dst_ip);
         put(ip, 10, !csum::fold(ip_sum));
 
@@ -576,7 +612,7 @@ fn rewrite<const FULL: bool, const RELAY: bool>(
         let ports = u32::from(SERVER_PORT.to_be()) | u32::from(dport.to_be()) << 16;
         #[expect(
             clippy::cast_possible_truncation,
-            reason = "udp_len is at most 556 (576 less the IPv4 header)"
+            reason = "udp_len is at most 584 (604 less the IPv4 header)"
         )]
         let len_w = u32::from((udp_len as u16).to_be());
         put(u, 0, ports);
@@ -603,8 +639,8 @@ fn rewrite<const FULL: bool, const RELAY: bool>(
         }
         put(b, COOKIE, MAGIC_COOKIE);
         // Pseudo-header, UDP header and the fixed BOOTP fields (sname and file add nothing).
-        #[expect(clippy::cast_possible_truncation, reason = "udp_len's bytes; it is at most 556")]
-        let mut sum = csum::ne32(subnet.server_id)
+        #[expect(clippy::cast_possible_truncation, reason = "udp_len's bytes; it is at most 584")]
+        let mut sum = csum::ne32(profile.server_id)
             + csum::ne32(dst_ip)
             + csum::ne32([0, IPPROTO_UDP, (udp_len >> 8) as u8, udp_len as u8])
             + u64::from(ports)
@@ -619,7 +655,7 @@ fn rewrite<const FULL: bool, const RELAY: bool>(
             + csum::ne32(MAGIC_COOKIE);
 
         // Options: the head (53, 51, 58, 59 and the echoed 61, RFC 6842) as whole words, then
-        // the subnet's block, whose sum userspace precomputed.
+        // the profile's block, whose sum userspace precomputed.
         let o = b.add(OPTIONS);
         #[expect(
             clippy::cast_possible_truncation,
@@ -634,16 +670,16 @@ fn rewrite<const FULL: bool, const RELAY: bool>(
             sum += half(w);
             k += 1;
         }
-        let src = subnet.opts.as_ptr();
-        let dst = o.add(layout::SUBNET_BLOCK);
+        let src = profile.opts.as_ptr();
+        let dst = o.add(layout::PROFILE_BLOCK);
         // With option 82 after it, the block whose END is PAD.
-        let src = if RELAY { subnet.open_opts.as_ptr() } else { src };
+        let src = if RELAY { profile.open_opts.as_ptr() } else { src };
         let mut k = 0;
-        while k + 8 <= SUBNET_OPTS_LEN {
+        while k + 8 <= block {
             put(dst, k, src.add(k).cast::<u64>().read_unaligned());
             k += 8;
         }
-        sum += u64::from(if RELAY { subnet.open_sum } else { subnet.opts_sum });
+        sum += u64::from(if RELAY { profile.open_sum } else { profile.opts_sum });
         if RELAY {
             // Option 82 as it came, then END (RFC 3046 §2.2: the last option), as
             // `load_relay_info` built it.

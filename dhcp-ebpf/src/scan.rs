@@ -12,8 +12,11 @@ pub struct Scan {
     /// Offset in the frame of option 53's value; 0 = not seen.
     pub msg_type_off: u64,
     /// Option 50, 54 or 52 seen (SELECTING / INIT-REBOOT or overloaded fields, which userspace
-    /// must judge), or 53, 61 or 82 repeated.
+    /// must judge), or 53, 57, 61 or 82 repeated.
     pub slow: u64,
+    /// Option 57 (maximum DHCP message size): the offset in the frame of its value, and its
+    /// length shifted left by 32; 0 = not seen.
+    pub max_size: u64,
     pub client_id_off: u64,
     pub client_id_len: u64,
     /// Offset in the frame of option 82's value; 0 = not seen.

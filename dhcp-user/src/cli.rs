@@ -117,7 +117,7 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: LeaseCmd,
     },
-    /// Set a subnet's fast-path reply data by hand.
+    /// Set a reply profile's fast-path reply data (a subnet's options) by hand.
     Subnet(SubnetArgs),
     /// The failover relationship of the running server.
     Failover {
@@ -207,14 +207,16 @@ pub struct LeasePut {
     /// How long from now the kernel may grant (the committed horizon).
     #[arg(long, default_value_t = 7200)]
     pub grant_secs: u64,
-    #[arg(long, default_value_t = 0)]
-    pub subnet: u32,
+    /// The reply profile its ACKs carry (`xdhcp subnet --index`).
+    #[arg(long, alias = "subnet", default_value_t = 0)]
+    pub profile: u32,
 }
 
 #[derive(Args, Debug)]
 pub struct SubnetArgs {
     #[arg(long)]
     pub iface: String,
+    /// The reply profile written (below 4096).
     #[arg(long, default_value_t = 0)]
     pub index: u32,
     #[arg(long)]

@@ -224,7 +224,7 @@ fn dump(iface: Option<String>, json: bool) -> Result<()> {
                 vec![
                     l.addr.to_string(),
                     l.chaddr.clone(),
-                    l.subnet.to_string(),
+                    l.profile.to_string(),
                     l.lease_secs.to_string(),
                     l.grant_left_secs.to_string(),
                     l.client_id_digest.clone().unwrap_or_else(|| "-".into()),
@@ -242,7 +242,7 @@ fn dump(iface: Option<String>, json: bool) -> Result<()> {
                 &[
                     "ADDRESS",
                     "CHADDR",
-                    "SUBNET",
+                    "PROFILE",
                     "LEASE_S",
                     "GRANT_LEFT_S",
                     "CLIENT_ID_DIGEST",
@@ -423,7 +423,7 @@ fn lease_put(p: &LeasePut) -> Result<()> {
         relay_digest: relay.unwrap_or(0),
         renewed_at_ns: 0,
         lease_secs: p.lease_secs,
-        subnet: p.subnet,
+        profile: p.profile,
         flags: if digest.is_some() { LeaseEntry::F_CLIENT_ID } else { 0 }
             | if relay.is_some() { LeaseEntry::F_RELAY_INFO } else { 0 },
         renewed_secs: 0,
@@ -452,8 +452,14 @@ fn subnet_set(s: &SubnetArgs) -> Result<()> {
     }
     .encode()?;
     let (mut maps, _lock) = open_to_write(&s.iface)?;
-    maps.set_subnet(s.index, &reply)?;
-    println!("{}: subnet {} replies from {}", s.iface, s.index, Ipv4Addr::from(reply.server_id));
+    maps.set_profile(s.index, &reply)?;
+    println!(
+        "{}: reply profile {} ({} block) replies from {}",
+        s.iface,
+        s.index,
+        if reply.flags & dhcp_common::ReplyProfile::F_LONG != 0 { "long" } else { "short" },
+        Ipv4Addr::from(reply.server_id)
+    );
     Ok(())
 }
 

@@ -172,16 +172,55 @@ pub fn insert_last_option(payload: &[u8], code: u8, value: &[u8]) -> Vec<u8> {
     v
 }
 
+/// How long a reply may be, and what it keeps when its options take more (RFC 2131 §2, §4.1;
+/// RFC 2132 §9.3, §9.10).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplyRoom {
+    /// The longest IP datagram the client accepts: 576 bytes, or its option 57 where that
+    /// allows more ([`dhcp_common::layout::max_reply_ip_len`]).
+    pub max_ip_len: usize,
+    /// The client's option 55 (parameter request list), in its order: what is kept first,
+    /// after [`ESSENTIAL`], when not everything fits.
+    pub requested: Vec<u8>,
+}
+
+impl Default for ReplyRoom {
+    /// What a client that sends neither option 57 nor 55 gets.
+    fn default() -> Self {
+        Self { max_ip_len: dhcp_common::layout::max_reply_ip_len(None), requested: Vec::new() }
+    }
+}
+
+/// The options a reply never leaves out for room, in the order they are given it: message
+/// type, server identifier, lease time, T1, T2, subnet mask, the client identifier echoed (RFC
+/// 6842) and option 82 echoed (RFC 3046).
+pub const ESSENTIAL: [u8; 8] = [53, 54, 51, 58, 59, 1, 61, 82];
+
 /// A reply as it goes on the wire: the fixed fields as dhcproto encodes them, then the options
 /// in [`dhcp_common::layout::REPLY_ORDER`] (the fast-path ACK's order, so that an ACK reads the
 /// same whichever path built it), any others by code, option 82 last (RFC 3046 §2.2: the relay
 /// strips it from the end), END. Option 82's value goes out as it came, even empty.
 ///
+/// When that is longer than `room.max_ip_len` (with the IPv4 and UDP headers), the options that
+/// do not fit the options field go into `file`, then `sname`, by option overload (option 52,
+/// RFC 2131 §4.1, RFC 2132 §9.3; `file` first because a client reads it first), each field
+/// ending with END and PAD-filled, each option (with all its RFC 3396 instances) whole in one
+/// field; option 82 stays last in the options field, where relays look for it. Options are
+/// given room in this order: option 82 (the options field alone holds it), then [`ESSENTIAL`],
+/// then those the client asked for in its option 55's order, then the rest by code; each goes
+/// into the first of options, `file`, `sname` with room for it, and one that fits none is left
+/// out. An essential option that fits none stays in the options field all the same (the reply
+/// is then longer than the client asked for: a 255-byte client identifier and option 82 of as
+/// much cannot both fit 576 bytes). Within each field options keep the order above.
+///
 /// # Panics
 /// Never for a message dhcproto built: it encodes whatever it can represent.
 #[must_use]
-pub fn encode_reply(msg: &Message) -> Vec<u8> {
-    use dhcp_common::{bootp::OPT_RELAY_AGENT, layout::REPLY_ORDER};
+pub fn encode_reply(msg: &Message, room: &ReplyRoom) -> Vec<u8> {
+    use dhcp_common::{
+        bootp::{IPV4_HLEN, OPT_END, OPT_RELAY_AGENT, UDP_HLEN},
+        layout::REPLY_ORDER,
+    };
     let mut head = msg.clone();
     head.set_opts(dhcproto::v4::DhcpOptions::new());
     let mut v = head.to_vec().expect("dhcproto encodes any message it can represent");
@@ -193,16 +232,110 @@ pub fn encode_reply(msg: &Message) -> Vec<u8> {
     let mut opts: Vec<(u8, &DhcpOption)> =
         msg.opts().iter().map(|(c, o)| (u8::from(*c), o)).collect();
     opts.sort_by_key(|(c, _)| rank(*c));
-    for (code, o) in opts {
-        match o {
+    // Each option encoded, with all its instances, in wire order.
+    let encoded: Vec<(u8, Vec<u8>)> = opts
+        .into_iter()
+        .filter_map(|(code, o)| match o {
             // Option 82 as it came and configured options as encoded (dhcproto would write
             // nothing for an empty value).
-            DhcpOption::Unknown(u) => push_option(&mut v, code, u.data()),
-            DhcpOption::End | DhcpOption::Pad => {}
-            o => v.extend(o.to_vec().expect("dhcproto encodes any option it can represent")),
+            DhcpOption::Unknown(u) => {
+                let mut b = Vec::new();
+                push_option(&mut b, code, u.data());
+                Some((code, b))
+            }
+            DhcpOption::End | DhcpOption::Pad => None,
+            o => Some((code, o.to_vec().expect("dhcproto encodes any option it can represent"))),
+        })
+        .collect();
+    let all: usize = encoded.iter().map(|(_, b)| b.len()).sum();
+    // With END.
+    if IPV4_HLEN + UDP_HLEN + v.len() + all < room.max_ip_len {
+        for (_, b) in &encoded {
+            v.extend_from_slice(b);
+        }
+        v.push(OPT_END);
+        return v;
+    }
+    overloaded(msg, v, &encoded, room)
+}
+
+/// [`encode_reply`] for options that do not all fit the options field: `v`, the fixed fields
+/// and cookie; `encoded`, the options in wire order.
+fn overloaded(
+    msg: &Message,
+    mut v: Vec<u8>,
+    encoded: &[(u8, Vec<u8>)],
+    room: &ReplyRoom,
+) -> Vec<u8> {
+    use dhcp_common::bootp::{
+        FILE, FILE_LEN, IPV4_HLEN, OPT_END, OPT_OVERLOAD, OPT_RELAY_AGENT, SNAME, SNAME_LEN,
+        UDP_HLEN,
+    };
+    // The options field keeps room for option 52 (3 bytes) and END.
+    let main_room = room.max_ip_len.saturating_sub(IPV4_HLEN + UDP_HLEN + v.len() + 3 + 1);
+    let free = [
+        (FILE, FILE_LEN, msg.fname().is_none_or(<[u8]>::is_empty)),
+        (SNAME, SNAME_LEN, msg.sname().is_none_or(<[u8]>::is_empty)),
+    ];
+    // Field 0 is the options field, 1 `file`, 2 `sname`; `None`: left out.
+    let mut room_left = [main_room, FILE_LEN - 1, SNAME_LEN - 1];
+    for (k, (_, _, is_free)) in free.iter().enumerate() {
+        if !is_free {
+            room_left[k + 1] = 0;
         }
     }
-    v.push(dhcp_common::bootp::OPT_END);
+    let priority = |code: u8| {
+        if code == OPT_RELAY_AGENT {
+            (0, 0)
+        } else if let Some(i) = ESSENTIAL.iter().position(|c| *c == code) {
+            (1, i)
+        } else if let Some(i) = room.requested.iter().position(|c| *c == code) {
+            (2, i)
+        } else {
+            (3, usize::from(code))
+        }
+    };
+    let mut order: Vec<usize> = (0..encoded.len()).collect();
+    order.sort_by_key(|i| priority(encoded[*i].0));
+    let mut field: Vec<Option<usize>> = vec![None; encoded.len()];
+    for i in order {
+        let (code, b) = &encoded[i];
+        let fields: &[usize] = if *code == OPT_RELAY_AGENT { &[0] } else { &[0, 1, 2] };
+        let at = fields.iter().copied().find(|f| room_left[*f] >= b.len());
+        let at = at.or_else(|| ESSENTIAL.contains(code).then_some(0));
+        if let Some(f) = at {
+            room_left[f] = room_left[f].saturating_sub(b.len());
+            field[i] = Some(f);
+        }
+    }
+    let used = |f: usize| field.contains(&Some(f));
+    let overload = u8::from(used(1)) | u8::from(used(2)) << 1;
+    let in_field = |f: usize| {
+        encoded.iter().zip(&field).filter(move |(_, at)| **at == Some(f)).map(|((c, b), _)| (*c, b))
+    };
+    // Option 52 after the others in the options field, but for option 82, still the last.
+    for (code, b) in in_field(0) {
+        if code == OPT_RELAY_AGENT {
+            break;
+        }
+        v.extend_from_slice(b);
+    }
+    if overload != 0 {
+        v.extend_from_slice(&[OPT_OVERLOAD, 1, overload]);
+    }
+    if let Some((_, b)) = in_field(0).find(|(c, _)| *c == OPT_RELAY_AGENT) {
+        v.extend_from_slice(b);
+    }
+    v.push(OPT_END);
+    for (k, (at, len, _)) in free.iter().enumerate() {
+        if !used(k + 1) {
+            continue;
+        }
+        let mut f: Vec<u8> = in_field(k + 1).flat_map(|(_, b)| b.iter().copied()).collect();
+        f.push(OPT_END);
+        f.resize(*len, 0);
+        v[*at..*at + *len].copy_from_slice(&f);
+    }
     v
 }
 

@@ -57,6 +57,42 @@ pub fn subnet() -> SubnetOptions {
     }
 }
 
+/// The reply profile of [`long_profile`], beside the lab subnet's (profile 0).
+pub const LONG_PROFILE: u32 = 1;
+
+/// A client class's options, after the lab subnet's 54, 1, 3, 6, 15: NTP servers (42), vendor
+/// options (43), TFTP server and boot file (66, 67), classless routes (121); 200 bytes of
+/// options in all with the subnet's, the long block's size of case.
+#[must_use]
+pub fn class_options() -> Vec<(u8, Vec<u8>)> {
+    // Seven /24s through the lab router: width, three octets, router.
+    let routes: Vec<u8> = (0..7u8).flat_map(|i| [24, 10, 80 + i, 0, 10, 77, 0, 1]).collect();
+    vec![
+        (121, routes),
+        (42, vec![10, 77, 0, 123, 10, 77, 0, 124]),
+        (66, b"tftp.edge.example".to_vec()),
+        (67, b"pxelinux/x86_64/grubx64.efi".to_vec()),
+        (43, (0..40).collect()),
+    ]
+}
+
+/// The lab subnet's options with a client class's ([`class_options`]): the long block.
+#[must_use]
+pub fn long_profile() -> SubnetOptions {
+    SubnetOptions { extra: class_options(), ..subnet() }
+}
+
+/// `msg` (a slow-path reply) with the class options added, as the slow path adds a client
+/// class's options to its replies: the parity tests' stand-in until the configuration has
+/// classes.
+pub fn with_class_options(msg: &mut dhcproto::v4::Message) {
+    use dhcproto::v4::{DhcpOption, OptionCode, UnknownOption};
+    for (code, v) in class_options() {
+        let o = UnknownOption::new(OptionCode::from(code), v);
+        msg.opts_mut().insert(DhcpOption::Unknown(o));
+    }
+}
+
 #[must_use]
 pub fn control() -> Control {
     Control {
@@ -79,7 +115,7 @@ pub fn lease(mac: [u8; 6], client_id: Option<&[u8]>, grant_secs: u64) -> LeaseEn
         client_id_digest: digest.unwrap_or(0),
         renewed_at_ns: 0,
         lease_secs: LEASE_SECS,
-        subnet: 0,
+        profile: 0,
         flags: if digest.is_some() { LeaseEntry::F_CLIENT_ID } else { 0 },
         renewed_secs: 0,
         chaddr: mac,
@@ -113,7 +149,8 @@ pub fn harness_with_log(slots: u32) -> Harness {
 
 fn with_lab_lease(mut h: Harness) -> Harness {
     h.maps.set_control(control()).unwrap();
-    h.maps.set_subnet(0, &subnet().encode().unwrap()).unwrap();
+    h.maps.set_profile(0, &subnet().encode().unwrap()).unwrap();
+    h.maps.set_profile(LONG_PROFILE, &long_profile().encode().unwrap()).unwrap();
     let id = client_id(CLIENT_MAC);
     h.maps.put_lease(CLIENT, &lease(CLIENT_MAC, Some(&id), 7200)).unwrap();
     h

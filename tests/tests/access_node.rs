@@ -133,7 +133,11 @@ fn the_shim_stamps_client_messages_and_strips_replies() {
     ack.set_opcode(Opcode::BootReply);
     ack.opts_mut().insert(DhcpOption::MessageType(MessageType::Ack));
     ack.opts_mut().insert(DhcpOption::ServerIdentifier(sip));
-    let payload = packet::insert_last_option(&packet::encode_reply(&ack), 82, &raw);
+    let payload = packet::insert_last_option(
+        &packet::encode_reply(&ack, &packet::ReplyRoom::default()),
+        82,
+        &raw,
+    );
     let frame = packet::udp_frame(
         &L2 { dst: cmac, src: smac, vlans: vlans.clone() },
         SocketAddrV4::new(sip, SERVER_PORT),

@@ -2,7 +2,10 @@
 //! untouched) or `XDP_TX` come back, and `XDP_TX` only for a frame that an independent model of the
 //! rules calls a valid renewal of an installed lease, and that the slow path (fast path off)
 //! answers with the same ACK. Option 82 gets garbage of its own: random values, lengths past the
-//! packet, sub-options lying about theirs, the longest option there is, repeats.
+//! packet, sub-options lying about theirs, the longest option there is, repeats. Half the leases
+//! have the long reply profile, whose ACK echoing option 82 only a client allowing 604 bytes
+//! (option 57) gets from XDP; renewals carry option 57 of any value and length, and options in
+//! `file` and `sname`, with option 52 naming them or not.
 use std::{collections::HashMap, net::Ipv4Addr};
 
 use dhcp_common::{LeaseEntry, Stat, digest};
@@ -43,7 +46,7 @@ impl Rng {
 }
 
 const LEASES: u8 = 8;
-const FRAMES: u64 = 8000;
+const FRAMES: u64 = 10_000;
 
 fn lease_addr(i: u8) -> Ipv4Addr {
     Ipv4Addr::new(10, 77, 0, 100 + i)
@@ -61,8 +64,18 @@ fn lease_relay(i: u8) -> Option<Vec<u8>> {
     }
 }
 
+/// Whether lease `i` has the long profile (its kernel entry names `LONG_PROFILE`).
+fn lease_long(i: u8) -> bool {
+    i % 2 == 1
+}
+
 /// Option 82 as XDP reads it: the values of every instance, walking the options as it does.
 fn opt82_instances(payload: &[u8]) -> Vec<&[u8]> {
+    instances(payload, 82)
+}
+
+/// Option `want` as XDP reads it: the values of every instance, walking the options as it does.
+fn instances(payload: &[u8], want: u8) -> Vec<&[u8]> {
     let mut out = Vec::new();
     let mut o = 240;
     while let Some(&code) = payload.get(o) {
@@ -72,7 +85,7 @@ fn opt82_instances(payload: &[u8]) -> Vec<&[u8]> {
             _ => {
                 let Some(&len) = payload.get(o + 1) else { break };
                 let Some(v) = payload.get(o + 2..o + 2 + usize::from(len)) else { break };
-                if code == 82 {
+                if code == want {
                     out.push(v);
                 }
                 o += 2 + usize::from(len);
@@ -144,8 +157,14 @@ fn model_says_renewal(frame: &[u8], h: &Harness) -> Result<(), String> {
             return Err(format!("carries {c:?}"));
         }
     }
+    // Option 57 at most once; read as none unless two bytes long.
+    let max_size = match instances(&p.payload, 57)[..] {
+        [] => None,
+        [v] => <[u8; 2]>::try_from(v).ok().map(u16::from_be_bytes),
+        _ => return Err("option 57 more than once".into()),
+    };
     // Option 82: at most once, and then byte for byte the value on record, which must be one
-    // the fast path echoes.
+    // the fast path echoes; with the long profile, only for a client allowing its 604 bytes.
     match opt82_instances(&p.payload)[..] {
         [] => {}
         [v] => {
@@ -153,6 +172,9 @@ fn model_says_renewal(frame: &[u8], h: &Harness) -> Result<(), String> {
             let on_record = lease_relay(i);
             if on_record.as_deref() != Some(v) || !relay::fast_path_eligible(v) {
                 return Err(format!("option 82 {v:02x?} is not the one on record"));
+            }
+            if lease_long(i) && max_size.is_none_or(|n| n < 604) {
+                return Err(format!("604 bytes of ACK for a client allowing {max_size:?}"));
             }
         }
         _ => return Err("option 82 more than once".into()),
@@ -262,6 +284,52 @@ fn garbage_relay_info(rng: &mut Rng, r: &Renewal) -> Vec<u8> {
     }
 }
 
+/// A valid renewal carrying option 57 (none, a value near the 604 bytes a long profile's ACK
+/// with option 82 takes, any value, or one of another length than two), and options in `file`
+/// or `sname` (an address, a client identifier, random ones), with option 52 naming the field
+/// or not.
+#[expect(clippy::many_single_char_names, reason = "r, m, p, a, f, v: the renewal and its parts")]
+fn room_and_overload(rng: &mut Rng, r: &Renewal) -> Vec<u8> {
+    let mut m = r.message();
+    let near = [0u16, 300, 576, 603, 604, 605, 1500, 65535];
+    match rng.below(4) {
+        0 => {}
+        1 => {
+            m.opts_mut().insert(DhcpOption::MaxMessageSize(near[rng.below(near.len())]));
+        }
+        _ => {
+            #[expect(clippy::cast_possible_truncation, reason = "any value will do")]
+            m.opts_mut().insert(DhcpOption::MaxMessageSize(rng.next() as u16));
+        }
+    }
+    let mut p = packet::encode(&m);
+    if rng.below(6) == 0 {
+        let v: Vec<u8> = (0..rng.below(5)).map(|_| rng.byte()).collect();
+        p = packet::insert_last_option(&p, 57, &v);
+    }
+    let fields = [(108usize, 128usize), (44, 64)];
+    if rng.below(2) == 0 {
+        let (at, len) = fields[rng.below(2)];
+        let a = r.ciaddr.octets();
+        let mut f = match rng.below(3) {
+            0 => vec![50, 4, a[0], a[1], a[2], a[3], 255],
+            1 => [&[61u8, 7, 1][..], &lease_mac(rng.byte() % LEASES), &[255]].concat(),
+            _ => (0..rng.below(len)).map(|_| rng.byte()).collect(),
+        };
+        f.truncate(len);
+        p[at..at + f.len()].copy_from_slice(&f);
+        if rng.below(2) == 0 {
+            #[expect(clippy::cast_possible_truncation, reason = "below 5")]
+            let v = rng.below(5) as u8;
+            p = packet::insert_last_option(&p, 52, &[v]);
+        }
+    }
+    match &r.relay_info {
+        Some(v) => packet::insert_last_option(&p, 82, v),
+        None => p,
+    }
+}
+
 /// Options in wire order, PAD skipped, up to END.
 fn options_of(payload: &[u8]) -> Vec<(u8, Vec<u8>)> {
     let mut out = Vec::new();
@@ -278,14 +346,19 @@ fn options_of(payload: &[u8]) -> Vec<(u8, Vec<u8>)> {
     out
 }
 
-/// The slow path must send the ACK XDP sent: the same header and options, byte for byte.
+/// The slow path must send the ACK XDP sent: the same header and options, byte for byte (with
+/// the class options of the long profile, for its leases).
 fn slow_path_agrees(slow: &mut Server, frame: &[u8], ack: &packet::Parsed) -> Result<(), String> {
     let p = packet::parse_frame(frame).map_err(|e| e.to_string())?;
     let now = xdhcp::core::Now::read().unix;
     let rx = RxInfo { ifindex: 1, local_addr: Some(SERVER) };
     let o = slow.handle_bytes(now, &p.payload, &rx);
-    let Handled::Acked(_) = o.result else { return Err(format!("slow path: {:?}", o.result)) };
-    let bytes = packet::encode_reply(&o.reply.ok_or("no reply")?.msg);
+    let Handled::Acked(a) = o.result else { return Err(format!("slow path: {:?}", o.result)) };
+    let mut r = o.reply.ok_or("no reply")?;
+    if (0..LEASES).any(|i| lease_addr(i) == a && lease_long(i)) {
+        with_class_options(&mut r.msg);
+    }
+    let bytes = packet::encode_reply(&r.msg, &r.room);
     if bytes[..236] != ack.payload[..236] {
         return Err("the BOOTP headers differ".into());
     }
@@ -335,7 +408,8 @@ fn random_and_mutated_frames_only_pass_untouched_or_ack_valid_renewals() {
     for i in 0..LEASES {
         let id = i.is_multiple_of(2).then(|| client_id(lease_mac(i)));
         let l = bound(lease_addr(i), lease_mac(i), id, lease_relay(i), now.unix);
-        h.maps.put_lease(lease_addr(i), &kernel_entry(&l, now)).unwrap();
+        let profile = if lease_long(i) { LONG_PROFILE } else { 0 };
+        h.maps.put_lease(lease_addr(i), &LeaseEntry { profile, ..kernel_entry(&l, now) }).unwrap();
         records.insert(l.address, l);
     }
     let mut slow = Server::new(slow_path_config(false, "nak"), records.into_values());
@@ -345,8 +419,9 @@ fn random_and_mutated_frames_only_pass_untouched_or_ack_valid_renewals() {
         .unwrap_or(0x5eed_2026_u64);
     let mut rng = Rng(seed);
     let (mut acks, mut passed, mut acks82, mut beyond_dhcproto) = (0, 0, 0, 0);
+    let mut acks_long82 = 0;
     for n in 0..FRAMES {
-        let frame = match n % 4 {
+        let frame = match n % 5 {
             0 => (0..14 + rng.below(600)).map(|_| rng.byte()).collect(),
             1 => {
                 let f = valid_renewal(&mut rng).frame();
@@ -355,6 +430,11 @@ fn random_and_mutated_frames_only_pass_untouched_or_ack_valid_renewals() {
             2 => {
                 let r = valid_renewal(&mut rng);
                 let payload = garbage_relay_info(&mut rng, &r);
+                r.frame_with(&payload)
+            }
+            3 => {
+                let r = valid_renewal(&mut rng);
+                let payload = room_and_overload(&mut rng, &r);
                 r.frame_with(&payload)
             }
             _ => valid_renewal(&mut rng).frame(),
@@ -382,7 +462,9 @@ fn random_and_mutated_frames_only_pass_untouched_or_ack_valid_renewals() {
                     panic!("seed {seed} frame {n}: not the slow path's ACK ({why}): {frame:02x?}");
                 }
                 acks += 1;
-                acks82 += usize::from(options_of(&p.payload).iter().any(|o| o.0 == 82));
+                let with82 = options_of(&p.payload).iter().any(|o| o.0 == 82);
+                acks82 += usize::from(with82);
+                acks_long82 += usize::from(with82 && p.payload.len() + 28 > 576);
             }
             other => panic!("seed {seed} frame {n}: verdict {other}"),
         }
@@ -391,17 +473,24 @@ fn random_and_mutated_frames_only_pass_untouched_or_ack_valid_renewals() {
     let total: u64 = c.values.iter().map(|(_, v)| v).sum();
     assert_eq!(total, FRAMES, "exactly one counter per frame");
     assert_eq!(c.get(Stat::Ack), acks + beyond_dhcproto);
-    // The unmutated quarter must be answered but for the lease the fast path leaves option 82
-    // of to the slow path; mutation must not stop everything.
+    // The unmutated fifth must be answered but for the leases the fast path leaves option 82
+    // of to the slow path (and the long ones without option 57); mutation must not stop
+    // everything.
     assert!(acks >= 1500, "only {acks} ACKs");
-    assert!(acks82 >= 800, "only {acks82} ACKs echoing option 82");
+    assert!(acks82 >= 600, "only {acks82} ACKs echoing option 82");
+    assert!(acks_long82 >= 20, "only {acks_long82} long ACKs echoing option 82");
     assert!(passed >= 3000, "only {passed} passes");
-    for s in [Stat::PassRelayInfoLong, Stat::PassRelayInfoMismatch, Stat::PassRelayInfoUnsupported]
-    {
+    for s in [
+        Stat::PassRelayInfoLong,
+        Stat::PassRelayInfoMismatch,
+        Stat::PassRelayInfoUnsupported,
+        Stat::PassReplyTooLong,
+    ] {
         assert!(c.get(s) > 0, "no frame was {}", s.name());
     }
     println!(
-        "seed {seed}: {acks} ACKs ({acks82} with option 82), {passed} passed; \
+        "seed {seed}: {acks} ACKs ({acks82} with option 82, {acks_long82} of them long), \
+         {passed} passed; \
          {beyond_dhcproto} ACKs to requests with an option dhcproto cannot decode"
     );
 }

@@ -144,7 +144,7 @@ fn a_long_request_leaves_nothing_of_itself_in_the_ack_options() {
         let frame = req.frame_with(&packet::encode(&m));
         let p = ack(&mut h, &frame);
         assert_lab_ack(&p, &req);
-        let slot_end = dhcp_common::bootp::OPTIONS + layout::SUBNET_BLOCK;
+        let slot_end = dhcp_common::bootp::OPTIONS + layout::PROFILE_BLOCK;
         assert_eq!(p.payload[slot_end - 1], 0, "PAD before the subnet block");
         assert!(p.msg.opts().get(OptionCode::Hostname).is_none(), "nothing echoed but 61");
     }
@@ -249,7 +249,7 @@ fn grant_is_capped_by_the_committed_horizon_and_t1_t2_follow() {
         let mut s = subnet();
         s.t1_secs = t1;
         s.t2_secs = t2;
-        h.maps.set_subnet(0, &s.encode().unwrap()).unwrap();
+        h.maps.set_profile(0, &s.encode().unwrap()).unwrap();
         let p = ack(&mut h, &renewal(RenewKind::Renewing).frame());
         let DhcpOption::AddressLeaseTime(l) = *opt(&p.msg, OptionCode::AddressLeaseTime) else {
             panic!()
@@ -312,9 +312,9 @@ fn renewals_userspace_must_judge_are_passed_untouched() {
     h.maps.set_control(control()).unwrap();
 
     let mut e = lease(CLIENT_MAC, Some(&client_id(CLIENT_MAC)), 7200);
-    e.subnet = 5;
+    e.profile = 5;
     h.maps.put_lease(CLIENT, &e).unwrap();
-    passes(&mut h, &base.frame(), Stat::PassNoSubnet);
+    passes(&mut h, &base.frame(), Stat::PassNoProfile);
 }
 
 #[test]
@@ -610,7 +610,9 @@ fn verifier_work_stays_within_budget() {
     let mut h = harness();
     let n = h.info(xdhcp::fastpath::PROG).unwrap().verified_instruction_count().unwrap();
     println!("verified (processed) instructions: {n}");
-    assert!(n > 1000 && n < 150_000, "processed {n} instructions");
+    // ~172 K with the long profile's two copies of the rewrite (~123 K before them); the
+    // kernel's limit is 1 M.
+    assert!(n > 1000 && n < 200_000, "processed {n} instructions");
 }
 
 #[test]
@@ -710,7 +712,8 @@ fn bench_compare_times_two_builds_side_by_side_and_refuses_a_broken_object() {
             "ns_per_renewal",
             "ns_per_renewal_stamp_only",
             "ns_per_renewal_576",
-            "ns_per_renewal_opt82"
+            "ns_per_renewal_opt82",
+            "ns_per_renewal_class"
         ]
     );
     // Renewals are net of the restore step, so only the others are surely above zero. (Which
@@ -750,11 +753,26 @@ fn slow_path_reply(
     now: u64,
     circuit_change: &str,
 ) -> Option<(Vec<u8>, xdhcp::server::Dest)> {
+    slow_path_reply_as(leases, frame, now, circuit_change, false)
+}
+
+/// [`slow_path_reply`], for a client whose reply carries the class options of the long
+/// profile (`class`).
+fn slow_path_reply_as(
+    leases: Vec<xdhcp::store::Lease>,
+    frame: &[u8],
+    now: u64,
+    circuit_change: &str,
+    class: bool,
+) -> Option<(Vec<u8>, xdhcp::server::Dest)> {
     let mut s = xdhcp::server::Server::new(slow_path_config(false, circuit_change), leases);
     let p = packet::parse_frame(frame).expect("the request parses");
     let rx = xdhcp::server::RxInfo { ifindex: 1, local_addr: Some(SERVER) };
-    let r = s.handle_bytes(now, &p.payload, &rx).reply?;
-    Some((packet::encode_reply(&r.msg), r.dest))
+    let mut r = s.handle_bytes(now, &p.payload, &rx).reply?;
+    if class {
+        with_class_options(&mut r.msg);
+    }
+    Some((packet::encode_reply(&r.msg, &r.room), r.dest))
 }
 
 /// The lab client's lease, bound with `relay_info` on record, in the kernel as the daemon
@@ -769,11 +787,28 @@ fn bind(h: &mut Harness, client_id: Option<Vec<u8>>, relay_info: Option<Vec<u8>>
 /// XDP answers `req` and the slow path, fast path off, answers it too: the same BOOTP header
 /// byte for byte, the same options byte for byte in the same order, to the same place.
 fn assert_parity(h: &mut Harness, lease: &Lease, req: &Renewal) {
-    let frame = req.frame();
-    let len = if req.relay_info.is_some() { layout::RELAY_BOOTP_LEN } else { layout::BOOTP_LEN };
+    assert_parity_of(h, lease, req, &req.frame(), false);
+}
+
+/// [`assert_parity`] for `frame` (`req`'s, perhaps with options of its own), the lease's
+/// profile the long one (`long`) or the lab subnet's; the XDP ACK parsed.
+fn assert_parity_of(
+    h: &mut Harness,
+    lease: &Lease,
+    req: &Renewal,
+    frame: &[u8],
+    long: bool,
+) -> Parsed {
+    let len = match (long, req.relay_info.is_some()) {
+        (false, false) => layout::BOOTP_LEN,
+        (false, true) => layout::RELAY_BOOTP_LEN,
+        (true, false) => layout::LONG_BOOTP_LEN,
+        (true, true) => layout::LONG_RELAY_BOOTP_LEN,
+    };
+    let frame = frame.to_vec();
     let xdp = ack_of_len(h, &frame, len);
     let now = xdhcp::core::Now::read().unix;
-    let (slow, dest) = slow_path_reply(vec![lease.clone()], &frame, now, "nak")
+    let (slow, dest) = slow_path_reply_as(vec![lease.clone()], &frame, now, "nak", long)
         .unwrap_or_else(|| panic!("the slow path does not answer {req:?}"));
     assert_eq!(xdp.payload[..236], slow[..236], "BOOTP header, {req:?}");
     assert_eq!(options_of(&xdp.payload), options_of(&slow), "options, {req:?}");
@@ -786,6 +821,7 @@ fn assert_parity(h: &mut Harness, lease: &Lease, req: &Renewal) {
         let o = options_of(&xdp.payload);
         assert_eq!(o.last(), Some(&(82, r.clone())), "option 82 last, as sent");
     }
+    xdp
 }
 
 fn circuit(id: &[u8], remote: &[u8]) -> Vec<u8> {
@@ -863,7 +899,7 @@ fn option_82_is_echoed_wherever_the_request_ends() {
         assert_eq!(options_of(&xdp.payload), options_of(&slow));
         // The byte before the echo is PAD (the subnet block's END was), and what follows
         // END is zeroes.
-        let at = 240 + layout::SUBNET_BLOCK + dhcp_common::maps::SUBNET_OPTS_LEN;
+        let at = 240 + layout::PROFILE_BLOCK + dhcp_common::maps::PROFILE_OPTS_LEN;
         assert_eq!(xdp.payload[at..at + 2], [82, u8::try_from(opt82.len()).unwrap()]);
         let end = at + 2 + opt82.len();
         assert_eq!(xdp.payload[end], 255);
@@ -966,4 +1002,119 @@ fn the_labs_ceiling_bounces_a_renewal_as_a_reply_with_valid_checksums() {
     other[14 + 20 + 2..14 + 20 + 4].copy_from_slice(&53u16.to_be_bytes());
     let (ret, out) = h.run_prog(xdhcp::fastpath::BOUNCE_PROG, &other).unwrap();
     assert_eq!((ret, out), (XDP_PASS, other));
+}
+
+/// `req`'s payload with `f` applied to its message, and its option 82 (if any) added last, as
+/// a relay adds it.
+fn payload_with(req: &Renewal, f: impl FnOnce(&mut Message)) -> Vec<u8> {
+    let mut m = req.message();
+    f(&mut m);
+    let p = packet::encode(&m);
+    match &req.relay_info {
+        Some(r) => packet::insert_last_option(&p, 82, r),
+        None => p,
+    }
+}
+
+/// [`bind`], the lease's kernel entry naming the long profile.
+fn bind_long(h: &mut Harness, client_id: Option<Vec<u8>>, relay_info: Option<Vec<u8>>) -> Lease {
+    let now = xdhcp::core::Now::read();
+    let l = bound(CLIENT, CLIENT_MAC, client_id, relay_info, now.unix);
+    let e = LeaseEntry { profile: LONG_PROFILE, ..kernel_entry(&l, now) };
+    h.maps.put_lease(CLIENT, &e).unwrap();
+    l
+}
+
+fn codes(payload: &[u8]) -> Vec<u8> {
+    options_of(payload).iter().map(|o| o.0).collect()
+}
+
+#[test]
+fn a_long_profile_renewed_by_xdp_is_the_slow_paths_ack_byte_for_byte() {
+    let mut h = harness();
+    let p = long_profile().encode().unwrap();
+    assert_eq!(p.flags, dhcp_common::ReplyProfile::F_LONG);
+    // 200 bytes of options (the subnet's 42, the class's 158), then END.
+    assert_eq!(p.opts.iter().rposition(|b| *b == 255), Some(200));
+    let id = Some(client_id(CLIENT_MAC));
+    let relayed = RenewKind::Relayed { giaddr: RELAY, relay_mac: RELAY_MAC };
+    let qinq = vec![Vlan::dot1ad(100), Vlan::dot1q(4000)];
+    let class = [54, 1, 3, 6, 15, 42, 43, 66, 67, 121];
+    for (client_id, kind, vlans) in [
+        (id.clone(), RenewKind::Renewing, vec![]),
+        (None, RenewKind::Rebinding, qinq),
+        (id.clone(), relayed, vec![]),
+    ] {
+        let lease = bind_long(&mut h, client_id.clone(), None);
+        let req = Renewal { client_id: client_id.clone(), kind, vlans, ..renewal(kind) };
+        let xdp = assert_parity_of(&mut h, &lease, &req, &req.frame(), true);
+        let head: &[u8] =
+            if client_id.is_some() { &[53, 51, 58, 59, 61] } else { &[53, 51, 58, 59] };
+        assert_eq!(codes(&xdp.payload), [head, &class[..]].concat(), "{kind:?}");
+        assert_eq!(xdp.payload.len() + 28, layout::LONG_IP_LEN);
+    }
+    // A full 576-byte request, shrunk to the long ACK; a lease with option 82 on record renewed
+    // around its relay, without it.
+    let lease = bind_long(&mut h, id.clone(), None);
+    let req = renewal(RenewKind::Renewing);
+    let mut full = req.payload();
+    full.resize(layout::FULL_BOOTP_LEN, 0);
+    assert_parity_of(&mut h, &lease, &req, &req.frame_with(&full), true);
+    let lease = bind_long(&mut h, id, Some(circuit(b"olt1 1/1/3:100", b"cpe")));
+    assert_parity_of(&mut h, &lease, &req, &req.frame(), true);
+    // The lab subnet's leases keep the short ACK beside them.
+    let lease = bind(&mut h, Some(client_id(CLIENT_MAC)), None);
+    assert_parity(&mut h, &lease, &req);
+}
+
+#[test]
+fn a_long_profile_echoing_option_82_is_xdps_only_for_a_client_allowing_more_than_576_bytes() {
+    let mut h = harness();
+    let opt82 = circuit(b"olt1 1/1/3:100", b"cpe");
+    let lease = bind_long(&mut h, Some(client_id(CLIENT_MAC)), Some(opt82.clone()));
+    let relayed = RenewKind::Relayed { giaddr: RELAY, relay_mac: RELAY_MAC };
+    let req = Renewal { relay_info: Some(opt82.clone()), ..renewal(relayed) };
+    let now = xdhcp::core::Now::read().unix;
+    let with_57 = |v: Option<u16>| {
+        req.frame_with(&payload_with(&req, |m| {
+            if let Some(v) = v {
+                m.opts_mut().insert(DhcpOption::MaxMessageSize(v));
+            }
+        }))
+    };
+    // The ACK takes 604 bytes of IP: without option 57, or with one allowing less, the slow
+    // path's, whose reply fits 576 bytes with every option of the profile, option 82 last.
+    for v in [None, Some(300), Some(576), Some(603)] {
+        let frame = with_57(v);
+        passes(&mut h, &frame, Stat::PassReplyTooLong);
+        let (slow, _) = slow_path_reply_as(vec![lease.clone()], &frame, now, "nak", true).unwrap();
+        assert!(28 + slow.len() <= 576, "{} bytes of IP, option 57 {v:?}", 28 + slow.len());
+        let c = codes(&slow);
+        assert_eq!(c, [53, 51, 58, 59, 61, 54, 1, 3, 6, 15, 42, 43, 66, 67, 121, 82], "{v:?}");
+        assert_eq!(options_of(&slow).last(), Some(&(82, opt82.clone())));
+    }
+    // Allowing 604 bytes or more: XDP answers, with the slow path's ACK.
+    for v in [604, 1500] {
+        let xdp = assert_parity_of(&mut h, &lease, &req, &with_57(Some(v)), true);
+        assert_eq!(xdp.payload.len() + 28, layout::LONG_RELAY_IP_LEN);
+    }
+    // Option 57 of another length than two is read as none; twice, as one of four bytes
+    // (RFC 3396), it is the slow path's.
+    let bare = packet::encode(&req.message());
+    let odd = packet::insert_last_option(&bare, 57, &[0x05, 0xdc, 0]);
+    passes(
+        &mut h,
+        &req.frame_with(&packet::insert_last_option(&odd, 82, &opt82)),
+        Stat::PassReplyTooLong,
+    );
+    let once = packet::insert_last_option(&bare, 57, &[0x05, 0xdc]);
+    let twice = packet::insert_last_option(&once, 57, &[0x05, 0xdc]);
+    passes(
+        &mut h,
+        &req.frame_with(&packet::insert_last_option(&twice, 82, &opt82)),
+        Stat::PassNotRenewal,
+    );
+    // The lab subnet's short ACK echoing option 82 (492 bytes) needs no option 57.
+    let lease = bind(&mut h, Some(client_id(CLIENT_MAC)), Some(opt82.clone()));
+    assert_parity_of(&mut h, &lease, &req, &with_57(None), false);
 }

@@ -40,6 +40,39 @@ const SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const SERVER_MAC: [u8; 6] = [2, 0xff, 0, 0, 0, 1];
 /// Clients are 10.16.0.0 + i: room for 1 M of them.
 const BASE: Ipv4Addr = Ipv4Addr::new(10, 16, 0, 0);
+/// The client of `ns_per_renewal_class`, past the million, its lease naming [`CLASS_PROFILE`].
+const CLASS_CLIENT: u32 = MILLION;
+const CLASS_PROFILE: u32 = 1;
+
+/// The bench subnet's options.
+fn subnet() -> SubnetOptions {
+    SubnetOptions {
+        server_id: SERVER,
+        mask: Ipv4Addr::new(255, 240, 0, 0),
+        routers: vec![SERVER],
+        dns: vec![SERVER],
+        domain: Some("bench.example".into()),
+        t1_secs: 1800,
+        t2_secs: 3150,
+        extra: vec![],
+    }
+}
+
+/// The subnet's options with a client class's: NTP servers, vendor options, TFTP server and
+/// boot file, seven classless routes; 200 bytes of options in all (the long block).
+fn class_profile() -> SubnetOptions {
+    let routes: Vec<u8> = (0..7u8).flat_map(|i| [24, 10, 32 + i, 0, 10, 0, 0, 1]).collect();
+    SubnetOptions {
+        extra: vec![
+            (42, vec![10, 0, 0, 123, 10, 0, 0, 124]),
+            (43, (0..42).collect()),
+            (66, b"tftp.bench.example".to_vec()),
+            (67, b"pxelinux/x86_64/grubx64.efi".to_vec()),
+            (121, routes),
+        ],
+        ..subnet()
+    }
+}
 
 #[derive(Debug, Serialize)]
 pub struct FastpathReport {
@@ -56,6 +89,14 @@ pub struct FastpathReport {
     /// its `ns_per_renewal` (the two timed within a second of each other), steadier on these
     /// hosts than the difference of the two medians.
     pub ns_opt82_over_renewal: f64,
+    /// One lease, events on, whose reply profile is a client class's: a 200-byte option block
+    /// (the long one, `ReplyProfile::F_LONG`), in a 532-byte ACK.
+    pub ns_per_renewal_class: f64,
+    /// What the class's long block adds: the median over rounds of each round's
+    /// `ns_per_renewal_class` less its `ns_per_renewal`, as `ns_opt82_over_renewal`.
+    pub ns_class_over_renewal: f64,
+    /// `ns_per_renewal_class` over `ns_per_renewal` (medians).
+    pub class_to_renewal_ratio: f64,
     /// One lease, events off (in-place stamp only): what the event costs.
     pub ns_per_renewal_stamp_only: f64,
     pub ns_per_renewal_1m_stamp_only: f64,
@@ -143,7 +184,7 @@ fn entry(i: u32, now: u64) -> LeaseEntry {
         relay_digest: dhcp_common::digest::relay_info(&opt82()).unwrap_or(0),
         renewed_at_ns: 0,
         lease_secs: 3600,
-        subnet: 0,
+        profile: 0,
         flags: LeaseEntry::F_CLIENT_ID | LeaseEntry::F_RELAY_INFO,
         renewed_secs: 0,
         chaddr: r.chaddr,
@@ -177,12 +218,19 @@ fn padded_request(i: u32, bootp_len: usize) -> Vec<u8> {
     r.frame_with(&payload)
 }
 
-/// The frame to restore, with the offsets the program patches per client; `ack_len` is the
+/// The client whose renewal `f` is: its ciaddr less [`BASE`].
+fn client_of(f: &[u8]) -> u32 {
+    let at = bootp::ETH_HLEN + bootp::IPV4_HLEN + bootp::UDP_HLEN + bootp::CIADDR;
+    u32::from_be_bytes([f[at], f[at + 1], f[at + 2], f[at + 3]]).wrapping_sub(u32::from(BASE))
+}
+
+/// The frame to restore, with the offsets the program patches per client (from client 0, when
+/// `clients` > 1); `ack_len` is the
 /// length of the ACK the restore turns back into the request.
 fn bench_frame(f: &[u8], clients: u32, ack_len: usize) -> Result<BenchFrame> {
     ensure!(f.len() <= BENCH_FRAME_MAX, "request frame too long");
     let bootp_at = bootp::ETH_HLEN + bootp::IPV4_HLEN + bootp::UDP_HLEN;
-    let mac = BenchFrame::client_mac(0);
+    let mac = BenchFrame::client_mac(if clients > 1 { 0 } else { client_of(f) });
     let opts = bootp_at + bootp::OPTIONS;
     // The MAC inside option 61 (after code, length and type byte).
     let id_at = opts
@@ -266,17 +314,15 @@ impl Bench {
             if_mac: SERVER_MAC,
             ..ctl
         })?;
-        let subnet = SubnetOptions {
-            server_id: SERVER,
-            mask: Ipv4Addr::new(255, 240, 0, 0),
-            routers: vec![SERVER],
-            dns: vec![SERVER],
-            domain: Some("bench.example".into()),
-            t1_secs: 1800,
-            t2_secs: 3150,
-            extra: vec![],
-        };
-        h.maps.set_subnet(0, &subnet.encode()?)?;
+        h.maps.set_profile(0, &subnet().encode()?)?;
+        // Another build's object from before the profiles has no room for it (its
+        // `ns_per_renewal_class` is not timed).
+        if h.maps.has_profiles() {
+            let class = class_profile().encode()?;
+            let used = class.opts.iter().rposition(|b| *b == bootp::OPT_END);
+            ensure!(class.block_len() > 96 && used == Some(200), "a 200-byte class profile");
+            h.maps.set_profile(CLASS_PROFILE, &class)?;
+        }
         let frames = h.take_map(BENCH)?.try_into()?;
         let mut dns = request(0).frame();
         let udp = bootp::ETH_HLEN + bootp::IPV4_HLEN;
@@ -338,6 +384,15 @@ impl Bench {
         let f = request_opt82(0).frame();
         ensure!(f.len() - request(0).frame().len() == 0, "option 82 fits the padding");
         self.renewal_of(&f)
+    }
+
+    /// One lease whose profile is the class's long block, events on, net of the restore;
+    /// NaN for another build without profiles.
+    fn class_renewal(&mut self) -> Result<f64> {
+        if !self.h.maps.has_profiles() {
+            return Ok(f64::NAN);
+        }
+        self.renewal_of(&request(CLASS_CLIENT).frame())
     }
 
     /// One lease, a full-size request (576-byte IP), events on, net of the restore.
@@ -464,6 +519,7 @@ const ROUND_FIGURES: [&str; FIGURES] = [
     "ns_per_renewal_stamp_only",
     "ns_per_renewal_576",
     "ns_per_renewal_opt82",
+    "ns_per_renewal_class",
     "ns_restore_1m",
     "ns_per_renewal_1m",
     "ns_per_renewal_1m_stamp_only",
@@ -477,6 +533,8 @@ impl Bench {
         for i in 0..leases {
             b.h.maps.put_lease(Ipv4Addr::from(u32::from(BASE) + i), &entry(i, now))?;
         }
+        let class = LeaseEntry { profile: CLASS_PROFILE, ..entry(CLASS_CLIENT, now) };
+        b.h.maps.put_lease(Ipv4Addr::from(u32::from(BASE) + CLASS_CLIENT), &class)?;
         Ok(b)
     }
 
@@ -490,8 +548,8 @@ impl Bench {
     }
 
     /// Times group `g` of a round's figures into their places in `r`: the floor, non-DHCP, one
-    /// lease (restore, both renewals, a full-size request), 1 M leases (restore and both
-    /// renewals; skipped when `quick`).
+    /// lease (restore, both renewals, a full-size request, option 82, a class's profile), 1 M
+    /// leases (restore and both renewals; skipped when `quick`).
     fn group(&mut self, g: usize, quick: bool, r: &mut Round) -> Result<()> {
         let dns = self.dns.clone();
         match g {
@@ -501,6 +559,7 @@ impl Bench {
                 r[2..5].copy_from_slice(&self.renewal_figures(1)?);
                 r[5] = self.full_size_renewal()?;
                 r[6] = self.opt82_renewal()?;
+                r[7] = self.class_renewal()?;
             }
             _ if !quick => r[QUICK_FIGURES..].copy_from_slice(&self.renewal_figures(MILLION)?),
             _ => {}
@@ -511,8 +570,8 @@ impl Bench {
 
 const GROUPS: usize = 4;
 /// The figures of a `quick` round: all but the 1 M-lease ones, which come last.
-const QUICK_FIGURES: usize = 7;
-const FIGURES: usize = 10;
+const QUICK_FIGURES: usize = 8;
+const FIGURES: usize = 11;
 type Round = [f64; FIGURES];
 
 const MILLION: u32 = 1_000_000;
@@ -550,7 +609,7 @@ pub fn fastpath(repeat: u32, runs: usize, quick: bool) -> Result<FastpathReport>
         }
     }
     let med = |k: usize| median(column(&rounds, k));
-    let [floor, non_dhcp, restore, one, stamp, full, opt82, restore_m, m, m_stamp] =
+    let [floor, non_dhcp, restore, one, stamp, full, opt82, class, restore_m, m, m_stamp] =
         std::array::from_fn(med);
 
     let memlock = |fd: std::os::fd::RawFd| -> Result<u64> {
@@ -571,6 +630,9 @@ pub fn fastpath(repeat: u32, runs: usize, quick: bool) -> Result<FastpathReport>
         ns_per_renewal_576: full,
         ns_per_renewal_opt82: opt82,
         ns_opt82_over_renewal: median(rounds.iter().map(|r| r[6] - r[3]).collect()),
+        ns_per_renewal_class: class,
+        ns_class_over_renewal: median(rounds.iter().map(|r| r[7] - r[3]).collect()),
+        class_to_renewal_ratio: class / one,
         ns_per_renewal_stamp_only: stamp,
         ns_per_renewal_1m_stamp_only: m_stamp,
         ns_floor: floor,
@@ -732,6 +794,19 @@ mod tests {
             let e = b.time(prog, &renewal, XDP_PASS).unwrap_err();
             assert!(format!("{e:#}").contains(&format!("{prog} returned 1")), "{e:#}");
         }
+    }
+
+    #[test]
+    fn a_class_profiles_renewal_is_timed_from_its_own_lease() {
+        // Every repetition must be a 532-byte ACK of the class's lease, or the figure is
+        // refused; client 0's lease beside it keeps the ordinary profile.
+        let mut b = Bench::loaded(fastpath::OBJECT, 2_000, 1).unwrap();
+        let (ret, ack) = b.h.run(&request(CLASS_CLIENT).frame()).unwrap();
+        assert_eq!((ret, ack.len()), (XDP_TX, bootp::ETH_HLEN + dhcp_common::layout::LONG_IP_LEN));
+        let ns = b.class_renewal().unwrap();
+        assert!(ns.is_finite(), "{ns}");
+        let (_, ack) = b.h.run(&request(0).frame()).unwrap();
+        assert_eq!(ack.len(), bootp::ETH_HLEN + dhcp_common::layout::IP_LEN);
     }
 
     #[test]

@@ -532,7 +532,11 @@ mod tests {
         m.opts_mut().insert(DhcpOption::MessageType(MessageType::Ack));
         m.opts_mut().insert(DhcpOption::ServerIdentifier(Ipv4Addr::new(10, 99, 0, 1)));
         m.opts_mut().insert(DhcpOption::AddressLeaseTime(60));
-        let p = packet::insert_last_option(&packet::encode_reply(&m), OPT_RELAY_AGENT, relay_info);
+        let p = packet::insert_last_option(
+            &packet::encode_reply(&m, &packet::ReplyRoom::default()),
+            OPT_RELAY_AGENT,
+            relay_info,
+        );
         packet::udp_frame(
             &L2 { dst: CLIENT, src: SERVER, vlans },
             SocketAddrV4::new(Ipv4Addr::new(10, 99, 0, 1), SERVER_PORT),

@@ -131,7 +131,7 @@ impl SegmentPlan {
             grant_until_ns: clock::grant_until_ns(clock::monotonic_ns(), self.timing.grant_secs),
             client_id_digest: digest.unwrap_or(0),
             lease_secs: self.timing.lease_secs,
-            subnet: 0,
+            profile: 0,
             flags: if digest.is_some() { LeaseEntry::F_CLIENT_ID } else { 0 },
             chaddr: self.client_mac,
             ..LeaseEntry::zeroed()
@@ -184,7 +184,7 @@ impl Segment {
             VethEnd { name: plan.client_if.clone(), mac: plan.client_mac, addr: None },
         )?;
         let mut fast = FastPath::attach(server_ns, &plan.server_if, plan.attach_mode)?;
-        fast.maps.set_subnet(0, &plan.subnet().encode()?)?;
+        fast.maps.set_profile(0, &plan.subnet().encode()?)?;
         let pass = PassProgram::attach(&client_ns, &plan.client_if)?;
         let responder = Responder::start(server_ns, plan.responder())?;
         Ok(Self {

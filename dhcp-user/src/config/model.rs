@@ -476,12 +476,12 @@ impl TryFrom<wire::Config> for Config {
         if w.subnets.is_empty() {
             return err("subnet", "no [[subnet]] is configured");
         }
-        if w.subnets.len() > dhcp_common::maps::SUBNETS_MAX as usize {
+        if w.subnets.len() > dhcp_common::maps::PROFILES_MAX as usize {
             return err(
                 "subnet",
                 format!(
-                    "at most {} subnets fit the fast path's map",
-                    dhcp_common::maps::SUBNETS_MAX
+                    "at most {} subnets fit the fast path's reply profiles",
+                    dhcp_common::maps::PROFILES_MAX
                 ),
             );
         }
@@ -944,7 +944,9 @@ fn subnet(
     }
     options.insert(OPT_MASK, prefix.netmask().octets().to_vec());
     let s = Subnet {
-        id: SubnetId(u32::try_from(i).expect("at most SUBNETS_MAX subnets, checked by the caller")),
+        id: SubnetId(
+            u32::try_from(i).expect("at most PROFILES_MAX subnets, checked by the caller"),
+        ),
         prefix,
         pools,
         routers: w.routers.iter().map(|a| a.0).collect(),

@@ -11,7 +11,7 @@ use super::classes::{Class, ClassId};
 use super::model::{Options, Subnet, SubnetId, ValidationError};
 
 /// Profiles a config may produce (distinct option sets): the kernel's table has a slot each.
-pub const PROFILES_MAX: usize = 4096;
+pub const PROFILES_MAX: usize = dhcp_common::maps::PROFILES_MAX as usize;
 
 /// The bytes a reply has for the options of a profile: 576 (RFC 2131 §2: what every client
 /// takes) less IP and UDP headers (28), the fixed BOOTP fields and cookie (240), and what every

@@ -340,7 +340,7 @@ impl Daemon {
             .iter()
             .find(|s| s.ifindex == r.ifindex)
             .context("reply for an interface we do not serve")?;
-        let bytes = crate::packet::encode_reply(&r.msg);
+        let bytes = crate::packet::encode_reply(&r.msg, &r.room);
         match r.dest {
             Dest::UnicastL2 { ip, mac } => s.send_l2(&bytes, self.core.config().server_id, ip, mac),
             _ => s.send_udp(&bytes, r.dest.socket_addr()).await,

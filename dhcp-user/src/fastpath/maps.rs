@@ -6,7 +6,7 @@ use aya::{
     Ebpf,
     maps::{Array, Map, MapData, PerCpuArray},
 };
-use dhcp_common::{Control, KernelClock, LeaseEntry, Stat, SubnetReply, maps as m};
+use dhcp_common::{Control, KernelClock, LeaseEntry, ReplyProfile, Stat, maps as m};
 
 use super::eventlog::Mapping;
 use serde::Serialize;
@@ -28,9 +28,55 @@ pub struct FastPathMaps {
     /// block whose last lease goes is given back, and so is a /16 page whose last block goes,
     /// so that a long-lived table follows the addresses in use, not every /24 it ever held.
     occupied: BTreeMap<u32, [u64; 4]>,
-    pub subnets: Array<MapData, SubnetReply>,
+    profiles: Profiles,
     pub control: Array<MapData, Control>,
     pub stats: PerCpuArray<MapData, u64>,
+}
+
+/// The reply profiles. In another build's object from before them (`xdhcp-lab bench fastpath
+/// --compare` against an older commit), the per-subnet table they replaced, `XDHCP_SUBNETS`,
+/// written in its layout: [`ReplyProfile`]'s fields but for the flags and the long block.
+enum Profiles {
+    Table(Array<MapData, ReplyProfile>),
+    Subnets(Array<MapData, [u8; SUBNETS_V1_VALUE]>),
+}
+
+const SUBNETS_V1: &str = "XDHCP_SUBNETS";
+/// server id, enabled, T1, T2, a 96-byte block and its sum, the open block and its sum.
+const SUBNETS_V1_VALUE: usize = 16 + 2 * (m::PROFILE_OPTS_LEN + 4);
+
+impl Profiles {
+    fn of_object(ebpf: &mut Ebpf) -> Result<Self> {
+        if ebpf.map(m::PROFILES).is_none() && ebpf.map(SUBNETS_V1).is_some() {
+            return Ok(Self::Subnets(take(ebpf, SUBNETS_V1)?.try_into()?));
+        }
+        Ok(Self::Table(take(ebpf, m::PROFILES)?.try_into()?))
+    }
+
+    fn set(&mut self, index: u32, p: &ReplyProfile) -> Result<()> {
+        match self {
+            Self::Table(t) => Ok(t.set(index, p, 0)?),
+            Self::Subnets(t) => {
+                anyhow::ensure!(
+                    p.flags & ReplyProfile::F_LONG == 0,
+                    "a long profile does not fit that build's subnet table"
+                );
+                let block = |b: &[u8; m::PROFILE_LONG_OPTS_LEN]| b[..m::PROFILE_OPTS_LEN].to_vec();
+                let v: Vec<u8> = [
+                    &p.server_id[..],
+                    &p.enabled.to_ne_bytes(),
+                    &p.t1_secs.to_ne_bytes(),
+                    &p.t2_secs.to_ne_bytes(),
+                    &block(&p.opts),
+                    &p.opts_sum.to_ne_bytes(),
+                    &block(&p.open_opts),
+                    &p.open_sum.to_ne_bytes(),
+                ]
+                .concat();
+                Ok(t.set(index, <[u8; SUBNETS_V1_VALUE]>::try_from(v.as_slice())?, 0)?)
+            }
+        }
+    }
 }
 
 /// The first of `candidates` not in `used`.
@@ -68,7 +114,7 @@ impl FastPathMaps {
             page_of: BTreeMap::new(),
             bases: BTreeMap::new(),
             occupied: BTreeMap::new(),
-            subnets: take(ebpf, m::SUBNETS)?.try_into()?,
+            profiles: Profiles::of_object(ebpf)?,
             control: take(ebpf, m::CONTROL)?.try_into()?,
             stats: take(ebpf, m::STATS)?.try_into()?,
         }
@@ -86,7 +132,7 @@ impl FastPathMaps {
             page_of: BTreeMap::new(),
             bases: BTreeMap::new(),
             occupied: BTreeMap::new(),
-            subnets: pinned(dir, m::SUBNETS)?.try_into()?,
+            profiles: Profiles::Table(pinned(dir, m::PROFILES)?.try_into()?),
             control: pinned(dir, m::CONTROL)?.try_into()?,
             stats: pinned(dir, m::STATS)?.try_into()?,
         }
@@ -310,14 +356,25 @@ impl FastPathMaps {
         self.entries().collect()
     }
 
-    pub fn set_subnet(&mut self, index: u32, s: &SubnetReply) -> Result<()> {
-        self.subnets.set(index, s, 0).with_context(|| format!("set subnet {index}"))
+    /// Writes reply profile `index` (below [`m::PROFILES_MAX`]), which the leases naming it
+    /// ([`LeaseEntry::profile`]) are answered with from then on.
+    pub fn set_profile(&mut self, index: u32, p: &ReplyProfile) -> Result<()> {
+        self.profiles.set(index, p).with_context(|| format!("set reply profile {index}"))
     }
 
-    /// Counters summed over CPUs, in [`Stat`] order.
+    /// Whether this object has the reply profiles (another build's may have the per-subnet
+    /// table before them, which holds no long block).
+    #[must_use]
+    pub fn has_profiles(&self) -> bool {
+        matches!(self.profiles, Profiles::Table(_))
+    }
+
+    /// Counters summed over CPUs, in [`Stat`] order (those another build's object has, for
+    /// one with fewer: `bench fastpath --compare`).
     pub fn stats(&self) -> Result<Counters> {
         let mut c = Counters::default();
-        for s in Stat::ALL {
+        let len = self.stats.len();
+        for s in Stat::ALL.iter().filter(|s| (**s as u32) < len) {
             let per_cpu = self.stats.get(&(*s as u32), 0)?;
             c.values.push((*s, per_cpu.iter().sum()));
         }
@@ -355,7 +412,7 @@ impl Counters {
 pub struct LeaseView {
     pub addr: Ipv4Addr,
     pub chaddr: String,
-    pub subnet: u32,
+    pub profile: u32,
     pub lease_secs: u32,
     pub client_id_digest: Option<String>,
     /// The digest of the option 82 on record, "slow-path" when the fast path leaves renewals
@@ -375,7 +432,7 @@ impl LeaseView {
         Self {
             addr,
             chaddr: crate::packet::fmt_mac(&e.chaddr),
-            subnet: e.subnet,
+            profile: e.profile,
             lease_secs: e.lease_secs,
             client_id_digest: (e.flags & LeaseEntry::F_CLIENT_ID != 0)
                 .then(|| format!("{:016x}", e.client_id_digest)),

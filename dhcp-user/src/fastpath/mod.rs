@@ -5,7 +5,7 @@
 //! answered while no daemon runs; a later daemon (or `xdhcp maps dump`) adopts the pinned maps.
 //!
 //! The rest of the fast path's userspace side lives beside this: typed access to the maps
-//! ([`maps`]), the renewal event log ([`eventlog`]), what a subnet's fast-path ACKs carry
+//! ([`maps`]), the renewal event log ([`eventlog`]), what a reply profile's fast-path ACKs carry
 //! ([`subnet`]), the kernel's clock ([`clock`]) and keeping every interface's maps true to the
 //! store ([`sync`]).
 use std::{
@@ -41,7 +41,7 @@ pub const PASS_PROG: &str = "xdhcp_pass";
 pub const CLOCK_PROG: &str = "xdhcp_clock";
 pub const PIN_ROOT: &str = "/sys/fs/bpf/xdhcp";
 const MAP_NAMES: [&str; 8] =
-    [m::LEASES, m::PAGES, m::BLOCKS, m::SUBNETS, m::CONTROL, m::STATS, m::LOG, m::LOG_CURSORS];
+    [m::LEASES, m::PAGES, m::BLOCKS, m::PROFILES, m::CONTROL, m::STATS, m::LOG, m::LOG_CURSORS];
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 
 #[must_use]
@@ -327,7 +327,7 @@ fn attach_locked(
 /// lifetime, and the commands that change the maps by hand (`xdhcp attach`, `lease`, `subnet`)
 /// hold it for theirs. Two
 /// writers would each place leases from their own view of the lease table's blocks (sharing
-/// slots, or one giving back a block the other still uses) and overwrite each other's subnets.
+/// slots, or one giving back a block the other still uses) and overwrite each other's profiles.
 /// It is an flock(2) on the pin directory, which the kernel releases however the holder ends,
 /// kill -9 included. Readers (`maps dump`, `stats`) take none.
 #[derive(Debug)]
@@ -594,12 +594,14 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         assert!(check_pins(&dir, "eth9").is_ok(), "nothing pinned yet");
         // What a build before XDHCP_PAGES, XDHCP_BLOCKS and the event log left.
-        for n in [m::LEASES, m::SUBNETS, m::CONTROL, m::STATS, "XDHCP_EVENTS"] {
+        for n in [m::LEASES, "XDHCP_SUBNETS", m::CONTROL, m::STATS, "XDHCP_EVENTS"] {
             fs::write(dir.join(n), b"").unwrap();
         }
         let err = check_pins(&dir, "eth9").unwrap_err().to_string();
         assert!(
-            err.contains("XDHCP_PAGES, XDHCP_BLOCKS, XDHCP_LOG, XDHCP_LOG_CURSORS missing"),
+            err.contains(
+                "XDHCP_PAGES, XDHCP_BLOCKS, XDHCP_PROFILES, XDHCP_LOG, XDHCP_LOG_CURSORS missing"
+            ),
             "{err}"
         );
         assert!(err.contains("xdhcp detach --iface eth9"), "{err}");

@@ -40,7 +40,7 @@ pub fn entry(l: &FastPathLease, now: Now) -> Option<LeaseEntry> {
         relay_digest,
         renewed_at_ns: 0,
         lease_secs: l.lease_secs,
-        subnet: l.profile,
+        profile: l.profile,
         flags: id_flag | relay_flag,
         renewed_secs: 0,
         chaddr: l.chaddr,
@@ -84,10 +84,10 @@ fn set_profiles(maps: &mut FastPathMaps, cfg: &Config) -> Result<()> {
             Ok(r) => r,
             Err(e) => {
                 warn!(profile = id, subnet = %s.prefix, "the slow path renews these leases: {e}");
-                <dhcp_common::SubnetReply as bytemuck::Zeroable>::zeroed()
+                <dhcp_common::ReplyProfile as bytemuck::Zeroable>::zeroed()
             }
         };
-        maps.set_subnet(id, &reply)?;
+        maps.set_profile(id, &reply)?;
     }
     Ok(())
 }

@@ -316,7 +316,8 @@ impl Server {
         result: Handled,
     ) -> Outcome {
         let dest = reply::dest(req, kind, yiaddr);
-        Outcome { reply: Some(Reply { msg, dest, ifindex: rx.ifindex }), changes, result }
+        let reply = Reply { msg, dest, ifindex: rx.ifindex, room: req.room.clone() };
+        Outcome { reply: Some(reply), changes, result }
     }
 
     pub(super) fn decline(&mut self, now: u64, req: &Request<'_>) -> Result<Outcome, DropReason> {

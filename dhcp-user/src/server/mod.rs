@@ -150,8 +150,12 @@ impl Server {
         &self.ix.leases
     }
 
-    /// Decodes a UDP payload and handles it; undecodable bytes are counted and dropped.
+    /// Decodes a UDP payload and handles it; undecodable bytes are counted and dropped. Options
+    /// in the `file` and `sname` fields count where option 52 says they are there
+    /// (`request::unfold_overload`).
     pub fn handle_bytes(&mut self, now: u64, payload: &[u8], rx: &RxInfo) -> Outcome {
+        let unfolded = request::unfold_overload(payload);
+        let payload = unfolded.as_deref().unwrap_or(payload);
         if !request::dhcproto_safe(payload) {
             return self.dropped(DropReason::Undecodable);
         }

@@ -41,6 +41,9 @@ pub struct Reply {
     pub msg: Message,
     pub dest: Dest,
     pub ifindex: u32,
+    /// How long it may be on the wire, and what it keeps if its options take more
+    /// (`packet::encode_reply`): the request's option 57 and 55.
+    pub room: crate::packet::ReplyRoom,
 }
 
 /// RFC 2131 §4.1: relay first; a NAK to a directly attached client is always broadcast (its

@@ -9,6 +9,7 @@ use dhcproto::{
 
 use super::DropReason;
 use crate::config::{ClassId, ReservationKey, classes::Traits};
+use crate::packet::ReplyRoom;
 use crate::store::Lease;
 
 /// How a client is told apart from others (RFC 2131 §4.2): its client identifier when it
@@ -85,6 +86,8 @@ pub struct Request<'m> {
     /// Options 60 and 77 as sent, for classes.
     pub vendor_class: Option<Vec<u8>>,
     pub user_class: Option<Vec<u8>>,
+    /// How long a reply may be (option 57) and what it keeps first (option 55).
+    pub room: ReplyRoom,
 }
 
 fn nonzero(a: Ipv4Addr) -> Option<Ipv4Addr> {
@@ -156,6 +159,20 @@ impl<'m> Request<'m> {
                 Some(DhcpOption::UserClass(v)) => Some(v.clone()),
                 _ => None,
             },
+            room: ReplyRoom {
+                max_ip_len: dhcp_common::layout::max_reply_ip_len(
+                    match opts.get(OptionCode::MaxMessageSize) {
+                        Some(DhcpOption::MaxMessageSize(n)) => Some(*n),
+                        _ => None,
+                    },
+                ),
+                requested: match opts.get(OptionCode::ParameterRequestList) {
+                    Some(DhcpOption::ParameterRequestList(l)) => {
+                        l.iter().map(|c| u8::from(*c)).collect()
+                    }
+                    _ => Vec::new(),
+                },
+            },
         })
     }
 
@@ -182,6 +199,57 @@ fn relay_bytes(o: &DhcpOption) -> Option<Vec<u8>> {
         DhcpOption::RelayAgentInformation(info) => info.to_vec().ok(),
         _ => None,
     }
+}
+
+/// `payload` as if its overloaded fields' options (option 52, RFC 2131 §4.1, RFC 2132 §9.3) were
+/// in its options field: the options field's options, then those of `file` (option 52 = 1 or
+/// 3), then those of `sname` (2 or 3), in the order RFC 2131 has them read, each field's up to
+/// its END (or its end, or an option running past it); option 52 itself left out and the
+/// fields it names cleared. dhcproto 0.15 reads neither field for options (it keeps their bytes
+/// up to a zero as a server or file name), so an address or identifier there (option 50 in
+/// `file`, say) would otherwise go unseen. `None` without overload: the payload is read as it
+/// is.
+pub(super) fn unfold_overload(payload: &[u8]) -> Option<Vec<u8>> {
+    use dhcp_common::bootp::{
+        FILE, FILE_LEN, OPT_END, OPT_OVERLOAD, OPT_PAD, OPTIONS, SNAME, SNAME_LEN,
+    };
+    // The options of `area`, code and length checked, up to END; option 52's value.
+    fn walk(area: &[u8], out: &mut Vec<u8>) -> Option<u8> {
+        let mut overload = None;
+        let mut o = 0;
+        while let Some(&code) = area.get(o) {
+            match code {
+                OPT_END => break,
+                OPT_PAD => o += 1,
+                _ => {
+                    let Some(opt) =
+                        area.get(o + 1).and_then(|len| area.get(o..o + 2 + usize::from(*len)))
+                    else {
+                        break;
+                    };
+                    if code == OPT_OVERLOAD {
+                        overload = overload.or(opt.get(2).copied().filter(|_| opt.len() == 3));
+                    } else {
+                        out.extend_from_slice(opt);
+                    }
+                    o += opt.len();
+                }
+            }
+        }
+        overload
+    }
+    let mut opts = Vec::new();
+    let overload = walk(payload.get(OPTIONS..)?, &mut opts).filter(|v| (1..=3).contains(v))?;
+    let mut head = payload[..OPTIONS].to_vec();
+    for (bit, at, len) in [(1, FILE, FILE_LEN), (2, SNAME, SNAME_LEN)] {
+        if overload & bit != 0 {
+            walk(&payload[at..at + len], &mut opts);
+            head[at..at + len].fill(0);
+        }
+    }
+    head.extend_from_slice(&opts);
+    head.push(OPT_END);
+    Some(head)
 }
 
 /// Whether dhcproto 0.15 can decode `payload` without tripping one of its own assertions.

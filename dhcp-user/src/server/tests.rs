@@ -13,6 +13,7 @@ use crate::config::Config;
 mod circuit;
 mod classes;
 mod limits;
+mod room;
 mod shared_network;
 use crate::store::{Lease, LeaseChange, LeaseState};
 
@@ -678,10 +679,48 @@ fn random_bytes_into(s: &mut Server, seed: u64, rx: &RxInfo) {
     let mut rng = Rng(seed);
     let valid = crate::packet::encode(&Client::new(1).discover());
     // Codes whose decoding dhcproto gets wrong on bad lengths, and the ones we read.
-    let codes = [12, 50, 51, 53, 54, 60, 61, 77, 80, 81, 82, 94, 121, 151, 152, 155, 255, 0];
+    let codes =
+        [12, 50, 51, 52, 53, 54, 55, 57, 60, 61, 77, 80, 81, 82, 94, 121, 151, 152, 155, 255, 0];
+    let random_options = |rng: &mut Rng, b: &mut Vec<u8>, n: u64| {
+        for _ in 0..rng.below(n) {
+            b.push(codes[usize::try_from(rng.below(codes.len() as u64)).unwrap()]);
+            let len = u8::try_from(rng.below(8)).unwrap();
+            b.push(len);
+            b.extend((0..rng.below(u64::from(len) + 2)).map(|_| rng.next().to_le_bytes()[0]));
+        }
+    };
+    let mut replies = 0;
     for i in 0..100_000 {
         let mut b = valid.clone();
-        if i % 2 == 0 {
+        if i % 3 == 2 {
+            // Option 52 (any value, any length), and options of random codes, lengths and
+            // contents in `file` and `sname`, whether it names them or not: each reply is
+            // encoded too, within what the request's option 57 allows.
+            b.truncate(240);
+            b.extend_from_slice(&[53, 1, 1]);
+            let len = [1u8, 1, 1, 0, 2][usize::try_from(rng.below(5)).unwrap()];
+            b.extend_from_slice(&[52, len]);
+            b.extend((0..len).map(|_| u8::try_from(rng.below(5)).unwrap()));
+            random_options(&mut rng, &mut b, 4);
+            b.push(255);
+            for (at, n) in [(108usize, 128usize), (44, 64)] {
+                let mut f = Vec::new();
+                random_options(&mut rng, &mut f, 12);
+                f.truncate(n);
+                b[at..at + f.len()].copy_from_slice(&f);
+            }
+            let o = s.handle_bytes(T0 + i, &b, rx);
+            if let Some(r) = o.reply {
+                // Short options: every reply fits, and reads back whole.
+                let bytes = crate::packet::encode_reply(&r.msg, &r.room);
+                assert!(bytes.len() + 28 <= r.room.max_ip_len, "{} bytes", bytes.len());
+                let flat = super::request::unfold_overload(&bytes).unwrap_or(bytes);
+                assert!(Message::from_bytes(&flat).is_ok());
+                replies += 1;
+            }
+            continue;
+        }
+        if i % 3 == 0 {
             for _ in 0..=rng.below(8) {
                 let at = usize::try_from(rng.below(b.len() as u64)).unwrap();
                 b[at] = rng.next().to_le_bytes()[0];
@@ -690,15 +729,11 @@ fn random_bytes_into(s: &mut Server, seed: u64, rx: &RxInfo) {
         } else {
             // A sound header, then options of random codes, lengths and contents.
             b.truncate(240);
-            for _ in 0..rng.below(6) {
-                b.push(codes[usize::try_from(rng.below(codes.len() as u64)).unwrap()]);
-                let len = u8::try_from(rng.below(8)).unwrap();
-                b.push(len);
-                b.extend((0..rng.below(u64::from(len) + 2)).map(|_| rng.next().to_le_bytes()[0]));
-            }
+            random_options(&mut rng, &mut b, 6);
         }
         let _ = s.handle_bytes(T0 + i, &b, rx);
     }
+    assert!(replies > 1000, "only {replies} replies to overloaded requests");
 }
 
 /// Many clients doing everything a client does, in random order with time passing. From the

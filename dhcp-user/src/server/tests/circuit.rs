@@ -130,7 +130,7 @@ fn only_a_known_line_against_a_named_one_is_a_change() {
 }
 
 /// The options of an encoded reply, PAD skipped, in wire order, up to END.
-fn wire_options(payload: &[u8]) -> Vec<(u8, Vec<u8>)> {
+pub(super) fn wire_options(payload: &[u8]) -> Vec<(u8, Vec<u8>)> {
     let mut out = Vec::new();
     let mut o = 240;
     while o < payload.len() {
@@ -165,7 +165,7 @@ fn option_82_comes_back_byte_for_byte_last_and_replies_keep_the_fast_paths_order
     let ack = s.handle_bytes(T0, &with_82(c.select(SERVER, a)), &direct());
     assert_eq!(ack.result, Handled::Acked(a));
     assert_eq!(s.lease(a).unwrap().relay_info.as_deref(), Some(&raw[..]), "recorded as sent");
-    let bytes = crate::packet::encode_reply(&reply(&ack).msg);
+    let bytes = crate::packet::encode_reply(&reply(&ack).msg, &reply(&ack).room);
     let opts = wire_options(&bytes);
     let codes: Vec<u8> = opts.iter().map(|(c, _)| *c).collect();
     assert_eq!(codes, [53, 51, 58, 59, 61, 54, 1, 3, 6, 15, 82]);
@@ -175,11 +175,13 @@ fn option_82_comes_back_byte_for_byte_last_and_replies_keep_the_fast_paths_order
     let mut m = reply(&ack).msg.clone();
     let code = OptionCode::RelayAgentInformation;
     m.opts_mut().insert(DhcpOption::Unknown(UnknownOption::new(code, Vec::new())));
-    let bytes = crate::packet::encode_reply(&m);
+    let bytes = crate::packet::encode_reply(&m, &reply(&ack).room);
     assert_eq!(wire_options(&bytes).last().unwrap(), &(82, Vec::new()));
     // Options the fast path never sends follow its own, by code, before 82.
     m.opts_mut().insert(DhcpOption::Message("x".into()));
-    let codes: Vec<u8> =
-        wire_options(&crate::packet::encode_reply(&m)).iter().map(|o| o.0).collect();
+    let codes: Vec<u8> = wire_options(&crate::packet::encode_reply(&m, &reply(&ack).room))
+        .iter()
+        .map(|o| o.0)
+        .collect();
     assert_eq!(&codes[codes.len() - 2..], [56, 82]);
 }

@@ -60,7 +60,7 @@ fn with_vendor(mut m: Message, v: &[u8]) -> Message {
 }
 
 fn option(o: &Outcome, code: u8) -> Option<Vec<u8>> {
-    let wire = crate::packet::encode_reply(&reply(o).msg);
+    let wire = crate::packet::encode_reply(&reply(o).msg, &reply(o).room);
     let mut at = dhcp_common::bootp::OPTIONS;
     while let Some(&c) = wire.get(at) {
         match c {
@@ -80,7 +80,7 @@ fn option(o: &Outcome, code: u8) -> Option<Vec<u8>> {
 
 /// The codes of the reply's options as they go on the wire.
 fn codes(o: &Outcome) -> Vec<u8> {
-    let wire = crate::packet::encode_reply(&reply(o).msg);
+    let wire = crate::packet::encode_reply(&reply(o).msg, &reply(o).room);
     let mut out = Vec::new();
     let mut at = dhcp_common::bootp::OPTIONS;
     while let Some(&c) = wire.get(at) {
