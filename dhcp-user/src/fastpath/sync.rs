@@ -75,7 +75,7 @@ pub fn same_grant(pinned: &LeaseEntry, wanted: &LeaseEntry, addr: Ipv4Addr) -> b
 
 /// Writes every reply profile of `cfg` into the kernel's table. A profile whose options the
 /// fast path cannot hold is written disabled: XDP passes its renewals to the slow path.
-fn set_profiles(maps: &mut FastPathMaps, cfg: &Config) -> Result<()> {
+pub fn set_profiles(maps: &mut FastPathMaps, cfg: &Config) -> Result<()> {
     for (id, p) in cfg.profiles.iter() {
         let Some(s) = cfg.subnet(p.subnet) else { continue };
         let reply = match crate::config::model::fast_path_options(cfg.server_id, s, &p.options)
