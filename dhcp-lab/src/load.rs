@@ -22,7 +22,7 @@ use dhcproto::v4::{DhcpOption, Message, MessageType};
 use serde::Serialize;
 
 use xdhcp::{
-    packet::{self, BROADCAST_MAC, L2, RenewKind, Renewal},
+    packet::{self, BROADCAST_MAC, L2, RenewKind, Renewal, Vlan},
     packet_socket::{self, PacketSocket, Protocol},
 };
 
@@ -55,11 +55,13 @@ pub struct LoadOptions {
 }
 
 /// Per-client option 82: a circuit-id and a remote-id from templates in which `{i}` is the
-/// client's index and `{mac}` its MAC (`aa:bb:...`). Neither: no option 82.
+/// client's index and `{mac}` its MAC (`aa:bb:...`). Neither: no option 82. And the VLAN tags
+/// every frame carries, outermost first (an access node's S-tag and C-tag; none: untagged).
 #[derive(Clone, Debug, Default)]
 pub struct Agent {
     pub circuit_id: Option<String>,
     pub remote_id: Option<String>,
+    pub vlans: Vec<Vlan>,
 }
 
 impl Agent {
@@ -306,7 +308,7 @@ fn discover(seed: u16, i: u32, src_mac: [u8; 6], relay: Relay, agent: &Agent) ->
     );
     m.opts_mut().insert(DhcpOption::MessageType(MessageType::Discover));
     m.opts_mut().insert(DhcpOption::ClientIdentifier(client_id(mac)));
-    to_server(&mut m, src_mac, relay, agent.relay_info(i, mac))
+    to_server(&mut m, src_mac, relay, agent.relay_info(i, mac), &agent.vlans)
 }
 
 fn select(
@@ -332,7 +334,7 @@ fn select(
     o.insert(DhcpOption::ClientIdentifier(client_id(mac)));
     o.insert(DhcpOption::RequestedIpAddress(addr));
     o.insert(DhcpOption::ServerIdentifier(server));
-    to_server(&mut m, src_mac, relay, agent.relay_info(i, mac))
+    to_server(&mut m, src_mac, relay, agent.relay_info(i, mac), &agent.vlans)
 }
 
 fn client_id(mac: [u8; 6]) -> Vec<u8> {
@@ -343,7 +345,13 @@ fn client_id(mac: [u8; 6]) -> Vec<u8> {
 
 /// A client's broadcast, or a relay's unicast to the server (sent to the broadcast MAC: the
 /// server's kernel takes it for its own address all the same, and no ARP is needed).
-fn to_server(m: &mut Message, src_mac: [u8; 6], relay: Relay, opt82: Option<Vec<u8>>) -> Vec<u8> {
+fn to_server(
+    m: &mut Message,
+    src_mac: [u8; 6],
+    relay: Relay,
+    opt82: Option<Vec<u8>>,
+    vlans: &[Vlan],
+) -> Vec<u8> {
     let (src, dst) = match relay {
         Some((giaddr, server)) => {
             m.set_hops(1);
@@ -358,7 +366,8 @@ fn to_server(m: &mut Message, src_mac: [u8; 6], relay: Relay, opt82: Option<Vec<
     if let Some(v) = opt82 {
         payload = packet::insert_last_option(&payload, dhcp_common::bootp::OPT_RELAY_AGENT, &v);
     }
-    packet::udp_frame(&L2 { dst: BROADCAST_MAC, src: src_mac, vlans: vec![] }, src, dst, &payload)
+    let l2 = L2 { dst: BROADCAST_MAC, src: src_mac, vlans: vlans.to_vec() };
+    packet::udp_frame(&l2, src, dst, &payload)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -513,7 +522,7 @@ pub fn run(opts: &LoadOptions) -> Result<Summary> {
                 },
                 server: b.server,
                 server_mac,
-                vlans: vec![],
+                vlans: opts.agent.vlans.clone(),
                 relay_info: opts.agent.relay_info(*i, mac),
             }
             .frame();
@@ -657,6 +666,7 @@ mod tests {
         let agent = Agent {
             circuit_id: Some("olt1 eth 1/1/{i}:100".into()),
             remote_id: Some("{mac}".into()),
+            vlans: vec![],
         };
         let mac = client_mac(1, 7);
         let v = agent.relay_info(7, mac).unwrap();
@@ -672,6 +682,19 @@ mod tests {
             assert_eq!(xdhcp::relay::from_payload(&p.payload), Some(v.clone()));
             assert_eq!(p.msg.giaddr(), relay.map_or(Ipv4Addr::UNSPECIFIED, |r| r.0));
         }
+    }
+
+    #[test]
+    fn qinq_tags_ride_on_every_frame_and_replies_are_read_through_them() {
+        let agent = Agent { vlans: vec![Vlan::dot1ad(100), Vlan::dot1q(2001)], ..Agent::default() };
+        let relay = Some((Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(10, 0, 0, 1)));
+        let f = discover(1, 7, client_mac(1, 7), relay, &agent);
+        assert_eq!(f[12..14], [0x88, 0xa8], "the S-tag outermost");
+        assert_eq!(u16::from_be_bytes([f[14], f[15]]) & 0xfff, 100);
+        assert_eq!(f[16..18], [0x81, 0x00]);
+        assert_eq!(u16::from_be_bytes([f[18], f[19]]) & 0xfff, 2001);
+        let p = packet::parse_frame(&f).unwrap();
+        assert_eq!(p.msg.opts().msg_type(), Some(MessageType::Discover));
     }
 
     #[test]

@@ -231,3 +231,26 @@ pub fn kernel_entry(l: &xdhcp::store::Lease, now: xdhcp::core::Now) -> LeaseEntr
     let fl = xdhcp::server::fast_path_entry(&cfg, l, now.unix).expect("a fast-path lease");
     xdhcp::fastpath::sync::entry(&fl, now).expect("a kernel entry")
 }
+
+/// The options of a BOOTP payload in wire order (an ACK's, as either path built it), PAD
+/// skipped, up to END.
+///
+/// # Panics
+/// When the payload has no END: every reply of both paths ends in one.
+#[must_use]
+pub fn options_of(payload: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut o = 240;
+    while o < payload.len() {
+        match payload[o] {
+            255 => return out,
+            0 => o += 1,
+            c => {
+                let len = usize::from(payload[o + 1]);
+                out.push((c, payload[o + 2..o + 2 + len].to_vec()));
+                o += 2 + len;
+            }
+        }
+    }
+    panic!("no END in {payload:02x?}");
+}

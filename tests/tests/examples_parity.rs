@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 use dhcp_common::{Control, Stat};
 use dhcp_lab::testrun::{Harness, XDP_PASS, XDP_TX};
 use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode, UnknownOption};
-use integration::fixture::root_required;
+use integration::fixture::{options_of, root_required};
 use xdhcp::{
     config::{Config, classes::Condition},
     core::Now,
@@ -33,24 +33,6 @@ fn config(text: &str, fast: bool) -> Config {
         t += if fast { "true\n" } else { "false\n" };
     }
     Config::from_toml(&t, "example").expect("the example is valid")
-}
-
-/// The options of a BOOTP payload in wire order, PAD skipped, up to END.
-fn options_of(payload: &[u8]) -> Vec<(u8, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut o = 240;
-    while let Some(&c) = payload.get(o) {
-        match c {
-            255 => break,
-            0 => o += 1,
-            _ => {
-                let len = usize::from(payload[o + 1]);
-                out.push((c, payload[o + 2..o + 2 + len].to_vec()));
-                o += 2 + len;
-            }
-        }
-    }
-    out
 }
 
 /// What a client of `class` (by the file's conditions) sends so that it is classified so.

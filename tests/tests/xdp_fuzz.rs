@@ -330,22 +330,6 @@ fn room_and_overload(rng: &mut Rng, r: &Renewal) -> Vec<u8> {
     }
 }
 
-/// Options in wire order, PAD skipped, up to END.
-fn options_of(payload: &[u8]) -> Vec<(u8, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut o = 240;
-    while o < payload.len() && payload[o] != 255 {
-        if payload[o] == 0 {
-            o += 1;
-            continue;
-        }
-        let len = usize::from(payload[o + 1]);
-        out.push((payload[o], payload[o + 2..o + 2 + len].to_vec()));
-        o += 2 + len;
-    }
-    out
-}
-
 /// The slow path must send the ACK XDP sent: the same header and options, byte for byte (with
 /// the class options of the long profile, for its leases).
 fn slow_path_agrees(slow: &mut Server, frame: &[u8], ack: &packet::Parsed) -> Result<(), String> {

@@ -727,24 +727,6 @@ fn bench_compare_times_two_builds_side_by_side_and_refuses_a_broken_object() {
     assert!(format!("{e:#}").contains("the other build's object"), "{e:#}");
 }
 
-/// The options of a BOOTP payload in wire order, PAD skipped, up to END.
-fn options_of(payload: &[u8]) -> Vec<(u8, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut o = 240;
-    while o < payload.len() {
-        match payload[o] {
-            255 => return out,
-            0 => o += 1,
-            c => {
-                let len = usize::from(payload[o + 1]);
-                out.push((c, payload[o + 2..o + 2 + len].to_vec()));
-                o += 2 + len;
-            }
-        }
-    }
-    panic!("no END in {payload:02x?}");
-}
-
 /// What the slow path, fast path off, answers to `frame` with `leases` in its store: the reply
 /// as it goes on the wire, and where to.
 fn slow_path_reply(

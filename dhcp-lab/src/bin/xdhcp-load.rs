@@ -4,6 +4,7 @@ use std::{net::Ipv4Addr, path::PathBuf, time::Duration};
 use anyhow::{Context as _, Result};
 use clap::Parser;
 use dhcp_lab::load::{self, LoadOptions};
+use xdhcp::packet::Vlan;
 
 /// DHCPv4 load generator: simulated clients on one interface get leases (DORA), then renew
 /// them, against any DHCPv4 server on that link.
@@ -68,6 +69,10 @@ struct Args {
     /// layer-2 access node (giaddr 0), renewals included.
     #[arg(long, value_name = "TEMPLATE")]
     circuit_id: Option<String>,
+    /// Tag every frame with this VLAN id; given twice, QinQ (the first the 802.1ad S-tag, the
+    /// second the 802.1Q C-tag), as an access node's uplink carries subscribers.
+    #[arg(long = "vlan", value_name = "ID", value_parser = clap::value_parser!(u16).range(1..4095))]
+    vlans: Vec<u16>,
     /// Option 82's remote-id, as --circuit-id.
     #[arg(long, value_name = "TEMPLATE")]
     remote_id: Option<String>,
@@ -108,7 +113,16 @@ fn run(a: Args) -> Result<()> {
         window: a.window,
         seed: a.seed,
         relay: a.relay.zip(a.server),
-        agent: load::Agent { circuit_id: a.circuit_id, remote_id: a.remote_id },
+        agent: load::Agent {
+            circuit_id: a.circuit_id,
+            remote_id: a.remote_id,
+            vlans: match a.vlans.as_slice() {
+                [] => vec![],
+                [c] => vec![Vlan::dot1q(*c)],
+                [s, c] => vec![Vlan::dot1ad(*s), Vlan::dot1q(*c)],
+                _ => anyhow::bail!("--vlan: at most two tags (S-tag, then C-tag)"),
+            },
+        },
         assume_bound: a.assume_bound,
         progress: !a.quiet,
     };
