@@ -43,6 +43,9 @@ pub enum Cmd {
         /// Only bindings with this option 82 remote-id, written as for --circuit-id.
         #[arg(long)]
         remote_id: Option<String>,
+        /// Only bindings made for this client class ("" for those in none).
+        #[arg(long)]
+        class: Option<String>,
         /// Only this client identifier (option 61, hex, type byte included).
         #[arg(long)]
         client_id: Option<String>,

@@ -58,6 +58,7 @@ fn run(cli: Cli) -> Result<()> {
             mac,
             circuit_id,
             remote_id,
+            class,
             client_id,
             state,
             after,
@@ -73,6 +74,7 @@ fn run(cli: Cli) -> Result<()> {
                 client_id,
                 circuit_id,
                 remote_id,
+                class,
                 state,
                 after,
                 limit,
@@ -269,7 +271,7 @@ enum Print {
 
 fn leases(socket: &std::path::Path, mut q: ctl::LeaseQuery, print: Print) -> Result<()> {
     let ask = |q: &ctl::LeaseQuery| -> Result<serde_json::Value> {
-        let v = ctl::request(socket, &ctl::Request::Leases(q.clone()))?;
+        let v = ctl::request(socket, &ctl::Request::Leases(Box::new(q.clone())))?;
         if let Some(e) = v.get("error") {
             anyhow::bail!("xdhcp leases: {}", e.as_str().unwrap_or_default());
         }
@@ -304,7 +306,7 @@ fn leases(socket: &std::path::Path, mut q: ctl::LeaseQuery, print: Print) -> Res
         Print::JsonLines => {}
         Print::Json => println!("{}", serde_json::to_string_pretty(&all)?),
         Print::Table => {
-            const COLUMNS: [&str; 9] = [
+            const COLUMNS: [&str; 10] = [
                 "address",
                 "state",
                 "mac",
@@ -312,6 +314,7 @@ fn leases(socket: &std::path::Path, mut q: ctl::LeaseQuery, print: Print) -> Res
                 "hostname",
                 "circuit_id",
                 "remote_id",
+                "class",
                 "expires_in",
                 "held_for",
             ];
@@ -325,6 +328,7 @@ fn leases(socket: &std::path::Path, mut q: ctl::LeaseQuery, print: Print) -> Res
                 "HOSTNAME",
                 "CIRCUIT_ID",
                 "REMOTE_ID",
+                "CLASS",
                 "EXPIRES_IN_S",
                 "HELD_FOR_S",
             ];

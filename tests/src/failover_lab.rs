@@ -279,10 +279,10 @@ impl Xdhcp {
     }
 
     pub fn lease(&self, addr: Ipv4Addr) -> Result<Option<Value>> {
-        let v = self.ask(&ctl::Request::Leases(ctl::LeaseQuery {
+        let v = self.ask(&ctl::Request::Leases(Box::new(ctl::LeaseQuery {
             addr: Some(addr),
             ..Default::default()
-        }))?;
+        })))?;
         Ok(v["leases"].as_array().and_then(|a| a.first().cloned()))
     }
 

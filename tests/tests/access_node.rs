@@ -307,10 +307,10 @@ fn renewed_on_its_line(p: &mut AccessPort, addr: Ipv4Addr, daemon: &Daemon) {
     let c = p.port.client().unwrap();
     let kind = c.kind();
     let told = c.lease_history().1.last().unwrap().at + f64::from(LEASE_SECS);
-    let query = Request::Leases(LeaseQuery {
+    let query = Request::Leases(Box::new(LeaseQuery {
         circuit_id: Some(p.line.circuit_id.clone()),
         ..Default::default()
-    });
+    }));
     let rec = wait_for("the store to record the renewal", Duration::from_secs(5), || {
         let v = daemon.ctl(&query)?;
         let leases = v["leases"].as_array().cloned().unwrap_or_default();

@@ -482,10 +482,10 @@ fn a_subscriber_behind_an_access_node_renews_through_xdp_from_its_line_only() {
     );
     // `xdhcp leases --circuit-id`: this line has it, another has nothing.
     let on = |circuit: &str| {
-        let q = Request::Leases(xdhcp::core::LeaseQuery {
+        let q = Request::Leases(Box::new(xdhcp::core::LeaseQuery {
             circuit_id: Some(circuit.into()),
             ..Default::default()
-        });
+        }));
         daemon.ctl(&q).unwrap()["leases"].as_array().unwrap().len()
     };
     assert_eq!((on("olt1 eth 1/1/3:100"), on("olt1 eth 1/1/4:100")), (1, 0));

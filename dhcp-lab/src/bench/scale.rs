@@ -208,10 +208,10 @@ impl Bench<'_> {
         let addr = "10.65.0.9";
         let mac = ctl::request(
             &self.socket,
-            &ctl::Request::Leases(ctl::LeaseQuery {
+            &ctl::Request::Leases(Box::new(ctl::LeaseQuery {
                 addr: Some(addr.parse()?),
                 ..Default::default()
-            }),
+            })),
         )?["leases"][0]["mac"]
             .as_str()
             .unwrap_or("02:00:00:00:00:00")

@@ -80,7 +80,7 @@ pub fn all_leases(
     let mut after = None;
     loop {
         let q = ctl::LeaseQuery { after, ..Default::default() };
-        let v = ask(&ctl::Request::Leases(q))?;
+        let v = ask(&ctl::Request::Leases(Box::new(q)))?;
         all.extend(v["leases"].as_array().cloned().unwrap_or_default());
         match v["next"].as_str().and_then(|a| a.parse().ok()) {
             Some(a) => after = Some(a),
@@ -226,10 +226,10 @@ impl Daemon {
 
     /// The record of `addr`, if the server has one.
     pub fn lease(&self, addr: Ipv4Addr) -> Result<Option<serde_json::Value>> {
-        let v = self.ctl(&ctl::Request::Leases(ctl::LeaseQuery {
+        let v = self.ctl(&ctl::Request::Leases(Box::new(ctl::LeaseQuery {
             addr: Some(addr),
             ..Default::default()
-        }))?;
+        })))?;
         Ok(v["leases"].as_array().and_then(|a| a.first().cloned()))
     }
 

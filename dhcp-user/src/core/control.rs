@@ -11,7 +11,8 @@ use crate::{packet, server::RECEIVED_TYPES, store::LeaseState};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Request {
-    Leases(LeaseQuery),
+    /// Boxed: a query is larger than every other input the turn takes.
+    Leases(Box<LeaseQuery>),
     Stats,
     /// Prometheus text exposition.
     Metrics,
@@ -44,6 +45,9 @@ pub struct LeaseQuery {
     pub circuit_id: Option<String>,
     #[serde(default)]
     pub remote_id: Option<String>,
+    /// Only bindings made for this client class (its name; `""`: in none).
+    #[serde(default)]
+    pub class: Option<String>,
     #[serde(default)]
     pub state: Option<String>,
     /// Only records after this address.
@@ -125,6 +129,15 @@ fn leases(core: &Core, q: &LeaseQuery, now: Now) -> Value {
         },
         None => None,
     };
+    let classes = &core.server().config().classes;
+    let class = match q.class.as_deref() {
+        None => None,
+        Some("") => Some(crate::store::LeaseClass::None),
+        Some(n) => match classes.iter().find(|c| c.name == n) {
+            Some(c) => Some(crate::store::LeaseClass::Class(c.id.0)),
+            None => return bad("class: not a [[class]] name of the config (\"\" for none)"),
+        },
+    };
     let id_matches = |want: &Option<String>, have: Option<&[u8]>| {
         want.as_ref().is_none_or(|w| have.is_some_and(|h| matches_id(w, h)))
     };
@@ -139,6 +152,7 @@ fn leases(core: &Core, q: &LeaseQuery, now: Now) -> Value {
             && state.is_none_or(|s| l.state == s)
             && id_matches(&q.circuit_id, l.circuit_id())
             && id_matches(&q.remote_id, l.remote_id())
+            && class.is_none_or(|c| l.class == c)
     };
     // At least one: a page of none could say where the next one starts only by panicking.
     let limit = q.limit.unwrap_or(PAGE_MAX).clamp(1, PAGE_MAX);

@@ -126,10 +126,7 @@ fn control_requests_are_answered_after_the_turns_commit() {
     let ask = |req| Input::Control { req, reply: 7u8, measured: Measured::default() };
     let out = c.turn(
         Now::at(T0 + 1),
-        vec![
-            ask(Request::Leases(crate::core::LeaseQuery::default())),
-            ask(Request::FailoverStatus),
-        ],
+        vec![ask(Request::Leases(Box::default())), ask(Request::FailoverStatus)],
         &mut store,
     );
     assert_eq!(out.answers.len(), 2);
@@ -194,12 +191,15 @@ fn an_operator_pages_through_the_leases_and_finds_one_by_mac_or_client_id() {
         let mut l = crate::store::Lease::new(a, state, 0, T0);
         l.chaddr = [2, 0, 0, 0, 1, k].into();
         l.client_id = (k == 7).then(|| vec![1, 2, 0, 0, 0, 1, 7]);
+        if k == 7 {
+            l.class = crate::store::LeaseClass::None;
+        }
         l.expires_at = T0 + 600;
         store.leases.insert(a, l);
     }
     let mut c = core(&store);
     let mut ask = |q: LeaseQuery| {
-        let req = Request::Leases(q);
+        let req = Request::Leases(Box::new(q));
         let out = c.turn(
             Now::at(T0 + 1),
             vec![Input::Control { req, reply: (), measured: Measured::default() }],
@@ -244,6 +244,12 @@ fn an_operator_pages_through_the_leases_and_finds_one_by_mac_or_client_id() {
     let v = ask(LeaseQuery { limit: Some(0), ..LeaseQuery::default() });
     assert_eq!(addrs(&v), ["10.0.0.176"]);
     assert_eq!(v["next"], "10.0.0.176");
+    // By the class a binding was made for: "" is those decided to be in none (the others
+    // were never classified here); a name the config lacks is an error.
+    let v = ask(LeaseQuery { class: Some(String::new()), ..LeaseQuery::default() });
+    assert_eq!(addrs(&v), ["10.0.0.193"]);
+    let v = ask(LeaseQuery { class: Some("stb".into()), ..LeaseQuery::default() });
+    assert!(v["error"].as_str().unwrap().starts_with("class:"), "{v}");
     // A query it cannot read is an error, not everything.
     let v = ask(LeaseQuery { mac: Some("nonsense".into()), ..LeaseQuery::default() });
     assert!(v["error"].as_str().unwrap().starts_with("mac:"), "{v}");
