@@ -10,6 +10,7 @@
 use std::{fmt, path::Path};
 
 pub mod classes;
+mod failover;
 pub mod model;
 pub mod options;
 pub mod profiles;
