@@ -118,7 +118,13 @@ fn an_xdhcp_pair_reaches_normal_replicates_both_ways_and_carries_fast_path_renew
     assert!(num(&theirs, "expires_at") > num(&on_s, "expires_at"), "{theirs}");
     assert!(num(&renewed, "expires_at") > num(&on_s, "expires_at"), "{renewed}");
 
-    let st = s.failover().unwrap();
+    // The secondary's own picture of the renewal may still be on its way to the primary
+    // (see above): everything it sent is acknowledged within moments.
+    let st = wait_for("the secondary's updates acknowledged", Duration::from_secs(10), || {
+        let st = s.failover()?;
+        Ok((num(&st, "updates_unacked") == 0).then_some(st))
+    })
+    .unwrap();
     assert_eq!(num(&st, "updates_unacked"), 0, "{st}");
     let metrics = s.ask(&xdhcp::daemon::ctl::Request::Metrics).unwrap();
     let text = metrics["text"].as_str().unwrap_or_default();
