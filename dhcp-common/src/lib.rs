@@ -12,6 +12,7 @@ pub mod bootp;
 pub mod digest;
 pub mod layout;
 pub mod maps;
+pub mod police;
 pub mod stats;
 
 pub use maps::{

@@ -1,5 +1,6 @@
 //! Outcome counters of the XDP program: exactly one is bumped per packet, so their sum is the
-//! number of packets the program saw.
+//! number of packets the program saw. `pass_*` passed the frame to the stack, `drop_*` dropped it
+//! (policing, and nothing else).
 
 macro_rules! stats {
     ($($(#[$doc:meta])* $name:ident = $label:literal,)*) => {
@@ -70,6 +71,14 @@ stats! {
     /// 57 says so (a long profile's ACK echoing option 82). New counters go last: another
     /// build's object (`bench fastpath --compare`) keeps the indexes it shares with this one.
     PassReplyTooLong = "pass_reply_too_long",
+    /// Dropped: the client MAC's bucket was empty (`dhcp_common::police`).
+    DropPolicedMac = "drop_policed_mac",
+    /// Dropped: the access port's bucket (relay and option 82) was empty.
+    DropPolicedPort = "drop_policed_port",
+    /// Dropped: the VLAN's bucket was empty.
+    DropPolicedVlan = "drop_policed_vlan",
+    /// Dropped: the interface's bucket was empty.
+    DropPolicedInterface = "drop_policed_interface",
 }
 
 #[expect(clippy::cast_possible_truncation, reason = "a few dozen variants")]

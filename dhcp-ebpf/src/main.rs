@@ -3,7 +3,9 @@
 //! the request into a DHCPACK in place and bouncing it with `XDP_TX`.
 //!
 //! The program fails open: anything it does not fully understand, any lease it cannot vouch for,
-//! any helper that fails, is `XDP_PASS` with the frame untouched, and userspace decides.
+//! any helper that fails, is `XDP_PASS` with the frame untouched, and userspace decides. The one
+//! exception is policing (`police`): a message to the server that is not a renewal of a lease
+//! held here is dropped when its client, port, VLAN or interface is over its configured rate.
 #![no_std]
 // Inline asm on BPF: only for `ptr::opaque` (the toolchain is Debian's rustc with
 // RUSTC_BOOTSTRAP, docs/building.md).
@@ -17,6 +19,7 @@ mod csum;
 mod maps;
 mod parse;
 mod peer;
+mod police;
 mod ptr;
 mod reply;
 mod scan;
@@ -41,7 +44,10 @@ pub(crate) fn fast_path(ctx: &XdpContext) -> u32 {
     }
     let (action, stat) = match reply::renew(ctx) {
         Ok(()) => (xdp_action::XDP_TX, Stat::Ack),
-        Err(reason) => (xdp_action::XDP_PASS, reason),
+        Err(reason) => match police::admit(ctx, reason) {
+            Ok(()) => (xdp_action::XDP_PASS, reason),
+            Err(policed) => (xdp_action::XDP_DROP, policed),
+        },
     };
     maps::count(stat);
     action

@@ -1,13 +1,18 @@
 use aya_ebpf::{
     Global,
     bindings::BPF_F_MMAPABLE,
-    btf_maps::{Array, PerCpuArray},
+    btf_maps::{Array, LpmTrie, LruHashMap, PerCpuArray},
     macros::btf_map,
 };
 use dhcp_common::{
     Control, LeaseEntry, LogCursor, RenewEvent, ReplyProfile, Stat,
     maps::{BLOCKS_LEN, LEASES_MAX, LOG_SLOTS, PAGES_LEN, PROFILES_MAX},
     stats::STATS_LEN,
+};
+
+use dhcp_common::police::{
+    Bucket, IfaceBucket, MacKey, POLICED_MACS_MAX, POLICED_PORTS_MAX, POLICED_VLANS_MAX,
+    POLICIES_MAX, POLICY_OF_MAX, Policy, PortKey,
 };
 
 use crate::scan::Scan;
@@ -54,6 +59,29 @@ pub static XDHCP_LOG_CURSORS: Array<LogCursor, 1, { BPF_F_MMAPABLE as usize }> =
 /// Scratch space of the option scan (see [`Scan`]); not shared with userspace.
 #[btf_map]
 pub static XDHCP_SCAN: PerCpuArray<Scan, 1> = PerCpuArray::new();
+
+// Policing (`crate::police`).
+
+#[btf_map]
+pub static XDHCP_POLICIES: Array<Policy, { POLICIES_MAX as usize }> = Array::new();
+
+#[btf_map]
+pub static XDHCP_POLICY_OF: LpmTrie<[u8; 4], u32, { POLICY_OF_MAX as usize }> = LpmTrie::new();
+
+#[btf_map]
+pub static XDHCP_POLICED_MACS: LruHashMap<MacKey, Bucket, { POLICED_MACS_MAX as usize }> =
+    LruHashMap::new();
+
+#[btf_map]
+pub static XDHCP_POLICED_PORTS: LruHashMap<PortKey, Bucket, { POLICED_PORTS_MAX as usize }> =
+    LruHashMap::new();
+
+#[btf_map]
+pub static XDHCP_POLICED_VLANS: LruHashMap<u32, Bucket, { POLICED_VLANS_MAX as usize }> =
+    LruHashMap::new();
+
+#[btf_map]
+pub static XDHCP_POLICED_IFACE: Array<IfaceBucket, 1> = Array::new();
 
 #[inline(always)]
 #[expect(clippy::inline_always, reason = "eBPF: a call costs verifier budget and a spill")]

@@ -65,7 +65,7 @@ fn be16(b: [u8; 2]) -> u16 {
 /// Ethernet with up to two VLAN tags (802.1Q or 802.1ad); returns the L2 header length.
 #[inline(always)]
 #[expect(clippy::inline_always, reason = "eBPF: a call costs verifier budget and a spill")]
-fn ethernet(ctx: &XdpContext) -> Result<usize, Stat> {
+pub fn ethernet(ctx: &XdpContext) -> Result<usize, Stat> {
     let mut off = ETH_HLEN;
     let mut proto = be16(read_fixed(ctx, 12)?);
     if proto == ETH_P_8021Q || proto == ETH_P_8021AD {
@@ -222,6 +222,7 @@ fn options(ctx: &XdpContext, start: usize, len: usize) -> Result<&'static mut Sc
     let put = |f: &mut u64, v: u64| unsafe { core::ptr::write_volatile(f, v) };
     put(&mut scan.msg_type_off, 0);
     put(&mut scan.slow, 0);
+    put(&mut scan.requested_off, 0);
     put(&mut scan.client_id_off, 0);
     put(&mut scan.client_id_len, 0);
     put(&mut scan.relay_off, 0);
@@ -264,7 +265,12 @@ fn options(ctx: &XdpContext, start: usize, len: usize) -> Result<&'static mut Sc
                 put(&mut scan.slow, again);
                 put(&mut scan.msg_type_off, if len == 1 { (at + 2) as u64 } else { 0 });
             }
-            OPT_REQUESTED_IP | OPT_SERVER_ID | OPT_OVERLOAD => {
+            // Not renewals; option 50 is kept for policing (`police::known`).
+            OPT_REQUESTED_IP => {
+                put(&mut scan.slow, 1);
+                put(&mut scan.requested_off, if len == 4 { (at + 2) as u64 } else { 0 });
+            }
+            OPT_SERVER_ID | OPT_OVERLOAD => {
                 put(&mut scan.slow, 1);
             }
             // Echoed byte for byte if it is the one on record (a second instance would be

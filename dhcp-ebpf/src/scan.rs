@@ -17,6 +17,9 @@ pub struct Scan {
     /// Option 57 (maximum DHCP message size): the offset in the frame of its value, and its
     /// length shifted left by 32; 0 = not seen.
     pub max_size: u64,
+    /// Offset in the frame of option 50's four-byte value (the address a client in INIT-REBOOT
+    /// or SELECTING asks for); 0 = not seen, or not four bytes.
+    pub requested_off: u64,
     pub client_id_off: u64,
     pub client_id_len: u64,
     /// Offset in the frame of option 82's value; 0 = not seen.

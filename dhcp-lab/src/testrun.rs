@@ -15,6 +15,7 @@ use xdhcp::{
     fastpath::{self, LoadOptions, eventlog::EventLog, maps::FastPathMaps},
 };
 
+pub const XDP_DROP: u32 = 1;
 pub const XDP_PASS: u32 = 2;
 pub const XDP_TX: u32 = 3;
 
@@ -70,6 +71,11 @@ impl Harness {
             e.drain(&mut v);
         }
         v
+    }
+
+    /// The policing maps (taken from the object: call once).
+    pub fn police(&mut self) -> Result<fastpath::police::PoliceMaps> {
+        fastpath::police::PoliceMaps::from_ebpf(&mut self.ebpf)
     }
 
     /// A map of the object the fast-path types do not cover (benchmark frames).

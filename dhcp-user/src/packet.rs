@@ -460,7 +460,14 @@ impl Renewal {
     /// option 82 added last when the renewal carries one.
     #[must_use]
     pub fn payload(&self) -> Vec<u8> {
-        let p = encode(&self.message());
+        self.payload_of(&self.message())
+    }
+
+    /// The payload of `m` (this renewal's message made into another: a DISCOVER, an
+    /// INIT-REBOOT), as [`Renewal::payload`] lays it out.
+    #[must_use]
+    pub fn payload_of(&self, m: &Message) -> Vec<u8> {
+        let p = encode(m);
         match &self.relay_info {
             Some(r) => insert_last_option(&p, dhcp_common::bootp::OPT_RELAY_AGENT, r),
             None => p,

@@ -9,7 +9,7 @@
 use std::{collections::HashMap, net::Ipv4Addr};
 
 use dhcp_common::{LeaseEntry, Stat, digest};
-use dhcp_lab::testrun::{Harness, XDP_PASS, XDP_TX};
+use dhcp_lab::testrun::{Harness, XDP_DROP, XDP_PASS, XDP_TX};
 use dhcproto::{
     Decodable as _,
     v4::{DhcpOption, Message, MessageType, Opcode, OptionCode},
@@ -143,7 +143,10 @@ fn model_says_renewal(frame: &[u8], h: &Harness) -> Result<(), String> {
         return Err("not to port 67".into());
     }
     let m = decode(&p.payload).ok_or("dhcproto does not decode it")?;
-    if m.opcode() != Opcode::BootRequest || m.chaddr().len() != 6 {
+    if p.payload.get(236..240) != Some(&dhcproto::v4::MAGIC[..]) {
+        return Err("no magic cookie".into());
+    }
+    if m.opcode() != Opcode::BootRequest || m.hlen() != 6 {
         return Err("not an Ethernet BOOTREQUEST".into());
     }
     let o = m.opts();
@@ -384,9 +387,35 @@ fn mutate(rng: &mut Rng, mut f: Vec<u8>) -> Vec<u8> {
     f
 }
 
-#[test]
-fn random_and_mutated_frames_only_pass_untouched_or_ack_valid_renewals() {
-    let mut h = harness();
+/// Frame `n` of a run: random bytes, a mutated renewal, one with garbage in option 82, one
+/// with option 57 and overloaded fields, or a valid renewal, in turn.
+fn fuzz_frame(rng: &mut Rng, n: u64) -> Vec<u8> {
+    match n % 5 {
+        0 => (0..14 + rng.below(600)).map(|_| rng.byte()).collect(),
+        1 => {
+            let f = valid_renewal(rng).frame();
+            mutate(rng, f)
+        }
+        2 => {
+            let r = valid_renewal(rng);
+            let payload = garbage_relay_info(rng, &r);
+            r.frame_with(&payload)
+        }
+        3 => {
+            let r = valid_renewal(rng);
+            let payload = room_and_overload(rng, &r);
+            r.frame_with(&payload)
+        }
+        _ => valid_renewal(rng).frame(),
+    }
+}
+
+fn fuzz_seed() -> u64 {
+    std::env::var("XDHCP_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_2026_u64)
+}
+
+/// The leases of the run in the kernel, and the slow path holding the same records.
+fn install_leases(h: &mut Harness) -> Server {
     let now = xdhcp::core::Now::read();
     let mut records: HashMap<Ipv4Addr, Lease> = HashMap::new();
     for i in 0..LEASES {
@@ -396,33 +425,98 @@ fn random_and_mutated_frames_only_pass_untouched_or_ack_valid_renewals() {
         h.maps.put_lease(lease_addr(i), &LeaseEntry { profile, ..kernel_entry(&l, now) }).unwrap();
         records.insert(l.address, l);
     }
-    let mut slow = Server::new(slow_path_config(false, "nak"), records.into_values());
-    let seed = std::env::var("XDHCP_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5eed_2026_u64);
+    Server::new(slow_path_config(false, "nak"), records.into_values())
+}
+
+/// The same frames with every bucket tiny: XDP drops only what the rules do not call a renewal
+/// of an installed lease, and a frame the server's own parser refuses (random bytes, lying
+/// lengths, cut short) is charged to the interface's bucket alone, never to a key read from it.
+#[test]
+fn under_policing_garbage_is_charged_to_the_interface_and_no_renewal_is_dropped() {
+    use dhcp_common::police::{Policy, Rate};
+    let mut h = harness();
+    let _slow = install_leases(&mut h);
+    let mut police = h.police().unwrap();
+    let tiny = Rate::new(1, 1);
+    police
+        .set(&xdhcp::fastpath::police::Plan {
+            interface: Rate::new(1, 1_000),
+            policies: vec![Policy { mac: tiny, port: tiny, vlan: tiny }],
+            prefixes: vec![],
+        })
+        .unwrap();
+    let seed = fuzz_seed();
+    let mut rng = Rng(seed);
+    let (mut dropped, mut by_iface, mut renewals) = (0u64, 0u64, 0u64);
+    for n in 0..FRAMES {
+        let frame = fuzz_frame(&mut rng, n);
+        let before = h.maps.stats().unwrap();
+        let (ret, out) = h.run(&frame).unwrap();
+        let d = h.maps.stats().unwrap().since(&before);
+        // Judged only where the model can read every option (as in the test above).
+        let parsed = packet::parse_frame(&frame);
+        let judged = parsed.as_ref().is_ok_and(|p| dhcproto_sees_every_option(&p.payload));
+        let renewal = judged && model_says_renewal(&frame, &h).is_ok();
+        renewals += u64::from(renewal);
+        match ret {
+            XDP_TX => {
+                assert!(
+                    renewal || !judged,
+                    "seed {seed} frame {n}: answered a frame the rules refuse"
+                );
+            }
+            XDP_PASS => assert!(out == frame, "seed {seed} frame {n}: passed frame was modified"),
+            XDP_DROP => {
+                assert!(out == frame, "seed {seed} frame {n}: dropped frame was modified");
+                assert!(!renewal, "seed {seed} frame {n}: dropped a renewal: {frame:02x?}");
+                dropped += 1;
+                if parsed.is_err() {
+                    assert_eq!(
+                        d.get(Stat::DropPolicedInterface),
+                        1,
+                        "seed {seed} frame {n}: garbage charged to a key: {:?}",
+                        d.to_json()
+                    );
+                }
+                by_iface += d.get(Stat::DropPolicedInterface);
+            }
+            other => panic!("seed {seed} frame {n}: verdict {other}"),
+        }
+    }
+    let c = h.maps.stats().unwrap();
+    let total: u64 = c.values.iter().map(|(_, v)| v).sum();
+    assert_eq!(total, FRAMES, "exactly one counter per frame");
+    let counted: u64 = [
+        Stat::DropPolicedMac,
+        Stat::DropPolicedPort,
+        Stat::DropPolicedVlan,
+        Stat::DropPolicedInterface,
+    ]
+    .iter()
+    .map(|s| c.get(*s))
+    .sum();
+    assert_eq!(counted, dropped, "every drop counted under its key");
+    // The buckets bit: the mutations that make a renewal some other message (a new client's,
+    // another MAC's) are over a 1-message burst, and the interface's 1,000 ran out. Most
+    // mutated renewals are still their own client's, and never charged.
+    let by_key = c.get(Stat::DropPolicedMac) + c.get(Stat::DropPolicedPort);
+    assert!(by_key >= 10 && by_iface > 0, "{dropped} dropped, {by_iface} by the interface");
+    assert!(renewals >= 1_500, "only {renewals} renewals among the frames");
+    let top = police.offenders(3).unwrap();
+    assert!(!top.is_empty());
+    println!("seed {seed}: {dropped} dropped ({by_iface} by the interface), {renewals} renewals");
+}
+
+#[test]
+fn random_and_mutated_frames_only_pass_untouched_or_ack_valid_renewals() {
+    let mut h = harness();
+    let mut slow = install_leases(&mut h);
+    let seed = fuzz_seed();
     let mut rng = Rng(seed);
     let (mut acks, mut passed, mut acks82, mut beyond_dhcproto) = (0, 0, 0, 0);
     let mut acks_long82 = 0;
     for n in 0..FRAMES {
-        let frame = match n % 5 {
-            0 => (0..14 + rng.below(600)).map(|_| rng.byte()).collect(),
-            1 => {
-                let f = valid_renewal(&mut rng).frame();
-                mutate(&mut rng, f)
-            }
-            2 => {
-                let r = valid_renewal(&mut rng);
-                let payload = garbage_relay_info(&mut rng, &r);
-                r.frame_with(&payload)
-            }
-            3 => {
-                let r = valid_renewal(&mut rng);
-                let payload = room_and_overload(&mut rng, &r);
-                r.frame_with(&payload)
-            }
-            _ => valid_renewal(&mut rng).frame(),
-        };
+        let frame = fuzz_frame(&mut rng, n);
         let (ret, out) = h.run(&frame).unwrap();
         match ret {
             XDP_PASS => {

@@ -13,6 +13,7 @@ pub mod classes;
 mod failover;
 pub mod model;
 pub mod options;
+pub mod police;
 pub mod profiles;
 mod spans;
 pub mod wire;

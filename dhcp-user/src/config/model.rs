@@ -86,6 +86,8 @@ pub struct Config {
     pub profiles: Profiles,
     /// `[limits]`: addresses one port or MAC may hold at once.
     pub limits: Limits,
+    /// `[police]`: the rates XDP holds unanswered messages to.
+    pub police: super::police::Police,
     /// For each subnet, the subnets of its shared network in file order (itself alone when it
     /// is in none): see [`Config::link_of`].
     links: Vec<Vec<SubnetId>>,
@@ -182,6 +184,8 @@ pub struct Subnet {
     pub options: Options,
     /// Options of the pools that have any, as [`Pool::options`] indexes them.
     pub pool_options: Vec<Options>,
+    /// The subnet's own `police` limits (each over `[police]`'s, see [`Config::police_of`]).
+    pub police: super::police::Police,
 }
 
 /// `circuit_change`: a binding is acknowledged for the line (option 82 circuit-id) it was
@@ -349,6 +353,12 @@ impl Config {
     #[must_use]
     pub fn subnet(&self, id: SubnetId) -> Option<&Subnet> {
         self.subnets.get(id.index())
+    }
+
+    /// The limits XDP holds the clients of `s` to: its own over the file's.
+    #[must_use]
+    pub fn police_of(&self, s: &Subnet) -> super::police::Police {
+        s.police.over(&self.police)
     }
 
     /// The subnet whose prefix contains `a`.
@@ -520,8 +530,10 @@ impl TryFrom<wire::Config> for Config {
         }
         let profiles = Profiles::build(&subnets, &classes, &class_options, &options)?;
         let limits = limits("limits", w.limits.as_ref())?;
+        let police = super::police::file(w.police.as_ref())?;
         Ok(Config {
             limits,
+            police,
             options,
             classes,
             profiles,
@@ -667,6 +679,7 @@ fn subnet(
         );
     }
 
+    let police = super::police::subnet(&at("police"), w.police.as_ref())?;
     let mut pools: Vec<(usize, Pool)> = Vec::new();
     let mut pool_options: Vec<Options> = Vec::new();
     for (j, p) in w.pools.iter().enumerate() {
@@ -860,6 +873,7 @@ fn subnet(
         },
         options,
         pool_options,
+        police,
     };
     Ok(s)
 }

@@ -589,3 +589,34 @@ fn lease_limits_are_at_least_one_and_a_class_may_set_its_own() {
         "xdhcp.toml:9: limits.leases_per_mac: must be at least 1 (leave it out for no limit)"
     );
 }
+
+#[test]
+fn police_rates_are_checked_and_a_subnet_may_tighten_them_but_not_the_interface() {
+    let with = |t: &str| format!("{MINIMAL}\n{t}\n");
+    let c = Config::from_toml(
+        &with("[police]\nmac = { rate = 5 }\ninterface = { rate = 2000, burst = 4000 }"),
+        "x",
+    )
+    .unwrap();
+    let mac = c.police.mac.unwrap();
+    assert_eq!((mac.per_sec, mac.burst), (5, 5), "the burst defaults to the rate");
+    assert_eq!(c.police.interface.map(|l| l.burst), Some(4000));
+    assert_eq!(c.police.port, None);
+    assert_eq!(
+        error_of(&with("[police]\nmac = { rate = 0 }")),
+        "xdhcp.toml:9: police.mac.rate: must be 1 to 100000000 messages a second"
+    );
+    assert_eq!(
+        error_of(&with("[police]\nport = { burst = 3 }")),
+        "xdhcp.toml:9: police.port.rate: missing: messages per second (at least 1)"
+    );
+    // The subnet's own: port tightened, MAC inherited.
+    let text = format!(
+        "{MINIMAL}police = {{ port = {{ rate = 10, burst = 20 }} }}\n\n[police]\nmac = {{ rate = 5 }}\n"
+    );
+    let c = Config::from_toml(&text, "x").unwrap();
+    let p = c.police_of(&c.subnets[0]);
+    assert_eq!((p.mac.unwrap().per_sec, p.port.unwrap().burst), (5, 20));
+    let e = error_of(&format!("{MINIMAL}police = {{ interface = {{ rate = 1 }} }}\n"));
+    assert!(e.contains("unknown field `interface`"), "{e}");
+}

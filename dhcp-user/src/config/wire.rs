@@ -29,6 +29,33 @@ pub struct Config {
     #[serde(default, rename = "class")]
     pub classes: Vec<Class>,
     pub limits: Option<Limits>,
+    pub police: Option<Police>,
+}
+
+/// `[police]`: rates of the messages XDP does not answer, per key.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Police {
+    pub mac: Option<PoliceRate>,
+    pub port: Option<PoliceRate>,
+    pub vlan: Option<PoliceRate>,
+    pub interface: Option<PoliceRate>,
+}
+
+/// A subnet's `police`: as `[police]` without the interface's bucket.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubnetPolice {
+    pub mac: Option<PoliceRate>,
+    pub port: Option<PoliceRate>,
+    pub vlan: Option<PoliceRate>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoliceRate {
+    pub rate: Option<u32>,
+    pub burst: Option<u32>,
 }
 
 /// `[limits]`, and a class's own `limits`: addresses held at once, offers included.
@@ -134,6 +161,8 @@ pub struct Subnet {
     /// What a renewal from another line (option 82 circuit-id) than its binding's gets.
     pub circuit_change: Option<CircuitChange>,
     pub options: Option<toml::Table>,
+    /// Limits of this subnet's clients over `[police]`'s.
+    pub police: Option<SubnetPolice>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

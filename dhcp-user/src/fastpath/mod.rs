@@ -21,13 +21,14 @@ use aya::{
     Ebpf, EbpfLoader,
     programs::{TestRun as _, TestRunOptions, Xdp, XdpMode, links::FdLink},
 };
-use dhcp_common::{Control, KernelClock, maps as m};
+use dhcp_common::{Control, KernelClock, maps as m, police as pm};
 
 use maps::FastPathMaps;
 
 pub mod clock;
 pub mod eventlog;
 pub mod maps;
+pub mod police;
 pub mod subnet;
 pub mod sync;
 
@@ -40,8 +41,22 @@ pub const PASS_PROG: &str = "xdhcp_pass";
 /// Reads jiffies and the coarse clock together for [`calibrate_clock`]; never attached.
 pub const CLOCK_PROG: &str = "xdhcp_clock";
 pub const PIN_ROOT: &str = "/sys/fs/bpf/xdhcp";
-const MAP_NAMES: [&str; 8] =
-    [m::LEASES, m::PAGES, m::BLOCKS, m::PROFILES, m::CONTROL, m::STATS, m::LOG, m::LOG_CURSORS];
+const MAP_NAMES: [&str; 14] = [
+    m::LEASES,
+    m::PAGES,
+    m::BLOCKS,
+    m::PROFILES,
+    m::CONTROL,
+    m::STATS,
+    m::LOG,
+    m::LOG_CURSORS,
+    pm::POLICIES,
+    pm::POLICY_OF,
+    pm::POLICED_MACS,
+    pm::POLICED_PORTS,
+    pm::POLICED_VLANS,
+    pm::POLICED_IFACE,
+];
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 
 #[must_use]

@@ -10,7 +10,12 @@ use tracing::warn;
 use crate::{
     config::Config,
     core::Now,
-    fastpath::{self, AttachMode, clock, eventlog::EventLog, maps::FastPathMaps},
+    fastpath::{
+        self, AttachMode, clock,
+        eventlog::EventLog,
+        maps::FastPathMaps,
+        police::{self, PoliceMaps},
+    },
     server::{FastPathLease, MapOp},
 };
 
@@ -160,6 +165,8 @@ impl KernelMaps {
             tracing::info!(iface = %name, mode = a.mode, adopted = !a.new, "fast path attached");
             let mut maps = FastPathMaps::open_pinned(&dir)?;
             set_profiles(&mut maps, cfg)?;
+            let local = crate::packet_socket::interface_addr(name);
+            PoliceMaps::open_pinned(&dir)?.set(&police::plan(cfg, local))?;
             let events = EventLog::open_pinned(&dir)?;
             ifaces.push(Iface {
                 name: name.clone(),

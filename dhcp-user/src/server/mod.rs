@@ -159,6 +159,15 @@ impl Server {
         if !request::dhcproto_safe(payload) {
             return self.dropped(DropReason::Undecodable);
         }
+        // dhcproto reads options after any four bytes; without the cookie there are none
+        // (RFC 2131 §3): BOOTP or garbage, which XDP's policing counts as garbage too.
+        match payload.get(236..240) {
+            None => return self.dropped(DropReason::Undecodable),
+            Some(c) if c != dhcp_common::bootp::MAGIC_COOKIE => {
+                return self.dropped(DropReason::NoMessageType);
+            }
+            Some(_) => {}
+        }
         // A backstop: should the decoder still panic on some input, that input is one more
         // undecodable packet, not a dead server.
         match std::panic::catch_unwind(|| Message::from_bytes(payload)) {

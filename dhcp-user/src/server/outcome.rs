@@ -47,7 +47,7 @@ pub enum DropReason {
     BadHardwareAddress,
     /// Option 61 shorter than a type byte and one byte of identifier.
     BadClientId,
-    /// No option 53: plain BOOTP, which this server does not serve.
+    /// No option 53, or no DHCP magic cookie: plain BOOTP, which this server does not serve.
     NoMessageType,
     /// A message type a server does not act on (OFFER, ACK, lease query...).
     UnsupportedMessageType,

@@ -172,3 +172,18 @@ fn options_in_file_and_sname_count_when_option_52_says_they_are_there() {
     assert!(m.sname().is_none() && m.fname().is_none(), "the fields held options, not names");
     assert!(m.opts().get(OptionCode::OptionOverload).is_none());
 }
+
+#[test]
+fn a_message_without_the_magic_cookie_is_bootp_and_gets_no_reply() {
+    let mut s = server();
+    let mut req = Client::new(9).discover().to_vec().unwrap();
+    let Handled::Offered(_) = s.handle_bytes(T0, &req, &direct()).result else { panic!() };
+    req[238] ^= 0xff;
+    let o = s.handle_bytes(T0, &req, &direct());
+    assert_eq!(o.result, Handled::Dropped(DropReason::NoMessageType));
+    // Cut short of the cookie: not a message at all.
+    assert_eq!(
+        s.handle_bytes(T0, &req[..200], &direct()).result,
+        Handled::Dropped(DropReason::Undecodable)
+    );
+}
