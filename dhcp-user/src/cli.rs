@@ -104,7 +104,8 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: MapsCmd,
     },
-    /// Fast-path counters: ACKs sent and every reason a packet was passed.
+    /// Fast-path counters: ACKs sent, every reason a packet was passed or policed, and the keys
+    /// (MAC, access port, VLAN, interface) policing refused most.
     Stats {
         /// Interface (default: every interface with a pinned fast path).
         #[arg(long)]

@@ -369,17 +369,36 @@ fn lease_counts(c: &serde_json::Value, print: Print) -> Result<()> {
     Ok(())
 }
 
+/// Offenders shown by `xdhcp stats`.
+const TOP_OFFENDERS: usize = 10;
+
 fn stats(iface: Option<String>, json: bool) -> Result<()> {
     let mut out = serde_json::Map::new();
     for i in interfaces(iface)? {
         let c = open(&i)?.stats()?;
+        let top = fastpath::police::PoliceMaps::open_pinned(&fastpath::pin_dir(&i))
+            .and_then(|p| p.offenders(TOP_OFFENDERS))
+            .with_context(|| format!("read the policing maps of {i}"))?;
         if json {
-            out.insert(i, c.to_json());
+            let mut v = c.to_json();
+            v["policed_top"] = serde_json::to_value(&top)?;
+            out.insert(i, v);
         } else {
             println!("{i}:");
             let rows: Vec<Vec<String>> =
                 c.values.iter().map(|(s, v)| vec![s.name().to_owned(), v.to_string()]).collect();
             print!("{}", table::render(&["COUNTER", "PACKETS"], &rows));
+            if !top.is_empty() {
+                println!("top policed:");
+                let rows: Vec<Vec<String>> = top
+                    .iter()
+                    .map(|o| {
+                        let d = o.dropped.to_string();
+                        vec![o.kind.to_owned(), o.key.clone(), d, o.passed.to_string()]
+                    })
+                    .collect();
+                print!("{}", table::render(&["KEY", "WHO", "DROPPED", "PASSED"], &rows));
+            }
         }
     }
     if json {

@@ -48,6 +48,8 @@ pub struct ServerConfig {
     pub attach_mode: AttachMode,
     /// Also serve 10.98.0.0/24, the subnet behind [`Lan::relay`].
     pub relayed: bool,
+    /// More of the file, after the subnets (`[police]`, `[limits]`...).
+    pub extra: String,
 }
 
 impl Default for ServerConfig {
@@ -61,6 +63,7 @@ impl Default for ServerConfig {
             fast_path: true,
             attach_mode: AttachMode::Native,
             relayed: false,
+            extra: String::new(),
         }
     }
 }
@@ -101,7 +104,7 @@ impl ServerConfig {
                  {times}"
             );
         }
-        s
+        s + &self.extra
     }
 }
 

@@ -74,6 +74,8 @@ pub struct Measured {
     pub store: CommitStats,
     /// DHCP datagrams the daemon's full queues dropped: requests, DISCOVERs.
     pub overload_dropped: [u64; 2],
+    /// Each interface's keys XDP's policing refused most (`fastpath::police::Offender`s).
+    pub policed_top: serde_json::Map<String, Value>,
 }
 
 /// Store commit latency.
@@ -306,6 +308,7 @@ fn stats(core: &Core, measured: &Measured) -> Value {
         "fast_path_renewals_recorded": core.fast_path_renewals(),
         "fast_path": measured.fast_path,
         "lease_tables": measured.lease_tables,
+        "policed_top": measured.policed_top,
         "store": {
             "commits": m.commits,
             "changes": m.changes,
@@ -335,6 +338,11 @@ fn pools(core: &Core) -> Vec<Value> {
             json!({ "subnet": s.prefix.to_string(), "size": size, "active": active })
         })
         .collect()
+}
+
+/// A Prometheus label value: backslash, quote and newline escaped (circuit-ids are quoted).
+fn label_value(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 fn metrics(core: &Core, measured: &Measured) -> String {
@@ -375,6 +383,14 @@ fn metrics(core: &Core, measured: &Measured) -> String {
                 &format!("{{iface=\"{iface}\",outcome=\"{k}\"}}"),
                 n,
             );
+        }
+    }
+    for (iface, top) in v["policed_top"].as_object().into_iter().flatten() {
+        for o in top.as_array().into_iter().flatten() {
+            let (kind, key) = (o["kind"].as_str().unwrap_or(""), o["key"].as_str().unwrap_or(""));
+            let labels =
+                format!("{{iface=\"{iface}\",kind=\"{kind}\",key=\"{}\"}}", label_value(key));
+            line("xdhcp_policed_top_dropped", &labels, &o["dropped"]);
         }
     }
     for (iface, t) in v["lease_tables"].as_object().into_iter().flatten() {

@@ -79,6 +79,8 @@ struct Daemon {
     intake: Arc<queue::Intake>,
     /// The drops last reported, and when.
     reported: ([u64; 2], Instant),
+    /// The keys XDP's policing refused most, ranked off the loop.
+    offenders: Option<crate::fastpath::police::Watch>,
 }
 
 pub fn run(config: &Path) -> Result<()> {
@@ -139,7 +141,12 @@ pub fn run_until(config: &Path, stop: Option<oneshot::Receiver<()>>) -> Result<(
             socks.push(Arc::new(net::IfaceSockets::open(name)?));
         }
         let (intake, outlets) = queue::intake();
+        let offenders = match &kmaps {
+            Some(_) => Some(crate::fastpath::police::Watch::spawn(&cfg.interfaces)?),
+            None => None,
+        };
         let mut d = Daemon {
+            offenders,
             core,
             store,
             kmaps,
@@ -330,6 +337,9 @@ impl Daemon {
                 "leases_without_slot": i.no_room,
             });
             m.lease_tables.insert(i.name.clone(), table);
+        }
+        for (iface, top) in self.offenders.iter().flat_map(|w| w.latest()) {
+            m.policed_top.insert(iface, serde_json::to_value(top).unwrap_or_default());
         }
         m
     }

@@ -157,12 +157,74 @@ impl PoliceMaps {
     }
 }
 
-/// `relay 10.0.0.2 circuit-id "olt1 1/1/1" remote-id "cpe-1"`, from the sub-options the key
-/// holds (bytes it could not hold are left out).
+/// How often the daemon ranks the offenders again for its metrics.
+const WATCH_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+/// Offenders the metrics show per interface.
+pub const WATCH_TOP: usize = 10;
+
+/// The offenders of each interface, ranked again every [`WATCH_EVERY`] on a thread of its own:
+/// a full LRU map is 65,536 entries read a system call at a time, which the daemon's loop must
+/// not wait for. Stops with the value.
+pub struct Watch {
+    latest: std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<Offender>)>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watch {
+    pub fn spawn(ifaces: &[String]) -> Result<Self> {
+        use std::sync::{Arc, Mutex, atomic::AtomicBool};
+        let mut maps = Vec::new();
+        for i in ifaces {
+            maps.push((i.clone(), PoliceMaps::open_pinned(&super::pin_dir(i))?));
+        }
+        let latest = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (out, quit) = (latest.clone(), stop.clone());
+        let thread = std::thread::Builder::new().name("police-watch".into()).spawn(move || {
+            let quit = || quit.load(std::sync::atomic::Ordering::Relaxed);
+            while !quit() {
+                let ranked: Vec<_> = maps
+                    .iter()
+                    .map(|(i, m)| (i.clone(), m.offenders(WATCH_TOP).unwrap_or_default()))
+                    .collect();
+                *out.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = ranked;
+                let t = std::time::Instant::now();
+                while !quit() && t.elapsed() < WATCH_EVERY {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+            }
+        })?;
+        Ok(Self { latest, stop, thread: Some(thread) })
+    }
+
+    /// The last ranking, by interface.
+    #[must_use]
+    pub fn latest(&self) -> Vec<(String, Vec<Offender>)> {
+        self.latest.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// `relay 10.0.0.2 circuit-id "olt1 1/1/1" remote-id "cpe-1"` (`link …` for an access node on
+/// the server's own link), from the sub-options the key holds (bytes it could not hold are left
+/// out).
 #[must_use]
 pub fn port_name(k: &PortKey) -> String {
     let held = (k.len as usize).min(PORT_KEY_BYTES);
-    let mut out = format!("relay {}", Ipv4Addr::from(k.giaddr));
+    // giaddr 0: a layer-2 access node's option 82, on the server's own link.
+    let mut out = match Ipv4Addr::from(k.giaddr) {
+        a if a.is_unspecified() => "link".to_owned(),
+        a => format!("relay {a}"),
+    };
     let mut v = &k.value[..held];
     while let [code, len, rest @ ..] = v {
         let n = usize::from(*len).min(rest.len());
@@ -268,6 +330,8 @@ police = { port = { rate = 20, burst = 40 } }
         k.value[1] = 200;
         k.len = 200;
         assert!(port_name(&k).ends_with(" …"));
+        k.giaddr = [0; 4];
+        assert!(port_name(&k).starts_with("link circuit-id"));
         assert_eq!(vlan_name(p::vlan_key(2, 100, 200)), "100.200");
         assert_eq!(vlan_name(p::vlan_key(1, 7, 0)), "7");
     }
