@@ -1,6 +1,6 @@
 //! `cargo xtask bench flood`: a DISCOVER flood from one access port while known clients renew
-//! and new ones arrive, on the e2e lab (one veth pair between two namespaces), for xdhcp and
-//! Kea in one run. Three load generators at once, each as its own relay agent (its own
+//! and new ones arrive, on the e2e lab (one veth pair between two namespaces), for xdhcp
+//! (with lease limits alone, then also with policing in XDP) and Kea in one run. Three load generators at once, each as its own relay agent (its own
 //! address on the client side): 1,000 known clients, each on its own line, renewing at a
 //! steady rate; a flood of DISCOVERs from ever new MACs behind one line (a starvation attack,
 //! or a looping CPE), each OFFER taken up; and 100 new legitimate clients arriving while it
@@ -44,6 +44,10 @@ const FLOOD_MAX: u32 = 2_000_000;
 #[derive(Debug, Serialize)]
 pub struct Row {
     pub server: Kind,
+    /// xdhcp with [`POLICE`]: the flood policed in XDP.
+    pub policed: bool,
+    /// Messages XDP's policing dropped (xdhcp only).
+    pub xdp_policed_drops: u64,
     /// Share of the known clients' renewals answered.
     pub known_renewals_answered: f64,
     pub known_renewals_sent: u64,
@@ -62,10 +66,15 @@ pub struct FloodReport {
     pub pool: u32,
     /// xdhcp's limit per access port (`[limits] leases_per_circuit_id`).
     pub xdhcp_leases_per_circuit_id: u32,
+    /// The policed row's `[police]`.
+    pub xdhcp_police: &'static str,
     pub rows: Vec<Row>,
 }
 
 const PER_PORT: u32 = 4;
+/// What an operator might set at an access edge: a line may send 10 messages a second that
+/// XDP does not answer, 20 at once (a CPE's DORA is 2, a whole OLT's reboot one per line).
+const POLICE: &str = "[police]\nport = { rate = 10, burst = 20 }\nmac = { rate = 5, burst = 10 }\n";
 
 fn spawn_load(lab: &Lab, load: &Path, args: &[String], out: &Path) -> Result<Child> {
     let _ = std::fs::remove_file(out);
@@ -91,10 +100,11 @@ fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| (*s).to_owned()).collect()
 }
 
-fn row(lab: &Lab, o: &Options, kind: Kind) -> Result<Row> {
+fn row(lab: &Lab, o: &Options, kind: Kind, policed: bool) -> Result<Row> {
+    let police = if policed { POLICE } else { "" };
     let setup = Setup {
         pool_end: POOL_END,
-        xdhcp_extra: format!("[limits]\nleases_per_circuit_id = {PER_PORT}\n"),
+        xdhcp_extra: format!("[limits]\nleases_per_circuit_id = {PER_PORT}\n{police}"),
     };
     let _server = lab.start_with(kind, &o.xdhcp, &o.load, &setup)?;
     let server = SERVER_IP.to_string();
@@ -132,9 +142,12 @@ fn row(lab: &Lab, o: &Options, kind: Kind) -> Result<Row> {
     let new: Summary = finish(new, &new_out).unwrap_or_default();
     let flood: FloodSummary = finish(flood, &flood_out)?;
     let known: Summary = finish(known, &known_out)?;
+    let xdp_policed_drops = if kind == Kind::Kea { 0 } else { policed_drops(lab)? };
     #[expect(clippy::cast_precision_loss, reason = "counts far below 2^52")]
     let r = Row {
         server: kind,
+        policed,
+        xdp_policed_drops,
         known_renewals_answered: known.renewal_acks as f64 / known.renewals_sent.max(1) as f64,
         known_renewals_sent: known.renewals_sent,
         new_clients_served: new.bound as f64 / f64::from(NEW),
@@ -146,20 +159,33 @@ fn row(lab: &Lab, o: &Options, kind: Kind) -> Result<Row> {
     Ok(r)
 }
 
+/// What XDP's policing dropped on the server's interface so far.
+fn policed_drops(lab: &Lab) -> Result<u64> {
+    use dhcp_common::Stat;
+    let dir = xdhcp::fastpath::pin_dir(&lab.veth.a.name);
+    let c = xdhcp::fastpath::maps::FastPathMaps::open_pinned(&dir)?.stats()?;
+    Ok([Stat::DropPolicedMac, Stat::DropPolicedPort, Stat::DropPolicedVlan]
+        .iter()
+        .chain(&[Stat::DropPolicedInterface])
+        .map(|s| c.get(*s))
+        .sum())
+}
+
 pub fn flood(o: &Options) -> Result<FloodReport> {
     let lab = Lab::new()?;
     for a in [FLOOD_RELAY, NEW_RELAY] {
         lab.cli.ip(&["addr", "add", &format!("{a}/10"), "dev", &lab.veth.b.name])?;
     }
     let mut rows = Vec::new();
-    for kind in [Kind::XdhcpFast, Kind::Kea] {
-        rows.push(row(&lab, o, kind)?);
+    for (kind, policed) in [(Kind::XdhcpFast, false), (Kind::XdhcpFast, true), (Kind::Kea, false)] {
+        rows.push(row(&lab, o, kind, policed)?);
     }
     let r = FloodReport {
         secs: o.secs,
         renew_rate: o.renew_rate,
         pool: 2048,
         xdhcp_leases_per_circuit_id: PER_PORT,
+        xdhcp_police: POLICE,
         rows,
     };
     super::write_report(&o.out_dir, "flood", &r, &chart(&r))?;
@@ -178,26 +204,26 @@ fn chart(r: &FloodReport) -> String {
             r.rows.iter().map(|x| x.flood_addresses as f64 / f64::from(r.pool)).collect(),
         ),
     ];
-    let colors = ["#2b7bba", "#d9822b"];
+    let colors = ["#2b7bba", "#2ba35a", "#d9822b"];
     let (w, h, top, bottom) = (720.0, 360.0, 40.0, 300.0);
     let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" \
          font-family=\"sans-serif\" font-size=\"12\"><rect width=\"100%\" height=\"100%\" \
          fill=\"white\"/><text x=\"10\" y=\"20\" font-size=\"14\">A DISCOVER flood from one \
-         port, {}s: xdhcp (blue) and Kea (orange)</text>",
+         port, {}s: xdhcp (blue), xdhcp policed in XDP (green), Kea (orange)</text>",
         r.secs
     );
     for (g, (name, vals)) in groups.iter().enumerate() {
-        let x0 = 60.0 + g as f64 * 220.0;
+        let x0 = 40.0 + g as f64 * 230.0;
         for (k, v) in vals.iter().enumerate() {
             let bh = (bottom - top) * v.clamp(0.0, 1.0);
-            let x = x0 + k as f64 * 70.0;
+            let x = x0 + k as f64 * 66.0;
             let _ = write!(
                 svg,
                 "<rect x=\"{x}\" y=\"{}\" width=\"60\" height=\"{bh}\" fill=\"{}\"/>\
                  <text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{:.1} %</text>",
                 bottom - bh,
-                colors[k % 2],
+                colors[k % colors.len()],
                 x + 30.0,
                 bottom - bh - 4.0,
                 v * 100.0
@@ -206,7 +232,7 @@ fn chart(r: &FloodReport) -> String {
         let _ = write!(
             svg,
             "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{name}</text>",
-            x0 + 65.0,
+            x0 + 96.0,
             bottom + 20.0
         );
     }
