@@ -46,6 +46,10 @@ fn the_isp_example_is_valid_and_uses_classes_ports_and_a_shared_network() {
     assert!(matches!(c.subnets[0].reservations[0].key, ReservationKey::Port { .. }));
     // Every combination fits a 576-byte reply; identical ones share a profile.
     assert!(c.profiles.len() > 4 && c.profiles.len() < 40, "{}", c.profiles.len());
+    // Policed, the first OLT's lines more tightly than the file's.
+    assert_eq!(c.police.port.map(|l| l.per_sec), Some(10));
+    assert_eq!(c.police_of(&c.subnets[0]).port.map(|l| l.per_sec), Some(4));
+    assert_eq!(c.police_of(&c.subnets[1]).port.map(|l| l.per_sec), Some(10));
     let docs = include_str!("../../../docs/config.md");
     for key in [
         "vendor_class_prefix",
@@ -55,6 +59,8 @@ fn the_isp_example_is_valid_and_uses_classes_ports_and_a_shared_network() {
         "remote_id",
         "allow",
         "deny",
+        "police",
+        "burst",
     ] {
         assert!(docs.contains(&format!("`{key}`")), "docs/config.md does not document {key}");
     }
