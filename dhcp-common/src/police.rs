@@ -103,6 +103,10 @@ pub struct IfaceBucket {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 pub struct MacKey {
     pub mac: [u8; 6],
+    #[expect(
+        clippy::pub_underscore_fields,
+        reason = "explicit padding, public so the key can be built literally"
+    )]
     pub _pad: [u8; 2],
 }
 
@@ -187,7 +191,7 @@ mod tests {
     fn vlan_keys_tell_tag_counts_and_vids_apart() {
         assert_ne!(vlan_key(1, 100, 0), vlan_key(2, 100, 0));
         assert_ne!(vlan_key(2, 100, 200), vlan_key(2, 200, 100));
-        // The priority bits are not part of the VLAN.
-        assert_eq!(vlan_key(1, 0xe000 | 100, 0), vlan_key(1, 100, 0));
+        // The priority bits are not part of the VLAN (0xe064: priority 7, VID 100).
+        assert_eq!(vlan_key(1, 0xe064, 0), vlan_key(1, 100, 0));
     }
 }

@@ -79,7 +79,7 @@ pub fn admit(ctx: &XdpContext, verdict: Stat) -> Result<(), Stat> {
 fn by_keys(ctx: &XdpContext, now: u64) -> Result<bool, Stat> {
     let Ok(l2) = parse::ethernet(ctx) else { return Ok(false) };
     let bootp = l2 + IPV4_HLEN + UDP_HLEN;
-    let (Ok(chaddr), Ok(ciaddr), Ok(giaddr)) = (
+    let (Ok(mac), Ok(ciaddr), Ok(giaddr)) = (
         read::<[u8; 6]>(ctx, bootp + CHADDR),
         read::<[u8; 4]>(ctx, bootp + CIADDR),
         read::<[u8; 4]>(ctx, bootp + GIADDR),
@@ -90,23 +90,22 @@ fn by_keys(ctx: &XdpContext, now: u64) -> Result<bool, Stat> {
     // SAFETY: this CPU's scan value, filled for this frame by the scan that just ran to END.
     let (requested_off, relay_off, relay_len) = unsafe {
         (
-            core::ptr::read_volatile(&(*scan).requested_off),
-            core::ptr::read_volatile(&(*scan).relay_off),
-            core::ptr::read_volatile(&(*scan).relay_len),
+            core::ptr::read_volatile(&raw const (*scan).requested_off),
+            core::ptr::read_volatile(&raw const (*scan).relay_off),
+            core::ptr::read_volatile(&raw const (*scan).relay_len),
         )
     };
-    if known(ctx, chaddr, ciaddr, requested_off) {
+    if known(ctx, mac, ciaddr, requested_off) {
         return Ok(false);
     }
     let idx = XDHCP_POLICY_OF.get(&Key::new(32, giaddr)).copied().unwrap_or(0);
     let Some(policy) = XDHCP_POLICIES.get(idx) else { return Ok(true) };
     if policy.mac.is_on() {
-        let key = MacKey { mac: chaddr, _pad: [0; 2] };
+        let key = MacKey { mac, _pad: [0; 2] };
         if !charge(&XDHCP_POLICED_MACS, &key, &policy.mac, now) {
             return Err(Stat::DropPolicedMac);
         }
     }
-    #[expect(clippy::cast_possible_truncation, reason = "masked to 8 bits")]
     let relay_len = (relay_len & 0xff) as u32;
     if policy.port.is_on() && relay_off != 0 && relay_len != 0 {
         let mut key = core::mem::MaybeUninit::<PortKey>::uninit();
@@ -136,7 +135,7 @@ fn by_keys(ctx: &XdpContext, now: u64) -> Result<bool, Stat> {
 /// power cut, every CPE's INIT-REBOOT REQUEST is one of these).
 #[inline(always)]
 #[expect(clippy::inline_always, reason = "eBPF: a call costs verifier budget and a spill")]
-fn known(ctx: &XdpContext, chaddr: [u8; 6], ciaddr: [u8; 4], requested_off: u64) -> bool {
+fn known(ctx: &XdpContext, mac: [u8; 6], ciaddr: [u8; 4], requested_off: u64) -> bool {
     #[expect(clippy::cast_possible_truncation, reason = "masked to 12 bits")]
     let addr = if ciaddr != [0; 4] {
         ciaddr
@@ -152,7 +151,7 @@ fn known(ctx: &XdpContext, chaddr: [u8; 6], ciaddr: [u8; 4], requested_off: u64)
     // SAFETY: the lease map's value pointer (non-null), valid and aligned; a torn copy fails
     // `holds`.
     let lease = unsafe { *p };
-    lease.holds(addr) && lease.chaddr == chaddr
+    lease.holds(addr) && lease.chaddr == mac
 }
 
 /// The access port's key: the relay and the option 82 value's first bytes, zero past them.
@@ -165,19 +164,19 @@ fn port_key<'k>(
     relay_off: u64,
     relay_len: u32,
 ) -> Option<&'k PortKey> {
-    let words = key.as_mut_ptr().cast::<u64>();
+    // Word by word: the key is 4-aligned, and unaligned 8-byte stores are allowed on BPF.
+    let words = key.as_mut_ptr().cast::<[u8; 8]>();
     let mut i = 0;
     while i < size_of::<PortKey>() / 8 {
-        // SAFETY: `i` is below the key's words (its size is a multiple of 8); unaligned stores,
-        // as the key is only 4-aligned.
-        unsafe { words.add(i).write_unaligned(0) };
+        // SAFETY: `i` is below the key's words (its size is a multiple of 8).
+        unsafe { words.add(i).write_unaligned([0; 8]) };
         i += 1;
     }
     // SAFETY: every byte was written just above; all-zero is a valid `PortKey`.
     let key = unsafe { key.assume_init_mut() };
     key.giaddr = giaddr;
     key.len = relay_len;
-    let n = crate::ptr::opaque(relay_len.min(PORT_KEY_BYTES as u32) as usize);
+    let n = crate::ptr::opaque((relay_len as usize).min(PORT_KEY_BYTES));
     if n == 0 || n > PORT_KEY_BYTES {
         return None;
     }

@@ -338,7 +338,7 @@ impl Daemon {
             });
             m.lease_tables.insert(i.name.clone(), table);
         }
-        for (iface, top) in self.offenders.iter().flat_map(|w| w.latest()) {
+        for (iface, top) in self.offenders.iter().flat_map(crate::fastpath::police::Watch::latest) {
             m.policed_top.insert(iface, serde_json::to_value(top).unwrap_or_default());
         }
         m

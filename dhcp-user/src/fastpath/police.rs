@@ -1,6 +1,6 @@
 //! The policing maps' userspace side: the limits the config sets, written where XDP reads them,
 //! and the buckets read back to rank the offenders (`xdhcp stats`, metrics).
-use std::{net::Ipv4Addr, path::Path};
+use std::{fmt::Write as _, net::Ipv4Addr, path::Path};
 
 use anyhow::{Context as _, Result};
 use aya::{
@@ -36,12 +36,11 @@ pub fn plan(cfg: &Config, local: Option<Ipv4Addr>) -> Plan {
     let mut prefixes = Vec::new();
     for s in &cfg.subnets {
         let policy = cfg.police_of(s).policy();
-        let slot = match policies.iter().position(|q| *q == policy) {
-            Some(i) => i,
-            None => {
-                policies.push(policy);
-                policies.len() - 1
-            }
+        let slot = if let Some(i) = policies.iter().position(|q| *q == policy) {
+            i
+        } else {
+            policies.push(policy);
+            policies.len() - 1
         };
         #[expect(clippy::cast_possible_truncation, reason = "below POLICIES_MAX, checked on write")]
         let slot = slot as u32;
@@ -51,7 +50,8 @@ pub fn plan(cfg: &Config, local: Option<Ipv4Addr>) -> Plan {
             prefixes.push((Ipv4Addr::UNSPECIFIED, 32, slot));
         }
     }
-    let interface = cfg.police.interface.map(|l| l.rate()).unwrap_or_default();
+    let interface =
+        cfg.police.interface.map(crate::config::police::Limit::rate).unwrap_or_default();
     Plan { interface, policies, prefixes }
 }
 
@@ -138,15 +138,15 @@ impl PoliceMaps {
                 });
             }
         };
-        for r in self.macs.iter() {
+        for r in &self.macs {
             let (k, b) = r?;
             add("mac", crate::packet::fmt_mac(&k.mac), &b);
         }
-        for r in self.ports.iter() {
+        for r in &self.ports {
             let (k, b) = r?;
             add("port", port_name(&k), &b);
         }
-        for r in self.vlans.iter() {
+        for r in &self.vlans {
             let (k, b) = r?;
             add("vlan", vlan_name(k), &b);
         }
@@ -165,8 +165,11 @@ pub const WATCH_TOP: usize = 10;
 /// The offenders of each interface, ranked again every [`WATCH_EVERY`] on a thread of its own:
 /// a full LRU map is 65,536 entries read a system call at a time, which the daemon's loop must
 /// not wait for. Stops with the value.
+/// The offenders of each interface, by name.
+pub type Ranking = Vec<(String, Vec<Offender>)>;
+
 pub struct Watch {
-    latest: std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<Offender>)>>>,
+    latest: std::sync::Arc<std::sync::Mutex<Ranking>>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -200,7 +203,7 @@ impl Watch {
 
     /// The last ranking, by interface.
     #[must_use]
-    pub fn latest(&self) -> Vec<(String, Vec<Offender>)> {
+    pub fn latest(&self) -> Ranking {
         self.latest.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 }
@@ -233,7 +236,7 @@ pub fn port_name(k: &PortKey) -> String {
             2 => "remote-id".to_owned(),
             c => format!("sub-option {c}"),
         };
-        out.push_str(&format!(" {name} {}", shown(&rest[..n])));
+        let _ = write!(out, " {name} {}", shown(&rest[..n]));
         v = &rest[n..];
     }
     if k.len as usize > PORT_KEY_BYTES {
@@ -324,7 +327,7 @@ police = { port = { rate = 20, burst = 40 } }
         let mut k = PortKey { giaddr: [10, 64, 0, 2], len: 0, value: [0; PORT_KEY_BYTES] };
         let v = [1, 5, b'o', b'l', b't', b'/', b'1', 2, 2, 0xde, 0xad];
         k.value[..v.len()].copy_from_slice(&v);
-        k.len = v.len() as u32;
+        k.len = u32::try_from(v.len()).unwrap();
         assert_eq!(port_name(&k), "relay 10.64.0.2 circuit-id \"olt/1\" remote-id de:ad");
         // A lying length is cut at what the key holds, never read past it.
         k.value[1] = 200;
