@@ -38,8 +38,9 @@ const NEW: u32 = 100;
 const POOL_END: Ipv4Addr = Ipv4Addr::new(10, 65, 7, 255);
 const FLOOD_RELAY: Ipv4Addr = Ipv4Addr::new(10, 64, 0, 3);
 const NEW_RELAY: Ipv4Addr = Ipv4Addr::new(10, 64, 0, 4);
-/// At most this many DISCOVERs, whatever the rate.
-const FLOOD_MAX: u32 = 2_000_000;
+/// At most this many DISCOVERs, whatever the rate: more than the generator sends in the
+/// flood's time (it reaches some 400,000 a second here), so the flood lasts all of it.
+const FLOOD_MAX: u32 = 50_000_000;
 
 #[derive(Debug, Serialize)]
 pub struct Row {
@@ -55,6 +56,8 @@ pub struct Row {
     pub new_clients_served: f64,
     /// Addresses the flood obtained, of the pool's 2,048.
     pub flood_addresses: u64,
+    /// OFFERs the flood's DISCOVERs got back.
+    pub flood_offers: u64,
     pub flood_discovers_sent: u64,
     pub flood_rate_per_s: f64,
 }
@@ -152,6 +155,7 @@ fn row(lab: &Lab, o: &Options, kind: Kind, policed: bool) -> Result<Row> {
         known_renewals_sent: known.renewals_sent,
         new_clients_served: new.bound as f64 / f64::from(NEW),
         flood_addresses: flood.bound,
+        flood_offers: flood.offers,
         flood_discovers_sent: flood.discovers_sent,
         flood_rate_per_s: flood.sent_per_s,
     };
