@@ -49,6 +49,9 @@ pub struct Row {
     pub policed: bool,
     /// Messages XDP's policing dropped (xdhcp only).
     pub xdp_policed_drops: u64,
+    /// ACKs XDP sent over the run (xdhcp only): the known clients' renewals it answered,
+    /// whether or not the generator saw every one of them come back.
+    pub xdp_acks: u64,
     /// Share of the known clients' renewals answered.
     pub known_renewals_answered: f64,
     pub known_renewals_sent: u64,
@@ -145,12 +148,13 @@ fn row(lab: &Lab, o: &Options, kind: Kind, policed: bool) -> Result<Row> {
     let new: Summary = finish(new, &new_out).unwrap_or_default();
     let flood: FloodSummary = finish(flood, &flood_out)?;
     let known: Summary = finish(known, &known_out)?;
-    let xdp_policed_drops = if kind == Kind::Kea { 0 } else { policed_drops(lab)? };
+    let (xdp_acks, xdp_policed_drops) = if kind == Kind::Kea { (0, 0) } else { xdp_counts(lab)? };
     #[expect(clippy::cast_precision_loss, reason = "counts far below 2^52")]
     let r = Row {
         server: kind,
         policed,
         xdp_policed_drops,
+        xdp_acks,
         known_renewals_answered: known.renewal_acks as f64 / known.renewals_sent.max(1) as f64,
         known_renewals_sent: known.renewals_sent,
         new_clients_served: new.bound as f64 / f64::from(NEW),
@@ -163,16 +167,18 @@ fn row(lab: &Lab, o: &Options, kind: Kind, policed: bool) -> Result<Row> {
     Ok(r)
 }
 
-/// What XDP's policing dropped on the server's interface so far.
-fn policed_drops(lab: &Lab) -> Result<u64> {
+/// What XDP has counted on the server's interface so far: its ACKs, and the messages its
+/// policing dropped.
+fn xdp_counts(lab: &Lab) -> Result<(u64, u64)> {
     use dhcp_common::Stat;
     let dir = xdhcp::fastpath::pin_dir(&lab.veth.a.name);
     let c = xdhcp::fastpath::maps::FastPathMaps::open_pinned(&dir)?.stats()?;
-    Ok([Stat::DropPolicedMac, Stat::DropPolicedPort, Stat::DropPolicedVlan]
+    let policed = [Stat::DropPolicedMac, Stat::DropPolicedPort, Stat::DropPolicedVlan]
         .iter()
         .chain(&[Stat::DropPolicedInterface])
         .map(|s| c.get(*s))
-        .sum())
+        .sum();
+    Ok((c.get(Stat::Ack), policed))
 }
 
 pub fn flood(o: &Options) -> Result<FloodReport> {
