@@ -22,7 +22,11 @@ use dhcp_common::{
 use serde::Serialize;
 
 use xdhcp::{
-    fastpath::{self, clock, subnet::SubnetOptions},
+    fastpath::{
+        self, clock,
+        police::{Plan, PoliceMaps},
+        subnet::SubnetOptions,
+    },
     packet::{RenewKind, Renewal},
 };
 
@@ -40,6 +44,8 @@ const SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const SERVER_MAC: [u8; 6] = [2, 0xff, 0, 0, 0, 1];
 /// Clients are 10.16.0.0 + i: room for 1 M of them.
 const BASE: Ipv4Addr = Ipv4Addr::new(10, 16, 0, 0);
+/// Where no lease is: the policed DISCOVERs of new clients are "about" addresses from here.
+const UNLEASED: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 0);
 /// The client of `ns_per_renewal_class`, past the million, its lease naming [`CLASS_PROFILE`].
 const CLASS_CLIENT: u32 = MILLION;
 const CLASS_PROFILE: u32 = 1;
@@ -104,6 +110,14 @@ pub struct FastpathReport {
     pub ns_floor: f64,
     /// A non-DHCP UDP frame through our program.
     pub ns_non_dhcp: f64,
+    /// A DISCOVER with option 82 through our program, passed: policing off; policing on (its
+    /// MAC, port and interface buckets charged, rates far above the run's, so it passes), one
+    /// client; and policing on with a new client (MAC, and so a bucket inserted into a full
+    /// LRU map) every time, as in a random-MAC flood, net of the restore step that varies it.
+    /// NaN for another build without policing.
+    pub ns_per_discover: f64,
+    pub ns_per_discover_policed: f64,
+    pub ns_per_discover_policed_new_mac: f64,
     /// The restore step (one client / 1 M clients), already subtracted above: the mean of
     /// restoring without resizing and restoring with a shrink and a grow, since the timed
     /// renewal's restore shrinks the previous ACK once.
@@ -168,6 +182,15 @@ fn opt82() -> Vec<u8> {
         (xdhcp::relay::CIRCUIT_ID, b"eth 1/1/3:10"),
         (xdhcp::relay::REMOTE_ID, b"cpe1"),
     ])
+}
+
+/// Client 0's DISCOVER (its MAC and client identifier, option 82) about `ciaddr`: 0, as a
+/// DISCOVER has it, or an address with no lease, which the restore step varies with the MAC.
+fn discover(ciaddr: Ipv4Addr) -> Vec<u8> {
+    let r = Renewal { ciaddr, ..request_opt82(0) };
+    let mut m = r.message();
+    m.opts_mut().insert(dhcproto::v4::DhcpOption::MessageType(dhcproto::v4::MessageType::Discover));
+    r.frame_with(&r.payload_of(&m))
 }
 
 /// Client `i`'s renewal as an access node passes it on: option 82 added last.
@@ -292,6 +315,8 @@ impl Drainer {
 
 pub struct Bench {
     h: Harness,
+    /// `None` in another build's object from before policing.
+    police: Option<PoliceMaps>,
     frames: Array<aya::maps::MapData, BenchFrame>,
     /// A UDP/53 frame: the floor's and the non-DHCP figure's input.
     dns: Vec<u8>,
@@ -327,7 +352,8 @@ impl Bench {
         let mut dns = request(0).frame();
         let udp = bootp::ETH_HLEN + bootp::IPV4_HLEN;
         dns[udp + 2..udp + 4].copy_from_slice(&53u16.to_be_bytes());
-        Ok(Self { h, frames, dns, repeat, acks: 0 })
+        let police = h.police().ok();
+        Ok(Self { h, police, frames, dns, repeat, acks: 0 })
     }
 
     fn set_clients(&mut self, clients: u32) -> Result<()> {
@@ -377,6 +403,42 @@ impl Bench {
             return Ok(plain);
         }
         Ok(plain.midpoint(self.time(RESIZE_PROG, f, XDP_PASS)?))
+    }
+
+    /// `ns_per_discover`, `ns_per_discover_policed`, `ns_per_discover_policed_new_mac`.
+    fn discover_figures(&mut self) -> Result<[f64; 3]> {
+        use dhcp_common::police::{Policy, Rate};
+        if self.police.is_none() {
+            return Ok([f64::NAN; 3]);
+        }
+        let off = Plan {
+            interface: Rate::default(),
+            policies: vec![Policy::default()],
+            prefixes: vec![],
+        };
+        let fast = Rate::new(100_000_000, u32::MAX);
+        let on = Plan {
+            interface: fast,
+            policies: vec![Policy { mac: fast, port: fast, vlan: fast }],
+            prefixes: vec![],
+        };
+        let f = discover(Ipv4Addr::UNSPECIFIED);
+        self.set_police(&off)?;
+        let unpoliced = self.time(fastpath::PROG, &f, XDP_PASS)?;
+        self.set_police(&on)?;
+        let policed = self.time(fastpath::PROG, &f, XDP_PASS)?;
+        let g = discover(UNLEASED);
+        let mut bf = bench_frame(&g, MILLION, g.len())?;
+        bf.base_addr = u32::from(UNLEASED);
+        self.frames.set(0, bf, 0)?;
+        let restore = self.time_restore(&g, false)?;
+        let new_mac = self.time(BENCH_PROG, &g, XDP_PASS)? - restore;
+        self.set_police(&off)?;
+        Ok([unpoliced, policed, new_mac])
+    }
+
+    fn set_police(&mut self, plan: &Plan) -> Result<()> {
+        self.police.as_mut().context("no policing maps")?.set(plan)
     }
 
     /// One lease, a request with option 82, events on, net of the restore.
@@ -589,6 +651,7 @@ pub fn fastpath(repeat: u32, runs: usize, quick: bool) -> Result<FastpathReport>
     // paired with the restore step timed in the same round.
     let mut rounds = Vec::new();
     let (mut random, mut touch, mut parts) = (Vec::new(), Vec::new(), Vec::new());
+    let mut discovers = Vec::new();
     for _ in 0..runs {
         rounds.push(b.round(quick)?);
         if std::env::var_os("XDHCP_BENCH_ROUNDS").is_some()
@@ -603,6 +666,7 @@ pub fn fastpath(repeat: u32, runs: usize, quick: bool) -> Result<FastpathReport>
             CHECK_PROG,
             CHECK_COUNTED_PROG,
         ])?);
+        discovers.push(b.discover_figures()?);
         if !quick {
             random.push(random_access_ns(64 << 20)?);
             touch.push(b.lease_touch_ns(MILLION)?);
@@ -637,6 +701,9 @@ pub fn fastpath(repeat: u32, runs: usize, quick: bool) -> Result<FastpathReport>
         ns_per_renewal_1m_stamp_only: m_stamp,
         ns_floor: floor,
         ns_non_dhcp: non_dhcp,
+        ns_per_discover: median(column(&discovers, 0)),
+        ns_per_discover_policed: median(column(&discovers, 1)),
+        ns_per_discover_policed_new_mac: median(column(&discovers, 2)),
         ns_restore: restore,
         ns_restore_1m: restore_m,
         ns_random_access_64m: if random.is_empty() { 0.0 } else { median(random) },
