@@ -164,12 +164,14 @@ fn port_key<'k>(
     relay_off: u64,
     relay_len: u32,
 ) -> Option<&'k PortKey> {
-    // Word by word: the key is 4-aligned, and unaligned 8-byte stores are allowed on BPF.
+    // Word by word (the key is 4-aligned, and unaligned 8-byte stores are allowed on BPF), and
+    // volatile: LLVM turns a plain loop of stores into a call to the byte-at-a-time memset.
     let words = key.as_mut_ptr().cast::<[u8; 8]>();
     let mut i = 0;
     while i < size_of::<PortKey>() / 8 {
-        // SAFETY: `i` is below the key's words (its size is a multiple of 8).
-        unsafe { words.add(i).write_unaligned([0; 8]) };
+        // SAFETY: `i` is below the key's words (its size is a multiple of 8); `[u8; 8]` needs
+        // no alignment.
+        unsafe { words.add(i).write_volatile([0; 8]) };
         i += 1;
     }
     // SAFETY: every byte was written just above; all-zero is a valid `PortKey`.
@@ -207,11 +209,22 @@ fn charge<K, const N: usize>(
         // SAFETY: the map's value pointer, valid and aligned; racing CPUs only let more through.
         return spend(unsafe { &mut *b }, rate, now);
     }
-    let mut fresh = Bucket { tat_ns: 0, passed: 0, dropped: 0, last_drop_ns: 0 };
-    let passed = spend(&mut fresh, rate, now);
+    // A new bucket is full: its first message passes. Field by field and volatile, or LLVM
+    // clears the zero fields with a call to the byte-at-a-time memset.
+    let tat = rate.charge(0, now).unwrap_or(now);
+    let mut fresh = core::mem::MaybeUninit::<Bucket>::uninit();
+    let b = fresh.as_mut_ptr();
+    // SAFETY: `b` points at the local, aligned for a `Bucket`; every field is written.
+    let fresh = unsafe {
+        core::ptr::write_volatile(&raw mut (*b).tat_ns, tat);
+        core::ptr::write_volatile(&raw mut (*b).passed, 1);
+        core::ptr::write_volatile(&raw mut (*b).dropped, 0);
+        core::ptr::write_volatile(&raw mut (*b).last_drop_ns, 0);
+        fresh.assume_init_ref()
+    };
     // Another CPU may have made it meanwhile: its bucket stands.
     let _ = map.insert(key, fresh, u64::from(BPF_NOEXIST));
-    passed
+    true
 }
 
 #[inline(always)]

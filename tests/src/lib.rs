@@ -2,3 +2,4 @@
 //! the failover lab (built on `dhcp_lab::lab`'s namespaces, commands and waits).
 pub mod failover_lab;
 pub mod fixture;
+pub mod xdp;
