@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod core;
 pub mod daemon;
+pub mod dirlock;
 pub mod failover;
 pub mod fastpath;
 pub mod packet;

@@ -83,6 +83,9 @@ struct Daemon {
     offenders: Option<crate::fastpath::police::Watch>,
 }
 
+/// How long a starting daemon waits for the store's previous owner to let go (a restart).
+const STORE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub fn run(config: &Path) -> Result<()> {
     run_until(config, None)
 }
@@ -102,6 +105,8 @@ pub fn run_until(config: &Path, stop: Option<oneshot::Receiver<()>>) -> Result<(
     let cfg = Config::load(config)?;
     std::fs::create_dir_all(&cfg.state_dir)
         .with_context(|| format!("create state_dir {}", cfg.state_dir.display()))?;
+    // Held until this function returns: one owner of the lease state.
+    let _owner = crate::store::lock(&cfg.state_dir, STORE_WAIT)?;
     let mut store =
         TimedStore { store: LeaseStore::open(&cfg.state_dir)?, stats: CommitStats::default() };
     store.store.set_class_names(cfg.classes.iter().map(|c| c.name.clone()).collect());

@@ -53,6 +53,13 @@ pub enum StoreError {
     NotWal { path: PathBuf, mode: String },
     #[error("lease store {path}: row for {address} is corrupt: {what}")]
     Corrupt { path: PathBuf, address: Ipv4Addr, what: &'static str },
+    #[error(
+        "the lease store in {dir} is in use by {holder}: one owner at a time (a running xdhcp \
+         owns its store until it stops)"
+    )]
+    InUse { dir: PathBuf, holder: String },
+    #[error("cannot lock the state directory {dir}: {source}")]
+    Lock { dir: PathBuf, source: std::io::Error },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -131,6 +138,25 @@ fn i(v: u64) -> i64 {
 
 fn u(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
+}
+
+/// The right to own the lease store in a directory, held for as long as this value lives: the
+/// daemon takes it before it opens the store, and so does anything else that writes the store
+/// (`xdhcp import dhcpd-leases`), so that two owners never each commit from their own view.
+pub type StoreLock = crate::dirlock::DirLock;
+
+/// Takes [`StoreLock`] for `dir` (created if needed), waiting up to `wait` for an owner on its
+/// way out (a daemon being restarted).
+pub fn lock(dir: &Path, wait: std::time::Duration) -> Result<StoreLock> {
+    std::fs::create_dir_all(dir)
+        .map_err(|source| StoreError::CreateDir { dir: dir.to_owned(), source })?;
+    match crate::dirlock::lock(dir, wait) {
+        Ok(crate::dirlock::Locked::Held(l)) => Ok(l),
+        Ok(crate::dirlock::Locked::Busy(holder)) => {
+            Err(StoreError::InUse { dir: dir.to_owned(), holder })
+        }
+        Err(source) => Err(StoreError::Lock { dir: dir.to_owned(), source }),
+    }
 }
 
 impl LeaseStore {

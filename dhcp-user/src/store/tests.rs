@@ -292,3 +292,14 @@ fn a_bindings_class_is_kept_by_name_so_a_reordered_config_reads_it_right() {
     s.set_class_names(names(&["voip"]));
     assert_eq!(s.load_all().unwrap()[0].class, LeaseClass::Unknown);
 }
+
+#[test]
+fn a_second_owner_of_a_store_is_refused_and_told_who_holds_it() {
+    let dir = std::env::temp_dir().join(format!("xdhcp-store-lock-{}", std::process::id()));
+    let first = super::lock(&dir, std::time::Duration::ZERO).unwrap();
+    let e = super::lock(&dir, std::time::Duration::from_millis(100)).unwrap_err().to_string();
+    assert!(e.contains("is in use by pid") && e.contains("one owner at a time"), "{e}");
+    drop(first);
+    assert!(super::lock(&dir, std::time::Duration::ZERO).is_ok(), "free once the owner goes");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
