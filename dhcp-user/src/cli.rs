@@ -128,6 +128,11 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: FailoverCmd,
     },
+    /// Bring another server's state into xdhcp (moving from ISC dhcpd).
+    Import {
+        #[command(subcommand)]
+        what: ImportCmd,
+    },
     /// Switch the fast path on or off, or change how it reports ACKs.
     Control {
         #[arg(long)]
@@ -142,6 +147,23 @@ pub enum Cmd {
         /// Smallest grant, seconds, the kernel answers (at least 60).
         #[arg(long)]
         min_grant: Option<u32>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImportCmd {
+    /// Load an ISC dhcpd 4.4 lease file (dhcpd.leases) into the empty store of the xdhcp config
+    /// given, every binding under the subnet holding its address; refused while a server owns
+    /// the store. Nothing is written unless every lease is understood (or --skip-refused).
+    DhcpdLeases {
+        /// The dhcpd.leases file.
+        file: std::path::PathBuf,
+        /// The xdhcp config whose store (`state_dir`) and subnets receive the leases.
+        #[arg(long)]
+        config: std::path::PathBuf,
+        /// Write the leases that can be imported when some cannot (each is listed).
+        #[arg(long)]
+        skip_refused: bool,
     },
 }
 

@@ -43,6 +43,7 @@ pub fn lock(dir: &Path, wait: Duration) -> std::io::Result<Locked> {
 }
 
 /// Who holds the flock on `path`: "pid 4321 (xdhcp)", or "another process" if nobody can tell.
+#[must_use]
 pub fn lock_holder(path: &Path) -> String {
     let found = || -> Option<String> {
         let key = lock_key(&fs::metadata(path).ok()?);

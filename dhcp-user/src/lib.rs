@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod dirlock;
 pub mod failover;
 pub mod fastpath;
+pub mod import;
 pub mod packet;
 pub mod packet_socket;
 pub mod relay;

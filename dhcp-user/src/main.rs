@@ -4,7 +4,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::Parser as _;
 use dhcp_common::{Control, LeaseEntry, digest};
 use xdhcp::{
-    cli::{Cli, Cmd, FailoverCmd, LeaseCmd, LeasePut, MapsCmd, SubnetArgs},
+    cli::{Cli, Cmd, FailoverCmd, ImportCmd, LeaseCmd, LeasePut, MapsCmd, SubnetArgs},
     daemon::ctl,
     fastpath::{
         self, clock,
@@ -91,6 +91,7 @@ fn run(cli: Cli) -> Result<()> {
             let v = ctl::request(&socket, &ctl::Request::Metrics)?;
             print!("{}", v["text"].as_str().unwrap_or_default());
         }
+        Cmd::Import { what } => import(what)?,
         Cmd::Failover { cmd: FailoverCmd::Status { json, socket } } => {
             failover_status(&socket, json)?;
         }
@@ -366,6 +367,27 @@ fn lease_counts(c: &serde_json::Value, print: Print) -> Result<()> {
     head.extend(["ACTIVE", "FREE", "BACKUP", "EXPIRED", "RELEASED", "ABANDONED", "RESET"]);
     print!("{}", table::render(&head, &rows));
     println!("{} records", c["total"].as_u64().unwrap_or(0));
+    Ok(())
+}
+
+fn import(what: ImportCmd) -> Result<()> {
+    match what {
+        ImportCmd::DhcpdLeases { file, config, skip_refused } => {
+            let cfg = xdhcp::config::Config::load(&config)?;
+            let done = xdhcp::import::leases::import(&cfg, &file, skip_refused)?;
+            for r in &done.refused {
+                eprintln!("{}:{}: {}: left out: {}", file.display(), r.line, r.address, r.why);
+            }
+            let states: Vec<String> =
+                done.by_state.iter().map(|(s, n)| format!("{n} {s}")).collect();
+            println!(
+                "{} leases written to {} ({})",
+                done.written,
+                cfg.state_dir.display(),
+                states.join(", ")
+            );
+        }
+    }
     Ok(())
 }
 
