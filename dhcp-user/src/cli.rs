@@ -26,6 +26,11 @@ pub enum Cmd {
         #[arg(long)]
         config: std::path::PathBuf,
     },
+    /// Translate another server's files into xdhcp's.
+    Import {
+        #[command(subcommand)]
+        cmd: ImportCmd,
+    },
     /// Leases the running server holds, in address order. A lookup by address, MAC or client
     /// identifier comes from an index; a listing comes in pages, so that the server keeps
     /// serving while a large one is printed.
@@ -142,6 +147,29 @@ pub enum Cmd {
         /// Smallest grant, seconds, the kernel answers (at least 60).
         #[arg(long)]
         min_grant: Option<u32>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImportCmd {
+    /// An ISC dhcpd 4.4 dhcpd.conf (and the files it includes) as an xdhcp config. Statements
+    /// that cannot be translated are listed with file and line; unless
+    /// --accept-untranslated is given, nothing is written when there are any.
+    DhcpdConf {
+        file: std::path::PathBuf,
+        /// Where to write the config (default: standard output).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+        /// Write the translation even though some statements are left out.
+        #[arg(long)]
+        accept_untranslated: bool,
+        /// An interface to serve (dhcpd's command-line interfaces); at least one.
+        #[arg(long = "interface", required = true)]
+        interfaces: Vec<String>,
+        /// The server identifier (default: the file's server-identifier, else its failover
+        /// peer's address).
+        #[arg(long)]
+        server_id: Option<Ipv4Addr>,
     },
 }
 

@@ -13,6 +13,7 @@ pub mod core;
 pub mod daemon;
 pub mod failover;
 pub mod fastpath;
+pub mod import;
 pub mod packet;
 pub mod packet_socket;
 pub mod relay;

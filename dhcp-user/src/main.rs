@@ -4,7 +4,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::Parser as _;
 use dhcp_common::{Control, LeaseEntry, digest};
 use xdhcp::{
-    cli::{Cli, Cmd, FailoverCmd, LeaseCmd, LeasePut, MapsCmd, SubnetArgs},
+    cli::{Cli, Cmd, FailoverCmd, ImportCmd, LeaseCmd, LeasePut, MapsCmd, SubnetArgs},
     daemon::ctl,
     fastpath::{
         self, clock,
@@ -21,6 +21,37 @@ fn main() {
     }
 }
 
+/// Nothing is written unless the whole translation is accepted: a half-written config is
+/// worse than none.
+fn import_dhcpd_conf(
+    file: &std::path::Path,
+    out: Option<&std::path::Path>,
+    accept_untranslated: bool,
+    interfaces: Vec<String>,
+    server_id: Option<Ipv4Addr>,
+) -> Result<()> {
+    use xdhcp::import::conf;
+    let t = conf::translate(file, &conf::Inputs { interfaces, server_id })?;
+    for u in &t.untranslated {
+        eprintln!("not translated: {u}");
+    }
+    if !t.untranslated.is_empty() && !accept_untranslated {
+        bail!(
+            "{} statement(s) not translated; nothing written (--accept-untranslated writes the \
+             translation without them)",
+            t.untranslated.len()
+        );
+    }
+    match out {
+        Some(p) => {
+            std::fs::write(p, &t.toml).with_context(|| format!("writing {}", p.display()))?;
+        }
+        None => print!("{}", t.toml),
+    }
+    Ok(())
+}
+
+#[expect(clippy::too_many_lines, reason = "one arm per subcommand")]
 fn run(cli: Cli) -> Result<()> {
     if let Some(ns) = &cli.netns {
         fastpath::enter_netns(ns)?;
@@ -53,6 +84,9 @@ fn run(cli: Cli) -> Result<()> {
             stats(iface, json)?;
         }
         Cmd::Run { config } => xdhcp::daemon::run(&config)?,
+        Cmd::Import {
+            cmd: ImportCmd::DhcpdConf { file, out, accept_untranslated, interfaces, server_id },
+        } => import_dhcpd_conf(&file, out.as_deref(), accept_untranslated, interfaces, server_id)?,
         Cmd::Leases {
             addr,
             mac,
