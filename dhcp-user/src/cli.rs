@@ -26,6 +26,11 @@ pub enum Cmd {
         #[arg(long)]
         config: std::path::PathBuf,
     },
+    /// Validate a config without starting anything, and print what it would serve.
+    Check {
+        #[arg(long)]
+        config: std::path::PathBuf,
+    },
     /// Translate another server's files into xdhcp's.
     Import {
         #[command(subcommand)]

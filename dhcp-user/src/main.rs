@@ -84,6 +84,10 @@ fn run(cli: Cli) -> Result<()> {
             stats(iface, json)?;
         }
         Cmd::Run { config } => xdhcp::daemon::run(&config)?,
+        Cmd::Check { config } => {
+            let c = xdhcp::config::Config::load(&config)?;
+            print!("{}", xdhcp::check::summary(&c));
+        }
         Cmd::Import {
             cmd: ImportCmd::DhcpdConf { file, out, accept_untranslated, interfaces, server_id },
         } => import_dhcpd_conf(&file, out.as_deref(), accept_untranslated, interfaces, server_id)?,
