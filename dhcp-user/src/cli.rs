@@ -26,6 +26,16 @@ pub enum Cmd {
         #[arg(long)]
         config: std::path::PathBuf,
     },
+    /// Validate a config without starting anything, and print what it would serve.
+    Check {
+        #[arg(long)]
+        config: std::path::PathBuf,
+    },
+    /// Bring ISC dhcpd's files into xdhcp: its config as xdhcp's, its leases into the store.
+    Import {
+        #[command(subcommand)]
+        cmd: ImportCmd,
+    },
     /// Leases the running server holds, in address order. A lookup by address, MAC or client
     /// identifier comes from an index; a listing comes in pages, so that the server keeps
     /// serving while a large one is printed.
@@ -128,11 +138,6 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: FailoverCmd,
     },
-    /// Bring another server's state into xdhcp (moving from ISC dhcpd).
-    Import {
-        #[command(subcommand)]
-        what: ImportCmd,
-    },
     /// Switch the fast path on or off, or change how it reports ACKs.
     Control {
         #[arg(long)]
@@ -152,6 +157,25 @@ pub enum Cmd {
 
 #[derive(Subcommand, Debug)]
 pub enum ImportCmd {
+    /// An ISC dhcpd 4.4 dhcpd.conf (and the files it includes) as an xdhcp config. Statements
+    /// that cannot be translated are listed with file and line; unless
+    /// --accept-untranslated is given, nothing is written when there are any.
+    DhcpdConf {
+        file: std::path::PathBuf,
+        /// Where to write the config (default: standard output).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+        /// Write the translation even though some statements are left out.
+        #[arg(long)]
+        accept_untranslated: bool,
+        /// An interface to serve (dhcpd's command-line interfaces); at least one.
+        #[arg(long = "interface", required = true)]
+        interfaces: Vec<String>,
+        /// The server identifier (default: the file's server-identifier, else its failover
+        /// peer's address).
+        #[arg(long)]
+        server_id: Option<Ipv4Addr>,
+    },
     /// Load an ISC dhcpd 4.4 lease file (dhcpd.leases) into the empty store of the xdhcp config
     /// given, every binding under the subnet holding its address; refused while a server owns
     /// the store. Nothing is written unless every lease is understood (or --skip-refused).

@@ -7,6 +7,7 @@
 //! pure packet builders ([`packet`]) and raw frames on an interface ([`packet_socket`]).
 
 pub mod bpf_sys;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod core;

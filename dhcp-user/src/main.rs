@@ -21,6 +21,37 @@ fn main() {
     }
 }
 
+/// Nothing is written unless the whole translation is accepted: a half-written config is
+/// worse than none.
+fn import_dhcpd_conf(
+    file: &std::path::Path,
+    out: Option<&std::path::Path>,
+    accept_untranslated: bool,
+    interfaces: Vec<String>,
+    server_id: Option<Ipv4Addr>,
+) -> Result<()> {
+    use xdhcp::import::conf;
+    let t = conf::translate(file, &conf::Inputs { interfaces, server_id })?;
+    for u in &t.untranslated {
+        eprintln!("not translated: {u}");
+    }
+    if !t.untranslated.is_empty() && !accept_untranslated {
+        bail!(
+            "{} statement(s) not translated; nothing written (--accept-untranslated writes the \
+             translation without them)",
+            t.untranslated.len()
+        );
+    }
+    match out {
+        Some(p) => {
+            std::fs::write(p, &t.toml).with_context(|| format!("writing {}", p.display()))?;
+        }
+        None => print!("{}", t.toml),
+    }
+    Ok(())
+}
+
+#[expect(clippy::too_many_lines, reason = "one arm per subcommand")]
 fn run(cli: Cli) -> Result<()> {
     if let Some(ns) = &cli.netns {
         fastpath::enter_netns(ns)?;
@@ -53,6 +84,16 @@ fn run(cli: Cli) -> Result<()> {
             stats(iface, json)?;
         }
         Cmd::Run { config } => xdhcp::daemon::run(&config)?,
+        Cmd::Check { config } => {
+            let c = xdhcp::config::Config::load(&config)?;
+            print!("{}", xdhcp::check::summary(&c));
+        }
+        Cmd::Import {
+            cmd: ImportCmd::DhcpdConf { file, out, accept_untranslated, interfaces, server_id },
+        } => import_dhcpd_conf(&file, out.as_deref(), accept_untranslated, interfaces, server_id)?,
+        Cmd::Import { cmd: ImportCmd::DhcpdLeases { file, config, skip_refused } } => {
+            import_dhcpd_leases(&file, &config, skip_refused)?;
+        }
         Cmd::Leases {
             addr,
             mac,
@@ -91,7 +132,6 @@ fn run(cli: Cli) -> Result<()> {
             let v = ctl::request(&socket, &ctl::Request::Metrics)?;
             print!("{}", v["text"].as_str().unwrap_or_default());
         }
-        Cmd::Import { what } => import(what)?,
         Cmd::Failover { cmd: FailoverCmd::Status { json, socket } } => {
             failover_status(&socket, json)?;
         }
@@ -370,24 +410,23 @@ fn lease_counts(c: &serde_json::Value, print: Print) -> Result<()> {
     Ok(())
 }
 
-fn import(what: ImportCmd) -> Result<()> {
-    match what {
-        ImportCmd::DhcpdLeases { file, config, skip_refused } => {
-            let cfg = xdhcp::config::Config::load(&config)?;
-            let done = xdhcp::import::leases::import(&cfg, &file, skip_refused)?;
-            for r in &done.refused {
-                eprintln!("{}:{}: {}: left out: {}", file.display(), r.line, r.address, r.why);
-            }
-            let states: Vec<String> =
-                done.by_state.iter().map(|(s, n)| format!("{n} {s}")).collect();
-            println!(
-                "{} leases written to {} ({})",
-                done.written,
-                cfg.state_dir.display(),
-                states.join(", ")
-            );
-        }
+fn import_dhcpd_leases(
+    file: &std::path::Path,
+    config: &std::path::Path,
+    skip_refused: bool,
+) -> Result<()> {
+    let cfg = xdhcp::config::Config::load(config)?;
+    let done = xdhcp::import::leases::import(&cfg, file, skip_refused)?;
+    for r in &done.refused {
+        eprintln!("{}:{}: {}: left out: {}", file.display(), r.line, r.address, r.why);
     }
+    let states: Vec<String> = done.by_state.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    println!(
+        "{} leases written to {} ({})",
+        done.written,
+        cfg.state_dir.display(),
+        states.join(", ")
+    );
     Ok(())
 }
 

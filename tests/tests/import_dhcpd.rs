@@ -39,7 +39,7 @@ lease_time = 60
 
 /// Address by MAC in a dhcpd.leases, as xdhcp's reader takes it (the last block wins).
 fn bindings(text: &str) -> BTreeMap<String, Ipv4Addr> {
-    xdhcp::import::leases::parse::parse(text)
+    xdhcp::import::leases::parse::parse(text, "dhcpd.leases")
         .unwrap()
         .into_iter()
         .filter(|(_, l)| l.binding.as_deref() == Some("active"))

@@ -11,15 +11,14 @@ use anyhow::{Context as _, Result, bail};
 use crate::config::Config;
 use crate::store::{Chaddr, Lease, LeaseChange, LeaseState, LeaseStore};
 
-mod lex;
 pub mod parse;
 
-pub use parse::{DhcpdLease, ParseError};
+pub use parse::DhcpdLease;
 
 /// A lease the store cannot take, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
-    pub line: usize,
+    pub line: u32,
     pub address: Ipv4Addr,
     pub why: String,
 }
@@ -113,8 +112,7 @@ pub struct Imported {
 pub fn import(cfg: &Config, leases_file: &Path, skip_refused: bool) -> Result<Imported> {
     let text = std::fs::read_to_string(leases_file)
         .with_context(|| format!("read {}", leases_file.display()))?;
-    let leases = parse::parse(&text)
-        .map_err(|e| anyhow::anyhow!("{}:{}: {}", leases_file.display(), e.line, e.message))?;
+    let leases = parse::parse(&text, &leases_file.display().to_string())?;
     let t = translate(cfg, &leases);
     if !t.refused.is_empty() && !skip_refused {
         let list: Vec<String> = t

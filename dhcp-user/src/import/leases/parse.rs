@@ -1,30 +1,22 @@
 //! dhcpd.leases as ISC dhcpd 4.4 writes it, read into plain records: one per `lease` block, the
-//! last one for an address winning (dhcpd appends, and reads its file the same way). Everything
-//! else in the file (`failover peer … state`, `host` blocks, `server-duid`, IPv6 entries) is
-//! skipped whole; so is any statement inside a lease that says nothing the store keeps.
+//! last one for an address winning (dhcpd appends, and reads its file the same way). The file
+//! is read into statements by the importers' shared tree; everything but `lease` blocks
+//! (`failover peer … state`, `host` blocks, `server-duid`, IPv6 entries) is skipped, and so is
+//! any statement inside a lease that says nothing the store keeps.
 use std::{collections::BTreeMap, net::Ipv4Addr};
 
-use super::lex::{Lexer, Token};
-
-/// A syntax error, with the line it was found on.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("line {line}: {message}")]
-pub struct ParseError {
-    pub line: usize,
-    pub message: String,
-}
-
-pub(super) fn error<T>(line: usize, message: impl Into<String>) -> Result<T, ParseError> {
-    Err(ParseError { line, message: message.into() })
-}
+use crate::import::{
+    Loc, SyntaxError,
+    lex::{Tok, Token},
+    tree::{self, Stmt},
+};
 
 /// What one `lease` block says.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DhcpdLease {
     /// Where the block starts.
-    pub line: usize,
-    pub address: Option<Ipv4Addr>,
-    /// `binding state`, `next binding state`, `rewind binding state`, as written.
+    pub line: u32,
+    /// `binding state` and `rewind binding state`, as written.
     pub binding: Option<String>,
     pub rewind: Option<String>,
     /// Unix seconds; `ends never` is `Some(None)`.
@@ -41,113 +33,102 @@ pub struct DhcpdLease {
     pub remote_id: Option<Vec<u8>>,
 }
 
-/// Every lease of `text`, by address; the later block for an address replaces the earlier.
-pub fn parse(text: &str) -> Result<BTreeMap<Ipv4Addr, DhcpdLease>, ParseError> {
-    let mut lx = Lexer::new(text);
+/// Every lease of `text` (read as the file `file`), by address; a later block for an address
+/// replaces the earlier.
+pub fn parse(text: &str, file: &str) -> Result<BTreeMap<Ipv4Addr, DhcpdLease>, SyntaxError> {
     let mut out = BTreeMap::new();
-    while let Some((line, t)) = lx.next()? {
-        match t {
-            Token::Word(w) if w == "lease" => {
-                let l = lease(&mut lx, line)?;
-                if let Some(a) = l.address {
-                    out.insert(a, l);
-                }
-            }
-            // A statement or block of no interest here, ended by `;` or by its block.
-            _ => skip_statement(&mut lx, line)?,
+    for s in tree::parse_text(text, file)? {
+        if !s.starts(&["lease"]) {
+            continue;
         }
+        let (address, l) = lease(&s)?;
+        out.insert(address, l);
     }
     Ok(out)
 }
 
-fn lease(lx: &mut Lexer<'_>, line: usize) -> Result<DhcpdLease, ParseError> {
-    let (at, addr) = lx.word("the leased address")?;
-    let address = addr
-        .parse::<Ipv4Addr>()
-        .or_else(|_| error(at, format!("{addr:?} is not an IPv4 address (an IPv6 lease?)")))?;
-    lx.expect(&Token::LBrace, "{ after the address")?;
-    let mut l = DhcpdLease { line, address: Some(address), ..DhcpdLease::default() };
-    loop {
-        let Some((at, t)) = lx.next()? else {
-            return error(line, "the lease block is not closed (a truncated file?)");
-        };
-        let Token::Word(w) = t else {
-            if t == Token::RBrace {
-                return Ok(l);
+fn lease(s: &Stmt) -> Result<(Ipv4Addr, DhcpdLease), SyntaxError> {
+    let at = s.loc();
+    let address = match &s.words[1..] {
+        [a] => a.word().and_then(|w| w.parse::<Ipv4Addr>().ok()),
+        _ => None,
+    }
+    .ok_or_else(|| {
+        SyntaxError::at(at, "expected an IPv4 address after `lease` (an IPv6 lease?)")
+    })?;
+    let block =
+        s.block.as_ref().ok_or_else(|| SyntaxError::at(at, "expected `{` after the address"))?;
+    let mut l = DhcpdLease { line: at.line, ..DhcpdLease::default() };
+    for st in block {
+        let w = &st.words;
+        let at = st.loc();
+        let key = w[0].word().unwrap_or("").to_ascii_lowercase();
+        match key.as_str() {
+            "starts" => {
+                l.starts = Some(
+                    time(at, &w[1..])?
+                        .ok_or_else(|| SyntaxError::at(at, "a lease cannot start `never`"))?,
+                );
             }
-            return error(at, format!("expected a statement, found {t}"));
-        };
-        match w.as_str() {
-            "starts" => l.starts = Some(time(lx)?.ok_or_else(never(at))?),
-            "ends" => l.ends = Some(time(lx)?),
-            "tstp" => l.tstp = time(lx)?,
-            "tsfp" => l.tsfp = time(lx)?,
-            "atsfp" => l.atsfp = time(lx)?,
-            "cltt" => l.cltt = time(lx)?,
-            "binding" => l.binding = Some(binding_state(lx)?),
-            "next" => {
-                lx.expect_word("binding")?;
-                binding_state(lx)?;
+            "ends" => l.ends = Some(time(at, &w[1..])?),
+            "tstp" => l.tstp = time(at, &w[1..])?,
+            "tsfp" => l.tsfp = time(at, &w[1..])?,
+            "atsfp" => l.atsfp = time(at, &w[1..])?,
+            "cltt" => l.cltt = time(at, &w[1..])?,
+            "binding" => l.binding = Some(binding_state(at, &w[1..])?),
+            "rewind" if st.starts(&["rewind", "binding"]) => {
+                l.rewind = Some(binding_state(at, &w[2..])?);
             }
-            "rewind" => {
-                lx.expect_word("binding")?;
-                l.rewind = Some(binding_state(lx)?);
-            }
-            "hardware" => {
-                let (at, kind) = lx.word("a hardware type")?;
-                if kind != "ethernet" {
-                    return error(at, format!("hardware {kind}: only ethernet is served"));
+            "hardware" => l.hardware = Some(hardware(at, &w[1..])?),
+            "uid" => l.uid = Some(bytes(at, &w[1..], "a client identifier")?),
+            "client-hostname" => match &w[1..] {
+                [Token { tok: Tok::Str(s), .. }] => {
+                    l.hostname = Some(String::from_utf8_lossy(s).into_owned());
                 }
-                let (at, mac) = lx.word("a MAC address")?;
-                l.hardware = Some(hex_bytes(&mac).ok_or_else(|| bad(at, "MAC address", &mac))?);
-                lx.semicolon()?;
+                _ => return Err(SyntaxError::at(at, "expected a quoted host name")),
+            },
+            "option" if st.starts(&["option", "agent.circuit-id"]) => {
+                l.circuit_id = Some(bytes(at, &w[2..], "a circuit-id")?);
             }
-            "uid" => l.uid = Some(bytes(lx, "a client identifier")?),
-            "client-hostname" => {
-                let (at, t) = lx.next_or("a host name")?;
-                let Token::Str(s) = t else { return error(at, "client-hostname takes a string") };
-                l.hostname = Some(String::from_utf8_lossy(&s).into_owned());
-                lx.semicolon()?;
+            "option" if st.starts(&["option", "agent.remote-id"]) => {
+                l.remote_id = Some(bytes(at, &w[2..], "a remote-id")?);
             }
-            "option" => {
-                let (_, name) = lx.word("an option name")?;
-                match name.as_str() {
-                    "agent.circuit-id" => l.circuit_id = Some(bytes(lx, "a circuit-id")?),
-                    "agent.remote-id" => l.remote_id = Some(bytes(lx, "a remote-id")?),
-                    _ => skip_statement(lx, at)?,
-                }
-            }
-            _ => skip_statement(lx, at)?,
+            _ => {}
         }
+    }
+    Ok((address, l))
+}
+
+/// `state free` (what follows `binding`).
+fn binding_state(at: &Loc, w: &[Token]) -> Result<String, SyntaxError> {
+    match w {
+        [s, v] if s.is("state") => v.word().map(str::to_ascii_lowercase),
+        _ => None,
+    }
+    .ok_or_else(|| SyntaxError::at(at, "expected `binding state` and a state"))
+}
+
+fn hardware(at: &Loc, w: &[Token]) -> Result<Vec<u8>, SyntaxError> {
+    match w {
+        [kind, _] if !kind.is("ethernet") => {
+            Err(SyntaxError::at(at, format!("hardware {}: only ethernet is served", kind.show())))
+        }
+        [_, mac] => mac
+            .word()
+            .and_then(hex_bytes)
+            .ok_or_else(|| SyntaxError::at(at, format!("{} is not a MAC address", mac.show()))),
+        _ => Err(SyntaxError::at(at, "expected `hardware ethernet` and a MAC address")),
     }
 }
 
-fn never(at: usize) -> impl FnOnce() -> ParseError {
-    move || ParseError { line: at, message: "a lease cannot start `never`".into() }
-}
-
-fn bad(at: usize, what: &str, got: &str) -> ParseError {
-    ParseError { line: at, message: format!("{got:?} is not a {what}") }
-}
-
-/// `free`, `active`, … after `binding state`, and its `;`.
-fn binding_state(lx: &mut Lexer<'_>) -> Result<String, ParseError> {
-    lx.expect_word("state")?;
-    let (_, s) = lx.word("a binding state")?;
-    lx.semicolon()?;
-    Ok(s)
-}
-
-/// A quoted string (octal escapes as dhcpd writes them) or colon-separated hex, and its `;`.
-fn bytes(lx: &mut Lexer<'_>, what: &str) -> Result<Vec<u8>, ParseError> {
-    let (at, t) = lx.next_or(what)?;
-    let v = match t {
-        Token::Str(s) => s,
-        Token::Word(w) => hex_bytes(&w).ok_or_else(|| bad(at, what, &w))?,
-        t => return error(at, format!("expected {what}, found {t}")),
-    };
-    lx.semicolon()?;
-    Ok(v)
+/// A quoted string (octal escapes as dhcpd writes them) or colon-separated hex.
+fn bytes(at: &Loc, w: &[Token], what: &str) -> Result<Vec<u8>, SyntaxError> {
+    match w {
+        [Token { tok: Tok::Str(s), .. }] => Some(s.clone()),
+        [t] => t.word().and_then(hex_bytes),
+        _ => None,
+    }
+    .ok_or_else(|| SyntaxError::at(at, format!("expected {what}: a quoted string or hex")))
 }
 
 /// `1:2:a0:ff`: bytes as hex, one or two digits each.
@@ -157,23 +138,30 @@ fn hex_bytes(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// `W YYYY/MM/DD HH:MM:SS;` (UTC, the weekday ignored), `epoch N;` or `never;`.
-fn time(lx: &mut Lexer<'_>) -> Result<Option<u64>, ParseError> {
-    let (at, first) = lx.word("a time")?;
-    let t = match first.as_str() {
-        "never" => None,
-        "epoch" => {
-            let (at, n) = lx.word("seconds since the epoch")?;
-            Some(n.parse().map_err(|_| bad(at, "number of seconds", &n))?)
+/// `W YYYY/MM/DD HH:MM:SS` (UTC, the weekday ignored), `epoch N` or `never`.
+fn time(at: &Loc, w: &[Token]) -> Result<Option<u64>, SyntaxError> {
+    let bad =
+        || SyntaxError::at(at, "expected a time: `W YYYY/MM/DD HH:MM:SS`, `epoch N` or `never`");
+    match w {
+        [n] if n.is("never") => Ok(None),
+        [e, n] if e.is("epoch") => Ok(Some(n.word().and_then(|n| n.parse().ok()).ok_or_else(bad)?)),
+        // The weekday, the date (words and `/`), the time of day.
+        [_, date @ .., clock] => {
+            let date: String = date
+                .iter()
+                .map(|t| match &t.tok {
+                    Tok::Word(w) => w.clone(),
+                    Tok::Punct(c) => c.to_string(),
+                    Tok::Str(_) => "\"".into(),
+                })
+                .collect();
+            let clock = clock.word().ok_or_else(bad)?;
+            civil(&date, clock).map(Some).ok_or_else(|| {
+                SyntaxError::at(at, format!("{date} {clock} is not a date and time"))
+            })
         }
-        _ => {
-            let (_, date) = lx.word("a date (YYYY/MM/DD)")?;
-            let (_, clock) = lx.word("a time of day (HH:MM:SS)")?;
-            Some(civil(&date, &clock).ok_or_else(|| bad(at, "date and time", &date))?)
-        }
-    };
-    lx.semicolon()?;
-    Ok(t)
+        _ => Err(bad()),
+    }
 }
 
 /// Unix seconds of a UTC date and time of day.
@@ -199,32 +187,6 @@ fn civil(date: &str, clock: &str) -> Option<u64> {
     let days = era * 146_097 + doe - 719_468;
     let secs = days * 86_400 + i64::from(hh * 3600 + mm * 60 + ss);
     u64::try_from(secs).ok()
-}
-
-/// Skips what follows a statement's first word: up to its `;`, or its whole `{ … }` block.
-fn skip_statement(lx: &mut Lexer<'_>, line: usize) -> Result<(), ParseError> {
-    let mut depth = 0usize;
-    loop {
-        let Some((_, t)) = lx.next()? else {
-            return error(line, "this statement is not ended (a truncated file?)");
-        };
-        match t {
-            Token::Semi if depth == 0 => return Ok(()),
-            Token::LBrace => depth += 1,
-            Token::RBrace if depth == 0 => return error(line, "a `}` with no block open"),
-            Token::RBrace => {
-                depth -= 1;
-                if depth == 0 {
-                    // A block may or may not be followed by `;`: dhcpd writes none.
-                    if lx.peek_is(&Token::Semi) {
-                        lx.next()?;
-                    }
-                    return Ok(());
-                }
-            }
-            _ => {}
-        }
-    }
 }
 
 #[cfg(test)]

@@ -91,7 +91,7 @@ fn config() -> Config {
 }
 
 fn t(date: &str, clock: &str) -> u64 {
-    parse::parse(&format!("lease 10.0.0.1 {{ starts 0 {date} {clock}; }}")).unwrap()
+    parse::parse(&format!("lease 10.0.0.1 {{ starts 0 {date} {clock}; }}"), "t").unwrap()
         [&Ipv4Addr::new(10, 0, 0, 1)]
         .starts
         .unwrap()
@@ -99,7 +99,7 @@ fn t(date: &str, clock: &str) -> u64 {
 
 #[test]
 fn every_state_is_read_and_the_last_block_for_an_address_wins() {
-    let leases = parse::parse(LEASES).unwrap();
+    let leases = parse::parse(LEASES, "dhcpd.leases").unwrap();
     assert_eq!(leases.len(), 4);
     let tr = translate(&config(), &leases);
     assert!(tr.refused.is_empty(), "{:?}", tr.refused);
@@ -141,8 +141,8 @@ fn what_the_store_cannot_take_is_listed_with_its_line() {
     let text = "lease 10.9.0.1 {\n  binding state active;\n  hardware ethernet 2:0:0:0:0:1;\n}\n\
                 lease 10.0.0.150 {\n  binding state bootp;\n  hardware ethernet 2:0:0:0:0:2;\n}\n\
                 lease 10.0.0.151 {\n  binding state active;\n}\n";
-    let tr = translate(&config(), &parse::parse(text).unwrap());
-    let why: Vec<(usize, &str)> = tr.refused.iter().map(|r| (r.line, r.why.as_str())).collect();
+    let tr = translate(&config(), &parse::parse(text, "dhcpd.leases").unwrap());
+    let why: Vec<(u32, &str)> = tr.refused.iter().map(|r| (r.line, r.why.as_str())).collect();
     assert_eq!(
         why,
         [
@@ -155,18 +155,22 @@ fn what_the_store_cannot_take_is_listed_with_its_line() {
 
 #[test]
 fn a_broken_file_is_an_error_naming_the_line() {
-    for (text, line, says) in [
-        ("lease 10.0.0.1 {\n  starts 3 2026/12/02 06:00:00;\n", 1, "not closed"),
+    for (text, at, says) in [
+        (
+            "lease 10.0.0.1 {\n  starts 3 2026/12/02 06:00:00;\n",
+            2,
+            "to close the block opened at line 1",
+        ),
         ("lease 10.0.0.1 {\n  ends 3 2026/12/32 06:00:00;\n}\n", 2, "not a date and time"),
         ("lease 10.0.0.1 {\n  hardware ethernet 02:00:zz;\n}\n", 2, "not a MAC address"),
-        ("lease fe80::1 {\n}\n", 1, "not an IPv4 address"),
+        ("lease fe80::1 {\n}\n", 1, "expected an IPv4 address"),
         ("lease 10.0.0.1 {\n  uid \"open;\n}\n", 2, "not closed"),
-        ("lease 10.0.0.1 {\n  binding state;\n}\n", 2, "expected a binding state"),
-        ("server-duid \"x\"\n", 1, "not ended"),
+        ("lease 10.0.0.1 {\n  binding state;\n}\n", 2, "expected `binding state` and a state"),
+        ("server-duid \"x\"\n", 1, "expected `;`"),
     ] {
-        let e = parse::parse(text).unwrap_err();
-        assert_eq!(e.line, line, "{text:?}: {e}");
-        assert!(e.message.contains(says), "{text:?}: {e}");
+        let e = parse::parse(text, "dhcpd.leases").unwrap_err().to_string();
+        assert!(e.starts_with(&format!("dhcpd.leases:{at}: ")), "{text:?}: {e}");
+        assert!(e.contains(says), "{text:?}: {e}");
     }
 }
 
