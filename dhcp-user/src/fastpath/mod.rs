@@ -550,7 +550,9 @@ mod tests {
         let err = check_pins(&dir, "eth9").unwrap_err().to_string();
         assert!(
             err.contains(
-                "XDHCP_PAGES, XDHCP_BLOCKS, XDHCP_PROFILES, XDHCP_LOG, XDHCP_LOG_CURSORS missing"
+                "XDHCP_PAGES, XDHCP_BLOCKS, XDHCP_PROFILES, XDHCP_LOG, XDHCP_LOG_CURSORS, \
+                 XDHCP_POLICIES, XDHCP_POLICY_OF, XDHCP_POLICED_MACS, XDHCP_POLICED_PORTS, \
+                 XDHCP_POLICED_VLANS, XDHCP_POLICED_IFACE missing"
             ),
             "{err}"
         );
