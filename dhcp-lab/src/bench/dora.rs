@@ -43,6 +43,12 @@ pub struct DoraTrial {
     pub server_thread_cpu: f64,
     pub server_cpu: f64,
     pub machine_cpu: f64,
+    /// Of the machine's time, what the hypervisor gave to others (steal), in cores.
+    pub machine_steal: f64,
+    /// xdhcp: the share of the trial its turn spent in the store's commits (SQLite and the
+    /// fsync; from its control socket's `stats`); `None` for Kea.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit_share: Option<f64>,
     /// What bounds the figure (see [`bound_by`]).
     pub bound_by: String,
 }
@@ -73,7 +79,8 @@ fn thread_ticks(pid: u32) -> Vec<(u32, u64)> {
     .collect()
 }
 
-/// Busy and total ticks of the whole machine (`/proc/stat`'s first line).
+/// Busy and stolen ticks of the whole machine (`/proc/stat`'s first line: user, nice,
+/// system, idle, iowait, irq, softirq, steal, ...; busy is all but idle and iowait).
 fn machine_ticks() -> (u64, u64) {
     let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let v: Vec<u64> = s
@@ -84,10 +91,20 @@ fn machine_ticks() -> (u64, u64) {
         .skip(1)
         .filter_map(|x| x.parse().ok())
         .collect();
-    let total: u64 = v.iter().sum();
-    // idle and iowait
-    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
-    (total - idle, total)
+    let at = |i: usize| v.get(i).copied().unwrap_or(0);
+    let total: u64 = v.iter().take(8).sum();
+    (total - at(3) - at(4), at(7))
+}
+
+/// Microseconds xdhcp's turn has spent committing since it started (`stats`: commits times
+/// their mean).
+fn commit_micros(lab: &Lab) -> Option<u64> {
+    let v = xdhcp::daemon::ctl::request(
+        &lab.work.join("state/ctl.sock"),
+        &xdhcp::daemon::ctl::Request::Stats,
+    )
+    .ok()?;
+    Some(v["store"]["commits"].as_u64()? * v["store"]["mean_commit_us"].as_u64()?)
 }
 
 fn clk_tck() -> f64 {
@@ -106,9 +123,16 @@ fn server_delta(before: &[(u32, u64)], after: &[(u32, u64)]) -> (u64, u64) {
     (ds.iter().copied().max().unwrap_or(0), ds.iter().sum())
 }
 
-/// What a trial's figure is bounded by, from how busy each side was.
+/// What a trial's figure is bounded by, from how busy each side was (in cores) and, for
+/// xdhcp, the share of the time its turn waited in commits.
 #[must_use]
-pub fn bound_by(generator: f64, server_thread: f64, machine: f64, cores: f64) -> String {
+pub fn bound_by(
+    generator: f64,
+    server_thread: f64,
+    machine: f64,
+    cores: f64,
+    commit_share: Option<f64>,
+) -> String {
     if generator >= BUSY {
         format!("load generator (xdhcp-load's thread {:.0} % busy)", generator * 100.0)
     } else if server_thread >= BUSY {
@@ -120,10 +144,18 @@ pub fn bound_by(generator: f64, server_thread: f64, machine: f64, cores: f64) ->
             generator * 100.0,
             server_thread * 100.0
         )
+    } else if let Some(c) = commit_share.filter(|c| *c >= 0.25) {
+        format!(
+            "commit latency (the turn in its commits {:.0} % of the time, its thread {:.0} % \
+             busy; generator {:.0} %)",
+            c * 100.0,
+            server_thread * 100.0,
+            generator * 100.0
+        )
     } else {
         format!(
-            "neither side's CPU (generator {:.0} %, server's thread {:.0} %): the round trip, \
-             commits included, over the window",
+            "neither side's CPU (generator {:.0} %, server's thread {:.0} %): the round trip \
+             over the window",
             generator * 100.0,
             server_thread * 100.0
         )
@@ -176,16 +208,21 @@ fn run_load(
 fn trial(lab: &Lab, o: &Options, kind: Kind, window: u32) -> Result<DoraTrial> {
     let server = lab.start(kind, &o.xdhcp, &o.load)?;
     let spid = server.0.id();
+    let xdhcp = kind != Kind::Kea;
+    let c0 = if xdhcp { commit_micros(lab) } else { None };
     let (s0, m0, t0) = (thread_ticks(spid), machine_ticks(), Instant::now());
     let seed = u16::try_from(window % 60_000 + 7).unwrap_or(7);
     let (sum, gen_cpu) = run_load(lab, &o.load, o.dora_clients, window, seed)?;
     let secs = t0.elapsed().as_secs_f64();
     let (s1, m1) = (thread_ticks(spid), machine_ticks());
+    let c1 = if xdhcp { commit_micros(lab) } else { None };
     drop(server);
+    let commit_share = c0.zip(c1).map(|(a, b)| (b.saturating_sub(a)) as f64 / 1e6 / secs);
     let tck = clk_tck();
     let (busiest, all) = server_delta(&s0, &s1);
     let (server_thread_cpu, server_cpu) = (busiest as f64 / tck / secs, all as f64 / tck / secs);
     let machine_cpu = (m1.0 - m0.0) as f64 / tck / secs;
+    let machine_steal = (m1.1 - m0.1) as f64 / tck / secs;
     let generator_cpu = gen_cpu / secs;
     let cores = std::thread::available_parallelism().map_or(1, usize::from) as f64;
     let t = DoraTrial {
@@ -200,7 +237,9 @@ fn trial(lab: &Lab, o: &Options, kind: Kind, window: u32) -> Result<DoraTrial> {
         server_thread_cpu,
         server_cpu,
         machine_cpu,
-        bound_by: bound_by(generator_cpu, server_thread_cpu, machine_cpu, cores),
+        machine_steal,
+        commit_share,
+        bound_by: bound_by(generator_cpu, server_thread_cpu, machine_cpu, cores, commit_share),
     };
     eprintln!(
         "{kind:?} DORA by xdhcp-load, window {window}: {}/{} bound, {:.0}/s; {}",
@@ -248,10 +287,11 @@ mod tests {
 
     #[test]
     fn the_busiest_side_is_named() {
-        assert!(bound_by(0.95, 0.5, 1.5, 2.0).starts_with("load generator"));
-        assert!(bound_by(0.5, 0.9, 1.5, 2.0).starts_with("server"));
-        assert!(bound_by(0.6, 0.6, 1.9, 2.0).starts_with("both cores"));
-        assert!(bound_by(0.2, 0.3, 0.6, 2.0).starts_with("neither"));
+        assert!(bound_by(0.95, 0.5, 1.5, 2.0, None).starts_with("load generator"));
+        assert!(bound_by(0.5, 0.9, 1.5, 2.0, Some(0.5)).starts_with("server"));
+        assert!(bound_by(0.6, 0.6, 1.9, 2.0, None).starts_with("both cores"));
+        assert!(bound_by(0.2, 0.6, 1.0, 2.0, Some(0.4)).starts_with("commit latency"));
+        assert!(bound_by(0.2, 0.3, 0.6, 2.0, Some(0.1)).starts_with("neither"));
     }
 
     #[test]
