@@ -35,7 +35,8 @@ enum BenchCmd {
         out: Option<PathBuf>,
     },
     /// xdhcp (fast path on and off) and Kea side by side on a veth lab: DORA/s with perfdhcp,
-    /// renewals/s with `xdhcp-load`. Writes e2e.json and e2e.png.
+    /// renewals/s with `xdhcp-load`; DORA/s with `xdhcp-load` too (xdhcp's slow path and Kea,
+    /// what bounds each). Writes e2e.json and e2e.png.
     E2e {
         #[arg(long, default_value = "target/bench")]
         out_dir: PathBuf,
@@ -55,6 +56,12 @@ enum BenchCmd {
         /// program bouncing every request); writes e2e-fast.json.
         #[arg(long)]
         fast_only: bool,
+        /// Clients the DORA row driven by `xdhcp-load` binds (each trial, from an empty store).
+        #[arg(long, default_value_t = 50_000)]
+        dora_clients: u32,
+        /// Only these rows, comma-separated (the report goes to e2e-only.json).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<e2e::Row>,
     },
     /// A DISCOVER flood from one access port while 1,000 known clients renew and 100 new ones
     /// arrive, for xdhcp and Kea: the share of renewals answered, of new clients served, the
@@ -128,7 +135,18 @@ fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Demo(o) => lab::run_demo(&o)?,
         Cmd::Bench {
-            cmd: BenchCmd::E2e { out_dir, trial_secs, max_rate, clients, xdhcp, load, fast_only },
+            cmd:
+                BenchCmd::E2e {
+                    out_dir,
+                    trial_secs,
+                    max_rate,
+                    clients,
+                    xdhcp,
+                    load,
+                    fast_only,
+                    dora_clients,
+                    only,
+                },
         } => {
             let or_beside =
                 |p: Option<PathBuf>, name| p.map_or_else(|| lab::beside_this_program(name), Ok);
@@ -140,6 +158,8 @@ fn run(cli: Cli) -> Result<()> {
                 max_rate,
                 clients,
                 fast_only,
+                dora_clients,
+                only,
             })?;
             println!("{}", serde_json::to_string_pretty(&r)?);
         }

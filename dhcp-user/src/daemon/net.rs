@@ -37,6 +37,9 @@ fn setopt<T>(fd: libc::c_int, level: i32, name: i32, v: &T, what: &str) -> Resul
     check(rc, what).map(|_| ())
 }
 
+/// The UDP socket's receive buffer, asked for (see [`IfaceSockets::open`]).
+const RCVBUF: libc::c_int = 4 << 20;
+
 pub struct IfaceSockets {
     pub name: String,
     pub ifindex: u32,
@@ -66,6 +69,18 @@ impl IfaceSockets {
         let one: libc::c_int = 1;
         setopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, &one, "SO_REUSEADDR")?;
         setopt(fd, libc::SOL_SOCKET, libc::SO_BROADCAST, &one, "SO_BROADCAST")?;
+        // Nothing reads the socket while a turn commits (one thread: the reader waits for the
+        // fsync), so the socket must hold a slow commit's worth of requests. The default
+        // 212,992 bytes hold ~80 datagrams (~2.5 KiB each as the kernel counts them): 40 ms
+        // at 1,000 DORA/s, and every one past them is dropped where the daemon cannot count it
+        // or put requests before DISCOVERs. 4 MiB (the kernel doubles it) holds ~3,000.
+        // FORCE passes net.core.rmem_max, which needs CAP_NET_ADMIN (the daemon has it for
+        // XDP); without it the kernel caps the plain option at rmem_max. Best effort: a
+        // smaller buffer only drops sooner.
+        let rcvbuf: libc::c_int = RCVBUF;
+        if setopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &rcvbuf, "SO_RCVBUFFORCE").is_err() {
+            let _ = setopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &rcvbuf, "SO_RCVBUF");
+        }
         // One socket per interface, all on 0.0.0.0:67: the device binding keeps them apart and
         // tells which interface a request came in on.
         let name_len = libc::socklen_t::try_from(c_name.as_bytes().len())
