@@ -81,5 +81,15 @@ stats! {
     DropPolicedInterface = "drop_policed_interface",
 }
 
+impl Stat {
+    /// The counters of messages policing dropped, one per key kind.
+    pub const POLICED: [Stat; 4] = [
+        Stat::DropPolicedMac,
+        Stat::DropPolicedPort,
+        Stat::DropPolicedVlan,
+        Stat::DropPolicedInterface,
+    ];
+}
+
 #[expect(clippy::cast_possible_truncation, reason = "a few dozen variants")]
 pub const STATS_LEN: u32 = Stat::ALL.len() as u32;

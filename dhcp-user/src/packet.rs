@@ -463,10 +463,21 @@ impl Renewal {
         self.payload_of(&self.message())
     }
 
-    /// The payload of `m` (this renewal's message made into another: a DISCOVER, an
-    /// INIT-REBOOT), as [`Renewal::payload`] lays it out.
+    /// This client's message of another `kind` (a DISCOVER, an INIT-REBOOT REQUEST), asking
+    /// for `requested` (option 50), framed as this renewal is: what tests and benchmarks send
+    /// to see the messages the fast path does not answer.
     #[must_use]
-    pub fn payload_of(&self, m: &Message) -> Vec<u8> {
+    pub fn frame_as(&self, kind: MessageType, requested: Option<Ipv4Addr>) -> Vec<u8> {
+        let mut m = self.message();
+        m.opts_mut().insert(DhcpOption::MessageType(kind));
+        if let Some(a) = requested {
+            m.opts_mut().insert(DhcpOption::RequestedIpAddress(a));
+        }
+        self.frame_with(&self.payload_of(&m))
+    }
+
+    /// The payload of `m` as [`Renewal::payload`] lays it out.
+    fn payload_of(&self, m: &Message) -> Vec<u8> {
         let p = encode(m);
         match &self.relay_info {
             Some(r) => insert_last_option(&p, dhcp_common::bootp::OPT_RELAY_AGENT, r),

@@ -278,6 +278,16 @@ impl Xdhcp {
         dhcp_lab::lab::daemon::all_leases(|r| self.ask(r))
     }
 
+    /// The server's active bindings, address → MAC.
+    pub fn active_bindings(&self) -> Result<std::collections::BTreeMap<Ipv4Addr, String>> {
+        Ok(self
+            .leases()?
+            .iter()
+            .filter(|l| l["state"] == "active")
+            .filter_map(|l| Some((l["address"].as_str()?.parse().ok()?, l["mac"].as_str()?.into())))
+            .collect())
+    }
+
     pub fn lease(&self, addr: Ipv4Addr) -> Result<Option<Value>> {
         let v = self.ask(&ctl::Request::Leases(Box::new(ctl::LeaseQuery {
             addr: Some(addr),
@@ -836,4 +846,26 @@ pub fn isc_leases(text: &str) -> std::collections::HashMap<Ipv4Addr, String> {
         rest = &block[end..];
     }
     out
+}
+
+/// The active bindings of a dhcpd lease file, address → MAC, as xdhcp's importer reads it (the
+/// last block for an address wins); with `ending_after` (unix seconds), only those that end
+/// later, the ones still in force.
+///
+/// # Panics
+/// When the text does not parse or a binding's hardware address is not a MAC.
+#[must_use]
+pub fn dhcpd_bindings(
+    text: &str,
+    ending_after: Option<u64>,
+) -> std::collections::BTreeMap<Ipv4Addr, String> {
+    xdhcp::import::leases::parse::parse(text, "dhcpd.leases")
+        .unwrap()
+        .into_iter()
+        .filter(|(_, l)| l.binding.as_deref() == Some("active"))
+        .filter(|(_, l)| {
+            ending_after.is_none_or(|t| l.ends.is_some_and(|e| e.is_none_or(|e| e > t)))
+        })
+        .map(|(a, l)| (a, xdhcp::packet::fmt_mac(&l.hardware.unwrap().try_into().unwrap())))
+        .collect()
 }

@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, net::Ipv4Addr, time::Duration};
 
 use dhcp_lab::lab::TempDir;
 use integration::{
-    failover_lab::{Dhcpd, Segment, Udhcpc, Xdhcp, dora_clients},
+    failover_lab::{Dhcpd, Segment, Udhcpc, Xdhcp, dhcpd_bindings, dora_clients},
     fixture::root_required,
 };
 
@@ -37,16 +37,6 @@ routers = ["10.61.0.1"]
 lease_time = 60
 "#;
 
-/// Address by MAC in a dhcpd.leases, as xdhcp's reader takes it (the last block wins).
-fn bindings(text: &str) -> BTreeMap<String, Ipv4Addr> {
-    xdhcp::import::leases::parse::parse(text, "dhcpd.leases")
-        .unwrap()
-        .into_iter()
-        .filter(|(_, l)| l.binding.as_deref() == Some("active"))
-        .map(|(a, l)| (xdhcp::packet::fmt_mac(&l.hardware.unwrap().try_into().unwrap()), a))
-        .collect()
-}
-
 #[test]
 fn clients_of_dhcpd_keep_their_addresses_once_its_lease_file_is_imported() {
     root_required();
@@ -62,7 +52,7 @@ fn clients_of_dhcpd_keep_their_addresses_once_its_lease_file_is_imported() {
     assert_eq!(dora_clients(&load, LOAD, 61, Duration::from_secs(30)).unwrap(), u64::from(LOAD));
     let dir = dhcpd.stop();
     let file = dir.path().join("dhcpd.leases");
-    let theirs = bindings(&std::fs::read_to_string(&file).unwrap());
+    let theirs = dhcpd_bindings(&std::fs::read_to_string(&file).unwrap(), None);
     assert_eq!(theirs.len(), LOAD as usize + 1, "dhcpd's bindings");
 
     // The import, into the store the new server will own.
@@ -84,15 +74,6 @@ fn clients_of_dhcpd_keep_their_addresses_once_its_lease_file_is_imported() {
     assert!(udhcpc.events().iter().all(|e| e.reason != "nak"), "{:?}", udhcpc.events());
     // The load generator's clients come back (a DORA each): their own addresses.
     assert_eq!(dora_clients(&load, LOAD, 61, Duration::from_secs(30)).unwrap(), u64::from(LOAD));
-    let now: BTreeMap<String, Ipv4Addr> = x
-        .leases()
-        .unwrap()
-        .iter()
-        .filter(|l| l["state"] == "active")
-        .map(|l| {
-            let mac = l["mac"].as_str().unwrap().to_owned();
-            (mac, l["address"].as_str().unwrap().parse().unwrap())
-        })
-        .collect();
+    let now = x.active_bindings().unwrap();
     assert_eq!(now, theirs, "every client holds the address dhcpd gave it");
 }

@@ -23,7 +23,9 @@ use std::{
 
 use dhcp_lab::lab::{Client, ClientKind, EventKind, TempDir};
 use integration::{
-    failover_lab::{Dhcpd, Port, Segment, Xdhcp, dora_clients, num, tail, wait_for},
+    failover_lab::{
+        Dhcpd, Port, Segment, Xdhcp, dhcpd_bindings, dora_clients, num, tail, wait_for,
+    },
     fixture::root_required,
 };
 
@@ -99,35 +101,18 @@ fn import_conf(file: &Path, port: &Port, server_id: Ipv4Addr) -> String {
 }
 
 /// The bindings of a dhcpd lease file still in force (active, ending more than 2 s from now),
-/// address → MAC, as xdhcp's importer reads the file (the last block for an address wins).
+/// address → MAC.
 fn isc_bindings(leases: &Path) -> BTreeMap<Ipv4Addr, String> {
-    let text = std::fs::read_to_string(leases).unwrap();
     #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "unix time")]
     let soon = now() as u64 + 2;
-    xdhcp::import::leases::parse::parse(&text, "dhcpd.leases")
-        .unwrap()
-        .into_iter()
-        .filter(|(_, l)| l.binding.as_deref() == Some("active"))
-        .filter(|(_, l)| l.ends.is_some_and(|e| e.is_none_or(|e| e > soon)))
-        .map(|(a, l)| (a, xdhcp::packet::fmt_mac(&l.hardware.unwrap().try_into().unwrap())))
-        .collect()
-}
-
-/// `x`'s active bindings, address → MAC.
-fn store_bindings(x: &Xdhcp) -> BTreeMap<Ipv4Addr, String> {
-    x.leases()
-        .unwrap()
-        .iter()
-        .filter(|l| l["state"] == "active")
-        .filter_map(|l| Some((l["address"].as_str()?.parse().ok()?, l["mac"].as_str()?.into())))
-        .collect()
+    dhcpd_bindings(&std::fs::read_to_string(leases).unwrap(), Some(soon))
 }
 
 /// Waits until `x` holds every binding of `want` (its own clients' later renewals may add
 /// none: every client is in `want`). `logs` says what else there is to know, should it not.
 fn wait_holds(x: &Xdhcp, want: &BTreeMap<Ipv4Addr, String>, who: &str, logs: &dyn Fn() -> String) {
     wait_for(&format!("every dhcpd binding in {who}'s store"), Duration::from_secs(20), || {
-        let have = store_bindings(x);
+        let have = x.active_bindings().unwrap();
         let missing: Vec<String> = want
             .iter()
             .filter(|(a, m)| have.get(a) != Some(m))
@@ -470,7 +455,7 @@ fn a_dhcpd_failover_pair_is_replaced_one_server_at_a_time_while_its_clients_stay
     assert!(unserved.is_empty(), "rounds of the load clients not all served: {unserved:?}");
     for (who, x) in [("primary", &xp), ("secondary", &xs)] {
         wait_holds(x, &expected, &format!("the xdhcp {who}"), &|| clients_said(&real));
-        assert_eq!(store_bindings(x), expected, "the xdhcp {who}'s bindings");
+        assert_eq!(x.active_bindings().unwrap(), expected, "the xdhcp {who}'s bindings");
     }
     let st = xp.failover().unwrap();
     assert_eq!(num(&st, "rejects_received_total"), 0, "the primary: {st}");

@@ -486,15 +486,7 @@ fn under_policing_garbage_is_charged_to_the_interface_and_no_renewal_is_dropped(
     let c = h.maps.stats().unwrap();
     let total: u64 = c.values.iter().map(|(_, v)| v).sum();
     assert_eq!(total, FRAMES, "exactly one counter per frame");
-    let counted: u64 = [
-        Stat::DropPolicedMac,
-        Stat::DropPolicedPort,
-        Stat::DropPolicedVlan,
-        Stat::DropPolicedInterface,
-    ]
-    .iter()
-    .map(|s| c.get(*s))
-    .sum();
+    let counted: u64 = Stat::POLICED.iter().map(|s| c.get(*s)).sum();
     assert_eq!(counted, dropped, "every drop counted under its key");
     // The buckets bit: the mutations that make a renewal some other message (a new client's,
     // another MAC's) are over a 1-message burst, and the interface's 1,000 ran out. Most

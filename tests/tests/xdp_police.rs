@@ -8,7 +8,7 @@ use std::{net::Ipv4Addr, time::Instant};
 
 use dhcp_common::{LeaseEntry, Stat};
 use dhcp_lab::testrun::{Harness, XDP_DROP, XDP_PASS, XDP_TX};
-use dhcproto::v4::{DhcpOption, MessageType};
+use dhcproto::v4::MessageType;
 use integration::fixture::*;
 use xdhcp::{
     fastpath::police::{self, PoliceMaps},
@@ -114,12 +114,7 @@ fn client_frame(
         relay_info: relay.map(|(_, line)| line.to_vec()),
         ..renewal(RenewKind::Rebinding)
     };
-    let mut m = r.message();
-    m.opts_mut().insert(DhcpOption::MessageType(kind));
-    if let Some(a) = requested {
-        m.opts_mut().insert(DhcpOption::RequestedIpAddress(a));
-    }
-    r.frame_with(&r.payload_of(&m))
+    r.frame_as(kind, requested)
 }
 
 fn discover(mac: [u8; 6], relay: Option<(Ipv4Addr, &[u8])>, vlans: Vec<Vlan>) -> Vec<u8> {

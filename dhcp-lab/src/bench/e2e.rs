@@ -606,24 +606,15 @@ pub fn e2e(o: &Options) -> Result<E2eReport> {
         dora_load(&lab, o, &mut r)?;
     }
     for kind in [Kind::XdhcpFast, Kind::XdhcpSlow, Kind::Kea] {
-        if o.runs(Row::DoraPerfdhcp) {
-            let dora = perfdhcp_row(&lab, o, kind, &mut r)?;
-            match kind {
-                Kind::XdhcpFast => r.xdhcp_dora_per_s = dora,
-                Kind::XdhcpSlow => r.xdhcp_slow_dora_per_s = dora,
-                Kind::Kea => r.kea_dora_per_s = dora,
-                Kind::Ceiling => {}
-            }
-        }
-        if o.runs(Row::Renew) {
-            let renew = renew_row(&lab, o, kind, &mut r)?;
-            match kind {
-                Kind::XdhcpFast => r.xdhcp_renew_per_s = renew,
-                Kind::XdhcpSlow => r.xdhcp_slow_renew_per_s = renew,
-                Kind::Kea => r.kea_renew_per_s = renew,
-                Kind::Ceiling => {}
-            }
-        }
+        let dora = if o.runs(Row::DoraPerfdhcp) { perfdhcp_row(&lab, o, kind, &mut r)? } else { 0 };
+        let renew = if o.runs(Row::Renew) { renew_row(&lab, o, kind, &mut r)? } else { 0 };
+        let (d, n) = match kind {
+            Kind::XdhcpFast => (&mut r.xdhcp_dora_per_s, &mut r.xdhcp_renew_per_s),
+            Kind::XdhcpSlow => (&mut r.xdhcp_slow_dora_per_s, &mut r.xdhcp_slow_renew_per_s),
+            Kind::Kea => (&mut r.kea_dora_per_s, &mut r.kea_renew_per_s),
+            Kind::Ceiling => continue,
+        };
+        (*d, *n) = (dora, renew);
     }
     if o.runs(Row::Ceiling) {
         ceiling(&lab, o, &mut r)?;

@@ -187,10 +187,7 @@ fn opt82() -> Vec<u8> {
 /// Client 0's DISCOVER (its MAC and client identifier, option 82) about `ciaddr`: 0, as a
 /// DISCOVER has it, or an address with no lease, which the restore step varies with the MAC.
 fn discover(ciaddr: Ipv4Addr) -> Vec<u8> {
-    let r = Renewal { ciaddr, ..request_opt82(0) };
-    let mut m = r.message();
-    m.opts_mut().insert(dhcproto::v4::DhcpOption::MessageType(dhcproto::v4::MessageType::Discover));
-    r.frame_with(&r.payload_of(&m))
+    Renewal { ciaddr, ..request_opt82(0) }.frame_as(dhcproto::v4::MessageType::Discover, None)
 }
 
 /// Client `i`'s renewal as an access node passes it on: option 82 added last.

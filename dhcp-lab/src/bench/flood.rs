@@ -173,11 +173,7 @@ fn xdp_counts(lab: &Lab) -> Result<(u64, u64)> {
     use dhcp_common::Stat;
     let dir = xdhcp::fastpath::pin_dir(&lab.veth.a.name);
     let c = xdhcp::fastpath::maps::FastPathMaps::open_pinned(&dir)?.stats()?;
-    let policed = [Stat::DropPolicedMac, Stat::DropPolicedPort, Stat::DropPolicedVlan]
-        .iter()
-        .chain(&[Stat::DropPolicedInterface])
-        .map(|s| c.get(*s))
-        .sum();
+    let policed = Stat::POLICED.iter().map(|s| c.get(*s)).sum();
     Ok((c.get(Stat::Ack), policed))
 }
 
