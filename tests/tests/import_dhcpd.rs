@@ -3,7 +3,7 @@
 //! xdhcp store from the file dhcpd wrote; xdhcp starts on the same link with the same server
 //! address, and every client keeps its address: udhcpc renews it without a NAK, and the load
 //! generator's clients, coming back, are given their own again.
-use std::{collections::BTreeMap, net::Ipv4Addr, time::Duration};
+use std::{net::Ipv4Addr, time::Duration};
 
 use dhcp_lab::lab::TempDir;
 use integration::{
