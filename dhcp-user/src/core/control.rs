@@ -150,7 +150,7 @@ fn leases(core: &Core, q: &LeaseQuery, now: Now) -> Value {
     let keep = |l: &&Lease| {
         addr_ok(q, l.address)
             && mac.is_none_or(|m| l.mac() == Some(m))
-            && client_id.as_ref().is_none_or(|id| l.client_id.as_ref() == Some(id))
+            && client_id.as_ref().is_none_or(|id| l.client_id.as_deref() == Some(&id[..]))
             && state.is_none_or(|s| l.state == s)
             && id_matches(&q.circuit_id, l.circuit_id())
             && id_matches(&q.remote_id, l.remote_id())

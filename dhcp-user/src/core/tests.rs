@@ -190,7 +190,7 @@ fn an_operator_pages_through_the_leases_and_finds_one_by_mac_or_client_id() {
         let state = if k % 5 == 0 { LeaseState::Released } else { LeaseState::Active };
         let mut l = crate::store::Lease::new(a, state, 0, T0);
         l.chaddr = [2, 0, 0, 0, 1, k].into();
-        l.client_id = (k == 7).then(|| vec![1, 2, 0, 0, 0, 1, 7]);
+        l.client_id = (k == 7).then(|| [1, 2, 0, 0, 0, 1, 7].into());
         if k == 7 {
             l.class = crate::store::LeaseClass::None;
         }

@@ -73,7 +73,7 @@ pub fn binding_of(l: &Lease) -> BindingUpdate {
     let status = BindingStatus::from(l.state);
     let mut b = BindingUpdate::new(l.address, status);
     if bound(l.state) {
-        b.client_id.clone_from(&l.client_id);
+        b.client_id = l.client_id.as_deref().map(<[u8]>::to_vec);
         if !l.chaddr.is_empty() {
             b.chaddr = Some(HwAddr { htype: l.htype, addr: l.chaddr.to_vec() });
         }
@@ -85,7 +85,7 @@ pub fn binding_of(l: &Lease) -> BindingUpdate {
     // it passes; without ours it would keep the end of the lease the client declined, and
     // free the address, and tell us so, before our probation is over.
     if l.state == LeaseState::Abandoned
-        && let Some(p) = l.probation_until
+        && let Some(p) = l.probation_until.map(std::num::NonZeroU64::get)
     {
         b.lease_expiration = Some(wire(p));
     }
@@ -102,7 +102,7 @@ pub fn lease_from_binding(old: Option<&Lease>, b: &BindingUpdate, subnet: u32, n
     let state = LeaseState::from(b.status);
     let mut l = old.cloned().unwrap_or_else(|| Lease::new(b.ip, state, subnet, now));
     let same_client = match (&b.client_id, &l.client_id) {
-        (Some(x), Some(y)) => x == y,
+        (Some(x), Some(y)) => y == x,
         _ => b.chaddr.as_ref().is_some_and(|h| h.htype == l.htype && l.chaddr == h.addr),
     };
     // The partner's view of our own client's lease can be older than ours (a renewal it has
@@ -119,7 +119,7 @@ pub fn lease_from_binding(old: Option<&Lease>, b: &BindingUpdate, subnet: u32, n
             l.htype = hw.htype;
             l.chaddr = Chaddr::new(&hw.addr);
         }
-        l.client_id.clone_from(&b.client_id);
+        l.client_id = b.client_id.as_deref().map(crate::store::ClientId::new);
         if !same_client {
             l.hostname = None;
             // The partner does not tell which line its client is on, nor its class.

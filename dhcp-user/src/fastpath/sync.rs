@@ -314,7 +314,7 @@ mod tests {
             FastPathLease { chaddr: [2, 0, 0, 0, 0, 8], ..lease() },
             FastPathLease { lease_secs: 600, ..lease() },
             FastPathLease { profile: 1, ..lease() },
-            FastPathLease { client_id: Some(vec![1, 2, 0, 0, 0, 0, 7]), ..lease() },
+            FastPathLease { client_id: Some([1, 2, 0, 0, 0, 0, 7].into()), ..lease() },
         ] {
             assert!(!same_grant(&have, &entry(&other, later).unwrap(), l.address), "{other:?}");
         }

@@ -1,11 +1,11 @@
 //! The RFC 2131 handlers, one per message type a server acts on, and the replies they build.
-use std::net::Ipv4Addr;
+use std::{net::Ipv4Addr, num::NonZeroU64};
 
 use dhcp_failover::{Role, engine::Service, load_balance};
 use dhcproto::v4::{Message, MessageType};
 
 use crate::config::SubnetId;
-use crate::store::{Chaddr, Lease, LeaseChange, LeaseClass, LeaseState};
+use crate::store::{Chaddr, ClientId, Lease, LeaseChange, LeaseClass, LeaseState};
 
 use super::request::Request;
 use super::{DropReason, Handled, Outcome, Reply, RxInfo, Server, reply};
@@ -227,17 +227,17 @@ impl Server {
         // The kernel may hold a horizon from before: a committed horizon never shrinks.
         l.held_until = if same { l.held_until.max(horizon) } else { horizon };
         if req.hostname.is_some() || !same {
-            l.hostname.clone_from(&req.hostname);
+            l.hostname = req.hostname.as_deref().map(Box::from);
         }
         // The line it was acknowledged on: a request without option 82 (from a client of an L3
         // relay, renewing around it) leaves the one on record.
         if req.relay_info.is_some() || !same {
-            l.relay_info.clone_from(&req.relay_info);
+            l.relay_info = req.relay_info.as_deref().map(Box::from);
         }
         l.state = LeaseState::Active;
         l.htype = c.htype;
         l.chaddr = Chaddr::new(&c.chaddr);
-        l.client_id.clone_from(&c.client_id);
+        l.client_id = c.client_id.as_deref().map(ClientId::new);
         l.class = LeaseClass::of(class);
         l.subnet = sid.0;
         l.expires_at = expires_at;
@@ -270,7 +270,7 @@ impl Server {
         l.rewind_expiry = match (l.rewind_state, old) {
             (None, _) => None,
             (Some(_), Some(o)) if same && o.rewind_expiry.is_some() => o.rewind_expiry,
-            (Some(_), o) => Some(o.map_or(now, |o| o.expires_at)),
+            (Some(_), o) => NonZeroU64::new(o.map_or(now, |o| o.expires_at)),
         };
         // The address is bound now: whoever's offer it was (this client's, or a lapsed one)
         // is settled, and an offer this client held elsewhere goes back to the pool.
@@ -337,7 +337,7 @@ impl Server {
         };
         l.state = LeaseState::Abandoned;
         l.stos = now;
-        l.probation_until = Some(now + u64::from(self.cfg.probation));
+        l.probation_until = NonZeroU64::new(now + u64::from(self.cfg.probation));
         let change = self.ix.put(&self.cfg, l);
         Ok(Outcome { reply: None, changes: vec![change], result: Handled::Declined(a) })
     }

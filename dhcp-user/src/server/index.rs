@@ -2,11 +2,12 @@
 //!
 //! Every record change goes through [`Index::put`], which keeps the indexes in step and yields
 //! the [`LeaseChange`] for the store: the memory view and what gets committed cannot drift.
-use std::collections::{BTreeSet, HashMap};
-use std::net::Ipv4Addr;
+use std::collections::HashMap;
+use std::{net::Ipv4Addr, num::NonZeroU64};
 
 use super::records::Records;
 use super::request::ClientKey;
+use super::timeline::Timeline;
 use crate::config::{Config, SubnetId};
 use crate::store::{Lease, LeaseChange, LeaseState};
 
@@ -22,7 +23,7 @@ struct SubnetIndex {
     fresh: Vec<Cursor>,
     /// Addresses with a non-active record (or a lapsed offer), by the time they may go to a
     /// new client: oldest first, so a returning client likely finds its old address untouched.
-    reusable: BTreeSet<(u64, Ipv4Addr)>,
+    reusable: Timeline,
 }
 
 #[derive(Debug, Default)]
@@ -31,7 +32,7 @@ pub(super) struct Index {
     pub leases: Records,
     subnets: Vec<SubnetIndex>,
     /// When each active lease ends and each declined address leaves probation.
-    pub timers: BTreeSet<(u64, Ipv4Addr)>,
+    pub timers: Timeline,
     /// Addresses reserved in the config, never allocated from pools to anyone else.
     pub reserved: HashMap<Ipv4Addr, SubnetId>,
     /// Record-less addresses in a `reusable` set (lapsed offers), so a new record can take
@@ -44,7 +45,9 @@ pub(super) struct Index {
 pub(super) fn reuse_at(l: &Lease) -> Option<u64> {
     match l.state {
         LeaseState::Active => None,
-        LeaseState::Abandoned => Some(l.probation_until.unwrap_or(0).max(l.held_until)),
+        LeaseState::Abandoned => {
+            Some(l.probation_until.map_or(0, NonZeroU64::get).max(l.held_until))
+        }
         // Backup addresses are the failover secondary's free pool; the server's ownership rule
         // keeps the primary off them.
         LeaseState::Free
@@ -58,7 +61,7 @@ pub(super) fn reuse_at(l: &Lease) -> Option<u64> {
 fn timer_of(l: &Lease) -> Option<u64> {
     match l.state {
         LeaseState::Active => Some(l.expires_at),
-        LeaseState::Abandoned => l.probation_until,
+        LeaseState::Abandoned => l.probation_until.map(NonZeroU64::get),
         _ => None,
     }
 }
@@ -82,7 +85,7 @@ impl Index {
                             end: u64::from(u32::from(p.end)),
                         })
                         .collect(),
-                    reusable: BTreeSet::new(),
+                    reusable: Timeline::default(),
                 })
                 .collect(),
             ..Index::default()
@@ -95,15 +98,37 @@ impl Index {
         ix
     }
 
+    /// Every record of a store at once. Records in strictly increasing address order (as the
+    /// store reads them) take the bulk path; anything else is put one by one.
+    pub fn load_all(&mut self, cfg: &Config, leases: Vec<Lease>) {
+        let in_order = leases.windows(2).all(|w| w[0].address < w[1].address);
+        if !in_order || self.leases.values().next().is_some() || !self.loose.is_empty() {
+            for l in leases {
+                self.place(cfg, l);
+            }
+            return;
+        }
+        self.timers = leases.iter().filter_map(|l| Some((timer_of(l)?, l.address))).collect();
+        let mut reusable: Vec<Vec<(u64, Ipv4Addr)>> = vec![Vec::new(); self.subnets.len()];
+        for l in &leases {
+            let in_pool = cfg.subnet(SubnetId(l.subnet)).is_some_and(|s| s.in_pool(l.address));
+            if in_pool
+                && !self.reserved.contains_key(&l.address)
+                && let (Some(t), Some(r)) = (reuse_at(l), reusable.get_mut(l.subnet as usize))
+            {
+                r.push((t, l.address));
+            }
+        }
+        for (si, r) in self.subnets.iter_mut().zip(reusable) {
+            si.reusable = r.into_iter().collect();
+        }
+        self.leases = Records::bulk(leases, binds_client);
+    }
+
     /// Replaces the record for `l.address`, keeping every index in step.
     pub fn put(&mut self, cfg: &Config, l: Lease) -> LeaseChange {
         self.place(cfg, l.clone());
         LeaseChange::Put(l)
-    }
-
-    /// [`Index::put`] for a record read from the store: nothing to commit.
-    pub fn load(&mut self, cfg: &Config, l: Lease) {
-        self.place(cfg, l);
     }
 
     fn place(&mut self, cfg: &Config, l: Lease) {
@@ -111,25 +136,25 @@ impl Index {
         if let Some((s, t)) = self.loose.remove(&l.address)
             && let Some(si) = self.subnets.get_mut(s)
         {
-            si.reusable.remove(&(t, l.address));
+            si.reusable.remove(t, l.address);
         }
         if let Some(old) = self.leases.get(l.address) {
             if let Some(t) = timer_of(old) {
-                self.timers.remove(&(t, old.address));
+                self.timers.remove(t, old.address);
             }
             if let (Some(t), Some(si)) = (reuse_at(old), self.subnets.get_mut(old.subnet as usize))
             {
-                si.reusable.remove(&(t, old.address));
+                si.reusable.remove(t, old.address);
             }
         }
         if let Some(t) = timer_of(&l) {
-            self.timers.insert((t, l.address));
+            self.timers.insert(t, l.address);
         }
         if in_pool
             && !self.reserved.contains_key(&l.address)
             && let (Some(t), Some(si)) = (reuse_at(&l), self.subnets.get_mut(l.subnet as usize))
         {
-            si.reusable.insert((t, l.address));
+            si.reusable.insert(t, l.address);
         }
         let binds = binds_client(&l);
         self.leases.put(l, binds);
@@ -197,7 +222,7 @@ impl Index {
         mut ok: impl FnMut(Ipv4Addr) -> bool,
     ) -> Option<Ipv4Addr> {
         let si = self.subnets.get(subnet.index())?;
-        si.reusable.range(..=(now, Ipv4Addr::BROADCAST)).map(|&(_, a)| a).find(|&a| ok(a))
+        si.reusable.due(now).find(|&a| ok(a))
     }
 
     /// A lapsed offer's address, if no record took it meanwhile, becomes reusable from `at`.
@@ -209,7 +234,7 @@ impl Index {
             && let Some(si) = self.subnets.get_mut(subnet.index())
             && !self.loose.contains_key(&a)
         {
-            si.reusable.insert((at, a));
+            si.reusable.insert(at, a);
             self.loose.insert(a, (subnet.index(), at));
         }
     }

@@ -40,7 +40,7 @@ impl Server {
             None => {
                 if self.rewinds(SubnetId(l.subnet)) {
                     l.rewind_state = Some(LeaseState::Active);
-                    l.rewind_expiry = Some(l.expires_at);
+                    l.rewind_expiry = std::num::NonZeroU64::new(l.expires_at);
                 }
                 l.state = gone;
             }
@@ -69,7 +69,7 @@ impl Server {
     pub fn expire(&mut self, now: u64) -> Vec<LeaseChange> {
         let mut out = Vec::new();
         let mut deferred = Vec::new();
-        while let Some(&(t, a)) = self.ix.timers.first() {
+        while let Some((t, a)) = self.ix.timers.first() {
             if t > now {
                 break;
             }
@@ -83,7 +83,7 @@ impl Server {
                 LeaseState::Active if l.expires_at <= now => {
                     l = self.client_gone(l, LeaseState::Expired);
                 }
-                LeaseState::Abandoned if l.probation_until.is_some_and(|p| p <= now) => {
+                LeaseState::Abandoned if l.probation_until.is_some_and(|p| p.get() <= now) => {
                     l.state = LeaseState::Free;
                     l.probation_until = None;
                     l.clear_client();
@@ -94,7 +94,7 @@ impl Server {
             out.push(self.ix.put(&self.cfg, l));
         }
         for a in deferred {
-            self.ix.timers.insert((now + EXPIRY_RECHECK, a));
+            self.ix.timers.insert(now + EXPIRY_RECHECK, a);
         }
         for a in self.offers.lapsed(now) {
             self.forget_offer(a, now);
@@ -105,7 +105,7 @@ impl Server {
     /// The earliest `now` at which [`Server::expire`] has something to do.
     #[must_use]
     pub fn next_timeout(&self) -> Option<u64> {
-        let lease = self.ix.timers.first().map(|&(t, _)| t);
+        let lease = self.ix.timers.first().map(|(t, _)| t);
         let offer = self.offers.first_until();
         lease.into_iter().chain(offer).min()
     }

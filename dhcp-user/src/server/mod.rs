@@ -57,6 +57,7 @@ mod reply;
 mod request;
 #[cfg(test)]
 mod tests;
+mod timeline;
 
 pub use circuit::{CircuitAction, CircuitChangeEvent};
 pub use gate::FailoverGate;
@@ -94,14 +95,16 @@ impl Server {
     #[must_use]
     pub fn new(cfg: Config, leases: impl IntoIterator<Item = Lease>) -> Self {
         let mut ix = Index::new(&cfg);
-        let leases = leases.into_iter();
-        ix.leases.reserve(leases.size_hint().0);
-        for mut l in leases {
-            if let Some(s) = cfg.subnet_containing(l.address) {
-                l.subnet = s.0;
-            }
-            ix.load(&cfg, l);
-        }
+        let leases = leases
+            .into_iter()
+            .map(|mut l| {
+                if let Some(s) = cfg.subnet_containing(l.address) {
+                    l.subnet = s.0;
+                }
+                l
+            })
+            .collect();
+        ix.load_all(&cfg, leases);
         let failover = cfg.failover.as_ref().map(FailoverGate::starting);
         let counters =
             Counters { classified: vec![0; cfg.classes.len() + 1], ..Counters::default() };

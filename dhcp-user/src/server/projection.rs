@@ -4,7 +4,7 @@
 use std::net::Ipv4Addr;
 
 use crate::config::Config;
-use crate::store::{Lease, LeaseChange, LeaseState};
+use crate::store::{ClientId, Lease, LeaseChange, LeaseState};
 
 use super::Server;
 
@@ -14,9 +14,9 @@ pub struct FastPathLease {
     pub address: Ipv4Addr,
     pub chaddr: [u8; 6],
     /// Option 61's value, type byte included, when the lease was bound with one.
-    pub client_id: Option<Vec<u8>>,
+    pub client_id: Option<ClientId>,
     /// The option 82 value the slow path last acknowledged the client with, if any.
-    pub relay_info: Option<Vec<u8>>,
+    pub relay_info: Option<Box<[u8]>>,
     /// The subnet's `lease_time`: what a fast-path renewal grants, before the horizon caps it.
     pub lease_secs: u32,
     /// Index of the lease's reply profile ([`crate::config::Profiles`]) in the kernel's table.

@@ -99,26 +99,85 @@ fn client_hash(h: &DefaultHashBuilder, subnet: u32, k: KeyRef<'_>) -> u64 {
     s.finish()
 }
 
+/// The entry for `subnet` and `key` in the client table. A function of the fields it needs, not
+/// a method: the key may borrow from `all` while the table is borrowed mutably.
+fn client_entry<'t>(
+    by_client: &'t mut HashTable<u32>,
+    all: &[Lease],
+    hasher: &DefaultHashBuilder,
+    subnet: u32,
+    key: KeyRef<'_>,
+) -> hashbrown::hash_table::Entry<'t, u32> {
+    let same = |&j: &u32| {
+        let o = &all[at(j)];
+        o.subnet == subnet && KeyRef::of_lease(o) == key
+    };
+    let rehash = |&j: &u32| {
+        let o = &all[at(j)];
+        client_hash(hasher, o.subnet, KeyRef::of_lease(o))
+    };
+    by_client.entry(client_hash(hasher, subnet, key), same, rehash)
+}
+
+/// Makes the record at `pos` the one that answers for its client in its subnet.
+fn bind(by_client: &mut HashTable<u32>, all: &[Lease], hasher: &DefaultHashBuilder, pos: u32) {
+    use hashbrown::hash_table::Entry;
+    // The key is borrowed from the record while only the table is borrowed mutably: no copy
+    // of it (a load binds a million).
+    let l = &all[at(pos)];
+    match client_entry(by_client, all, hasher, l.subnet, KeyRef::of_lease(l)) {
+        Entry::Occupied(mut e) => *e.get_mut() = pos,
+        Entry::Vacant(e) => {
+            e.insert(pos);
+        }
+    }
+}
+
 fn at(i: u32) -> usize {
     i as usize
 }
 
 impl Records {
-    pub(super) fn reserve(&mut self, n: usize) {
-        self.all.reserve_exact(n);
-        let h = &self.hasher;
-        let all = &self.all;
-        self.by_addr.reserve(n, |&i| addr_hash(h, all[at(i)].address));
-        self.by_client.reserve(n, |&j| {
-            let o = &all[at(j)];
-            client_hash(h, o.subnet, KeyRef::of_lease(o))
+    /// The tables over `all` at once, for a store's records read in address order (each
+    /// address once): each table is built in one pass on its own thread, where putting the
+    /// records one by one kept them all in one thread's cache misses (most of a restart at a
+    /// million). `binds` says which records bind their client; of two binding one client in
+    /// one subnet, the later (higher address) answers, as when put in order.
+    pub(super) fn bulk(all: Vec<Lease>, binds: fn(&Lease) -> bool) -> Self {
+        let hasher = DefaultHashBuilder::default();
+        let count = all.len();
+        let (hasher_ref, records) = (&hasher, &all[..]);
+        let positions = || (0..count).map(|i| u32::try_from(i).expect("fewer than 2^32 records"));
+        let multi = |key_of: fn(&Lease) -> Option<&[u8]>| {
+            let mut table = HashTable::with_capacity(count);
+            for pos in positions() {
+                multi_insert(&mut table, hasher_ref, records, key_of, pos);
+            }
+            table
+        };
+        let (by_addr, by_client, by_chaddr, by_client_id, ordered) = std::thread::scope(|scope| {
+            let by_chaddr = scope.spawn(|| multi(chaddr_of));
+            let by_client_id = scope.spawn(|| multi(client_id_of));
+            let by_client = scope.spawn(|| {
+                let mut table = HashTable::with_capacity(count);
+                for pos in positions().filter(|&p| binds(&records[at(p)])) {
+                    bind(&mut table, records, hasher_ref, pos);
+                }
+                table
+            });
+            let mut by_addr = HashTable::with_capacity(count);
+            for pos in positions() {
+                let hash = addr_hash(hasher_ref, records[at(pos)].address);
+                by_addr
+                    .insert_unique(hash, pos, |&j| addr_hash(hasher_ref, records[at(j)].address));
+            }
+            let ordered = records.iter().map(|l| l.address).collect();
+            let join = |handle: std::thread::ScopedJoinHandle<'_, HashTable<u32>>| {
+                handle.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+            };
+            (by_addr, join(by_client), join(by_chaddr), join(by_client_id), ordered)
         });
-        for (t, key_of) in [
-            (&mut self.by_chaddr, chaddr_of as fn(&Lease) -> Option<&[u8]>),
-            (&mut self.by_client_id, client_id_of),
-        ] {
-            t.reserve(n, |&j| key_of(&all[at(j)]).map_or(0, |k| h.hash_one(k)));
-        }
+        Self { all, by_addr, by_client, by_chaddr, by_client_id, ordered, hasher }
     }
 
     fn position(&self, a: Ipv4Addr) -> Option<u32> {
@@ -183,24 +242,6 @@ impl Records {
         self.by_client.find(client_hash(&self.hasher, subnet, k), hit).map(|&i| &all[at(i)])
     }
 
-    /// The position of the record for `subnet` and `key` in the client table, if any.
-    fn client_entry(
-        &mut self,
-        subnet: u32,
-        key: KeyRef<'_>,
-    ) -> hashbrown::hash_table::Entry<'_, u32> {
-        let (all, hasher) = (&self.all, &self.hasher);
-        let same = |&j: &u32| {
-            let o = &all[at(j)];
-            o.subnet == subnet && KeyRef::of_lease(o) == key
-        };
-        let rehash = |&j: &u32| {
-            let o = &all[at(j)];
-            client_hash(hasher, o.subnet, KeyRef::of_lease(o))
-        };
-        self.by_client.entry(client_hash(hasher, subnet, key), same, rehash)
-    }
-
     /// Puts `lease` in place of the record for its address; `binds` says whether it binds its
     /// client (and so answers [`Records::of_client`]).
     pub(super) fn put(&mut self, lease: Lease, binds: bool) {
@@ -209,7 +250,9 @@ impl Records {
             // The old record's client no longer finds this address (unless bound again
             // below). The table borrows the records, so the old one is moved out first.
             let old = std::mem::replace(&mut self.all[at(pos)], lease);
-            if let Entry::Occupied(e) = self.client_entry(old.subnet, KeyRef::of_lease(&old))
+            let key = KeyRef::of_lease(&old);
+            if let Entry::Occupied(e) =
+                client_entry(&mut self.by_client, &self.all, &self.hasher, old.subnet, key)
                 && *e.get() == pos
             {
                 e.remove();
@@ -237,15 +280,7 @@ impl Records {
             pos
         };
         if binds {
-            // A second borrow of the record while the table is borrowed mutably: clone the key.
-            let l = &self.all[at(pos)];
-            let (subnet, key) = (l.subnet, ClientKey::of_lease(l));
-            match self.client_entry(subnet, KeyRef::of_key(&key)) {
-                Entry::Occupied(mut e) => *e.get_mut() = pos,
-                Entry::Vacant(e) => {
-                    e.insert(pos);
-                }
-            }
+            bind(&mut self.by_client, &self.all, &self.hasher, pos);
         }
     }
 }
@@ -291,7 +326,7 @@ mod tests {
         assert_eq!(order, [10, 11, 12]);
         assert_eq!(at(r.from_address(Some(Ipv4Addr::new(10, 0, 0, 10))).collect()), [11, 12]);
         let mut with_id = lease(13, 4, LeaseState::Active);
-        with_id.client_id = Some(vec![1, 2, 3]);
+        with_id.client_id = Some([1, 2, 3].into());
         r.put(with_id, true);
         assert_eq!(at(r.with_client_id(&[1, 2, 3]).collect()), [13]);
         r.put(lease(13, 4, LeaseState::Active), true);
@@ -302,5 +337,61 @@ mod tests {
         r.put(other, true);
         assert_eq!(r.of_client(0, &hw(3)).map(|l| l.address.octets()[3]), Some(12));
         assert_eq!(r.of_client(1, &hw(3)).map(|l| l.address.octets()[3]), Some(20));
+    }
+
+    #[test]
+    fn records_built_at_once_answer_as_records_put_one_by_one() {
+        // Clients bound twice in one subnet (the later address answers), in two subnets, by
+        // identifier and by hardware address, and records that bind no one.
+        let leases: Vec<Lease> = (0..300u32)
+            .map(|i| {
+                let state = if i % 7 == 0 { LeaseState::Free } else { LeaseState::Active };
+                let mut l = lease(0, u8::try_from(i % 50).unwrap(), state);
+                l.address = Ipv4Addr::from(0x0a00_0000 + i);
+                l.subnet = i % 2;
+                if i % 3 == 0 {
+                    l.client_id = Some([1, 9, u8::try_from(i % 40).unwrap()].into());
+                }
+                l
+            })
+            .collect();
+        let binds = |l: &Lease| l.state == LeaseState::Active;
+        let bulk = Records::bulk(leases.clone(), binds);
+        let mut one = Records::default();
+        for l in &leases {
+            one.put(l.clone(), binds(l));
+        }
+        let addrs = |it: &mut dyn Iterator<Item = &Lease>| {
+            let mut v: Vec<Ipv4Addr> = it.map(|l| l.address).collect();
+            v.sort();
+            v
+        };
+        for l in &leases {
+            let key = ClientKey::of_lease(l);
+            for subnet in 0..2 {
+                assert_eq!(
+                    bulk.of_client(subnet, &key).map(|l| l.address),
+                    one.of_client(subnet, &key).map(|l| l.address),
+                    "{key:?} in subnet {subnet}"
+                );
+            }
+            assert_eq!(bulk.get(l.address), Some(l));
+            assert_eq!(
+                addrs(&mut bulk.with_chaddr(&l.chaddr)),
+                addrs(&mut one.with_chaddr(&l.chaddr))
+            );
+            if let Some(id) = &l.client_id {
+                assert_eq!(addrs(&mut bulk.with_client_id(id)), addrs(&mut one.with_client_id(id)));
+            }
+        }
+        assert!(
+            bulk.from_address(None)
+                .map(|l| l.address)
+                .eq(one.from_address(None).map(|l| l.address))
+        );
+        // And the bulk-built tables take later puts as the others do.
+        let mut moved = bulk;
+        moved.put(lease(0, 1, LeaseState::Active), true);
+        assert_eq!(moved.of_client(0, &hw(1)).map(|l| l.address), Some(Ipv4Addr::new(10, 0, 0, 0)));
     }
 }

@@ -24,7 +24,7 @@ impl ClientKey {
     #[must_use]
     pub fn of_lease(l: &Lease) -> Self {
         match &l.client_id {
-            Some(id) => Self::Id(id.clone()),
+            Some(id) => Self::Id(id.to_vec()),
             None => Self::Hw(l.htype, l.chaddr.to_vec()),
         }
     }

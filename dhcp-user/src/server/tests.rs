@@ -393,7 +393,10 @@ fn a_decline_the_partner_abandoned_first_is_still_ours_to_declare() {
     let d = s.handle(T0 + 5, &c.decline(a), &direct());
     assert_eq!(d.result, Handled::Declined(a));
     let l = put(&d);
-    assert_eq!((l.state, l.probation_until), (LeaseState::Abandoned, Some(T0 + 5 + 3600)));
+    assert_eq!(
+        (l.state, l.probation_until.map(u64::from)),
+        (LeaseState::Abandoned, Some(T0 + 5 + 3600))
+    );
     // A free address is still nobody's to decline.
     let b = Client::new(2).dora(&mut s, T0 + 6);
     s.put_failover_record(T0 + 7, Lease::new(b, LeaseState::Free, 0, T0 + 7));
@@ -411,7 +414,10 @@ fn a_declined_address_sits_out_its_probation() {
     assert_eq!(d.result, Handled::Declined(a));
     assert!(d.reply.is_none());
     let l = put(&d);
-    assert_eq!((l.state, l.probation_until), (LeaseState::Abandoned, Some(T0 + 5 + 3600)));
+    assert_eq!(
+        (l.state, l.probation_until.map(u64::from)),
+        (LeaseState::Abandoned, Some(T0 + 5 + 3600))
+    );
     assert_eq!(
         s.map_ops(&d.changes, T0 + 5),
         vec![MapOp::Delete(a)],

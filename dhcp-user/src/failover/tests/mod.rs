@@ -420,7 +420,7 @@ fn a_client_rebinding_an_address_of_the_partners_share_is_not_refused() {
 fn an_abandoned_address_tells_the_partner_when_its_probation_ends() {
     let a = Ipv4Addr::new(10, 0, 0, 100);
     let mut l = crate::store::Lease::new(a, crate::store::LeaseState::Abandoned, 0, T0);
-    l.probation_until = Some(T0 + 3600);
+    l.probation_until = std::num::NonZeroU64::new(T0 + 3600);
     let b = binding_of(&l);
     assert_eq!(b.status, dhcp_failover::BindingStatus::Abandoned);
     // ISC dhcpd frees an ABANDONED address at its end, and keeps the old lease's without one.

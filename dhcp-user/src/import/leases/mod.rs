@@ -72,8 +72,8 @@ fn record(cfg: &Config, address: Ipv4Addr, l: &DhcpdLease) -> Result<Lease, Stri
     } else if st == LeaseState::Active {
         return Err("an active lease without `hardware ethernet`".into());
     }
-    r.client_id = l.uid.clone().filter(|u| !u.is_empty());
-    r.hostname.clone_from(&l.hostname);
+    r.client_id = l.uid.as_deref().filter(|u| !u.is_empty()).map(crate::store::ClientId::new);
+    r.hostname = l.hostname.as_deref().map(Box::from);
     let subs: Vec<(u8, &[u8])> =
         [(crate::relay::CIRCUIT_ID, &l.circuit_id), (crate::relay::REMOTE_ID, &l.remote_id)]
             .into_iter()
@@ -82,7 +82,7 @@ fn record(cfg: &Config, address: Ipv4Addr, l: &DhcpdLease) -> Result<Lease, Stri
     if subs.iter().any(|(_, v)| v.len() > 255) {
         return Err("a circuit-id or remote-id longer than 255 bytes".into());
     }
-    r.relay_info = (!subs.is_empty()).then(|| crate::relay::encode(&subs));
+    r.relay_info = (!subs.is_empty()).then(|| crate::relay::encode(&subs).into());
     r.expires_at = ends;
     r.held_until = ends;
     r.cltt = l.cltt.unwrap_or(starts);
@@ -91,7 +91,7 @@ fn record(cfg: &Config, address: Ipv4Addr, l: &DhcpdLease) -> Result<Lease, Stri
     r.pet_received = l.atsfp.unwrap_or(0);
     r.rewind_state = l.rewind.as_deref().and_then(state);
     if st == LeaseState::Abandoned {
-        r.probation_until = Some(ends);
+        r.probation_until = std::num::NonZeroU64::new(ends);
     }
     // Acknowledged by dhcpd's partner when what it last sent is what the partner took; either
     // way a failover partner is sent what it has not acknowledged once the relationship runs.

@@ -118,7 +118,7 @@ fn every_state_is_read_and_the_last_block_for_an_address_wins() {
     assert_eq!(cpe.hostname.as_deref(), Some("cpe-1"));
     assert_eq!(
         cpe.relay_info,
-        Some(crate::relay::encode(&[(1, b"olt1 1/1/3:100"), (2, b"cpe")])),
+        Some(crate::relay::encode(&[(1, b"olt1 1/1/3:100"), (2, b"cpe")]).into()),
         "its line, for the fast path and port reservations"
     );
     assert_eq!(cpe.circuit_id(), Some(&b"olt1 1/1/3:100"[..]));
