@@ -196,11 +196,14 @@ impl KernelMaps {
     /// An entry already pinned that says what the store says is left alone, stamps and all: a
     /// restart over a million unchanged leases writes none of them.
     pub fn reconcile(&mut self, entries: &[FastPathLease], now: Now) -> Result<Reconciled> {
-        let want: std::collections::HashSet<Ipv4Addr> = entries.iter().map(|l| l.address).collect();
+        // Sorted once and searched: a million addresses cost 4 MB and a sort, where a hash
+        // set of them took longer to build than the walk it serves.
+        let mut want: Vec<Ipv4Addr> = entries.iter().map(|l| l.address).collect();
+        want.sort_unstable();
         let mut r = Reconciled::default();
         for i in &mut self.ifaces {
             for addr in i.maps.lease_addresses()? {
-                if !want.contains(&addr) {
+                if want.binary_search(&addr).is_err() {
                     r.removed += usize::from(i.maps.delete_lease(addr).is_ok());
                 }
             }
