@@ -212,8 +212,8 @@ pub fn bound(
 ) -> xdhcp::store::Lease {
     xdhcp::store::Lease {
         chaddr: mac.into(),
-        client_id,
-        relay_info,
+        client_id: client_id.map(Into::into),
+        relay_info: relay_info.map(Into::into),
         expires_at: now + u64::from(LEASE_SECS),
         held_until: now + 2 * u64::from(LEASE_SECS),
         ..xdhcp::store::Lease::new(addr, xdhcp::store::LeaseState::Active, 0, now - 60)

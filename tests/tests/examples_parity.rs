@@ -208,7 +208,7 @@ fn renew_both(
         xid: 0x7777,
         chaddr: mac,
         ciaddr: lease.address,
-        client_id: lease.client_id.clone(),
+        client_id: lease.client_id.as_deref().map(<[u8]>::to_vec),
         kind: match giaddr {
             Some(g) => RenewKind::Relayed { giaddr: g, relay_mac: RELAY_MAC },
             None => RenewKind::Renewing,
