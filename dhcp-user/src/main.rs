@@ -85,7 +85,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Run { config } => xdhcp::daemon::run(&config)?,
         Cmd::Check { config } => {
-            let c = xdhcp::config::Config::load(&config)?;
+            let (c, _) = xdhcp::config::Config::load_on_host(&config)?;
             print!("{}", xdhcp::check::summary(&c));
         }
         Cmd::Import {

@@ -1,0 +1,89 @@
+//! Who may read subscriber data. The lease store holds every client's MAC, client identifier,
+//! hostname and line (option 82): its directory and files are the daemon's user's alone, or
+//! also readable by one configured `group` (an operator's tools), and the control socket, which
+//! answers every lease query, is usable by that user and group only.
+//!
+//! Modes are set explicitly, whatever the umask; a directory or file found with another mode
+//! (a looser one left by an older version) is set right at start, and the log says so.
+use std::{
+    fs, io,
+    os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _},
+    path::Path,
+};
+
+use tracing::info;
+
+/// The owner's, and the configured group's if there is one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Access {
+    pub gid: Option<u32>,
+}
+
+impl Access {
+    /// `rwx` for the owner; `r-x` for the group when one is configured.
+    #[must_use]
+    pub fn dir_mode(self) -> u32 {
+        if self.gid.is_some() { 0o750 } else { 0o700 }
+    }
+
+    /// `rw` for the owner; `r` for the group when one is configured.
+    #[must_use]
+    pub fn file_mode(self) -> u32 {
+        if self.gid.is_some() { 0o640 } else { 0o600 }
+    }
+
+    /// The control socket: the group connects too (a connection needs write permission).
+    #[must_use]
+    pub fn socket_mode(self) -> u32 {
+        0o660
+    }
+
+    /// Creates `dir` (and its missing parents) with [`Self::dir_mode`], or sets an existing
+    /// one's mode and group.
+    pub fn dir(self, dir: &Path) -> io::Result<()> {
+        fs::DirBuilder::new().recursive(true).mode(self.dir_mode()).create(dir)?;
+        self.set(dir, self.dir_mode())
+    }
+
+    /// Creates `file` empty with [`Self::file_mode`] if it is missing, and sets its mode and
+    /// group. A new SQLite database gives its `-wal` and `-shm` files the mode of the database.
+    pub fn file(self, file: &Path) -> io::Result<()> {
+        create_private(file, self.file_mode())?;
+        self.set(file, self.file_mode())
+    }
+
+    /// [`Self::file`] for a file that may not be there (a `-wal` not yet written): nothing
+    /// to do then.
+    pub fn file_if_present(self, file: &Path) -> io::Result<()> {
+        match fs::symlink_metadata(file) {
+            Ok(_) => self.set(file, self.file_mode()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn socket(self, socket: &Path) -> io::Result<()> {
+        self.set(socket, self.socket_mode())
+    }
+
+    fn set(self, path: &Path, mode: u32) -> io::Result<()> {
+        if let Some(gid) = self.gid {
+            std::os::unix::fs::chown(path, None, Some(gid))?;
+        }
+        let was = fs::metadata(path)?.permissions().mode() & 0o7777;
+        if was != mode {
+            fs::set_permissions(path, fs::Permissions::from_mode(mode))?;
+            info!(path = %path.display(), "mode {was:04o} set to {mode:04o}");
+        }
+        Ok(())
+    }
+}
+
+/// Creates `file` empty with `mode` (umask or not) unless it exists.
+pub fn create_private(file: &Path, mode: u32) -> io::Result<()> {
+    match fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(file) {
+        Ok(f) => f.set_permissions(fs::Permissions::from_mode(mode)),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
