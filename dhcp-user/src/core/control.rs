@@ -427,42 +427,7 @@ fn metrics(core: &Core, measured: &Measured) -> String {
     line("xdhcp_store_commit_mean_microseconds", "", &v["store"]["mean_commit_us"]);
     line("xdhcp_store_commit_max_microseconds", "", &v["store"]["max_commit_us"]);
     if let Some(st) = failover_status(core, 0, measured) {
-        for (side, k) in [("self", "my_state"), ("partner", "partner_state")] {
-            let state = st[k].as_str().unwrap_or("unknown");
-            line(
-                "xdhcp_failover_state",
-                &format!("{{side=\"{side}\",state=\"{state}\"}}"),
-                &1.into(),
-            );
-        }
-        for k in [
-            "updates_unacked",
-            "updates_queued",
-            "updates_sent_total",
-            "acks_received_total",
-            "rejects_received_total",
-            "refused_share_exhausted_total",
-            "balanced_moved_total",
-        ] {
-            line(&format!("xdhcp_failover_{k}"), "", &st[k]);
-        }
-        for (reason, k) in [
-            ("stranger", "link_refused_strangers_total"),
-            ("handshake", "link_refused_handshakes_total"),
-        ] {
-            line("xdhcp_failover_link_refused_total", &format!("{{reason=\"{reason}\"}}"), &st[k]);
-        }
-        line("xdhcp_failover_partner_clock_offset_seconds", "", &st["partner_clock_offset_secs"]);
-        for p in st["pools"].as_array().into_iter().flatten() {
-            let subnet = p["subnet"].as_str().unwrap_or("");
-            for (owner, k) in [("self", "share_ours_free"), ("partner", "share_partner_free")] {
-                line(
-                    "xdhcp_failover_share_free",
-                    &format!("{{subnet=\"{subnet}\",owner=\"{owner}\"}}"),
-                    &p[k],
-                );
-            }
-        }
+        failover_metrics(&st, &mut line);
     }
     for p in v["pools"].as_array().into_iter().flatten() {
         let l = format!("{{subnet=\"{}\"}}", p["subnet"].as_str().unwrap_or(""));
@@ -470,6 +435,42 @@ fn metrics(core: &Core, measured: &Measured) -> String {
         line("xdhcp_pool_active", &l, &p["active"]);
     }
     out
+}
+
+/// The relationship's lines of [`metrics`], from its status `st`.
+fn failover_metrics(st: &Value, line: &mut impl FnMut(&str, &str, &Value)) {
+    for (side, k) in [("self", "my_state"), ("partner", "partner_state")] {
+        let state = st[k].as_str().unwrap_or("unknown");
+        line("xdhcp_failover_state", &format!("{{side=\"{side}\",state=\"{state}\"}}"), &1.into());
+    }
+    for k in [
+        "updates_unacked",
+        "updates_queued",
+        "updates_sent_total",
+        "acks_received_total",
+        "rejects_received_total",
+        "refused_share_exhausted_total",
+        "balanced_moved_total",
+    ] {
+        line(&format!("xdhcp_failover_{k}"), "", &st[k]);
+    }
+    for (reason, k) in [
+        ("stranger", "link_refused_strangers_total"),
+        ("handshake", "link_refused_handshakes_total"),
+    ] {
+        line("xdhcp_failover_link_refused_total", &format!("{{reason=\"{reason}\"}}"), &st[k]);
+    }
+    line("xdhcp_failover_partner_clock_offset_seconds", "", &st["partner_clock_offset_secs"]);
+    for p in st["pools"].as_array().into_iter().flatten() {
+        let subnet = p["subnet"].as_str().unwrap_or("");
+        for (owner, k) in [("self", "share_ours_free"), ("partner", "share_partner_free")] {
+            line(
+                "xdhcp_failover_share_free",
+                &format!("{{subnet=\"{subnet}\",owner=\"{owner}\"}}"),
+                &p[k],
+            );
+        }
+    }
 }
 
 #[cfg(test)]

@@ -176,6 +176,8 @@ impl<R: Send + 'static> Link<R> {
     fn refused(&mut self, kind: Refusal, from: SocketAddr, why: &str) {
         if let Some(line) = self.refusals.handle_refused(Instant::now(), kind, from, why) {
             warn!("failover: {line}");
+        } else {
+            debug!(%from, "failover: refused a connection: {why}");
         }
     }
 
@@ -201,7 +203,7 @@ impl<R: Send + 'static> Link<R> {
             let done = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(s)).await;
             let ev = match done {
                 Ok(Ok(t)) => Ok((Box::new(t) as Stream, from)),
-                Ok(Err(e)) => Err((from, format!("TLS handshake: {e}"))),
+                Ok(Err(e)) => Err((from, handshake_failed(&e))),
                 Err(_) => Err((from, "TLS handshake timed out".to_owned())),
             };
             let _ = tx.send(ConnEvent::Accepted(ev));
@@ -363,8 +365,17 @@ async fn connect(
             .await;
     match done {
         Ok(Ok(t)) => Ok((Box::new(t), to)),
-        Ok(Err(e)) => Err(ConnectError::Handshake(to, format!("TLS handshake: {e}"))),
+        Ok(Err(e)) => Err(ConnectError::Handshake(to, handshake_failed(&e))),
         Err(_) => Err(ConnectError::Handshake(to, "TLS handshake timed out".to_owned())),
+    }
+}
+
+fn handshake_failed(e: &std::io::Error) -> String {
+    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        // What a partner without `tls` does with our handshake: it is not a failover message.
+        "TLS handshake: the partner closed the connection (is its tls configured?)".to_owned()
+    } else {
+        format!("TLS handshake: {e}")
     }
 }
 

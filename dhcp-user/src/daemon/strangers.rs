@@ -128,7 +128,7 @@ mod tests {
         // 50 s of refusals: nothing more until a minute has passed since the first line.
         assert_eq!(said, 0);
         assert_eq!(r.poll_report(t0 + Duration::from_secs(59)), None);
-        let summary = r.poll_report(t0 + Duration::from_secs(60)).unwrap();
+        let summary = r.poll_report(t0 + Duration::from_mins(1)).unwrap();
         assert!(summary.starts_with("refused 1000 connections in the last 60 s"), "{summary}");
         assert_eq!(r.poll_report(t0 + Duration::from_secs(200)), None, "nothing new to say");
         let m = counters.read();
