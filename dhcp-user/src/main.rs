@@ -610,6 +610,12 @@ fn failover_status(socket: &std::path::Path, json: bool) -> Result<()> {
         println!("  partner-down: the partner's free addresses are usable from unix time {at}");
     }
     println!(
+        "  link: {}; refused {} connections from strangers, {} failed TLS handshakes",
+        if v["link_tls"] == true { "TLS 1.3" } else { "plain TCP" },
+        s("link_refused_strangers_total"),
+        s("link_refused_handshakes_total")
+    );
+    println!(
         "  new clients refused because this server's share was used up: {}",
         s("refused_share_exhausted_total")
     );

@@ -124,6 +124,12 @@ fn the_shipped_example_is_valid_and_shows_every_key() {
         "min_balance",
         "max_balance",
         "circuit_change",
+        "group",
+        "tls",
+        "cert",
+        "key",
+        "ca",
+        "peer_name",
     ] {
         assert!(text.contains(&format!("{key} =")), "example lacks {key}");
         assert!(docs.contains(&format!("`{key}`")), "docs/config.md lacks {key}");
