@@ -87,3 +87,39 @@ pub fn create_private(file: &Path, mode: u32) -> io::Result<()> {
         Err(e) => Err(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt as _;
+
+    use super::*;
+
+    fn mode(p: &Path) -> u32 {
+        fs::metadata(p).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn the_store_is_the_owners_alone_or_its_groups_whatever_it_was_before() {
+        let dir = std::env::temp_dir().join(format!("xdhcp-access-{}", std::process::id()));
+        let state = dir.join("state");
+        let db = state.join("leases.db");
+        let owner = Access::default();
+        owner.dir(&state).unwrap();
+        owner.file(&db).unwrap();
+        assert_eq!((mode(&state), mode(&db)), (0o700, 0o600));
+        // As an older version left them: every local user reads the leases.
+        fs::set_permissions(&state, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::set_permissions(&db, fs::Permissions::from_mode(0o644)).unwrap();
+        owner.dir(&state).unwrap();
+        owner.file(&db).unwrap();
+        assert_eq!((mode(&state), mode(&db)), (0o700, 0o600));
+        // A group: ours, which the test may give without being root.
+        let gid = fs::metadata(&state).unwrap().gid();
+        let group = Access { gid: Some(gid) };
+        group.dir(&state).unwrap();
+        group.file(&db).unwrap();
+        group.file_if_present(&state.join("leases.db-wal")).unwrap();
+        assert_eq!((mode(&state), mode(&db)), (0o750, 0o640));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
