@@ -62,14 +62,21 @@ impl Access {
         }
     }
 
+    /// The control socket, just bound (its mode is the umask's; there is nothing to report).
     pub fn socket(self, socket: &Path) -> io::Result<()> {
-        self.set(socket, self.socket_mode())
+        self.chown(socket)?;
+        fs::set_permissions(socket, fs::Permissions::from_mode(self.socket_mode()))
+    }
+
+    fn chown(self, path: &Path) -> io::Result<()> {
+        match self.gid {
+            Some(gid) => std::os::unix::fs::chown(path, None, Some(gid)),
+            None => Ok(()),
+        }
     }
 
     fn set(self, path: &Path, mode: u32) -> io::Result<()> {
-        if let Some(gid) = self.gid {
-            std::os::unix::fs::chown(path, None, Some(gid))?;
-        }
+        self.chown(path)?;
         let was = fs::metadata(path)?.permissions().mode() & 0o7777;
         if was != mode {
             fs::set_permissions(path, fs::Permissions::from_mode(mode))?;

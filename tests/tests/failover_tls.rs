@@ -6,6 +6,7 @@
 //! config errors that name a TLS file or group that cannot be used.
 use std::{
     fs,
+    io::{BufRead as _, BufReader, Read as _},
     net::{Ipv4Addr, TcpStream},
     os::unix::fs::{MetadataExt as _, PermissionsExt as _},
     path::Path,
@@ -15,6 +16,7 @@ use std::{
 use dhcp_lab::lab::TempDir;
 use integration::{
     certs::{Ca, TlsFiles},
+    failover_lab::Port,
     failover_lab::{PairConfig, Segment, Udhcpc, Xdhcp, mac_served_by, num, state_is, wait_for},
     fixture::root_required,
 };
@@ -77,6 +79,28 @@ fn daemon_gid() -> u32 {
     line.split(':').nth(2).unwrap().parse().unwrap()
 }
 
+/// tshark on `port`, decoding the failover link's first packets as TLS: for each packet the TLS
+/// versions its handshake names and the outer type of its TLS 1.3 records. Returns once it
+/// captures.
+fn capture_link(port: &Port) -> std::process::Child {
+    let mut c = port
+        .ns
+        .exec("tshark")
+        .args(["-i", &port.iface, "-f", "tcp port 647", "-d", "tcp.port==647,tls"])
+        .args(["-c", "60", "-a", "duration:20", "-T", "fields"])
+        .args(["-e", "tls.handshake.extensions.supported_version", "-e", "tls.record.opaque_type"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("tshark (cargo xtask setup installs it)");
+    let mut err = BufReader::new(c.stderr.take().unwrap());
+    let mut line = String::new();
+    while err.read_line(&mut line).unwrap() > 0 && !line.contains("Capturing on") {
+        line.clear();
+    }
+    c
+}
+
 #[test]
 fn a_pair_over_tls_reaches_normal_replicates_a_lease_and_keeps_subscriber_data_private() {
     root_required();
@@ -92,6 +116,7 @@ fn a_pair_over_tls_reaches_normal_replicates_a_lease_and_keeps_subscriber_data_p
     fs::set_permissions(&state, fs::Permissions::from_mode(0o755)).unwrap();
     fs::write(state.join("leases.db"), b"").unwrap();
     fs::set_permissions(state.join("leases.db"), fs::Permissions::from_mode(0o644)).unwrap();
+    let mut wire = capture_link(&sa);
     let px = Xdhcp::start_in(&pa, &pki.primary_config(&p), pdir).unwrap();
     let scfg = Pki::secondary_config(&p, Some(&pki.secondary), "group = \"daemon\"\n");
     let sx = Xdhcp::start(&sa, &scfg).unwrap();
@@ -114,6 +139,16 @@ fn a_pair_over_tls_reaches_normal_replicates_a_lease_and_keeps_subscriber_data_p
     })
     .unwrap();
     assert_eq!(on_s["mac"], xdhcp::packet::fmt_mac(&mac), "{on_s}");
+
+    // On the wire: a TLS 1.3 handshake (0x0304 in the hellos' supported_versions), then
+    // encrypted records (outer type 23, application data), which is all the failover
+    // messages are.
+    wire.wait().unwrap();
+    let mut seen = String::new();
+    wire.stdout.take().unwrap().read_to_string(&mut seen).unwrap();
+    assert!(seen.lines().any(|l| l.contains("0x0304")), "{seen}");
+    let records = |l: &str| l.split('\t').nth(1).unwrap_or("").split(',').any(|t| t == "23");
+    assert!(seen.lines().any(records), "{seen}");
 
     // Owner-only on the primary (the loose modes set right); the group's on the secondary.
     let db = state.join("leases.db");
