@@ -38,18 +38,22 @@ impl Host {
 /// The id of the group named `name`, from the group database (files, LDAP: what nsswitch says).
 fn group_id(name: &str) -> Option<u32> {
     let c = CString::new(name).ok()?;
-    let mut grp: libc::group = unsafe_zeroed_group();
-    let mut buf = vec![0u8; 16 * 1024];
-    let mut out: *mut libc::group = std::ptr::null_mut();
-    // SAFETY: every pointer is to memory this function owns, sized as passed; getgrnam_r
-    // writes the entry's strings into `buf` and the entry into `grp`.
-    let rc = unsafe {
-        libc::getgrnam_r(c.as_ptr(), &raw mut grp, buf.as_mut_ptr().cast(), buf.len(), &raw mut out)
-    };
-    (rc == 0 && !out.is_null()).then_some(grp.gr_gid)
-}
-
-fn unsafe_zeroed_group() -> libc::group {
     // SAFETY: `struct group` is plain data (integers and pointers); all zeroes is a valid value.
-    unsafe { std::mem::zeroed() }
+    let mut grp: libc::group = unsafe { std::mem::zeroed() };
+    let mut out: *mut libc::group = std::ptr::null_mut();
+    // A group listing thousands of members needs a larger buffer than most: ERANGE says so.
+    let mut len = 16 * 1024;
+    loop {
+        let mut buf = vec![0u8; len];
+        // SAFETY: every pointer is to memory this function owns, `buf` as long as passed;
+        // getgrnam_r writes the entry's strings into `buf` and the entry into `grp`.
+        let rc = unsafe {
+            libc::getgrnam_r(c.as_ptr(), &raw mut grp, buf.as_mut_ptr().cast(), len, &raw mut out)
+        };
+        if rc == libc::ERANGE && len < 1 << 20 {
+            len *= 4;
+            continue;
+        }
+        return (rc == 0 && !out.is_null()).then_some(grp.gr_gid);
+    }
 }
