@@ -37,6 +37,17 @@ pub fn summary(c: &Config) -> String {
             let _ = write!(s, ", mclt {} s, {buckets}/256 hash buckets ours", f.mclt);
         }
         let _ = writeln!(s, ", load balance max {} s", f.load_balance_max_seconds);
+        match &f.tls {
+            Some(t) => {
+                let name = t.peer_name.clone().unwrap_or_else(|| f.peer_address.to_string());
+                let _ = writeln!(
+                    s,
+                    "  link: TLS 1.3, the partner's certificate from {} naming {name}",
+                    t.ca.display()
+                );
+            }
+            None => s.push_str("  link: plain TCP (protect it: docs/failover.md)\n"),
+        }
     }
     for sub in &c.subnets {
         let _ = write!(s, "subnet[{}] {}", sub.id.0, sub.prefix);

@@ -6,6 +6,7 @@
 //! access to its maps, its event log, the subnet option block encoder and the kernel clock),
 //! pure packet builders ([`packet`]) and raw frames on an interface ([`packet_socket`]).
 
+pub mod access;
 pub mod bpf_sys;
 pub mod check;
 pub mod cli;
@@ -22,3 +23,4 @@ pub mod relay;
 pub mod server;
 pub mod store;
 pub mod table;
+pub mod tls;

@@ -85,7 +85,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Run { config } => xdhcp::daemon::run(&config)?,
         Cmd::Check { config } => {
-            let c = xdhcp::config::Config::load(&config)?;
+            let (c, _) = xdhcp::config::Config::load_on_host(&config)?;
             print!("{}", xdhcp::check::summary(&c));
         }
         Cmd::Import {
@@ -609,6 +609,12 @@ fn failover_status(socket: &std::path::Path, json: bool) -> Result<()> {
     if let Some(at) = v["partner_addresses_usable_at"].as_u64() {
         println!("  partner-down: the partner's free addresses are usable from unix time {at}");
     }
+    println!(
+        "  link: {}; refused {} connections from strangers, {} failed TLS handshakes",
+        if v["link_tls"] == true { "TLS 1.3" } else { "plain TCP" },
+        s("link_refused_strangers_total"),
+        s("link_refused_handshakes_total")
+    );
     println!(
         "  new clients refused because this server's share was used up: {}",
         s("refused_share_exhausted_total")

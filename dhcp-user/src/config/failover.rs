@@ -2,7 +2,7 @@
 //! dhcpd.conf statement's rules, errors against the key they concern.
 use dhcp_failover::{Role, load_balance::Hba};
 
-use super::model::{FAILOVER_PORT, Failover, ValidationError, err};
+use super::model::{FAILOVER_PORT, Failover, PeerTls, ValidationError, err};
 use super::wire;
 
 #[expect(clippy::too_many_lines, reason = "one check after another, each with its own message")]
@@ -113,5 +113,26 @@ pub(super) fn failover(w: wire::Failover) -> Result<Failover, ValidationError> {
         max_lease_ownership,
         min_balance,
         max_balance,
+        tls: w.tls.map(tls).transpose()?,
+    })
+}
+
+/// `failover.tls`: all three files, and a peer name that can be a certificate's DNS name.
+fn tls(w: wire::FailoverTls) -> Result<PeerTls, ValidationError> {
+    let file = |k: &str, v: Option<std::path::PathBuf>| match v {
+        Some(p) if !p.as_os_str().is_empty() => Ok(p),
+        _ => err(format!("failover.tls.{k}"), "required: a PEM file's path"),
+    };
+    let peer_name = match w.peer_name {
+        Some(n) if rustls::pki_types::DnsName::try_from(n.as_str()).is_err() => {
+            return err("failover.tls.peer_name", format!("{n:?} is not a DNS name"));
+        }
+        n => n,
+    };
+    Ok(PeerTls {
+        cert: file("cert", w.cert)?,
+        key: file("key", w.key)?,
+        ca: file("ca", w.ca)?,
+        peer_name,
     })
 }

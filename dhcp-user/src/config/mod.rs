@@ -11,6 +11,7 @@ use std::{fmt, path::Path};
 
 pub mod classes;
 mod failover;
+pub mod host;
 pub mod model;
 pub mod options;
 pub mod police;
@@ -19,6 +20,7 @@ mod spans;
 pub mod wire;
 
 pub use classes::{Class, ClassId};
+pub use host::Host;
 pub use model::{
     AttachMode, CircuitChange, Config, FAILOVER_PORT, Failover, FastPath, Options, Pool,
     Reservation, ReservationKey, Subnet, SubnetId, ValidationError,
@@ -68,6 +70,22 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { file: file.clone(), source })?;
         Config::from_toml(&text, &file)
+    }
+
+    /// [`Config::load`], and what the config names on this host ([`Host`]: the group, the
+    /// failover link's TLS files), checked: what the daemon and `xdhcp check` use.
+    pub fn load_on_host(path: &Path) -> Result<(Config, Host), ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { file: file.clone(), source })?;
+        let cfg = Config::from_toml(&text, &file)?;
+        let host = Host::resolve(&cfg).map_err(|v| ConfigError::Invalid {
+            line: spans::SpanIndex::new(&text).line_of_path(&v.key),
+            key: Some(v.key),
+            message: v.message,
+            file,
+        })?;
+        Ok((cfg, host))
     }
 
     /// Parses and validates `text`; `file` is only used in error messages.

@@ -67,6 +67,9 @@ pub struct Config {
     /// Where the lease store lives.
     pub state_dir: PathBuf,
     pub control_socket: PathBuf,
+    /// The group given read access to the state directory and use of the control socket;
+    /// none: the daemon's user alone. Resolved on the host by [`super::host`].
+    pub group: Option<String>,
     /// Where Prometheus scrapes `/metrics` over HTTP; none by default (`xdhcp metrics` reads the
     /// same text over the control socket).
     pub metrics_listen: Option<std::net::SocketAddr>,
@@ -122,6 +125,19 @@ pub struct Failover {
     pub max_lease_ownership: u8,
     pub min_balance: u32,
     pub max_balance: u32,
+    /// The link over TLS 1.3 (an xdhcp partner); none: plain TCP, as ISC dhcpd speaks it.
+    pub tls: Option<PeerTls>,
+}
+
+/// A relationship's `tls`: files as named (read by [`super::host`] when the daemon starts), and
+/// the name the partner's certificate must carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+    /// A DNS name in the partner's certificate; none: its `peer_address` as an IP SAN.
+    pub peer_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -541,6 +557,7 @@ impl TryFrom<wire::Config> for Config {
             server_id,
             state_dir: w.state_dir.unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
             control_socket: w.control_socket.unwrap_or_else(|| DEFAULT_CONTROL_SOCKET.into()),
+            group: group(w.group)?,
             metrics_listen: w.metrics_listen,
             probation: w.probation.map_or(DEFAULT_PROBATION, |s| s.0),
             offer_hold,
@@ -549,6 +566,16 @@ impl TryFrom<wire::Config> for Config {
             failover,
             links,
         })
+    }
+}
+
+/// `group`: a plausible group name (whether the host has it is [`super::host`]'s to say).
+fn group(g: Option<String>) -> Result<Option<String>, ValidationError> {
+    match g {
+        Some(g) if g.is_empty() || g.contains(['\0', ':', '\n']) => {
+            err("group", format!("{g:?} is not a group name"))
+        }
+        g => Ok(g),
     }
 }
 

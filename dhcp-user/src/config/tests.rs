@@ -124,6 +124,12 @@ fn the_shipped_example_is_valid_and_shows_every_key() {
         "min_balance",
         "max_balance",
         "circuit_change",
+        "group",
+        "tls",
+        "cert",
+        "key",
+        "ca",
+        "peer_name",
     ] {
         assert!(text.contains(&format!("{key} =")), "example lacks {key}");
         assert!(docs.contains(&format!("`{key}`")), "docs/config.md lacks {key}");
@@ -625,4 +631,40 @@ fn police_rates_are_checked_and_a_subnet_may_tighten_them_but_not_the_interface(
     assert_eq!((p.mac.unwrap().per_sec, p.port.unwrap().burst), (5, 20));
     let e = error_of(&format!("{MINIMAL}police = {{ interface = {{ rate = 1 }} }}\n"));
     assert!(e.contains("unknown field `interface`"), "{e}");
+}
+
+#[test]
+fn failover_tls_needs_its_three_files_and_a_dns_peer_name() {
+    let tls =
+        |t: &str| FAILOVER.replace("split = 100\n", &format!("split = 100\ntls = {{ {t} }}\n"));
+    let c = Config::from_toml(
+        &tls(r#"cert = "/etc/xdhcp/me.pem", key = "/etc/xdhcp/me.key", ca = "/etc/xdhcp/ca.pem""#),
+        "x",
+    )
+    .unwrap();
+    let t = c.failover.unwrap().tls.unwrap();
+    assert_eq!(t.cert, std::path::Path::new("/etc/xdhcp/me.pem"));
+    assert_eq!(t.peer_name, None, "the partner's certificate names its peer_address then");
+    assert_eq!(
+        error_of(&tls(r#"cert = "/c.pem", key = "/k.pem""#)),
+        "xdhcp.toml:11: failover.tls.ca: required: a PEM file's path"
+    );
+    assert_eq!(
+        error_of(&tls(r#"cert = "/c", key = "/k", ca = "/a", peer_name = "edge 2""#)),
+        "xdhcp.toml:11: failover.tls.peer_name: \"edge 2\" is not a DNS name"
+    );
+    assert!(
+        error_of(&tls(r#"cert = "/c", key = "/k", ca = "/a", name = "x""#))
+            .starts_with("xdhcp.toml:11: failover.tls.name: unknown field `name`"),
+    );
+}
+
+#[test]
+fn a_group_is_a_name() {
+    let c = Config::from_toml(&format!("group = \"xdhcp\"\n{MINIMAL}"), "x").unwrap();
+    assert_eq!(c.group.as_deref(), Some("xdhcp"));
+    assert_eq!(
+        error_of(&format!("group = \"\"\n{MINIMAL}")),
+        "xdhcp.toml:1: group: \"\" is not a group name"
+    );
 }

@@ -16,6 +16,8 @@ pub struct Config {
     pub server_id: Option<Addr>,
     pub state_dir: Option<PathBuf>,
     pub control_socket: Option<PathBuf>,
+    /// The group that may read the state directory and use the control socket.
+    pub group: Option<String>,
     pub metrics_listen: Option<std::net::SocketAddr>,
     pub probation: Option<Secs>,
     pub offer_hold: Option<Secs>,
@@ -106,6 +108,17 @@ pub struct Failover {
     pub max_lease_ownership: Option<u8>,
     pub min_balance: Option<Secs>,
     pub max_balance: Option<Secs>,
+    pub tls: Option<FailoverTls>,
+}
+
+/// A failover relationship's `tls`: the link to an xdhcp partner over TLS 1.3.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailoverTls {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub ca: Option<PathBuf>,
+    pub peer_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

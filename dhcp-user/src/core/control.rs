@@ -76,6 +76,19 @@ pub struct Measured {
     pub overload_dropped: [u64; 2],
     /// Each interface's keys XDP's policing refused most (`fastpath::police::Offender`s).
     pub policed_top: serde_json::Map<String, Value>,
+    /// The failover link's refused connections, when a relationship is configured.
+    pub failover_link: Option<LinkMeasure>,
+}
+
+/// The failover link as its I/O task counts it (`daemon::strangers`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkMeasure {
+    /// The link runs over TLS.
+    pub tls: bool,
+    /// Connections from an address other than the partner's.
+    pub refused_strangers: u64,
+    /// Connections whose TLS handshake failed, accepted or made.
+    pub refused_handshakes: u64,
 }
 
 /// Store commit latency.
@@ -102,11 +115,21 @@ pub(super) fn answer(core: &Core, req: &Request, now: Now, measured: &Measured) 
         Request::Leases(q) => leases(core, q, now),
         Request::Stats => stats(core, measured),
         Request::Metrics => json!({ "text": metrics(core, measured) }),
-        Request::FailoverStatus | Request::FailoverPartnerDown { .. } => match core.failover() {
-            Some(f) => f.status(core.server(), now.unix),
-            None => json!({"error": "no [failover] relationship is configured"}),
-        },
+        Request::FailoverStatus | Request::FailoverPartnerDown { .. } => {
+            failover_status(core, now.unix, measured)
+                .unwrap_or_else(|| json!({"error": "no [failover] relationship is configured"}))
+        }
     }
+}
+
+/// The relationship's status, with what its link refused.
+fn failover_status(core: &Core, now: u64, measured: &Measured) -> Option<Value> {
+    let mut st = core.failover()?.status(core.server(), now);
+    let link = measured.failover_link.unwrap_or_default();
+    st["link_tls"] = json!(link.tls);
+    st["link_refused_strangers_total"] = json!(link.refused_strangers);
+    st["link_refused_handshakes_total"] = json!(link.refused_handshakes);
+    Some(st)
 }
 
 fn leases(core: &Core, q: &LeaseQuery, now: Now) -> Value {
@@ -403,38 +426,8 @@ fn metrics(core: &Core, measured: &Measured) -> String {
     line("xdhcp_store_commits_total", "", &v["store"]["commits"]);
     line("xdhcp_store_commit_mean_microseconds", "", &v["store"]["mean_commit_us"]);
     line("xdhcp_store_commit_max_microseconds", "", &v["store"]["max_commit_us"]);
-    if let Some(f) = core.failover() {
-        let st = f.status(core.server(), 0);
-        for (side, k) in [("self", "my_state"), ("partner", "partner_state")] {
-            let state = st[k].as_str().unwrap_or("unknown");
-            line(
-                "xdhcp_failover_state",
-                &format!("{{side=\"{side}\",state=\"{state}\"}}"),
-                &1.into(),
-            );
-        }
-        for k in [
-            "updates_unacked",
-            "updates_queued",
-            "updates_sent_total",
-            "acks_received_total",
-            "rejects_received_total",
-            "refused_share_exhausted_total",
-            "balanced_moved_total",
-        ] {
-            line(&format!("xdhcp_failover_{k}"), "", &st[k]);
-        }
-        line("xdhcp_failover_partner_clock_offset_seconds", "", &st["partner_clock_offset_secs"]);
-        for p in st["pools"].as_array().into_iter().flatten() {
-            let subnet = p["subnet"].as_str().unwrap_or("");
-            for (owner, k) in [("self", "share_ours_free"), ("partner", "share_partner_free")] {
-                line(
-                    "xdhcp_failover_share_free",
-                    &format!("{{subnet=\"{subnet}\",owner=\"{owner}\"}}"),
-                    &p[k],
-                );
-            }
-        }
+    if let Some(st) = failover_status(core, 0, measured) {
+        failover_metrics(&st, &mut line);
     }
     for p in v["pools"].as_array().into_iter().flatten() {
         let l = format!("{{subnet=\"{}\"}}", p["subnet"].as_str().unwrap_or(""));
@@ -442,6 +435,42 @@ fn metrics(core: &Core, measured: &Measured) -> String {
         line("xdhcp_pool_active", &l, &p["active"]);
     }
     out
+}
+
+/// The relationship's lines of [`metrics`], from its status `st`.
+fn failover_metrics(st: &Value, line: &mut impl FnMut(&str, &str, &Value)) {
+    for (side, k) in [("self", "my_state"), ("partner", "partner_state")] {
+        let state = st[k].as_str().unwrap_or("unknown");
+        line("xdhcp_failover_state", &format!("{{side=\"{side}\",state=\"{state}\"}}"), &1.into());
+    }
+    for k in [
+        "updates_unacked",
+        "updates_queued",
+        "updates_sent_total",
+        "acks_received_total",
+        "rejects_received_total",
+        "refused_share_exhausted_total",
+        "balanced_moved_total",
+    ] {
+        line(&format!("xdhcp_failover_{k}"), "", &st[k]);
+    }
+    for (reason, k) in [
+        ("stranger", "link_refused_strangers_total"),
+        ("handshake", "link_refused_handshakes_total"),
+    ] {
+        line("xdhcp_failover_link_refused_total", &format!("{{reason=\"{reason}\"}}"), &st[k]);
+    }
+    line("xdhcp_failover_partner_clock_offset_seconds", "", &st["partner_clock_offset_secs"]);
+    for p in st["pools"].as_array().into_iter().flatten() {
+        let subnet = p["subnet"].as_str().unwrap_or("");
+        for (owner, k) in [("self", "share_ours_free"), ("partner", "share_partner_free")] {
+            line(
+                "xdhcp_failover_share_free",
+                &format!("{{subnet=\"{subnet}\",owner=\"{owner}\"}}"),
+                &p[k],
+            );
+        }
+    }
 }
 
 #[cfg(test)]

@@ -22,8 +22,11 @@ pub use crate::core::{LeaseQuery, PAGE_MAX, Request};
 /// How the core's answer reaches the connection that asked.
 pub type ReplyTo = oneshot::Sender<Value>;
 
+/// Listens on `path`, a socket only the daemon's user and `access`'s group may use (it answers
+/// every lease query: subscriber data).
 pub(super) fn listen(
     path: &Path,
+    access: crate::access::Access,
     tx: mpsc::Sender<Input<ReplyTo>>,
 ) -> Result<tokio::task::JoinHandle<()>> {
     if let Some(dir) = path.parent() {
@@ -33,6 +36,7 @@ pub(super) fn listen(
     let _ = std::fs::remove_file(path);
     let listener = UnixListener::bind(path)
         .with_context(|| format!("bind control socket {}", path.display()))?;
+    access.socket(path).with_context(|| format!("set the mode of {}", path.display()))?;
     Ok(tokio::spawn(async move {
         while let Ok((conn, _)) = listener.accept().await {
             let tx = tx.clone();

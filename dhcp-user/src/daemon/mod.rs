@@ -7,6 +7,7 @@ pub mod ctl;
 mod net;
 mod peer;
 mod queue;
+mod strangers;
 
 use std::{
     net::SocketAddr,
@@ -20,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
 use crate::{
+    access::Access,
     config::Config,
     core::{
         Core, Durable, DurableError, Input, Now, Output, PeerCmd,
@@ -74,6 +76,12 @@ struct Daemon {
     kmaps: Option<KernelMaps>,
     socks: Vec<Arc<net::IfaceSockets>>,
     link: Option<mpsc::UnboundedSender<PeerCmd>>,
+    /// What the link refused (see [`strangers`]).
+    link_counters: Option<Arc<strangers::LinkCounters>>,
+    /// The link's TLS, until the link takes it.
+    peer_tls: Option<crate::tls::PeerTls>,
+    /// Who may use the control socket.
+    access: Access,
     events: Vec<dhcp_common::RenewEvent>,
     /// The DHCP queues' drop counters (see [`queue`]).
     intake: Arc<queue::Intake>,
@@ -81,6 +89,32 @@ struct Daemon {
     reported: ([u64; 2], Instant),
     /// The keys XDP's policing refused most, ranked off the loop.
     offenders: Option<crate::fastpath::police::Watch>,
+}
+
+/// Opens the lease store in `dir` with `open`, its files given `access` before (so that SQLite
+/// creates its `-wal` and `-shm` with the database's mode) and after (so that they have it
+/// whatever an older version left).
+fn secure_store(
+    dir: &Path,
+    access: Access,
+    open: impl FnOnce() -> crate::store::Result<LeaseStore>,
+) -> Result<LeaseStore> {
+    let db = dir.join(crate::store::DB_FILE);
+    let files = || -> std::io::Result<()> {
+        for suffix in ["-wal", "-shm"] {
+            let mut p = db.clone().into_os_string();
+            p.push(suffix);
+            access.file_if_present(Path::new(&p))?;
+        }
+        Ok(())
+    };
+    access
+        .file(&db)
+        .and_then(|()| files())
+        .with_context(|| format!("set the mode of {}", db.display()))?;
+    let store = open()?;
+    files().with_context(|| format!("set the mode of {}'s -wal and -shm", db.display()))?;
+    Ok(store)
 }
 
 /// How long a starting daemon waits for the store's previous owner to let go (a restart).
@@ -102,13 +136,15 @@ pub fn run_until(config: &Path, stop: Option<oneshot::Receiver<()>>) -> Result<(
         .with_target(false)
         .with_ansi(ansi)
         .try_init();
-    let cfg = Config::load(config)?;
-    std::fs::create_dir_all(&cfg.state_dir)
+    let (cfg, host) = Config::load_on_host(config)?;
+    let access = Access { gid: host.gid };
+    access
+        .dir(&cfg.state_dir)
         .with_context(|| format!("create state_dir {}", cfg.state_dir.display()))?;
     // Held until this function returns: one owner of the lease state.
     let _owner = crate::store::lock(&cfg.state_dir, STORE_WAIT)?;
-    let mut store =
-        TimedStore { store: LeaseStore::open(&cfg.state_dir)?, stats: CommitStats::default() };
+    let store = secure_store(&cfg.state_dir, access, || LeaseStore::open(&cfg.state_dir))?;
+    let mut store = TimedStore { store, stats: CommitStats::default() };
     store.store.set_class_names(cfg.classes.iter().map(|c| c.name.clone()).collect());
     let now = Now::read();
     let core = Core::new(cfg.clone(), &store, now.unix).context("load the lease store")?;
@@ -157,6 +193,9 @@ pub fn run_until(config: &Path, stop: Option<oneshot::Receiver<()>>) -> Result<(
             kmaps,
             socks,
             link: None,
+            link_counters: None,
+            peer_tls: host.peer_tls,
+            access,
             events: Vec::new(),
             intake: Arc::new(intake),
             reported: ([0; 2], Instant::now()),
@@ -194,10 +233,12 @@ impl Daemon {
             });
         }
         let cfg = self.core.config().clone();
-        let _ctl = ctl::listen(&cfg.control_socket, tx.clone())?;
+        let _ctl = ctl::listen(&cfg.control_socket, self.access, tx.clone())?;
         let _metrics = cfg.metrics_listen.map(|a| ctl::serve_metrics(a, tx.clone())).transpose()?;
         if let Some(fc) = &cfg.failover {
-            self.link = Some(peer::spawn(fc, tx.clone())?);
+            let (link, counters) = peer::spawn(fc, self.peer_tls.take(), tx.clone())?;
+            self.link = Some(link);
+            self.link_counters = Some(counters);
         }
         info!(interfaces = ?cfg.interfaces, control = %cfg.control_socket.display(), "serving");
         let mut tick = tokio::time::interval(EVENT_TICK);
@@ -254,7 +295,7 @@ impl Daemon {
         }
         for input in &mut batch {
             if let Input::Control {
-                req: ctl::Request::Stats | ctl::Request::Metrics,
+                req: ctl::Request::Stats | ctl::Request::Metrics | ctl::Request::FailoverStatus,
                 measured,
                 ..
             } = input
@@ -331,6 +372,7 @@ impl Daemon {
         let mut m = Measured {
             store: self.store.stats,
             overload_dropped: self.intake.dropped(),
+            failover_link: self.link_counters.as_ref().map(|c| c.read()),
             ..Measured::default()
         };
         for i in self.kmaps.iter().flat_map(|k| &k.ifaces) {

@@ -13,20 +13,30 @@
 //! closed. Everything here is I/O; decisions stay in the core task, which this task talks to by
 //! channel: [`LinkEvent`]s in, [`PeerCmd`]s out. Link ids keep a message meant for a connection
 //! that has since been replaced from being written to its successor.
-use std::{net::SocketAddrV4, time::Duration};
+//!
+//! With `tls` configured, a connection is a candidate only once its TLS handshake has passed
+//! ([`crate::tls`]); the handshakes run beside the link's loop, never in it. Connections from
+//! strangers and failed handshakes are refused and counted ([`super::strangers`]).
+use std::{
+    net::{SocketAddr, SocketAddrV4},
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use anyhow::{Context as _, Result};
 use dhcp_failover::{FrameDecoder, Message, MessageType, Role};
 use tokio::{
-    io::{AsyncReadExt as _, AsyncWriteExt as _},
-    net::{TcpListener, TcpSocket, TcpStream, tcp::OwnedWriteHalf},
+    io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadHalf, WriteHalf},
+    net::{TcpListener, TcpSocket, TcpStream},
     sync::mpsc,
     task::JoinHandle,
 };
 use tracing::{debug, info, warn};
 
+use super::strangers::{LinkCounters, REPORT_EVERY, Refusal, Refusals};
 use crate::config::Failover;
 use crate::core::{Input, LinkEvent, PeerCmd};
+use crate::tls::PeerTls;
 
 /// A connection attempt that takes longer than this is given up; the engine asks again.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -36,19 +46,42 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_CANDIDATES: usize = 4;
 /// Frames decoded from one read at most; a 4 KiB read holds at most 341 twelve-byte frames.
 const FRAMES_PER_READ: usize = 1024;
+/// A TLS handshake that takes longer than this is refused: the partner's takes milliseconds.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Handshakes of accepted connections under way at once; one more is refused.
+const MAX_HANDSHAKES: usize = 4;
+
+/// A connection to the partner: a TCP stream, or TLS over one.
+trait Io: AsyncRead + AsyncWrite + Send + Sync + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Sync + Unpin> Io for T {}
+type Stream = Box<dyn Io>;
 
 enum ConnEvent {
-    Connected(TcpStream),
-    ConnectFailed(String),
-    Frame { id: u64, msg: Message },
-    Closed { id: u64, why: String },
+    /// Our connection is up (and through its handshake), or is not.
+    Connected(Result<(Stream, SocketAddr), ConnectError>),
+    /// The partner's connection has passed its handshake, or failed it.
+    Accepted(Result<(Stream, SocketAddr), (SocketAddr, String)>),
+    Frame {
+        id: u64,
+        msg: Message,
+    },
+    Closed {
+        id: u64,
+        why: String,
+    },
+}
+
+enum ConnectError {
+    /// No TCP connection: the partner is not there (yet).
+    Tcp(String),
+    Handshake(SocketAddr, String),
 }
 
 struct Conn {
     id: u64,
-    writer: OwnedWriteHalf,
+    writer: WriteHalf<Stream>,
     reader: JoinHandle<()>,
-    peer: std::net::SocketAddr,
+    peer: SocketAddr,
 }
 
 impl Drop for Conn {
@@ -60,17 +93,27 @@ impl Drop for Conn {
 /// Binds the failover listener and starts the link task.
 pub(super) fn spawn<R: Send + 'static>(
     f: &Failover,
+    tls: Option<PeerTls>,
     to_core: mpsc::Sender<Input<R>>,
-) -> Result<mpsc::UnboundedSender<PeerCmd>> {
+) -> Result<(mpsc::UnboundedSender<PeerCmd>, Arc<LinkCounters>)> {
     let local = SocketAddrV4::new(f.address, f.port);
     let sock = TcpSocket::new_v4()?;
     sock.set_reuseaddr(true)?;
     sock.bind(local.into())
         .with_context(|| format!("bind the failover listener on {local} (failover.address)"))?;
     let listener = sock.listen(16)?;
-    info!(listen = %local, peer = %SocketAddrV4::new(f.peer_address, f.peer_port), "failover link ready");
+    info!(
+        listen = %local,
+        peer = %SocketAddrV4::new(f.peer_address, f.peer_port),
+        tls = tls.is_some(),
+        "failover link ready"
+    );
     let (tx, rx) = mpsc::unbounded_channel();
+    let counters = LinkCounters::new(tls.is_some());
     let link = Link {
+        tls,
+        refusals: Refusals::new(counters.clone()),
+        handshaking: 0,
         role: f.role,
         local: f.address,
         peer: SocketAddrV4::new(f.peer_address, f.peer_port),
@@ -81,10 +124,14 @@ pub(super) fn spawn<R: Send + 'static>(
         next_id: 0,
     };
     tokio::spawn(link.run(listener, rx));
-    Ok(tx)
+    Ok((tx, counters))
 }
 
 struct Link<R> {
+    tls: Option<PeerTls>,
+    refusals: Refusals,
+    /// Accepted connections in their TLS handshake.
+    handshaking: usize,
     role: Role,
     local: std::net::Ipv4Addr,
     peer: SocketAddrV4,
@@ -98,17 +145,22 @@ struct Link<R> {
 impl<R: Send + 'static> Link<R> {
     async fn run(mut self, listener: TcpListener, mut cmds: mpsc::UnboundedReceiver<PeerCmd>) {
         let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<ConnEvent>();
+        let mut report = tokio::time::interval(REPORT_EVERY);
+        report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 acc = listener.accept() => match acc {
                     // ISC accepts only its configured peer address; so do we, so a stray
                     // client cannot take the partner's place.
-                    Ok((s, from)) if from.ip() == *self.peer.ip() => {
-                        self.add(s, &ev_tx).await;
-                    }
-                    Ok((_, from)) => warn!(%from, "failover: refused a connection from a stranger"),
+                    Ok((s, from)) if from.ip() == *self.peer.ip() => self.accepted(s, from, &ev_tx).await,
+                    Ok((_, from)) => self.refused(Refusal::Stranger, from, "not the peer address"),
                     Err(e) => warn!("failover: accept: {e}"),
                 },
+                _ = report.tick() => {
+                    if let Some(line) = self.refusals.poll_report(Instant::now()) {
+                        warn!("failover: {line}");
+                    }
+                }
                 cmd = cmds.recv() => match cmd {
                     None => return,
                     Some(c) => self.command(c, &ev_tx).await,
@@ -119,6 +171,43 @@ impl<R: Send + 'static> Link<R> {
                 },
             }
         }
+    }
+
+    fn refused(&mut self, kind: Refusal, from: SocketAddr, why: &str) {
+        if let Some(line) = self.refusals.handle_refused(Instant::now(), kind, from, why) {
+            warn!("failover: {line}");
+        } else {
+            debug!(%from, "failover: refused a connection: {why}");
+        }
+    }
+
+    /// A connection from the partner's address: a candidate now, or once through TLS.
+    async fn accepted(
+        &mut self,
+        s: TcpStream,
+        from: SocketAddr,
+        ev_tx: &mpsc::UnboundedSender<ConnEvent>,
+    ) {
+        let _ = s.set_nodelay(true);
+        let Some(tls) = &self.tls else {
+            self.add(Box::new(s), from, ev_tx).await;
+            return;
+        };
+        if self.handshaking >= MAX_HANDSHAKES {
+            self.refused(Refusal::Handshake, from, "too many TLS handshakes at once");
+            return;
+        }
+        self.handshaking += 1;
+        let (acceptor, tx) = (tls.acceptor.clone(), ev_tx.clone());
+        tokio::spawn(async move {
+            let done = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(s)).await;
+            let ev = match done {
+                Ok(Ok(t)) => Ok((Box::new(t) as Stream, from)),
+                Ok(Err(e)) => Err((from, handshake_failed(&e))),
+                Err(_) => Err((from, "TLS handshake timed out".to_owned())),
+            };
+            let _ = tx.send(ConnEvent::Accepted(ev));
+        });
     }
 
     async fn tell(&self, ev: LinkEvent) {
@@ -133,12 +222,9 @@ impl<R: Send + 'static> Link<R> {
                 }
                 self.connecting = true;
                 let (local, peer, tx) = (self.local, self.peer, ev_tx.clone());
+                let tls = self.tls.clone();
                 tokio::spawn(async move {
-                    let ev = match connect(local, peer).await {
-                        Ok(s) => ConnEvent::Connected(s),
-                        Err(e) => ConnEvent::ConnectFailed(format!("{e:#}")),
-                    };
-                    let _ = tx.send(ev);
+                    let _ = tx.send(ConnEvent::Connected(connect(local, peer, tls).await));
                 });
             }
             PeerCmd::Send { id, bytes } => {
@@ -169,13 +255,24 @@ impl<R: Send + 'static> Link<R> {
 
     async fn conn_event(&mut self, e: ConnEvent, ev_tx: &mpsc::UnboundedSender<ConnEvent>) {
         match e {
-            ConnEvent::Connected(s) => {
+            ConnEvent::Connected(done) => {
                 self.connecting = false;
-                self.add(s, ev_tx).await;
+                match done {
+                    Ok((s, peer)) => self.add(s, peer, ev_tx).await,
+                    Err(ConnectError::Tcp(why)) => {
+                        debug!(peer = %self.peer, "failover: connect failed: {why}");
+                    }
+                    Err(ConnectError::Handshake(peer, why)) => {
+                        self.refused(Refusal::Handshake, peer, &why);
+                    }
+                }
             }
-            ConnEvent::ConnectFailed(why) => {
-                self.connecting = false;
-                debug!(peer = %self.peer, "failover: connect failed: {why}");
+            ConnEvent::Accepted(done) => {
+                self.handshaking = self.handshaking.saturating_sub(1);
+                match done {
+                    Ok((s, peer)) => self.add(s, peer, ev_tx).await,
+                    Err((from, why)) => self.refused(Refusal::Handshake, from, &why),
+                }
             }
             ConnEvent::Frame { id, msg } => {
                 if self.active == Some(id) {
@@ -212,7 +309,7 @@ impl<R: Send + 'static> Link<R> {
         self.candidates.iter().find(|c| c.id == id).map(|c| c.peer)
     }
 
-    async fn add(&mut self, s: TcpStream, ev_tx: &mpsc::UnboundedSender<ConnEvent>) {
+    async fn add(&mut self, s: Stream, peer: SocketAddr, ev_tx: &mpsc::UnboundedSender<ConnEvent>) {
         if self.candidates.len() >= MAX_CANDIDATES {
             // Make room by dropping the oldest idle one: a partner that opened connections and
             // went quiet must not lock out the one it opens next.
@@ -221,11 +318,9 @@ impl<R: Send + 'static> Link<R> {
             };
             self.candidates.remove(pos);
         }
-        let _ = s.set_nodelay(true);
-        let Ok(peer) = s.peer_addr() else { return };
         let id = self.next_id;
         self.next_id += 1;
-        let (r, w) = s.into_split();
+        let (r, w) = tokio::io::split(s);
         let reader = tokio::spawn(read_frames(id, r, ev_tx.clone()));
         self.candidates.push(Conn { id, writer: w, reader, peer });
         if self.role == Role::Primary && self.active.is_none() {
@@ -255,7 +350,36 @@ impl<R: Send + 'static> Link<R> {
     }
 }
 
-async fn connect(local: std::net::Ipv4Addr, peer: SocketAddrV4) -> Result<TcpStream> {
+/// Our connection to the partner, through its TLS handshake when the link has TLS.
+async fn connect(
+    local: std::net::Ipv4Addr,
+    peer: SocketAddrV4,
+    tls: Option<PeerTls>,
+) -> Result<(Stream, SocketAddr), ConnectError> {
+    let s = connect_tcp(local, peer).await.map_err(|e| ConnectError::Tcp(format!("{e:#}")))?;
+    let _ = s.set_nodelay(true);
+    let to = SocketAddr::V4(peer);
+    let Some(tls) = tls else { return Ok((Box::new(s), to)) };
+    let done =
+        tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.connector.connect(tls.peer_name.clone(), s))
+            .await;
+    match done {
+        Ok(Ok(t)) => Ok((Box::new(t), to)),
+        Ok(Err(e)) => Err(ConnectError::Handshake(to, handshake_failed(&e))),
+        Err(_) => Err(ConnectError::Handshake(to, "TLS handshake timed out".to_owned())),
+    }
+}
+
+fn handshake_failed(e: &std::io::Error) -> String {
+    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        // What a partner without `tls` does with our handshake: it is not a failover message.
+        "TLS handshake: the partner closed the connection (is its tls configured?)".to_owned()
+    } else {
+        format!("TLS handshake: {e}")
+    }
+}
+
+async fn connect_tcp(local: std::net::Ipv4Addr, peer: SocketAddrV4) -> Result<TcpStream> {
     let sock = TcpSocket::new_v4()?;
     // From our failover address: the partner accepts connections from its peer address only.
     sock.bind(SocketAddrV4::new(local, 0).into())
@@ -266,11 +390,7 @@ async fn connect(local: std::net::Ipv4Addr, peer: SocketAddrV4) -> Result<TcpStr
     Ok(s)
 }
 
-async fn read_frames(
-    id: u64,
-    mut r: tokio::net::tcp::OwnedReadHalf,
-    tx: mpsc::UnboundedSender<ConnEvent>,
-) {
+async fn read_frames(id: u64, mut r: ReadHalf<Stream>, tx: mpsc::UnboundedSender<ConnEvent>) {
     let mut dec = FrameDecoder::new();
     let mut buf = vec![0u8; 4096];
     let why = loop {

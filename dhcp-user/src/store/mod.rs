@@ -44,6 +44,8 @@ pub const SCHEMA_VERSION: u32 = 4;
 pub enum StoreError {
     #[error("cannot create the state directory {dir}: {source}")]
     CreateDir { dir: PathBuf, source: std::io::Error },
+    #[error("cannot create the lease store {path}: {source}")]
+    CreateFile { path: PathBuf, source: std::io::Error },
     #[error("lease store {path}: {source}")]
     Sqlite { path: PathBuf, source: rusqlite::Error },
     #[error(
@@ -151,8 +153,7 @@ pub type StoreLock = crate::dirlock::DirLock;
 /// Takes [`StoreLock`] for `dir` (created if needed), waiting up to `wait` for an owner on its
 /// way out (a daemon being restarted).
 pub fn lock(dir: &Path, wait: std::time::Duration) -> Result<StoreLock> {
-    std::fs::create_dir_all(dir)
-        .map_err(|source| StoreError::CreateDir { dir: dir.to_owned(), source })?;
+    create_dir(dir)?;
     match crate::dirlock::lock(dir, wait) {
         Ok(crate::dirlock::Locked::Held(l)) => Ok(l),
         Ok(crate::dirlock::Locked::Busy(holder)) => {
@@ -162,12 +163,26 @@ pub fn lock(dir: &Path, wait: std::time::Duration) -> Result<StoreLock> {
     }
 }
 
+/// Creates the state directory, owner-only, if it is missing (an existing one is left as it
+/// is: the daemon sets its mode, [`crate::access`]).
+fn create_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(crate::access::Access::default().dir_mode())
+        .create(dir)
+        .map_err(|source| StoreError::CreateDir { dir: dir.to_owned(), source })
+}
+
 impl LeaseStore {
     /// Opens (creating if needed) the store in `dir`, upgrading an older schema.
     pub fn open(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir)
-            .map_err(|source| StoreError::CreateDir { dir: dir.to_owned(), source })?;
+        create_dir(dir)?;
         let path = dir.join(DB_FILE);
+        // Subscriber data: the owner's alone unless the daemon grants its group more
+        // ([`crate::access`]). SQLite would create it 0644; its -wal and -shm take this mode.
+        crate::access::create_private(&path, crate::access::Access::default().file_mode())
+            .map_err(|source| StoreError::CreateFile { path: path.clone(), source })?;
         let conn = Connection::open(&path)
             .map_err(|source| StoreError::Sqlite { path: path.clone(), source })?;
         let mut s = Self { conn, path, class_names: Vec::new() };
