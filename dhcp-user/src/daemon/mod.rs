@@ -81,6 +81,8 @@ struct Daemon {
     reported: ([u64; 2], Instant),
     /// The keys XDP's policing refused most, ranked off the loop.
     offenders: Option<crate::fastpath::police::Watch>,
+    /// `[history]`: where each turn's lease events go.
+    history: Option<crate::history::writer::Writer>,
 }
 
 /// How long a starting daemon waits for the store's previous owner to let go (a restart).
@@ -139,6 +141,12 @@ pub fn run_until(config: &Path, stop: Option<oneshot::Receiver<()>>) -> Result<(
     unsafe {
         libc::malloc_trim(0);
     }
+    let history = cfg
+        .history
+        .as_ref()
+        .map(crate::history::writer::Writer::start)
+        .transpose()
+        .context("start the lease history's threads")?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async move {
         let mut socks = Vec::new();
@@ -160,6 +168,7 @@ pub fn run_until(config: &Path, stop: Option<oneshot::Receiver<()>>) -> Result<(
             events: Vec::new(),
             intake: Arc::new(intake),
             reported: ([0; 2], Instant::now()),
+            history,
         };
         d.serve(stop, outlets).await
     })
@@ -268,7 +277,10 @@ impl Daemon {
 
     /// Does what the turn decided, in its order: the kernel first, so that no reply is ahead
     /// of the map it relies on.
-    async fn apply(&mut self, now: Now, out: Output<ctl::ReplyTo>) {
+    async fn apply(&mut self, now: Now, mut out: Output<ctl::ReplyTo>) {
+        if let Some(h) = &mut self.history {
+            h.record(std::mem::take(&mut out.history));
+        }
         if let Some(k) = &mut self.kmaps {
             k.apply(&out.map_ops, now);
             if let Some(on) = out.fast_path
@@ -331,6 +343,7 @@ impl Daemon {
         let mut m = Measured {
             store: self.store.stats,
             overload_dropped: self.intake.dropped(),
+            history: self.history.as_ref().map_or(serde_json::Value::Null, |h| h.stats.to_json()),
             ..Measured::default()
         };
         for i in self.kmaps.iter().flat_map(|k| &k.ifaces) {
