@@ -2,4 +2,5 @@
 //! the failover lab (built on `dhcp_lab::lab`'s namespaces, commands and waits).
 pub mod failover_lab;
 pub mod fixture;
+pub mod postgres;
 pub mod xdp;

@@ -224,12 +224,15 @@ pub struct Spool {
     reading: Option<(BufReader<File>, u64)>,
     /// Records that rotated away before they were read (the spool was full).
     pub lost: u64,
+    /// The last sequence number counted in `lost`: a gap is counted once, however often the
+    /// spool is read from before it.
+    lost_to: u64,
 }
 
 impl Spool {
     #[must_use]
     pub fn new(rot: Rotation) -> Self {
-        Self { rot, reading: None, lost: 0 }
+        Self { rot, reading: None, lost: 0, lost_to: 0 }
     }
 
     /// Opens the file that holds the record after `after`: the newest whose first record is not
@@ -244,14 +247,21 @@ impl Spool {
             .or_else(|| files.last());
         let Some((first, p)) = pick else { return Ok(()) };
         if let Some(s) = *first
-            && s > after + 1
+            && s > after.max(self.lost_to) + 1
         {
-            self.lost += s - after - 1;
+            self.lost += s - after.max(self.lost_to) - 1;
+            self.lost_to = s - 1;
         }
         let f = File::open(p)?;
         let ino = f.metadata()?.ino();
         self.reading = Some((BufReader::new(f), ino));
         Ok(())
+    }
+
+    /// What was read is to be read again: the batch did not get where it was going. The next
+    /// [`Spool::next_batch`] starts from its `after` in the files.
+    pub fn rewind(&mut self) {
+        self.reading = None;
     }
 
     /// Up to `max` records after sequence number `after`, in order; none when there is nothing

@@ -179,6 +179,7 @@ fn run(cfg: &Postgres, rot: &Rotation, stats: &Stats, stop: &AtomicBool) {
                 Ok(b) => b,
                 Err(e) => {
                     fail("reading the local history files", &e, &mut said);
+                    spool.rewind();
                     sleep_unless(stop, backoff);
                     continue;
                 }
@@ -190,6 +191,7 @@ fn run(cfg: &Postgres, rot: &Rotation, stats: &Stats, stop: &AtomicBool) {
             };
             if let Err(e) = send(&mut client, &cfg.table, &batch) {
                 fail("insert", &pg_error(&e), &mut said);
+                spool.rewind();
                 sleep_unless(stop, backoff);
                 backoff = (backoff * 2).min(BACKOFF_MAX);
                 continue 'connect;

@@ -115,6 +115,9 @@ fn the_spool_follows_the_file_through_rotations_from_its_cursor() {
     }
     assert_eq!(seqs(&got), (1..=40).collect::<Vec<_>>());
     assert_eq!(spool.lost, 0);
+    // A batch the database did not take is read again, from where it has.
+    spool.rewind();
+    assert_eq!(seqs(&spool.next_batch(35, 3).unwrap()), [36, 37, 38]);
     // A new sender (a restart) starts from the persisted cursor.
     write_cursor(&rot.cursor_path(), 37).unwrap();
     assert_eq!(read_cursor(&rot.cursor_path()), Some(37));
@@ -134,6 +137,9 @@ fn records_rotated_away_before_they_were_sent_are_counted_lost() {
     let b = spool.next_batch(0, 100).unwrap();
     assert_eq!(b.last().map(|r| r.seq), Some(40));
     assert_eq!(spool.lost, b[0].seq - 1, "everything before the one file kept");
+    spool.rewind();
+    spool.next_batch(0, 100).unwrap();
+    assert_eq!(spool.lost, b[0].seq - 1, "counted once");
 }
 
 #[test]
