@@ -70,7 +70,7 @@ impl Postgres {
             .uid(ids.0)
             .gid(ids.1)
             .current_dir(dir.path());
-        run_cmd(&mut initdb, Duration::from_secs(120)).context("initdb")?;
+        run_cmd(&mut initdb, Duration::from_mins(2)).context("initdb")?;
         // Any port: it only names the socket file, in a directory of its own.
         let port = 20_000 + u16::try_from(std::process::id() % 20_000).unwrap_or(0);
         let log = dir.path().join("postgres.log");

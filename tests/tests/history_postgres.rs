@@ -31,10 +31,7 @@ fn daemon_process() {
 }
 
 fn launcher() -> Launcher {
-    Launcher::TestHarness {
-        exe: std::env::current_exe().expect("path of the test binary"),
-        test: "daemon_process".into(),
-    }
+    Launcher::this_test_binary("daemon_process").unwrap()
 }
 
 fn history_config(node: &str, url: &str) -> ServerConfig {

@@ -9,9 +9,7 @@ use crate::store::LeaseState;
 
 const T0: u64 = 1_700_000_000;
 
-fn core(store: &MemStore) -> Core {
-    let cfg = Config::from_toml(
-        r#"
+const CONFIG: &str = r#"
 interfaces = ["eth1"]
 server_id = "10.0.0.1"
 
@@ -19,11 +17,10 @@ server_id = "10.0.0.1"
 prefix = "10.0.0.0/24"
 pools = [{ start = "10.0.0.100", end = "10.0.0.103" }]
 lease_time = 600
-"#,
-        "core.toml",
-    )
-    .unwrap();
-    Core::new(cfg, store, T0).unwrap()
+"#;
+
+fn core(store: &MemStore) -> Core {
+    Core::new(Config::from_toml(CONFIG, "core.toml").unwrap(), store, T0).unwrap()
 }
 
 fn dhcp(kind: MessageType, mac: [u8; 6], ciaddr: Ipv4Addr, extra: &[DhcpOption]) -> Input<()> {
@@ -257,23 +254,8 @@ fn an_operator_pages_through_the_leases_and_finds_one_by_mac_or_client_id() {
 
 /// [`core`]'s server with `[history]` configured: its turns describe their lease events.
 fn core_with_history(store: &MemStore) -> Core {
-    let cfg = Config::from_toml(
-        r#"
-interfaces = ["eth1"]
-server_id = "10.0.0.1"
-
-[[subnet]]
-prefix = "10.0.0.0/24"
-pools = [{ start = "10.0.0.100", end = "10.0.0.103" }]
-lease_time = 600
-
-[history]
-file = "/nonexistent/history.jsonl"
-"#,
-        "core.toml",
-    )
-    .unwrap();
-    Core::new(cfg, store, T0).unwrap()
+    let text = format!("{CONFIG}\n[history]\nfile = \"/nonexistent/history.jsonl\"\n");
+    Core::new(Config::from_toml(&text, "core.toml").unwrap(), store, T0).unwrap()
 }
 
 fn kinds(out: &Output<()>) -> Vec<(crate::history::Kind, crate::history::Via, u64)> {

@@ -44,6 +44,13 @@ fn ev(time: u64, kind: Kind, last: u8, lease_end: u64) -> LeaseEvent {
     }
 }
 
+/// Renewals at each of `times`, one write each.
+fn renewals(f: &mut HistoryFile, times: std::ops::Range<u64>) {
+    for t in times {
+        f.append(vec![ev(t, Kind::Renew, 1, t + 100)]).unwrap();
+    }
+}
+
 fn seqs(r: &[Record]) -> Vec<u64> {
     r.iter().map(|r| r.seq).collect()
 }
@@ -54,9 +61,7 @@ fn the_file_rotates_by_size_keeps_its_files_owner_only_and_numbers_on_across_res
     let rot = d.rotation(4096, 2);
     let mut f = HistoryFile::new(rot.clone(), "node-a");
     // ~250 bytes a record: 100 of them fill several files; two rotated ones are kept.
-    for i in 0..100 {
-        f.append(vec![ev(1000 + i, Kind::Renew, 1, 2000)]).unwrap();
-    }
+    renewals(&mut f, 1000..1100);
     assert_eq!(rot.files(), [rot.nth(2), rot.nth(1), rot.nth(0)]);
     assert!(!rot.nth(3).exists(), "the oldest beyond keep is removed");
     for p in rot.files() {
@@ -96,15 +101,11 @@ fn the_spool_follows_the_file_through_rotations_from_its_cursor() {
     let mut f = HistoryFile::new(rot.clone(), "n");
     let mut spool = Spool::new(rot.clone());
     assert!(spool.next_batch(0, 10).unwrap().is_empty(), "no file yet: nothing");
-    for i in 0..10 {
-        f.append(vec![ev(i, Kind::Renew, 1, 100)]).unwrap();
-    }
+    renewals(&mut f, 0..10);
     let first = spool.next_batch(0, 4).unwrap();
     assert_eq!(seqs(&first), [1, 2, 3, 4]);
     // The writer rotates twice while the sender is behind; it reads on where it was.
-    for i in 10..40 {
-        f.append(vec![ev(i, Kind::Renew, 1, 100)]).unwrap();
-    }
+    renewals(&mut f, 10..40);
     let mut got = first;
     while let Some(after) = got.last().map(|r| r.seq) {
         let b = spool.next_batch(after, 7).unwrap();
@@ -130,9 +131,7 @@ fn records_rotated_away_before_they_were_sent_are_counted_lost() {
     let d = Dir::new("lost");
     let rot = d.rotation(4096, 0);
     let mut f = HistoryFile::new(rot.clone(), "n");
-    for i in 0..40 {
-        f.append(vec![ev(i, Kind::Renew, 1, 100)]).unwrap();
-    }
+    renewals(&mut f, 0..40);
     let mut spool = Spool::new(rot.clone());
     let b = spool.next_batch(0, 100).unwrap();
     assert_eq!(b.last().map(|r| r.seq), Some(40));
