@@ -666,3 +666,18 @@ fn history_mistakes_name_their_key() {
     let e = with("[history]\nfile_name = \"x\"\n");
     assert!(e.starts_with("xdhcp.toml:9:") && e.contains("unknown field"), "{e}");
 }
+
+#[test]
+fn the_shipped_example_shows_every_history_key_and_the_docs_document_them() {
+    let text = include_str!("../../../examples/xdhcp.toml");
+    let c = Config::from_toml(text, "examples/xdhcp.toml").unwrap();
+    let h = c.history.expect("the example keeps a history");
+    assert_eq!((h.node.as_str(), h.rotation.keep), ("edge-1", 8));
+    assert_eq!(h.rotation.path, c.state_dir.join("history.jsonl"));
+    assert_eq!(h.postgres.map(|p| p.table), Some("lease_history".to_owned()));
+    let docs = include_str!("../../../docs/config.md");
+    for key in ["file", "max_size", "keep", "node", "url", "table"] {
+        assert!(text.contains(&format!("{key} =")), "example lacks {key}");
+        assert!(docs.contains(&format!("`{key}`")), "docs/config.md lacks {key}");
+    }
+}

@@ -591,8 +591,9 @@ impl Core {
         }
         if self.history {
             for a in &acts.received {
+                // Pool balancing's moves (FREE, BACKUP, no client) are not lease history.
                 let l = acts.changes.iter().rev().find_map(|c| match c {
-                    LeaseChange::Put(l) if l.address == *a => Some(l),
+                    LeaseChange::Put(l) if l.address == *a && !l.chaddr.is_empty() => Some(l),
                     _ => None,
                 });
                 p.history.extend(
