@@ -298,7 +298,7 @@ pub struct HistoryArgs {
     pub addr: Option<Ipv4Addr>,
     /// With --addr: only who held the address at this time (unix seconds, or UTC as
     /// 2026-12-02T14:00:00Z), if anyone did.
-    #[arg(long, requires = "addr")]
+    #[arg(long)]
     pub at: Option<String>,
     /// The events of this client MAC (aa:bb:cc:dd:ee:ff).
     #[arg(long)]
@@ -310,7 +310,7 @@ pub struct HistoryArgs {
     #[arg(long)]
     pub postgres: Option<String>,
     /// The table in it (`[history.postgres] table`).
-    #[arg(long, default_value = crate::config::history::DEFAULT_TABLE, requires = "postgres")]
+    #[arg(long, default_value = crate::config::history::DEFAULT_TABLE)]
     pub table: String,
     /// A history file (its rotated files beside it, FILE.1 and on, are read too).
     #[arg(long)]

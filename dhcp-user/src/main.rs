@@ -67,6 +67,9 @@ fn history(h: &xdhcp::cli::HistoryArgs) -> Result<()> {
         (_, _, Some(c)) => Key::Circuit(c.clone()),
         _ => anyhow::bail!("give --addr, --mac or --circuit"),
     };
+    if h.at.is_some() && h.addr.is_none() {
+        anyhow::bail!("--at answers who held an address: give it with --addr");
+    }
     let at = h.at.as_deref().map(query::parse_time).transpose().map_err(anyhow::Error::msg)?;
     let found = query::lookup(&src, &key, at)?;
     if let (Some(t), true) = (at, found.is_empty()) {

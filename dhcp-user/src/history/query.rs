@@ -104,6 +104,9 @@ pub fn lookup(src: &Source, key: &Key, at: Option<u64>) -> anyhow::Result<Vec<Re
     use anyhow::Context as _;
     let mut events = match src {
         Source::Files(rot) => {
+            if rot.files().is_empty() {
+                anyhow::bail!("{}: no history file there", rot.path.display());
+            }
             let all = super::file::read_all(rot)
                 .with_context(|| format!("read {}", rot.path.display()))?;
             let mut v: Vec<Record> = all.into_iter().filter(|r| key.matches(r)).collect();
