@@ -78,7 +78,9 @@ impl HistoryFile {
         self.next_seq.saturating_sub(1)
     }
 
-    fn open(&mut self) -> io::Result<()> {
+    /// Opens the file now (it is opened on the first append otherwise): the daemon says at
+    /// start whether its history can be written.
+    pub fn open(&mut self) -> io::Result<()> {
         if self.file.is_some() {
             return Ok(());
         }

@@ -113,6 +113,19 @@ impl Writer {
         let mut threads =
             vec![std::thread::Builder::new().name("history".into()).spawn(move || {
                 let mut said = Throttle::new();
+                match file.open() {
+                    Ok(()) => st.last_seq.store(file.last_seq(), Ordering::Relaxed),
+                    Err(e) => {
+                        said.due();
+                        error!(
+                            "the lease history cannot be written (DHCP service goes on; tried \
+                             again with each turn's events): {path}: {e}"
+                        );
+                        if let Ok(mut m) = st.file_error.lock() {
+                            *m = Some(format!("{path}: {e}"));
+                        }
+                    }
+                }
                 while let Ok(events) = rx.recv() {
                     let n = events.len() as u64;
                     match file.append(events) {
