@@ -277,10 +277,7 @@ impl Daemon {
 
     /// Does what the turn decided, in its order: the kernel first, so that no reply is ahead
     /// of the map it relies on.
-    async fn apply(&mut self, now: Now, mut out: Output<ctl::ReplyTo>) {
-        if let Some(h) = &mut self.history {
-            h.record(std::mem::take(&mut out.history));
-        }
+    async fn apply(&mut self, now: Now, out: Output<ctl::ReplyTo>) {
         if let Some(k) = &mut self.kmaps {
             k.apply(&out.map_ops, now);
             if let Some(on) = out.fast_path
@@ -301,6 +298,10 @@ impl Daemon {
         }
         for (reply, answer) in out.answers {
             let _ = reply.send(answer);
+        }
+        // Last: the history is told after everyone the turn answered.
+        if let Some(h) = &mut self.history {
+            h.record(out.history);
         }
     }
 
