@@ -138,6 +138,10 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: FailoverCmd,
     },
+    /// The lease history (`[history]`): the events of an address, a MAC or a line, from the
+    /// local history files or the fleet's PostgreSQL table; with --at, who held the address
+    /// then. One JSON object a line, oldest first.
+    History(HistoryArgs),
     /// Switch the fast path on or off, or change how it reports ACKs.
     Control {
         #[arg(long)]
@@ -283,4 +287,36 @@ pub struct SubnetArgs {
     pub t1: u32,
     #[arg(long, default_value_t = 3150)]
     pub t2: u32,
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("key").required(true).args(["addr", "mac", "circuit"])))]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["postgres", "file", "config"])))]
+pub struct HistoryArgs {
+    /// The events of this address.
+    #[arg(long)]
+    pub addr: Option<Ipv4Addr>,
+    /// With --addr: only who held the address at this time (unix seconds, or UTC as
+    /// 2026-12-02T14:00:00Z), if anyone did.
+    #[arg(long)]
+    pub at: Option<String>,
+    /// The events of this client MAC (aa:bb:cc:dd:ee:ff).
+    #[arg(long)]
+    pub mac: Option<String>,
+    /// The events on this line: the option 82 circuit-id as shown, or 0x and its hex.
+    #[arg(long)]
+    pub circuit: Option<String>,
+    /// The fleet's database (a libpq key=value string or a postgresql:// URL).
+    #[arg(long)]
+    pub postgres: Option<String>,
+    /// The table in it (`[history.postgres] table`).
+    #[arg(long, default_value = crate::config::history::DEFAULT_TABLE)]
+    pub table: String,
+    /// A history file (its rotated files beside it, FILE.1 and on, are read too).
+    #[arg(long)]
+    pub file: Option<std::path::PathBuf>,
+    /// The server's config: its [history.postgres] database when it has one, else its
+    /// history files.
+    #[arg(long)]
+    pub config: Option<std::path::PathBuf>,
 }

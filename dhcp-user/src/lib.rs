@@ -16,6 +16,7 @@ pub mod daemon;
 pub mod dirlock;
 pub mod failover;
 pub mod fastpath;
+pub mod history;
 pub mod import;
 pub mod packet;
 pub mod packet_socket;

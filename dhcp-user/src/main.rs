@@ -51,6 +51,36 @@ fn import_dhcpd_conf(
     Ok(())
 }
 
+/// `xdhcp history`: the matching events as JSON lines; with --at, the holder or a message.
+fn history(h: &xdhcp::cli::HistoryArgs) -> Result<()> {
+    use xdhcp::history::query::{self, Key, Source};
+    let src = match (&h.postgres, &h.file, &h.config) {
+        (Some(url), _, _) => Source::Postgres { url: url.clone(), table: h.table.clone() },
+        (_, Some(f), _) => Source::file(f.clone()),
+        (_, _, Some(c)) => Source::of_config(&xdhcp::config::Config::load(c)?)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", c.display()))?,
+        _ => anyhow::bail!("give --postgres, --file or --config"),
+    };
+    let key = match (h.addr, &h.mac, &h.circuit) {
+        (Some(a), _, _) => Key::Addr(a),
+        (_, Some(m), _) => Key::Mac(m.to_lowercase()),
+        (_, _, Some(c)) => Key::Circuit(c.clone()),
+        _ => anyhow::bail!("give --addr, --mac or --circuit"),
+    };
+    if h.at.is_some() && h.addr.is_none() {
+        anyhow::bail!("--at answers who held an address: give it with --addr");
+    }
+    let at = h.at.as_deref().map(query::parse_time).transpose().map_err(anyhow::Error::msg)?;
+    let found = query::lookup(&src, &key, at)?;
+    if let (Some(t), true) = (at, found.is_empty()) {
+        anyhow::bail!("nobody held {} at {t}", h.addr.map(|a| a.to_string()).unwrap_or_default());
+    }
+    for r in found {
+        println!("{}", serde_json::to_string(&r)?);
+    }
+    Ok(())
+}
+
 #[expect(clippy::too_many_lines, reason = "one arm per subcommand")]
 fn run(cli: Cli) -> Result<()> {
     if let Some(ns) = &cli.netns {
@@ -84,6 +114,7 @@ fn run(cli: Cli) -> Result<()> {
             stats(iface, json)?;
         }
         Cmd::Run { config } => xdhcp::daemon::run(&config)?,
+        Cmd::History(h) => history(&h)?,
         Cmd::Check { config } => {
             let (c, _) = xdhcp::config::Config::load_on_host(&config)?;
             print!("{}", xdhcp::check::summary(&c));

@@ -3,4 +3,5 @@
 pub mod certs;
 pub mod failover_lab;
 pub mod fixture;
+pub mod postgres;
 pub mod xdp;

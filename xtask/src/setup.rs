@@ -26,6 +26,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("isc-dhcp-relay", "a real relay agent between namespaces"),
     ("isc-dhcp-server", "ISC dhcpd 4.4, the failover partner of the interop tests"),
     ("librsvg2-bin", "rsvg-convert, for the benchmark chart"),
+    ("postgresql", "PostgreSQL, the fleet's lease history database of the history tests"),
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 

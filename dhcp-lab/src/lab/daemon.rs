@@ -29,6 +29,14 @@ pub enum Launcher {
     TestHarness { exe: PathBuf, test: String },
 }
 
+impl Launcher {
+    /// [`Launcher::TestHarness`] of the running test binary, selecting `test`.
+    pub fn this_test_binary(test: &str) -> Result<Self> {
+        let exe = std::env::current_exe().context("path of the test binary")?;
+        Ok(Self::TestHarness { exe, test: test.to_owned() })
+    }
+}
+
 const CHILD_CONFIG: &str = "XDHCP_LAB_DAEMON_CONFIG";
 const CHILD_NETNS: &str = "XDHCP_LAB_DAEMON_NETNS";
 

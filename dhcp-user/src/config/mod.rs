@@ -11,6 +11,7 @@ use std::{fmt, path::Path};
 
 pub mod classes;
 mod failover;
+pub mod history;
 pub mod host;
 pub mod model;
 pub mod options;

@@ -91,6 +91,8 @@ pub struct Config {
     pub limits: Limits,
     /// `[police]`: the rates XDP holds unanswered messages to.
     pub police: super::police::Police,
+    /// `[history]`: the lease history's files and database; none when not configured.
+    pub history: Option<super::history::History>,
     /// For each subnet, the subnets of its shared network in file order (itself alone when it
     /// is in none): see [`Config::link_of`].
     links: Vec<Vec<SubnetId>>,
@@ -547,6 +549,8 @@ impl TryFrom<wire::Config> for Config {
         let profiles = Profiles::build(&subnets, &classes, &class_options, &options)?;
         let limits = limits("limits", w.limits.as_ref())?;
         let police = super::police::file(w.police.as_ref())?;
+        let state_dir = w.state_dir.unwrap_or_else(|| DEFAULT_STATE_DIR.into());
+        let history = super::history::history(w.history, &state_dir, server_id)?;
         Ok(Config {
             limits,
             police,
@@ -555,7 +559,8 @@ impl TryFrom<wire::Config> for Config {
             profiles,
             interfaces,
             server_id,
-            state_dir: w.state_dir.unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
+            state_dir,
+            history,
             control_socket: w.control_socket.unwrap_or_else(|| DEFAULT_CONTROL_SOCKET.into()),
             group: group(w.group)?,
             metrics_listen: w.metrics_listen,

@@ -668,3 +668,58 @@ fn a_group_is_a_name() {
         "xdhcp.toml:1: group: \"\" is not a group name"
     );
 }
+
+#[test]
+fn history_defaults_to_the_state_dir_and_the_server_id_as_node() {
+    let c = Config::from_toml(&format!("{MINIMAL}\n[history]\n"), "xdhcp.toml").unwrap();
+    let h = c.history.expect("configured");
+    assert_eq!(h.rotation.path, c.state_dir.join("history.jsonl"));
+    assert_eq!((h.rotation.max_size, h.rotation.keep), (64 << 20, 8));
+    assert_eq!(h.node, "10.0.0.1");
+    assert!(h.postgres.is_none());
+    assert!(Config::from_toml(MINIMAL, "xdhcp.toml").unwrap().history.is_none());
+    let pg = format!(
+        "{MINIMAL}\n[history]\nnode = \"edge-7\"\n\n[history.postgres]\n\
+         url = \"host=/run/postgresql port=5432 user=xdhcp dbname=fleet\"\n"
+    );
+    let h = Config::from_toml(&pg, "xdhcp.toml").unwrap().history.unwrap();
+    assert_eq!(h.postgres.map(|p| p.table), Some("lease_history".to_owned()));
+}
+
+#[test]
+fn history_mistakes_name_their_key() {
+    let with = |t: &str| error_of(&format!("{MINIMAL}\n{t}"));
+    assert_eq!(
+        with("[history]\nmax_size = 100\n"),
+        "xdhcp.toml:9: history.max_size: at least 4096 bytes"
+    );
+    let e = with("[history]\n[history.postgres]\nurl = \"host=a port=notaport\"\n");
+    assert!(
+        e.starts_with("xdhcp.toml:10: history.postgres.url: not a PostgreSQL connection string"),
+        "{e}"
+    );
+    assert_eq!(
+        with("[history]\n[history.postgres]\n"),
+        "xdhcp.toml:9: history.postgres.url: missing: the database, as \
+         \"host=... port=... user=... dbname=...\""
+    );
+    let e = with("[history.postgres]\nurl = \"host=a\"\ntable = \"Leases; DROP\"\n");
+    assert!(e.starts_with("xdhcp.toml:10: history.postgres.table:"), "{e}");
+    let e = with("[history]\nfile_name = \"x\"\n");
+    assert!(e.starts_with("xdhcp.toml:9:") && e.contains("unknown field"), "{e}");
+}
+
+#[test]
+fn the_shipped_example_shows_every_history_key_and_the_docs_document_them() {
+    let text = include_str!("../../../examples/xdhcp.toml");
+    let c = Config::from_toml(text, "examples/xdhcp.toml").unwrap();
+    let h = c.history.expect("the example keeps a history");
+    assert_eq!((h.node.as_str(), h.rotation.keep), ("edge-1", 8));
+    assert_eq!(h.rotation.path, c.state_dir.join("history.jsonl"));
+    assert_eq!(h.postgres.map(|p| p.table), Some("lease_history".to_owned()));
+    let docs = include_str!("../../../docs/config.md");
+    for key in ["file", "max_size", "keep", "node", "url", "table"] {
+        assert!(text.contains(&format!("{key} =")), "example lacks {key}");
+        assert!(docs.contains(&format!("`{key}`")), "docs/config.md lacks {key}");
+    }
+}

@@ -32,6 +32,8 @@ pub struct Config {
     pub classes: Vec<Class>,
     pub limits: Option<Limits>,
     pub police: Option<Police>,
+    /// `[history]`: its shape is with its validation, in `config::history`.
+    pub history: Option<super::history::WireHistory>,
 }
 
 /// `[police]`: rates of the messages XDP does not answer, per key.

@@ -78,6 +78,9 @@ pub struct Measured {
     pub policed_top: serde_json::Map<String, Value>,
     /// The failover link's refused connections, when a relationship is configured.
     pub failover_link: Option<LinkMeasure>,
+    /// The lease history's writer and PostgreSQL sender (`history::writer::Stats`); null
+    /// without `[history]`.
+    pub history: Value,
 }
 
 /// The failover link as its I/O task counts it (`daemon::strangers`).
@@ -283,7 +286,8 @@ fn matches_id(want: &str, id: &[u8]) -> bool {
     digits.eq_ignore_ascii_case(&hex(id))
 }
 
-pub(super) fn hex(b: &[u8]) -> String {
+#[must_use]
+pub fn hex(b: &[u8]) -> String {
     b.iter().fold(String::new(), |mut s, x| {
         let _ = write!(s, "{x:02x}");
         s
@@ -332,6 +336,7 @@ fn stats(core: &Core, measured: &Measured) -> Value {
         "fast_path": measured.fast_path,
         "lease_tables": measured.lease_tables,
         "policed_top": measured.policed_top,
+        "history": measured.history,
         "store": {
             "commits": m.commits,
             "changes": m.changes,
@@ -368,6 +373,15 @@ fn label_value(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
+/// The history's counters (`xdhcp_history_written`...), and its database's.
+fn history_metrics(h: &Value, line: &mut impl FnMut(&str, &str, &Value)) {
+    for (prefix, v) in [("history", h), ("history_postgres", &h["postgres"])] {
+        for (k, n) in v.as_object().into_iter().flatten() {
+            line(&format!("xdhcp_{prefix}_{k}"), "", n);
+        }
+    }
+}
+
 fn metrics(core: &Core, measured: &Measured) -> String {
     let v = stats(core, measured);
     let mut out = String::new();
@@ -396,6 +410,7 @@ fn metrics(core: &Core, measured: &Measured) -> String {
     for (k, n) in v["lease_limited"].as_object().into_iter().flatten() {
         line("xdhcp_lease_limited_total", &format!("{{key=\"{k}\"}}"), n);
     }
+    history_metrics(&v["history"], &mut line);
     for (k, n) in v["classified"].as_object().into_iter().flatten() {
         line("xdhcp_class_requests_total", &format!("{{class=\"{k}\"}}"), n);
     }

@@ -33,6 +33,7 @@ pub use durable::{Durable, DurableError, MemStore};
 use crate::{
     config::Config,
     failover::{self, Failover, LinkCmd},
+    history::{Kind, LeaseEvent, Via},
     server::{FastPathLease, Handled, MapOp, Reply, RxInfo, Server},
     store::{LeaseChange, LeaseState},
 };
@@ -118,6 +119,9 @@ pub struct Output<R> {
     pub answers: Vec<(R, Value)>,
     /// The store refused a commit: nothing of the turn's DHCP decisions was sent.
     pub commit_failed: bool,
+    /// The lease history's events of what the turn committed, when `[history]` is configured;
+    /// none from a turn whose commit failed.
+    pub history: Vec<LeaseEvent>,
 }
 
 impl<R> Default for Output<R> {
@@ -130,6 +134,7 @@ impl<R> Default for Output<R> {
             link: Vec::new(),
             answers: Vec::new(),
             commit_failed: false,
+            history: Vec::new(),
         }
     }
 }
@@ -151,6 +156,8 @@ struct Pending {
     local: Vec<Ipv4Addr>,
     commit: Option<dhcp_failover::engine::CommitId>,
     gate_changed: bool,
+    /// The history's events of these changes (and of renewals XDP answered that need none).
+    history: Vec<LeaseEvent>,
 }
 
 /// The lease state's one owner: the DHCP engine and the failover glue, and what it counts.
@@ -163,6 +170,8 @@ pub struct Core {
     /// Addresses whose kernel entry a turn deleted while no client held them, with that turn:
     /// two turns on, every renewal the kernel answered before the delete has been drained.
     letting_go: Vec<(Ipv4Addr, u64)>,
+    /// `[history]` is configured: the turn describes its lease events.
+    history: bool,
 }
 
 /// Turns between deleting an address's kernel entry and voiding its hold: the driver applies
@@ -189,6 +198,7 @@ impl Core {
             .collect();
         let server = Server::new(cfg.clone(), leases);
         Ok(Self {
+            history: cfg.history.is_some(),
             cfg,
             server,
             failover: fo.map(|fo| Relationship { fo, link_id: None, unsaved: None }),
@@ -277,17 +287,7 @@ impl Core {
         let mut requests = Vec::new();
         for input in rest {
             match input {
-                Input::Renewed(ev) => {
-                    let at = now.unix_of(ev.at_ns);
-                    let addr = Ipv4Addr::from(ev.addr);
-                    self.fast_path_renewals += 1;
-                    if let Some(c) =
-                        self.server.apply_fast_path_renewal(at, addr, ev.chaddr, ev.granted_secs)
-                    {
-                        p.local.push(c.address());
-                        p.changes.push(c);
-                    }
-                }
+                Input::Renewed(ev) => self.fast_path_renewal(now, &ev, &mut p),
                 Input::Dhcp { rx, bytes } => requests.push((rx, bytes)),
                 Input::Control { req, reply, measured } => controls.push((req, reply, measured)),
                 Input::Link(_) => {}
@@ -296,6 +296,9 @@ impl Core {
         self.let_go(now.unix, &mut p);
         for (rx, bytes) in requests {
             let o = self.server.handle_bytes(now.unix, &bytes, &rx);
+            if self.history {
+                p.history.extend(self.handled_event(now.unix, &o));
+            }
             self.log_circuit_changes();
             self.log_limits();
             p.local.extend(o.changes.iter().map(LeaseChange::address));
@@ -303,11 +306,7 @@ impl Core {
             out.replies.extend(o.reply);
             out.handled.push(o.result);
         }
-        if self.server.next_timeout().is_some_and(|t| t <= now.unix) {
-            let expired = self.server.expire(now.unix);
-            p.local.extend(expired.iter().map(LeaseChange::address));
-            p.changes.extend(expired);
-        }
+        self.expire_due(now.unix, &mut p);
 
         for _ in 0..COMMIT_ROUNDS {
             if p.changes.is_empty() && p.local.is_empty() && p.commit.is_none() {
@@ -335,6 +334,9 @@ impl Core {
             out.replies.clear();
             out.commit_failed = true;
         }
+        if !out.commit_failed {
+            out.history = std::mem::take(&mut p.history);
+        }
         if p.gate_changed {
             out.fast_path = Some(self.fast_path_allowed());
             if let Some(f) = &self.failover {
@@ -357,6 +359,62 @@ impl Core {
             out.answers.push((reply, answer));
         }
         out
+    }
+
+    /// A renewal XDP answered, recorded as of when it answered.
+    fn fast_path_renewal(&mut self, now: Now, ev: &RenewEvent, p: &mut Pending) {
+        let at = now.unix_of(ev.at_ns);
+        let addr = Ipv4Addr::from(ev.addr);
+        self.fast_path_renewals += 1;
+        if let Some(c) = self.server.apply_fast_path_renewal(at, addr, ev.chaddr, ev.granted_secs) {
+            p.local.push(c.address());
+            p.changes.push(c);
+        }
+        // Taken, whether or not it needed a commit: the record is now the client's, active.
+        if self.history
+            && let Some(l) = self.server.lease(addr)
+            && l.state == LeaseState::Active
+            && l.mac() == Some(ev.chaddr)
+        {
+            p.history.push(LeaseEvent::of_lease(at, Kind::Renew, Via::Xdp, l));
+        }
+    }
+
+    /// Leases (and offers, and probations) that ran out by `now`.
+    fn expire_due(&mut self, now: u64, p: &mut Pending) {
+        if self.server.next_timeout().is_none_or(|t| t > now) {
+            return;
+        }
+        let expired = self.server.expire(now);
+        if self.history {
+            p.history.extend(expired.iter().filter_map(|c| match c {
+                // Not a probation ending (Abandoned to Free): that held no client.
+                LeaseChange::Put(l) if l.state == LeaseState::Expired => {
+                    Some(LeaseEvent::of_lease(now, Kind::Expire, Via::Slow, l))
+                }
+                _ => None,
+            }));
+        }
+        p.local.extend(expired.iter().map(LeaseChange::address));
+        p.changes.extend(expired);
+    }
+
+    /// The history's event of one DHCP request, read from what the server decided and the
+    /// record it left: a binding whose state started now is new, else it was renewed.
+    fn handled_event(&self, now: u64, o: &crate::server::Outcome) -> Option<LeaseEvent> {
+        let (kind, a) = match o.result {
+            Handled::Offered(a) => {
+                return o.reply.as_ref().map(|r| LeaseEvent::of_offer(now, a, &r.msg));
+            }
+            Handled::Acked(a) => {
+                let l = self.server.lease(a)?;
+                (if l.stos == now { Kind::Bind } else { Kind::Renew }, a)
+            }
+            Handled::Declined(a) => (Kind::Decline, a),
+            Handled::Released(a) => (Kind::Release, a),
+            Handled::Nacked | Handled::Informed | Handled::Dropped(_) => return None,
+        };
+        Some(LeaseEvent::of_lease(now, kind, Via::Slow, self.server.lease(a)?))
     }
 
     /// Each request from another line than its binding's (option 82 circuit-id), and what
@@ -529,6 +587,18 @@ impl Core {
             if let Some(id) = f.link_id.take() {
                 out.link.push(PeerCmd::Close { id });
                 f.fo.link_down(now);
+            }
+        }
+        if self.history {
+            for a in &acts.received {
+                // Pool balancing's moves (FREE, BACKUP, no client) are not lease history.
+                let l = acts.changes.iter().rev().find_map(|c| match c {
+                    LeaseChange::Put(l) if l.address == *a && !l.chaddr.is_empty() => Some(l),
+                    _ => None,
+                });
+                p.history.extend(
+                    l.map(|l| LeaseEvent::of_lease(now, Kind::FailoverUpdate, Via::Partner, l)),
+                );
             }
         }
         p.changes.append(&mut acts.changes);

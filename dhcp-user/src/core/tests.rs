@@ -9,9 +9,7 @@ use crate::store::LeaseState;
 
 const T0: u64 = 1_700_000_000;
 
-fn core(store: &MemStore) -> Core {
-    let cfg = Config::from_toml(
-        r#"
+const CONFIG: &str = r#"
 interfaces = ["eth1"]
 server_id = "10.0.0.1"
 
@@ -19,11 +17,10 @@ server_id = "10.0.0.1"
 prefix = "10.0.0.0/24"
 pools = [{ start = "10.0.0.100", end = "10.0.0.103" }]
 lease_time = 600
-"#,
-        "core.toml",
-    )
-    .unwrap();
-    Core::new(cfg, store, T0).unwrap()
+"#;
+
+fn core(store: &MemStore) -> Core {
+    Core::new(Config::from_toml(CONFIG, "core.toml").unwrap(), store, T0).unwrap()
 }
 
 fn dhcp(kind: MessageType, mac: [u8; 6], ciaddr: Ipv4Addr, extra: &[DhcpOption]) -> Input<()> {
@@ -253,4 +250,74 @@ fn an_operator_pages_through_the_leases_and_finds_one_by_mac_or_client_id() {
     // A query it cannot read is an error, not everything.
     let v = ask(LeaseQuery { mac: Some("nonsense".into()), ..LeaseQuery::default() });
     assert!(v["error"].as_str().unwrap().starts_with("mac:"), "{v}");
+}
+
+/// [`core`]'s server with `[history]` configured: its turns describe their lease events.
+fn core_with_history(store: &MemStore) -> Core {
+    let text = format!("{CONFIG}\n[history]\nfile = \"/nonexistent/history.jsonl\"\n");
+    Core::new(Config::from_toml(&text, "core.toml").unwrap(), store, T0).unwrap()
+}
+
+fn kinds(out: &Output<()>) -> Vec<(crate::history::Kind, crate::history::Via, u64)> {
+    out.history.iter().map(|e| (e.kind, e.path, e.lease_end)).collect()
+}
+
+#[test]
+fn a_lease_s_life_from_offer_to_release_is_in_the_history_with_the_path_that_answered() {
+    use crate::history::{Kind, Via};
+    let mut store = MemStore::default();
+    let mut c = core_with_history(&store);
+    let out = c.turn(
+        Now::at(T0),
+        vec![dhcp(MessageType::Discover, MAC, Ipv4Addr::UNSPECIFIED, &[])],
+        &mut store,
+    );
+    let Handled::Offered(a) = out.handled[0] else { panic!("{:?}", out.handled) };
+    assert_eq!(kinds(&out), [(Kind::Offer, Via::Slow, T0 + 600)]);
+    assert_eq!((out.history[0].address, out.history[0].mac.as_str()), (a, "02:00:00:00:00:07"));
+    let select = [
+        DhcpOption::ServerIdentifier(Ipv4Addr::new(10, 0, 0, 1)),
+        DhcpOption::RequestedIpAddress(a),
+    ];
+    let out = c.turn(
+        Now::at(T0 + 1),
+        vec![dhcp(MessageType::Request, MAC, Ipv4Addr::UNSPECIFIED, &select)],
+        &mut store,
+    );
+    assert_eq!(kinds(&out), [(Kind::Bind, Via::Slow, T0 + 601)]);
+    assert_eq!(out.history[0].state, "active");
+    // Renewed by the slow path, then by XDP (its event a turn later).
+    let out = c.turn(Now::at(T0 + 300), vec![dhcp(MessageType::Request, MAC, a, &[])], &mut store);
+    assert_eq!(kinds(&out), [(Kind::Renew, Via::Slow, T0 + 900)]);
+    let out = c.turn(Now::at(T0 + 601), vec![renewed_by_xdp(a, T0 + 600)], &mut store);
+    assert_eq!(kinds(&out), [(Kind::Renew, Via::Xdp, T0 + 1200)]);
+    assert_eq!(out.history[0].time, T0 + 600, "when XDP answered, not when it was drained");
+    let out = c.turn(Now::at(T0 + 700), vec![dhcp(MessageType::Release, MAC, a, &[])], &mut store);
+    assert_eq!(out.handled, [Handled::Released(a)]);
+    assert_eq!(out.history.len(), 1);
+    assert_eq!((out.history[0].kind, out.history[0].state.as_str()), (Kind::Release, "released"));
+}
+
+#[test]
+fn a_lease_that_runs_out_is_an_expiry_and_a_turn_whose_commit_failed_tells_nothing() {
+    use crate::history::{Kind, Via};
+    let mut store = MemStore::default();
+    let mut c = core_with_history(&store);
+    let a = lease(&mut c, &mut store, T0);
+    store.fail_next_commit = true;
+    let out = c.turn(Now::at(T0 + 300), vec![dhcp(MessageType::Request, MAC, a, &[])], &mut store);
+    assert!(out.commit_failed);
+    assert!(out.history.is_empty(), "not committed, not history: {:?}", out.history);
+    let out = c.turn(Now::at(T0 + 601), Vec::new(), &mut store);
+    assert_eq!(kinds(&out), [(Kind::Expire, Via::Slow, T0 + 600)]);
+    assert_eq!(out.history[0].address, a);
+}
+
+#[test]
+fn without_history_configured_the_turn_describes_no_events() {
+    let mut store = MemStore::default();
+    let mut c = core(&store);
+    let a = lease(&mut c, &mut store, T0);
+    let out = c.turn(Now::at(T0 + 300), vec![renewed_by_xdp(a, T0 + 300)], &mut store);
+    assert!(out.history.is_empty());
 }

@@ -89,6 +89,8 @@ struct Daemon {
     reported: ([u64; 2], Instant),
     /// The keys XDP's policing refused most, ranked off the loop.
     offenders: Option<crate::fastpath::police::Watch>,
+    /// `[history]`: where each turn's lease events go.
+    history: Option<crate::history::writer::Writer>,
 }
 
 /// Opens the lease store in `dir` with `open`, its files given `access` before (so that SQLite
@@ -175,6 +177,12 @@ pub fn run_until(config: &Path, stop: Option<oneshot::Receiver<()>>) -> Result<(
     unsafe {
         libc::malloc_trim(0);
     }
+    let history = cfg
+        .history
+        .as_ref()
+        .map(crate::history::writer::Writer::start)
+        .transpose()
+        .context("start the lease history's threads")?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async move {
         let mut socks = Vec::new();
@@ -199,6 +207,7 @@ pub fn run_until(config: &Path, stop: Option<oneshot::Receiver<()>>) -> Result<(
             events: Vec::new(),
             intake: Arc::new(intake),
             reported: ([0; 2], Instant::now()),
+            history,
         };
         d.serve(stop, outlets).await
     })
@@ -331,6 +340,10 @@ impl Daemon {
         for (reply, answer) in out.answers {
             let _ = reply.send(answer);
         }
+        // Last: the history is told after everyone the turn answered.
+        if let Some(h) = &mut self.history {
+            h.record(out.history);
+        }
     }
 
     /// SIGTERM: the partner hears that this server pauses, and the link gets a moment to
@@ -373,6 +386,7 @@ impl Daemon {
             store: self.store.stats,
             overload_dropped: self.intake.dropped(),
             failover_link: self.link_counters.as_ref().map(|c| c.read()),
+            history: self.history.as_ref().map_or(serde_json::Value::Null, |h| h.stats.to_json()),
             ..Measured::default()
         };
         for i in self.kmaps.iter().flat_map(|k| &k.ifaces) {

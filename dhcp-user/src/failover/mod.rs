@@ -69,6 +69,9 @@ pub struct Actions {
     pub changes: Vec<LeaseChange>,
     /// Addresses among `changes` that this server changed (the partner must hear of them).
     pub local: Vec<Ipv4Addr>,
+    /// Addresses among `changes` whose binding the partner sent (BNDUPD) and this server took:
+    /// the lease history's failover updates.
+    pub received: Vec<Ipv4Addr>,
     /// The failover state to write, when it changed.
     pub persist: Option<Vec<u8>>,
     /// Bindings of the partner up to here are in `changes`: report it to
@@ -555,6 +558,7 @@ impl Failover {
                     out.local.push(binding.ip);
                 }
                 out.changes.push(server.put_failover_record(now, l));
+                out.received.push(binding.ip);
                 self.counters.bindings_applied += 1;
             }
             Event::BindingAcked { ip, status, acked_pet, latest } => {

@@ -62,6 +62,8 @@ struct Side {
     inbox: Vec<LinkEvent>,
     /// The connection this side is on.
     link: Option<u64>,
+    /// The lease history its turns described (with `[history]` configured).
+    history: Vec<crate::history::LeaseEvent>,
 }
 
 impl Side {
@@ -76,7 +78,7 @@ impl Side {
     /// The daemon starting on what `store` holds (after a crash: what was committed).
     fn from_store(cfg: Config, store: MemStore, now: u64) -> Self {
         let core = Core::new(cfg, &store, now).unwrap();
-        Side { core, store, outbox: Vec::new(), inbox: Vec::new(), link: None }
+        Side { core, store, outbox: Vec::new(), inbox: Vec::new(), link: None, history: Vec::new() }
     }
 
     fn fo(&self) -> &Failover {
@@ -93,6 +95,7 @@ impl Side {
         all.extend(inputs);
         let mut out = self.core.turn(Now::at(now), all, &mut self.store);
         self.outbox.append(&mut out.link);
+        self.history.append(&mut out.history);
         out
     }
 
@@ -278,6 +281,29 @@ fn dora(side: &mut Side, now: u64, mac: [u8; 6]) -> (Ipv4Addr, u32) {
     let o = side.dhcp(now, &select(mac, sid, a));
     assert_eq!(o.result, Handled::Acked(a));
     (a, lease_time(&o))
+}
+
+#[test]
+fn a_binding_the_partner_sent_is_in_the_history_as_a_failover_update() {
+    use crate::history::{Kind, Via};
+    let more = "\n[history]\nfile = \"/nonexistent/history.jsonl\"\n";
+    let (p, s) = (config_with("primary", more), config_with("secondary", more));
+    let mut pair = Pair::of(Side::with(p), Side::with(s));
+    pair.normal();
+    assert!(pair.s.history.is_empty(), "pool balancing is not lease history");
+    let mac = mac_for(true, 3);
+    let (a, _) = dora(&mut pair.p, pair.now, mac);
+    pair.exchange();
+    let of = |side: &Side| -> Vec<(Kind, Via, String)> {
+        let e = side.history.iter().filter(|e| e.address == a);
+        e.map(|e| (e.kind, e.path, e.state.clone())).collect()
+    };
+    assert_eq!(
+        of(&pair.p),
+        [(Kind::Offer, Via::Slow, "offered".into()), (Kind::Bind, Via::Slow, "active".into())]
+    );
+    assert_eq!(of(&pair.s), [(Kind::FailoverUpdate, Via::Partner, "active".into())]);
+    assert_eq!(pair.s.history[0].mac, crate::packet::fmt_mac(&mac));
 }
 
 #[test]
