@@ -170,8 +170,6 @@ pub struct Core {
     /// Addresses whose kernel entry a turn deleted while no client held them, with that turn:
     /// two turns on, every renewal the kernel answered before the delete has been drained.
     letting_go: Vec<(Ipv4Addr, u64)>,
-    /// `[history]` is configured: the turn describes its lease events.
-    history: bool,
 }
 
 /// Turns between deleting an address's kernel entry and voiding its hold: the driver applies
@@ -198,7 +196,6 @@ impl Core {
             .collect();
         let server = Server::new(cfg.clone(), leases);
         Ok(Self {
-            history: cfg.history.is_some(),
             cfg,
             server,
             failover: fo.map(|fo| Relationship { fo, link_id: None, unsaved: None }),
@@ -296,7 +293,7 @@ impl Core {
         self.let_go(now.unix, &mut p);
         for (rx, bytes) in requests {
             let o = self.server.handle_bytes(now.unix, &bytes, &rx);
-            if self.history {
+            if self.keeps_history() {
                 p.history.extend(self.handled_event(now.unix, &o));
             }
             self.log_circuit_changes();
@@ -361,6 +358,11 @@ impl Core {
         out
     }
 
+    /// `[history]` is configured: the turn describes its lease events.
+    fn keeps_history(&self) -> bool {
+        self.cfg.history.is_some()
+    }
+
     /// A renewal XDP answered, recorded as of when it answered.
     fn fast_path_renewal(&mut self, now: Now, ev: &RenewEvent, p: &mut Pending) {
         let at = now.unix_of(ev.at_ns);
@@ -371,7 +373,7 @@ impl Core {
             p.changes.push(c);
         }
         // Taken, whether or not it needed a commit: the record is now the client's, active.
-        if self.history
+        if self.keeps_history()
             && let Some(l) = self.server.lease(addr)
             && l.state == LeaseState::Active
             && l.mac() == Some(ev.chaddr)
@@ -386,7 +388,7 @@ impl Core {
             return;
         }
         let expired = self.server.expire(now);
-        if self.history {
+        if self.keeps_history() {
             p.history.extend(expired.iter().filter_map(|c| match c {
                 // Not a probation ending (Abandoned to Free): that held no client.
                 LeaseChange::Put(l) if l.state == LeaseState::Expired => {
@@ -589,7 +591,7 @@ impl Core {
                 f.fo.link_down(now);
             }
         }
-        if self.history {
+        if self.cfg.history.is_some() {
             for a in &acts.received {
                 // Pool balancing's moves (FREE, BACKUP, no client) are not lease history.
                 let l = acts.changes.iter().rev().find_map(|c| match c {

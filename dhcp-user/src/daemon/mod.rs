@@ -93,14 +93,10 @@ struct Daemon {
     history: Option<crate::history::writer::Writer>,
 }
 
-/// Opens the lease store in `dir` with `open`, its files given `access` before (so that SQLite
+/// Opens the lease store in `dir`, its files given `access` before (so that SQLite
 /// creates its `-wal` and `-shm` with the database's mode) and after (so that they have it
 /// whatever an older version left).
-fn secure_store(
-    dir: &Path,
-    access: Access,
-    open: impl FnOnce() -> crate::store::Result<LeaseStore>,
-) -> Result<LeaseStore> {
+fn secure_store(dir: &Path, access: Access) -> Result<LeaseStore> {
     let db = dir.join(crate::store::DB_FILE);
     let files = || -> std::io::Result<()> {
         for suffix in ["-wal", "-shm"] {
@@ -114,7 +110,7 @@ fn secure_store(
         .file(&db)
         .and_then(|()| files())
         .with_context(|| format!("set the mode of {}", db.display()))?;
-    let store = open()?;
+    let store = LeaseStore::open(dir)?;
     files().with_context(|| format!("set the mode of {}'s -wal and -shm", db.display()))?;
     Ok(store)
 }
@@ -145,7 +141,7 @@ pub fn run_until(config: &Path, stop: Option<oneshot::Receiver<()>>) -> Result<(
         .with_context(|| format!("create state_dir {}", cfg.state_dir.display()))?;
     // Held until this function returns: one owner of the lease state.
     let _owner = crate::store::lock(&cfg.state_dir, STORE_WAIT)?;
-    let store = secure_store(&cfg.state_dir, access, || LeaseStore::open(&cfg.state_dir))?;
+    let store = secure_store(&cfg.state_dir, access)?;
     let mut store = TimedStore { store, stats: CommitStats::default() };
     store.store.set_class_names(cfg.classes.iter().map(|c| c.name.clone()).collect());
     let now = Now::read();
