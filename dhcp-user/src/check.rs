@@ -22,7 +22,7 @@ pub fn summary(c: &Config) -> String {
         reservations
     );
     let _ = writeln!(s, "server {} on {}", c.server_id, c.interfaces.join(", "));
-    if let Some(f) = &c.failover {
+    for f in &c.failover {
         let role = match f.role {
             Role::Primary => "primary",
             Role::Secondary => "secondary",
@@ -59,8 +59,9 @@ pub fn summary(c: &Config) -> String {
             ": lease {} s (min {}, max {}), t1 {} s, t2 {} s",
             sub.lease_time, sub.min_lease, sub.max_lease, sub.t1, sub.t2
         );
-        if sub.failover {
-            s.push_str(", shared with the failover partner");
+        if let Some(r) = sub.failover {
+            let name = &c.failover[r.index()].name;
+            let _ = write!(s, ", shared in failover {name:?}");
         }
         s.push('\n');
         for p in &sub.pools {

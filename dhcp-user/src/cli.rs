@@ -202,6 +202,9 @@ pub enum FailoverCmd {
     Status {
         #[arg(long)]
         json: bool,
+        /// Only this relationship (default: every one).
+        #[arg(long)]
+        relationship: Option<String>,
         #[arg(long, default_value = DEFAULT_SOCKET)]
         socket: std::path::PathBuf,
     },
@@ -213,6 +216,9 @@ pub enum FailoverCmd {
         /// Required: you checked that the partner is not serving clients.
         #[arg(long)]
         yes_partner_is_down: bool,
+        /// The relationship whose partner is down; required when there are several.
+        #[arg(long)]
+        relationship: Option<String>,
         #[arg(long, default_value = DEFAULT_SOCKET)]
         socket: std::path::PathBuf,
     },

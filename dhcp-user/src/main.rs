@@ -163,11 +163,13 @@ fn run(cli: Cli) -> Result<()> {
             let v = ctl::request(&socket, &ctl::Request::Metrics)?;
             print!("{}", v["text"].as_str().unwrap_or_default());
         }
-        Cmd::Failover { cmd: FailoverCmd::Status { json, socket } } => {
-            failover_status(&socket, json)?;
+        Cmd::Failover { cmd: FailoverCmd::Status { json, relationship, socket } } => {
+            failover_status(&socket, json, relationship)?;
         }
-        Cmd::Failover { cmd: FailoverCmd::PartnerDown { yes_partner_is_down, socket } } => {
-            failover_partner_down(&socket, yes_partner_is_down)?;
+        Cmd::Failover {
+            cmd: FailoverCmd::PartnerDown { yes_partner_is_down, relationship, socket },
+        } => {
+            failover_partner_down(&socket, yes_partner_is_down, relationship)?;
         }
         Cmd::Lease { cmd: LeaseCmd::Put(p) } => lease_put(&p)?,
         Cmd::Lease { cmd: LeaseCmd::Del { iface, addr } } => {
@@ -583,7 +585,11 @@ fn subnet_set(s: &SubnetArgs) -> Result<()> {
     Ok(())
 }
 
-fn failover_partner_down(socket: &std::path::Path, confirm: bool) -> Result<()> {
+fn failover_partner_down(
+    socket: &std::path::Path,
+    confirm: bool,
+    relationship: Option<String>,
+) -> Result<()> {
     if !confirm {
         anyhow::bail!(
             "refusing without --yes-partner-is-down: check first that the partner is really \
@@ -591,7 +597,7 @@ fn failover_partner_down(socket: &std::path::Path, confirm: bool) -> Result<()> 
              address to two clients"
         );
     }
-    let v = ctl::request(socket, &ctl::Request::FailoverPartnerDown { confirm })?;
+    let v = ctl::request(socket, &ctl::Request::FailoverPartnerDown { confirm, relationship })?;
     let at = v["partner_addresses_usable_at"].as_u64().unwrap_or(0);
     println!(
         "partner-down: this server now serves every client; the partner's free addresses \
@@ -601,12 +607,32 @@ fn failover_partner_down(socket: &std::path::Path, confirm: bool) -> Result<()> 
     Ok(())
 }
 
-fn failover_status(socket: &std::path::Path, json: bool) -> Result<()> {
-    let v = ctl::request(socket, &ctl::Request::FailoverStatus)?;
+fn failover_status(
+    socket: &std::path::Path,
+    json: bool,
+    relationship: Option<String>,
+) -> Result<()> {
+    let v = ctl::request(socket, &ctl::Request::FailoverStatus { relationship })?;
     if json {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
+    match v["relationships"].as_array() {
+        Some(all) => {
+            for (i, st) in all.iter().enumerate() {
+                if i > 0 {
+                    println!();
+                }
+                print_relationship(st);
+            }
+        }
+        None => print_relationship(&v),
+    }
+    Ok(())
+}
+
+/// One relationship's `failover status`, for a person.
+fn print_relationship(v: &serde_json::Value) {
     let s = |k: &str| match &v[k] {
         serde_json::Value::String(s) => s.clone(),
         serde_json::Value::Null => "-".into(),
@@ -692,5 +718,4 @@ fn failover_status(socket: &std::path::Path, json: bool) -> Result<()> {
             &rows
         )
     );
-    Ok(())
 }

@@ -270,7 +270,7 @@ impl Xdhcp {
     }
 
     pub fn failover(&self) -> Result<Value> {
-        self.ask(&ctl::Request::FailoverStatus)
+        self.ask(&ctl::Request::FailoverStatus { relationship: None })
     }
 
     /// Every lease record the server holds (`xdhcp leases --json`).

@@ -89,14 +89,16 @@ fn primary_dies_the_secondary_serves_its_share_then_everything_after_partner_dow
     assert_eq!(num(&st["pools"][0], "share_partner_free"), theirs, "{st}");
     let metrics = s.ask(&Request::Metrics).unwrap();
     let text = metrics["text"].as_str().unwrap_or_default();
-    let want =
-        format!("xdhcp_failover_share_free{{subnet=\"10.94.0.0/24\",owner=\"partner\"}} {theirs}");
+    let want = format!(
+        "xdhcp_failover_share_free{{relationship=\"edge-faults\",subnet=\"10.94.0.0/24\",owner=\"partner\"}} {theirs}"
+    );
     assert!(text.contains(&want), "{text}");
 
     // The operator: first without confirming, then for real.
-    let refused = s.ask(&Request::FailoverPartnerDown { confirm: false });
+    let refused = s.ask(&Request::FailoverPartnerDown { confirm: false, relationship: None });
     assert!(refused.is_err(), "{refused:?}");
-    let declared = s.ask(&Request::FailoverPartnerDown { confirm: true }).unwrap();
+    let declared =
+        s.ask(&Request::FailoverPartnerDown { confirm: true, relationship: None }).unwrap();
     let usable_in = num(&declared, "usable_in_secs");
     assert!((MCLT - 2..=MCLT).contains(&usable_in), "{declared}");
     assert_eq!(declared["status"]["my_state"], "partner-down", "{declared}");

@@ -255,12 +255,13 @@ fn isc_partner_crashes(xdhcp_primary: bool, net: u8) {
     let metrics = x.ask(&Request::Metrics).unwrap();
     let text = metrics["text"].as_str().unwrap_or_default();
     let want = format!(
-        "xdhcp_failover_share_free{{subnet=\"10.{net}.0.0/24\",owner=\"partner\"}} {theirs}"
+        "xdhcp_failover_share_free{{relationship=\"edge-faults\",subnet=\"10.{net}.0.0/24\",owner=\"partner\"}} {theirs}"
     );
     assert!(text.contains(&want), "{text}");
 
     // The operator declares dhcpd down; its addresses are used only after STOS+MCLT.
-    let declared = x.ask(&Request::FailoverPartnerDown { confirm: true }).unwrap();
+    let declared =
+        x.ask(&Request::FailoverPartnerDown { confirm: true, relationship: None }).unwrap();
     let usable_in = num(&declared, "usable_in_secs");
     assert!((MCLT - 2..=MCLT).contains(&usable_in), "{declared}");
     let early = dora_clients(&clients, 100, 3, Duration::from_secs(4)).unwrap();
@@ -480,7 +481,8 @@ fn partner_down_while_dhcpd_serves(net: u8, xdhcp_primary: bool) {
             .unwrap();
 
         // The operator declares dhcpd down. It is not.
-        let declared = x.ask(&Request::FailoverPartnerDown { confirm: true }).unwrap();
+        let declared =
+            x.ask(&Request::FailoverPartnerDown { confirm: true, relationship: None }).unwrap();
         assert_eq!(declared["status"]["my_state"], "partner-down", "{declared}");
         let usable_in = num(&declared, "usable_in_secs");
         let declared_at = Instant::now();

@@ -128,7 +128,12 @@ fn an_xdhcp_pair_reaches_normal_replicates_both_ways_and_carries_fast_path_renew
     assert_eq!(num(&st, "updates_unacked"), 0, "{st}");
     let metrics = s.ask(&xdhcp::daemon::ctl::Request::Metrics).unwrap();
     let text = metrics["text"].as_str().unwrap_or_default();
-    assert!(text.contains("xdhcp_failover_state{side=\"self\",state=\"normal\"} 1"), "{text}");
+    assert!(
+        text.contains(
+            "xdhcp_failover_state{relationship=\"edge-pair\",side=\"self\",state=\"normal\"} 1"
+        ),
+        "{text}"
+    );
     eprintln!(
         "pair: NORMAL after {:.1} s, replicated and renewed through XDP after {:.1} s",
         normal_after.as_secs_f64(),

@@ -237,10 +237,17 @@ fn partners_of_another_ca_another_name_or_without_tls_and_strangers_are_refused(
     .unwrap();
     let metrics = px.ask(&xdhcp::daemon::ctl::Request::Metrics).unwrap();
     let text = metrics["text"].as_str().unwrap_or_default();
-    assert!(text.contains("xdhcp_failover_link_refused_total{reason=\"stranger\"} 1"), "{text}");
-    let handshakes = text
-        .lines()
-        .find_map(|l| l.strip_prefix("xdhcp_failover_link_refused_total{reason=\"handshake\"} "));
+    assert!(
+        text.contains(
+            "xdhcp_failover_link_refused_total{relationship=\"edge-tls\",reason=\"stranger\"} 1"
+        ),
+        "{text}"
+    );
+    let handshakes = text.lines().find_map(|l| {
+        l.strip_prefix(
+            "xdhcp_failover_link_refused_total{relationship=\"edge-tls\",reason=\"handshake\"} ",
+        )
+    });
     assert!(handshakes.and_then(|n| n.parse::<u64>().ok()) >= Some(refused), "{text}");
 
     // DHCP goes on meanwhile: a new client gets an address from the primary's own share.

@@ -94,7 +94,7 @@ fn import_conf(file: &Path, port: &Port, server_id: Ipv4Addr) -> String {
     };
     let t = xdhcp::import::conf::translate(file, &inputs).unwrap();
     assert!(t.untranslated.is_empty(), "{:?}", t.untranslated);
-    let f = t.config.failover.as_ref().expect("the failover peer is translated");
+    let f = t.config.failover.first().expect("the failover peer is translated");
     assert_eq!(f.name, NAME);
     // Top-level keys go before the first table.
     format!("state_dir = \"STATE\"\ncontrol_socket = \"SOCKET\"\n{}", t.toml)

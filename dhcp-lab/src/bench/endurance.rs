@@ -111,14 +111,15 @@ pub fn run(population: u32, rewinding: bool) -> Value {
         let a = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 0, 0, 10)) + i);
         store.leases.insert(a, Lease::new(a, LeaseState::Backup, 0, T0));
     }
-    store.failover = Some(encode_state(&PersistedState {
+    let state = encode_state(&PersistedState {
         my_state: ServerState::CommunicationsInterrupted,
         my_state_since: T0,
         partner_state: Some(ServerState::Normal),
         partner_state_since: T0,
         mclt: MCLT,
         hba: Hba::split(128),
-    }));
+    });
+    store.failover.insert("endurance".to_owned(), state);
     let mut core = Core::new(cfg.clone(), &store, T0).unwrap_or_else(|e| panic!("{e}"));
     core.set_rewinding(rewinding);
     let mut rng = Rng(7);

@@ -11,8 +11,8 @@ use crate::tls::PeerTls;
 pub struct Host {
     /// `group`'s id.
     pub gid: Option<u32>,
-    /// `failover.tls`, read and ready.
-    pub peer_tls: Option<PeerTls>,
+    /// Each relationship's `tls`, read and ready, by [`crate::config::RelationshipId`].
+    pub peer_tls: Vec<Option<PeerTls>>,
 }
 
 impl Host {
@@ -24,13 +24,11 @@ impl Host {
             },
             None => None,
         };
-        let peer_tls = match &cfg.failover {
-            Some(f) => match &f.tls {
-                Some(t) => Some(PeerTls::load(t, f.peer_address, "failover")?),
-                None => None,
-            },
-            None => None,
-        };
+        let peer_tls = cfg
+            .failover
+            .iter()
+            .map(|f| f.tls.as_ref().map(|t| PeerTls::load(t, f.peer_address, &f.key)).transpose())
+            .collect::<Result<_, _>>()?;
         Ok(Host { gid, peer_tls })
     }
 }

@@ -24,7 +24,7 @@ pub use classes::{Class, ClassId};
 pub use host::Host;
 pub use model::{
     AttachMode, CircuitChange, Config, FAILOVER_PORT, Failover, FastPath, Options, Pool,
-    Reservation, ReservationKey, Subnet, SubnetId, ValidationError,
+    RelationshipId, Reservation, ReservationKey, Subnet, SubnetId, ValidationError,
 };
 pub use profiles::{Profile, Profiles};
 

@@ -58,6 +58,17 @@ impl SubnetId {
     }
 }
 
+/// A failover relationship: its position among the config's `failover`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RelationshipId(pub u16);
+
+impl RelationshipId {
+    #[must_use]
+    pub fn index(self) -> usize {
+        usize::from(self.0)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// Interfaces the server listens on and attaches the fast path to.
@@ -79,8 +90,9 @@ pub struct Config {
     pub offer_hold: u32,
     pub fast_path: FastPath,
     pub subnets: Vec<Subnet>,
-    /// The failover relationship the subnets with `failover = true` share with a partner.
-    pub failover: Option<Failover>,
+    /// The failover relationships, in file order: each subnet shares its pools in at most
+    /// one ([`Subnet::failover`]).
+    pub failover: Vec<Failover>,
     /// `[options]`: sent to every client unless a narrower scope sets the same code.
     pub options: Options,
     /// In the order of the file: a client is in the first that it matches.
@@ -129,6 +141,9 @@ pub struct Failover {
     pub max_balance: u32,
     /// The link over TLS 1.3 (an xdhcp partner); none: plain TCP, as ISC dhcpd speaks it.
     pub tls: Option<PeerTls>,
+    /// Where it is in the file (`failover`, or `failover[1]` for the second of
+    /// `[[failover]]`): what errors about it name.
+    pub key: String,
 }
 
 /// A relationship's `tls`: files as named (read by [`super::host`] when the daemon starts), and
@@ -190,8 +205,8 @@ pub struct Subnet {
     /// (see [`Config::link_of`]).
     pub shared_network: Option<String>,
     pub reservations: Vec<Reservation>,
-    /// The pools are shared with the failover partner.
-    pub failover: bool,
+    /// The failover relationship the pools are shared in, if any.
+    pub failover: Option<RelationshipId>,
     /// What the slow path does with a request that would keep an active binding (RENEWING,
     /// REBINDING, INIT-REBOOT) when its option 82 names another circuit-id than the one the
     /// binding was acknowledged with. XDP answers none of these: their option 82 is not the
@@ -373,6 +388,22 @@ impl Config {
         self.subnets.get(id.index())
     }
 
+    /// The relationships with their ids, in file order.
+    pub fn relationships(&self) -> impl Iterator<Item = (RelationshipId, &Failover)> {
+        (0..).map(RelationshipId).zip(&self.failover)
+    }
+
+    /// The relationship named `name`.
+    #[must_use]
+    pub fn relationship_named(&self, name: &str) -> Option<RelationshipId> {
+        self.relationships().find(|(_, f)| f.name == name).map(|(r, _)| r)
+    }
+
+    /// The subnets whose pools are shared in relationship `r`.
+    pub fn shared_in(&self, r: RelationshipId) -> impl Iterator<Item = &Subnet> {
+        self.subnets.iter().filter(move |s| s.failover == Some(r))
+    }
+
     /// The limits XDP holds the clients of `s` to: its own over the file's.
     #[must_use]
     pub fn police_of(&self, s: &Subnet) -> super::police::Police {
@@ -519,33 +550,15 @@ impl TryFrom<wire::Config> for Config {
         let options = scope_options("options", w.options.as_ref())?;
         let classes = classes(&w.classes)?;
         let class_options = class_options(&w.classes)?;
+        let failover = super::failover::failovers(w.failover)?;
         let mut subnets = Vec::with_capacity(w.subnets.len());
         for (i, ws) in w.subnets.into_iter().enumerate() {
-            let s = subnet(i, ws, server_id, &classes)?;
+            let s = subnet(i, ws, server_id, &classes, &failover)?;
             subnets.push(s);
         }
         check_across_subnets(&subnets)?;
         let links = shared_networks(&subnets)?;
-        let failover = match w.failover {
-            Some(f) => Some(super::failover::failover(f)?),
-            None => None,
-        };
-        let shared = subnets.iter().position(|s| s.failover);
-        match (&failover, shared) {
-            (Some(_), None) => {
-                return err(
-                    "failover",
-                    "no subnet uses it: set failover = true in the [[subnet]] tables to share",
-                );
-            }
-            (None, Some(i)) => {
-                return err(
-                    format!("subnet[{i}].failover"),
-                    "there is no [failover] table describing the partner",
-                );
-            }
-            _ => {}
-        }
+        super::failover::all_used(&failover, &subnets)?;
         let profiles = Profiles::build(&subnets, &classes, &class_options, &options)?;
         let limits = limits("limits", w.limits.as_ref())?;
         let police = super::police::file(w.police.as_ref())?;
@@ -696,11 +709,13 @@ fn class_set(names: &[String], classes: &[Class], at: &str) -> Result<ClassSet, 
 #[expect(clippy::too_many_lines, reason = "one check after another, each with its own message")]
 fn subnet(
     i: usize,
-    w: wire::Subnet,
+    mut w: wire::Subnet,
     server_id: Ipv4Addr,
     classes: &[Class],
+    failovers: &[Failover],
 ) -> Result<Subnet, ValidationError> {
     let at = |k: &str| format!("subnet[{i}].{k}");
+    let failover = super::failover::subnet_failover(i, w.failover.take(), failovers)?;
     let Some(wire::Prefix(prefix)) = w.prefix else {
         return err(format!("subnet[{i}]"), "prefix is required, e.g. prefix = \"10.0.0.0/24\"");
     };
@@ -897,7 +912,7 @@ fn subnet(
         relay_addresses: w.relay_addresses.iter().map(|a| a.0).collect(),
         shared_network: w.shared_network,
         reservations,
-        failover: w.failover.unwrap_or(false),
+        failover,
         circuit_change: match w.circuit_change.unwrap_or(wire::CircuitChange::Nak) {
             wire::CircuitChange::Nak => CircuitChange::Nak,
             wire::CircuitChange::Ignore => CircuitChange::Ignore,
@@ -950,15 +965,17 @@ fn shared_networks(subnets: &[Subnet]) -> Result<Vec<Vec<SubnetId>>, ValidationE
         if let Some(first) = net.first().map(|id| &subnets[id.index()])
             && first.failover != s.failover
         {
-            let (on, off) = if first.failover { (first.id, s.id) } else { (s.id, first.id) };
+            let (on, off) = if first.failover.is_some() { (first, s) } else { (s, first) };
+            let off_says = if off.failover.is_some() { "another relationship" } else { "none" };
             return err(
                 key,
                 format!(
-                    "{name:?} has subnet[{}] with failover = true and subnet[{}] without: the \
-                     subnets of a shared network are all shared with the failover partner or \
-                     none, because a new client may get an address from any of them and \
-                     whether this server or its partner answers it is decided once, for the link",
-                    on.0, off.0
+                    "{name:?} has subnet[{}] in a failover relationship and subnet[{}] in \
+                     {off_says}: the subnets of a shared network are all shared with one \
+                     failover partner or none, because a new client may get an address from \
+                     any of them and whether this server or its partner answers it is \
+                     decided once, for the link",
+                    on.id.0, off.id.0
                 ),
             );
         }

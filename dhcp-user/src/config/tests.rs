@@ -486,14 +486,15 @@ failover = true
 #[test]
 fn a_failover_peer_takes_isc_defaults() {
     let c = Config::from_toml(FAILOVER, "x").unwrap();
-    let f = c.failover.unwrap();
+    let f = &c.failover[0];
     assert_eq!(f.role, dhcp_failover::Role::Primary);
     assert_eq!((f.port, f.peer_port), (647, 647));
     assert_eq!((f.max_response_delay, f.max_unacked_updates, f.mclt), (20, 100, 1800));
     assert_eq!(f.hba, dhcp_failover::load_balance::Hba::split(100));
     assert_eq!((f.max_lease_misbalance, f.max_lease_ownership), (15, 10));
     assert_eq!((f.min_balance, f.max_balance, f.auto_partner_down), (60, 3600, None));
-    assert!(c.subnets[0].failover);
+    assert_eq!(c.subnets[0].failover, Some(RelationshipId(0)));
+    assert_eq!(f.key, "failover");
 }
 
 #[test]
@@ -521,6 +522,127 @@ fn failover_mistakes_name_their_key() {
     assert_eq!(
         error_of(&orphan),
         "xdhcp.toml:6: subnet[0].failover: there is no [failover] table describing the partner"
+    );
+}
+
+/// A hub: the secondary of two edges, on one listener; the second edge's link over TLS.
+const HUB: &str = r#"interfaces = ["eth1"]
+server_id = "10.0.0.9"
+
+[[failover]]
+name = "edge-a"
+role = "secondary"
+address = "10.0.0.9"
+peer_address = "10.0.0.1"
+
+[[failover]]
+name = "edge-b"
+role = "secondary"
+address = "10.0.0.9"
+peer_address = "10.0.0.2"
+tls = { cert = "/etc/xdhcp/hub.pem", key = "/etc/xdhcp/hub.key", ca = "/etc/xdhcp/ca.pem" }
+
+[[subnet]]
+prefix = "10.1.0.0/24"
+pools = [{ start = "10.1.0.10", end = "10.1.0.99" }]
+failover = "edge-a"
+
+[[subnet]]
+prefix = "10.2.0.0/24"
+pools = [{ start = "10.2.0.10", end = "10.2.0.99" }]
+failover = "edge-b"
+
+[[subnet]]
+prefix = "10.3.0.0/24"
+pools = [{ start = "10.3.0.10", end = "10.3.0.99" }]
+"#;
+
+#[test]
+fn a_hub_holds_one_relationship_per_edge_and_each_subnet_names_its_own() {
+    let c = Config::from_toml(HUB, "x").unwrap();
+    let names: Vec<&str> = c.failover.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["edge-a", "edge-b"]);
+    assert_eq!(c.failover[1].key, "failover[1]");
+    assert!(c.failover[1].tls.is_some() && c.failover[0].tls.is_none());
+    let rel: Vec<_> = c.subnets.iter().map(|s| s.failover).collect();
+    assert_eq!(rel, [Some(RelationshipId(0)), Some(RelationshipId(1)), None]);
+    assert_eq!(c.relationship_named("edge-b"), Some(RelationshipId(1)));
+    let shared: Vec<_> = c.shared_in(RelationshipId(1)).map(|s| s.id).collect();
+    assert_eq!(shared, [SubnetId(1)]);
+}
+
+#[test]
+fn relationship_mistakes_name_the_entry_they_are_in() {
+    let mclt = HUB.replacen(
+        "role = \"secondary\"\naddress = \"10.0.0.9\"\npeer_address = \"10.0.0.2\"",
+        "role = \"secondary\"\naddress = \"10.0.0.9\"\npeer_address = \"10.0.0.2\"\nmclt = \"1h\"",
+        1,
+    );
+    assert_eq!(
+        error_of(&mclt),
+        "xdhcp.toml:15: failover[1].mclt: is set by the primary only; the secondary learns it \
+         when the primary connects"
+    );
+    let twice = HUB.replace("\"edge-b\"\nrole", "\"edge-a\"\nrole");
+    assert!(
+        error_of(&twice)
+            .starts_with("xdhcp.toml:11: failover[1].name: \"edge-a\" is also failover[0]'s name"),
+        "{}",
+        error_of(&twice)
+    );
+    let same_link = HUB.replace("peer_address = \"10.0.0.2\"", "peer_address = \"10.0.0.1\"");
+    assert!(
+        error_of(&same_link).starts_with(
+            "xdhcp.toml:10: failover[1].port: failover[0] listens on 10.0.0.9:647 for the partner \
+             at 10.0.0.1 too: two relationships with one partner need a port each"
+        ),
+        "{}",
+        error_of(&same_link)
+    );
+    // Another port tells them apart: two relationships between the same two servers.
+    let ported = same_link.replace(
+        "peer_address = \"10.0.0.1\"\ntls",
+        "peer_address = \"10.0.0.1\"\nport = 648\ntls",
+    );
+    Config::from_toml(&ported, "x").unwrap();
+    let unknown = HUB.replace("failover = \"edge-b\"", "failover = \"edge-c\"");
+    assert_eq!(
+        error_of(&unknown),
+        "xdhcp.toml:25: subnet[1].failover: \"edge-c\" is not a relationship; there are \
+         \"edge-a\", \"edge-b\""
+    );
+    let vague = HUB.replace("failover = \"edge-b\"", "failover = true");
+    assert!(error_of(&vague).starts_with(
+        "xdhcp.toml:25: subnet[1].failover: there are several relationships: name one of"
+    ));
+    let idle = HUB.replace("failover = \"edge-b\"", "");
+    assert_eq!(
+        error_of(&idle),
+        "xdhcp.toml:10: failover[1]: no subnet uses it: set failover = \"edge-b\" in the \
+         [[subnet]] tables it shares"
+    );
+    let typo = HUB.replace("name = \"edge-b\"", "name = \"edge-b\"\nsplitt = 1");
+    assert!(
+        error_of(&typo).starts_with("xdhcp.toml:12: failover[1].splitt: unknown field `splitt`"),
+        "{}",
+        error_of(&typo)
+    );
+    let kind = HUB.replace("failover = \"edge-b\"", "failover = 2");
+    assert!(error_of(&kind).contains("subnet[1].failover"), "{}", error_of(&kind));
+}
+
+#[test]
+fn a_shared_network_spanning_two_relationships_is_refused() {
+    let text = HUB
+        .replace("failover = \"edge-a\"\n", "failover = \"edge-a\"\nshared_network = \"olt\"\n")
+        .replace("failover = \"edge-b\"\n", "failover = \"edge-b\"\nshared_network = \"olt\"\n");
+    assert!(
+        error_of(&text).contains(
+            "has subnet[0] in a failover relationship and subnet[1] in \
+             another relationship"
+        ),
+        "{}",
+        error_of(&text)
     );
 }
 
@@ -558,9 +680,9 @@ fn a_shared_network_mixing_failover_and_not_is_refused_naming_the_key() {
     let e = error_of(&text);
     assert!(
         e.starts_with(
-            "xdhcp.toml:20: subnet[1].shared_network: \"campus\" has subnet[0] with failover = \
-             true and subnet[1] without: the subnets of a shared network are all shared with \
-             the failover partner or none"
+            "xdhcp.toml:20: subnet[1].shared_network: \"campus\" has subnet[0] in a failover \
+             relationship and subnet[1] in none: the subnets of a shared network are all \
+             shared with one failover partner or none"
         ),
         "{e}"
     );
@@ -642,7 +764,7 @@ fn failover_tls_needs_its_three_files_and_a_dns_peer_name() {
         "x",
     )
     .unwrap();
-    let t = c.failover.unwrap().tls.unwrap();
+    let t = c.failover[0].tls.clone().unwrap();
     assert_eq!(t.cert, std::path::Path::new("/etc/xdhcp/me.pem"));
     assert_eq!(t.peer_name, None, "the partner's certificate names its peer_address then");
     assert_eq!(

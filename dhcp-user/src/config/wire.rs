@@ -25,7 +25,8 @@ pub struct Config {
     pub fast_path: FastPath,
     #[serde(default, rename = "subnet")]
     pub subnets: Vec<Subnet>,
-    pub failover: Option<Failover>,
+    /// `[failover]` (one relationship) or `[[failover]]` (any number).
+    pub failover: Option<Failovers>,
     /// `[options]`: the global scope.
     pub options: Option<toml::Table>,
     #[serde(default, rename = "class")]
@@ -113,6 +114,60 @@ pub struct Failover {
     pub tls: Option<FailoverTls>,
 }
 
+/// The failover relationships as written: the single `[failover]` table, or `[[failover]]`.
+/// The two forms are kept apart because errors name the key as the file spells it.
+#[derive(Debug)]
+pub enum Failovers {
+    One(Box<Failover>),
+    Many(Vec<Failover>),
+}
+
+impl<'de> Deserialize<'de> for Failovers {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = Failovers;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a [failover] table or [[failover]] tables")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, m: A) -> Result<Failovers, A::Error> {
+                let one = Failover::deserialize(de::value::MapAccessDeserializer::new(m))?;
+                Ok(Failovers::One(Box::new(one)))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, s: A) -> Result<Failovers, A::Error> {
+                Vec::deserialize(de::value::SeqAccessDeserializer::new(s)).map(Failovers::Many)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A subnet's `failover`: `true` (the one relationship), `false`, or a relationship's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubnetFailover {
+    Shared(bool),
+    Named(String),
+}
+
+impl<'de> Deserialize<'de> for SubnetFailover {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = SubnetFailover;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a failover relationship's name, or true when there is one")
+            }
+            fn visit_bool<E: de::Error>(self, b: bool) -> Result<SubnetFailover, E> {
+                Ok(SubnetFailover::Shared(b))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<SubnetFailover, E> {
+                Ok(SubnetFailover::Named(s.to_owned()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// A failover relationship's `tls`: the link to an xdhcp partner over TLS 1.3.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -171,8 +226,9 @@ pub struct Subnet {
     pub shared_network: Option<String>,
     #[serde(default, rename = "reservation")]
     pub reservations: Vec<Reservation>,
-    /// The subnet's pools are shared with the `[failover]` partner.
-    pub failover: Option<bool>,
+    /// The relationship the subnet's pools are shared in: its name, or `true` when there is
+    /// only one.
+    pub failover: Option<SubnetFailover>,
     /// What a renewal from another line (option 82 circuit-id) than its binding's gets.
     pub circuit_change: Option<CircuitChange>,
     pub options: Option<toml::Table>,

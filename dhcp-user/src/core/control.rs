@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{Core, Now};
+use crate::failover::Failover;
 use crate::{packet, server::RECEIVED_TYPES, store::LeaseState};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -16,13 +17,20 @@ pub enum Request {
     Stats,
     /// Prometheus text exposition.
     Metrics,
-    /// The failover relationship: both states, STOS, MCLT, updates, pools.
-    FailoverStatus,
-    /// The operator declares the partner down. `confirm` must be set: taking over a partner
-    /// that is in fact running can give one address to two clients.
+    /// A failover relationship: both states, STOS, MCLT, updates, pools. With none named,
+    /// the only one, or all of them (`relationships`) when there are several.
+    FailoverStatus {
+        #[serde(default)]
+        relationship: Option<String>,
+    },
+    /// The operator declares the partner of one relationship down (it must be named when
+    /// there are several). `confirm` must be set: taking over a partner that is in fact
+    /// running can give one address to two clients.
     FailoverPartnerDown {
         #[serde(default)]
         confirm: bool,
+        #[serde(default)]
+        relationship: Option<String>,
     },
 }
 
@@ -76,8 +84,8 @@ pub struct Measured {
     pub overload_dropped: [u64; 2],
     /// Each interface's keys XDP's policing refused most (`fastpath::police::Offender`s).
     pub policed_top: serde_json::Map<String, Value>,
-    /// The failover link's refused connections, when a relationship is configured.
-    pub failover_link: Option<LinkMeasure>,
+    /// Each relationship's link and what it refused, by [`crate::config::RelationshipId`].
+    pub failover_link: Vec<LinkMeasure>,
     /// The lease history's writer and PostgreSQL sender (`history::writer::Stats`); null
     /// without `[history]`.
     pub history: Value,
@@ -118,21 +126,31 @@ pub(super) fn answer(core: &Core, req: &Request, now: Now, measured: &Measured) 
         Request::Leases(q) => leases(core, q, now),
         Request::Stats => stats(core, measured),
         Request::Metrics => json!({ "text": metrics(core, measured) }),
-        Request::FailoverStatus | Request::FailoverPartnerDown { .. } => {
-            failover_status(core, now.unix, measured)
-                .unwrap_or_else(|| json!({"error": "no [failover] relationship is configured"}))
+        Request::FailoverStatus { relationship: None } if core.relationships().count() > 1 => {
+            let all: Vec<Value> = core
+                .relationships()
+                .map(|f| failover_status(core, f, now.unix, measured))
+                .collect();
+            json!({ "relationships": all })
+        }
+        Request::FailoverStatus { relationship: name }
+        | Request::FailoverPartnerDown { relationship: name, .. } => {
+            match core.relationship(name.as_deref()) {
+                Ok(f) => failover_status(core, f, now.unix, measured),
+                Err(e) => json!({ "error": e }),
+            }
         }
     }
 }
 
-/// The relationship's status, with what its link refused.
-fn failover_status(core: &Core, now: u64, measured: &Measured) -> Option<Value> {
-    let mut st = core.failover()?.status(core.server(), now);
-    let link = measured.failover_link.unwrap_or_default();
+/// A relationship's status, with what its link refused.
+fn failover_status(core: &Core, f: &Failover, now: u64, measured: &Measured) -> Value {
+    let mut st = f.status(core.server(), now);
+    let link = measured.failover_link.get(f.id().index()).copied().unwrap_or_default();
     st["link_tls"] = json!(link.tls);
     st["link_refused_strangers_total"] = json!(link.refused_strangers);
     st["link_refused_handshakes_total"] = json!(link.refused_handshakes);
-    Some(st)
+    st
 }
 
 fn leases(core: &Core, q: &LeaseQuery, now: Now) -> Value {
@@ -441,8 +459,8 @@ fn metrics(core: &Core, measured: &Measured) -> String {
     line("xdhcp_store_commits_total", "", &v["store"]["commits"]);
     line("xdhcp_store_commit_mean_microseconds", "", &v["store"]["mean_commit_us"]);
     line("xdhcp_store_commit_max_microseconds", "", &v["store"]["max_commit_us"]);
-    if let Some(st) = failover_status(core, 0, measured) {
-        failover_metrics(&st, &mut line);
+    for f in core.relationships() {
+        failover_metrics(&failover_status(core, f, 0, measured), &mut line);
     }
     for p in v["pools"].as_array().into_iter().flatten() {
         let l = format!("{{subnet=\"{}\"}}", p["subnet"].as_str().unwrap_or(""));
@@ -452,11 +470,17 @@ fn metrics(core: &Core, measured: &Measured) -> String {
     out
 }
 
-/// The relationship's lines of [`metrics`], from its status `st`.
+/// A relationship's lines of [`metrics`], from its status `st`, each labelled with its name.
 fn failover_metrics(st: &Value, line: &mut impl FnMut(&str, &str, &Value)) {
+    let rel = label_value(st["relationship"].as_str().unwrap_or(""));
+    let rel = format!("relationship=\"{rel}\"");
     for (side, k) in [("self", "my_state"), ("partner", "partner_state")] {
         let state = st[k].as_str().unwrap_or("unknown");
-        line("xdhcp_failover_state", &format!("{{side=\"{side}\",state=\"{state}\"}}"), &1.into());
+        line(
+            "xdhcp_failover_state",
+            &format!("{{{rel},side=\"{side}\",state=\"{state}\"}}"),
+            &1.into(),
+        );
     }
     for k in [
         "updates_unacked",
@@ -467,21 +491,26 @@ fn failover_metrics(st: &Value, line: &mut impl FnMut(&str, &str, &Value)) {
         "refused_share_exhausted_total",
         "balanced_moved_total",
     ] {
-        line(&format!("xdhcp_failover_{k}"), "", &st[k]);
+        line(&format!("xdhcp_failover_{k}"), &format!("{{{rel}}}"), &st[k]);
     }
     for (reason, k) in [
         ("stranger", "link_refused_strangers_total"),
         ("handshake", "link_refused_handshakes_total"),
     ] {
-        line("xdhcp_failover_link_refused_total", &format!("{{reason=\"{reason}\"}}"), &st[k]);
+        let labels = format!("{{{rel},reason=\"{reason}\"}}");
+        line("xdhcp_failover_link_refused_total", &labels, &st[k]);
     }
-    line("xdhcp_failover_partner_clock_offset_seconds", "", &st["partner_clock_offset_secs"]);
+    line(
+        "xdhcp_failover_partner_clock_offset_seconds",
+        &format!("{{{rel}}}"),
+        &st["partner_clock_offset_secs"],
+    );
     for p in st["pools"].as_array().into_iter().flatten() {
         let subnet = p["subnet"].as_str().unwrap_or("");
         for (owner, k) in [("self", "share_ours_free"), ("partner", "share_partner_free")] {
             line(
                 "xdhcp_failover_share_free",
-                &format!("{{subnet=\"{subnet}\",owner=\"{owner}\"}}"),
+                &format!("{{{rel},subnet=\"{subnet}\",owner=\"{owner}\"}}"),
                 &p[k],
             );
         }

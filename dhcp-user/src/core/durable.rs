@@ -20,8 +20,10 @@ pub trait Durable {
     fn commit(&mut self, changes: &[LeaseChange]) -> Result<(), DurableError>;
     /// Every record, as committed.
     fn load_all(&self) -> Result<Vec<Lease>, DurableError>;
-    fn failover_state(&self) -> Result<Option<Vec<u8>>, DurableError>;
-    fn put_failover_state(&mut self, blob: &[u8]) -> Result<(), DurableError>;
+    /// Relationship `name`'s state. `sole`: it is the config's only relationship, so a state
+    /// kept without a name (by a version with one relationship) is its own.
+    fn failover_state(&self, name: &str, sole: bool) -> Result<Option<Vec<u8>>, DurableError>;
+    fn put_failover_state(&mut self, name: &str, blob: &[u8]) -> Result<(), DurableError>;
 }
 
 impl Durable for LeaseStore {
@@ -33,12 +35,12 @@ impl Durable for LeaseStore {
         Ok(LeaseStore::load_all(self)?)
     }
 
-    fn failover_state(&self) -> Result<Option<Vec<u8>>, DurableError> {
-        Ok(self.get_failover_state()?)
+    fn failover_state(&self, name: &str, sole: bool) -> Result<Option<Vec<u8>>, DurableError> {
+        Ok(self.get_failover_state(name, sole)?)
     }
 
-    fn put_failover_state(&mut self, blob: &[u8]) -> Result<(), DurableError> {
-        Ok(LeaseStore::put_failover_state(self, blob)?)
+    fn put_failover_state(&mut self, name: &str, blob: &[u8]) -> Result<(), DurableError> {
+        Ok(LeaseStore::put_failover_state(self, name, blob)?)
     }
 }
 
@@ -47,7 +49,8 @@ impl Durable for LeaseStore {
 #[derive(Debug, Clone, Default)]
 pub struct MemStore {
     pub leases: HashMap<Ipv4Addr, Lease>,
-    pub failover: Option<Vec<u8>>,
+    /// Each relationship's state, by name.
+    pub failover: std::collections::BTreeMap<String, Vec<u8>>,
     /// The next commit fails, as a full or broken disk would make it.
     pub fail_next_commit: bool,
     /// Writes of the failover state fail while set.
@@ -91,15 +94,15 @@ impl Durable for MemStore {
         Ok(all)
     }
 
-    fn failover_state(&self) -> Result<Option<Vec<u8>>, DurableError> {
-        Ok(self.failover.clone())
+    fn failover_state(&self, name: &str, _sole: bool) -> Result<Option<Vec<u8>>, DurableError> {
+        Ok(self.failover.get(name).cloned())
     }
 
-    fn put_failover_state(&mut self, blob: &[u8]) -> Result<(), DurableError> {
+    fn put_failover_state(&mut self, name: &str, blob: &[u8]) -> Result<(), DurableError> {
         if self.fail_state_writes {
             return Err(DurableError::Injected);
         }
-        self.failover = Some(blob.to_vec());
+        self.failover.insert(name.to_owned(), blob.to_vec());
         Ok(())
     }
 }

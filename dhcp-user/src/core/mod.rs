@@ -31,7 +31,7 @@ pub use control::{LeaseQuery, Measured, PAGE_MAX, Request};
 pub use durable::{Durable, DurableError, MemStore};
 
 use crate::{
-    config::Config,
+    config::{Config, RelationshipId},
     failover::{self, Failover, LinkCmd},
     history::{Kind, LeaseEvent, Via},
     server::{FastPathLease, Handled, MapOp, Reply, RxInfo, Server},
@@ -96,7 +96,8 @@ pub enum Input<R> {
     },
     /// A renewal XDP answered, from the fast path's event log.
     Renewed(RenewEvent),
-    Link(LinkEvent),
+    /// What relationship `.0`'s link reports.
+    Link(RelationshipId, LinkEvent),
     Control {
         req: Request,
         reply: R,
@@ -115,7 +116,8 @@ pub struct Output<R> {
     pub map_ops: Vec<MapOp>,
     /// The fast path is to be switched on (or off): the failover state changed.
     pub fast_path: Option<bool>,
-    pub link: Vec<PeerCmd>,
+    /// For each relationship's link, by id.
+    pub link: Vec<(RelationshipId, PeerCmd)>,
     pub answers: Vec<(R, Value)>,
     /// The store refused a commit: nothing of the turn's DHCP decisions was sent.
     pub commit_failed: bool,
@@ -139,7 +141,7 @@ impl<R> Default for Output<R> {
     }
 }
 
-/// The failover relationship as the core holds it: the glue, and which connection it is on.
+/// A failover relationship as the core holds it: the glue, and which connection it is on.
 struct Relationship {
     fo: Failover,
     link_id: Option<u64>,
@@ -154,7 +156,8 @@ struct Pending {
     changes: Vec<LeaseChange>,
     /// Addresses this server changed: the failover partner hears of them once committed.
     local: Vec<Ipv4Addr>,
-    commit: Option<dhcp_failover::engine::CommitId>,
+    /// Per relationship, the partner's bindings up to here are among `changes`.
+    commits: Vec<(RelationshipId, dhcp_failover::engine::CommitId)>,
     gate_changed: bool,
     /// The history's events of these changes (and of renewals XDP answered that need none).
     history: Vec<LeaseEvent>,
@@ -164,7 +167,8 @@ struct Pending {
 pub struct Core {
     cfg: Config,
     server: Server,
-    failover: Option<Relationship>,
+    /// The relationships, by [`RelationshipId`].
+    failover: Vec<Relationship>,
     fast_path_renewals: u64,
     turns: u64,
     /// Addresses whose kernel entry a turn deleted while no client held them, with that turn:
@@ -182,11 +186,16 @@ const LET_GO_TURNS: u64 = 2;
 const COMMIT_ROUNDS: usize = 4;
 
 impl Core {
-    /// The server as `store` left it: its leases and the relationship's persisted state.
+    /// The server as `store` left it: its leases and each relationship's persisted state.
     pub fn new(cfg: Config, store: &impl Durable, now: u64) -> Result<Self, DurableError> {
         let leases = store.load_all()?;
-        let blob = store.failover_state()?;
-        let fo = Failover::new(&cfg, blob.as_deref(), &leases, now);
+        let sole = cfg.failover.len() == 1;
+        let mut failover = Vec::with_capacity(cfg.failover.len());
+        for (rel, f) in cfg.relationships() {
+            let blob = store.failover_state(&f.name, sole)?;
+            let fo = Failover::new(&cfg, rel, blob.as_deref(), &leases, now);
+            failover.push(Relationship { fo, link_id: None, unsaved: None });
+        }
         // The driver makes the kernel hold only what the store says is bound before the first
         // turn: whatever else a record still holds is let go as after a delete.
         let letting_go = leases
@@ -195,14 +204,7 @@ impl Core {
             .map(|l| (l.address, 0))
             .collect();
         let server = Server::new(cfg.clone(), leases);
-        Ok(Self {
-            cfg,
-            server,
-            failover: fo.map(|fo| Relationship { fo, link_id: None, unsaved: None }),
-            fast_path_renewals: 0,
-            turns: 0,
-            letting_go,
-        })
+        Ok(Self { cfg, server, failover, fast_path_renewals: 0, turns: 0, letting_go })
     }
 
     #[must_use]
@@ -215,9 +217,36 @@ impl Core {
         &self.server
     }
 
+    /// The first relationship: the only one of a pair.
     #[must_use]
     pub fn failover(&self) -> Option<&Failover> {
-        self.failover.as_ref().map(|f| &f.fo)
+        self.failover.first().map(|f| &f.fo)
+    }
+
+    /// Every relationship, in the config's order.
+    pub fn relationships(&self) -> impl Iterator<Item = &Failover> {
+        self.failover.iter().map(|f| &f.fo)
+    }
+
+    /// The relationship named `name`; with none named, the only one there is. The error says
+    /// what to name.
+    pub fn relationship(&self, name: Option<&str>) -> Result<&Failover, String> {
+        let names =
+            || self.relationships().map(|f| format!("{:?}", f.config().name)).collect::<Vec<_>>();
+        match (name, self.failover.len()) {
+            (_, 0) => Err("no [failover] relationship is configured".into()),
+            (None, 1) => Ok(&self.failover[0].fo),
+            (None, _) => Err(format!(
+                "there are several failover relationships: name one with --relationship ({})",
+                names().join(", ")
+            )),
+            (Some(n), _) => self.relationships().find(|f| f.config().name == n).ok_or_else(|| {
+                format!(
+                    "no failover relationship is named {n:?} (there are {})",
+                    names().join(", ")
+                )
+            }),
+        }
     }
 
     /// Turns rewinding (draft-12 §5.2.2) on or off, for comparing the two.
@@ -232,10 +261,11 @@ impl Core {
     }
 
     /// Whether the fast path may answer now. A server with a partner starts with it off: it
-    /// waits for the relationship to allow answering.
+    /// waits for the relationship to allow answering. With several, every one must: the
+    /// kernel's switch is one for all subnets, and the slow path answers meanwhile.
     #[must_use]
     pub fn fast_path_allowed(&self) -> bool {
-        self.failover().is_none_or(Failover::fast_path_allowed)
+        self.relationships().all(Failover::fast_path_allowed)
     }
 
     /// Every lease the kernel map should hold at `now` (a full reconcile at start).
@@ -249,7 +279,7 @@ impl Core {
     /// and the link is closed. PAUSED, not SHUTDOWN: a stop is most often a restart, and
     /// SHUTDOWN would let the partner take over the whole pool.
     pub fn stop<R>(&mut self, now: Now, store: &mut impl Durable) -> Output<R> {
-        if let Some(f) = &mut self.failover {
+        for f in &mut self.failover {
             f.fo.command(now.unix, dhcp_failover::engine::Command::Pause);
         }
         self.turn(now, Vec::new(), store)
@@ -269,11 +299,16 @@ impl Core {
         let mut rest = Vec::with_capacity(inputs.len());
         for input in inputs {
             match input {
-                Input::Link(ev) => self.link_event(now.unix, ev),
+                Input::Link(rel, ev) => self.link_event(now.unix, rel, ev),
                 // Before the poll below, so that its persisted state is written in this turn
                 // and the answer goes out only after that.
-                Input::Control { req: Request::FailoverPartnerDown { confirm }, reply, .. } => {
-                    decided.push((self.partner_down(now.unix, confirm), reply));
+                Input::Control {
+                    req: Request::FailoverPartnerDown { confirm, relationship },
+                    reply,
+                    ..
+                } => {
+                    let answer = self.partner_down(now.unix, confirm, relationship.as_deref());
+                    decided.push((answer, relationship, reply));
                 }
                 other => rest.push(other),
             }
@@ -287,7 +322,7 @@ impl Core {
                 Input::Renewed(ev) => self.fast_path_renewal(now, &ev, &mut p),
                 Input::Dhcp { rx, bytes } => requests.push((rx, bytes)),
                 Input::Control { req, reply, measured } => controls.push((req, reply, measured)),
-                Input::Link(_) => {}
+                Input::Link(..) => {}
             }
         }
         self.let_go(now.unix, &mut p);
@@ -306,19 +341,21 @@ impl Core {
         self.expire_due(now.unix, &mut p);
 
         for _ in 0..COMMIT_ROUNDS {
-            if p.changes.is_empty() && p.local.is_empty() && p.commit.is_none() {
+            if p.changes.is_empty() && p.local.is_empty() && p.commits.is_empty() {
                 break;
             }
             let mut changes = std::mem::take(&mut p.changes);
             self.mark_unacked(&mut changes, &p.local);
+            let commits = std::mem::take(&mut p.commits);
             if self.commit(now.unix, &changes, store, &mut out) {
-                if let Some(f) = &mut self.failover {
-                    f.fo.committed(now.unix, &self.server, p.commit.take(), p.local.drain(..));
+                for f in &mut self.failover {
+                    let id = f.fo.id();
+                    let c = commits.iter().rev().find(|(r, _)| *r == id).map(|(_, c)| *c);
+                    f.fo.committed(now.unix, &self.server, c, p.local.iter().copied());
                 }
             } else {
                 out.replies.clear();
                 out.commit_failed = true;
-                p.commit = None;
             }
             p.local.clear();
             self.failover_poll(now.unix, &mut p, store, &mut out);
@@ -336,22 +373,24 @@ impl Core {
         }
         if p.gate_changed {
             out.fast_path = Some(self.fast_path_allowed());
-            if let Some(f) = &self.failover {
-                info!(
-                    "fast path {} (failover {:?})",
-                    if self.fast_path_allowed() { "on" } else { "off" },
-                    f.fo.gate().state
-                );
-            }
+            let states: Vec<String> = self
+                .relationships()
+                .map(|f| format!("{} {:?}", f.config().name, f.gate().state))
+                .collect();
+            info!(
+                "fast path {} (failover: {})",
+                if self.fast_path_allowed() { "on" } else { "off" },
+                states.join(", ")
+            );
         }
         for (req, reply, measured) in controls {
             out.answers.push((reply, control::answer(self, &req, now, &measured)));
         }
-        for (mut answer, reply) in decided {
+        for (mut answer, name, reply) in decided {
             if answer.get("error").is_none()
-                && let Some(f) = &self.failover
+                && let Ok(f) = self.relationship(name.as_deref())
             {
-                answer["status"] = f.fo.status(&self.server, now.unix);
+                answer["status"] = f.status(&self.server, now.unix);
             }
             out.answers.push((reply, answer));
         }
@@ -448,11 +487,13 @@ impl Core {
         }
     }
 
-    /// `xdhcp failover partner-down`.
-    fn partner_down(&mut self, now: u64, confirm: bool) -> Value {
-        let Some(f) = &mut self.failover else {
-            return serde_json::json!({"error": "no [failover] relationship is configured"});
+    /// `xdhcp failover partner-down`, for the relationship named (or the only one).
+    fn partner_down(&mut self, now: u64, confirm: bool, name: Option<&str>) -> Value {
+        let rel = match self.relationship(name) {
+            Ok(f) => f.id(),
+            Err(e) => return serde_json::json!({ "error": e }),
         };
+        let f = &mut self.failover[rel.index()];
         if !confirm {
             return serde_json::json!({"error": "not confirmed: PARTNER-DOWN while the partner \
                 still serves clients can give one address to two of them; repeat with \
@@ -501,7 +542,7 @@ impl Core {
     /// in the same transaction as the change itself: a kill -9 before the BNDACK leaves the
     /// store saying what a restart must send again.
     fn mark_unacked(&mut self, changes: &mut [LeaseChange], local: &[Ipv4Addr]) {
-        if self.failover.is_none() || local.is_empty() {
+        if self.failover.is_empty() || local.is_empty() {
             return;
         }
         let local: std::collections::HashSet<_> = local.iter().copied().collect();
@@ -533,16 +574,16 @@ impl Core {
         match store.load_all() {
             Ok(l) => {
                 self.server = Server::new(self.cfg.clone(), l);
-                if let Some(f) = &self.failover {
-                    self.server.set_failover_gate(f.fo.gate());
+                for f in &self.failover {
+                    self.server.set_failover_gate(f.fo.id(), f.fo.gate());
                 }
             }
             Err(e) => error!("reloading the store failed too: {e:#}"),
         }
     }
 
-    fn link_event(&mut self, now: u64, ev: LinkEvent) {
-        let Some(f) = &mut self.failover else { return };
+    fn link_event(&mut self, now: u64, rel: RelationshipId, ev: LinkEvent) {
+        let Some(f) = self.failover.get_mut(rel.index()) else { return };
         match ev {
             LinkEvent::Up { id } => {
                 f.link_id = Some(id);
@@ -566,17 +607,33 @@ impl Core {
         store: &mut impl Durable,
         out: &mut Output<R>,
     ) {
-        let Some(f) = &mut self.failover else { return };
+        let history = self.cfg.history.is_some();
+        for f in &mut self.failover {
+            Self::poll_relationship(f, &mut self.server, history, now, p, store, out);
+        }
+    }
+
+    fn poll_relationship<R>(
+        f: &mut Relationship,
+        server: &mut Server,
+        history: bool,
+        now: u64,
+        p: &mut Pending,
+        store: &mut impl Durable,
+        out: &mut Output<R>,
+    ) {
+        let rel = f.fo.id();
         f.fo.tick(now);
         let mut acts = failover::Actions::default();
-        f.fo.poll(now, &mut self.server, &mut acts);
+        f.fo.poll(now, server, &mut acts);
         if let Some(blob) = acts.persist.take() {
             f.unsaved = Some(blob);
         }
         if let Some(blob) = &f.unsaved {
-            match store.put_failover_state(blob) {
+            match store.put_failover_state(&f.fo.config().name, blob) {
                 Ok(()) => f.unsaved = None,
                 Err(e) => error!(
+                    relationship = %f.fo.config().name,
                     "writing the failover state failed; nothing goes to the partner until it \
                      is written: {e:#}"
                 ),
@@ -587,11 +644,11 @@ impl Core {
             // partner start over with us once the state is durable.
             acts.link.clear();
             if let Some(id) = f.link_id.take() {
-                out.link.push(PeerCmd::Close { id });
+                out.link.push((rel, PeerCmd::Close { id }));
                 f.fo.link_down(now);
             }
         }
-        if self.cfg.history.is_some() {
+        if history {
             for a in &acts.received {
                 // Pool balancing's moves (FREE, BACKUP, no client) are not lease history.
                 let l = acts.changes.iter().rev().find_map(|c| match c {
@@ -605,8 +662,8 @@ impl Core {
         }
         p.changes.append(&mut acts.changes);
         p.local.append(&mut acts.local);
-        if acts.commit.is_some() {
-            p.commit = acts.commit;
+        if let Some(c) = acts.commit {
+            p.commits.push((rel, c));
         }
         p.gate_changed |= acts.gate_changed;
         for c in acts.link {
@@ -621,7 +678,7 @@ impl Core {
                     None => continue,
                 },
             };
-            out.link.push(cmd);
+            out.link.push((rel, cmd));
         }
     }
 }

@@ -123,7 +123,10 @@ fn control_requests_are_answered_after_the_turns_commit() {
     let ask = |req| Input::Control { req, reply: 7u8, measured: Measured::default() };
     let out = c.turn(
         Now::at(T0 + 1),
-        vec![ask(Request::Leases(Box::default())), ask(Request::FailoverStatus)],
+        vec![
+            ask(Request::Leases(Box::default())),
+            ask(Request::FailoverStatus { relationship: None }),
+        ],
         &mut store,
     );
     assert_eq!(out.answers.len(), 2);

@@ -24,7 +24,7 @@ use crate::{
     access::Access,
     config::Config,
     core::{
-        Core, Durable, DurableError, Input, Now, Output, PeerCmd,
+        Core, Durable, DurableError, Input, Now, Output,
         control::{CommitStats, Measured},
     },
     fastpath::sync::KernelMaps,
@@ -60,12 +60,12 @@ impl Durable for TimedStore {
         Durable::load_all(&self.store)
     }
 
-    fn failover_state(&self) -> Result<Option<Vec<u8>>, DurableError> {
-        self.store.failover_state()
+    fn failover_state(&self, name: &str, sole: bool) -> Result<Option<Vec<u8>>, DurableError> {
+        self.store.failover_state(name, sole)
     }
 
-    fn put_failover_state(&mut self, blob: &[u8]) -> Result<(), DurableError> {
-        Durable::put_failover_state(&mut self.store, blob)
+    fn put_failover_state(&mut self, name: &str, blob: &[u8]) -> Result<(), DurableError> {
+        Durable::put_failover_state(&mut self.store, name, blob)
     }
 }
 
@@ -75,11 +75,10 @@ struct Daemon {
     store: TimedStore,
     kmaps: Option<KernelMaps>,
     socks: Vec<Arc<net::IfaceSockets>>,
-    link: Option<mpsc::UnboundedSender<PeerCmd>>,
-    /// What the link refused (see [`strangers`]).
-    link_counters: Option<Arc<strangers::LinkCounters>>,
-    /// The link's TLS, until the link takes it.
-    peer_tls: Option<crate::tls::PeerTls>,
+    /// Each relationship's link, by [`crate::config::RelationshipId`].
+    links: Vec<peer::Spawned>,
+    /// Each relationship's TLS, until its link takes it.
+    peer_tls: Vec<Option<crate::tls::PeerTls>>,
     /// Who may use the control socket.
     access: Access,
     events: Vec<dhcp_common::RenewEvent>,
@@ -196,8 +195,7 @@ pub fn run_until(config: &Path, stop: Option<oneshot::Receiver<()>>) -> Result<(
             store,
             kmaps,
             socks,
-            link: None,
-            link_counters: None,
+            links: Vec::new(),
             peer_tls: host.peer_tls,
             access,
             events: Vec::new(),
@@ -240,11 +238,7 @@ impl Daemon {
         let cfg = self.core.config().clone();
         let _ctl = ctl::listen(&cfg.control_socket, self.access, tx.clone())?;
         let _metrics = cfg.metrics_listen.map(|a| ctl::serve_metrics(a, tx.clone())).transpose()?;
-        if let Some(fc) = &cfg.failover {
-            let (link, counters) = peer::spawn(fc, self.peer_tls.take(), tx.clone())?;
-            self.link = Some(link);
-            self.link_counters = Some(counters);
-        }
+        self.links = peer::spawn_all(&cfg, std::mem::take(&mut self.peer_tls), &tx)?;
         info!(interfaces = ?cfg.interfaces, control = %cfg.control_socket.display(), "serving");
         let mut tick = tokio::time::interval(EVENT_TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -300,7 +294,8 @@ impl Daemon {
         }
         for input in &mut batch {
             if let Input::Control {
-                req: ctl::Request::Stats | ctl::Request::Metrics | ctl::Request::FailoverStatus,
+                req:
+                    ctl::Request::Stats | ctl::Request::Metrics | ctl::Request::FailoverStatus { .. },
                 measured,
                 ..
             } = input
@@ -328,9 +323,9 @@ impl Daemon {
                 warn!("reply to {:?}: {e:#}", r.dest);
             }
         }
-        if let Some(link) = &self.link {
-            for c in out.link {
-                let _ = link.send(c);
+        for (rel, c) in out.link {
+            if let Some(link) = self.links.get(rel.index()) {
+                let _ = link.cmds.send(c);
             }
         }
         for (reply, answer) in out.answers {
@@ -381,7 +376,7 @@ impl Daemon {
         let mut m = Measured {
             store: self.store.stats,
             overload_dropped: self.intake.dropped(),
-            failover_link: self.link_counters.as_ref().map(|c| c.read()),
+            failover_link: self.links.iter().map(|l| l.counters.read()).collect(),
             history: self.history.as_ref().map_or(serde_json::Value::Null, |h| h.stats.to_json()),
             ..Measured::default()
         };

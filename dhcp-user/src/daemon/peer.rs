@@ -1,5 +1,9 @@
-//! The TCP side of failover: listening for the partner and connecting to it (port 647), framing,
-//! and keeping exactly one connection for the engine.
+//! The TCP side of failover: listening for the partners and connecting to them (port 647),
+//! framing, and keeping exactly one connection for each relationship's engine.
+//!
+//! Each relationship has its own link task. A listener (one per `address` and `port`) hands a
+//! connection to the relationship whose `peer_address` it comes from, so a hub serves all its
+//! edges on one port; the config refuses two relationships that share both.
 //!
 //! The engine handles one connection at a time, yet both servers connect to each other, so two
 //! connections often come up at once and the servers must agree on which one to keep:
@@ -34,7 +38,7 @@ use tokio::{
 use tracing::{debug, info, warn};
 
 use super::strangers::{LinkCounters, REPORT_EVERY, Refusal, Refusals};
-use crate::config::Failover;
+use crate::config::{Config, RelationshipId};
 use crate::core::{Input, LinkEvent, PeerCmd};
 use crate::tls::PeerTls;
 
@@ -90,44 +94,121 @@ impl Drop for Conn {
     }
 }
 
-/// Binds the failover listener and starts the link task.
-pub(super) fn spawn<R: Send + 'static>(
-    f: &Failover,
-    tls: Option<PeerTls>,
-    to_core: mpsc::Sender<Input<R>>,
-) -> Result<(mpsc::UnboundedSender<PeerCmd>, Arc<LinkCounters>)> {
-    let local = SocketAddrV4::new(f.address, f.port);
-    let sock = TcpSocket::new_v4()?;
-    sock.set_reuseaddr(true)?;
-    sock.bind(local.into())
-        .with_context(|| format!("bind the failover listener on {local} (failover.address)"))?;
-    let listener = sock.listen(16)?;
-    info!(
-        listen = %local,
-        peer = %SocketAddrV4::new(f.peer_address, f.peer_port),
-        tls = tls.is_some(),
-        "failover link ready"
-    );
-    let (tx, rx) = mpsc::unbounded_channel();
-    let counters = LinkCounters::new(tls.is_some());
-    let link = Link {
-        tls,
-        refusals: Refusals::new(counters.clone()),
-        handshaking: 0,
-        role: f.role,
-        local: f.address,
-        peer: SocketAddrV4::new(f.peer_address, f.peer_port),
-        to_core,
-        candidates: Vec::new(),
-        active: None,
-        connecting: false,
-        next_id: 0,
-    };
-    tokio::spawn(link.run(listener, rx));
-    Ok((tx, counters))
+/// One relationship's link: how the core talks to it, and what it refused.
+pub(super) struct Spawned {
+    pub cmds: mpsc::UnboundedSender<PeerCmd>,
+    pub counters: Arc<LinkCounters>,
+}
+
+/// Binds the listeners and starts one link task per relationship, by [`RelationshipId`].
+/// Relationships with the same `address` and `port` share one listener, which hands each
+/// connection to the relationship whose `peer_address` it comes from.
+pub(super) fn spawn_all<R: Send + 'static>(
+    cfg: &Config,
+    mut tls: Vec<Option<PeerTls>>,
+    to_core: &mpsc::Sender<Input<R>>,
+) -> Result<Vec<Spawned>> {
+    tls.resize_with(cfg.failover.len(), || None);
+    let mut out: Vec<Spawned> = Vec::new();
+    let mut listeners: Vec<Listener> = Vec::new();
+    for ((rel, f), tls) in cfg.relationships().zip(tls) {
+        let local = SocketAddrV4::new(f.address, f.port);
+        let (accepted_tx, accepted_rx) = mpsc::unbounded_channel();
+        let counters = if let Some(l) = listeners.iter_mut().find(|l| l.local == local) {
+            l.routes.push((f.peer_address, accepted_tx));
+            LinkCounters::sharing_listener(tls.is_some(), &l.counters)
+        } else {
+            let counters = LinkCounters::new(tls.is_some());
+            let routes = vec![(f.peer_address, accepted_tx)];
+            listeners.push(Listener { local, routes, counters: counters.clone() });
+            counters
+        };
+        info!(
+            relationship = %f.name,
+            listen = %local,
+            peer = %SocketAddrV4::new(f.peer_address, f.peer_port),
+            tls = tls.is_some(),
+            "failover link ready"
+        );
+        let (tx, rx) = mpsc::unbounded_channel();
+        let link = Link {
+            rel,
+            tls,
+            refusals: Refusals::new(counters.clone()),
+            handshaking: 0,
+            role: f.role,
+            local: f.address,
+            peer: SocketAddrV4::new(f.peer_address, f.peer_port),
+            to_core: to_core.clone(),
+            candidates: Vec::new(),
+            active: None,
+            connecting: false,
+            next_id: 0,
+        };
+        tokio::spawn(link.run(accepted_rx, rx));
+        out.push(Spawned { cmds: tx, counters });
+    }
+    for Listener { local, routes, counters } in listeners {
+        let sock = TcpSocket::new_v4()?;
+        sock.set_reuseaddr(true)?;
+        sock.bind(local.into())
+            .with_context(|| format!("bind the failover listener on {local} (failover.address)"))?;
+        tokio::spawn(listen(sock.listen(16)?, routes, Refusals::new(counters)));
+    }
+    Ok(out)
+}
+
+/// A failover port, and the relationships that listen on it.
+struct Listener {
+    local: SocketAddrV4,
+    routes: Vec<(std::net::Ipv4Addr, Accepted)>,
+    /// The first relationship's: the one that holds the port's stranger count.
+    counters: Arc<LinkCounters>,
+}
+
+/// Where a listener hands a relationship the connections from its partner's address.
+type Accepted = mpsc::UnboundedSender<(TcpStream, SocketAddr)>;
+
+/// Accepts connections on one failover port. ISC accepts only its configured peer addresses;
+/// so do we, so that a stray client cannot take a partner's place.
+async fn listen(
+    listener: TcpListener,
+    routes: Vec<(std::net::Ipv4Addr, Accepted)>,
+    mut refusals: Refusals,
+) {
+    let mut report = tokio::time::interval(REPORT_EVERY);
+    report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            acc = listener.accept() => match acc {
+                Ok((s, from)) => {
+                    if let Some((_, to)) = routes.iter().find(|(peer, _)| from.ip() == *peer) {
+                        if to.send((s, from)).is_err() {
+                            return;
+                        }
+                    } else {
+                        let why = "not a peer address";
+                        let now = Instant::now();
+                        if let Some(line) = refusals.handle_refused(now, Refusal::Stranger, from, why) {
+                            warn!("failover: {line}");
+                        } else {
+                            debug!(%from, "failover: refused a connection: {why}");
+                        }
+                    }
+                }
+                Err(e) => warn!("failover: accept: {e}"),
+            },
+            _ = report.tick() => {
+                if let Some(line) = refusals.poll_report(Instant::now()) {
+                    warn!("failover: {line}");
+                }
+            }
+        }
+    }
 }
 
 struct Link<R> {
+    rel: RelationshipId,
     tls: Option<PeerTls>,
     refusals: Refusals,
     /// Accepted connections in their TLS handshake.
@@ -143,18 +224,19 @@ struct Link<R> {
 }
 
 impl<R: Send + 'static> Link<R> {
-    async fn run(mut self, listener: TcpListener, mut cmds: mpsc::UnboundedReceiver<PeerCmd>) {
+    async fn run(
+        mut self,
+        mut accepted: mpsc::UnboundedReceiver<(TcpStream, SocketAddr)>,
+        mut cmds: mpsc::UnboundedReceiver<PeerCmd>,
+    ) {
         let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<ConnEvent>();
         let mut report = tokio::time::interval(REPORT_EVERY);
         report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                acc = listener.accept() => match acc {
-                    // ISC accepts only its configured peer address; so do we, so a stray
-                    // client cannot take the partner's place.
-                    Ok((s, from)) if from.ip() == *self.peer.ip() => self.accepted(s, from, &ev_tx).await,
-                    Ok((_, from)) => self.refused(Refusal::Stranger, from, "not the peer address"),
-                    Err(e) => warn!("failover: accept: {e}"),
+                acc = accepted.recv() => match acc {
+                    Some((s, from)) => self.accepted(s, from, &ev_tx).await,
+                    None => return,
                 },
                 _ = report.tick() => {
                     if let Some(line) = self.refusals.poll_report(Instant::now()) {
@@ -211,7 +293,7 @@ impl<R: Send + 'static> Link<R> {
     }
 
     async fn tell(&self, ev: LinkEvent) {
-        let _ = self.to_core.send(Input::Link(ev)).await;
+        let _ = self.to_core.send(Input::Link(self.rel, ev)).await;
     }
 
     async fn command(&mut self, c: PeerCmd, ev_tx: &mpsc::UnboundedSender<ConnEvent>) {

@@ -25,11 +25,13 @@ pub enum Refusal {
     Handshake,
 }
 
-/// The counts, shared with the daemon, which reads them for `status` and `metrics`.
+/// One relationship's counts, shared with the daemon, which reads them for `status` and
+/// `metrics`. Strangers are counted by the listener, so relationships sharing one (a hub's
+/// port 647) share that count.
 #[derive(Debug, Default)]
 pub struct LinkCounters {
     tls: bool,
-    strangers: AtomicU64,
+    strangers: Arc<AtomicU64>,
     handshakes: AtomicU64,
 }
 
@@ -37,6 +39,12 @@ impl LinkCounters {
     #[must_use]
     pub fn new(tls: bool) -> Arc<Self> {
         Arc::new(Self { tls, ..Self::default() })
+    }
+
+    /// Counts of another relationship on the same listener as `other`.
+    #[must_use]
+    pub fn sharing_listener(tls: bool, other: &LinkCounters) -> Arc<Self> {
+        Arc::new(Self { tls, strangers: other.strangers.clone(), ..Self::default() })
     }
 
     #[must_use]
@@ -133,5 +141,8 @@ mod tests {
         assert_eq!(r.poll_report(t0 + Duration::from_secs(200)), None, "nothing new to say");
         let m = counters.read();
         assert_eq!((m.tls, m.refused_strangers, m.refused_handshakes), (true, 1, 1000));
+        // A second relationship on the listener reads the same strangers, its own handshakes.
+        let other = LinkCounters::sharing_listener(false, &counters).read();
+        assert_eq!((other.tls, other.refused_strangers, other.refused_handshakes), (false, 1, 0));
     }
 }

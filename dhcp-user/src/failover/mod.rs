@@ -35,7 +35,7 @@ use serde_json::{Value, json};
 use tracing::{debug, info, warn};
 
 use crate::{
-    config::{Config, SubnetId},
+    config::{Config, RelationshipId, SubnetId},
     server::{DropReason, FailoverGate, Server},
     store::{Lease, LeaseChange, LeaseState},
 };
@@ -118,6 +118,7 @@ pub enum PartnerDownRefused {
 }
 
 pub struct Failover {
+    rel: RelationshipId,
     peer: Peer,
     cfg: crate::config::Failover,
     shared: Vec<SubnetId>,
@@ -181,7 +182,7 @@ fn describe(m: &dhcp_failover::Message) -> String {
     s
 }
 
-fn peer_config(cfg: &Config, f: &crate::config::Failover) -> PeerConfig {
+fn peer_config(cfg: &Config, rel: RelationshipId, f: &crate::config::Failover) -> PeerConfig {
     let mut pc = match f.role {
         Role::Primary => PeerConfig::primary(&f.name, f.mclt, f.hba),
         Role::Secondary => PeerConfig::secondary(&f.name),
@@ -189,28 +190,32 @@ fn peer_config(cfg: &Config, f: &crate::config::Failover) -> PeerConfig {
     pc.max_response_delay = f.max_response_delay;
     pc.max_unacked_updates = f.max_unacked_updates;
     pc.auto_partner_down = f.auto_partner_down;
-    pc.ranges = cfg
-        .subnets
-        .iter()
-        .filter(|s| s.failover)
-        .flat_map(|s| s.pools.iter().map(|p| (p.start, p.end)))
-        .collect();
+    pc.ranges = cfg.shared_in(rel).flat_map(|s| s.pools.iter().map(|p| (p.start, p.end))).collect();
     pc
 }
 
 impl Failover {
-    /// The relationship of `cfg` (which must have a `[failover]` table), resumed from the
-    /// persisted `blob` and the leases in the store.
-    pub fn new(cfg: &Config, blob: Option<&[u8]>, leases: &[Lease], now: u64) -> Option<Self> {
-        let f = cfg.failover.clone()?;
+    /// Relationship `rel` of `cfg`, resumed from its persisted `blob` and the leases in the
+    /// store (only those of the subnets it shares are its business).
+    #[must_use]
+    pub fn new(
+        cfg: &Config,
+        rel: RelationshipId,
+        blob: Option<&[u8]>,
+        leases: &[Lease],
+        now: u64,
+    ) -> Self {
+        let f = cfg.failover[rel.index()].clone();
         let persisted = blob.and_then(decode_state);
         if blob.is_some() && persisted.is_none() {
-            warn!("the stored failover state does not read; recovering from the partner");
+            warn!(
+                relationship = %f.name,
+                "the stored failover state does not read; recovering from the partner"
+            );
         }
-        let mut peer = Peer::new(peer_config(cfg, &f), persisted, now);
+        let mut peer = Peer::new(peer_config(cfg, rel, &f), persisted, now);
         let mut held = BTreeSet::new();
-        let shared: Vec<SubnetId> =
-            cfg.subnets.iter().filter(|s| s.failover).map(|s| s.id).collect();
+        let shared: Vec<SubnetId> = cfg.shared_in(rel).map(|s| s.id).collect();
         for l in leases {
             let Some(sid) = cfg.subnet_containing(l.address) else { continue };
             if !shared.contains(&sid) || !cfg.subnets[sid.index()].in_pool(l.address) {
@@ -230,7 +235,8 @@ impl Failover {
             peer.restore_binding(binding_of(l), times, l.partner_acked);
         }
         let gate = FailoverGate::starting(&f);
-        Some(Self {
+        Self {
+            rel,
             peer,
             cfg: f,
             shared,
@@ -244,7 +250,13 @@ impl Failover {
             takeover_announced: false,
             clock_warned: None,
             held,
-        })
+        }
+    }
+
+    /// Which of the config's relationships this is.
+    #[must_use]
+    pub fn id(&self) -> RelationshipId {
+        self.rel
     }
 
     #[must_use]
@@ -380,6 +392,7 @@ impl Failover {
             let refused = self.counters.refused_share_exhausted;
             let socket = self.control_socket.display();
             let mclt = self.peer.mclt();
+            let name = &self.cfg.name;
             if service == Service::OwnPool {
                 warn!(
                     relationship = %self.cfg.name,
@@ -390,7 +403,8 @@ impl Failover {
                      clients are refused; the partner holds {} free addresses, which this server \
                      may not use while it only knows that communications are interrupted. If \
                      the partner is really down (not just unreachable), declare it with \
-                     `xdhcp failover partner-down --socket {socket} --yes-partner-is-down`: \
+                     `xdhcp failover partner-down --socket {socket} --relationship {name} \
+                     --yes-partner-is-down`: \
                      its addresses become usable here MCLT ({mclt} s) after that \
                      (STOS+MCLT). {refused} DISCOVERs refused so far.",
                     sh.partners
@@ -645,7 +659,7 @@ impl Failover {
         };
         if gate != self.gate {
             self.gate = gate;
-            server.set_failover_gate(gate);
+            server.set_failover_gate(self.rel, gate);
             out.gate_changed = true;
         }
     }

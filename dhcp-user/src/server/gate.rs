@@ -15,9 +15,9 @@ use crate::store::{Lease, LeaseState};
 use super::Server;
 use super::request::Request;
 
-/// What the failover relationship allows right now, as far as answering clients goes. The
-/// failover glue sets it whenever the relationship's state changes; it applies only to subnets
-/// with `failover = true`.
+/// What a failover relationship allows right now, as far as answering clients goes. The
+/// failover glue sets it whenever the relationship's state changes; it applies only to the
+/// subnets shared in that relationship.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FailoverGate {
     pub role: Role,
@@ -117,9 +117,10 @@ impl Server {
             && self.gate(sid).is_some_and(|g| g.state == ServerState::CommunicationsInterrupted)
     }
 
-    /// The gate that applies to subnet `sid`: none unless the subnet is shared.
+    /// The gate that applies to subnet `sid`: its relationship's, none unless it is shared.
     pub(super) fn gate(&self, sid: SubnetId) -> Option<FailoverGate> {
-        self.cfg.subnet(sid).filter(|s| s.failover).and(self.failover)
+        let r = self.cfg.subnet(sid)?.failover?;
+        self.failover.get(r.index()).copied()
     }
 
     /// The lease to give (seconds) and, on a shared subnet, the potential expiration time to

@@ -3,17 +3,17 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
-use crate::config::SubnetId;
+use crate::config::{RelationshipId, SubnetId};
 use crate::store::{Lease, LeaseChange, LeaseState};
 
 use super::request::ClientKey;
 use super::{FailoverGate, Server};
 
 impl Server {
-    /// The failover relationship's verdict from now on (see [`FailoverGate`]).
-    pub fn set_failover_gate(&mut self, gate: FailoverGate) {
-        if self.cfg.failover.is_some() {
-            self.failover = Some(gate);
+    /// Relationship `rel`'s verdict from now on (see [`FailoverGate`]).
+    pub fn set_failover_gate(&mut self, rel: RelationshipId, gate: FailoverGate) {
+        if let Some(g) = self.failover.get_mut(rel.index()) {
+            *g = gate;
         }
     }
 

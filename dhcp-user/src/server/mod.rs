@@ -78,7 +78,8 @@ pub struct Server {
     offers: offers::Offers,
     offer_of: HashMap<ClientKey, Ipv4Addr>,
     counters: Counters,
-    failover: Option<FailoverGate>,
+    /// Each failover relationship's gate, by [`crate::config::RelationshipId`].
+    failover: Vec<FailoverGate>,
     /// Whether leases may rewind in COMMUNICATIONS-INTERRUPTED; off only to measure what
     /// rewinding is worth (`cargo xtask bench endurance`).
     rewinding: bool,
@@ -105,7 +106,7 @@ impl Server {
             })
             .collect();
         ix.load_all(&cfg, leases);
-        let failover = cfg.failover.as_ref().map(FailoverGate::starting);
+        let failover = cfg.failover.iter().map(FailoverGate::starting).collect();
         let counters =
             Counters { classified: vec![0; cfg.classes.len() + 1], ..Counters::default() };
         Server {

@@ -134,7 +134,13 @@ const UPSERT: &str =
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
     ?19, ?20, ?21, ?22)";
 
+/// Where a version with one relationship kept its state, without the relationship's name.
 const FAILOVER_KEY: &str = "failover_state";
+
+/// Where relationship `name` keeps its state.
+fn failover_key(name: &str) -> String {
+    format!("{FAILOVER_KEY}:{name}")
+}
 
 /// SQLite integers are signed; times past year 292 billion saturate.
 fn i(v: u64) -> i64 {
@@ -316,14 +322,19 @@ impl LeaseStore {
         self.sql(r)
     }
 
-    /// The failover engine's persistent state, opaque to the store.
-    pub fn get_failover_state(&self) -> Result<Option<Vec<u8>>> {
-        self.get_meta(FAILOVER_KEY)
+    /// Relationship `name`'s persistent state, opaque to the store. `sole`: it is the only
+    /// relationship, so the unnamed state of a store written with one relationship is its.
+    pub fn get_failover_state(&self, name: &str, sole: bool) -> Result<Option<Vec<u8>>> {
+        match self.get_meta(&failover_key(name))? {
+            Some(b) => Ok(Some(b)),
+            None if sole => self.get_meta(FAILOVER_KEY),
+            None => Ok(None),
+        }
     }
 
-    /// Replaces the failover engine's persistent state, durably.
-    pub fn put_failover_state(&mut self, blob: &[u8]) -> Result<()> {
-        self.put_meta(FAILOVER_KEY, blob)
+    /// Replaces relationship `name`'s persistent state, durably.
+    pub fn put_failover_state(&mut self, name: &str, blob: &[u8]) -> Result<()> {
+        self.put_meta(&failover_key(name), blob)
     }
 
     /// A small named value kept beside the leases.

@@ -67,7 +67,8 @@ fn a_reopened_store_has_every_field_it_committed() {
         declined.state = LeaseState::Abandoned;
         declined.probation_until = NonZeroU64::new(1_700_003_700);
         s.commit(&[LeaseChange::Put(declined), LeaseChange::Remove(written[9].address)]).unwrap();
-        s.put_failover_state(b"state: normal").unwrap();
+        s.put_failover_state("edge-a", b"state: normal").unwrap();
+        s.put_failover_state("edge-b", b"state: recover").unwrap();
     }
     let s = LeaseStore::open(&dir.0).unwrap();
     let got = s.load_all().unwrap();
@@ -84,7 +85,31 @@ fn a_reopened_store_has_every_field_it_committed() {
         }
     }
     assert!(got.iter().all(|l| l.address != written[9].address));
-    assert_eq!(s.get_failover_state().unwrap().as_deref(), Some(&b"state: normal"[..]));
+    assert_eq!(
+        s.get_failover_state("edge-a", false).unwrap().as_deref(),
+        Some(&b"state: normal"[..])
+    );
+    assert_eq!(
+        s.get_failover_state("edge-b", false).unwrap().as_deref(),
+        Some(&b"state: recover"[..])
+    );
+    assert_eq!(s.get_failover_state("edge-c", false).unwrap(), None);
+}
+
+#[test]
+fn the_state_of_a_store_with_one_relationship_is_its_sole_relationships_after_an_upgrade() {
+    let dir = TempDir::new("unnamed-state");
+    let mut s = LeaseStore::open(&dir.0).unwrap();
+    // What a version with one relationship wrote: the state under no name.
+    s.put_meta("failover_state", b"state: normal").unwrap();
+    assert_eq!(s.get_failover_state("pair", true).unwrap().as_deref(), Some(&b"state: normal"[..]));
+    // With several relationships, nothing says whose it was: each recovers from its partner.
+    assert_eq!(s.get_failover_state("pair", false).unwrap(), None);
+    s.put_failover_state("pair", b"state: partner-down").unwrap();
+    assert_eq!(
+        s.get_failover_state("pair", true).unwrap().as_deref(),
+        Some(&b"state: partner-down"[..])
+    );
 }
 
 #[test]

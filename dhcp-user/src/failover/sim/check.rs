@@ -78,7 +78,7 @@ impl Sim {
             }
         }
         let durable = |a: Ipv4Addr| disk.get(a) == core.server().lease(a);
-        for c in &out.link {
+        for (_, c) in &out.link {
             if let PeerCmd::Send { bytes, .. } = c
                 && let Ok(m) = dhcp_failover::decode(bytes)
             {
@@ -105,7 +105,13 @@ impl Sim {
     }
 
     /// The trace of a replayed seed: state changes and every binding message.
-    pub(super) fn trace_turn(&mut self, i: usize, now: u64, core: &Core, link: &[PeerCmd]) {
+    pub(super) fn trace_turn(
+        &mut self,
+        i: usize,
+        now: u64,
+        core: &Core,
+        link: &[(crate::config::RelationshipId, PeerCmd)],
+    ) {
         let mut lines = Vec::new();
         // XDHCP_SIM_WATCH=10.0.0.105: every change of that address's record on either side.
         if let Some(a) = std::env::var("XDHCP_SIM_WATCH").ok().and_then(|a| a.parse().ok()) {
@@ -134,7 +140,7 @@ impl Sim {
             self.nodes[i].traced_state = Some(st);
             lines.push(format!("{} state {st:?} t={now}", ROLE[i]));
         }
-        for c in link {
+        for (_, c) in link {
             let PeerCmd::Send { bytes, .. } = c else { continue };
             let Ok(m) = dhcp_failover::decode(bytes) else { continue };
             match m.kind {

@@ -50,7 +50,7 @@ impl Sim {
                 && self.nodes[i].state() == Some(ServerState::CommunicationsInterrupted)
                 && self.rng.chance(30)
             {
-                let req = Request::FailoverPartnerDown { confirm: true };
+                let req = Request::FailoverPartnerDown { confirm: true, relationship: None };
                 let asked = Input::Control { req, reply: (), measured: Measured::default() };
                 let out = self.drive(i, vec![asked], false).map_err(|e| self.fail_later(e));
                 if out.is_ok_and(|answers| answers.iter().all(|a| a.get("error").is_none())) {
@@ -72,7 +72,7 @@ impl Sim {
                 && self.nodes[i].state() == Some(ServerState::CommunicationsInterrupted)
                 && self.mistake.rng.chance(30)
             {
-                let req = Request::FailoverPartnerDown { confirm: true };
+                let req = Request::FailoverPartnerDown { confirm: true, relationship: None };
                 let asked = Input::Control { req, reply: (), measured: Measured::default() };
                 let out = self.drive(i, vec![asked], false).map_err(|e| self.fail_later(e));
                 if out.is_ok_and(|answers| answers.iter().all(|a| a.get("error").is_none())) {

@@ -597,7 +597,11 @@ impl Sim {
             return Ok(());
         }
         let node = &mut self.nodes[i];
-        let link: Vec<Input<()>> = node.link_in.drain(..).map(Input::Link).collect();
+        let link: Vec<Input<()>> = node
+            .link_in
+            .drain(..)
+            .map(|e| Input::Link(crate::config::RelationshipId(0), e))
+            .collect();
         let mut rest: Vec<Input<()>> = node.events.drain(..).map(Input::Renewed).collect();
         let rx = RxInfo { ifindex: 2, local_addr: Some(node.ip) };
         for m in node.inbox.drain(..) {
@@ -670,7 +674,7 @@ impl Sim {
             }
             self.send_by(Dest::Client(j), r.msg, ROLE[i]);
         }
-        for c in out.link {
+        for (_, c) in out.link {
             self.link_cmd(i, c);
         }
         Ok(out.answers.into_iter().map(|((), v)| v).collect())

@@ -121,11 +121,11 @@ fn a_state_the_store_would_not_take_is_not_told_to_the_partner() {
     pair.p.store.fail_state_writes = true;
     pair.run_for(30);
     assert_ne!(pair.s.fo().peer().state(), ServerState::Normal);
-    assert!(pair.p.store.failover.is_none());
+    assert!(pair.p.store.failover.is_empty());
     // The disk recovers: the state is written, and the two reach NORMAL.
     pair.p.store.fail_state_writes = false;
     pair.normal();
-    let saved = decode_state(pair.p.store.failover.as_ref().unwrap()).unwrap();
+    let saved = decode_state(pair.p.store.failover.values().next().unwrap()).unwrap();
     assert_eq!(saved.my_state, ServerState::Normal);
 }
 
@@ -135,7 +135,7 @@ fn a_server_stopped_tells_its_partner_it_pauses_and_the_partner_stops_waiting_fo
     pair.normal();
     let now = pair.now;
     let mut out: Output<()> = pair.p.core.stop(Now::at(now), &mut pair.p.store);
-    pair.p.outbox.append(&mut out.link);
+    pair.p.outbox.extend(out.link.drain(..).map(|(_, c)| c));
     // No time passes: the partner does not wait out its timers to know.
     pair.exchange();
     assert_eq!(pair.s.fo().peer().state(), ServerState::CommunicationsInterrupted);
@@ -154,5 +154,8 @@ fn the_status_and_the_metrics_show_the_partners_clock_offset() {
         .p
         .turn(pair.now, vec![Input::Control { req, reply: (), measured: Measured::default() }]);
     let text = out.answers[0].1["text"].as_str().unwrap().to_owned();
-    assert!(text.contains("xdhcp_failover_partner_clock_offset_seconds 0\n"), "{text}");
+    assert!(
+        text.contains("xdhcp_failover_partner_clock_offset_seconds{relationship=\"pair\"} 0\n"),
+        "{text}"
+    );
 }

@@ -91,10 +91,14 @@ impl Side {
 
     /// One turn with `inputs` and the partner's news queued for it.
     fn turn(&mut self, now: u64, inputs: Vec<Input<()>>) -> Output<()> {
-        let mut all: Vec<Input<()>> = self.inbox.drain(..).map(Input::Link).collect();
+        let mut all: Vec<Input<()>> = self
+            .inbox
+            .drain(..)
+            .map(|e| Input::Link(crate::config::RelationshipId(0), e))
+            .collect();
         all.extend(inputs);
         let mut out = self.core.turn(Now::at(now), all, &mut self.store);
-        self.outbox.append(&mut out.link);
+        self.outbox.extend(out.link.drain(..).map(|(_, c)| c));
         self.history.append(&mut out.history);
         out
     }
@@ -122,7 +126,7 @@ impl Side {
     /// `xdhcp failover partner-down --yes-partner-is-down`: when the partner's addresses
     /// become usable, or why not.
     fn partner_down(&mut self, now: u64) -> Result<u64, String> {
-        let req = Request::FailoverPartnerDown { confirm: true };
+        let req = Request::FailoverPartnerDown { confirm: true, relationship: None };
         let out =
             self.turn(now, vec![Input::Control { req, reply: (), measured: Measured::default() }]);
         let v = &out.answers[0].1;
@@ -325,7 +329,7 @@ fn a_fresh_pair_reaches_normal_and_the_secondary_gets_half_the_free_pool() {
     assert_eq!(backup(&pair.p), 10);
     assert_eq!(backup(&pair.s), 10, "the secondary stores what the primary moved");
     // Both persisted their state: a restart resumes NORMAL rather than recovering.
-    let saved = decode_state(pair.s.store.failover.as_ref().unwrap()).unwrap();
+    let saved = decode_state(pair.s.store.failover.values().next().unwrap()).unwrap();
     assert_eq!(saved.my_state, ServerState::Normal);
     assert_eq!(saved.mclt, MCLT, "the secondary keeps the primary's MCLT");
 }

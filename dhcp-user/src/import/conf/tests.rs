@@ -41,7 +41,7 @@ fn a_failover_primary_keeps_its_split_mclt_and_every_peer_statement() {
     assert!(t.untranslated.is_empty(), "{:?}", t.untranslated);
     let c = &t.config;
     assert_eq!(c.server_id, addr("192.0.2.11"));
-    let f = c.failover.as_ref().unwrap();
+    let f = c.failover.first().unwrap();
     assert_eq!((f.name.as_str(), f.role), ("edge-pair", Role::Primary));
     assert_eq!(
         (f.address, f.port, f.peer_address, f.peer_port),
@@ -54,7 +54,7 @@ fn a_failover_primary_keeps_its_split_mclt_and_every_peer_statement() {
     assert_eq!((f.min_balance, f.max_balance), (120, 1800));
     // The subnets come from the included file, every one shared with the partner.
     assert_eq!(c.subnets.len(), 2);
-    assert!(c.subnets.iter().all(|s| s.failover));
+    assert!(c.subnets.iter().all(|s| s.failover.is_some()));
     let s0 = &c.subnets[0];
     assert_eq!(s0.prefix.to_string(), "100.64.0.0/22");
     assert_eq!((s0.pools[0].start, s0.pools[0].end), (addr("100.64.0.10"), addr("100.64.3.250")));
@@ -76,7 +76,7 @@ fn a_failover_primary_keeps_its_split_mclt_and_every_peer_statement() {
 fn the_secondary_leaves_mclt_and_split_to_the_primary() {
     let t = import("failover-secondary.conf");
     assert!(t.untranslated.is_empty(), "{:?}", t.untranslated);
-    let f = t.config.failover.as_ref().unwrap();
+    let f = t.config.failover.first().unwrap();
     assert_eq!(f.role, Role::Secondary);
     assert_eq!(
         (f.address, f.port, f.peer_address, f.peer_port),
