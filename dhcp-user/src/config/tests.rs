@@ -67,6 +67,21 @@ fn the_isp_example_is_valid_and_uses_classes_ports_and_a_shared_network() {
 }
 
 #[test]
+fn the_hub_example_is_valid_two_relationships_on_one_listener() {
+    let text = include_str!("../../../examples/hub.toml");
+    let c = Config::from_toml(text, "examples/hub.toml").unwrap();
+    let rel: Vec<(&str, Ipv4Addr, Ipv4Addr)> =
+        c.failover.iter().map(|f| (f.name.as_str(), f.address, f.peer_address)).collect();
+    assert_eq!(rel.len(), 2, "{rel:?}");
+    assert_eq!(rel[0].1, rel[1].1, "one listener for both edges");
+    assert!(c.failover.iter().all(|f| f.role == dhcp_failover::Role::Secondary));
+    for (r, _) in c.relationships() {
+        assert_eq!(c.shared_in(r).count(), 1, "each edge's subnet names its relationship");
+    }
+    assert!(c.history.is_some());
+}
+
+#[test]
 fn the_shipped_example_is_valid_and_shows_every_key() {
     let text = include_str!("../../../examples/xdhcp.toml");
     let c = Config::from_toml(text, "examples/xdhcp.toml").unwrap();

@@ -503,5 +503,6 @@ fn client(n: u16) -> [u8; 6] {
 
 mod balance;
 mod cut_off;
+mod hub;
 mod lifecycle;
 mod shared_network;

@@ -1,0 +1,324 @@
+//! A hub and two edges, in memory: each edge the primary of its own subnet, the hub the
+//! secondary of both, each relationship on a link of its own. What happens to one edge must
+//! change only its relationship.
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::config::RelationshipId;
+
+/// Each edge's relayed access network: requests come through this relay address.
+const RELAY: [Ipv4Addr; 2] = [Ipv4Addr::new(10, 1, 0, 1), Ipv4Addr::new(10, 2, 0, 1)];
+const EDGE_IP: [Ipv4Addr; 2] = [Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2)];
+const HUB_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 9);
+const NAMES: [&str; 2] = ["edge-a", "edge-b"];
+
+fn subnet(n: usize, name: &str) -> String {
+    let net = n + 1;
+    format!(
+        "[[subnet]]\nprefix = \"10.{net}.0.0/24\"\n\
+         pools = [{{ start = \"10.{net}.0.100\", end = \"10.{net}.0.119\" }}]\n\
+         lease_time = {LEASE}\nfailover = \"{name}\"\n"
+    )
+}
+
+fn edge_config(n: usize) -> Config {
+    let (me, name) = (EDGE_IP[n], NAMES[n]);
+    let text = format!(
+        "interfaces = [\"eth1\"]\nserver_id = \"{me}\"\n\n\
+         [[failover]]\nname = \"{name}\"\nrole = \"primary\"\naddress = \"{me}\"\n\
+         peer_address = \"{HUB_IP}\"\nmclt = {MCLT}\nsplit = 128\n\n{}",
+        subnet(n, name)
+    );
+    Config::from_toml(&text, "edge.toml").unwrap()
+}
+
+fn hub_config() -> Config {
+    let mut text = format!("interfaces = [\"eth1\"]\nserver_id = \"{HUB_IP}\"\n\n");
+    for n in 0..2 {
+        text += &format!(
+            "[[failover]]\nname = \"{}\"\nrole = \"secondary\"\naddress = \"{HUB_IP}\"\n\
+             peer_address = \"{}\"\n\n",
+            NAMES[n], EDGE_IP[n]
+        );
+    }
+    for n in 0..2 {
+        text += &subnet(n, NAMES[n]);
+    }
+    Config::from_toml(&text, "hub.toml").unwrap()
+}
+
+struct Node {
+    core: Core,
+    store: MemStore,
+    inbox: Vec<(RelationshipId, LinkEvent)>,
+    alive: bool,
+}
+
+impl Node {
+    fn new(cfg: Config) -> Self {
+        let store = MemStore::default();
+        Node { core: Core::new(cfg, &store, T0).unwrap(), store, inbox: Vec::new(), alive: true }
+    }
+
+    fn state(&self, name: &str) -> ServerState {
+        self.core.relationship(Some(name)).unwrap().peer().state()
+    }
+}
+
+/// The fleet: node 0 and 1 the edges, 2 the hub; a wire per relationship.
+struct Fleet {
+    nodes: Vec<Node>,
+    /// Each relationship's two ends (node, relationship id there) and its connection.
+    wires: Vec<([(usize, RelationshipId); 2], Option<u64>)>,
+    now: u64,
+    conns: u64,
+}
+
+const HUB: usize = 2;
+
+impl Fleet {
+    fn new() -> Self {
+        let nodes =
+            vec![Node::new(edge_config(0)), Node::new(edge_config(1)), Node::new(hub_config())];
+        let wires = (0..2)
+            .map(|n| {
+                let r = RelationshipId(u16::try_from(n).unwrap());
+                ([(n, RelationshipId(0)), (HUB, r)], None)
+            })
+            .collect();
+        Fleet { nodes, wires, now: T0, conns: 0 }
+    }
+
+    /// Every live node takes a turn and its link commands are carried, until all are quiet.
+    fn exchange(&mut self) {
+        for _ in 0..1000 {
+            let mut said = Vec::new();
+            for (i, node) in self.nodes.iter_mut().enumerate() {
+                if !node.alive {
+                    continue;
+                }
+                let inputs = node.inbox.drain(..).map(|(r, e)| Input::Link(r, e)).collect();
+                let out: Output<()> = node.core.turn(Now::at(self.now), inputs, &mut node.store);
+                said.extend(out.link.into_iter().map(|(r, c)| (i, r, c)));
+            }
+            if said.is_empty() {
+                return;
+            }
+            for (i, r, c) in said {
+                self.carry(i, r, c);
+            }
+        }
+        panic!("the servers never stopped talking");
+    }
+
+    fn carry(&mut self, from: usize, rel: RelationshipId, c: PeerCmd) {
+        let Some(w) = self.wires.iter().position(|(ends, _)| ends.contains(&(from, rel))) else {
+            panic!("node {from} spoke on relationship {rel:?}, which has no wire");
+        };
+        let (ends, conn) = self.wires[w];
+        let other = if ends[0] == (from, rel) { ends[1] } else { ends[0] };
+        match c {
+            PeerCmd::Connect if conn.is_none() && self.nodes[other.0].alive => {
+                self.conns += 1;
+                self.wires[w].1 = Some(self.conns);
+                for (n, r) in ends {
+                    self.nodes[n].inbox.push((r, LinkEvent::Up { id: self.conns }));
+                }
+            }
+            PeerCmd::Connect => {}
+            PeerCmd::Close { id } if conn == Some(id) => {
+                self.wires[w].1 = None;
+                for (n, r) in ends {
+                    self.nodes[n].inbox.push((r, LinkEvent::Down { id }));
+                }
+            }
+            PeerCmd::Send { id, bytes } if conn == Some(id) => {
+                let msg = dhcp_failover::decode(&bytes).unwrap();
+                self.nodes[other.0].inbox.push((other.1, LinkEvent::Message { id, msg }));
+            }
+            PeerCmd::Close { .. } | PeerCmd::Send { .. } => {}
+        }
+    }
+
+    fn run_for(&mut self, secs: u64) {
+        for _ in 0..secs {
+            self.now += 1;
+            self.exchange();
+        }
+    }
+
+    /// A node dies: it takes no more turns, and its partners' links go down.
+    fn kill(&mut self, n: usize) {
+        self.nodes[n].alive = false;
+        for (ends, conn) in &mut self.wires {
+            let Some(id) = *conn else { continue };
+            if ends.iter().any(|(m, _)| *m == n) {
+                *conn = None;
+                for (m, r) in *ends {
+                    self.nodes[m].inbox.push((r, LinkEvent::Down { id }));
+                }
+            }
+        }
+        self.exchange();
+    }
+
+    fn all_normal(&self) -> bool {
+        (0..2).all(|n| {
+            self.nodes[n].state(NAMES[n]) == ServerState::Normal
+                && self.nodes[HUB].state(NAMES[n]) == ServerState::Normal
+        })
+    }
+
+    fn normal(&mut self) {
+        self.exchange();
+        for _ in 0..120 {
+            if self.all_normal() {
+                return;
+            }
+            self.run_for(1);
+        }
+        panic!("no NORMAL everywhere: {:?}", self.states());
+    }
+
+    fn states(&self) -> Vec<(usize, &'static str, ServerState)> {
+        let mut v = Vec::new();
+        for n in 0..2 {
+            v.push((n, NAMES[n], self.nodes[n].state(NAMES[n])));
+            v.push((HUB, NAMES[n], self.nodes[HUB].state(NAMES[n])));
+        }
+        v
+    }
+
+    /// A request at node `at` through its turn: the reply, if any, and what became of it. What
+    /// the turn said to its partners is carried.
+    fn dhcp(&mut self, at: usize, m: &Message) -> Outcome {
+        let node = &mut self.nodes[at];
+        let rx = rx(node.core.config().server_id);
+        let input = Input::Dhcp { rx, bytes: dhcproto::Encodable::to_vec(m).unwrap() };
+        let mut out: Output<()> = node.core.turn(Now::at(self.now), vec![input], &mut node.store);
+        for (r, c) in std::mem::take(&mut out.link) {
+            self.carry(at, r, c);
+        }
+        Outcome { reply: out.replies.pop(), changes: Vec::new(), result: out.handled[0] }
+    }
+
+    /// DISCOVER and REQUEST of `mac` on edge `e`'s access network, at node `at`.
+    fn dora(&mut self, at: usize, e: usize, mac: [u8; 6]) -> Result<(Ipv4Addr, u32), Handled> {
+        let discover = relayed(msg(mac, MessageType::Discover, Ipv4Addr::UNSPECIFIED), e);
+        let o = self.dhcp(at, &discover);
+        let Handled::Offered(a) = o.result else { return Err(o.result) };
+        let sid = self.nodes[at].core.config().server_id;
+        let o = self.dhcp(at, &relayed(select(mac, sid, a), e));
+        assert_eq!(o.result, Handled::Acked(a));
+        let t = lease_time(&o);
+        self.exchange();
+        Ok((a, t))
+    }
+
+    /// Addresses active on node `n`, with their client's MAC.
+    fn active(&self, n: usize) -> BTreeMap<Ipv4Addr, Option<[u8; 6]>> {
+        let leases = self.nodes[n].store.leases.values();
+        leases.filter(|l| l.state == LeaseState::Active).map(|l| (l.address, l.mac())).collect()
+    }
+}
+
+fn relayed(mut m: Message, edge: usize) -> Message {
+    m.set_giaddr(RELAY[edge]);
+    m
+}
+
+fn on(edge: usize, a: Ipv4Addr) -> bool {
+    a.octets()[1] == u8::try_from(edge + 1).unwrap()
+}
+
+#[test]
+fn one_edge_dies_the_hub_serves_its_clients_by_the_rules_and_the_other_pair_is_untouched() {
+    let mut f = Fleet::new();
+    f.normal();
+    // Each relationship balanced its own pool: the hub holds half of each edge's free share,
+    // and keeps each relationship's state under its name.
+    let backup = |f: &Fleet, e: usize| {
+        let hub = f.nodes[HUB].store.leases.values();
+        hub.filter(|l| l.state == LeaseState::Backup && on(e, l.address)).count()
+    };
+    assert_eq!((backup(&f, 0), backup(&f, 1)), (10, 10));
+    let kept: Vec<&String> = f.nodes[HUB].store.failover.keys().collect();
+    assert_eq!(kept, ["edge-a", "edge-b"]);
+
+    // A subscriber of edge-a binds there; the hub hears of it over edge-a's relationship only.
+    let mac = mac_for(true, 1);
+    let (a, _) = f.dora(0, 0, mac).unwrap();
+    assert!(on(0, a));
+    assert_eq!(f.active(HUB).get(&a), Some(&Some(mac)));
+    let edge_a_last = f.active(0);
+
+    f.kill(0);
+    f.run_for(5);
+    assert_eq!(f.nodes[HUB].state("edge-a"), ServerState::CommunicationsInterrupted);
+    assert_eq!(f.nodes[HUB].state("edge-b"), ServerState::Normal, "{:?}", f.states());
+    assert_eq!(f.nodes[1].state("edge-b"), ServerState::Normal);
+    assert!(f.nodes[HUB].core.fast_path_allowed(), "cut off is no reason for silence");
+
+    // Edge-a's subscriber rebinds at the hub: renewed, within the MCLT rule.
+    let rebind = relayed(msg(mac, MessageType::Request, a), 0);
+    let o = f.dhcp(HUB, &rebind);
+    assert_eq!(o.result, Handled::Acked(a));
+    // At most MCLT past what edge-a said it might extend the lease to (its potential
+    // expiration, which the hub acknowledged): edge-a waits that long before reusing it.
+    let told = f.nodes[HUB].store.get(a).unwrap().pet_received;
+    let limit = told + u64::from(MCLT) - f.now;
+    assert!(u64::from(lease_time(&o)) <= limit, "{} s: past the MCLT rule", lease_time(&o));
+    // A new subscriber of edge-a, even one of edge-a's hash buckets, gets one of the hub's own
+    // (backup) addresses: the hub may not touch edge-a's free share while only cut off.
+    let (b, _) = f.dora(HUB, 0, mac_for(true, 2)).unwrap();
+    assert!(on(0, b));
+    // Edge-b's pair goes on as before: a new subscriber there binds at edge-b, the hub hears.
+    let mac_b = mac_for(true, 3);
+    let (c, _) = f.dora(1, 1, mac_b).unwrap();
+    assert!(on(1, c));
+    assert_eq!(f.active(HUB).get(&c), Some(&Some(mac_b)));
+
+    // PARTNER-DOWN names its relationship: with two, the operator must say which.
+    let ask = |f: &mut Fleet, relationship: Option<&str>| {
+        let req = Request::FailoverPartnerDown {
+            confirm: true,
+            relationship: relationship.map(str::to_owned),
+        };
+        let input = Input::Control { req, reply: (), measured: Measured::default() };
+        let hub = &mut f.nodes[HUB];
+        let out: Output<()> = hub.core.turn(Now::at(f.now), vec![input], &mut hub.store);
+        for (r, c) in out.link {
+            f.carry(HUB, r, c);
+        }
+        out.answers[0].1.clone()
+    };
+    let vague = ask(&mut f, None);
+    assert!(vague["error"].as_str().unwrap().contains("several"), "{vague}");
+    let declared = ask(&mut f, Some("edge-a"));
+    let usable_at = declared["partner_addresses_usable_at"].as_u64().unwrap();
+    assert_eq!(usable_at, f.now + u64::from(MCLT));
+    f.exchange();
+    assert_eq!(f.nodes[HUB].state("edge-a"), ServerState::PartnerDown);
+    assert_eq!(f.nodes[HUB].state("edge-b"), ServerState::Normal);
+
+    // Past STOS+MCLT, edge-a's free share is the hub's too: more subscribers than the hub's own
+    // share had left all bind.
+    f.run_for(u64::from(MCLT) + 1);
+    let mut got = Vec::new();
+    for n in 10..25 {
+        let (x, _) = f
+            .dora(HUB, 0, mac_for(n % 2 == 0, n))
+            .unwrap_or_else(|h| panic!("subscriber {n} of edge-a: {h:?}; hub {:?}", f.states()));
+        got.push(x);
+    }
+    assert!(got.iter().all(|x| on(0, *x)));
+    assert_eq!(f.nodes[HUB].state("edge-b"), ServerState::Normal, "{:?}", f.states());
+
+    // Safety: nobody's address went to another client, on any server.
+    let hub = f.active(HUB);
+    for (addr, owner) in edge_a_last.iter().chain(&f.active(1)) {
+        if let Some(h) = hub.get(addr) {
+            assert_eq!(h, owner, "{addr} is bound to two clients");
+        }
+    }
+}
