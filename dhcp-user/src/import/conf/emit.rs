@@ -49,8 +49,8 @@ pub(super) fn emit(m: &mut Model, inputs: &Inputs) -> Result<Emitted, ImportErro
         ));
     }
     let peer_address = m
-        .peer
-        .as_ref()
+        .peers
+        .first()
         .and_then(|p| p.table.get("address"))
         .and_then(Value::as_str)
         .and_then(|a| a.parse::<Ipv4Addr>().ok());
@@ -76,21 +76,8 @@ pub(super) fn emit(m: &mut Model, inputs: &Inputs) -> Result<Emitted, ImportErro
     if !classes.is_empty() {
         root.insert("class".into(), Value::Array(classes));
     }
-    let subnets = o.subnets();
-    let shared = subnets.iter().any(|s| s.get("failover") == Some(&Value::Boolean(true)));
-    if let Some(p) = &o.m.peer {
-        if shared {
-            root.insert("failover".into(), Value::Table(p.table.clone()));
-            o.origins.push(("failover".into(), p.loc.clone()));
-            o.origins.extend(p.lines.iter().cloned());
-        } else {
-            o.refused.push(Untranslated {
-                loc: p.loc.clone(),
-                statement: format!("failover peer {:?}", p.name),
-                why: "no translated pool uses it".into(),
-            });
-        }
-    }
+    let mut subnets = o.subnets();
+    o.relationships(&mut root, &mut subnets);
     root.insert("subnet".into(), Value::Array(subnets.into_iter().map(Value::Table).collect()));
     let (origins, refused) = (o.origins, o.refused);
     m.untranslated.extend(refused);
@@ -110,6 +97,46 @@ pub(super) fn emit(m: &mut Model, inputs: &Inputs) -> Result<Emitted, ImportErro
 impl Out<'_> {
     fn refuse(&mut self, loc: &Loc, statement: &str, why: String) {
         self.refused.push(Untranslated { loc: loc.clone(), statement: statement.to_owned(), why });
+    }
+
+    /// The `failover peer` declarations the subnets use, as relationships: one as the
+    /// `[failover]` table (its subnets `failover = true`), several as `[[failover]]` (each
+    /// subnet naming its own). A peer no translated subnet uses is not translated.
+    fn relationships(&mut self, root: &mut Table, subnets: &mut [Table]) {
+        let named = |s: &Table| s.get("failover").and_then(Value::as_str).map(str::to_owned);
+        let used: Vec<&super::failover::Peer> = self
+            .m
+            .peers
+            .iter()
+            .filter(|p| subnets.iter().any(|s| named(s).as_deref() == Some(p.name.as_str())))
+            .collect();
+        for p in self.m.peers.iter().filter(|p| !used.iter().any(|u| u.name == p.name)) {
+            self.refused.push(Untranslated {
+                loc: p.loc.clone(),
+                statement: format!("failover peer {:?}", p.name),
+                why: "no translated pool uses it".into(),
+            });
+        }
+        let mut tables = Vec::new();
+        for (i, p) in used.iter().enumerate() {
+            let key =
+                if used.len() == 1 { "failover".to_owned() } else { format!("failover[{i}]") };
+            self.origins.push((key.clone(), p.loc.clone()));
+            self.origins.extend(p.lines.iter().map(|(k, l)| (format!("{key}.{k}"), l.clone())));
+            tables.push(Value::Table(p.table.clone()));
+        }
+        match tables.len() {
+            0 => {}
+            1 => {
+                root.insert("failover".into(), tables.remove(0));
+                for s in subnets.iter_mut().filter(|s| s.contains_key("failover")) {
+                    s.insert("failover".into(), Value::Boolean(true));
+                }
+            }
+            _ => {
+                root.insert("failover".into(), Value::Array(tables));
+            }
+        }
     }
 
     /// The frames of `chain` below the last one of a kind xdhcp has itself (`stops`): those
@@ -245,8 +272,8 @@ impl Out<'_> {
             if !entries.is_empty() {
                 t.insert("pools".into(), Value::Array(entries));
             }
-            if failover {
-                t.insert("failover".into(), Value::Boolean(true));
+            if let Some(peer) = failover {
+                t.insert("failover".into(), Value::String(peer));
             }
             let mut res = Vec::new();
             for (h, host) in self.m.hosts.iter().enumerate() {
@@ -322,23 +349,34 @@ impl Out<'_> {
         Value::Table(r)
     }
 
-    /// A subnet's pools, one xdhcp pool per range, and whether they are shared with the
-    /// failover partner.
+    /// A subnet's pools, one xdhcp pool per range, and the failover peer they are shared with.
+    /// xdhcp shares whole subnets: a pool naming another peer than the subnet's first shared
+    /// pool is left out.
     fn pools(
         &mut self,
         key: &str,
         pools: &[PoolDecl],
         chain: &[usize],
         subnet_frame: usize,
-    ) -> (Vec<Value>, bool) {
-        let failover = pools.iter().any(|p| p.failover.is_some() && !p.lost);
+    ) -> (Vec<Value>, Option<String>) {
+        let failover =
+            pools.iter().filter(|p| !p.lost).find_map(|p| p.failover.as_ref().map(|f| f.0.clone()));
         let mut out = Vec::new();
         for p in pools {
             if p.lost || p.ranges.is_empty() {
                 continue;
             }
+            if let (Some(want), Some((other, loc))) = (&failover, &p.failover)
+                && want != other
+            {
+                let why = format!(
+                    "names failover peer {other:?}, but another pool of its subnet names {want:?}: xdhcp shares a whole subnet in one relationship; this pool is left out"
+                );
+                self.refuse(loc, "pool", why);
+                continue;
+            }
             let Some((allow, deny)) = self.admission(p) else { continue };
-            if failover && p.failover.is_none() {
+            if failover.is_some() && p.failover.is_none() {
                 self.refuse(&p.at.loc, "pool", "has no failover peer, but another pool of its subnet has: xdhcp shares a whole subnet with the partner, this pool included".into());
             }
             for (lo, hi, loc) in &p.ranges {

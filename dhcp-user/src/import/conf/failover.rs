@@ -1,5 +1,6 @@
-//! `failover peer "name" { ... }`: each statement is one key of xdhcp's `[failover]`, which
-//! mirrors them one to one (docs/config.md, `[failover]`).
+//! `failover peer "name" { ... }`: each statement is one key of an xdhcp `[[failover]]`
+//! relationship, which mirrors them one to one (docs/config.md, `[[failover]]`). Each peer is
+//! one relationship; a pool's `failover peer "name";` becomes its subnet's `failover`.
 use toml::Value;
 
 use super::super::{Loc, SyntaxError, tree::Stmt};
@@ -11,10 +12,8 @@ pub(super) struct Peer {
     pub name: String,
     pub loc: Loc,
     pub table: toml::Table,
-    /// Where each key was set, for validation errors.
+    /// Where each key was set, for validation errors (keys without the `failover.` part).
     pub lines: Vec<(String, Loc)>,
-    /// Peers after the first: xdhcp has one relationship.
-    pub others: Vec<String>,
 }
 
 /// Statements taking one number: the dhcpd words and xdhcp's key.
@@ -39,13 +38,8 @@ impl Walker {
         if s.words.len() != 3 {
             return Err(malformed(s, "expected `failover peer \"name\" { ... }`"));
         }
-        if let Some(p) = &mut self.peer {
-            if p.name == name {
-                return Err(malformed(s, &format!("failover peer {name:?} is declared twice")));
-            }
-            p.others.push(name);
-            self.refuse(s, "xdhcp has one failover relationship; pools of this one are left out");
-            return Ok(());
+        if self.peers.iter().any(|p| p.name == name) {
+            return Err(malformed(s, &format!("failover peer {name:?} is declared twice")));
         }
         let mut table = toml::Table::new();
         let mut lines = Vec::new();
@@ -53,7 +47,7 @@ impl Walker {
         for st in s.block.as_deref().unwrap_or_default() {
             let mut set = |k: &str, v: Value| {
                 table.insert(k.to_owned(), v);
-                lines.push((format!("failover.{k}"), st.loc().clone()));
+                lines.push((k.to_owned(), st.loc().clone()));
             };
             if st.words.len() == 1 && (st.starts(&["primary"]) || st.starts(&["secondary"])) {
                 let role = if st.starts(&["primary"]) { "primary" } else { "secondary" };
@@ -92,23 +86,17 @@ impl Walker {
                 self.refuse(st, "not a statement of xdhcp's [failover]");
             }
         }
-        self.peer = Some(Peer { name, loc: s.loc().clone(), table, lines, others: Vec::new() });
+        self.peers.push(Peer { name, loc: s.loc().clone(), table, lines });
         Ok(())
     }
 
-    /// `failover peer "name";` in a pool: `Ok(false)` for a peer xdhcp leaves out.
-    pub(super) fn pool_peer(&mut self, s: &Stmt) -> Result<bool, SyntaxError> {
+    /// `failover peer "name";` in a pool: the peer's name, declared before.
+    pub(super) fn pool_peer(&mut self, s: &Stmt) -> Result<String, SyntaxError> {
         let name = peer_name(s)?;
-        match &self.peer {
-            Some(p) if p.name == name => Ok(true),
-            Some(p) if p.others.contains(&name) => {
-                self.refuse(s, "xdhcp has one failover relationship; this pool is left out");
-                Ok(false)
-            }
-            _ => Err(malformed(
-                s,
-                &format!("no failover peer {name:?} is declared before this pool"),
-            )),
+        if self.peers.iter().any(|p| p.name == name) {
+            Ok(name)
+        } else {
+            Err(malformed(s, &format!("no failover peer {name:?} is declared before this pool")))
         }
     }
 }

@@ -87,6 +87,44 @@ fn the_secondary_leaves_mclt_and_split_to_the_primary() {
 }
 
 #[test]
+fn a_hub_with_a_failover_peer_per_edge_becomes_a_relationship_per_edge() {
+    let t = import("hub.conf");
+    assert!(t.untranslated.is_empty(), "{:?}", t.untranslated);
+    let c = &t.config;
+    let names: Vec<&str> = c.failover.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["edge-1", "edge-2"]);
+    assert!(
+        c.failover.iter().all(|f| f.role == Role::Secondary && f.address == addr("10.255.0.1"))
+    );
+    assert_eq!(c.failover[1].peer_address, addr("10.255.0.12"));
+    let shared: Vec<Option<&str>> =
+        c.subnets.iter().map(|s| s.failover.map(|r| c.failover[r.index()].name.as_str())).collect();
+    assert_eq!(shared, [None, Some("edge-1"), Some("edge-2")]);
+    assert!(t.toml.contains("[[failover]]") && t.toml.contains("failover = \"edge-2\""));
+}
+
+#[test]
+fn a_subnet_whose_pools_name_two_peers_keeps_the_first_peers_pools_only() {
+    let dir = std::env::temp_dir().join(format!("xdhcp-import-two-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let hub = std::fs::read_to_string(fixture("hub.conf")).unwrap();
+    let text = hub.replace(
+        "        range 100.64.0.10 100.64.15.250;\n    }",
+        "        range 100.64.0.10 100.64.7.250;\n    }\n    pool {\n        \
+         failover peer \"edge-2\";\n        range 100.64.8.10 100.64.15.250;\n    }",
+    );
+    assert_ne!(text, hub);
+    let file = dir.join("hub.conf");
+    std::fs::write(&file, text).unwrap();
+    let t = translate(&file, &inputs(None)).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(t.config.subnets[1].pools.len(), 1, "{}", t.toml);
+    assert_eq!(t.config.subnets[1].pools[0].end, addr("100.64.7.250"));
+    let refused: Vec<&str> = t.untranslated.iter().map(|u| u.why.as_str()).collect();
+    assert!(refused.iter().any(|w| w.contains("names failover peer \"edge-2\"")), "{refused:?}");
+}
+
+#[test]
 fn a_shared_network_becomes_subnets_naming_it_with_its_pools_placed_by_range() {
     let t = import_with("shared-network.conf", Some("192.0.2.1"));
     assert!(t.untranslated.is_empty(), "{:?}", t.untranslated);
@@ -308,6 +346,7 @@ fn truncated_input_is_an_error_never_a_panic() {
 const FIXTURES: &[(&str, bool)] = &[
     ("failover-primary.conf", true),
     ("failover-secondary.conf", true),
+    ("hub.conf", true),
     ("shared-network.conf", true),
     ("option82.conf", true),
     ("hosts.conf", true),

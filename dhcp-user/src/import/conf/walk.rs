@@ -56,7 +56,8 @@ pub(super) struct PoolDecl {
     pub ranges: Vec<(Ipv4Addr, Ipv4Addr, Loc)>,
     pub allow: Vec<(String, Loc)>,
     pub deny: Vec<(String, Loc)>,
-    pub failover: Option<Loc>,
+    /// The pool's `failover peer "name";`, and where it is.
+    pub failover: Option<(String, Loc)>,
     /// A `range` written in the subnet itself: the pool is the subnet's own scope.
     pub bare: bool,
     /// Left out: a statement that decides who it serves is not translated, and without it
@@ -99,7 +100,8 @@ pub(super) struct Walker {
     pub lost_classes: Vec<(String, String)>,
     /// Classes whose subclasses give the values, with the field they compare.
     pub spawners: Vec<(String, Option<Subject>, usize)>,
-    pub peer: Option<Peer>,
+    /// The `failover peer` declarations, in file order.
+    pub peers: Vec<Peer>,
     /// The shared network being walked.
     current_shared: Option<String>,
     /// Frames open while walking, innermost last.
@@ -121,7 +123,7 @@ pub(super) fn walk(stmts: &[Stmt]) -> Result<Model, SyntaxError> {
         classes: Vec::new(),
         lost_classes: Vec::new(),
         spawners: Vec::new(),
-        peer: None,
+        peers: Vec::new(),
         current_shared: None,
         stack: vec![0],
     };
@@ -334,11 +336,7 @@ impl Walker {
                         p.ranges.push(r);
                     }
                 } else if st.starts(&["failover", "peer"]) && st.block.is_none() {
-                    if self.pool_peer(st)? {
-                        p.failover = Some(st.loc().clone());
-                    } else {
-                        p.lost = true;
-                    }
+                    p.failover = Some((self.pool_peer(st)?, st.loc().clone()));
                 } else if let Some(list) = members(st, &mut p) {
                     list?;
                 } else if permit(st) {
