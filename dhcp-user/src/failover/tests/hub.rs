@@ -1,7 +1,7 @@
 //! A hub and two edges, in memory: each edge the primary of its own subnet, the hub the
 //! secondary of both, each relationship on a link of its own. What happens to one edge must
 //! change only its relationship.
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, fmt::Write as _};
 
 use super::*;
 use crate::config::RelationshipId;
@@ -34,15 +34,15 @@ fn edge_config(n: usize) -> Config {
 
 fn hub_config() -> Config {
     let mut text = format!("interfaces = [\"eth1\"]\nserver_id = \"{HUB_IP}\"\n\n");
-    for n in 0..2 {
-        text += &format!(
-            "[[failover]]\nname = \"{}\"\nrole = \"secondary\"\naddress = \"{HUB_IP}\"\n\
-             peer_address = \"{}\"\n\n",
-            NAMES[n], EDGE_IP[n]
+    for (name, edge) in NAMES.iter().zip(EDGE_IP) {
+        let _ = write!(
+            text,
+            "[[failover]]\nname = \"{name}\"\nrole = \"secondary\"\naddress = \"{HUB_IP}\"\n\
+             peer_address = \"{edge}\"\n\n"
         );
     }
-    for n in 0..2 {
-        text += &subnet(n, NAMES[n]);
+    for (n, name) in NAMES.iter().enumerate() {
+        text += &subnet(n, name);
     }
     Config::from_toml(&text, "hub.toml").unwrap()
 }
@@ -68,13 +68,16 @@ impl Node {
 /// The fleet: node 0 and 1 the edges, 2 the hub; a wire per relationship.
 struct Fleet {
     nodes: Vec<Node>,
-    /// Each relationship's two ends (node, relationship id there) and its connection.
-    wires: Vec<([(usize, RelationshipId); 2], Option<u64>)>,
+    /// Each relationship's two ends and its connection.
+    wires: Vec<(Ends, Option<u64>)>,
     now: u64,
     conns: u64,
 }
 
 const HUB: usize = 2;
+
+/// A relationship's two ends: a node, and the relationship's id there.
+type Ends = [(usize, RelationshipId); 2];
 
 impl Fleet {
     fn new() -> Self {
@@ -125,7 +128,6 @@ impl Fleet {
                     self.nodes[n].inbox.push((r, LinkEvent::Up { id: self.conns }));
                 }
             }
-            PeerCmd::Connect => {}
             PeerCmd::Close { id } if conn == Some(id) => {
                 self.wires[w].1 = None;
                 for (n, r) in ends {
@@ -136,7 +138,8 @@ impl Fleet {
                 let msg = dhcp_failover::decode(&bytes).unwrap();
                 self.nodes[other.0].inbox.push((other.1, LinkEvent::Message { id, msg }));
             }
-            PeerCmd::Close { .. } | PeerCmd::Send { .. } => {}
+            // A connection already gone, or one to a node that is not there.
+            _ => {}
         }
     }
 
@@ -182,9 +185,9 @@ impl Fleet {
 
     fn states(&self) -> Vec<(usize, &'static str, ServerState)> {
         let mut v = Vec::new();
-        for n in 0..2 {
-            v.push((n, NAMES[n], self.nodes[n].state(NAMES[n])));
-            v.push((HUB, NAMES[n], self.nodes[HUB].state(NAMES[n])));
+        for (n, name) in NAMES.iter().enumerate() {
+            v.push((n, *name, self.nodes[n].state(name)));
+            v.push((HUB, *name, self.nodes[HUB].state(name)));
         }
         v
     }
@@ -233,90 +236,94 @@ fn on(edge: usize, a: Ipv4Addr) -> bool {
 
 #[test]
 fn one_edge_dies_the_hub_serves_its_clients_by_the_rules_and_the_other_pair_is_untouched() {
-    let mut f = Fleet::new();
-    f.normal();
+    let mut fleet = Fleet::new();
+    fleet.normal();
     // Each relationship balanced its own pool: the hub holds half of each edge's free share,
     // and keeps each relationship's state under its name.
-    let backup = |f: &Fleet, e: usize| {
-        let hub = f.nodes[HUB].store.leases.values();
+    let backup = |fleet: &Fleet, e: usize| {
+        let hub = fleet.nodes[HUB].store.leases.values();
         hub.filter(|l| l.state == LeaseState::Backup && on(e, l.address)).count()
     };
-    assert_eq!((backup(&f, 0), backup(&f, 1)), (10, 10));
-    let kept: Vec<&String> = f.nodes[HUB].store.failover.keys().collect();
+    assert_eq!((backup(&fleet, 0), backup(&fleet, 1)), (10, 10));
+    let kept: Vec<&String> = fleet.nodes[HUB].store.failover.keys().collect();
     assert_eq!(kept, ["edge-a", "edge-b"]);
 
     // A subscriber of edge-a binds there; the hub hears of it over edge-a's relationship only.
     let mac = mac_for(true, 1);
-    let (a, _) = f.dora(0, 0, mac).unwrap();
-    assert!(on(0, a));
-    assert_eq!(f.active(HUB).get(&a), Some(&Some(mac)));
-    let edge_a_last = f.active(0);
+    let (addr_a, _) = fleet.dora(0, 0, mac).unwrap();
+    assert!(on(0, addr_a));
+    assert_eq!(fleet.active(HUB).get(&addr_a), Some(&Some(mac)));
+    let edge_a_last = fleet.active(0);
 
-    f.kill(0);
-    f.run_for(5);
-    assert_eq!(f.nodes[HUB].state("edge-a"), ServerState::CommunicationsInterrupted);
-    assert_eq!(f.nodes[HUB].state("edge-b"), ServerState::Normal, "{:?}", f.states());
-    assert_eq!(f.nodes[1].state("edge-b"), ServerState::Normal);
-    assert!(f.nodes[HUB].core.fast_path_allowed(), "cut off is no reason for silence");
+    fleet.kill(0);
+    fleet.run_for(5);
+    assert_eq!(fleet.nodes[HUB].state("edge-a"), ServerState::CommunicationsInterrupted);
+    assert_eq!(fleet.nodes[HUB].state("edge-b"), ServerState::Normal, "{:?}", fleet.states());
+    assert_eq!(fleet.nodes[1].state("edge-b"), ServerState::Normal);
+    assert!(fleet.nodes[HUB].core.fast_path_allowed(), "cut off is no reason for silence");
 
     // Edge-a's subscriber rebinds at the hub: renewed, within the MCLT rule.
-    let rebind = relayed(msg(mac, MessageType::Request, a), 0);
-    let o = f.dhcp(HUB, &rebind);
-    assert_eq!(o.result, Handled::Acked(a));
+    let rebind = relayed(msg(mac, MessageType::Request, addr_a), 0);
+    let rebound = fleet.dhcp(HUB, &rebind);
+    assert_eq!(rebound.result, Handled::Acked(addr_a));
     // At most MCLT past what edge-a said it might extend the lease to (its potential
     // expiration, which the hub acknowledged): edge-a waits that long before reusing it.
-    let told = f.nodes[HUB].store.get(a).unwrap().pet_received;
-    let limit = told + u64::from(MCLT) - f.now;
-    assert!(u64::from(lease_time(&o)) <= limit, "{} s: past the MCLT rule", lease_time(&o));
+    let told = fleet.nodes[HUB].store.get(addr_a).unwrap().pet_received;
+    let limit = told + u64::from(MCLT) - fleet.now;
+    assert!(
+        u64::from(lease_time(&rebound)) <= limit,
+        "{} s: past the MCLT rule",
+        lease_time(&rebound)
+    );
     // A new subscriber of edge-a, even one of edge-a's hash buckets, gets one of the hub's own
     // (backup) addresses: the hub may not touch edge-a's free share while only cut off.
-    let (b, _) = f.dora(HUB, 0, mac_for(true, 2)).unwrap();
-    assert!(on(0, b));
+    let (addr_b, _) = fleet.dora(HUB, 0, mac_for(true, 2)).unwrap();
+    assert!(on(0, addr_b));
     // Edge-b's pair goes on as before: a new subscriber there binds at edge-b, the hub hears.
     let mac_b = mac_for(true, 3);
-    let (c, _) = f.dora(1, 1, mac_b).unwrap();
-    assert!(on(1, c));
-    assert_eq!(f.active(HUB).get(&c), Some(&Some(mac_b)));
+    let (addr_c, _) = fleet.dora(1, 1, mac_b).unwrap();
+    assert!(on(1, addr_c));
+    assert_eq!(fleet.active(HUB).get(&addr_c), Some(&Some(mac_b)));
 
     // PARTNER-DOWN names its relationship: with two, the operator must say which.
-    let ask = |f: &mut Fleet, relationship: Option<&str>| {
+    let ask = |fleet: &mut Fleet, relationship: Option<&str>| {
         let req = Request::FailoverPartnerDown {
             confirm: true,
             relationship: relationship.map(str::to_owned),
         };
         let input = Input::Control { req, reply: (), measured: Measured::default() };
-        let hub = &mut f.nodes[HUB];
-        let out: Output<()> = hub.core.turn(Now::at(f.now), vec![input], &mut hub.store);
+        let hub = &mut fleet.nodes[HUB];
+        let out: Output<()> = hub.core.turn(Now::at(fleet.now), vec![input], &mut hub.store);
         for (r, c) in out.link {
-            f.carry(HUB, r, c);
+            fleet.carry(HUB, r, c);
         }
         out.answers[0].1.clone()
     };
-    let vague = ask(&mut f, None);
+    let vague = ask(&mut fleet, None);
     assert!(vague["error"].as_str().unwrap().contains("several"), "{vague}");
-    let declared = ask(&mut f, Some("edge-a"));
+    let declared = ask(&mut fleet, Some("edge-a"));
     let usable_at = declared["partner_addresses_usable_at"].as_u64().unwrap();
-    assert_eq!(usable_at, f.now + u64::from(MCLT));
-    f.exchange();
-    assert_eq!(f.nodes[HUB].state("edge-a"), ServerState::PartnerDown);
-    assert_eq!(f.nodes[HUB].state("edge-b"), ServerState::Normal);
+    assert_eq!(usable_at, fleet.now + u64::from(MCLT));
+    fleet.exchange();
+    assert_eq!(fleet.nodes[HUB].state("edge-a"), ServerState::PartnerDown);
+    assert_eq!(fleet.nodes[HUB].state("edge-b"), ServerState::Normal);
 
     // Past STOS+MCLT, edge-a's free share is the hub's too: more subscribers than the hub's own
     // share had left all bind.
-    f.run_for(u64::from(MCLT) + 1);
+    fleet.run_for(u64::from(MCLT) + 1);
     let mut got = Vec::new();
     for n in 10..25 {
-        let (x, _) = f
-            .dora(HUB, 0, mac_for(n % 2 == 0, n))
-            .unwrap_or_else(|h| panic!("subscriber {n} of edge-a: {h:?}; hub {:?}", f.states()));
-        got.push(x);
+        let (addr, _) = fleet.dora(HUB, 0, mac_for(n % 2 == 0, n)).unwrap_or_else(|h| {
+            panic!("subscriber {n} of edge-a: {h:?}; hub {:?}", fleet.states())
+        });
+        got.push(addr);
     }
     assert!(got.iter().all(|x| on(0, *x)));
-    assert_eq!(f.nodes[HUB].state("edge-b"), ServerState::Normal, "{:?}", f.states());
+    assert_eq!(fleet.nodes[HUB].state("edge-b"), ServerState::Normal, "{:?}", fleet.states());
 
     // Safety: nobody's address went to another client, on any server.
-    let hub = f.active(HUB);
-    for (addr, owner) in edge_a_last.iter().chain(&f.active(1)) {
+    let hub = fleet.active(HUB);
+    for (addr, owner) in edge_a_last.iter().chain(&fleet.active(1)) {
         if let Some(h) = hub.get(addr) {
             assert_eq!(h, owner, "{addr} is bound to two clients");
         }
