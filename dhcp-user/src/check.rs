@@ -111,5 +111,5 @@ fn condition(c: &Condition) -> String {
 }
 
 fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(":")
+    crate::packet::fmt_hw(b)
 }

@@ -19,7 +19,20 @@ pub const BOOTP_MIN_LEN: usize = 300;
 
 #[must_use]
 pub fn fmt_mac(m: &[u8; 6]) -> String {
-    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+    fmt_hw(m)
+}
+
+/// Bytes as colon-separated hex pairs, the way hardware addresses are written: a MAC, any
+/// other `chaddr`, a MAC prefix.
+#[must_use]
+pub fn fmt_hw(b: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(b.len() * 3);
+    for (i, x) in b.iter().enumerate() {
+        let sep = if i > 0 { ":" } else { "" };
+        let _ = write!(s, "{sep}{x:02x}");
+    }
+    s
 }
 
 #[must_use]

@@ -250,7 +250,7 @@ fn shown(b: &[u8]) -> String {
     if !b.is_empty() && b.iter().all(|c| (0x20..0x7f).contains(c)) {
         format!("{:?}", String::from_utf8_lossy(b))
     } else {
-        b.iter().map(|c| format!("{c:02x}")).collect::<Vec<_>>().join(":")
+        crate::packet::fmt_hw(b)
     }
 }
 

@@ -100,12 +100,6 @@ pub struct LeaseEvent {
     pub path: Via,
 }
 
-/// The hardware address as colon-separated hex, whatever its length.
-#[must_use]
-pub fn fmt_chaddr(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(":")
-}
-
 impl LeaseEvent {
     /// The event `kind` of `l` as it now stands.
     #[must_use]
@@ -114,7 +108,7 @@ impl LeaseEvent {
             time,
             kind,
             address: l.address,
-            mac: fmt_chaddr(&l.chaddr),
+            mac: crate::packet::fmt_hw(&l.chaddr),
             client_id: l.client_id.as_deref().map(hex),
             circuit_id: l.circuit_id().map(printable),
             remote_id: l.remote_id().map(printable),
@@ -150,7 +144,7 @@ impl LeaseEvent {
             time,
             kind: Kind::Offer,
             address,
-            mac: fmt_chaddr(msg.chaddr().get(..hlen).unwrap_or_default()),
+            mac: crate::packet::fmt_hw(msg.chaddr().get(..hlen).unwrap_or_default()),
             client_id,
             circuit_id: agent.as_ref().and_then(|a| a.circuit_id).map(printable),
             remote_id: agent.as_ref().and_then(|a| a.remote_id).map(printable),
