@@ -93,7 +93,7 @@ fn a_failover_primary_imports_and_checks_as_a_pair_member() {
         stdout.contains("subnet[0] 100.64.0.0/22: lease 3600 s (min 600, max 14400)"),
         "{stdout}"
     );
-    assert!(stdout.contains("shared with the failover partner"), "{stdout}");
+    assert!(stdout.contains("shared in failover \"edge-pair\""), "{stdout}");
 }
 
 #[test]
