@@ -64,6 +64,9 @@ enum Bench {
     },
     /// A failover survivor's endurance in COMMUNICATIONS-INTERRUPTED, simulated (no network).
     Endurance,
+    /// The lease history at the fast path's renewal rate: the turn with and without it, the
+    /// file writer against a plain write of the same bytes (no network).
+    History,
     /// A DISCOVER flood from one access port against xdhcp and Kea, while known clients renew
     /// and new ones arrive.
     Flood,
@@ -172,6 +175,7 @@ fn object_of(rev: &str) -> Result<PathBuf> {
     Ok(kept)
 }
 
+#[expect(clippy::too_many_lines, reason = "one short arm per command")]
 fn main() -> Result<()> {
     let cli = Cli::parse();
     setup::setup()?;
@@ -247,6 +251,17 @@ fn main() -> Result<()> {
             let bin = lab_binary()?;
             let out = root().join("target/bench/endurance.json");
             run(Command::new(bin).args(["bench", "endurance", "--out"]).arg(&out))?;
+            println!("wrote {}", out.display());
+        }
+        Cmd::Bench { which: Bench::History } => {
+            let bin = lab_binary()?;
+            let out = root().join("target/bench/history.json");
+            let scratch = root().join("target/bench/history-scratch");
+            run(Command::new(bin)
+                .args(["bench", "history", "--out"])
+                .arg(&out)
+                .arg("--scratch")
+                .arg(&scratch))?;
             println!("wrote {}", out.display());
         }
         Cmd::Lint => {

@@ -1,11 +1,13 @@
 //! The benchmarks behind `cargo xtask bench`: [`fastpath`] (the XDP program timed in the
-//! kernel), [`e2e`] (xdhcp and Kea on a veth lab), [`scale`] (one xdhcp from 10 k to 1 M leases) and
-//! [`endurance`] (a failover survivor on simulated time).
+//! kernel), [`e2e`] (xdhcp and Kea on a veth lab), [`scale`] (one xdhcp from 10 k to 1 M leases),
+//! [`endurance`] (a failover survivor on simulated time) and [`history`] (the lease history at
+//! the fast path's renewal rate).
 pub mod dora;
 pub mod e2e;
 pub mod endurance;
 pub mod fastpath;
 pub mod flood;
+pub mod history;
 pub mod scale;
 
 pub use fastpath::{compare, fastpath};

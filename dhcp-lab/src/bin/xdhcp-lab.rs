@@ -34,6 +34,16 @@ enum BenchCmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// The lease history at the fast path's renewal rate: the turn with and without it, and
+    /// the file writer against a plain write of the same bytes.
+    History {
+        /// Where the history files are written (emptied first): a directory on the disk the
+        /// state directory would be on.
+        #[arg(long)]
+        scratch: PathBuf,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// xdhcp (fast path on and off) and Kea side by side on a veth lab: DORA/s with perfdhcp,
     /// renewals/s with `xdhcp-load`; DORA/s with `xdhcp-load` too (xdhcp's slow path and Kea,
     /// what bounds each). Writes e2e.json and e2e.png.
@@ -191,6 +201,11 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Bench { cmd: BenchCmd::Endurance { out } } => {
             let json = serde_json::to_string_pretty(&bench::endurance::endurance())?;
+            emit(json, out.as_deref())?;
+        }
+        Cmd::Bench { cmd: BenchCmd::History { scratch, out } } => {
+            let json = serde_json::to_string_pretty(&bench::history::history(&scratch)?)?;
+            let _ = std::fs::remove_dir_all(&scratch);
             emit(json, out.as_deref())?;
         }
         Cmd::Bench { cmd: BenchCmd::Object { out } } => {
