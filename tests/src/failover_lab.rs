@@ -90,6 +90,9 @@ pub struct Port {
     pub ns: NetNs,
     pub iface: String,
     pub mac: [u8; 6],
+    /// The namespace's ports on other segments ([`Segment::port_into`]): `IFACE2`, `IFACE3`...
+    /// of a server's config.
+    pub more: Vec<String>,
 }
 
 impl Port {
@@ -128,17 +131,41 @@ impl Segment {
         let ns = NetNs::new(tag)?;
         let (a, b) = (unique_ifname('a'), unique_ifname('b'));
         self.sw.ip(&["link", "add", &a, "type", "veth", "peer", "name", &b])?;
-        self.sw.ip(&["link", "set", &b, "netns", ns.name()])?;
-        self.sw.ip(&["link", "set", &a, "master", "br0"])?;
-        self.sw.ip(&["link", "set", &a, "up"])?;
+        self.plug(&ns, &b, &a, mac, addr)?;
+        Ok(Port { ns, iface: b, mac, more: Vec::new() })
+    }
+
+    /// A port on this segment for the namespace of `port` (which is on another segment): a
+    /// server on two segments, `addr`/24 configured, `mac`. Its interface is the last of
+    /// `port.more`.
+    pub fn port_into(&mut self, port: &mut Port, mac: [u8; 6], addr: Ipv4Addr) -> Result<()> {
+        let (a, b) = (unique_ifname('a'), unique_ifname('b'));
+        self.sw.ip(&["link", "add", &a, "type", "veth", "peer", "name", &b])?;
+        self.plug(&port.ns, &b, &a, mac, Some(addr))?;
+        port.more.push(b);
+        Ok(())
+    }
+
+    /// Moves `b` (its peer `a` on the bridge) into `ns` with `mac` and `addr`, both ends up.
+    fn plug(
+        &mut self,
+        ns: &NetNs,
+        b: &str,
+        a: &str,
+        mac: [u8; 6],
+        addr: Option<Ipv4Addr>,
+    ) -> Result<()> {
+        self.sw.ip(&["link", "set", b, "netns", ns.name()])?;
+        self.sw.ip(&["link", "set", a, "master", "br0"])?;
+        self.sw.ip(&["link", "set", a, "up"])?;
         let m = xdhcp::packet::fmt_mac(&mac);
-        ns.ip(&["link", "set", &b, "address", &m])?;
+        ns.ip(&["link", "set", b, "address", &m])?;
         if let Some(addr) = addr {
-            ns.ip(&["addr", "add", &format!("{addr}/24"), "dev", &b])?;
+            ns.ip(&["addr", "add", &format!("{addr}/24"), "dev", b])?;
         }
-        ns.ip(&["link", "set", &b, "up"])?;
-        self.pass.push(PassProgram::attach(&self.sw, &a)?);
-        Ok(Port { ns, iface: b, mac })
+        ns.ip(&["link", "set", b, "up"])?;
+        self.pass.push(PassProgram::attach(&self.sw, a)?);
+        Ok(())
     }
 }
 
@@ -146,7 +173,8 @@ impl Segment {
 /// ([`Xdhcp::start`]), or as a child process that a signal can kill ([`Xdhcp::spawn`]).
 pub struct Xdhcp {
     pub socket: PathBuf,
-    iface: String,
+    /// Its port's interfaces ([`Port::iface`] and [`Port::more`]), where its fast path is.
+    ifaces: Vec<String>,
     /// Its port's namespace, the name of the thread it runs on.
     ns: String,
     run: Run,
@@ -171,18 +199,27 @@ const CHILD_LOG: &str = "info,xdhcp::failover=debug";
 pub const DAEMON_TEST: &str = "daemon_process";
 
 /// Writes `config` into `dir` as `xdhcp.toml`, `STATE`, `SOCKET` and `IFACE` replaced by the
-/// paths in `dir` and `port`'s interface; the config file and the control socket's path.
+/// paths in `dir` and `port`'s interface (`IFACE2`, `IFACE3`... by its [`Port::more`]); the
+/// config file and the control socket's path.
 fn write_config(port: &Port, config: &str, dir: &TempDir) -> Result<(PathBuf, PathBuf)> {
     let socket = dir.path().join("control.sock");
     // The last run's socket file would pass for this one's.
     let _ = fs::remove_file(&socket);
-    let text = config
+    let mut text = config
         .replace("STATE", &dir.path().join("state").display().to_string())
-        .replace("SOCKET", &socket.display().to_string())
-        .replace("IFACE", &port.iface);
+        .replace("SOCKET", &socket.display().to_string());
+    // The highest first: IFACE2 would be taken for IFACE followed by a 2.
+    for (k, iface) in port.more.iter().enumerate().rev() {
+        text = text.replace(&format!("IFACE{}", k + 2), iface);
+    }
+    let text = text.replace("IFACE", &port.iface);
     let file = dir.path().join("xdhcp.toml");
     fs::write(&file, text)?;
     Ok((file, socket))
+}
+
+fn port_ifaces(port: &Port) -> Vec<String> {
+    std::iter::once(&port.iface).chain(&port.more).cloned().collect()
 }
 
 impl Xdhcp {
@@ -206,7 +243,7 @@ impl Xdhcp {
         })?;
         let x = Xdhcp {
             socket,
-            iface: port.iface.clone(),
+            ifaces: port_ifaces(port),
             ns: port.ns.name().to_owned(),
             run: Run::Thread { dir, stop: Some(tx), thread: Some(thread) },
         };
@@ -232,7 +269,7 @@ impl Xdhcp {
         let d = Daemon::start_in(port.ns.name(), dir, launcher, Some(CHILD_LOG))?;
         Ok(Xdhcp {
             socket,
-            iface: port.iface.clone(),
+            ifaces: port_ifaces(port),
             ns: port.ns.name().to_owned(),
             run: Run::Process(d),
         })
@@ -312,7 +349,9 @@ impl Xdhcp {
     /// For a child process server (kill and restart it instead: [`Xdhcp::process`]).
     pub fn stop_keep(mut self) -> Result<TempDir> {
         self.stop()?;
-        let _ = fastpath::detach(&self.iface);
+        for i in &self.ifaces {
+            let _ = fastpath::detach(i);
+        }
         match &mut self.run {
             Run::Thread { dir, .. } => Ok(dir.take()),
             Run::Process(_) => panic!("{}: restart a child process server in place", self.ns),
@@ -350,7 +389,9 @@ impl Drop for Xdhcp {
     fn drop(&mut self) {
         let _ = self.stop();
         // The daemon leaves its fast path pinned for a successor; this one has none.
-        let _ = fastpath::detach(&self.iface);
+        for i in &self.ifaces {
+            let _ = fastpath::detach(i);
+        }
     }
 }
 
