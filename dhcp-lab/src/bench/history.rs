@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use xdhcp::{
     config::Config,
     core::{Core, Input, MemStore, Now, Output},
-    history::LeaseEvent,
+    history::RawEvent,
     store::{Chaddr, ClientId, Lease, LeaseState},
 };
 
@@ -86,7 +86,7 @@ fn store() -> MemStore {
 
 /// One round: every lease's renewal drained in batches, as the daemon drains the event log.
 /// Seconds taken, and the history events of the round.
-fn round(core: &mut Core, store: &mut MemStore, at: u64) -> (f64, Vec<LeaseEvent>) {
+fn round(core: &mut Core, store: &mut MemStore, at: u64) -> (f64, Vec<RawEvent>) {
     let mut events = Vec::new();
     let started = Instant::now();
     let mut i = 0;
@@ -117,7 +117,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// The history writer's rate over `events`, and the yardstick's: the same bytes written to a
 /// file in the same directory by one `write_all` per turn's worth.
-fn writer_rate(dir: &Path, cfg: &Config, events: &[LeaseEvent]) -> Result<(f64, f64, u64)> {
+fn writer_rate(dir: &Path, cfg: &Config, events: &[RawEvent]) -> Result<(f64, f64, u64)> {
     let hist = cfg.history.as_ref().context("the config has [history]")?;
     let mut w = xdhcp::history::writer::Writer::start(hist)?;
     let started = Instant::now();

@@ -33,7 +33,7 @@ pub use durable::{Durable, DurableError, MemStore};
 use crate::{
     config::{Config, RelationshipId},
     failover::{self, Failover, LinkCmd},
-    history::{Kind, LeaseEvent, Via},
+    history::{Kind, RawEvent, Via},
     server::{FastPathLease, Handled, MapOp, Reply, RxInfo, Server},
     store::{LeaseChange, LeaseState},
 };
@@ -123,7 +123,7 @@ pub struct Output<R> {
     pub commit_failed: bool,
     /// The lease history's events of what the turn committed, when `[history]` is configured;
     /// none from a turn whose commit failed.
-    pub history: Vec<LeaseEvent>,
+    pub history: Vec<RawEvent>,
 }
 
 impl<R> Default for Output<R> {
@@ -160,7 +160,7 @@ struct Pending {
     commits: Vec<(RelationshipId, dhcp_failover::engine::CommitId)>,
     gate_changed: bool,
     /// The history's events of these changes (and of renewals XDP answered that need none).
-    history: Vec<LeaseEvent>,
+    history: Vec<RawEvent>,
 }
 
 /// The lease state's one owner: the DHCP engine and the failover glue, and what it counts.
@@ -417,7 +417,7 @@ impl Core {
             && l.state == LeaseState::Active
             && l.mac() == Some(ev.chaddr)
         {
-            p.history.push(LeaseEvent::of_lease(at, Kind::Renew, Via::Xdp, l));
+            p.history.push(RawEvent::of_lease(at, Kind::Renew, Via::Xdp, l));
         }
     }
 
@@ -431,7 +431,7 @@ impl Core {
             p.history.extend(expired.iter().filter_map(|c| match c {
                 // Not a probation ending (Abandoned to Free): that held no client.
                 LeaseChange::Put(l) if l.state == LeaseState::Expired => {
-                    Some(LeaseEvent::of_lease(now, Kind::Expire, Via::Slow, l))
+                    Some(RawEvent::of_lease(now, Kind::Expire, Via::Slow, l))
                 }
                 _ => None,
             }));
@@ -442,10 +442,10 @@ impl Core {
 
     /// The history's event of one DHCP request, read from what the server decided and the
     /// record it left: a binding whose state started now is new, else it was renewed.
-    fn handled_event(&self, now: u64, o: &crate::server::Outcome) -> Option<LeaseEvent> {
+    fn handled_event(&self, now: u64, o: &crate::server::Outcome) -> Option<RawEvent> {
         let (kind, a) = match o.result {
             Handled::Offered(a) => {
-                return o.reply.as_ref().map(|r| LeaseEvent::of_offer(now, a, &r.msg));
+                return o.reply.as_ref().map(|r| RawEvent::of_offer(now, a, &r.msg));
             }
             Handled::Acked(a) => {
                 let l = self.server.lease(a)?;
@@ -455,7 +455,7 @@ impl Core {
             Handled::Released(a) => (Kind::Release, a),
             Handled::Nacked | Handled::Informed | Handled::Dropped(_) => return None,
         };
-        Some(LeaseEvent::of_lease(now, kind, Via::Slow, self.server.lease(a)?))
+        Some(RawEvent::of_lease(now, kind, Via::Slow, self.server.lease(a)?))
     }
 
     /// Each request from another line than its binding's (option 82 circuit-id), and what
@@ -656,7 +656,7 @@ impl Core {
                     _ => None,
                 });
                 p.history.extend(
-                    l.map(|l| LeaseEvent::of_lease(now, Kind::FailoverUpdate, Via::Partner, l)),
+                    l.map(|l| RawEvent::of_lease(now, Kind::FailoverUpdate, Via::Partner, l)),
                 );
             }
         }

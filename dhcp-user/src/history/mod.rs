@@ -3,9 +3,12 @@
 //! sent), kept as JSON lines in a local file ([`file`]) and, when configured, sent on to a
 //! PostgreSQL database the fleet shares ([`pg`]).
 //!
-//! The turn only describes events ([`LeaseEvent`], in [`crate::core::Output::history`]); the
-//! daemon numbers them and writes them off the turn's thread ([`writer`]), so that neither a
-//! slow disk nor a database that is down ever delays a reply.
+//! The turn only notes events ([`RawEvent`], in [`crate::core::Output::history`]: identifiers
+//! as the bytes the record holds); the daemon's writer describes them as text ([`LeaseEvent`]),
+//! numbers them and writes them off the turn's thread ([`writer`]), so that neither a slow
+//! disk, nor a database that is down, nor the formatting itself delays a reply: at the fast
+//! path's renewal rate, formatting on the turn's thread took over half of it
+//! (`cargo xtask bench history`).
 pub mod file;
 pub mod pg;
 pub mod query;
@@ -19,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     core::control::{hex, printable},
-    store::{Lease, LeaseState},
+    store::{Chaddr, ClientId, Lease, LeaseState},
 };
 
 /// What happened to the address.
@@ -100,7 +103,24 @@ pub struct LeaseEvent {
     pub path: Via,
 }
 
-impl LeaseEvent {
+/// A lease event as the turn notes it: what [`LeaseEvent`] says, its identifiers still the
+/// record's bytes (the client id inline, option 82 one copy), so that the turn's thread formats
+/// nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawEvent {
+    pub time: u64,
+    pub kind: Kind,
+    pub address: Ipv4Addr,
+    pub chaddr: Chaddr,
+    pub client_id: Option<ClientId>,
+    /// Option 82's value, circuit-id and remote-id inside.
+    pub relay_info: Option<Box<[u8]>>,
+    pub state: &'static str,
+    pub lease_end: u64,
+    pub path: Via,
+}
+
+impl RawEvent {
     /// The event `kind` of `l` as it now stands.
     #[must_use]
     pub fn of_lease(time: u64, kind: Kind, path: Via, l: &Lease) -> Self {
@@ -108,11 +128,10 @@ impl LeaseEvent {
             time,
             kind,
             address: l.address,
-            mac: crate::packet::fmt_hw(&l.chaddr),
-            client_id: l.client_id.as_deref().map(hex),
-            circuit_id: l.circuit_id().map(printable),
-            remote_id: l.remote_id().map(printable),
-            state: l.state.as_str().to_owned(),
+            chaddr: l.chaddr,
+            client_id: l.client_id.clone(),
+            relay_info: l.relay_info.clone(),
+            state: l.state.as_str(),
             lease_end: l.expires_at,
             path,
         }
@@ -130,28 +149,52 @@ impl LeaseEvent {
             _ => 0,
         };
         let client_id = match opts.get(OptionCode::ClientIdentifier) {
-            Some(DhcpOption::ClientIdentifier(id)) => Some(hex(id)),
+            Some(DhcpOption::ClientIdentifier(id)) => Some(ClientId::from(id.as_slice())),
             _ => None,
         };
         // The server echoes option 82 as the relay sent it, as raw bytes (`server::reply`).
-        let relay = match opts.get(OptionCode::RelayAgentInformation) {
-            Some(DhcpOption::Unknown(u)) => Some(u.data()),
+        let relay_info = match opts.get(OptionCode::RelayAgentInformation) {
+            Some(DhcpOption::Unknown(u)) => Some(u.data().into()),
             _ => None,
         };
-        let agent = relay.map(crate::relay::AgentInfo::parse);
         let hlen = usize::from(msg.hlen()).min(16);
         Self {
             time,
             kind: Kind::Offer,
             address,
-            mac: crate::packet::fmt_hw(msg.chaddr().get(..hlen).unwrap_or_default()),
+            chaddr: Chaddr::new(msg.chaddr().get(..hlen).unwrap_or_default()),
             client_id,
-            circuit_id: agent.as_ref().and_then(|a| a.circuit_id).map(printable),
-            remote_id: agent.as_ref().and_then(|a| a.remote_id).map(printable),
-            state: "offered".to_owned(),
+            relay_info,
+            state: "offered",
             lease_end: time.saturating_add(lease),
             path: Via::Slow,
         }
+    }
+
+    /// The event as the history writes it: identifiers as text.
+    #[must_use]
+    pub fn describe(&self) -> LeaseEvent {
+        let agent = self.relay_info.as_deref().map(crate::relay::AgentInfo::parse);
+        LeaseEvent {
+            time: self.time,
+            kind: self.kind,
+            address: self.address,
+            mac: crate::packet::fmt_hw(self.chaddr.as_slice()),
+            client_id: self.client_id.as_deref().map(hex),
+            circuit_id: agent.as_ref().and_then(|a| a.circuit_id).map(printable),
+            remote_id: agent.as_ref().and_then(|a| a.remote_id).map(printable),
+            state: self.state.to_owned(),
+            lease_end: self.lease_end,
+            path: self.path,
+        }
+    }
+}
+
+impl LeaseEvent {
+    /// The event `kind` of `l` as it now stands.
+    #[must_use]
+    pub fn of_lease(time: u64, kind: Kind, path: Via, l: &Lease) -> Self {
+        RawEvent::of_lease(time, kind, path, l).describe()
     }
 
     /// Whether this event leaves a client holding the address until `lease_end`.

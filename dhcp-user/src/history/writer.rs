@@ -16,7 +16,7 @@ use std::{
 use serde_json::{Value, json};
 use tracing::{error, warn};
 
-use super::{LeaseEvent, file::HistoryFile};
+use super::{RawEvent, file::HistoryFile};
 use crate::config::history::History as Cfg;
 
 /// Turns' worth of events the channel holds: minutes of a busy server's turns; the writer
@@ -94,7 +94,7 @@ impl Default for Throttle {
 
 /// The daemon's handle: where the turn's events go.
 pub struct Writer {
-    tx: Option<SyncSender<Vec<LeaseEvent>>>,
+    tx: Option<SyncSender<Vec<RawEvent>>>,
     pub stats: Arc<Stats>,
     stop: Arc<AtomicBool>,
     dropping: Throttle,
@@ -106,7 +106,7 @@ impl Writer {
     pub fn start(cfg: &Cfg) -> std::io::Result<Self> {
         let stats = Arc::new(Stats::default());
         let stop = Arc::new(AtomicBool::new(false));
-        let (tx, rx) = mpsc::sync_channel::<Vec<LeaseEvent>>(CHANNEL_TURNS);
+        let (tx, rx) = mpsc::sync_channel::<Vec<RawEvent>>(CHANNEL_TURNS);
         let mut file = HistoryFile::new(cfg.rotation.clone(), &cfg.node);
         let st = stats.clone();
         let path = cfg.rotation.path.display().to_string();
@@ -128,6 +128,8 @@ impl Writer {
                 }
                 while let Ok(events) = rx.recv() {
                     let n = events.len() as u64;
+                    // Described here, off the turn's thread.
+                    let events = events.iter().map(RawEvent::describe).collect();
                     match file.append(events) {
                         Ok(()) => {
                             st.written.fetch_add(n, Ordering::Relaxed);
@@ -166,7 +168,7 @@ impl Writer {
     }
 
     /// Hands a turn's events to the writer without waiting.
-    pub fn record(&mut self, events: Vec<LeaseEvent>) {
+    pub fn record(&mut self, events: Vec<RawEvent>) {
         let Some(tx) = &self.tx else { return };
         if events.is_empty() {
             return;

@@ -99,7 +99,7 @@ impl Side {
         all.extend(inputs);
         let mut out = self.core.turn(Now::at(now), all, &mut self.store);
         self.outbox.extend(out.link.drain(..).map(|(_, c)| c));
-        self.history.append(&mut out.history);
+        self.history.extend(out.history.iter().map(crate::history::RawEvent::describe));
         out
     }
 
