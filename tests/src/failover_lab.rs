@@ -126,6 +126,18 @@ impl Segment {
     /// A port for a server (`addr`/24 configured) or a client (`addr` None), with `mac`.
     pub fn port(&mut self, tag: &str, mac: [u8; 6], addr: Option<Ipv4Addr>) -> Result<Port> {
         let ns = NetNs::new(tag)?;
+        let iface = self.plug(&ns, mac, addr)?;
+        Ok(Port { ns, iface, mac })
+    }
+
+    /// Another interface for `port`'s namespace, on this segment, with `mac` and `addr`/24: a
+    /// server on two links. Its name (a [`Port`] knows only its first).
+    pub fn attach(&mut self, port: &Port, mac: [u8; 6], addr: Ipv4Addr) -> Result<String> {
+        self.plug(&port.ns, mac, Some(addr))
+    }
+
+    /// A veth from the bridge into `ns`: the name of its end there.
+    fn plug(&mut self, ns: &NetNs, mac: [u8; 6], addr: Option<Ipv4Addr>) -> Result<String> {
         let (a, b) = (unique_ifname('a'), unique_ifname('b'));
         self.sw.ip(&["link", "add", &a, "type", "veth", "peer", "name", &b])?;
         self.sw.ip(&["link", "set", &b, "netns", ns.name()])?;
@@ -138,7 +150,7 @@ impl Segment {
         }
         ns.ip(&["link", "set", &b, "up"])?;
         self.pass.push(PassProgram::attach(&self.sw, &a)?);
-        Ok(Port { ns, iface: b, mac })
+        Ok(b)
     }
 }
 
@@ -365,6 +377,12 @@ pub struct Dhcpd {
 impl Dhcpd {
     /// Starts `dhcpd -4 -d -f` on `port` with `conf` and an empty (or `keep`'s) lease file.
     pub fn start(port: &Port, conf: &str, dir: Option<TempDir>) -> Result<Self> {
+        Self::start_on(port, &[], conf, dir)
+    }
+
+    /// As [`Dhcpd::start`], listening on `more` interfaces of `port`'s namespace too (see
+    /// [`Segment::attach`]).
+    pub fn start_on(port: &Port, more: &[&str], conf: &str, dir: Option<TempDir>) -> Result<Self> {
         let dir = match dir {
             Some(d) => d,
             None => TempDir::new("dhcpd")?,
@@ -389,6 +407,7 @@ impl Dhcpd {
             .arg("-pf")
             .arg(&pf)
             .arg(&port.iface)
+            .args(more)
             .stdin(Stdio::null())
             .stdout(logf.try_clone()?)
             .stderr(logf)
