@@ -129,43 +129,41 @@ impl Segment {
     /// A port for a server (`addr`/24 configured) or a client (`addr` None), with `mac`.
     pub fn port(&mut self, tag: &str, mac: [u8; 6], addr: Option<Ipv4Addr>) -> Result<Port> {
         let ns = NetNs::new(tag)?;
-        let (a, b) = (unique_ifname('a'), unique_ifname('b'));
-        self.sw.ip(&["link", "add", &a, "type", "veth", "peer", "name", &b])?;
-        self.plug(&ns, &b, &a, mac, addr)?;
-        Ok(Port { ns, iface: b, mac, more: Vec::new() })
+        let iface = self.plug(&ns, mac, addr)?;
+        Ok(Port { ns, iface, mac, more: Vec::new() })
     }
 
     /// A port on this segment for the namespace of `port` (which is on another segment): a
     /// server on two segments, `addr`/24 configured, `mac`. Its interface is the last of
-    /// `port.more`.
+    /// `port.more`, which an xdhcp config names `IFACE2`, `IFACE3`...
     pub fn port_into(&mut self, port: &mut Port, mac: [u8; 6], addr: Ipv4Addr) -> Result<()> {
-        let (a, b) = (unique_ifname('a'), unique_ifname('b'));
-        self.sw.ip(&["link", "add", &a, "type", "veth", "peer", "name", &b])?;
-        self.plug(&port.ns, &b, &a, mac, Some(addr))?;
-        port.more.push(b);
+        let iface = self.plug(&port.ns, mac, Some(addr))?;
+        port.more.push(iface);
         Ok(())
     }
 
-    /// Moves `b` (its peer `a` on the bridge) into `ns` with `mac` and `addr`, both ends up.
-    fn plug(
-        &mut self,
-        ns: &NetNs,
-        b: &str,
-        a: &str,
-        mac: [u8; 6],
-        addr: Option<Ipv4Addr>,
-    ) -> Result<()> {
-        self.sw.ip(&["link", "set", b, "netns", ns.name()])?;
-        self.sw.ip(&["link", "set", a, "master", "br0"])?;
-        self.sw.ip(&["link", "set", a, "up"])?;
+    /// As [`Segment::port_into`], the interface's name returned instead of kept in the port:
+    /// for a server the test hands its interfaces itself (dhcpd's command line).
+    pub fn attach(&mut self, port: &Port, mac: [u8; 6], addr: Ipv4Addr) -> Result<String> {
+        self.plug(&port.ns, mac, Some(addr))
+    }
+
+    /// A veth from the bridge into `ns`, with `mac` and `addr`, both ends up: the name of its
+    /// end in `ns`.
+    fn plug(&mut self, ns: &NetNs, mac: [u8; 6], addr: Option<Ipv4Addr>) -> Result<String> {
+        let (a, b) = (unique_ifname('a'), unique_ifname('b'));
+        self.sw.ip(&["link", "add", &a, "type", "veth", "peer", "name", &b])?;
+        self.sw.ip(&["link", "set", &b, "netns", ns.name()])?;
+        self.sw.ip(&["link", "set", &a, "master", "br0"])?;
+        self.sw.ip(&["link", "set", &a, "up"])?;
         let m = xdhcp::packet::fmt_mac(&mac);
-        ns.ip(&["link", "set", b, "address", &m])?;
+        ns.ip(&["link", "set", &b, "address", &m])?;
         if let Some(addr) = addr {
-            ns.ip(&["addr", "add", &format!("{addr}/24"), "dev", b])?;
+            ns.ip(&["addr", "add", &format!("{addr}/24"), "dev", &b])?;
         }
-        ns.ip(&["link", "set", b, "up"])?;
-        self.pass.push(PassProgram::attach(&self.sw, a)?);
-        Ok(())
+        ns.ip(&["link", "set", &b, "up"])?;
+        self.pass.push(PassProgram::attach(&self.sw, &a)?);
+        Ok(b)
     }
 }
 
@@ -406,6 +404,12 @@ pub struct Dhcpd {
 impl Dhcpd {
     /// Starts `dhcpd -4 -d -f` on `port` with `conf` and an empty (or `keep`'s) lease file.
     pub fn start(port: &Port, conf: &str, dir: Option<TempDir>) -> Result<Self> {
+        Self::start_on(port, &[], conf, dir)
+    }
+
+    /// As [`Dhcpd::start`], listening on `more` interfaces of `port`'s namespace too (see
+    /// [`Segment::attach`]).
+    pub fn start_on(port: &Port, more: &[&str], conf: &str, dir: Option<TempDir>) -> Result<Self> {
         let dir = match dir {
             Some(d) => d,
             None => TempDir::new("dhcpd")?,
@@ -430,6 +434,7 @@ impl Dhcpd {
             .arg("-pf")
             .arg(&pf)
             .arg(&port.iface)
+            .args(more)
             .stdin(Stdio::null())
             .stdout(logf.try_clone()?)
             .stderr(logf)

@@ -277,7 +277,10 @@ fn a_lease_s_life_from_offer_to_release_is_in_the_history_with_the_path_that_ans
     );
     let Handled::Offered(a) = out.handled[0] else { panic!("{:?}", out.handled) };
     assert_eq!(kinds(&out), [(Kind::Offer, Via::Slow, T0 + 600)]);
-    assert_eq!((out.history[0].address, out.history[0].describe().mac.as_str()), (a, "02:00:00:00:00:07"));
+    assert_eq!(
+        (out.history[0].address, out.history[0].describe().mac.as_str()),
+        (a, "02:00:00:00:00:07")
+    );
     let select = [
         DhcpOption::ServerIdentifier(Ipv4Addr::new(10, 0, 0, 1)),
         DhcpOption::RequestedIpAddress(a),
