@@ -133,6 +133,7 @@ pub(super) fn spawn_all<R: Send + 'static>(
         let (tx, rx) = mpsc::unbounded_channel();
         let link = Link {
             rel,
+            name: f.name.clone(),
             tls,
             refusals: Refusals::new(counters.clone()),
             handshaking: 0,
@@ -209,6 +210,8 @@ async fn listen(
 
 struct Link<R> {
     rel: RelationshipId,
+    /// The relationship's name, for the log.
+    name: String,
     tls: Option<PeerTls>,
     refusals: Refusals,
     /// Accepted connections in their TLS handshake.
@@ -240,7 +243,7 @@ impl<R: Send + 'static> Link<R> {
                 },
                 _ = report.tick() => {
                     if let Some(line) = self.refusals.poll_report(Instant::now()) {
-                        warn!("failover: {line}");
+                        warn!(relationship = %self.name, "failover: {line}");
                     }
                 }
                 cmd = cmds.recv() => match cmd {
@@ -257,9 +260,9 @@ impl<R: Send + 'static> Link<R> {
 
     fn refused(&mut self, kind: Refusal, from: SocketAddr, why: &str) {
         if let Some(line) = self.refusals.handle_refused(Instant::now(), kind, from, why) {
-            warn!("failover: {line}");
+            warn!(relationship = %self.name, "failover: {line}");
         } else {
-            debug!(%from, "failover: refused a connection: {why}");
+            debug!(relationship = %self.name, %from, "failover: refused a connection: {why}");
         }
     }
 
@@ -316,7 +319,10 @@ impl<R: Send + 'static> Link<R> {
                 let Some(c) = self.candidates.iter_mut().find(|c| c.id == id) else { return };
                 let done = tokio::time::timeout(WRITE_TIMEOUT, c.writer.write_all(&bytes)).await;
                 if !matches!(done, Ok(Ok(()))) {
-                    warn!("failover: writing to the partner failed; dropping the connection");
+                    warn!(
+                        relationship = %self.name,
+                        "failover: writing to the partner failed; dropping the connection"
+                    );
                     self.drop_conn(id);
                     self.active = None;
                     self.tell(LinkEvent::Down { id }).await;
@@ -342,7 +348,7 @@ impl<R: Send + 'static> Link<R> {
                 match done {
                     Ok((s, peer)) => self.add(s, peer, ev_tx).await,
                     Err(ConnectError::Tcp(why)) => {
-                        debug!(peer = %self.peer, "failover: connect failed: {why}");
+                        debug!(relationship = %self.name, peer = %self.peer, "failover: connect failed: {why}");
                     }
                     Err(ConnectError::Handshake(peer, why)) => {
                         self.refused(Refusal::Handshake, peer, &why);
@@ -367,7 +373,11 @@ impl<R: Send + 'static> Link<R> {
                 {
                     self.active = Some(id);
                     self.close_others(id);
-                    info!(peer = ?self.conn_peer(id), "failover: partner connected");
+                    info!(
+                        relationship = %self.name,
+                        peer = ?self.conn_peer(id),
+                        "failover: partner connected"
+                    );
                     self.tell(LinkEvent::Up { id }).await;
                     self.tell(LinkEvent::Message { id, msg }).await;
                 }
@@ -378,7 +388,7 @@ impl<R: Send + 'static> Link<R> {
                 }
                 self.drop_conn(id);
                 if self.active == Some(id) {
-                    info!("failover: connection to the partner lost: {why}");
+                    info!(relationship = %self.name, "failover: connection to the partner lost: {why}");
                     self.active = None;
                     self.tell(LinkEvent::Down { id }).await;
                     self.promote_next().await;
@@ -407,7 +417,7 @@ impl<R: Send + 'static> Link<R> {
         self.candidates.push(Conn { id, writer: w, reader, peer });
         if self.role == Role::Primary && self.active.is_none() {
             self.active = Some(id);
-            info!(%peer, "failover: connected to the partner");
+            info!(relationship = %self.name, %peer, "failover: connected to the partner");
             self.tell(LinkEvent::Up { id }).await;
         }
     }
