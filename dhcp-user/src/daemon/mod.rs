@@ -92,28 +92,6 @@ struct Daemon {
     history: Option<crate::history::writer::Writer>,
 }
 
-/// Opens the lease store in `dir`, its files given `access` before (so that SQLite
-/// creates its `-wal` and `-shm` with the database's mode) and after (so that they have it
-/// whatever an older version left).
-fn secure_store(dir: &Path, access: Access) -> Result<LeaseStore> {
-    let db = dir.join(crate::store::DB_FILE);
-    let files = || -> std::io::Result<()> {
-        for suffix in ["-wal", "-shm"] {
-            let mut p = db.clone().into_os_string();
-            p.push(suffix);
-            access.file_if_present(Path::new(&p))?;
-        }
-        Ok(())
-    };
-    access
-        .file(&db)
-        .and_then(|()| files())
-        .with_context(|| format!("set the mode of {}", db.display()))?;
-    let store = LeaseStore::open(dir)?;
-    files().with_context(|| format!("set the mode of {}'s -wal and -shm", db.display()))?;
-    Ok(store)
-}
-
 /// How long a starting daemon waits for the store's previous owner to let go (a restart).
 const STORE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -140,7 +118,7 @@ pub fn run_until(config: &Path, stop: Option<oneshot::Receiver<()>>) -> Result<(
         .with_context(|| format!("create state_dir {}", cfg.state_dir.display()))?;
     // Held until this function returns: one owner of the lease state.
     let _owner = crate::store::lock(&cfg.state_dir, STORE_WAIT)?;
-    let store = secure_store(&cfg.state_dir, access)?;
+    let store = LeaseStore::open_with(&cfg.state_dir, access)?;
     let mut store = TimedStore { store, stats: CommitStats::default() };
     store.store.set_class_names(cfg.classes.iter().map(|c| c.name.clone()).collect());
     let now = Now::read();

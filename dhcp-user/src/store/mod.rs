@@ -46,6 +46,8 @@ pub enum StoreError {
     CreateDir { dir: PathBuf, source: std::io::Error },
     #[error("cannot create the lease store {path}: {source}")]
     CreateFile { path: PathBuf, source: std::io::Error },
+    #[error("cannot set the mode of {path}: {source}")]
+    Mode { path: PathBuf, source: std::io::Error },
     #[error("lease store {path}: {source}")]
     Sqlite { path: PathBuf, source: rusqlite::Error },
     #[error(
@@ -181,18 +183,39 @@ fn create_dir(dir: &Path) -> Result<()> {
 }
 
 impl LeaseStore {
-    /// Opens (creating if needed) the store in `dir`, upgrading an older schema.
+    /// Opens (creating if needed) the store in `dir`, upgrading an older schema; its files
+    /// the owner's alone.
     pub fn open(dir: &Path) -> Result<Self> {
+        Self::open_with(dir, crate::access::Access::default())
+    }
+
+    /// [`LeaseStore::open`], the files given `access`: before opening, so that SQLite
+    /// creates its `-wal` and `-shm` with the database's mode (it would create the database
+    /// 0644), and after, so that they have it whatever an older version left.
+    pub fn open_with(dir: &Path, access: crate::access::Access) -> Result<Self> {
         create_dir(dir)?;
         let path = dir.join(DB_FILE);
-        // Subscriber data: the owner's alone unless the daemon grants its group more
-        // ([`crate::access`]). SQLite would create it 0644; its -wal and -shm take this mode.
-        crate::access::create_private(&path, crate::access::Access::default().file_mode())
+        // Subscriber data: the owner's alone unless its group may read it too.
+        access
+            .file(&path)
             .map_err(|source| StoreError::CreateFile { path: path.clone(), source })?;
+        let journals = |path: &Path| -> Result<()> {
+            for suffix in ["-wal", "-shm"] {
+                let mut p = path.to_owned().into_os_string();
+                p.push(suffix);
+                let p = PathBuf::from(p);
+                access
+                    .file_if_present(&p)
+                    .map_err(|source| StoreError::Mode { path: p, source })?;
+            }
+            Ok(())
+        };
+        journals(&path)?;
         let conn = Connection::open(&path)
             .map_err(|source| StoreError::Sqlite { path: path.clone(), source })?;
         let mut s = Self { conn, path, class_names: Vec::new() };
         s.setup()?;
+        journals(&s.path)?;
         Ok(s)
     }
 
