@@ -44,8 +44,9 @@ pub struct Config {
     /// Largest clock difference accepted at CONNECT (ISC: 60 s).
     pub max_clock_skew: u32,
     /// Address ranges served by this relationship; a BNDUPD for any other address is rejected
-    /// with reason 1. Empty accepts every address.
-    pub ranges: Vec<(Ipv4Addr, Ipv4Addr)>,
+    /// with reason 1. `None` accepts every address; `Some` of nothing accepts none (a
+    /// relationship whose subnets have no pools has nothing to replicate).
+    pub ranges: Option<Vec<(Ipv4Addr, Ipv4Addr)>>,
 }
 
 impl Config {
@@ -66,7 +67,7 @@ impl Config {
             reconnect_interval: 90,
             auto_partner_down: None,
             max_clock_skew: 60,
-            ranges: Vec::new(),
+            ranges: None,
         }
     }
 
@@ -77,7 +78,7 @@ impl Config {
     }
 
     pub(crate) fn serves_address(&self, ip: Ipv4Addr) -> bool {
-        self.ranges.is_empty() || self.ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&ip))
+        self.ranges.as_ref().is_none_or(|r| r.iter().any(|(lo, hi)| (*lo..=*hi).contains(&ip)))
     }
 }
 

@@ -111,14 +111,17 @@ pub fn run(population: u32, rewinding: bool) -> Value {
         let a = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 0, 0, 10)) + i);
         store.leases.insert(a, Lease::new(a, LeaseState::Backup, 0, T0));
     }
-    let state = encode_state(&PersistedState {
+    let first = Ipv4Addr::new(10, 0, 0, 10);
+    let pool = (first, Ipv4Addr::from(u32::from(first) + POOL - 1));
+    let persisted = PersistedState {
         my_state: ServerState::CommunicationsInterrupted,
         my_state_since: T0,
         partner_state: Some(ServerState::Normal),
         partner_state_since: T0,
         mclt: MCLT,
         hba: Hba::split(128),
-    });
+    };
+    let state = encode_state(&persisted, &[pool]);
     store.failover.insert("endurance".to_owned(), state);
     let mut core = Core::new(cfg.clone(), &store, T0).unwrap_or_else(|e| panic!("{e}"));
     core.set_rewinding(rewinding);

@@ -111,6 +111,17 @@ pub(super) fn failover(key: &str, w: wire::Failover) -> Result<Failover, Validat
     let Some(wire::Addr(peer_address)) = w.peer_address else {
         return err(at("peer_address"), "required: the partner's address");
     };
+    // The link binds the listener to `address` and connects from it; the partner checks the
+    // source. A wildcard would also overlap every other relationship's listener on its port.
+    if address.is_unspecified() || address.is_broadcast() || address.is_multicast() {
+        return err(
+            at("address"),
+            format!("{address} is not one host's address: name the address this server listens on"),
+        );
+    }
+    if peer_address.is_unspecified() || peer_address.is_broadcast() || peer_address.is_multicast() {
+        return err(at("peer_address"), format!("{peer_address} is not one host's address"));
+    }
     let port = w.port.unwrap_or(FAILOVER_PORT);
     let peer_port = w.peer_port.unwrap_or(FAILOVER_PORT);
     if (address, port) == (peer_address, peer_port) {

@@ -642,6 +642,14 @@ fn relationship_mistakes_name_the_entry_they_are_in() {
         "{}",
         error_of(&typo)
     );
+    // A wildcard listener would take every relationship's connections on its port.
+    let wild = HUB.replacen("address = \"10.0.0.9\"", "address = \"0.0.0.0\"", 1);
+    assert!(
+        error_of(&wild)
+            .starts_with("xdhcp.toml:7: failover[0].address: 0.0.0.0 is not one host's address"),
+        "{}",
+        error_of(&wild)
+    );
     let kind = HUB.replace("failover = \"edge-b\"", "failover = 2");
     assert!(error_of(&kind).contains("subnet[1].failover"), "{}", error_of(&kind));
 }

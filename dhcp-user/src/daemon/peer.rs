@@ -120,7 +120,8 @@ pub(super) fn spawn_all<R: Send + 'static>(
         } else {
             let counters = LinkCounters::new(tls.is_some());
             let routes = vec![(f.peer_address, accepted_tx)];
-            listeners.push(Listener { local, routes, counters: counters.clone() });
+            let key = f.key.clone();
+            listeners.push(Listener { local, key, routes, counters: counters.clone() });
             counters
         };
         info!(
@@ -149,11 +150,11 @@ pub(super) fn spawn_all<R: Send + 'static>(
         tokio::spawn(link.run(accepted_rx, rx));
         out.push(Spawned { cmds: tx, counters });
     }
-    for Listener { local, routes, counters } in listeners {
+    for Listener { local, key, routes, counters } in listeners {
         let sock = TcpSocket::new_v4()?;
         sock.set_reuseaddr(true)?;
         sock.bind(local.into())
-            .with_context(|| format!("bind the failover listener on {local} (failover.address)"))?;
+            .with_context(|| format!("bind the failover listener on {local} ({key}.address)"))?;
         tokio::spawn(listen(sock.listen(16)?, routes, Refusals::new(counters)));
     }
     Ok(out)
@@ -162,6 +163,8 @@ pub(super) fn spawn_all<R: Send + 'static>(
 /// A failover port, and the relationships that listen on it.
 struct Listener {
     local: SocketAddrV4,
+    /// The first relationship's config key (`failover[2]`), for a bind error.
+    key: String,
     routes: Vec<(std::net::Ipv4Addr, Accepted)>,
     /// The first relationship's: the one that holds the port's stranger count.
     counters: Arc<LinkCounters>,
@@ -174,7 +177,7 @@ type Accepted = mpsc::UnboundedSender<(TcpStream, SocketAddr)>;
 /// so do we, so that a stray client cannot take a partner's place.
 async fn listen(
     listener: TcpListener,
-    routes: Vec<(std::net::Ipv4Addr, Accepted)>,
+    mut routes: Vec<(std::net::Ipv4Addr, Accepted)>,
     mut refusals: Refusals,
 ) {
     let mut report = tokio::time::interval(REPORT_EVERY);
@@ -183,9 +186,14 @@ async fn listen(
         tokio::select! {
             acc = listener.accept() => match acc {
                 Ok((s, from)) => {
-                    if let Some((_, to)) = routes.iter().find(|(peer, _)| from.ip() == *peer) {
-                        if to.send((s, from)).is_err() {
-                            return;
+                    if let Some(i) = routes.iter().position(|(peer, _)| from.ip() == *peer) {
+                        // A relationship whose link task has ended takes no more connections;
+                        // the others on this port go on taking theirs.
+                        if routes[i].1.send((s, from)).is_err() {
+                            routes.swap_remove(i);
+                            if routes.is_empty() {
+                                return;
+                            }
                         }
                     } else {
                         let why = "not a peer address";
@@ -233,13 +241,15 @@ impl<R: Send + 'static> Link<R> {
         mut cmds: mpsc::UnboundedReceiver<PeerCmd>,
     ) {
         let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<ConnEvent>();
+        let mut listening = true;
         let mut report = tokio::time::interval(REPORT_EVERY);
         report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                acc = accepted.recv() => match acc {
+                // The listener gone, this link still connects out to its partner.
+                acc = accepted.recv(), if listening => match acc {
                     Some((s, from)) => self.accepted(s, from, &ev_tx).await,
-                    None => return,
+                    None => listening = false,
                 },
                 _ = report.tick() => {
                     if let Some(line) = self.refusals.poll_report(Instant::now()) {

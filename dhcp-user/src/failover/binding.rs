@@ -1,7 +1,7 @@
 //! A lease record as the failover protocol carries it, both ways: the BNDUPD that tells the
 //! partner about a record, the record after accepting the partner's, and the engine's
 //! persisted state as the store keeps it.
-use std::fmt::Write as _;
+use std::{fmt::Write as _, net::Ipv4Addr};
 
 use dhcp_failover::{
     BindingStatus, BindingUpdate, HwAddr, PersistedState, ServerState, load_balance::Hba,
@@ -10,9 +10,12 @@ use serde_json::{Value, json};
 
 use crate::store::{Chaddr, Lease, LeaseState};
 
-/// Encodes the engine's persisted state for the store's opaque blob.
+/// Encodes the engine's persisted state for the store's opaque blob, with the pool ranges
+/// whose records' acknowledgements it vouches for (see `rehome`).
 #[must_use]
-pub fn encode_state(p: &PersistedState) -> Vec<u8> {
+pub fn encode_state(p: &PersistedState, ranges: &[(Ipv4Addr, Ipv4Addr)]) -> Vec<u8> {
+    let ranges: Vec<[String; 2]> =
+        ranges.iter().map(|(lo, hi)| [lo.to_string(), hi.to_string()]).collect();
     json!({
         "version": 1,
         "my_state": p.my_state as u8,
@@ -21,6 +24,7 @@ pub fn encode_state(p: &PersistedState) -> Vec<u8> {
         "partner_state_since": p.partner_state_since,
         "mclt": p.mclt,
         "hba": hex(&p.hba.0),
+        "ranges": ranges,
     })
     .to_string()
     .into_bytes()
@@ -42,6 +46,15 @@ pub fn decode_state(blob: &[u8]) -> Option<PersistedState> {
         mclt: u32::try_from(v["mclt"].as_u64()?).ok()?,
         hba: Hba(<[u8; 32]>::try_from(bytes.as_slice()).ok()?),
     })
+}
+
+/// The ranges [`encode_state`] named: `None` for a state written before it named them, or
+/// one that does not read.
+#[must_use]
+pub fn decode_ranges(blob: &[u8]) -> Option<Vec<(Ipv4Addr, Ipv4Addr)>> {
+    let v: Value = serde_json::from_slice(blob).ok()?;
+    let addr = |x: &Value| x.as_str()?.parse::<Ipv4Addr>().ok();
+    v["ranges"].as_array()?.iter().map(|r| Some((addr(&r[0])?, addr(&r[1])?))).collect()
 }
 
 fn hex(b: &[u8]) -> String {

@@ -18,8 +18,9 @@
 //! address of a shared subnet (a DHCP decision, a fast-path renewal, an expiry, a move between
 //! the free and backup pools), never one that came from the partner.
 //!
-//! Beside this file: `binding` (a record as a BNDUPD and back, the persisted state) and
-//! `balance` (how the free addresses split between the two, and moving them in NORMAL).
+//! Beside this file: `binding` (a record as a BNDUPD and back, the persisted state),
+//! `balance` (how the free addresses split between the two, and moving them in NORMAL) and
+//! `rehome` (records a partner new to their pool must be sent).
 use std::{
     collections::{BTreeSet, HashMap},
     net::Ipv4Addr,
@@ -42,13 +43,14 @@ use crate::{
 
 mod balance;
 mod binding;
+mod rehome;
 #[cfg(test)]
 mod sim;
 #[cfg(test)]
 mod tests;
 
 pub use balance::{PoolBalance, Shares, pool_balance};
-pub use binding::{binding_of, decode_state, encode_state, lease_from_binding};
+pub use binding::{binding_of, decode_ranges, decode_state, encode_state, lease_from_binding};
 use binding::{free_record, wire};
 
 /// What the link to the partner must do.
@@ -142,6 +144,7 @@ pub struct Failover {
     /// the store no longer says they may rewind. Telling the engine earlier would be telling
     /// the partner, which may happen at any reconnection, before this server has noticed.
     held: BTreeSet<Ipv4Addr>,
+    rehome: rehome::Rehome,
 }
 
 /// One line per message for `RUST_LOG=debug`: what a packet capture would show an operator
@@ -190,7 +193,8 @@ fn peer_config(cfg: &Config, rel: RelationshipId, f: &crate::config::Failover) -
     pc.max_response_delay = f.max_response_delay;
     pc.max_unacked_updates = f.max_unacked_updates;
     pc.auto_partner_down = f.auto_partner_down;
-    pc.ranges = cfg.shared_in(rel).flat_map(|s| s.pools.iter().map(|p| (p.start, p.end))).collect();
+    pc.ranges =
+        Some(cfg.shared_in(rel).flat_map(|s| s.pools.iter().map(|p| (p.start, p.end))).collect());
     pc
 }
 
@@ -213,8 +217,16 @@ impl Failover {
                 "the stored failover state does not read; recovering from the partner"
             );
         }
-        let mut peer = Peer::new(peer_config(cfg, rel, &f), persisted, now);
+        let pc = peer_config(cfg, rel, &f);
+        let stored = match (persisted, blob.and_then(decode_ranges)) {
+            (None, _) => rehome::Stored::Nothing,
+            (Some(_), None) => rehome::Stored::Unnamed,
+            (Some(_), Some(r)) => rehome::Stored::Ranges(r),
+        };
+        let mut rehome = rehome::Rehome::new(pc.ranges.clone().unwrap_or_default(), stored);
+        let mut peer = Peer::new(pc, persisted, now);
         let mut held = BTreeSet::new();
+        let mut news = Vec::new();
         let shared: Vec<SubnetId> = cfg.shared_in(rel).map(|s| s.id).collect();
         for l in leases {
             let Some(sid) = cfg.subnet_containing(l.address) else { continue };
@@ -225,15 +237,27 @@ impl Failover {
                 held.insert(l.address);
                 continue;
             }
+            let vouched = rehome.vouched(l.address);
             let times = LeaseTimes {
                 lease_expiration: l.expires_at,
                 sent_pet: l.pet_sent,
-                acked_pet: l.pet_acked,
+                acked_pet: if vouched { l.pet_acked } else { 0 },
                 received_pet: l.pet_received,
             };
+            if !vouched {
+                news.push(l.address);
+            }
             // What the partner never acknowledged is sent again; it takes a repeat as one.
-            peer.restore_binding(binding_of(l), times, l.partner_acked);
+            peer.restore_binding(binding_of(l), times, l.partner_acked && vouched);
         }
+        if !news.is_empty() {
+            info!(
+                relationship = %f.name,
+                records = news.len(),
+                "failover: records in pools this relationship's stored state does not name                  (a subnet moved to it, a new name or a wider pool) go to the partner"
+            );
+        }
+        rehome.found(news);
         let gate = FailoverGate::starting(&f);
         Self {
             rel,
@@ -250,6 +274,7 @@ impl Failover {
             takeover_announced: false,
             clock_warned: None,
             held,
+            rehome,
         }
     }
 
@@ -459,6 +484,8 @@ impl Failover {
             let Some(ev) = self.peer.poll_event() else { break };
             self.on_event(now, server, ev, out);
         }
+        let persisted = self.peer.persisted();
+        self.rehome.poll(server, &persisted, &mut out.changes, &mut out.persist);
         self.release_held(now, server, out);
         self.update_gate(server, out);
         self.watch_shares(now, server);
@@ -533,11 +560,16 @@ impl Failover {
                     );
                 }
             }
-            Event::Persist(p) => out.persist = Some(encode_state(&p)),
+            Event::Persist(p) => out.persist = Some(self.rehome.encode(&p)),
             Event::ApplyBinding { binding, commit } => {
                 out.commit = Some(commit);
                 let cfg = server.config();
+                // The engine takes only addresses of this relationship's pools (it is told
+                // them); a subnet of another relationship is never written from this partner.
                 let Some(sid) = cfg.subnet_containing(binding.ip) else { return };
+                if !self.shared_pool(server, binding.ip) {
+                    return;
+                }
                 // A binding we took from our own free share while cut off, which the engine
                 // has not heard of yet, against the partner's word that the address is free:
                 // that is all the partner ever knew of it, and our binding goes out next.
@@ -715,6 +747,7 @@ impl Failover {
         if let Some(c) = commit {
             self.peer.handle_committed(now, c);
         }
+        self.rehome.committed(server);
         let addrs: BTreeSet<Ipv4Addr> = local.into_iter().collect();
         for a in addrs {
             if !self.shared_pool(server, a) {

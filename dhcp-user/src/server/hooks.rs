@@ -40,6 +40,15 @@ impl Server {
         }
     }
 
+    /// The partner has not heard of `a`'s record (a partner new to its pool): until it
+    /// acknowledges, a restart sends it again and the MCLT rule grants from nothing.
+    pub fn partner_forgets(&mut self, a: Ipv4Addr) -> Option<LeaseChange> {
+        let mut l = self.ix.leases.get(a)?.clone();
+        l.partner_acked = false;
+        l.pet_acked = 0;
+        Some(self.ix.put(&self.cfg, l))
+    }
+
     /// The partner acknowledged an update of `a`: `pet`, if the update carried one, lets the
     /// fast path renew MCLT beyond it; `latest`, the partner has every change made here.
     pub fn failover_acked(

@@ -355,9 +355,21 @@ impl LeaseStore {
         }
     }
 
-    /// Replaces relationship `name`'s persistent state, durably.
+    /// Replaces relationship `name`'s persistent state, durably. The unnamed state of a store
+    /// written with one relationship goes in the same transaction: it was this relationship's
+    /// (read as its own), and left behind it would be taken up by a relationship renamed later,
+    /// a new partner resuming a state it never shared.
     pub fn put_failover_state(&mut self, name: &str, blob: &[u8]) -> Result<()> {
-        self.put_meta(&failover_key(name), blob)
+        let r = (|| {
+            let tx = self.conn.transaction()?;
+            tx.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+                params![failover_key(name), blob],
+            )?;
+            tx.execute("DELETE FROM meta WHERE key = ?1", [FAILOVER_KEY])?;
+            tx.commit()
+        })();
+        self.sql(r)
     }
 
     /// A small named value kept beside the leases.

@@ -110,6 +110,10 @@ fn the_state_of_a_store_with_one_relationship_is_its_sole_relationships_after_an
         s.get_failover_state("pair", true).unwrap().as_deref(),
         Some(&b"state: partner-down"[..])
     );
+    // Written under its name, the state is no longer anyone's to pick up: a relationship
+    // renamed later (a new partner) starts without one.
+    assert_eq!(s.get_meta("failover_state").unwrap(), None);
+    assert_eq!(s.get_failover_state("renamed", true).unwrap(), None);
 }
 
 #[test]

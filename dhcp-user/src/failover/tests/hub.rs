@@ -329,3 +329,97 @@ fn one_edge_dies_the_hub_serves_its_clients_by_the_rules_and_the_other_pair_is_u
         }
     }
 }
+
+/// Edge-b's pair, after edge-a retired and its subnet moved to edge-b: edge-b serves both
+/// subnets, the hub has one relationship, `edge-b`, for both.
+fn merged_configs() -> (Config, Config) {
+    let (me, name) = (EDGE_IP[1], NAMES[1]);
+    let edge = format!(
+        "interfaces = [\"eth1\"]\nserver_id = \"{me}\"\n\n\
+         [[failover]]\nname = \"{name}\"\nrole = \"primary\"\naddress = \"{me}\"\n\
+         peer_address = \"{HUB_IP}\"\nmclt = {MCLT}\nsplit = 128\n\n{}{}",
+        subnet(0, name),
+        subnet(1, name)
+    );
+    let hub = format!(
+        "interfaces = [\"eth1\"]\nserver_id = \"{HUB_IP}\"\n\n\
+         [[failover]]\nname = \"{name}\"\nrole = \"secondary\"\naddress = \"{HUB_IP}\"\n\
+         peer_address = \"{me}\"\n\n{}{}",
+        subnet(0, name),
+        subnet(1, name)
+    );
+    (Config::from_toml(&edge, "edge.toml").unwrap(), Config::from_toml(&hub, "hub.toml").unwrap())
+}
+
+impl Node {
+    /// The process starts again, on `cfg`, from what its store kept.
+    fn restart(&mut self, cfg: Config) {
+        self.core = Core::new(cfg, &self.store, T0).unwrap();
+        self.inbox.clear();
+        self.alive = true;
+    }
+}
+
+#[test]
+fn a_subnet_moved_to_another_relationship_is_told_to_its_new_partner() {
+    let mut fleet = Fleet::new();
+    fleet.normal();
+    let mac = mac_for(true, 1);
+    let (a, _) = fleet.dora(0, 0, mac).unwrap();
+    assert!(on(0, a));
+    let hub_backup = |fleet: &Fleet| -> Vec<Ipv4Addr> {
+        let hub = fleet.nodes[HUB].store.leases.values();
+        hub.filter(|l| l.state == LeaseState::Backup && on(0, l.address))
+            .map(|l| l.address)
+            .collect()
+    };
+    let backup = hub_backup(&fleet);
+    assert_eq!(backup.len(), 10);
+
+    // Edge-a retires; its subnet joins edge-b's relationship, on both servers of that pair.
+    fleet.kill(0);
+    let (edge_cfg, hub_cfg) = merged_configs();
+    fleet.nodes[1].restart(edge_cfg);
+    fleet.nodes[HUB].restart(hub_cfg);
+    fleet.wires = vec![([(1, RelationshipId(0)), (HUB, RelationshipId(0))], None)];
+    // The hub's first turn marks its records of subnet 1 as news for edge-b, in the store.
+    let hub = &mut fleet.nodes[HUB];
+    let out: Output<()> = hub.core.turn(Now::at(fleet.now), Vec::new(), &mut hub.store);
+    let stored = hub.store.get(a).unwrap();
+    assert!(!stored.partner_acked && stored.pet_acked == 0, "{stored:?}");
+    for (r, c) in out.link {
+        fleet.carry(HUB, r, c);
+    }
+    fleet.exchange();
+    for _ in 0..120 {
+        if fleet.nodes[1].state("edge-b") == ServerState::Normal
+            && fleet.nodes[HUB].state("edge-b") == ServerState::Normal
+        {
+            break;
+        }
+        fleet.run_for(1);
+    }
+    fleet.run_for(5);
+
+    // Edge-b, which never saw subnet 1, now knows its bound client and the hub's share of it.
+    assert_eq!(fleet.active(1).get(&a), Some(&Some(mac)), "the binding reached edge-b");
+    let theirs: Vec<Ipv4Addr> = fleet.nodes[1]
+        .store
+        .leases
+        .values()
+        .filter(|l| l.state == LeaseState::Backup && on(0, l.address))
+        .map(|l| l.address)
+        .collect();
+    for b in &backup {
+        assert!(theirs.contains(b) || !hub_backup(&fleet).contains(b), "{b}: two owners");
+    }
+    assert!(fleet.nodes[HUB].store.get(a).unwrap().partner_acked, "edge-b acknowledged it");
+
+    // The hub's state now names subnet 1's pool: the next start has no news to send.
+    let blob = &fleet.nodes[HUB].store.failover["edge-b"];
+    let ranges = crate::failover::decode_ranges(blob).unwrap();
+    assert!(ranges.iter().any(|(lo, hi)| on(0, *lo) && on(0, *hi)), "{ranges:?}");
+    let (_, hub_cfg) = merged_configs();
+    fleet.nodes[HUB].restart(hub_cfg);
+    assert!(fleet.nodes[HUB].store.get(a).unwrap().partner_acked);
+}

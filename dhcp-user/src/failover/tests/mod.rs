@@ -426,7 +426,10 @@ fn the_persisted_state_reads_back() {
         mclt: MCLT,
         hba: Hba::split(100),
     };
-    assert_eq!(decode_state(&encode_state(&p)), Some(p));
+    let pool = (Ipv4Addr::new(10, 0, 0, 10), Ipv4Addr::new(10, 0, 0, 29));
+    let blob = encode_state(&p, &[pool]);
+    assert_eq!(decode_state(&blob), Some(p));
+    assert_eq!(decode_ranges(&blob), Some(vec![pool]));
     assert_eq!(decode_state(b"{not json"), None);
 }
 
