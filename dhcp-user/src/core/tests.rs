@@ -327,3 +327,13 @@ fn without_history_configured_the_turn_describes_no_events() {
     let out = c.turn(Now::at(T0 + 300), vec![renewed_by_xdp(a, T0 + 300)], &mut store);
     assert!(out.history.is_empty());
 }
+
+#[test]
+fn a_status_request_written_before_relationships_had_names_still_reads() {
+    // What a script written for one relationship sends: no `relationship` key.
+    let r: Request = serde_json::from_str(r#"{"cmd":"failover_status"}"#).unwrap();
+    assert!(matches!(r, Request::FailoverStatus { relationship: None }), "{r:?}");
+    let r: Request =
+        serde_json::from_str(r#"{"cmd":"failover_status","relationship":"edge-a"}"#).unwrap();
+    assert!(matches!(r, Request::FailoverStatus { relationship: Some(n) } if n == "edge-a"));
+}
